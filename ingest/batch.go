@@ -1,0 +1,182 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// EventColumns is the column list of every insert into events. Naming the
+// columns is required by ClickHouse 18.16 and keeps inserts working when a
+// later migration adds a column with a DEFAULT.
+const EventColumns = "message_id, type, customer_id, user_id, anonymous_id, event, properties, traits, " +
+	"event_time, event_time_ms, sent_at_ms, received_at_ms, ingest_time_ms, source, lane, " +
+	"kafka_topic, kafka_partition, kafka_offset"
+
+// EventRows holds a batch of events as columns, the shape the native
+// protocol sends, so a flush appends whole slices instead of row by row.
+// The slices are reused across flushes.
+type EventRows struct {
+	MessageID, Type, CustomerID, UserID, AnonymousID, Event, Properties, Traits []string
+	EventTime                                                                   []time.Time
+	EventTimeMs, SentAtMs, ReceivedAtMs, IngestTimeMs                           []uint64
+	Source, Lane, Topic                                                         []string
+	Partition                                                                   []int32
+	Offset                                                                      []int64
+}
+
+// Len is the number of rows.
+func (b *EventRows) Len() int { return len(b.MessageID) }
+
+// Reset empties the batch, keeping its memory.
+func (b *EventRows) Reset() {
+	b.MessageID, b.Type, b.CustomerID, b.UserID = b.MessageID[:0], b.Type[:0], b.CustomerID[:0], b.UserID[:0]
+	b.AnonymousID, b.Event, b.Properties, b.Traits = b.AnonymousID[:0], b.Event[:0], b.Properties[:0], b.Traits[:0]
+	b.EventTime, b.EventTimeMs, b.SentAtMs = b.EventTime[:0], b.EventTimeMs[:0], b.SentAtMs[:0]
+	b.ReceivedAtMs, b.IngestTimeMs = b.ReceivedAtMs[:0], b.IngestTimeMs[:0]
+	b.Source, b.Lane, b.Topic, b.Partition, b.Offset = b.Source[:0], b.Lane[:0], b.Topic[:0], b.Partition[:0], b.Offset[:0]
+}
+
+// Add appends one event consumed from topic/partition/offset.
+func (b *EventRows) Add(ev *Event, lane, topic string, partition int32, offset int64) {
+	b.MessageID = append(b.MessageID, ev.MessageID)
+	b.Type = append(b.Type, ev.Type)
+	b.CustomerID = append(b.CustomerID, ev.CustomerID())
+	b.UserID = append(b.UserID, ev.UserID)
+	b.AnonymousID = append(b.AnonymousID, ev.AnonymousID)
+	b.Event = append(b.Event, ev.EventName())
+	b.Properties = append(b.Properties, jsonOrEmpty(ev.Properties))
+	b.Traits = append(b.Traits, jsonOrEmpty(ev.Traits))
+	b.EventTime = append(b.EventTime, ev.Timestamp.Truncate(time.Second))
+	b.EventTimeMs = append(b.EventTimeMs, msOf(ev.Timestamp))
+	b.SentAtMs = append(b.SentAtMs, msOf(ev.SentAt))
+	b.ReceivedAtMs = append(b.ReceivedAtMs, msOf(ev.ReceivedAt))
+	b.IngestTimeMs = append(b.IngestTimeMs, 0)
+	b.Source = append(b.Source, ev.Source)
+	b.Lane = append(b.Lane, lane)
+	b.Topic = append(b.Topic, topic)
+	b.Partition = append(b.Partition, partition)
+	b.Offset = append(b.Offset, offset)
+}
+
+// Insert sends the batch to the events table, stamping every row with ingestMs.
+func (b *EventRows) Insert(ctx context.Context, conn *chdb.Conn, ingestMs uint64) error {
+	for i := range b.IngestTimeMs {
+		b.IngestTimeMs[i] = ingestMs
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO events ("+EventColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare events insert: %w", err)
+	}
+	cols := []any{b.MessageID, b.Type, b.CustomerID, b.UserID, b.AnonymousID, b.Event, b.Properties, b.Traits,
+		b.EventTime, b.EventTimeMs, b.SentAtMs, b.ReceivedAtMs, b.IngestTimeMs, b.Source, b.Lane,
+		b.Topic, b.Partition, b.Offset}
+	for i, col := range cols {
+		if err := batch.Column(i).Append(col); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append events column %d: %w", i, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d events: %w", b.Len(), err)
+	}
+	return nil
+}
+
+// DeadLetter is one rejected record.
+type DeadLetter struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Lane      string
+	Reason    string
+	Field     string
+	Raw       string
+	AtMs      uint64
+}
+
+func deadLetterOf(r *kgo.Record, lane string, fe *FieldError, atMs uint64) DeadLetter {
+	raw := r.Value
+	if len(raw) > maxDeadLetterBytes {
+		raw = raw[:maxDeadLetterBytes]
+	}
+	return DeadLetter{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Lane: lane,
+		Reason: fe.Code + ": " + fe.Message, Field: fe.Field, Raw: strings.ToValidUTF8(string(raw), "\uFFFD"), AtMs: atMs,
+	}
+}
+
+// InsertDeadLetters writes dead letters to ClickHouse.
+func InsertDeadLetters(ctx context.Context, conn *chdb.Conn, dls []DeadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, lane, reason, field, raw, received_at_ms, received_at)")
+	if err != nil {
+		return fmt.Errorf("prepare dead_letters insert: %w", err)
+	}
+	for _, d := range dls {
+		if err := batch.Append(d.Topic, d.Partition, d.Offset, d.Lane, d.Reason, d.Field, d.Raw, d.AtMs, time.UnixMilli(int64(d.AtMs))); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append dead letter: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d dead letters: %w", len(dls), err)
+	}
+	return nil
+}
+
+// Progress is a partition's committed position and watermark.
+type Progress struct {
+	Lane            string
+	Topic           string
+	Partition       int32
+	CommittedOffset int64
+	HighWatermark   int64
+	WatermarkMs     uint64
+}
+
+// InsertProgress records partitions' progress in loader_progress.
+func InsertProgress(ctx context.Context, conn *chdb.Conn, ps []Progress, atMs uint64) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO loader_progress (lane, kafka_topic, kafka_partition, committed_offset, high_watermark, watermark_ms, updated_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare loader_progress insert: %w", err)
+	}
+	for _, p := range ps {
+		if err := batch.Append(p.Lane, p.Topic, p.Partition, p.CommittedOffset, p.HighWatermark, p.WatermarkMs, atMs); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append progress: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert loader progress: %w", err)
+	}
+	return nil
+}
+
+func jsonOrEmpty(b []byte) string {
+	if len(b) == 0 {
+		return "{}"
+	}
+	if !utf8.Valid(b) {
+		return strings.ToValidUTF8(string(b), "\uFFFD")
+	}
+	return string(b)
+}
+
+func msOf(t time.Time) uint64 {
+	if t.IsZero() || t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixMilli())
+}

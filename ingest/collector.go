@@ -1,0 +1,403 @@
+package ingest
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
+
+	"github.com/tideline-dev/tideline/internal/broker"
+)
+
+// Source is a client of the collector: a write key and the lane its events go to.
+type Source struct {
+	// Name identifies the source in events and metrics (never the key).
+	Name string `koanf:"name"`
+	// WriteKey authenticates requests (HTTP Basic user name, as Segment SDKs send it).
+	WriteKey string `koanf:"write_key"`
+	// Lane is "web" or "server".
+	Lane string `koanf:"lane"`
+	// RateLimit is events per second accepted from this source (0: no limit).
+	RateLimit float64 `koanf:"rate_limit"`
+}
+
+// CollectorConfig configures the HTTP collector.
+type CollectorConfig struct {
+	// Addr to listen on (default 127.0.0.1:8088).
+	Addr string `koanf:"addr"`
+	// Sources are the accepted write keys (default: a "web" and a "server"
+	// demo source, keys "web-demo-key" and "server-demo-key").
+	Sources []Source `koanf:"sources"`
+	// MaxInFlight bounds requests being processed at once; more get 503 with
+	// Retry-After so memory stays bounded under overload (default 256).
+	MaxInFlight int `koanf:"max_in_flight"`
+	// ProduceTimeout bounds the wait for Kafka's acknowledgement before the
+	// request fails with 503 (default 10s).
+	ProduceTimeout time.Duration `koanf:"produce_timeout"`
+	// TLSCert and TLSKey serve HTTPS when both are set.
+	TLSCert string `koanf:"tls_cert"`
+	TLSKey  string `koanf:"tls_key"`
+}
+
+// DefaultCollectorConfig returns the local defaults.
+func DefaultCollectorConfig() CollectorConfig {
+	return CollectorConfig{
+		Addr: "127.0.0.1:8088",
+		Sources: []Source{
+			{Name: "web", WriteKey: "web-demo-key", Lane: "web"},
+			{Name: "server", WriteKey: "server-demo-key", Lane: "server"},
+		},
+		MaxInFlight:    256,
+		ProduceTimeout: 10 * time.Second,
+	}
+}
+
+// Validate says what to fix in c.
+func (c CollectorConfig) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("collector.addr is empty: give host:port to listen on"))
+	}
+	if len(c.Sources) == 0 {
+		errs = append(errs, errors.New("collector.sources is empty: configure at least one write key"))
+	}
+	names, keys := map[string]bool{}, map[string]bool{}
+	for i, s := range c.Sources {
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("collector.sources[%d].name is empty", i))
+		case names[s.Name]:
+			errs = append(errs, fmt.Errorf("collector.sources[%d].name %q is used twice", i, s.Name))
+		}
+		names[s.Name] = true
+		switch {
+		case len(s.WriteKey) < 8:
+			errs = append(errs, fmt.Errorf("collector.sources[%d] (%s): write_key must be at least 8 characters", i, s.Name))
+		case keys[s.WriteKey]:
+			errs = append(errs, fmt.Errorf("collector.sources[%d] (%s): write_key is shared with another source", i, s.Name))
+		}
+		keys[s.WriteKey] = true
+		if s.Lane != "web" && s.Lane != "server" {
+			errs = append(errs, fmt.Errorf("collector.sources[%d] (%s): lane %q must be web or server", i, s.Name, s.Lane))
+		}
+		if s.RateLimit < 0 {
+			errs = append(errs, fmt.Errorf("collector.sources[%d] (%s): rate_limit must not be negative", i, s.Name))
+		}
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("collector.max_in_flight must be at least 1, got %d", c.MaxInFlight))
+	}
+	if c.ProduceTimeout <= 0 {
+		errs = append(errs, errors.New("collector.produce_timeout must be positive"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("collector.tls_cert and collector.tls_key go together: set both or neither"))
+	}
+	return errors.Join(errs...)
+}
+
+type source struct {
+	Source
+	topic   string
+	limiter *rate.Limiter
+}
+
+// Collector is the HTTP handler of the tracking API.
+type Collector struct {
+	cfg      CollectorConfig
+	client   *kgo.Client
+	log      *slog.Logger
+	sources  []*source
+	inFlight chan struct{}
+	metrics  *collectorMetrics
+	now      func() time.Time
+	dlqTopic string
+}
+
+// NewCollector builds a collector producing through client, which must be
+// configured with acks=all (the franz-go default) and idempotent writes.
+func NewCollector(cfg CollectorConfig, bc broker.Config, client *kgo.Client, reg prometheus.Registerer, log *slog.Logger) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Collector{
+		cfg:      cfg,
+		client:   client,
+		log:      log,
+		inFlight: make(chan struct{}, cfg.MaxInFlight),
+		metrics:  newCollectorMetrics(reg),
+		now:      time.Now,
+		dlqTopic: bc.MustTopic("dlq"),
+	}
+	for _, s := range cfg.Sources {
+		topic, err := bc.Topic(s.Lane)
+		if err != nil {
+			return nil, err
+		}
+		src := &source{Source: s, topic: topic}
+		if s.RateLimit > 0 {
+			src.limiter = rate.NewLimiter(rate.Limit(s.RateLimit), int(max(s.RateLimit, 1000)))
+		}
+		c.sources = append(c.sources, src)
+	}
+	return c, nil
+}
+
+// Handler routes the tracking API.
+func (c *Collector) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/track", c.endpoint("track", TypeTrack, MaxEventBytes))
+	mux.Handle("/v1/identify", c.endpoint("identify", TypeIdentify, MaxEventBytes))
+	mux.Handle("/v1/page", c.endpoint("page", TypePage, MaxEventBytes))
+	mux.Handle("/v1/batch", c.endpoint("batch", "", MaxBatchBytes))
+	mux.Handle("/v1/import", c.endpoint("batch", "", MaxBatchBytes))
+	return mux
+}
+
+type response struct {
+	Success    bool   `json:"success"`
+	Accepted   int    `json:"accepted,omitempty"`
+	Duplicates int    `json:"duplicates,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Field      string `json:"field,omitempty"`
+	Code       string `json:"code,omitempty"`
+}
+
+func (c *Collector) endpoint(name, typ string, limit int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := c.now()
+		code := c.serve(w, r, typ, limit)
+		c.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		c.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	})
+}
+
+func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, limit int64) int {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return reply(w, http.StatusMethodNotAllowed, response{Error: "use POST", Code: "method_not_allowed"})
+	}
+	src := c.authenticate(r)
+	if src == nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tideline"`)
+		return reply(w, http.StatusUnauthorized, response{Error: "unknown or missing write key: send it as the HTTP Basic user name", Code: "unauthorized"})
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "text/plain") {
+			return reply(w, http.StatusUnsupportedMediaType, response{Error: fmt.Sprintf("content type %q: send application/json", ct), Code: "unsupported_media_type"})
+		}
+	}
+	select {
+	case c.inFlight <- struct{}{}:
+		defer func() { <-c.inFlight }()
+	default:
+		c.metrics.refused.WithLabelValues(src.Name, "overloaded").Inc()
+		w.Header().Set("Retry-After", "1")
+		return reply(w, http.StatusServiceUnavailable, response{Error: "collector is at capacity; retry after the Retry-After delay", Code: "overloaded"})
+	}
+	body, err := readBody(r, limit)
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			status := http.StatusBadRequest
+			if fe.Code == CodeTooLarge {
+				status = http.StatusRequestEntityTooLarge
+			}
+			c.reject(r.Context(), src, body, fe)
+			return reply(w, status, response{Error: fe.Message, Field: fe.Field, Code: fe.Code})
+		}
+		return reply(w, http.StatusBadRequest, response{Error: err.Error(), Code: "bad_request"})
+	}
+	received := c.now()
+	events, dups, err := c.parse(body, typ, received, src.Name)
+	if err != nil {
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			fe = &FieldError{Code: CodeMalformedJSON, Message: err.Error()}
+		}
+		status := http.StatusBadRequest
+		if fe.Code == CodeTooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		c.reject(r.Context(), src, body, fe)
+		return reply(w, status, response{Error: fe.Message, Field: fe.Field, Code: fe.Code})
+	}
+	if src.limiter != nil && !src.limiter.AllowN(received, len(events)) {
+		c.metrics.refused.WithLabelValues(src.Name, "rate_limited").Inc()
+		w.Header().Set("Retry-After", "1")
+		return reply(w, http.StatusTooManyRequests, response{Error: fmt.Sprintf("source %s is over its rate limit of %g events/s", src.Name, src.RateLimit), Code: "rate_limited"})
+	}
+	if err := c.produce(r.Context(), src, events); err != nil {
+		c.log.Warn("produce failed", "source", src.Name, "events", len(events), "err", err)
+		c.metrics.refused.WithLabelValues(src.Name, "broker_unavailable").Inc()
+		w.Header().Set("Retry-After", "5")
+		return reply(w, http.StatusServiceUnavailable, response{Error: "events could not be stored; nothing was accepted, retry after the Retry-After delay", Code: "unavailable"})
+	}
+	c.metrics.events.WithLabelValues(src.Lane, "accepted").Add(float64(len(events)))
+	return reply(w, http.StatusOK, response{Success: true, Accepted: len(events), Duplicates: dups})
+}
+
+// authenticate finds the source of the request's write key, comparing every
+// key in constant time so timing does not reveal how much of a key matched.
+func (c *Collector) authenticate(r *http.Request) *source {
+	key, _, ok := r.BasicAuth()
+	if !ok || key == "" {
+		return nil
+	}
+	var found *source
+	for _, s := range c.sources {
+		if subtle.ConstantTimeCompare([]byte(key), []byte(s.WriteKey)) == 1 {
+			found = s
+		}
+	}
+	return found
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	var rd io.Reader = http.MaxBytesReader(nil, r.Body, limit+1)
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		gz, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, fieldErr("", CodeMalformedJSON, "Content-Encoding is gzip but the body is not: %s", err)
+		}
+		defer gz.Close()
+		rd = gz
+	}
+	body, err := io.ReadAll(io.LimitReader(rd, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || int64(len(body)) > limit {
+		return body, fieldErr("", CodeTooLarge, "body is larger than %d bytes (%d KB)", limit, limit>>10)
+	}
+	if err != nil {
+		return body, fmt.Errorf("read body: %w", err)
+	}
+	return body, nil
+}
+
+type batchBody struct {
+	Batch  []json.RawMessage `json:"batch"`
+	SentAt *string           `json:"sentAt"`
+}
+
+// parse returns the accepted events of a request and how many in-batch
+// duplicates (same messageId) were dropped.
+func (c *Collector) parse(body []byte, typ string, received time.Time, sourceName string) ([]*Event, int, error) {
+	if typ != "" {
+		ev, err := ParseMessage(body, typ, time.Time{}, received, sourceName)
+		if err != nil {
+			return nil, 0, err
+		}
+		return []*Event{ev}, 0, nil
+	}
+	if err := checkDepth(body); err != nil {
+		return nil, 0, err
+	}
+	var b batchBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, 0, jsonError(err)
+	}
+	if len(b.Batch) == 0 {
+		return nil, 0, fieldErr("batch", CodeMissingField, "batch must be a non-empty array of messages")
+	}
+	var sentAt time.Time
+	if b.SentAt != nil {
+		var err error
+		if sentAt, err = parseTime("sentAt", *b.SentAt); err != nil {
+			return nil, 0, err
+		}
+	}
+	events := make([]*Event, 0, len(b.Batch))
+	seen := make(map[string]bool, len(b.Batch))
+	dups := 0
+	for i, raw := range b.Batch {
+		ev, err := ParseMessage(raw, "", sentAt, received, sourceName)
+		if err != nil {
+			return nil, 0, withPrefix(err, fmt.Sprintf("batch[%d]", i))
+		}
+		if seen[ev.MessageID] {
+			dups++
+			continue
+		}
+		seen[ev.MessageID] = true
+		events = append(events, ev)
+	}
+	return events, dups, nil
+}
+
+// produce writes events and waits for the broker's acknowledgement of all of them.
+func (c *Collector) produce(ctx context.Context, src *source, events []*Event) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ProduceTimeout)
+	defer cancel()
+	recs := make([]*kgo.Record, len(events))
+	for i, ev := range events {
+		v, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode event %s: %w", ev.MessageID, err)
+		}
+		recs[i] = &kgo.Record{Topic: src.topic, Key: []byte(ev.CustomerID()), Value: v, Timestamp: ev.ReceivedAt}
+	}
+	return c.client.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// reject keeps a refused request in the dead-letter topic with its reason, so
+// nothing a client sent is lost even when the client ignores the 4xx.
+func (c *Collector) reject(ctx context.Context, src *source, body []byte, fe *FieldError) {
+	c.metrics.events.WithLabelValues(src.Lane, "rejected").Inc()
+	rec := DeadLetterRecord(c.dlqTopic, body, "collector:"+src.Name, fe)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ProduceTimeout)
+	defer cancel()
+	if err := c.client.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		c.log.Warn("dead-letter produce failed", "source", src.Name, "reason", fe.Code, "err", err)
+	}
+}
+
+func reply(w http.ResponseWriter, status int, body response) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+	return status
+}
+
+type collectorMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	events   *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+}
+
+func newCollectorMetrics(reg prometheus.Registerer) *collectorMetrics {
+	m := &collectorMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tideline_collector_requests_total", Help: "HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tideline_collector_request_duration_seconds", Help: "Time to answer a request, including the broker acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"endpoint"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tideline_collector_events_total", Help: "Events accepted or rejected, by lane.",
+		}, []string{"lane", "outcome"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tideline_collector_refused_requests_total", Help: "Requests refused to protect the service or because the broker was unavailable.",
+		}, []string{"source", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.events, m.refused)
+	}
+	return m
+}

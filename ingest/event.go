@@ -1,0 +1,333 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits from the Segment tracking API.
+const (
+	MaxEventBytes = 32 << 10
+	MaxBatchBytes = 500 << 10
+	// MaxDepth bounds nesting of properties and traits: deep documents cost
+	// the decoder stack and ClickHouse's JSON functions time, and no
+	// analytics property needs more.
+	MaxDepth = 32
+	// maxIDLen bounds messageId, userId and anonymousId.
+	maxIDLen = 256
+)
+
+// Event types accepted by the collector.
+const (
+	TypeTrack    = "track"
+	TypeIdentify = "identify"
+	TypePage     = "page"
+)
+
+// Event is the normalised form of one accepted event: what the collector
+// writes to Kafka (as JSON) and what the loader decodes. Timestamps are UTC.
+type Event struct {
+	MessageID   string          `json:"messageId"`
+	Type        string          `json:"type"`
+	UserID      string          `json:"userId,omitempty"`
+	AnonymousID string          `json:"anonymousId,omitempty"`
+	Event       string          `json:"event,omitempty"`
+	Name        string          `json:"name,omitempty"`
+	Properties  json.RawMessage `json:"properties,omitempty"`
+	Traits      json.RawMessage `json:"traits,omitempty"`
+	// Timestamp is the event time, corrected for client clock skew.
+	Timestamp time.Time `json:"timestamp"`
+	// SentAt is when the client sent the request (zero when not given).
+	SentAt time.Time `json:"sentAt,omitzero"`
+	// ReceivedAt is when the collector received the request.
+	ReceivedAt time.Time `json:"receivedAt"`
+	// Source is the write key's source name.
+	Source string `json:"source,omitempty"`
+}
+
+// CustomerID is the identity events are keyed and grouped by: the userId
+// when known, else the anonymousId prefixed with "anon:" so the two spaces
+// never collide.
+func (e *Event) CustomerID() string {
+	if e.UserID != "" {
+		return e.UserID
+	}
+	return "anon:" + e.AnonymousID
+}
+
+// EventName is the name stored in the events table: the track event, the page
+// name, or "" for identify.
+func (e *Event) EventName() string {
+	if e.Type == TypePage {
+		return e.Name
+	}
+	return e.Event
+}
+
+// incoming is one message as a Segment-compatible client sends it.
+type incoming struct {
+	MessageID   *string         `json:"messageId"`
+	Type        *string         `json:"type"`
+	UserID      json.RawMessage `json:"userId"`
+	AnonymousID json.RawMessage `json:"anonymousId"`
+	Event       *string         `json:"event"`
+	Name        *string         `json:"name"`
+	Properties  json.RawMessage `json:"properties"`
+	Traits      json.RawMessage `json:"traits"`
+	Context     *struct {
+		Traits json.RawMessage `json:"traits"`
+	} `json:"context"`
+	Timestamp *string `json:"timestamp"`
+	SentAt    *string `json:"sentAt"`
+}
+
+// Clock bounds for accepted event times: older than minEventTime is a
+// client bug (epoch-zero clocks), and more than maxFuture ahead of the
+// server is never a real event.
+var minEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxFuture = 24 * time.Hour
+
+// ParseMessage validates one Segment message and returns it normalised.
+// typ is the endpoint's type ("" for batch items, which carry their own);
+// batchSentAt is the batch's sentAt, used when the message has none.
+func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time.Time, source string) (*Event, error) {
+	if len(raw) > MaxEventBytes {
+		return nil, fieldErr("", CodeTooLarge, "event is %d bytes; the limit is %d bytes (32 KB)", len(raw), MaxEventBytes)
+	}
+	if !utf8.Valid(raw) {
+		return nil, fieldErr("", CodeInvalidEncoding, "body is not valid UTF-8")
+	}
+	if err := checkDepth(raw); err != nil {
+		return nil, err
+	}
+	var in incoming
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&in); err != nil {
+		return nil, jsonError(err)
+	}
+	if dec.More() {
+		return nil, fieldErr("", CodeMalformedJSON, "unexpected data after the JSON object")
+	}
+	ev := &Event{ReceivedAt: receivedAt.UTC(), Source: source}
+	switch {
+	case typ != "":
+		ev.Type = typ
+		if in.Type != nil && *in.Type != typ {
+			return nil, fieldErr("type", CodeInvalidField, "type %q sent to the %s endpoint", *in.Type, typ)
+		}
+	case in.Type == nil:
+		return nil, fieldErr("type", CodeMissingField, "type is required in a batch item: track, identify or page")
+	default:
+		ev.Type = *in.Type
+	}
+	switch ev.Type {
+	case TypeTrack, TypeIdentify, TypePage:
+	default:
+		return nil, fieldErr("type", CodeUnknownType, "type %q is not supported: use track, identify or page", ev.Type)
+	}
+	if in.MessageID == nil || strings.TrimSpace(*in.MessageID) == "" {
+		return nil, fieldErr("messageId", CodeMissingField, "messageId is required: a unique id per event, reused on retries so duplicates can be removed")
+	}
+	if len(*in.MessageID) > maxIDLen {
+		return nil, fieldErr("messageId", CodeInvalidField, "messageId is longer than %d characters", maxIDLen)
+	}
+	ev.MessageID = *in.MessageID
+	var err error
+	if ev.UserID, err = idString("userId", in.UserID); err != nil {
+		return nil, err
+	}
+	if ev.AnonymousID, err = idString("anonymousId", in.AnonymousID); err != nil {
+		return nil, err
+	}
+	if ev.UserID == "" && ev.AnonymousID == "" {
+		return nil, fieldErr("userId", CodeMissingField, "userId or anonymousId is required")
+	}
+	if ev.Type == TypeTrack {
+		if in.Event == nil || strings.TrimSpace(*in.Event) == "" {
+			return nil, fieldErr("event", CodeMissingField, "event (the event name) is required for track")
+		}
+		ev.Event = *in.Event
+	}
+	if in.Name != nil {
+		ev.Name = *in.Name
+	}
+	if ev.Properties, err = object("properties", in.Properties); err != nil {
+		return nil, err
+	}
+	traits := in.Traits
+	if len(traits) == 0 && in.Context != nil {
+		traits = in.Context.Traits
+	}
+	if ev.Traits, err = object("traits", traits); err != nil {
+		return nil, err
+	}
+	sentAt := batchSentAt
+	if in.SentAt != nil {
+		if sentAt, err = parseTime("sentAt", *in.SentAt); err != nil {
+			return nil, err
+		}
+	}
+	ev.SentAt = sentAt.UTC()
+	ts := receivedAt
+	if in.Timestamp != nil {
+		if ts, err = parseTime("timestamp", *in.Timestamp); err != nil {
+			return nil, err
+		}
+		// Segment's clock-skew correction: the client's clock may be off, but
+		// the time between the event and sending it is measured on that same
+		// clock, so it carries over to the server's clock.
+		if !sentAt.IsZero() {
+			ts = receivedAt.Add(-sentAt.Sub(ts))
+		}
+	}
+	if ts.Before(minEventTime) {
+		return nil, fieldErr("timestamp", CodeInvalidTime, "timestamp %s is before 2000-01-01 after clock-skew correction; check the client's clock", ts.UTC().Format(time.RFC3339))
+	}
+	if ts.After(receivedAt.Add(maxFuture)) {
+		return nil, fieldErr("timestamp", CodeInvalidTime, "timestamp %s is more than 24h in the future after clock-skew correction", ts.UTC().Format(time.RFC3339))
+	}
+	ev.Timestamp = ts.UTC()
+	return ev, nil
+}
+
+// DecodeRecord decodes and re-validates a normalised event from Kafka. The
+// loader cannot trust producers other than the collector, so every invariant
+// the collector enforces is checked again here.
+func DecodeRecord(value []byte) (*Event, error) {
+	if len(value) > MaxEventBytes+4096 {
+		return nil, fieldErr("", CodeTooLarge, "record is %d bytes; events are limited to 32 KB", len(value))
+	}
+	if !utf8.Valid(value) {
+		return nil, fieldErr("", CodeInvalidEncoding, "record is not valid UTF-8")
+	}
+	if err := checkDepth(value); err != nil {
+		return nil, err
+	}
+	var ev Event
+	if err := json.Unmarshal(value, &ev); err != nil {
+		return nil, jsonError(err)
+	}
+	if err := ev.validate(); err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+func (e *Event) validate() error {
+	switch e.Type {
+	case TypeTrack, TypeIdentify, TypePage:
+	case "":
+		return fieldErr("type", CodeMissingField, "type is required")
+	default:
+		return fieldErr("type", CodeUnknownType, "type %q is not supported", e.Type)
+	}
+	switch {
+	case e.MessageID == "":
+		return fieldErr("messageId", CodeMissingField, "messageId is required")
+	case len(e.MessageID) > maxIDLen:
+		return fieldErr("messageId", CodeInvalidField, "messageId is longer than %d characters", maxIDLen)
+	case e.UserID == "" && e.AnonymousID == "":
+		return fieldErr("userId", CodeMissingField, "userId or anonymousId is required")
+	case len(e.UserID) > maxIDLen || len(e.AnonymousID) > maxIDLen:
+		return fieldErr("userId", CodeInvalidField, "ids are limited to %d characters", maxIDLen)
+	case e.Type == TypeTrack && e.Event == "":
+		return fieldErr("event", CodeMissingField, "event is required for track")
+	case e.Timestamp.IsZero():
+		return fieldErr("timestamp", CodeMissingField, "timestamp is required")
+	case e.Timestamp.Before(minEventTime):
+		return fieldErr("timestamp", CodeInvalidTime, "timestamp %s is before 2000-01-01", e.Timestamp.Format(time.RFC3339))
+	}
+	if e.ReceivedAt.IsZero() {
+		e.ReceivedAt = e.Timestamp
+	}
+	if _, err := object("properties", e.Properties); err != nil {
+		return err
+	}
+	if _, err := object("traits", e.Traits); err != nil {
+		return err
+	}
+	return nil
+}
+
+func idString(field string, raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if len(s) > maxIDLen {
+			return "", fieldErr(field, CodeInvalidField, "%s is longer than %d characters", field, maxIDLen)
+		}
+		return s, nil
+	}
+	// Segment libraries accept numeric ids and send them as numbers.
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return n.String(), nil
+	}
+	return "", fieldErr(field, CodeInvalidField, "%s must be a string or a number", field)
+}
+
+func object(field string, raw json.RawMessage) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, fieldErr(field, CodeInvalidField, "%s must be a JSON object", field)
+	}
+	return raw, nil
+}
+
+func parseTime(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fieldErr(field, CodeInvalidTime, "%s %q is not an ISO-8601 time such as 2025-12-14T18:58:00.000Z", field, truncate(s, 64))
+	}
+	return t, nil
+}
+
+func jsonError(err error) error {
+	return fieldErr("", CodeMalformedJSON, "body is not a valid JSON object: %s", err)
+}
+
+// checkDepth rejects documents nested deeper than MaxDepth without decoding them.
+func checkDepth(b []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > MaxDepth {
+				return fieldErr("", CodeTooDeep, "JSON is nested deeper than %d levels", MaxDepth)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

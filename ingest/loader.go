@@ -1,0 +1,580 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// LoaderConfig configures the loader.
+type LoaderConfig struct {
+	// Lanes to consume (default web, server, backfill). "dlq" also loads
+	// the collector's rejects from events.dlq into the dead_letters table.
+	Lanes []string `koanf:"lanes"`
+	// Group is the consumer group prefix; each lane's group is Group.lane
+	// (default "tideline-loader").
+	Group string `koanf:"group"`
+	// BatchSize flushes a lane's batch when it holds this many records (default 50000).
+	BatchSize int `koanf:"batch_size"`
+	// FlushInterval flushes a non-empty batch this long after its first
+	// record, bounding latency at low rates (default 200ms).
+	FlushInterval time.Duration `koanf:"flush_interval"`
+	// WatermarkInterval is how often idle partitions' watermarks advance and
+	// lag is measured (default 1s).
+	WatermarkInterval time.Duration `koanf:"watermark_interval"`
+	// WatermarkGrace is subtracted from "now" for a caught-up partition's
+	// watermark, covering records the collector is still producing (default 2s).
+	WatermarkGrace time.Duration `koanf:"watermark_grace"`
+	// BackfillMaxLiveLag pauses the backfill lane while the live lanes'
+	// consumer lag (records) is above it, so live traffic never waits behind
+	// a backfill (default 20000).
+	BackfillMaxLiveLag int64 `koanf:"backfill_max_live_lag"`
+	// FetchMaxBytes bounds one fetch response (default 50 MiB).
+	FetchMaxBytes int32 `koanf:"fetch_max_bytes"`
+	// MaxRetryBackoff caps the backoff between failed inserts (default 10s).
+	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
+	// ShutdownTimeout bounds the final flush on SIGTERM (default 30s).
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// DefaultLoaderConfig returns the defaults.
+func DefaultLoaderConfig() LoaderConfig {
+	return LoaderConfig{
+		Lanes:              []string{"web", "server", "backfill", "dlq"},
+		Group:              "tideline-loader",
+		BatchSize:          50000,
+		FlushInterval:      200 * time.Millisecond,
+		WatermarkInterval:  time.Second,
+		WatermarkGrace:     2 * time.Second,
+		BackfillMaxLiveLag: 20000,
+		FetchMaxBytes:      50 << 20,
+		MaxRetryBackoff:    10 * time.Second,
+		ShutdownTimeout:    30 * time.Second,
+	}
+}
+
+// Validate says what to fix in c.
+func (c LoaderConfig) Validate() error {
+	var errs []error
+	if len(c.Lanes) == 0 {
+		errs = append(errs, errors.New("loader.lanes is empty: give at least one of web, server, backfill, dlq"))
+	}
+	for _, l := range c.Lanes {
+		if _, err := (broker.Config{}).Topic(l); err != nil {
+			errs = append(errs, fmt.Errorf("loader.lanes: %w", err))
+		}
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("loader.group is empty"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("loader.batch_size must be at least 1, got %d", c.BatchSize))
+	}
+	if c.FlushInterval <= 0 || c.WatermarkInterval <= 0 {
+		errs = append(errs, errors.New("loader.flush_interval and loader.watermark_interval must be positive"))
+	}
+	if c.FetchMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("loader.fetch_max_bytes must be at least 1 MiB, got %d", c.FetchMaxBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// LaneStats counts a lane's records since start.
+type LaneStats struct {
+	Consumed     int64
+	Inserted     int64
+	DeadLettered int64
+	Lag          int64
+	WatermarkMs  uint64
+}
+
+// Loader consumes the lanes into ClickHouse.
+type Loader struct {
+	cfg      LoaderConfig
+	bc       broker.Config
+	seeds    []string
+	conn     *chdb.Conn
+	log      *slog.Logger
+	metrics  *loaderMetrics
+	kprom    *kprom.Metrics
+	producer *kgo.Client
+	lanes    map[string]*lane
+	liveLag  sync.Map // lane -> int64
+}
+
+// NewLoader prepares a loader; Run starts consuming.
+func NewLoader(cfg LoaderConfig, bc broker.Config, seeds []string, conn *chdb.Conn, reg prometheus.Registerer, log *slog.Logger) (*Loader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Loader{cfg: cfg, bc: bc, seeds: seeds, conn: conn, log: log, metrics: newLoaderMetrics(reg), lanes: map[string]*lane{}}
+	if reg != nil {
+		l.kprom = kprom.NewMetrics("tideline_loader_kafka", kprom.Registerer(reg))
+	}
+	for _, name := range cfg.Lanes {
+		l.lanes[name] = &lane{name: name, stats: &laneCounters{}}
+	}
+	return l, nil
+}
+
+// Stats returns per-lane counters.
+func (l *Loader) Stats() map[string]LaneStats {
+	out := map[string]LaneStats{}
+	for name, ln := range l.lanes {
+		out[name] = LaneStats{
+			Consumed:     ln.stats.consumed.Load(),
+			Inserted:     ln.stats.inserted.Load(),
+			DeadLettered: ln.stats.deadLettered.Load(),
+			Lag:          ln.stats.lag.Load(),
+			WatermarkMs:  ln.stats.watermarkMs.Load(),
+		}
+	}
+	return out
+}
+
+// Run consumes until ctx is cancelled, then flushes and commits what it
+// holds and leaves the groups. It returns the first lane error.
+func (l *Loader) Run(ctx context.Context) error {
+	opts := broker.ClientOpts(l.seeds, l.log)
+	if l.kprom != nil {
+		opts = append(opts, kgo.WithHooks(l.kprom))
+	}
+	producer, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka producer for dead letters: %w", err)
+	}
+	defer producer.Close()
+	l.producer = producer
+
+	errc := make(chan error, len(l.lanes))
+	var wg sync.WaitGroup
+	for _, ln := range l.lanes {
+		wg.Add(1)
+		// Each lane's goroutine stops when ctx is cancelled or its client fails.
+		go func() {
+			defer wg.Done()
+			if err := l.runLane(ctx, ln); err != nil {
+				errc <- fmt.Errorf("lane %s: %w", ln.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+type laneCounters struct {
+	consumed, inserted, deadLettered, lag atomic.Int64
+	watermarkMs                           atomic.Uint64
+}
+
+type lane struct {
+	name  string
+	stats *laneCounters
+}
+
+type partState struct {
+	next        int64 // next offset to consume
+	hwm         int64
+	watermarkMs uint64
+	touched     bool
+}
+
+// laneRun is one lane's consume loop state; it is owned by one goroutine.
+type laneRun struct {
+	l        *Loader
+	ln       *lane
+	topic    string
+	group    string
+	client   *kgo.Client
+	adm      *kadm.Client
+	rows     EventRows
+	dead     []DeadLetter
+	dlqOut   []*kgo.Record
+	pending  int
+	first    time.Time
+	parts    map[int32]*partState
+	assigned sync.Map // partition -> bool, written from rebalance callbacks
+	paused   bool
+}
+
+func (l *Loader) runLane(ctx context.Context, ln *lane) error {
+	topic, err := l.bc.Topic(ln.name)
+	if err != nil {
+		return err
+	}
+	r := &laneRun{l: l, ln: ln, topic: topic, group: l.cfg.Group + "." + ln.name, parts: map[int32]*partState{}}
+	opts := append(broker.ClientOpts(l.seeds, l.log),
+		kgo.ConsumerGroup(r.group),
+		kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait until the batch in hand is inserted and committed,
+		// so a partition never moves with records inserted but uncommitted
+		// (which would be redelivered: harmless, but wasted work) or
+		// polled but not inserted.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxBytes(l.cfg.FetchMaxBytes),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			for _, p := range m[topic] {
+				r.assigned.Store(p, true)
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			for _, p := range m[topic] {
+				r.assigned.Delete(p)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			for _, p := range m[topic] {
+				r.assigned.Delete(p)
+			}
+		}),
+	)
+	if l.kprom != nil {
+		opts = append(opts, kgo.WithHooks(l.kprom))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	r.client = cl
+	r.adm = kadm.NewClient(cl)
+	defer cl.Close()
+	l.log.Info("loader lane started", "lane", ln.name, "topic", topic, "group", r.group)
+
+	tick := time.NewTicker(l.cfg.WatermarkInterval)
+	defer tick.Stop()
+	for {
+		if ctx.Err() != nil {
+			return r.shutdown()
+		}
+		select {
+		case <-tick.C:
+			r.idle(ctx)
+		default:
+		}
+		wait := l.cfg.FlushInterval
+		if r.pending > 0 {
+			wait = time.Until(r.first.Add(l.cfg.FlushInterval))
+		}
+		if wait > 0 {
+			pctx, cancel := context.WithTimeout(ctx, wait)
+			fetches := cl.PollRecords(pctx, l.cfg.BatchSize-r.pending)
+			cancel()
+			if fetches.IsClientClosed() {
+				return nil
+			}
+			fetches.EachError(func(t string, p int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					l.log.Warn("fetch error", "lane", ln.name, "topic", t, "partition", p, "err", err)
+				}
+			})
+			r.take(fetches)
+		}
+		if r.pending > 0 && (r.pending >= l.cfg.BatchSize || !time.Now().Before(r.first.Add(l.cfg.FlushInterval))) {
+			if err := r.flush(ctx); err != nil {
+				if ctx.Err() != nil {
+					// Nothing of this batch was committed; the group
+					// redelivers it to whoever consumes next.
+					return nil
+				}
+				return err
+			}
+		}
+		if r.pending == 0 {
+			cl.AllowRebalance()
+		}
+	}
+}
+
+// take decodes polled records into the batch.
+func (r *laneRun) take(fetches kgo.Fetches) {
+	now := chdb.NowMs()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		ps := r.part(p.Partition)
+		if p.HighWatermark > ps.hwm {
+			ps.hwm = p.HighWatermark
+		}
+		for _, rec := range p.Records {
+			if r.pending == 0 {
+				r.first = time.Now()
+			}
+			r.pending++
+			ps.next = rec.Offset + 1
+			ps.touched = true
+			r.ln.stats.consumed.Add(1)
+			r.l.metrics.consumed.WithLabelValues(r.ln.name).Inc()
+			if r.ln.name == "dlq" {
+				r.takeDLQ(rec, now)
+				continue
+			}
+			ev, err := DecodeRecord(rec.Value)
+			if err != nil {
+				var fe *FieldError
+				if !errors.As(err, &fe) {
+					fe = &FieldError{Code: CodeMalformedJSON, Message: err.Error()}
+				}
+				r.dead = append(r.dead, deadLetterOf(rec, r.ln.name, fe, now))
+				r.dlqOut = append(r.dlqOut, DeadLetterRecord(r.l.bc.MustTopic("dlq"), rec.Value, "loader:"+r.ln.name, fe))
+				continue
+			}
+			r.rows.Add(ev, r.ln.name, rec.Topic, rec.Partition, rec.Offset)
+			if ms := msOf(ev.ReceivedAt); ms > ps.watermarkMs {
+				ps.watermarkMs = ms
+			}
+		}
+	})
+}
+
+// takeDLQ keeps the collector's rejects; the loader's own are already in
+// dead_letters with their original Kafka position.
+func (r *laneRun) takeDLQ(rec *kgo.Record, now uint64) {
+	if !fromCollector(rec) {
+		return
+	}
+	fe := &FieldError{Code: header(rec, HeaderCode), Message: header(rec, HeaderError), Field: header(rec, HeaderField)}
+	dl := deadLetterOf(rec, header(rec, HeaderOrigin), fe, now)
+	r.dead = append(r.dead, dl)
+}
+
+func (r *laneRun) part(p int32) *partState {
+	ps := r.parts[p]
+	if ps == nil {
+		ps = &partState{}
+		r.parts[p] = ps
+	}
+	return ps
+}
+
+// flush inserts the batch, retrying with backoff until ClickHouse takes it or
+// ctx ends, then commits the offsets. Offsets are never committed for a batch
+// ClickHouse did not acknowledge.
+func (r *laneRun) flush(ctx context.Context) error {
+	start := time.Now()
+	ingest := chdb.NowMs()
+	if err := r.retry(ctx, "insert events", func(ctx context.Context) error {
+		if r.rows.Len() == 0 {
+			return nil
+		}
+		return r.rows.Insert(ctx, r.l.conn, ingest)
+	}); err != nil {
+		return err
+	}
+	if err := r.retry(ctx, "insert dead letters", func(ctx context.Context) error {
+		return InsertDeadLetters(ctx, r.l.conn, r.dead)
+	}); err != nil {
+		return err
+	}
+	if len(r.dlqOut) > 0 {
+		if err := r.retry(ctx, "produce dead letters", func(ctx context.Context) error {
+			return r.l.producer.ProduceSync(ctx, r.dlqOut...).FirstErr()
+		}); err != nil {
+			return err
+		}
+	}
+	if err := r.retry(ctx, "commit offsets", func(ctx context.Context) error {
+		return r.client.CommitUncommittedOffsets(ctx)
+	}); err != nil {
+		return err
+	}
+	inserted, dead := r.rows.Len(), len(r.dead)
+	if r.ln.name == "dlq" {
+		inserted, dead = 0, len(r.dead)
+	}
+	r.ln.stats.inserted.Add(int64(inserted))
+	r.ln.stats.deadLettered.Add(int64(dead))
+	r.l.metrics.inserted.WithLabelValues(r.ln.name).Add(float64(inserted))
+	r.l.metrics.deadLettered.WithLabelValues(r.ln.name).Add(float64(dead))
+	r.l.metrics.batchSeconds.WithLabelValues(r.ln.name).Observe(time.Since(start).Seconds())
+	r.l.metrics.batchRows.WithLabelValues(r.ln.name).Observe(float64(r.pending))
+	r.writeProgress(ctx, false)
+	r.rows.Reset()
+	r.dead = r.dead[:0]
+	r.dlqOut = r.dlqOut[:0]
+	r.pending = 0
+	return nil
+}
+
+// writeProgress records touched partitions' offsets and watermarks. It is
+// best-effort: progress rows are advisory and rewritten on the next flush.
+func (r *laneRun) writeProgress(ctx context.Context, all bool) {
+	if r.ln.name == "dlq" {
+		return
+	}
+	var ps []Progress
+	var minWm uint64
+	for p, st := range r.parts {
+		if !st.touched && !all {
+			continue
+		}
+		if _, ok := r.assigned.Load(p); !ok && all {
+			continue
+		}
+		st.touched = false
+		ps = append(ps, Progress{Lane: r.ln.name, Topic: r.topic, Partition: p, CommittedOffset: st.next, HighWatermark: max(st.hwm, st.next), WatermarkMs: st.watermarkMs})
+		if minWm == 0 || st.watermarkMs < minWm {
+			minWm = st.watermarkMs
+		}
+	}
+	if len(ps) == 0 {
+		return
+	}
+	if err := InsertProgress(ctx, r.l.conn, ps, chdb.NowMs()); err != nil {
+		r.l.log.Warn("record loader progress", "lane", r.ln.name, "err", err)
+		return
+	}
+	r.ln.stats.watermarkMs.Store(minWm)
+}
+
+// idle measures lag and advances the watermark of caught-up partitions this
+// member owns: with nothing left to consume, everything received before now
+// (less the grace for in-flight produces) is loaded.
+func (r *laneRun) idle(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lags, err := r.adm.Lag(lctx, r.group)
+	if err != nil {
+		return
+	}
+	gl, ok := lags[r.group]
+	if !ok || gl.Error() != nil {
+		return
+	}
+	now := time.Now().Add(-r.l.cfg.WatermarkGrace)
+	var total int64
+	for p, ml := range gl.Lag[r.topic] {
+		lag := ml.Lag
+		if lag < 0 {
+			lag = 0
+		}
+		total += lag
+		r.l.metrics.lag.WithLabelValues(r.ln.name, strconv.Itoa(int(p))).Set(float64(lag))
+		if _, mine := r.assigned.Load(p); !mine {
+			continue
+		}
+		st := r.part(p)
+		if ml.End.Offset > st.hwm {
+			st.hwm = ml.End.Offset
+		}
+		if ml.Commit.At > st.next {
+			st.next = ml.Commit.At
+		}
+		if lag == 0 && r.pending == 0 {
+			if ms := uint64(now.UnixMilli()); ms > st.watermarkMs {
+				st.watermarkMs = ms
+			}
+		}
+	}
+	r.ln.stats.lag.Store(total)
+	r.l.liveLag.Store(r.ln.name, total)
+	r.writeProgress(ctx, true)
+	if wm := r.ln.stats.watermarkMs.Load(); wm > 0 {
+		r.l.metrics.watermarkAge.WithLabelValues(r.ln.name).Set(time.Since(time.UnixMilli(int64(wm))).Seconds())
+	}
+	if r.ln.name == "backfill" {
+		r.yieldToLive()
+	}
+}
+
+// yieldToLive pauses the backfill lane while live lanes are behind.
+func (r *laneRun) yieldToLive() {
+	var live int64
+	for _, name := range []string{"web", "server"} {
+		if v, ok := r.l.liveLag.Load(name); ok {
+			live += v.(int64)
+		}
+	}
+	switch {
+	case live > r.l.cfg.BackfillMaxLiveLag && !r.paused:
+		r.client.PauseFetchTopics(r.topic)
+		r.paused = true
+		r.l.log.Info("backfill lane paused: live lanes are behind", "live_lag", live)
+	case live <= r.l.cfg.BackfillMaxLiveLag && r.paused:
+		r.client.ResumeFetchTopics(r.topic)
+		r.paused = false
+		r.l.log.Info("backfill lane resumed", "live_lag", live)
+	}
+	paused := 0.0
+	if r.paused {
+		paused = 1
+	}
+	r.l.metrics.backfillPaused.Set(paused)
+}
+
+func (r *laneRun) retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.l.metrics.insertErrors.WithLabelValues(r.ln.name, what).Inc()
+		r.l.log.Warn("loader retrying", "lane", r.ln.name, "op", what, "attempt", attempt, "backoff", backoff, "err", err)
+		jitter := time.Duration(rand.Int64N(int64(backoff) / 2))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff + jitter):
+		}
+		backoff = min(backoff*2, r.l.cfg.MaxRetryBackoff)
+	}
+}
+
+// shutdown flushes and commits what the lane holds, bounded by ShutdownTimeout.
+func (r *laneRun) shutdown() error {
+	if r.pending == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.l.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := r.flush(ctx); err != nil {
+		return fmt.Errorf("final flush of %d records (they will be redelivered): %w", r.pending, err)
+	}
+	r.l.log.Info("loader lane drained", "lane", r.ln.name)
+	return nil
+}
+
+type loaderMetrics struct {
+	consumed, inserted, deadLettered *prometheus.CounterVec
+	insertErrors                     *prometheus.CounterVec
+	batchSeconds, batchRows          *prometheus.HistogramVec
+	lag, watermarkAge                *prometheus.GaugeVec
+	backfillPaused                   prometheus.Gauge
+}
+
+func newLoaderMetrics(reg prometheus.Registerer) *loaderMetrics {
+	m := &loaderMetrics{
+		consumed:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_records_consumed_total", Help: "Kafka records consumed, by lane."}, []string{"lane"}),
+		inserted:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_rows_inserted_total", Help: "Event rows ClickHouse acknowledged, by lane."}, []string{"lane"}),
+		deadLettered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_dead_letters_total", Help: "Records sent to the dead-letter table, by lane."}, []string{"lane"}),
+		insertErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_errors_total", Help: "Failed flush steps (retried), by lane and step."}, []string{"lane", "op"}),
+		batchSeconds:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tideline_loader_batch_duration_seconds", Help: "Time to insert and commit one batch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"lane"}),
+		batchRows:      prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tideline_loader_batch_records", Help: "Records per flushed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"lane"}),
+		lag:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tideline_loader_consumer_lag_records", Help: "Records not yet committed, by lane and partition."}, []string{"lane", "partition"}),
+		watermarkAge:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tideline_loader_watermark_age_seconds", Help: "How far the lane's event-time watermark is behind now."}, []string{"lane"}),
+		backfillPaused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tideline_loader_backfill_paused", Help: "1 while the backfill lane yields to live lanes."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.consumed, m.inserted, m.deadLettered, m.insertErrors, m.batchSeconds, m.batchRows, m.lag, m.watermarkAge, m.backfillPaused)
+	}
+	return m
+}

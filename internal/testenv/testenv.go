@@ -1,0 +1,158 @@
+// Package testenv gives integration tests the real servers the repo's
+// scripts start: a fresh ClickHouse database with the schema applied, and the
+// Kafka brokers to run against (the embedded kfake always, Apache Kafka when
+// TIDELINE_TEST_KAFKA names it). A missing server fails the test with what
+// to run; it never skips.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	tsql "github.com/tideline-dev/tideline/sql"
+)
+
+// Environment variables read by the tests.
+const (
+	// EnvClickHouse is the native address of ClickHouse (default 127.0.0.1:19000).
+	EnvClickHouse = "TIDELINE_TEST_CLICKHOUSE"
+	// EnvKafka lists Apache Kafka seed brokers; when set, integration tests
+	// also run against it. CI sets it.
+	EnvKafka = "TIDELINE_TEST_KAFKA"
+	// EnvKeep keeps test databases for inspection.
+	EnvKeep = "TIDELINE_TEST_KEEP"
+)
+
+// Logger returns a logger for tests: quiet unless -v.
+func Logger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+var nonIdent = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// Name returns a short unique identifier for t, usable in database and topic names.
+func Name(t testing.TB) string {
+	n := nonIdent.ReplaceAllString(strings.ToLower(t.Name()), "_")
+	if len(n) > 30 {
+		n = n[:30]
+	}
+	return fmt.Sprintf("%s_%06x", n, rand.Uint32()&0xffffff)
+}
+
+// ClickHouseConfig is the config of a new, empty test database.
+func ClickHouseConfig(t testing.TB) chdb.Config {
+	c := chdb.DefaultConfig()
+	if a := os.Getenv(EnvClickHouse); a != "" {
+		c.Addr = a
+	}
+	c.Database = "test_" + Name(t)
+	return c
+}
+
+// ClickHouse opens a fresh database with every migration applied and drops
+// it when the test ends.
+func ClickHouse(t testing.TB) *chdb.Conn {
+	t.Helper()
+	return ClickHouseWith(t, ClickHouseConfig(t))
+}
+
+// ClickHouseWith is ClickHouse for a given config.
+func ClickHouseWith(t testing.TB, c chdb.Config) *chdb.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := chdb.Open(ctx, c, true)
+	if err != nil {
+		t.Fatalf("ClickHouse is required at %s (start it with scripts/clickhouse.sh start): %v", c.Addr, err)
+	}
+	if _, err := tsql.Up(ctx, conn, Logger(t)); err != nil {
+		t.Fatalf("migrate test database %s: %v", c.Database, err)
+	}
+	t.Cleanup(func() {
+		if os.Getenv(EnvKeep) == "" {
+			_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+c.Database)
+		} else {
+			t.Logf("kept database %s", c.Database)
+		}
+		conn.Close()
+	})
+	return conn
+}
+
+// Broker is a Kafka to run a test against.
+type Broker struct {
+	// Name is "kfake" or "kafka".
+	Name   string
+	Seeds  []string
+	Config broker.Config
+	// Embedded is set for kfake, for fault injection.
+	Embedded *broker.Embedded
+}
+
+// Brokers returns the brokers integration tests must pass against. The
+// embedded broker is started per call and stopped with the test; Apache
+// Kafka is used when TIDELINE_TEST_KAFKA is set, and its absence fails the
+// test when CI is set. Topic names are prefixed per test so tests can share
+// the real broker.
+func Brokers(t testing.TB) []Broker {
+	t.Helper()
+	return []Broker{Embedded(t), Kafka(t)}[:brokersWanted(t)]
+}
+
+func brokersWanted(t testing.TB) int {
+	if os.Getenv(EnvKafka) != "" {
+		return 2
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not set: CI must run the integration suite against Apache Kafka too (scripts/kafka.sh start)", EnvKafka)
+	}
+	return 1
+}
+
+// Embedded starts a kfake broker for the test.
+func Embedded(t testing.TB) Broker {
+	t.Helper()
+	c := broker.DefaultConfig()
+	c.EmbeddedPort = 0
+	c.Partitions = 4
+	e, err := broker.StartEmbedded(c)
+	if err != nil {
+		t.Fatalf("start embedded broker: %v", err)
+	}
+	t.Cleanup(e.Close)
+	return Broker{Name: "kfake", Seeds: e.Addrs(), Config: c, Embedded: e}
+}
+
+// Kafka returns the Apache Kafka broker from TIDELINE_TEST_KAFKA with this
+// test's topics created; callers use Brokers unless a test is about Kafka itself.
+func Kafka(t testing.TB) Broker {
+	t.Helper()
+	seeds := strings.Split(os.Getenv(EnvKafka), ",")
+	c := broker.DefaultConfig()
+	c.Mode = "kafka"
+	c.Brokers = seeds
+	c.Partitions = 4
+	c.TopicPrefix = Name(t) + "."
+	if os.Getenv(EnvKafka) == "" {
+		return Broker{Name: "kafka", Config: c}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := broker.EnsureTopics(ctx, seeds, c); err != nil {
+		t.Fatalf("Apache Kafka at %v is required (scripts/kafka.sh start): %v", seeds, err)
+	}
+	return Broker{Name: "kafka", Seeds: seeds, Config: c}
+}

@@ -1,0 +1,139 @@
+package sql
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migration is one schema step.
+type Migration struct {
+	Version   int
+	Name      string
+	Statement string
+}
+
+// Migrations returns the embedded migrations in version order.
+func Migrations() ([]Migration, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded migrations: %w", err)
+	}
+	var out []Migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number and an underscore", name)
+		}
+		if prev, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", prev, name, v)
+		}
+		seen[v] = name
+		body, err := migrations.ReadFile("migrations/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		out = append(out, Migration{Version: v, Name: name, Statement: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// Latest is the highest embedded version.
+func Latest() int {
+	ms, err := Migrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].Version
+}
+
+const versionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version       UInt32 COMMENT 'migration number',
+    name          String COMMENT 'migration file',
+    applied_at_ms UInt64 COMMENT 'when it was applied, epoch ms'
+) ENGINE = ReplacingMergeTree(applied_at_ms) ORDER BY version`
+
+// Applied returns the versions recorded in schema_migrations.
+func Applied(ctx context.Context, conn *chdb.Conn) (map[int]bool, error) {
+	if err := conn.Exec(ctx, versionTable); err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("scan schema_migrations: %w", err)
+		}
+		applied[int(v)] = true
+	}
+	return applied, rows.Err()
+}
+
+// Version is the highest applied version (0 for an empty database).
+func Version(ctx context.Context, conn *chdb.Conn) (int, error) {
+	applied, err := Applied(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	max := 0
+	for v := range applied {
+		if v > max {
+			max = v
+		}
+	}
+	return max, nil
+}
+
+// Up applies every embedded migration not yet recorded, in order, and
+// returns how many it applied.
+func Up(ctx context.Context, conn *chdb.Conn, log *slog.Logger) (int, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return 0, err
+	}
+	applied, err := Applied(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
+		if err := conn.Exec(ctx, m.Statement); err != nil {
+			return n, fmt.Errorf("apply migration %s: %w", m.Name, err)
+		}
+		batch, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at_ms)")
+		if err != nil {
+			return n, fmt.Errorf("record migration %s: %w", m.Name, err)
+		}
+		if err := batch.Append(uint32(m.Version), m.Name, chdb.NowMs()); err != nil {
+			return n, fmt.Errorf("record migration %s: %w", m.Name, err)
+		}
+		if err := batch.Send(); err != nil {
+			return n, fmt.Errorf("record migration %s: %w", m.Name, err)
+		}
+		log.Info("migration applied", "version", m.Version, "name", m.Name)
+		n++
+	}
+	return n, nil
+}
