@@ -1,0 +1,74 @@
+import { CoreApp, DataSourceInstanceSettings, ScopedVars } from '@grafana/data';
+import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
+
+import { DEFAULT_QUERY, NamedEntity, TidelineDataSourceOptions, TidelineQuery, queryTypeInfo } from './types';
+
+// Separator used while interpolating multi-value variables. It cannot appear in ids typed by
+// users, so splitting on it never cuts an id in two (unlike the 'csv' format would for ids with commas).
+const SEP = '\u001f';
+
+function formatMulti(value: unknown): string {
+  return Array.isArray(value) ? value.map(String).join(SEP) : String(value ?? '');
+}
+
+export class DataSource extends DataSourceWithBackend<TidelineQuery, TidelineDataSourceOptions> {
+  constructor(instanceSettings: DataSourceInstanceSettings<TidelineDataSourceOptions>) {
+    super(instanceSettings);
+  }
+
+  getDefaultQuery(_: CoreApp): Partial<TidelineQuery> {
+    return DEFAULT_QUERY;
+  }
+
+  applyTemplateVariables(query: TidelineQuery, scopedVars: ScopedVars): TidelineQuery {
+    return {
+      ...query,
+      audiences: this.interpolateList(query.audiences, scopedVars),
+      campaigns: this.interpolateList(query.campaigns, scopedVars),
+      lanes: this.interpolateList(query.lanes, scopedVars),
+    };
+  }
+
+  filterQuery(query: TidelineQuery): boolean {
+    // A query without a (known) type has nothing to run: e.g. a row added before the editor set the default.
+    return queryTypeInfo(query.queryType) !== undefined;
+  }
+
+  /** Audiences known to the backend (resource `GET audiences`). */
+  getAudiences(): Promise<NamedEntity[]> {
+    return this.getResource<NamedEntity[]>('audiences');
+  }
+
+  /** Campaigns known to the backend (resource `GET campaigns`). */
+  getCampaigns(): Promise<NamedEntity[]> {
+    return this.getResource<NamedEntity[]>('campaigns');
+  }
+
+  /** Dashboard variables, as `$name`, so that the pickers can offer them. */
+  getVariables(): string[] {
+    return getTemplateSrv()
+      .getVariables()
+      .map((v) => `$${v.name}`);
+  }
+
+  /**
+   * Interpolates every entry; a multi-value (or "All") variable expands into one entry per value.
+   * Empty results are dropped and duplicates removed, keeping the first occurrence's order.
+   */
+  private interpolateList(values: string[] | undefined, scopedVars: ScopedVars): string[] | undefined {
+    if (!values) {
+      return values;
+    }
+    const templateSrv = getTemplateSrv();
+    const out: string[] = [];
+    for (const value of values) {
+      for (const part of templateSrv.replace(value, scopedVars, formatMulti).split(SEP)) {
+        const v = part.trim();
+        if (v !== '' && !out.includes(v)) {
+          out.push(v);
+        }
+      }
+    }
+    return out;
+  }
+}
