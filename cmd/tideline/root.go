@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/telemetry"
+)
+
+// errSilent ends a command whose failure was already reported.
+var errSilent = errors.New("failed")
+
+// subcommands lists the constructors of every subcommand; each file adds its own.
+var subcommands []func(*app) *cobra.Command
+
+// app carries what every subcommand shares: global flags, the config
+// sections and the logger.
+type app struct {
+	configPath string
+	logLevel   string
+	logJSON    bool
+	metrics    string
+
+	ch    chdb.Config
+	kafka broker.Config
+	log   *slog.Logger
+}
+
+func newRoot() *cobra.Command {
+	a := &app{ch: chdb.DefaultConfig(), kafka: broker.DefaultConfig()}
+	root := &cobra.Command{
+		Use:   "tideline",
+		Short: "Stream SQL analytics and backfill for customer engagement",
+		Long: `tideline streams events through Kafka into ClickHouse, keeps every customer's
+latest attributes and audience membership current, fires campaigns when a
+customer qualifies, and reconciles what a processing delay made late.
+
+Start here:
+  make dev                     run everything locally with a demo workload
+  tideline migrate             apply the ClickHouse schema
+  tideline collect             serve the HTTP tracking API (/v1/track, /v1/batch, ...)
+  tideline ingest              load Kafka lanes into ClickHouse
+
+Settings come from flags, then TIDELINE_* environment variables, then the
+YAML file given by --config (or TIDELINE_CONFIG), then defaults. The README
+lists every setting.`,
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configPath, "config", os.Getenv("TIDELINE_CONFIG"), "YAML config file (env TIDELINE_CONFIG)")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.BoolVar(&a.logJSON, "log-json", !term.IsTerminal(int(os.Stderr.Fd())), "log JSON lines (default when stderr is not a terminal)")
+	pf.String("clickhouse-addr", a.ch.Addr, "ClickHouse native protocol host:port")
+	pf.String("clickhouse-database", a.ch.Database, "ClickHouse database")
+	pf.String("clickhouse-user", a.ch.User, "ClickHouse user")
+	pf.String("broker", a.kafka.Mode, `Kafka to use: "embedded" (in-process kfake) or "kafka"`)
+	pf.StringSlice("brokers", a.kafka.Brokers, "Kafka seed brokers (with --broker kafka)")
+	for _, sub := range subcommands {
+		root.AddCommand(sub(a))
+	}
+	return root
+}
+
+// globalFlags binds the root's persistent flags to config keys.
+var globalFlags = []config.Flag{
+	{Name: "clickhouse-addr", Key: "clickhouse.addr"},
+	{Name: "clickhouse-database", Key: "clickhouse.database"},
+	{Name: "clickhouse-user", Key: "clickhouse.user"},
+	{Name: "broker", Key: "kafka.mode"},
+	{Name: "brokers", Key: "kafka.brokers"},
+}
+
+// load fills the shared sections and the command's own, validates the
+// shared ones, and builds the logger.
+func (a *app) load(cmd *cobra.Command, own config.Sections, ownFlags ...config.Flag) error {
+	sections := config.Sections{"clickhouse": &a.ch, "kafka": &a.kafka}
+	for k, v := range own {
+		sections[k] = v
+	}
+	if err := config.Load(a.configPath, cmd.Flags(), append(globalFlags, ownFlags...), sections); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return errors.New("--log-level: want debug, info, warn or error")
+	}
+	a.log = telemetry.Logger(os.Stderr, level, a.logJSON)
+	return errors.Join(a.ch.Validate(), a.kafka.Validate())
+}

@@ -1,0 +1,136 @@
+// Package config fills each component's config struct from, in increasing
+// order of precedence: the struct's defaults, a YAML file, TIDELINE_*
+// environment variables and command-line flags. Every component keeps its own
+// plain struct with defaults and Validate(); this package only layers the
+// sources.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/structs"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// EnvPrefix starts every environment variable tideline reads.
+const EnvPrefix = "TIDELINE_"
+
+// Sections maps a top-level config key (e.g. "clickhouse") to a pointer to the
+// struct holding its defaults; Load writes the effective values back into it.
+type Sections map[string]any
+
+// Flag binds a command-line flag to a config key such as "clickhouse.addr".
+type Flag struct {
+	Name string
+	Key  string
+}
+
+// Load layers defaults, the YAML file at path (if not empty), environment
+// variables and the flags that were set, then decodes each section.
+//
+// Environment variables are the key upper-cased with dots as underscores:
+// clickhouse.addr is TIDELINE_CLICKHOUSE_ADDR, loader.batch_size is
+// TIDELINE_LOADER_BATCH_SIZE. Lists are comma-separated.
+func Load(path string, flags *pflag.FlagSet, bound []Flag, sections Sections) error {
+	k := koanf.New(".")
+	names := make([]string, 0, len(sections))
+	for name := range sections {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		sub := koanf.New(".")
+		if err := sub.Load(structs.Provider(sections[name], "koanf"), nil); err != nil {
+			return fmt.Errorf("defaults of %s: %w", name, err)
+		}
+		if err := k.MergeAt(sub, name); err != nil {
+			return fmt.Errorf("defaults of %s: %w", name, err)
+		}
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	known := map[string]string{}
+	for _, key := range k.Keys() {
+		known[EnvPrefix+strings.ToUpper(strings.NewReplacer(".", "_").Replace(key))] = key
+	}
+	var unknown []string
+	err := k.Load(env.Provider(".", env.Opt{
+		Prefix: EnvPrefix,
+		TransformFunc: func(name, value string) (string, any) {
+			key, ok := known[name]
+			if !ok {
+				if !ignorable(name) {
+					unknown = append(unknown, name)
+				}
+				return "", nil
+			}
+			if _, isList := k.Get(key).([]any); isList || isStringList(k.Get(key)) {
+				return key, strings.Split(value, ",")
+			}
+			return key, value
+		},
+	}), nil)
+	if err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	if len(unknown) > 0 && strictEnv() {
+		return fmt.Errorf("unknown environment variables %s: see the README for the settings", strings.Join(unknown, ", "))
+	}
+	if flags != nil {
+		for _, b := range bound {
+			f := flags.Lookup(b.Name)
+			if f == nil || !f.Changed {
+				continue
+			}
+			var v any = f.Value.String()
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				v = sv.GetSlice()
+			}
+			if err := k.Set(b.Key, v); err != nil {
+				return fmt.Errorf("flag --%s: %w", b.Name, err)
+			}
+		}
+	}
+	var errs []error
+	for _, name := range names {
+		if err := k.UnmarshalWithConf(name, sections[name], koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ignorable reports whether an unknown TIDELINE_* variable is not meant as
+// a setting: the scripts' and tests' own variables.
+func ignorable(name string) bool {
+	switch name {
+	case "TIDELINE_CONFIG", "TIDELINE_STATE_DIR", "TIDELINE_ALLOW_UNKNOWN_ENV":
+		return true
+	}
+	for _, p := range []string{"TIDELINE_TEST_", "TIDELINE_CH_", "TIDELINE_KAFKA_", "TIDELINE_M2_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// strictEnv rejects unknown TIDELINE_* variables, which are almost always a
+// misspelt setting.
+func strictEnv() bool { return os.Getenv("TIDELINE_ALLOW_UNKNOWN_ENV") == "" }
+
+func isStringList(v any) bool {
+	_, ok := v.([]string)
+	return ok
+}
