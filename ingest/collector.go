@@ -48,6 +48,8 @@ type CollectorConfig struct {
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement before the
 	// request fails with 503 (default 10s).
 	ProduceTimeout time.Duration `koanf:"produce_timeout"`
+	// MetricsAddr serves /metrics and /healthz (default 127.0.0.1:9101; "" turns it off).
+	MetricsAddr string `koanf:"metrics_addr"`
 	// TLSCert and TLSKey serve HTTPS when both are set.
 	TLSCert string `koanf:"tls_cert"`
 	TLSKey  string `koanf:"tls_key"`
@@ -63,6 +65,7 @@ func DefaultCollectorConfig() CollectorConfig {
 		},
 		MaxInFlight:    256,
 		ProduceTimeout: 10 * time.Second,
+		MetricsAddr:    "127.0.0.1:9101",
 	}
 }
 

@@ -47,6 +47,8 @@ type LoaderConfig struct {
 	FetchMaxBytes int32 `koanf:"fetch_max_bytes"`
 	// MaxRetryBackoff caps the backoff between failed inserts (default 10s).
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
+	// MetricsAddr serves /metrics and /healthz (default 127.0.0.1:9102; "" turns it off).
+	MetricsAddr string `koanf:"metrics_addr"`
 	// ShutdownTimeout bounds the final flush on SIGTERM (default 30s).
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
@@ -64,6 +66,7 @@ func DefaultLoaderConfig() LoaderConfig {
 		FetchMaxBytes:      50 << 20,
 		MaxRetryBackoff:    10 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
+		MetricsAddr:        "127.0.0.1:9102",
 	}
 }
 

@@ -52,7 +52,7 @@ Settings come from flags, then TIDELINE_* environment variables, then the
 YAML file given by --config (or TIDELINE_CONFIG), then defaults. The README
 lists every setting.`,
 		SilenceUsage:  true,
-		SilenceErrors: false,
+		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", os.Getenv("TIDELINE_CONFIG"), "YAML config file (env TIDELINE_CONFIG)")

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/telemetry"
+)
+
+func init() { subcommands = append(subcommands, newCollectCmd) }
+
+func newCollectCmd(a *app) *cobra.Command {
+	cfg := ingest.DefaultCollectorConfig()
+	cmd := &cobra.Command{
+		Use:   "collect",
+		Short: "Serve the HTTP tracking API and produce events to Kafka",
+		Long: `collect serves a Segment-compatible tracking API:
+  POST /v1/track, /v1/identify, /v1/page, /v1/batch
+authenticated by write keys (HTTP Basic, key as user name). Each event is
+validated, its timestamp corrected with sentAt, and written to its source's
+lane topic; the request is answered 2xx only after Kafka acknowledged it.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.load(cmd, config.Sections{"collector": &cfg},
+				config.Flag{Name: "addr", Key: "collector.addr"}, config.Flag{Name: "metrics-addr", Key: "collector.metrics_addr"}); err != nil {
+				return err
+			}
+			seeds, stop, err := broker.Seeds(a.kafka)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			reg := telemetry.NewRegistry()
+			col, client, err := newCollector(cfg, a, seeds, reg)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			if err := telemetry.Serve(cmd.Context(), cfg.MetricsAddr, reg, client.Ping, a.log); err != nil {
+				return err
+			}
+			return serveCollector(cmd.Context(), cfg, col, a)
+		},
+	}
+	cmd.Flags().String("addr", cfg.Addr, "listen address of the tracking API")
+	cmd.Flags().String("metrics-addr", cfg.MetricsAddr, "listen address of /metrics and /healthz (empty: off)")
+	return cmd
+}
+
+// newCollector builds the collector's producer (acks=all, idempotent — the
+// franz-go defaults, kept explicit) and the collector.
+func newCollector(cfg ingest.CollectorConfig, a *app, seeds []string, reg *prometheus.Registry) (*ingest.Collector, *kgo.Client, error) {
+	opts := append(broker.ClientOpts(seeds, a.log),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.MaxBufferedBytes(256<<20),
+		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout),
+		kgo.WithHooks(kprom.NewMetrics("tideline_collector_kafka", kprom.Registerer(reg))),
+	)
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if a.kafka.Mode == "kafka" {
+		if err := broker.EnsureTopics(ctx, seeds, a.kafka); err != nil {
+			client.Close()
+			return nil, nil, err
+		}
+	}
+	col, err := ingest.NewCollector(cfg, a.kafka, client, reg, a.log)
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return col, client, nil
+}
+
+// serveCollector serves until ctx ends, then lets in-flight requests finish.
+func serveCollector(ctx context.Context, cfg ingest.CollectorConfig, col *ingest.Collector, a *app) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("collector listener on %s (pick another with --addr): %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: col.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	a.log.Info("collector listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("collector: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("collector shutdown: %w", err)
+	}
+	return nil
+}

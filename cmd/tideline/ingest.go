@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/telemetry"
+)
+
+func init() { subcommands = append(subcommands, newIngestCmd) }
+
+func newIngestCmd(a *app) *cobra.Command {
+	cfg := ingest.DefaultLoaderConfig()
+	cmd := &cobra.Command{
+		Use:   "ingest",
+		Short: "Load the Kafka lanes into ClickHouse (at-least-once)",
+		Long: `ingest runs one consumer group per lane (events.web, events.server,
+events.backfill, and events.dlq for the collector's rejects), inserts columnar
+batches into ClickHouse and commits offsets only after ClickHouse acknowledged
+them. SIGTERM drains: the batch in hand is inserted and committed before exit.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.load(cmd, config.Sections{"loader": &cfg},
+				config.Flag{Name: "lanes", Key: "loader.lanes"}, config.Flag{Name: "batch-size", Key: "loader.batch_size"},
+				config.Flag{Name: "flush-interval", Key: "loader.flush_interval"}, config.Flag{Name: "metrics-addr", Key: "loader.metrics_addr"}); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			seeds, stop, err := broker.Seeds(a.kafka)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			if a.kafka.Mode == "kafka" {
+				if err := broker.EnsureTopics(ctx, seeds, a.kafka); err != nil {
+					return err
+				}
+			}
+			conn, err := chdb.Open(ctx, a.ch, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			reg := telemetry.NewRegistry()
+			l, err := ingest.NewLoader(cfg, a.kafka, seeds, conn, reg, a.log)
+			if err != nil {
+				return err
+			}
+			if err := telemetry.Serve(ctx, cfg.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
+				return err
+			}
+			return l.Run(ctx)
+		},
+	}
+	cmd.Flags().StringSlice("lanes", cfg.Lanes, "lanes to load: web, server, backfill, dlq")
+	cmd.Flags().Int("batch-size", cfg.BatchSize, "flush a lane's batch at this many records")
+	cmd.Flags().Duration("flush-interval", cfg.FlushInterval, "flush a non-empty batch at least this often")
+	cmd.Flags().String("metrics-addr", cfg.MetricsAddr, "listen address of /metrics and /healthz (empty: off)")
+	return cmd
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/config"
+	tsql "github.com/tideline-dev/tideline/sql"
+)
+
+func init() { subcommands = append(subcommands, newMigrateCmd) }
+
+func newMigrateCmd(a *app) *cobra.Command {
+	var status bool
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the ClickHouse schema (idempotent)",
+		Long: `migrate creates the database if needed and applies every embedded migration
+not yet recorded in schema_migrations, in order. Running it again changes nothing.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.load(cmd, config.Sections{}); err != nil {
+				return err
+			}
+			conn, err := chdb.Open(cmd.Context(), a.ch, true)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if status {
+				v, err := tsql.Version(cmd.Context(), conn)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("database %s at version %d of %d (ClickHouse %s)\n", a.ch.Database, v, tsql.Latest(), conn.Version)
+				return nil
+			}
+			n, err := tsql.Up(cmd.Context(), conn, a.log)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("applied %d migrations; database %s is at version %d\n", n, a.ch.Database, tsql.Latest())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&status, "status", false, "print the schema version and change nothing")
+	return cmd
+}
