@@ -126,7 +126,8 @@ func NewLoader(cfg LoaderConfig, bc broker.Config, seeds []string, conn *chdb.Co
 	}
 	l := &Loader{cfg: cfg, bc: bc, seeds: seeds, conn: conn, log: log, metrics: newLoaderMetrics(reg), lanes: map[string]*lane{}}
 	if reg != nil {
-		l.kprom = kprom.NewMetrics("tideline_loader_kafka", kprom.Registerer(reg))
+		// One kprom for all of the loader's clients, told apart by client id.
+		l.kprom = kprom.NewMetrics("tideline_loader_kafka", kprom.Registerer(reg), kprom.WithClientLabel())
 	}
 	for _, name := range cfg.Lanes {
 		l.lanes[name] = &lane{name: name, stats: &laneCounters{}}
@@ -152,7 +153,7 @@ func (l *Loader) Stats() map[string]LaneStats {
 // Run consumes until ctx is cancelled, then flushes and commits what it
 // holds and leaves the groups. It returns the first lane error.
 func (l *Loader) Run(ctx context.Context) error {
-	opts := broker.ClientOpts(l.seeds, l.log)
+	opts := append(broker.ClientOpts(l.seeds, l.log), kgo.ClientID("tideline-loader-dlq-producer"))
 	if l.kprom != nil {
 		opts = append(opts, kgo.WithHooks(l.kprom))
 	}
@@ -222,6 +223,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 	}
 	r := &laneRun{l: l, ln: ln, topic: topic, group: l.cfg.Group + "." + ln.name, parts: map[int32]*partState{}}
 	opts := append(broker.ClientOpts(l.seeds, l.log),
+		kgo.ClientID("tideline-loader-"+ln.name),
 		kgo.ConsumerGroup(r.group),
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(),

@@ -76,7 +76,8 @@ type Config struct {
 	// (default 127.0.0.1:19092, where scripts/kafka.sh listens).
 	Brokers []string `koanf:"brokers"`
 	// EmbeddedPort is the port the embedded broker listens on (default
-	// 19092, so kcat and other processes can reach it; 0 picks one).
+	// 19192, so kcat and other processes can reach it without clashing with
+	// a local Apache Kafka on 19092; 0 picks one).
 	EmbeddedPort int `koanf:"embedded_port"`
 	// EmbeddedDataDir persists the embedded broker's log ("" keeps it in memory).
 	EmbeddedDataDir string `koanf:"embedded_data_dir"`
@@ -94,7 +95,7 @@ func DefaultConfig() Config {
 	return Config{
 		Mode:              "embedded",
 		Brokers:           []string{"127.0.0.1:19092"},
-		EmbeddedPort:      19092,
+		EmbeddedPort:      19192,
 		Partitions:        4,
 		ReplicationFactor: 1,
 	}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test suite, as CI runs it: starts the local ClickHouse and Apache Kafka
+# (installing what is missing), checks the plugin frontend, then runs every Go
+# test against the real servers. A service that fails to start fails the run.
+#
+#   scripts/test.sh [go test args...]     e.g. scripts/test.sh -run TestOracle ./materialize/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "starting ClickHouse"
+scripts/clickhouse.sh start
+step "starting Apache Kafka (KRaft)"
+scripts/kafka.sh start
+export TIDELINE_TEST_KAFKA=127.0.0.1:${TIDELINE_KAFKA_PORT:-19092}
+export TIDELINE_TEST_CLICKHOUSE=127.0.0.1:${TIDELINE_CH_TCP_PORT:-19000}
+
+if [ -f grafana/app/package.json ]; then
+	step "Grafana plugin frontend: typecheck, unit tests, build"
+	bash scripts/grafana-frontend.sh
+fi
+
+step "go vet"
+go vet ./...
+
+step "go test"
+if [ $# -eq 0 ]; then
+	set -- ./...
+fi
+go test -count=1 -timeout 30m "$@"
