@@ -43,7 +43,8 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 	}
 	f := cmd.Flags()
 	f.String("addr", col.Addr, "listen address of the collector")
-	f.Float64Var(&dc.Rate, "rate", dc.Rate, "demo workload events per second (0: no workload)")
+	f.Float64Var(&dc.Rate, "rate", dc.Rate, "demo workload events per second (0: as fast as the collector takes them)")
+	f.BoolVar(&dc.NoWorkload, "no-workload", false, "run the pipeline without the demo workload (send your own events)")
 	f.Int64Var(&dc.Events, "events", 0, "stop after this many events have been sent and loaded (0: run until Ctrl-C)")
 	f.DurationVar(&dc.Duration, "duration", 0, "stop after this long (0: run until Ctrl-C)")
 	f.IntVar(&dc.Customers, "customers", dc.Customers, "distinct customers in the demo workload")

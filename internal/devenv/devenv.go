@@ -37,8 +37,10 @@ type Config struct {
 	Kafka      broker.Config
 	Collector  ingest.CollectorConfig
 	Loader     ingest.LoaderConfig
-	// Rate of the demo workload in events/s (0: no workload).
+	// Rate of the demo workload in events/s (0: as fast as the collector answers).
 	Rate float64
+	// NoWorkload runs the pipeline without the demo workload.
+	NoWorkload bool
 	// Events stops the workload after this many events (0: run until interrupted).
 	Events int64
 	// Duration stops everything after this long (0: until interrupted).
@@ -154,7 +156,7 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) er
 		Rate:   cfg.Rate,
 	}
 	driveDone := make(chan struct{})
-	if cfg.Rate > 0 {
+	if !cfg.NoWorkload {
 		go func() {
 			defer close(driveDone)
 			if err := driver.Run(runCtx, cfg.Events); err != nil {
