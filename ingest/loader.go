@@ -25,8 +25,8 @@ type LoaderConfig struct {
 	// Lanes to consume (default web, server, backfill). "dlq" also loads
 	// the collector's rejects from events.dlq into the dead_letters table.
 	Lanes []string `koanf:"lanes"`
-	// Group is the consumer group prefix; each lane's group is Group.lane
-	// (default "tideline-loader").
+	// Group is the consumer group prefix; each lane's group is
+	// <kafka.topic_prefix>Group.lane (default "tideline-loader").
 	Group string `koanf:"group"`
 	// BatchSize flushes a lane's batch when it holds this many records (default 50000).
 	BatchSize int `koanf:"batch_size"`
@@ -51,6 +51,16 @@ type LoaderConfig struct {
 	MetricsAddr string `koanf:"metrics_addr"`
 	// ShutdownTimeout bounds the final flush on SIGTERM (default 30s).
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// SessionTimeout is how long a member that stopped heartbeating (killed,
+	// host lost) keeps its partitions before the group hands them to the
+	// others (default 45s, Kafka's; the broker bounds it, 6s at least).
+	SessionTimeout time.Duration `koanf:"session_timeout"`
+	// InstanceID makes this loader a static group member (KIP-345): a
+	// restarted loader with the same id takes its partitions back at once,
+	// without waiting for the session timeout or a rebalance. Give each
+	// loader process its own stable id, e.g. the pod name (default "":
+	// dynamic membership).
+	InstanceID string `koanf:"instance_id"`
 }
 
 // DefaultLoaderConfig returns the defaults.
@@ -66,6 +76,7 @@ func DefaultLoaderConfig() LoaderConfig {
 		FetchMaxBytes:      50 << 20,
 		MaxRetryBackoff:    10 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
+		SessionTimeout:     45 * time.Second,
 		MetricsAddr:        "127.0.0.1:9102",
 	}
 }
@@ -89,6 +100,9 @@ func (c LoaderConfig) Validate() error {
 	}
 	if c.FlushInterval <= 0 || c.WatermarkInterval <= 0 {
 		errs = append(errs, errors.New("loader.flush_interval and loader.watermark_interval must be positive"))
+	}
+	if c.SessionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("loader.session_timeout must be at least 1s (brokers require 6s by default), got %s", c.SessionTimeout))
 	}
 	if c.FetchMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("loader.fetch_max_bytes must be at least 1 MiB, got %d", c.FetchMaxBytes))
@@ -221,7 +235,10 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 	if err != nil {
 		return err
 	}
-	r := &laneRun{l: l, ln: ln, topic: topic, group: l.cfg.Group + "." + ln.name, parts: map[int32]*partState{}}
+	// The topic prefix separates deployments sharing a cluster, so it
+	// separates their groups too.
+	group := l.bc.TopicPrefix + l.cfg.Group + "." + ln.name
+	r := &laneRun{l: l, ln: ln, topic: topic, group: group, parts: map[int32]*partState{}}
 	opts := append(broker.ClientOpts(l.seeds, l.log),
 		kgo.ClientID("tideline-loader-"+ln.name),
 		kgo.ConsumerGroup(r.group),
@@ -234,6 +251,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxBytes(l.cfg.FetchMaxBytes),
 		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.SessionTimeout(l.cfg.SessionTimeout),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			for _, p := range m[topic] {
@@ -251,6 +269,9 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 			}
 		}),
 	)
+	if l.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(l.cfg.InstanceID))
+	}
 	if l.kprom != nil {
 		opts = append(opts, kgo.WithHooks(l.kprom))
 	}
