@@ -1,0 +1,272 @@
+package query
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Statement is one SQL statement with its bound arguments, in order.
+type Statement struct {
+	// Name says which part of the answer the statement gives (e.g. "deltas",
+	// "names"); the plugin scans each by name.
+	Name string
+	SQL  string
+	Args []any
+}
+
+// Statement names, shared with the plugin that scans them.
+const (
+	StmtSizeDeltas     = "size_deltas"
+	StmtAudienceNames  = "audience_names"
+	StmtTransitions    = "transitions"
+	StmtDeriveLatency  = "derive_latency"
+	StmtSendLatency    = "send_latency"
+	StmtOutcomes       = "outcomes"
+	StmtCampaignNames  = "campaign_names"
+	StmtLaneWatermarks = "lane_watermarks"
+	StmtIngestDelay    = "ingest_delay"
+	StmtDeadLetters    = "dead_letters"
+	StmtBackfillRuns   = "backfill_runs"
+	StmtLive           = "live"
+)
+
+// Quantiles are the latency levels every latency statement computes, in
+// the order of its array result.
+var Quantiles = []float64{0.5, 0.95, 0.99}
+
+// quantilesSQL is Quantiles as the parameters of quantilesTiming.
+// quantileTiming is exact for values under 30 s, rounds larger ones to 16 ms,
+// uses bounded memory and is deterministic, which suits millisecond latencies
+// better than a sampled reservoir.
+const quantilesSQL = "quantilesTiming(0.5, 0.95, 0.99)"
+
+// failedStates are the delivery states that count a fire as failed.
+var failedStates = []string{"failed", "dead", "disabled"}
+
+// Build returns the statements that answer r, after validating it.
+func Build(r Request) ([]Statement, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	step := uint64(r.Step().Milliseconds())
+	from, to := r.FromMs(), r.ToMs()
+	switch r.QueryType {
+	case AudienceSize:
+		// Every transition before To counts: those before From make the
+		// baseline (bucket 0), the rest their bucket. The running sum per
+		// audience is taken by the caller (no window functions on 18.16).
+		var b sqlBuilder
+		b.add(`SELECT audience_id,
+    if(event_time_ms < ?, toUInt64(0), intDiv(event_time_ms, ?) * ?) AS bucket_ms,
+    toInt64(countIf(kind = 'entered')) - toInt64(countIf(kind = 'exited')) AS delta
+FROM audience_transitions FINAL
+WHERE event_time_ms < ?`, from, step, step, to)
+		b.in("audience_id", r.Audiences)
+		b.add(`
+GROUP BY audience_id, bucket_ms
+ORDER BY audience_id, bucket_ms`)
+		return []Statement{b.stmt(StmtSizeDeltas), audienceNames()}, nil
+
+	case Transitions:
+		var b sqlBuilder
+		b.add(`SELECT audience_id,
+    intDiv(event_time_ms, ?) * ? AS bucket_ms,
+    countIf(kind = 'entered') AS entered,
+    countIf(kind = 'exited') AS exited
+FROM audience_transitions FINAL
+WHERE event_time_ms >= ? AND event_time_ms < ?`, step, step, from, to)
+		b.in("audience_id", r.Audiences)
+		b.add(`
+GROUP BY audience_id, bucket_ms
+ORDER BY audience_id, bucket_ms`)
+		return []Statement{b.stmt(StmtTransitions), audienceNames()}, nil
+
+	case QualificationLatency:
+		// Qualification latency is derived_at - event time of entries; send
+		// latency is sent_at - qualified event time of delivered ledger
+		// entries. Both are bucketed by derivation time, so the two series
+		// of a lane line up.
+		var d sqlBuilder
+		d.add(`SELECT lane,
+    intDiv(derived_at_ms, ?) * ? AS bucket_ms,
+    count() AS n,
+    `+quantilesSQL+`(toUInt64(greatest(toInt64(derived_at_ms) - toInt64(event_time_ms), 0))) AS q
+FROM audience_transitions FINAL
+WHERE kind = 'entered'
+    AND derived_at >= toDateTime(?) AND derived_at <= toDateTime(?)
+    AND derived_at_ms >= ? AND derived_at_ms < ?`, step, step, from/1000, to/1000, from, to)
+		d.in("lane", r.Lanes)
+		d.add(`
+GROUP BY lane, bucket_ms
+ORDER BY lane, bucket_ms`)
+		var s sqlBuilder
+		s.add(`SELECT lane,
+    intDiv(derived_at_ms, ?) * ? AS bucket_ms,
+    count() AS n,
+    `+quantilesSQL+`(toUInt64(greatest(toInt64(sent_at_ms) - toInt64(qualified_event_time_ms), 0))) AS q
+FROM send_ledger FINAL
+WHERE sent_at_ms > 0 AND derived_at_ms >= ? AND derived_at_ms < ?`, step, step, from, to)
+		s.in("lane", r.Lanes)
+		s.add(`
+GROUP BY lane, bucket_ms
+ORDER BY lane, bucket_ms`)
+		return []Statement{d.stmt(StmtDeriveLatency), s.stmt(StmtSendLatency)}, nil
+
+	case CampaignOutcomes:
+		var b sqlBuilder
+		b.add(`SELECT campaign_id, decision, reason, delivery_state IN (`+placeholders(len(failedStates))+`) AS failed, count() AS n
+FROM send_ledger FINAL
+WHERE detected_at_ms >= ? AND detected_at_ms < ?`, append(anys(failedStates), from, to)...)
+		b.in("campaign_id", r.Campaigns)
+		b.add(`
+GROUP BY campaign_id, decision, reason, failed
+ORDER BY campaign_id, decision, reason, failed`)
+		return []Statement{b.stmt(StmtOutcomes), campaignNames()}, nil
+
+	case PipelineLag:
+		var w sqlBuilder
+		w.add(`SELECT lane, watermark_ms, toInt64(consumer_lag) AS lag, updated_at_ms
+FROM lane_watermarks
+WHERE 1`)
+		w.in("lane", r.Lanes)
+		w.add(`
+ORDER BY lane`)
+		// Ingest delay is what Kafka and the loader add: from the collector
+		// receiving an event to its row landing in ClickHouse. Each delivery
+		// of a redelivered event is its own ingest, so no FINAL. It is
+		// filtered by receipt, not event time: a late event (the incident
+		// this exists for) is received now with an old event time.
+		var e sqlBuilder
+		e.add(`SELECT lane,
+    count() AS n,
+    `+quantilesSQL+`(toUInt64(greatest(toInt64(ingest_time_ms) - toInt64(received_at_ms), 0))) AS q,
+    max(toUInt64(greatest(toInt64(ingest_time_ms) - toInt64(received_at_ms), 0))) AS worst
+FROM events
+WHERE received_at_ms >= ? AND received_at_ms < ?`, from, to)
+		e.in("lane", r.Lanes)
+		e.add(`
+GROUP BY lane
+ORDER BY lane`)
+		var dl sqlBuilder
+		dl.add(`SELECT lane, count() AS n
+FROM dead_letters FINAL
+WHERE received_at_ms >= ? AND received_at_ms < ?`, from, to)
+		dl.in("lane", r.Lanes)
+		dl.add(`
+GROUP BY lane
+ORDER BY lane`)
+		return []Statement{w.stmt(StmtLaneWatermarks), e.stmt(StmtIngestDelay), dl.stmt(StmtDeadLetters)}, nil
+
+	case BackfillRuns:
+		// argMax by updated_at_ms rather than FINAL: the newest row of a run
+		// wins whatever engine the backfill's table uses.
+		var b sqlBuilder
+		b.add(`SELECT run_id,
+    argMax(plan_id, updated_at_ms) AS r_plan,
+    argMax(state, updated_at_ms) AS r_state,
+    argMax(started_at_ms, updated_at_ms) AS r_started,
+    argMax(finished_at_ms, updated_at_ms) AS r_finished,
+    argMax(window_from_ms, updated_at_ms) AS r_window_from,
+    argMax(window_to_ms, updated_at_ms) AS r_window_to,
+    argMax(events_reingested, updated_at_ms) AS r_events,
+    argMax(fired, updated_at_ms) AS r_fired,
+    argMax(skipped, updated_at_ms) AS r_skipped,
+    max(updated_at_ms) AS r_updated
+FROM backfill_runs
+GROUP BY run_id
+HAVING r_started < ? AND (r_finished = 0 OR r_finished >= ?)
+ORDER BY r_started DESC, run_id
+LIMIT ?`, to, from, BackfillRows)
+		return []Statement{b.stmt(StmtBackfillRuns)}, nil
+
+	case LiveQualifications:
+		return []Statement{live(r.Audiences, from, to, LiveRows), audienceNames()}, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownType, r.QueryType)
+}
+
+// LivePoll selects the transitions derived at or after cursorMs, oldest
+// first, at most PollLimit: one poll of the live stream. No FINAL: the
+// stream deduplicates by the key (audience_id, customer_id, episode, kind).
+func LivePoll(audiences []string, cursorMs uint64) Statement {
+	return live(audiences, cursorMs, 0, PollLimit)
+}
+
+// live selects transitions derived in [fromMs, toMs) (toMs 0: no end). The
+// panel's query wants the newest rows; a poll wants the oldest past its
+// cursor, so that a backlog is read in order.
+func live(audiences []string, fromMs, toMs uint64, limit int) Statement {
+	var b sqlBuilder
+	b.add(`SELECT derived_at_ms, audience_id, customer_id, kind, episode, event_time_ms, ingest_time_ms, lane
+FROM audience_transitions
+WHERE derived_at >= toDateTime(?) AND derived_at_ms >= ?`, fromMs/1000, fromMs)
+	order := "ASC"
+	if toMs > 0 {
+		b.add(` AND derived_at_ms < ?`, toMs)
+		order = "DESC"
+	}
+	b.in("audience_id", audiences)
+	b.add(`
+ORDER BY derived_at_ms `+order+`, audience_id, customer_id, episode, kind
+LIMIT ?`, limit)
+	return b.stmt(StmtLive)
+}
+
+// PollLimit bounds the rows one stream poll reads; a larger backlog is read
+// over the following polls.
+const PollLimit = 5000
+
+func audienceNames() Statement {
+	return Statement{Name: StmtAudienceNames, SQL: "SELECT audience_id, name, active FROM audiences FINAL ORDER BY audience_id"}
+}
+
+func campaignNames() Statement {
+	return Statement{Name: StmtCampaignNames, SQL: "SELECT campaign_id, name, active FROM campaigns FINAL ORDER BY campaign_id"}
+}
+
+// EntityList is the statement behind the audiences and campaigns resources:
+// the active entities, for the query editor's pickers.
+func EntityList(campaigns bool) Statement {
+	if campaigns {
+		return Statement{Name: StmtCampaignNames, SQL: "SELECT campaign_id, name FROM campaigns FINAL WHERE active = 1 ORDER BY name, campaign_id"}
+	}
+	return Statement{Name: StmtAudienceNames, SQL: "SELECT audience_id, name FROM audiences FINAL WHERE active = 1 ORDER BY name, audience_id"}
+}
+
+// sqlBuilder accumulates SQL text written in this package and the values
+// bound to its placeholders. Only constant text and placeholders go into
+// the SQL; values only into args.
+type sqlBuilder struct {
+	sql  strings.Builder
+	args []any
+}
+
+func (b *sqlBuilder) add(sql string, args ...any) {
+	b.sql.WriteString(sql)
+	b.args = append(b.args, args...)
+}
+
+// in filters column on values when any are given; column is always a
+// constant of this package.
+func (b *sqlBuilder) in(column string, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	b.add("\n    AND "+column+" IN ("+placeholders(len(values))+")", anys(values)...)
+}
+
+func (b *sqlBuilder) stmt(name string) Statement {
+	return Statement{Name: name, SQL: b.sql.String(), Args: b.args}
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anys(values []string) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = v
+	}
+	return out
+}

@@ -1,0 +1,179 @@
+package query
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Type names what a panel asks for. The string values are the wire format the
+// frontend sends as queryType (grafana/app/src/types.ts).
+type Type string
+
+// The query types the backend serves.
+const (
+	// AudienceSize is members over time, one series per audience.
+	AudienceSize Type = "audience_size"
+	// Transitions is entries and exits per bucket, one series per audience.
+	Transitions Type = "transitions"
+	// QualificationLatency is p50/p95/p99 of derive and send latency per lane.
+	QualificationLatency Type = "qualification_latency"
+	// CampaignOutcomes is fired / late / skipped by reason / failed per campaign.
+	CampaignOutcomes Type = "campaign_outcomes"
+	// PipelineLag is per lane: consumer lag, watermark age, ingest delay, dead letters.
+	PipelineLag Type = "pipeline_lag"
+	// BackfillRuns lists backfill runs and their counts.
+	BackfillRuns Type = "backfill_runs"
+	// LiveQualifications is the recent transitions, with a Grafana Live
+	// channel that streams new ones.
+	LiveQualifications Type = "live_qualifications"
+)
+
+// Types lists every query type in the order the query editor shows them.
+var Types = []Type{AudienceSize, Transitions, QualificationLatency, CampaignOutcomes, PipelineLag, BackfillRuns, LiveQualifications}
+
+// Valid reports whether t is a query type the backend serves.
+func (t Type) Valid() bool {
+	for _, k := range Types {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Model is the query JSON the frontend sends (TidelineQuery in types.ts),
+// after Grafana interpolated dashboard variables.
+type Model struct {
+	QueryType Type     `json:"queryType"`
+	Audiences []string `json:"audiences,omitempty"`
+	Campaigns []string `json:"campaigns,omitempty"`
+	Lanes     []string `json:"lanes,omitempty"`
+}
+
+// ParseModel decodes a query's JSON. queryType, when Grafana passes it
+// outside the JSON, wins over the JSON's own.
+func ParseModel(raw []byte, queryType string) (Model, error) {
+	var m Model
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return Model{}, fmt.Errorf("decode query JSON: %w", err)
+		}
+	}
+	if queryType != "" {
+		m.QueryType = Type(queryType)
+	}
+	return m, nil
+}
+
+// Request is one panel query: the model plus the panel's time range and
+// interval.
+type Request struct {
+	Model
+	// From and To bound the panel's time range, [From, To).
+	From, To time.Time
+	// Interval is the bucket width Grafana suggests for the panel.
+	Interval time.Duration
+	// MaxDataPoints is the most points the panel can draw (0: no limit).
+	MaxDataPoints int64
+}
+
+// Limits of a request.
+const (
+	// MaxFilterValues bounds the ids of one filter.
+	MaxFilterValues = 1000
+	// MaxFilterLen bounds one id.
+	MaxFilterLen = 256
+	// MaxBuckets bounds the points of one series: a wider bucket is used
+	// rather than drawing more.
+	MaxBuckets = 5000
+	// LiveRows is how many recent qualifications the live panel starts with.
+	LiveRows = 200
+	// BackfillRows bounds the backfill runs listed.
+	BackfillRows = 500
+)
+
+// Validate says what to change in r.
+func (r Request) Validate() error {
+	if !r.QueryType.Valid() {
+		names := make([]string, len(Types))
+		for i, t := range Types {
+			names[i] = string(t)
+		}
+		return fmt.Errorf("%w %q: pick one of %s in the query editor", ErrUnknownType, r.QueryType, strings.Join(names, ", "))
+	}
+	if !r.To.After(r.From) {
+		return fmt.Errorf("%w: from %s is not before to %s", ErrTimeRange, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339))
+	}
+	if r.From.UnixMilli() < 0 {
+		return fmt.Errorf("%w: from %s is before 1970", ErrTimeRange, r.From.UTC().Format(time.RFC3339))
+	}
+	for _, f := range []struct {
+		name   string
+		values []string
+	}{{"audiences", r.Audiences}, {"campaigns", r.Campaigns}, {"lanes", r.Lanes}} {
+		if err := validFilter(f.name, f.values); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validFilter(name string, values []string) error {
+	if len(values) > MaxFilterValues {
+		return fmt.Errorf("%w: %d %s selected, at most %d", ErrFilter, len(values), name, MaxFilterValues)
+	}
+	for _, v := range values {
+		switch {
+		case v == "":
+			return fmt.Errorf("%w: an empty value in %s: remove it", ErrFilter, name)
+		case len(v) > MaxFilterLen:
+			return fmt.Errorf("%w: a value in %s is %d bytes long, at most %d", ErrFilter, name, len(v), MaxFilterLen)
+		case strings.HasPrefix(v, "$"):
+			return fmt.Errorf("%w: %s %q is a dashboard variable that was not replaced: define it on the dashboard or pick ids", ErrFilter, name, v)
+		case strings.IndexFunc(v, unicode.IsControl) >= 0:
+			return fmt.Errorf("%w: a value in %s contains a control character", ErrFilter, name)
+		}
+	}
+	return nil
+}
+
+// Step is the bucket width in whole seconds: the panel's interval, widened
+// so that the range has at most MaxDataPoints (and MaxBuckets) buckets.
+func (r Request) Step() time.Duration {
+	step := r.Interval.Truncate(time.Second)
+	if step < r.Interval || step < time.Second {
+		step += time.Second
+	}
+	span := r.To.Sub(r.From)
+	limit := int64(MaxBuckets)
+	if r.MaxDataPoints > 0 && r.MaxDataPoints < limit {
+		limit = r.MaxDataPoints
+	}
+	if min := span / time.Duration(limit); step < min {
+		step = min.Truncate(time.Second)
+		if step < min {
+			step += time.Second
+		}
+	}
+	return step
+}
+
+// FromMs and ToMs are the range in epoch milliseconds, the unit of every *_ms column.
+func (r Request) FromMs() uint64 { return uint64(r.From.UnixMilli()) }
+
+// ToMs is the exclusive end of the range in epoch milliseconds.
+func (r Request) ToMs() uint64 { return uint64(r.To.UnixMilli()) }
+
+// Buckets lists the start of every bucket that overlaps [From, To), in
+// epoch ms, aligned to the epoch like the SQL's intDiv(x_ms, step) * step.
+func (r Request) Buckets() []uint64 {
+	step := uint64(r.Step().Milliseconds())
+	var out []uint64
+	for b := r.FromMs() / step * step; b < r.ToMs(); b += step {
+		out = append(out, b)
+	}
+	return out
+}

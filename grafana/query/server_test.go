@@ -1,0 +1,54 @@
+package query
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/grafana/internal/seed"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// TestStatementsRunOnServer runs every statement of every query type, with
+// and without filters, against the local ClickHouse (18.16 here) on the
+// migrated schema: the builder's SQL must be valid there.
+func TestStatementsRunOnServer(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := seed.EnsureBackfillRuns(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	run := func(s Statement) {
+		t.Helper()
+		rows, err := conn.Query(ctx, s.SQL, s.Args...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", s.Name, err, s.SQL)
+		}
+		for rows.Next() {
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
+		rows.Close()
+	}
+	for _, typ := range Types {
+		for _, filtered := range []bool{false, true} {
+			r := req(typ, nil)
+			if filtered {
+				r.Audiences, r.Campaigns, r.Lanes = []string{"a", "b"}, []string{"c"}, []string{"web"}
+			}
+			stmts, err := Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range stmts {
+				run(s)
+			}
+		}
+	}
+	run(LivePoll(nil, uint64(t0.UnixMilli())))
+	run(LivePoll([]string{"a"}, uint64(t0.UnixMilli())))
+	run(EntityList(true))
+	run(EntityList(false))
+}
