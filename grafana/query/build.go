@@ -270,3 +270,8 @@ func anys(values []string) []any {
 	}
 	return out
 }
+
+// TablesIn lists the tables and views of a database (health check).
+func TablesIn(database string) Statement {
+	return Statement{Name: "tables", SQL: "SELECT name FROM system.tables WHERE database = ? ORDER BY name", Args: []any{database}}
+}

@@ -1,0 +1,24 @@
+// Command gpx_tideline is the backend of tideline's Grafana data source
+// (plugin id tideline-audience-datasource). Grafana starts it as a plugin
+// process and talks to it over gRPC; it is not meant to be run by hand.
+//
+// Build it next to the frontend's plugin.json, named for the platform:
+//
+//	GOOS=linux GOARCH=amd64 go build -o grafana/app/dist/gpx_tideline_linux_amd64 ./cmd/gpx_tideline
+package main
+
+import (
+	"os"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend/datasource"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+
+	"github.com/tideline-dev/tideline/grafana/plugin"
+)
+
+func main() {
+	if err := datasource.Manage(plugin.PluginID, plugin.NewDatasource, datasource.ManageOpts{}); err != nil {
+		log.DefaultLogger.Error("serve plugin", "error", err)
+		os.Exit(1)
+	}
+}
