@@ -350,22 +350,36 @@ func (r *laneRun) take(fetches kgo.Fetches) {
 				r.takeDLQ(rec, now)
 				continue
 			}
+			pos := r.position(rec)
 			ev, err := DecodeRecord(rec.Value)
 			if err != nil {
 				var fe *FieldError
 				if !errors.As(err, &fe) {
 					fe = &FieldError{Code: CodeMalformedJSON, Message: err.Error()}
 				}
-				r.dead = append(r.dead, deadLetterOf(rec, r.ln.name, fe, now))
+				dl := deadLetterOf(rec, r.ln.name, fe, now)
+				dl.Topic, dl.Partition, dl.Offset = pos.Topic, pos.Partition, pos.Offset
+				r.dead = append(r.dead, dl)
 				r.dlqOut = append(r.dlqOut, DeadLetterRecord(r.l.bc.MustTopic("dlq"), rec.Value, "loader:"+r.ln.name, fe))
 				continue
 			}
-			r.rows.Add(ev, r.ln.name, rec.Topic, rec.Partition, rec.Offset)
+			r.rows.Add(ev, r.ln.name, pos.Topic, pos.Partition, pos.Offset)
 			if ms := msOf(ev.ReceivedAt); ms > ps.watermarkMs {
 				ps.watermarkMs = ms
 			}
 		}
 	})
+}
+
+// position is where a record's row says it came from: its own position, or
+// on the backfill lane the original position a backfill put in its headers.
+func (r *laneRun) position(rec *kgo.Record) Origin {
+	if r.ln.name == "backfill" {
+		if o, ok := OriginOf(rec); ok {
+			return o
+		}
+	}
+	return Origin{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
 }
 
 // takeDLQ keeps the collector's rejects; the loader's own are already in

@@ -1,0 +1,64 @@
+package ingest
+
+import (
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Headers a backfill puts on a re-ingested record so the row keeps the
+// Kafka position the event first had. Planning compares Kafka offsets with
+// the offsets present in ClickHouse, so a re-ingested event must be found
+// at its original position, not at its position in events.backfill.
+const (
+	HeaderOriginTopic     = "tideline-origin-topic"
+	HeaderOriginPartition = "tideline-origin-partition"
+	HeaderOriginOffset    = "tideline-origin-offset"
+)
+
+// Origin is the Kafka position an event was first produced at.
+type Origin struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Headers returns the record headers that carry o.
+func (o Origin) Headers() []kgo.RecordHeader {
+	return []kgo.RecordHeader{
+		{Key: HeaderOriginTopic, Value: []byte(o.Topic)},
+		{Key: HeaderOriginPartition, Value: strconv.AppendInt(nil, int64(o.Partition), 10)},
+		{Key: HeaderOriginOffset, Value: strconv.AppendInt(nil, o.Offset, 10)},
+	}
+}
+
+// OriginOf reads the origin headers of r; ok is false when r has none or
+// they are malformed, and the record's own position then stands.
+func OriginOf(r *kgo.Record) (o Origin, ok bool) {
+	var seen int
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderOriginTopic:
+			o.Topic = string(h.Value)
+			seen |= 1
+		case HeaderOriginPartition:
+			p, err := strconv.ParseInt(string(h.Value), 10, 32)
+			if err != nil || p < 0 {
+				return Origin{}, false
+			}
+			o.Partition = int32(p)
+			seen |= 2
+		case HeaderOriginOffset:
+			off, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil || off < 0 {
+				return Origin{}, false
+			}
+			o.Offset = off
+			seen |= 4
+		}
+	}
+	if seen != 7 || o.Topic == "" {
+		return Origin{}, false
+	}
+	return o, true
+}
