@@ -46,6 +46,9 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		return &backend.CheckHealthResult{Status: backend.HealthStatusError, Message: msg, JSONDetails: details}, nil
 	}
 	sv, err := d.conn.ServerVersion()
+	if exceptionCode(err) == codeUnknownDatabase {
+		return fail(fmt.Sprintf("ClickHouse at %s answers, but database %s does not exist: run `tideline migrate` against this server, or fix the database name.", h.Addr, h.Database))
+	}
 	if err != nil {
 		return fail(fmt.Sprintf("cannot connect to ClickHouse at %s as %q: %v. Check host, port (the native protocol, usually 9000), user and password, and that the server is running.", h.Addr, d.settings.User, err))
 	}

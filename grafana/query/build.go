@@ -207,7 +207,14 @@ WHERE derived_at >= toDateTime(?) AND derived_at_ms >= ?`, fromMs/1000, fromMs)
 	}
 	b.in("audience_id", audiences)
 	b.add(`
-ORDER BY derived_at_ms `+order+`, audience_id, customer_id, episode, kind
+ORDER BY derived_at_ms ` + order + `, audience_id, customer_id, episode, kind`)
+	if toMs > 0 {
+		// The panel's rows are distinct transitions even before the
+		// replayed copies are merged away.
+		b.add(`
+LIMIT 1 BY audience_id, customer_id, episode, kind`)
+	}
+	b.add(`
 LIMIT ?`, limit)
 	return b.stmt(StmtLive)
 }

@@ -1,4 +1,4 @@
-package query
+package query_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tideline-dev/tideline/grafana/internal/seed"
+	"github.com/tideline-dev/tideline/grafana/query"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -19,7 +20,7 @@ func TestStatementsRunOnServer(t *testing.T) {
 	if err := seed.EnsureBackfillRuns(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
-	run := func(s Statement) {
+	run := func(s query.Statement) {
 		t.Helper()
 		rows, err := conn.Query(ctx, s.SQL, s.Args...)
 		if err != nil {
@@ -32,13 +33,14 @@ func TestStatementsRunOnServer(t *testing.T) {
 		}
 		rows.Close()
 	}
-	for _, typ := range Types {
+	for _, typ := range query.Types {
 		for _, filtered := range []bool{false, true} {
-			r := req(typ, nil)
+			from := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+			r := query.Request{Model: query.Model{QueryType: typ}, From: from, To: from.Add(6 * time.Hour), Interval: time.Minute}
 			if filtered {
 				r.Audiences, r.Campaigns, r.Lanes = []string{"a", "b"}, []string{"c"}, []string{"web"}
 			}
-			stmts, err := Build(r)
+			stmts, err := query.Build(r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,8 +49,8 @@ func TestStatementsRunOnServer(t *testing.T) {
 			}
 		}
 	}
-	run(LivePoll(nil, uint64(t0.UnixMilli())))
-	run(LivePoll([]string{"a"}, uint64(t0.UnixMilli())))
-	run(EntityList(true))
-	run(EntityList(false))
+	run(query.LivePoll(nil, 1793613600000))
+	run(query.LivePoll([]string{"a"}, 1793613600000))
+	run(query.EntityList(true))
+	run(query.EntityList(false))
 }
