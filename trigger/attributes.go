@@ -1,0 +1,171 @@
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// AttributeSource returns customers' current attributes for the payload
+// snapshot, by customer id.
+type AttributeSource interface {
+	Attributes(ctx context.Context, customerIDs []string) (map[string]map[string]any, error)
+}
+
+// profileAttributes reads the customer_profile view when the schema has it
+// (the materialize component maintains it), and otherwise merges the
+// customer's latest identify traits from events. The choice is made again
+// every few minutes, so a poller started before the view was installed
+// picks it up.
+type profileAttributes struct {
+	conn *chdb.Conn
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	checked   time.Time
+	hasView   bool
+	viewError bool
+}
+
+// NewAttributeSource returns the attribute snapshot source the poller uses.
+func NewAttributeSource(conn *chdb.Conn, log *slog.Logger) AttributeSource {
+	return &profileAttributes{conn: conn, log: log}
+}
+
+const profileRecheck = 5 * time.Minute
+
+func (p *profileAttributes) useView(ctx context.Context) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.checked) < profileRecheck {
+		return p.hasView && !p.viewError
+	}
+	var n uint64
+	if err := p.conn.QueryRow(ctx, qTableExists, "customer_profile").Scan(&n); err != nil {
+		return false
+	}
+	p.checked, p.hasView, p.viewError = time.Now(), n > 0, false
+	return p.hasView
+}
+
+func (p *profileAttributes) Attributes(ctx context.Context, ids []string) (map[string]map[string]any, error) {
+	if len(ids) == 0 {
+		return map[string]map[string]any{}, nil
+	}
+	if p.useView(ctx) {
+		out, err := p.fromProfile(ctx, ids)
+		if err == nil {
+			return out, nil
+		}
+		// A view whose shape this code does not expect must not stop
+		// campaigns: fall back to traits until the next check.
+		p.log.Warn("customer_profile unusable for payload attributes; using identify traits", "err", err)
+		p.mu.Lock()
+		p.viewError = true
+		p.mu.Unlock()
+	}
+	return p.fromTraits(ctx, ids)
+}
+
+// fromProfile reads every column of customer_profile generically, so the
+// payload follows the view's columns without this package knowing them.
+func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[string]map[string]any, error) {
+	rows, err := p.conn.Query(ctx, qProfiles, stringSet(ids))
+	if err != nil {
+		return nil, fmt.Errorf("read customer_profile: %w", err)
+	}
+	defer rows.Close()
+	cols := rows.Columns()
+	types := rows.ColumnTypes()
+	idCol := -1
+	for i, c := range cols {
+		if c == "customer_id" {
+			idCol = i
+		}
+	}
+	if idCol < 0 {
+		return nil, fmt.Errorf("customer_profile has no customer_id column")
+	}
+	out := map[string]map[string]any{}
+	for rows.Next() {
+		dest := make([]any, len(cols))
+		for i, t := range types {
+			dest[i] = reflect.New(t.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("scan customer_profile: %w", err)
+		}
+		attrs := map[string]any{}
+		var id string
+		for i, c := range cols {
+			v := reflect.ValueOf(dest[i]).Elem().Interface()
+			if i == idCol {
+				id = fmt.Sprint(v)
+				continue
+			}
+			attrs[c] = jsonValue(v)
+		}
+		out[id] = attrs
+	}
+	return out, rows.Err()
+}
+
+// jsonValue makes a scanned value JSON-friendly: strings holding JSON
+// objects or arrays (attribute values are often stored as JSON text) are
+// embedded as JSON, times are written in RFC 3339.
+func jsonValue(v any) any {
+	switch t := v.(type) {
+	case string:
+		if len(t) > 1 && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
+			return json.RawMessage(t)
+		}
+		return t
+	case time.Time:
+		return t.UTC().Format(time.RFC3339)
+	case *string:
+		if t == nil {
+			return nil
+		}
+		return jsonValue(*t)
+	}
+	return v
+}
+
+// fromTraits merges the traits of each customer's latest events carrying
+// traits, newest value winning per trait (by event time).
+func (p *profileAttributes) fromTraits(ctx context.Context, ids []string) (map[string]map[string]any, error) {
+	rows, err := p.conn.Query(ctx, qLatestTraits, stringSet(ids))
+	if err != nil {
+		return nil, fmt.Errorf("read latest traits: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]any{}
+	for rows.Next() {
+		var id, traits string
+		if err := rows.Scan(&id, &traits); err != nil {
+			return nil, fmt.Errorf("scan traits: %w", err)
+		}
+		attrs := out[id]
+		if attrs == nil {
+			attrs = map[string]any{}
+			out[id] = attrs
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(traits), &m) != nil {
+			continue
+		}
+		// Rows come newest first: a trait already set by a newer event is kept.
+		for k, v := range m {
+			if _, set := attrs[k]; !set {
+				attrs[k] = v
+			}
+		}
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,168 @@
+package trigger
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./trigger -run %s -update to create it)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (rerun with -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// TestInvalidCampaigns checks that every broken definition in
+// testdata/invalid is refused with errors naming file, line and field.
+func TestInvalidCampaigns(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test definitions: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ParseCampaign(f, data)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var de *DefinitionError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %v is not a DefinitionError", err)
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, f+":") {
+					t.Errorf("error line %q does not start with the file and line", line)
+				}
+			}
+			golden(t, strings.TrimSuffix(f, ".yaml")[len("testdata/"):]+".err", []byte(err.Error()+"\n"))
+		})
+	}
+}
+
+func TestValidCampaign(t *testing.T) {
+	cs, err := LoadCampaigns("testdata/valid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cs[0]
+	if c.ID != "everything" || c.Active || c.Trigger.Kind != TriggerEvent || c.Trigger.Event.Name != "purchase" {
+		t.Fatalf("campaign = %+v", c)
+	}
+	if got := len(c.Trigger.Event.Where); got != 6 {
+		t.Errorf("%d conditions, want 6: %v", got, c.Trigger.Event.Where)
+	}
+	if u := c.Trigger.Unless; u == nil || u.Within != 150*time.Minute || u.Event.Name != "refund" || len(u.Event.Where) != 1 {
+		t.Errorf("unless = %+v", u)
+	}
+	if c.Staleness != (Staleness{Budget: 36 * time.Hour, Late: LateFire}) {
+		t.Errorf("staleness = %+v", c.Staleness)
+	}
+	if c.Reeligible != (Reeligibility{After: 14 * 24 * time.Hour}) || *c.Cap != (FrequencyCap{Max: 5, Per: 7 * 24 * time.Hour}) {
+		t.Errorf("reeligible = %+v, cap = %+v", c.Reeligible, c.Cap)
+	}
+	w := c.Deliver.Webhook
+	if w == nil || w.URL != "https://hooks.example.test/purchase?x=1" || w.SecretEnv != "PURCHASE_SECRET" || w.PreviousSecretEnv != "PURCHASE_SECRET_OLD" || c.Deliver.KafkaTopic != "campaign.fires" {
+		t.Errorf("deliver = %+v %+v", c.Deliver, w)
+	}
+	if len(c.Destinations()) != 2 || c.Version == "" || c.Name != "Every option" {
+		t.Errorf("destinations %v, version %q", c.Destinations(), c.Version)
+	}
+}
+
+// TestDefaultCampaigns checks the shipped examples and the text of list
+// and explain against goldens.
+func TestDefaultCampaigns(t *testing.T) {
+	cs, err := DefaultCampaigns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromDir, err := LoadCampaigns("campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 3 || len(fromDir) != 3 {
+		t.Fatalf("%d embedded and %d on disk, want 3", len(cs), len(fromDir))
+	}
+	var list bytes.Buffer
+	if err := List(&list, fromDir); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "explain/list.txt", list.Bytes())
+	for _, c := range fromDir {
+		var b bytes.Buffer
+		if err := Explain(&b, c, DefaultConfig(), ""); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "explain/"+c.ID+".txt", b.Bytes())
+	}
+	warn := Warnings(cs, func(string) string { return "" })
+	if len(warn) != 3 || !strings.Contains(warn[0], "WELCOME_SECRET") && !strings.Contains(strings.Join(warn, "\n"), "WELCOME_SECRET") {
+		t.Errorf("warnings without secrets: %v", warn)
+	}
+}
+
+func TestDuplicateIDs(t *testing.T) {
+	dir := t.TempDir()
+	def := "id: same\ntrigger: {audience_entered: a}\nstaleness: {budget: 1h}\nreeligible_after: never\ndeliver: {kafka_topic: t}\n"
+	for _, n := range []string{"a.yaml", "b.yml"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(def), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := LoadCampaigns(dir)
+	if err == nil || !strings.Contains(err.Error(), "b.yml:1: id: campaign id \"same\" is already used by") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := LoadCampaigns(t.TempDir()); !errors.Is(err, ErrNoCampaigns) {
+		t.Fatalf("empty folder: %v", err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"0": 0, "15m": 15 * time.Minute, "30d": 30 * 24 * time.Hour, "1d12h": 36 * time.Hour, "2w": 14 * 24 * time.Hour,
+		"250ms": 250 * time.Millisecond, "1.5h": 90 * time.Minute, " 45s ": 45 * time.Second,
+	} {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+		if in != "1.5h" && in != " 45s " && in != "1d12h" {
+			if back, _ := ParseDuration(FormatDuration(got)); back != got {
+				t.Errorf("FormatDuration(%v) = %q does not read back", got, FormatDuration(got))
+			}
+		}
+	}
+	for _, bad := range []string{"", "15", "m", "15 minutes", "3y", "-1h", "1h-"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,375 @@
+package trigger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// rawCampaign is the YAML shape of a campaign file. Fields whose YAML may be
+// a number or a word (durations, "never") are decoded as any and checked by
+// hand so the error can say what to write.
+type rawCampaign struct {
+	ID              string      `yaml:"id"`
+	Name            string      `yaml:"name"`
+	Description     string      `yaml:"description"`
+	Enabled         *bool       `yaml:"enabled"`
+	Trigger         *rawTrigger `yaml:"trigger"`
+	Staleness       *rawStale   `yaml:"staleness"`
+	ReeligibleAfter any         `yaml:"reeligible_after"`
+	FrequencyCap    *rawCap     `yaml:"frequency_cap"`
+	Deliver         *rawDeliver `yaml:"deliver"`
+}
+
+type rawTrigger struct {
+	AudienceEntered string     `yaml:"audience_entered"`
+	AudienceExited  string     `yaml:"audience_exited"`
+	Event           *rawEvent  `yaml:"event"`
+	Unless          *rawUnless `yaml:"unless"`
+}
+
+type rawEvent struct {
+	Name  string         `yaml:"name"`
+	Where map[string]any `yaml:"where"`
+}
+
+type rawUnless struct {
+	Event  *rawEvent `yaml:"event"`
+	Within any       `yaml:"within"`
+}
+
+type rawStale struct {
+	Budget any    `yaml:"budget"`
+	Late   string `yaml:"late"`
+}
+
+type rawCap struct {
+	Max any `yaml:"max"`
+	Per any `yaml:"per"`
+}
+
+type rawDeliver struct {
+	Webhook    *rawWebhook `yaml:"webhook"`
+	KafkaTopic string      `yaml:"kafka_topic"`
+}
+
+type rawWebhook struct {
+	URL               string `yaml:"url"`
+	SecretEnv         string `yaml:"secret_env"`
+	PreviousSecretEnv string `yaml:"previous_secret_env"`
+}
+
+var (
+	campaignIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,63}$`)
+	audienceIDRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	envNameRe    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)
+	topicRe      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+	propertyRe   = regexp.MustCompile(`^[A-Za-z0-9_$][A-Za-z0-9_$-]*(\.[A-Za-z0-9_$][A-Za-z0-9_$-]*)*$`)
+)
+
+// ParseCampaign parses and validates one campaign file. Errors are
+// *DefinitionError values (joined when there are several) naming the file,
+// the line and the field.
+func ParseCampaign(file string, data []byte) (*Campaign, error) {
+	astFile, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlError(file, err)
+	}
+	if len(astFile.Docs) != 1 || astFile.Docs[0].Body == nil {
+		return nil, &DefinitionError{File: file, Line: 1, Msg: "want exactly one YAML document holding one campaign"}
+	}
+	body := astFile.Docs[0].Body
+	var raw rawCampaign
+	if err := yaml.NodeToValue(body, &raw, yaml.DisallowUnknownField()); err != nil {
+		return nil, yamlError(file, err)
+	}
+	v := &validator{file: file, root: body}
+	c := v.campaign(&raw)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	sum := sha256.Sum256(data)
+	c.Version = hex.EncodeToString(sum[:8])
+	c.File = file
+	c.Definition = string(data)
+	return c, nil
+}
+
+// yamlError turns a go-yaml error into a DefinitionError with its line.
+func yamlError(file string, err error) error {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		line := 0
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			line = tk.Position.Line
+		}
+		msg := ye.GetMessage()
+		var uf *yaml.UnknownFieldError
+		if errors.As(err, &uf) {
+			msg += ": check the spelling against the campaign reference in the README"
+		}
+		return &DefinitionError{File: file, Line: line, Msg: msg}
+	}
+	return &DefinitionError{File: file, Msg: err.Error()}
+}
+
+// validator collects every problem of one file.
+type validator struct {
+	file string
+	root ast.Node
+	errs []error
+}
+
+func (v *validator) fail(field, format string, args ...any) {
+	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: lineOf(v.root, strings.Split(field, ".")...), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) campaign(r *rawCampaign) *Campaign {
+	c := &Campaign{ID: r.ID, Name: r.Name, Description: r.Description, Active: true}
+	if r.Enabled != nil {
+		c.Active = *r.Enabled
+	}
+	switch {
+	case r.ID == "":
+		v.fail("id", "is required: a lower-case id such as welcome_gold")
+	case !campaignIDRe.MatchString(r.ID):
+		v.fail("id", "%q: use lower-case letters, digits and underscores (at most 64), starting with a letter or digit", r.ID)
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	v.trigger(r.Trigger, &c.Trigger)
+	if r.Staleness == nil {
+		v.fail("staleness", "is required: e.g. {budget: 15m, late: skip}")
+	} else {
+		c.Staleness.Budget = v.duration("staleness.budget", r.Staleness.Budget, true)
+		switch LatePolicy(r.Staleness.Late) {
+		case "", LateSkip:
+			c.Staleness.Late = LateSkip
+		case LateFire:
+			c.Staleness.Late = LateFire
+		default:
+			v.fail("staleness.late", "%q: want skip or fire_late", r.Staleness.Late)
+		}
+	}
+	switch x := r.ReeligibleAfter.(type) {
+	case nil:
+		v.fail("reeligible_after", "is required: a duration such as 30d, 0 (every qualification), or never")
+	case string:
+		if strings.TrimSpace(x) == "never" {
+			c.Reeligible.Never = true
+		} else {
+			c.Reeligible.After = v.duration("reeligible_after", x, false)
+		}
+	default:
+		c.Reeligible.After = v.duration("reeligible_after", x, false)
+	}
+	if r.FrequencyCap != nil {
+		fc := &FrequencyCap{Per: v.duration("frequency_cap.per", r.FrequencyCap.Per, true)}
+		n, ok := asInt(r.FrequencyCap.Max)
+		if !ok || n < 1 {
+			v.fail("frequency_cap.max", "want a whole number of sends of at least 1, got %v", r.FrequencyCap.Max)
+		}
+		fc.Max = n
+		c.Cap = fc
+	}
+	v.deliver(r.Deliver, &c.Deliver)
+	return c
+}
+
+func (v *validator) trigger(r *rawTrigger, t *Trigger) {
+	if r == nil {
+		v.fail("trigger", "is required: audience_entered: AUDIENCE_ID, audience_exited: AUDIENCE_ID, or event: {name: EVENT}")
+		return
+	}
+	n := 0
+	if r.AudienceEntered != "" {
+		n++
+		t.Kind, t.Audience = TriggerAudienceEntered, r.AudienceEntered
+		v.audience("trigger.audience_entered", r.AudienceEntered)
+	}
+	if r.AudienceExited != "" {
+		n++
+		t.Kind, t.Audience = TriggerAudienceExited, r.AudienceExited
+		v.audience("trigger.audience_exited", r.AudienceExited)
+	}
+	if r.Event != nil {
+		n++
+		t.Kind = TriggerEvent
+		t.Event = v.event("trigger.event", r.Event)
+	}
+	switch n {
+	case 0:
+		v.fail("trigger", "names nothing: set one of audience_entered, audience_exited or event")
+	case 1:
+	default:
+		v.fail("trigger", "sets %d triggers: a campaign has exactly one of audience_entered, audience_exited or event", n)
+	}
+	if r.Unless != nil {
+		u := &Unless{Within: v.duration("trigger.unless.within", r.Unless.Within, true)}
+		if r.Unless.Event == nil {
+			v.fail("trigger.unless.event", "is required: the follow-up event, e.g. {name: purchase}")
+		} else {
+			u.Event = v.event("trigger.unless.event", r.Unless.Event)
+		}
+		t.Unless = u
+	}
+}
+
+func (v *validator) audience(field, id string) {
+	if !audienceIDRe.MatchString(id) {
+		v.fail(field, "%q is not an audience id (letters, digits, _ . -)", id)
+	}
+}
+
+func (v *validator) event(field string, r *rawEvent) EventFilter {
+	f := EventFilter{Name: r.Name}
+	if strings.TrimSpace(r.Name) == "" {
+		v.fail(field+".name", "is required: the track event or page name, e.g. purchase")
+	}
+	props := make([]string, 0, len(r.Where))
+	for p := range r.Where {
+		props = append(props, p)
+	}
+	sort.Strings(props)
+	for _, p := range props {
+		pf := field + ".where." + p
+		if !propertyRe.MatchString(p) {
+			v.fail(pf, "%q is not a property path (names separated by dots)", p)
+			continue
+		}
+		conds, err := parseConditions(p, r.Where[p])
+		if err != nil {
+			v.fail(pf, "%v", err)
+			continue
+		}
+		f.Where = append(f.Where, conds...)
+	}
+	return f
+}
+
+func (v *validator) deliver(r *rawDeliver, d *Delivery) {
+	if r == nil || (r.Webhook == nil && r.KafkaTopic == "") {
+		v.fail("deliver", "is required: a webhook {url, secret_env} and/or a kafka_topic")
+		return
+	}
+	if r.KafkaTopic != "" {
+		if !topicRe.MatchString(r.KafkaTopic) {
+			v.fail("deliver.kafka_topic", "%q is not a Kafka topic name (letters, digits, . _ -)", r.KafkaTopic)
+		}
+		d.KafkaTopic = r.KafkaTopic
+	}
+	if w := r.Webhook; w != nil {
+		u, err := url.Parse(w.URL)
+		switch {
+		case w.URL == "":
+			v.fail("deliver.webhook.url", "is required: the endpoint's https URL")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			v.fail("deliver.webhook.url", "%q is not an absolute http(s) URL", w.URL)
+		}
+		switch {
+		case w.SecretEnv == "":
+			v.fail("deliver.webhook.secret_env", "is required: the environment variable holding the endpoint's whsec_ secret")
+		case !envNameRe.MatchString(w.SecretEnv):
+			v.fail("deliver.webhook.secret_env", "%q is not an environment variable name (A-Z, 0-9, _)", w.SecretEnv)
+		}
+		if w.PreviousSecretEnv != "" && !envNameRe.MatchString(w.PreviousSecretEnv) {
+			v.fail("deliver.webhook.previous_secret_env", "%q is not an environment variable name (A-Z, 0-9, _)", w.PreviousSecretEnv)
+		}
+		d.Webhook = &Webhook{URL: w.URL, SecretEnv: w.SecretEnv, PreviousSecretEnv: w.PreviousSecretEnv}
+	}
+}
+
+// duration reads a YAML duration: a string such as "15m" or "30d", or the number 0.
+func (v *validator) duration(field string, x any, positive bool) time.Duration {
+	var (
+		d   time.Duration
+		err error
+	)
+	switch t := x.(type) {
+	case nil:
+		v.fail(field, "is required: a duration such as 15m, 2h or 30d")
+		return 0
+	case string:
+		d, err = ParseDuration(t)
+	default:
+		if n, ok := asInt(t); ok && n == 0 {
+			d = 0
+		} else {
+			err = fmt.Errorf("%v has no unit: write e.g. 15m, 2h or 30d", x)
+		}
+	}
+	if err != nil {
+		v.fail(field, "%v", err)
+		return 0
+	}
+	if positive && d <= 0 {
+		v.fail(field, "must be more than 0")
+	}
+	return d
+}
+
+func asInt(x any) (int, bool) {
+	switch t := x.(type) {
+	case int:
+		return t, true
+	case int64:
+		return int(t), true
+	case uint64:
+		return int(t), true
+	case float64:
+		if t == float64(int(t)) {
+			return int(t), true
+		}
+	case string:
+		n, err := strconv.Atoi(t)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// lineOf finds the line of the key at path in a YAML tree, or of the
+// deepest existing parent, so a missing field points at where it belongs.
+func lineOf(node ast.Node, path ...string) int {
+	line := 1
+	for _, seg := range path {
+		mv := findKey(node, seg)
+		if mv == nil {
+			return line
+		}
+		if tk := mv.Key.GetToken(); tk != nil && tk.Position != nil {
+			line = tk.Position.Line
+		}
+		node = mv.Value
+	}
+	return line
+}
+
+func findKey(node ast.Node, key string) *ast.MappingValueNode {
+	var values []*ast.MappingValueNode
+	switch n := node.(type) {
+	case *ast.MappingNode:
+		values = n.Values
+	case *ast.MappingValueNode:
+		values = []*ast.MappingValueNode{n}
+	default:
+		return nil
+	}
+	for _, mv := range values {
+		if tk := mv.Key.GetToken(); tk != nil && tk.Value == key {
+			return mv
+		}
+	}
+	return nil
+}

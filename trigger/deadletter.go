@@ -1,0 +1,347 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// DeadLetter is a delivery that was given up, with what is needed to send
+// it again under the same webhook id.
+type DeadLetter struct {
+	Key, CampaignID, CustomerID string
+	DestinationID, Destination  string
+	Payload                     string
+	Attempts                    uint32
+	LastStatus                  uint16
+	LastError                   string
+	// State is "dead", or "redelivered" once a redelivery succeeded.
+	State     string
+	DeadAtMs  uint64
+	UpdatedMs uint64
+}
+
+func insertDeadLetter(ctx context.Context, conn *chdb.Conn, dl DeadLetter) error {
+	now := chdb.NowMs()
+	if dl.DeadAtMs == 0 {
+		dl.DeadAtMs = now
+	}
+	batch, err := conn.PrepareBatch(ctx, qInsertDeadLetters)
+	if err != nil {
+		return fmt.Errorf("prepare dead letter insert: %w", err)
+	}
+	if err := batch.Append(dl.Key, dl.CampaignID, dl.CustomerID, dl.DestinationID, dl.Destination, dl.Payload,
+		dl.Attempts, dl.LastStatus, dl.LastError, dl.State, dl.DeadAtMs, now, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("append dead letter: %w", err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert dead letter of %s: %w", dl.Key, err)
+	}
+	return nil
+}
+
+// insertDeadLetterRetrying writes a dead letter, retrying until it is
+// stored or ctx ends: a dead letter is the only trace of a given-up delivery
+// besides the ledger state, so it is not dropped on a transient error.
+func insertDeadLetterRetrying(ctx context.Context, conn *chdb.Conn, dl DeadLetter, log *slog.Logger) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := insertDeadLetter(ctx, conn, dl)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("write dead letter (retrying)", "key", dl.Key, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// DeadLetters returns the deliveries currently dead (not redelivered).
+func DeadLetters(ctx context.Context, conn *chdb.Conn) ([]DeadLetter, error) {
+	rows, err := conn.Query(ctx, qDeadLetters)
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		var dl DeadLetter
+		if err := rows.Scan(&dl.Key, &dl.DestinationID, &dl.CampaignID, &dl.CustomerID, &dl.Destination, &dl.Payload,
+			&dl.Attempts, &dl.LastStatus, &dl.LastError, &dl.State, &dl.DeadAtMs, &dl.UpdatedMs); err != nil {
+			return nil, fmt.Errorf("scan dead letter: %w", err)
+		}
+		out = append(out, dl)
+	}
+	return out, rows.Err()
+}
+
+// DisabledDestinations returns the disabled destinations and why, by id.
+func DisabledDestinations(ctx context.Context, conn *chdb.Conn) (map[string]string, error) {
+	rows, err := conn.Query(ctx, qDisabledDestinations)
+	if err != nil {
+		return nil, fmt.Errorf("read disabled destinations: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var (
+			id, reason string
+			disabled   uint8
+		)
+		if err := rows.Scan(&id, &disabled, &reason); err != nil {
+			return nil, fmt.Errorf("scan destination: %w", err)
+		}
+		out[id] = reason
+	}
+	return out, rows.Err()
+}
+
+// SetDestination disables or re-enables a destination.
+func SetDestination(ctx context.Context, conn *chdb.Conn, dest Destination, disabled bool, reason string) error {
+	batch, err := conn.PrepareBatch(ctx, qInsertDestinations)
+	if err != nil {
+		return fmt.Errorf("prepare destination insert: %w", err)
+	}
+	var flag uint8
+	if disabled {
+		flag = 1
+	}
+	if err := batch.Append(dest.ID(), dest.Campaign, dest.String(), flag, reason, chdb.NowMs()); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("append destination: %w", err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("record destination %s: %w", dest, err)
+	}
+	return nil
+}
+
+// buildRoutes resolves each campaign's destinations, URL and secrets.
+func buildRoutes(cs []*Campaign, cfg Config, getenv func(string) string) (map[string]*route, error) {
+	out := map[string]*route{}
+	var override []Secret
+	if cfg.SecretOverride != "" {
+		s, err := ParseSecret(cfg.SecretOverride)
+		if err != nil {
+			return nil, fmt.Errorf("trigger.secret_override: %w", err)
+		}
+		override = []Secret{s}
+	}
+	for _, c := range cs {
+		rt := &route{c: c, dests: c.Destinations()}
+		if w := c.Deliver.Webhook; w != nil {
+			rt.url = w.URL
+			if cfg.WebhookURLOverride != "" {
+				rt.url = cfg.WebhookURLOverride
+			}
+			if override != nil {
+				rt.secrets = override
+			} else {
+				secrets, err := c.Secrets(getenv)
+				if err != nil {
+					return nil, err
+				}
+				rt.secrets = secrets
+			}
+		}
+		out[c.ID] = rt
+	}
+	return out, nil
+}
+
+// RedeliverOptions selects the dead letters `tideline trigger redeliver` sends.
+type RedeliverOptions struct {
+	// Campaign restricts to one campaign ("" for all).
+	Campaign string
+	// Keys restricts to some webhook ids (empty for all).
+	Keys []string
+	// Reenable re-enables the selected campaigns' disabled destinations first.
+	Reenable bool
+	// DryRun lists what would be sent and changes nothing.
+	DryRun bool
+}
+
+// RedeliverResult counts what a redelivery did.
+type RedeliverResult struct {
+	Selected  int
+	Delivered int
+	Failed    int
+	// Unknown counts dead letters of campaigns no longer defined: they are
+	// left as they are.
+	Unknown   int
+	Reenabled []string
+	// Disabled lists destinations still disabled (their deliveries fail
+	// again until re-enabled).
+	Disabled []string
+}
+
+// Redeliver sends dead-lettered deliveries again, under their original
+// webhook id and with their stored body, through the same retry policy as
+// the poller. A success marks the dead letter redelivered and the ledger
+// entry delivered; a failure leaves it dead with the new last error.
+// kafka may be nil when no selected campaign delivers to Kafka.
+func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config, kafka *kgo.Client, topicPrefix string, opts RedeliverOptions, log *slog.Logger) (RedeliverResult, error) {
+	var res RedeliverResult
+	all, err := DeadLetters(ctx, conn)
+	if err != nil {
+		return res, err
+	}
+	wantKey := map[string]bool{}
+	for _, k := range opts.Keys {
+		wantKey[k] = true
+	}
+	byCampaign := map[string]*Campaign{}
+	for _, c := range cs {
+		byCampaign[c.ID] = c
+	}
+	var selected []DeadLetter
+	for _, dl := range all {
+		if opts.Campaign != "" && dl.CampaignID != opts.Campaign {
+			continue
+		}
+		if len(wantKey) > 0 && !wantKey[dl.Key] {
+			continue
+		}
+		if byCampaign[dl.CampaignID] == nil {
+			res.Unknown++
+			continue
+		}
+		selected = append(selected, dl)
+	}
+	res.Selected = len(selected)
+	disabled, err := DisabledDestinations(ctx, conn)
+	if err != nil {
+		return res, err
+	}
+	for _, c := range cs {
+		if opts.Campaign != "" && c.ID != opts.Campaign {
+			continue
+		}
+		for _, dest := range c.Destinations() {
+			if _, dis := disabled[dest.ID()]; !dis {
+				continue
+			}
+			if opts.Reenable && !opts.DryRun {
+				if err := SetDestination(ctx, conn, dest, false, "re-enabled by tideline trigger redeliver"); err != nil {
+					return res, err
+				}
+				res.Reenabled = append(res.Reenabled, dest.String())
+			} else {
+				res.Disabled = append(res.Disabled, dest.String())
+			}
+		}
+	}
+	if opts.DryRun || len(selected) == 0 {
+		return res, nil
+	}
+	routes, err := buildRoutes(cs, cfg, os.Getenv)
+	if err != nil {
+		return res, err
+	}
+	keys := make([]string, 0, len(selected))
+	for _, dl := range selected {
+		keys = append(keys, dl.Key)
+	}
+	entries, err := NewLedger(conn).ByKeys(ctx, keys)
+	if err != nil {
+		return res, err
+	}
+	m, ctrs := newMetrics(prometheus.NewRegistry()), &counters{}
+	d := newDispatcher(cfg, conn, routes, kafka, topicPrefix, m, ctrs, log)
+	if err := d.loadDisabled(ctx); err != nil {
+		return res, err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	d.start(wctx)
+	defer func() {
+		stop()
+		d.wait()
+	}()
+	type group struct {
+		dests []Destination
+		body  string
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, dl := range selected {
+		kind, target, _ := strings.Cut(dl.Destination, ":")
+		var dest *Destination
+		for _, cand := range routes[dl.CampaignID].dests {
+			// The campaign's current destination of the same kind: a URL
+			// changed since the failure is where the delivery goes now.
+			if cand.Kind == kind {
+				cand := cand
+				dest = &cand
+			}
+		}
+		if dest == nil {
+			log.Warn("dead letter's destination kind is no longer configured; left dead", "key", dl.Key, "destination", kind+":"+target)
+			res.Failed++
+			continue
+		}
+		g := groups[dl.Key]
+		if g == nil {
+			g = &group{body: dl.Payload}
+			groups[dl.Key] = g
+			order = append(order, dl.Key)
+		}
+		g.dests = append(g.dests, *dest)
+	}
+	var jobs []*job
+	for _, key := range order {
+		e := entries[key]
+		if e == nil {
+			log.Warn("dead letter without a ledger entry; left dead", "key", key)
+			res.Failed++
+			continue
+		}
+		g := groups[key]
+		for {
+			j := d.enqueueJob(e, []byte(g.body), g.dests, true)
+			if j != nil {
+				jobs = append(jobs, j)
+				break
+			}
+			// The queue is full: wait for the workers.
+			select {
+			case <-ctx.Done():
+				return res, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	for _, j := range jobs {
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-j.done:
+		}
+		j.mu.Lock()
+		if j.outcome == StateDelivered && !j.abandoned {
+			res.Delivered++
+		} else {
+			res.Failed++
+		}
+		j.mu.Unlock()
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	d.drain(dctx)
+	return res, nil
+}

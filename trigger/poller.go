@@ -1,0 +1,723 @@
+package trigger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// Poller reads qualifications past its durable cursors, decides them,
+// records the decisions in the send ledger and delivers the fires. See the
+// package documentation for how the ledger stays unique.
+type Poller struct {
+	cfg     Config
+	conn    *chdb.Conn
+	bc      broker.Config
+	seeds   []string
+	log     *slog.Logger
+	all     []*Campaign
+	active  []*Campaign
+	byID    map[string]*Campaign
+	routes  map[string]*route
+	rec     *Recorder
+	ledger  *Ledger
+	own     *ownership
+	m       *metrics
+	c       counters
+	readers []*feedReader
+	names   map[*feed][]string
+	pending map[string]*waiting
+
+	disp      *Dispatcher
+	kafka     *kgo.Client
+	lastSave  time.Time
+	lastScan  time.Time
+	lastPrune time.Time
+}
+
+// waiting is a qualification held until the watermark passes its due time.
+type waiting struct {
+	q    Qualification
+	feed *feed
+	pos  uint64
+	due  uint64
+}
+
+// NewPoller prepares a poller for the campaigns (inactive ones are
+// recorded in the campaigns table but not run). seeds are the Kafka seed
+// brokers, needed for sharding "group" and for campaigns delivering to a
+// topic; reg may be nil.
+func NewPoller(cfg Config, campaigns []*Campaign, conn *chdb.Conn, bc broker.Config, seeds []string, reg prometheus.Registerer, log *slog.Logger) (*Poller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(campaigns) == 0 {
+		return nil, fmt.Errorf("%w: give the poller at least one campaign", ErrNoCampaigns)
+	}
+	p := &Poller{
+		cfg: cfg, conn: conn, bc: bc, seeds: seeds, log: log, all: campaigns,
+		byID: map[string]*Campaign{}, names: map[*feed][]string{}, pending: map[string]*waiting{},
+		ledger: NewLedger(conn), own: newOwnership(cfg.Shards), m: newMetrics(reg),
+	}
+	needKafka := cfg.Sharding == "group"
+	for _, c := range campaigns {
+		if !c.Active {
+			continue
+		}
+		p.active = append(p.active, c)
+		p.byID[c.ID] = c
+		if c.Deliver.KafkaTopic != "" {
+			needKafka = true
+		}
+	}
+	if needKafka && len(seeds) == 0 {
+		return nil, errors.New("the poller needs Kafka (sharding group, or a campaign with kafka_topic): configure kafka.brokers, or set trigger.sharding to none and remove kafka_topic")
+	}
+	routes, err := buildRoutes(p.active, cfg, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	p.routes = routes
+	p.rec = &Recorder{Ledger: p.ledger, Conn: conn, Attributes: NewAttributeSource(conn, log), Origin: OriginPoller}
+	for _, f := range []*feed{transitionFeed, eventFeed} {
+		names := p.feedNames(f)
+		if len(names) == 0 {
+			continue
+		}
+		p.names[f] = names
+		p.readers = append(p.readers, &feedReader{f: f, read: map[string]uint64{}})
+	}
+	return p, nil
+}
+
+// feedNames lists the audience ids or event names the active campaigns read.
+func (p *Poller) feedNames(f *feed) []string {
+	set := map[string]bool{}
+	for _, c := range p.active {
+		switch {
+		case f == transitionFeed && c.Trigger.Kind != TriggerEvent:
+			set[c.Trigger.Audience] = true
+		case f == eventFeed && c.Trigger.Kind == TriggerEvent:
+			set[c.Trigger.Event.Name] = true
+		}
+	}
+	return keys(set)
+}
+
+// Stats returns what the poller did since it started.
+func (p *Poller) Stats() Stats { return p.c.stats() }
+
+// Run polls until ctx ends, then saves its positions, lets in-flight
+// deliveries finish (bounded by ShutdownTimeout) and leaves the group.
+func (p *Poller) Run(ctx context.Context) error {
+	if err := ApplyCampaigns(ctx, p.conn, p.all); err != nil {
+		return err
+	}
+	p.warnMissingAudiences(ctx)
+	if err := p.startKafka(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if p.kafka != nil {
+			p.kafka.Close()
+		}
+	}()
+	p.own.onRevoke = func(ctx context.Context, shards []int32) {
+		if err := p.saveCursors(ctx, shards); err != nil {
+			p.log.Warn("save positions of revoked shards", "err", err)
+		}
+		p.dropPending(shards)
+	}
+	switch p.cfg.Sharding {
+	case "none":
+		p.own.ownAll()
+	default:
+		if err := p.own.joinGroup(ctx, p.cfg, p.seeds, p.bc, p.log); err != nil {
+			return err
+		}
+	}
+	defer p.own.close()
+	p.disp = newDispatcher(p.cfg, p.conn, p.routes, p.kafka, p.bc.TopicPrefix, p.m, &p.c, p.log)
+	p.disp.owns = p.own.ownsCustomer
+	if err := p.disp.loadDisabled(ctx); err != nil {
+		return err
+	}
+	// Delivery workers get their own context: on shutdown they finish what
+	// is in flight after polling stopped.
+	dctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	p.disp.start(dctx)
+	p.log.Info("trigger poller started", "campaigns", len(p.active), "sharding", p.cfg.Sharding, "shards", p.cfg.Shards)
+
+	failures := 0
+	for ctx.Err() == nil {
+		start := time.Now()
+		more, err := p.cycle(ctx)
+		p.m.pollSeconds.Observe(time.Since(start).Seconds())
+		wait := p.cfg.PollInterval
+		switch {
+		case err != nil && ctx.Err() == nil:
+			failures++
+			p.m.pollErrors.Inc()
+			wait = min(p.cfg.PollInterval<<min(failures, 6), 5*time.Second)
+			p.log.Warn("poll failed; retrying", "attempt", failures, "backoff", wait, "err", err)
+		case err == nil:
+			failures = 0
+			if more {
+				wait = 0
+			}
+		}
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
+	defer cancel()
+	p.own.mu.Lock()
+	if err := p.saveCursors(sctx, p.own.list()); err != nil {
+		p.log.Warn("save positions at shutdown", "err", err)
+	}
+	p.own.mu.Unlock()
+	p.disp.drain(sctx)
+	stopWorkers()
+	p.disp.wait()
+	s := p.Stats()
+	p.log.Info("trigger poller stopped", "fired", s.Fired, "late", s.Late, "skipped", s.Skipped, "delivered", s.Delivered, "failed", s.Failed)
+	return nil
+}
+
+func (p *Poller) startKafka(ctx context.Context) error {
+	var topics []string
+	seen := map[string]bool{}
+	for _, c := range p.active {
+		if t := c.Deliver.KafkaTopic; t != "" && !seen[t] {
+			seen[t] = true
+			topics = append(topics, p.bc.TopicPrefix+t)
+		}
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	opts := append(broker.ClientOpts(p.seeds, p.log),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(time.Millisecond),
+		kgo.RecordDeliveryTimeout(p.cfg.WebhookTimeout),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka producer for campaign fires: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopics(cctx, p.bc.Partitions, p.bc.ReplicationFactor, nil, topics...)
+	if err != nil {
+		cl.Close()
+		return fmt.Errorf("create fire topics %v (is the broker up?): %w", topics, err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			cl.Close()
+			return fmt.Errorf("create fire topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	p.kafka = cl
+	return nil
+}
+
+// cycle is one poll: read each feed past its position, decide, record,
+// hand the fires to the dispatcher. It holds the ownership lock throughout.
+// It reports whether a feed had more rows than one batch.
+func (p *Poller) cycle(ctx context.Context) (bool, error) {
+	p.own.mu.Lock()
+	defer p.own.mu.Unlock()
+	owned := p.own.list()
+	p.m.shards.Set(float64(len(owned)))
+	if len(owned) == 0 {
+		return false, nil
+	}
+	if gained := p.own.takeGained(); len(gained) > 0 {
+		if err := p.takeOver(ctx, gained); err != nil {
+			for _, s := range gained {
+				p.own.gained[s] = true
+			}
+			return false, err
+		}
+	}
+	now := chdb.NowMs()
+	shard, shardArgs := shardFilter(p.cfg.Shards, owned)
+	type readerBatch struct {
+		r *feedReader
+		b *feedBatch
+	}
+	var (
+		batches []readerBatch
+		qs      []Qualification
+		origin  = map[string]*waiting{}
+		more    bool
+	)
+	for _, r := range p.readers {
+		b, err := r.poll(ctx, p.conn, p.names[r.f], shard, shardArgs, p.cfg.BatchSize, p.cfg.Overlap, now)
+		if err != nil {
+			return false, err
+		}
+		batches = append(batches, readerBatch{r, b})
+		more = more || b.full
+		for _, row := range b.rows {
+			for _, q := range p.qualify(r.f, &row) {
+				qs = append(qs, q)
+				origin[q.Key()] = &waiting{q: q, feed: r.f, pos: row.pos}
+			}
+		}
+	}
+	var wm uint64
+	if p.needsWatermark() {
+		var err error
+		if wm, err = p.watermark(ctx); err != nil {
+			return false, err
+		}
+		for k, w := range p.pending {
+			if wm >= w.due {
+				if _, again := origin[k]; !again {
+					qs = append(qs, w.q)
+					origin[k] = w
+				}
+			}
+		}
+	}
+	res, err := p.rec.Record(ctx, p.byID, qs, wm)
+	if err != nil {
+		return false, err
+	}
+	for _, rb := range batches {
+		rb.r.commit(rb.b, p.cfg.Overlap)
+	}
+	for _, q := range res.Waiting {
+		if _, held := p.pending[q.Key()]; !held {
+			o := origin[q.Key()]
+			p.pending[q.Key()] = &waiting{q: q, feed: o.feed, pos: o.pos, due: DueMs(p.byID[q.CampaignID], q)}
+		}
+	}
+	for _, n := range res.New {
+		delete(p.pending, n.Entry.Key)
+		p.c.decided(n.Decision)
+		p.m.decisions.WithLabelValues(n.Q.CampaignID, string(n.Decision.Action), n.Decision.Reason).Inc()
+		if n.Decision.Action.Fires() {
+			// A full queue leaves the entry open in the ledger for the next scan.
+			p.disp.enqueue(n.Entry, n.Body, nil, false)
+		}
+	}
+	var reopen []*Entry
+	for _, n := range res.Reused {
+		delete(p.pending, n.Entry.Key)
+		p.c.reused.Add(1)
+		if n.Entry.Open() && !p.disp.tracking(n.Entry.Key) {
+			reopen = append(reopen, n.Entry)
+		}
+	}
+	if err := p.deliverOpen(ctx, reopen); err != nil {
+		return more, err
+	}
+	p.c.wai.Store(int64(len(p.pending)))
+	p.m.waiting.Set(float64(len(p.pending)))
+	if time.Since(p.lastSave) >= p.cfg.CursorInterval {
+		if err := p.saveCursors(ctx, owned); err != nil {
+			p.log.Warn("save positions", "err", err)
+		} else {
+			p.lastSave = time.Now()
+		}
+	}
+	for _, r := range p.readers {
+		p.m.cursorAge.WithLabelValues(r.f.id).Set(float64(sub(chdb.NowMs(), p.durable(r))) / 1000)
+	}
+	if time.Since(p.lastScan) >= p.cfg.OpenScanInterval {
+		if err := p.scanOpen(ctx, owned); err != nil {
+			p.log.Warn("scan open deliveries", "err", err)
+		} else {
+			p.lastScan = time.Now()
+			p.disp.forget(2 * p.cfg.OpenScanInterval)
+		}
+	}
+	if p.cfg.FeedRetention > 0 && time.Since(p.lastPrune) >= time.Hour {
+		p.lastPrune = time.Now()
+		if err := p.pruneFeeds(ctx); err != nil {
+			p.log.Warn("drop old feed partitions", "err", err)
+		}
+	}
+	return more, nil
+}
+
+// qualify turns a feed row into the qualifications of the campaigns it matches.
+func (p *Poller) qualify(f *feed, row *feedRow) []Qualification {
+	var out []Qualification
+	for _, c := range p.active {
+		switch {
+		case f == transitionFeed && c.Trigger.Audience == row.audience &&
+			((c.Trigger.Kind == TriggerAudienceEntered && row.kind == "entered") || (c.Trigger.Kind == TriggerAudienceExited && row.kind == "exited")):
+			out = append(out, Qualification{
+				CampaignID: c.ID, CustomerID: row.customer, AudienceID: row.audience, Episode: episodeOf(row.episode),
+				MessageID: row.message, Lane: row.lane, EventTimeMs: row.eventMs, IngestTimeMs: row.ingestMs, DerivedAtMs: row.pos,
+			})
+		case f == eventFeed && c.Trigger.Kind == TriggerEvent && c.Trigger.Event.Matches(row.event, row.properties):
+			out = append(out, Qualification{
+				CampaignID: c.ID, CustomerID: row.customer, Episode: row.message, MessageID: row.message, Lane: row.lane,
+				Event: row.event, Properties: row.properties, EventTimeMs: row.eventMs, IngestTimeMs: row.ingestMs, DerivedAtMs: row.pos,
+			})
+		}
+	}
+	return out
+}
+
+func (p *Poller) needsWatermark() bool {
+	for _, c := range p.active {
+		if c.Trigger.Unless != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// watermark is the lowest watermark of the configured lanes; a lane that
+// has none yet counts as 0, holding every negative decision.
+func (p *Poller) watermark(ctx context.Context) (uint64, error) {
+	rows, err := p.conn.Query(ctx, qWatermarks)
+	if err != nil {
+		return 0, fmt.Errorf("read lane watermarks: %w", err)
+	}
+	defer rows.Close()
+	got := map[string]uint64{}
+	for rows.Next() {
+		var lane string
+		var wm uint64
+		if err := rows.Scan(&lane, &wm); err != nil {
+			return 0, fmt.Errorf("scan lane watermark: %w", err)
+		}
+		got[lane] = wm
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read lane watermarks: %w", err)
+	}
+	var low uint64
+	for i, lane := range p.cfg.WatermarkLanes {
+		if wm := got[lane]; i == 0 || wm < low {
+			low = wm
+		}
+	}
+	return low, nil
+}
+
+// takeOver prepares newly owned shards: wait for the ledger inserts a
+// previous owner may still have running, rewind the readers to the
+// shards' saved positions (less the overlap), and scan their open
+// deliveries at once.
+func (p *Poller) takeOver(ctx context.Context, gained []int32) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := p.ledger.WaitForInserts(wctx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		p.log.Warn("waiting for a previous owner's ledger inserts", "err", err)
+	}
+	cursors, err := loadCursors(ctx, p.conn)
+	if err != nil {
+		return err
+	}
+	for _, r := range p.readers {
+		start := uint64(0)
+		first := true
+		for _, s := range gained {
+			pos, ok := cursors[r.f.id][s]
+			if !ok {
+				if p.cfg.StartFrom == "latest" {
+					pos = chdb.NowMs()
+				} else {
+					pos = 0
+				}
+			}
+			if first || pos < start {
+				start, first = pos, false
+			}
+		}
+		r.rewind(sub(start, ms(p.cfg.Overlap)))
+		// Rows already read belong to the shards owned before; the next
+		// overlap check compares against ClickHouse again.
+		r.read = map[string]uint64{}
+	}
+	p.lastScan = time.Time{}
+	p.log.Info("took over trigger shards", "shards", gained)
+	return nil
+}
+
+// durable is the position of a reader that is safe to save: every row
+// before it is recorded, except the ones still waiting.
+func (p *Poller) durable(r *feedReader) uint64 {
+	if r.next == nil {
+		return 0
+	}
+	pos := r.pos()
+	for _, w := range p.pending {
+		if w.feed == r.f && w.pos < pos {
+			pos = w.pos
+		}
+	}
+	return pos
+}
+
+func (p *Poller) saveCursors(ctx context.Context, shards []int32) error {
+	if len(shards) == 0 || len(p.readers) == 0 {
+		return nil
+	}
+	batch, err := p.conn.PrepareBatch(ctx, qInsertCursors)
+	if err != nil {
+		return fmt.Errorf("prepare cursor insert: %w", err)
+	}
+	now := chdb.NowMs()
+	n := 0
+	for _, r := range p.readers {
+		if r.next == nil {
+			continue
+		}
+		pos := p.durable(r)
+		for _, s := range shards {
+			if err := batch.Append(r.f.id, uint32(s), pos, now); err != nil {
+				_ = batch.Abort()
+				return fmt.Errorf("append cursor: %w", err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		_ = batch.Abort()
+		return nil
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("save %d positions: %w", n, err)
+	}
+	return nil
+}
+
+// loadCursors reads every saved position, by feed and shard.
+func loadCursors(ctx context.Context, conn *chdb.Conn) (map[string]map[int32]uint64, error) {
+	rows, err := conn.Query(ctx, qCursors)
+	if err != nil {
+		return nil, fmt.Errorf("read positions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[int32]uint64{}
+	for rows.Next() {
+		var (
+			id    string
+			shard uint32
+			pos   uint64
+		)
+		if err := rows.Scan(&id, &shard, &pos); err != nil {
+			return nil, fmt.Errorf("scan position: %w", err)
+		}
+		if out[id] == nil {
+			out[id] = map[int32]uint64{}
+		}
+		out[id][int32(shard)] = pos
+	}
+	return out, rows.Err()
+}
+
+func (p *Poller) dropPending(shards []int32) {
+	gone := map[int32]bool{}
+	for _, s := range shards {
+		gone[s] = true
+	}
+	for k, w := range p.pending {
+		if gone[Shard(w.q.CustomerID, p.cfg.Shards)] {
+			delete(p.pending, k)
+		}
+	}
+}
+
+// scanOpen hands the dispatcher every open fire of the owned shards it is
+// not already delivering: after a restart or a takeover, after a queue
+// overflow, and the entries the backfill recorded.
+func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
+	since := sub(chdb.NowMs(), ms(p.cfg.OpenScanWindow))
+	for {
+		entries, err := p.ledger.Open(ctx, since, p.cfg.Shards, owned, p.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		var todo []*Entry
+		for _, e := range entries {
+			if !p.disp.tracking(e.Key) && p.byID[e.CampaignID] != nil {
+				todo = append(todo, e)
+			}
+		}
+		if err := p.deliverOpen(ctx, todo); err != nil {
+			return err
+		}
+		// A full page that is all in hand means the rest waits for the
+		// next scan; a full page with new work may hide more.
+		if len(entries) < p.cfg.BatchSize || len(todo) == 0 {
+			return nil
+		}
+	}
+}
+
+// deliverOpen loads the stored payloads of open entries and enqueues them.
+// An entry whose payload is missing (written by a tool that stored none)
+// gets one built now and stored, before it is sent.
+func (p *Poller) deliverOpen(ctx context.Context, entries []*Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	ks := make([]string, len(entries))
+	for i, e := range entries {
+		ks[i] = e.Key
+	}
+	bodies, err := p.ledger.Payloads(ctx, ks)
+	if err != nil {
+		return err
+	}
+	var missing []*Entry
+	for _, e := range entries {
+		if _, ok := bodies[e.Key]; !ok {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) > 0 {
+		built, err := p.rebuildPayloads(ctx, missing)
+		if err != nil {
+			return err
+		}
+		for k, b := range built {
+			bodies[k] = b
+		}
+	}
+	for _, e := range entries {
+		if b, ok := bodies[e.Key]; ok {
+			p.disp.enqueue(e, b, nil, false)
+		}
+	}
+	return nil
+}
+
+func (p *Poller) rebuildPayloads(ctx context.Context, entries []*Entry) (map[string][]byte, error) {
+	ids := map[string]bool{}
+	for _, e := range entries {
+		ids[e.CustomerID] = true
+	}
+	attrs, err := p.rec.Attributes.Attributes(ctx, keys(ids))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	var ps []Payload
+	for _, e := range entries {
+		c := p.byID[e.CampaignID]
+		if c == nil {
+			continue
+		}
+		q := Qualification{CampaignID: e.CampaignID, CustomerID: e.CustomerID, AudienceID: e.AudienceID, Episode: e.Episode,
+			Lane: e.Lane, EventTimeMs: e.QualifiedEventTimeMs, IngestTimeMs: e.QualifiedIngestTimeMs, DerivedAtMs: e.DerivedAtMs}
+		if c.Trigger.Kind == TriggerEvent {
+			q.MessageID, q.Event = e.Episode, c.Trigger.Event.Name
+		}
+		d := Decision{Action: Action(e.Decision), Reason: e.Reason, LagMs: sub(e.DetectedAtMs, DueMs(c, q))}
+		b, err := BuildBody(c, q, e, d, attrs[e.CustomerID])
+		if err != nil {
+			return nil, err
+		}
+		out[e.Key] = b
+		ps = append(ps, Payload{Key: e.Key, CampaignID: e.CampaignID, Body: b})
+	}
+	if err := p.ledger.InsertPayloads(ctx, ps, chdb.NowMs()); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+var partitionRe = regexp.MustCompile(`^[0-9]{8}$`)
+
+// pruneFeeds drops daily feed partitions older than the retention and than
+// every saved position (of all pollers).
+func (p *Poller) pruneFeeds(ctx context.Context) error {
+	cursors, err := loadCursors(ctx, p.conn)
+	if err != nil {
+		return err
+	}
+	low := chdb.NowMs()
+	for _, byShard := range cursors {
+		for _, pos := range byShard {
+			low = min(low, pos)
+		}
+	}
+	cut := time.UnixMilli(int64(sub(low, ms(p.cfg.FeedRetention)))).UTC().Format("20060102")
+	for _, table := range []string{transitionFeed.table, eventFeed.table} {
+		rows, err := p.conn.Query(ctx, qFeedPartitions, table)
+		if err != nil {
+			return fmt.Errorf("list partitions of %s: %w", table, err)
+		}
+		var parts []string
+		for rows.Next() {
+			var part string
+			if err := rows.Scan(&part); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan partition: %w", err)
+			}
+			parts = append(parts, part)
+		}
+		rows.Close()
+		sort.Strings(parts)
+		for _, part := range parts {
+			// A partition id is a day written by ClickHouse itself; it
+			// is checked to be exactly eight digits before use.
+			if !partitionRe.MatchString(part) || part >= cut {
+				continue
+			}
+			if err := p.conn.Exec(ctx, "ALTER TABLE "+table+" DROP PARTITION "+part); err != nil {
+				return fmt.Errorf("drop partition %s of %s: %w", part, table, err)
+			}
+			p.log.Info("dropped old feed partition", "table", table, "partition", part)
+		}
+	}
+	return nil
+}
+
+func (p *Poller) warnMissingAudiences(ctx context.Context) {
+	var want []string
+	for _, c := range p.active {
+		if c.Trigger.Kind != TriggerEvent {
+			want = append(want, c.Trigger.Audience)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	rows, err := p.conn.Query(ctx, "SELECT DISTINCT audience_id FROM audiences WHERE audience_id IN ?", stringSet(want))
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if rows.Scan(&id) == nil {
+			have[id] = true
+		}
+	}
+	for _, id := range want {
+		if !have[id] {
+			p.log.Warn("a campaign names an audience that is not applied (yet): it fires once the audience exists", "audience", id)
+		}
+	}
+}

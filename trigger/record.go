@@ -1,0 +1,272 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// Recorder decides qualifications and records the decisions: the one path
+// by which the poller and the backfill write ledger entries. For a batch it
+// reads the ledger first (existing entries keep their decision; the
+// customers' other fires feed re-eligibility and caps), decides in event
+// time order, writes the fires' payloads and then the new ledger rows.
+type Recorder struct {
+	Ledger     *Ledger
+	Conn       *chdb.Conn
+	Attributes AttributeSource
+	// Origin is recorded in new entries: OriginPoller or OriginBackfill.
+	Origin string
+	// Now returns the detection time in epoch ms (default chdb.NowMs).
+	Now func() uint64
+}
+
+// Recorded is one qualification's outcome.
+type Recorded struct {
+	Q        Qualification
+	Campaign *Campaign
+	Decision Decision
+	// Entry is the ledger entry: new, or the existing one when Decision.Reused.
+	Entry *Entry
+	// Body is the payload of a new fire (nil for skips, and for reused
+	// entries, whose payload is in trigger_payloads).
+	Body []byte
+}
+
+// Result is the outcome of one Record call.
+type Result struct {
+	// New are the qualifications decided now and recorded.
+	New []Recorded
+	// Reused are the qualifications that already had a ledger entry.
+	Reused []Recorded
+	// Waiting are the qualifications not decided yet (their unless window
+	// has not passed the watermark); record them again later.
+	Waiting []Qualification
+}
+
+// Record decides qs (all of campaigns in cs, by id) and records the new
+// decisions. watermarkMs is the lanes' completeness watermark. Nothing is
+// recorded when an error is returned; calling it again with the same
+// qualifications is safe.
+func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qualification, watermarkMs uint64) (*Result, error) {
+	res := &Result{}
+	if len(qs) == 0 {
+		return res, nil
+	}
+	now := chdb.NowMs
+	if r.Now != nil {
+		now = r.Now
+	}
+	qs = dedupe(qs)
+	camps, custs := map[string]bool{}, map[string]bool{}
+	for _, q := range qs {
+		if cs[q.CampaignID] == nil {
+			return nil, fmt.Errorf("%w %q in a qualification", ErrUnknownCampaign, q.CampaignID)
+		}
+		camps[q.CampaignID], custs[q.CustomerID] = true, true
+	}
+	existing, err := r.Ledger.ByCustomers(ctx, keys(camps), keys(custs))
+	if err != nil {
+		return nil, err
+	}
+	history := map[string][]fire{}
+	for _, e := range existing {
+		if e.Fires() {
+			k := e.CampaignID + "\x00" + e.CustomerID
+			history[k] = append(history[k], fire{key: e.Key, eventMs: e.QualifiedEventTimeMs})
+		}
+	}
+	followUps, err := r.followUps(ctx, cs, qs, existing, watermarkMs)
+	if err != nil {
+		return nil, err
+	}
+	// Decide in a fixed order (customer, event time, key) so that the
+	// same batch always gives the same decisions, whatever order the feed
+	// returned it in.
+	sort.Slice(qs, func(i, j int) bool {
+		a, b := qs[i], qs[j]
+		if a.CustomerID != b.CustomerID {
+			return a.CustomerID < b.CustomerID
+		}
+		if a.EventTimeMs != b.EventTimeMs {
+			return a.EventTimeMs < b.EventTimeMs
+		}
+		return a.Key() < b.Key()
+	})
+	detected := now()
+	var fires []int
+	for _, q := range qs {
+		c := cs[q.CampaignID]
+		key := q.Key()
+		hk := q.CampaignID + "\x00" + q.CustomerID
+		in := Input{Campaign: c, Q: q, Existing: existing[key], NowMs: detected, WatermarkMs: watermarkMs}
+		for _, f := range history[hk] {
+			if f.key != key {
+				in.History = append(in.History, f.eventMs)
+			}
+		}
+		if fu, ok := followUps[key]; ok {
+			in.FollowUp = &fu
+		}
+		d := Decide(in)
+		switch {
+		case d.Reused:
+			res.Reused = append(res.Reused, Recorded{Q: q, Campaign: c, Decision: d, Entry: existing[key]})
+		case d.Action == Wait:
+			res.Waiting = append(res.Waiting, q)
+		default:
+			e := NewEntry(q, d, detected, r.Origin)
+			if d.Action.Fires() {
+				history[hk] = append(history[hk], fire{key: key, eventMs: q.EventTimeMs})
+				fires = append(fires, len(res.New))
+			}
+			res.New = append(res.New, Recorded{Q: q, Campaign: c, Decision: d, Entry: e})
+		}
+	}
+	if len(res.New) == 0 {
+		return res, nil
+	}
+	if err := r.buildBodies(ctx, res, fires); err != nil {
+		return nil, err
+	}
+	payloads := make([]Payload, 0, len(fires))
+	for _, i := range fires {
+		n := res.New[i]
+		payloads = append(payloads, Payload{Key: n.Entry.Key, CampaignID: n.Q.CampaignID, Body: n.Body})
+	}
+	// Payloads first: an entry whose row exists always has its body, so a
+	// sticky decision can always be delivered again byte for byte.
+	if err := r.Ledger.InsertPayloads(ctx, payloads, detected); err != nil {
+		return nil, err
+	}
+	entries := make([]*Entry, len(res.New))
+	for i, n := range res.New {
+		entries[i] = n.Entry
+	}
+	if err := r.Ledger.Insert(ctx, entries); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+type fire struct {
+	key     string
+	eventMs uint64
+}
+
+func (r *Recorder) buildBodies(ctx context.Context, res *Result, fires []int) error {
+	if len(fires) == 0 {
+		return nil
+	}
+	ids := map[string]bool{}
+	for _, i := range fires {
+		ids[res.New[i].Q.CustomerID] = true
+	}
+	var attrs map[string]map[string]any
+	if r.Attributes != nil {
+		var err error
+		if attrs, err = r.Attributes.Attributes(ctx, keys(ids)); err != nil {
+			return err
+		}
+	}
+	for _, i := range fires {
+		n := &res.New[i]
+		body, err := BuildBody(n.Campaign, n.Q, n.Entry, n.Decision, attrs[n.Q.CustomerID])
+		if err != nil {
+			return err
+		}
+		n.Body = body
+	}
+	return nil
+}
+
+// followUps checks the unless condition of the qualifications that are
+// due (watermark past the end of their window) and not yet in the ledger:
+// true when the customer performed the follow-up event within the window.
+func (r *Recorder) followUps(ctx context.Context, cs map[string]*Campaign, qs []Qualification, existing map[string]*Entry, watermarkMs uint64) (map[string]bool, error) {
+	type pending struct {
+		q   Qualification
+		c   *Campaign
+		due uint64
+	}
+	var due []pending
+	names, custs := map[string]bool{}, map[string]bool{}
+	var lo, hi uint64
+	for _, q := range qs {
+		c := cs[q.CampaignID]
+		if c.Trigger.Unless == nil || existing[q.Key()] != nil {
+			continue
+		}
+		d := DueMs(c, q)
+		if watermarkMs < d {
+			continue
+		}
+		due = append(due, pending{q: q, c: c, due: d})
+		names[c.Trigger.Unless.Event.Name], custs[q.CustomerID] = true, true
+		if lo == 0 || q.EventTimeMs < lo {
+			lo = q.EventTimeMs
+		}
+		hi = max(hi, d)
+	}
+	out := map[string]bool{}
+	if len(due) == 0 {
+		return out, nil
+	}
+	rows, err := r.Conn.Query(ctx, qFollowUps, stringSet(keys(custs)), stringSet(keys(names)), lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("read follow-up events: %w", err)
+	}
+	defer rows.Close()
+	type ev struct {
+		msg, name, props string
+		at               uint64
+	}
+	byCustomer := map[string][]ev{}
+	for rows.Next() {
+		var cust string
+		var e ev
+		if err := rows.Scan(&cust, &e.msg, &e.name, &e.props, &e.at); err != nil {
+			return nil, fmt.Errorf("scan follow-up event: %w", err)
+		}
+		byCustomer[cust] = append(byCustomer[cust], e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read follow-up events: %w", err)
+	}
+	for _, p := range due {
+		found := false
+		for _, e := range byCustomer[p.q.CustomerID] {
+			if e.msg != p.q.MessageID && e.at >= p.q.EventTimeMs && e.at <= p.due && p.c.Trigger.Unless.Event.Matches(e.name, e.props) {
+				found = true
+				break
+			}
+		}
+		out[p.q.Key()] = found
+	}
+	return out, nil
+}
+
+func dedupe(qs []Qualification) []Qualification {
+	seen := make(map[string]bool, len(qs))
+	out := make([]Qualification, 0, len(qs))
+	for _, q := range qs {
+		k := q.Key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, q)
+	}
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
