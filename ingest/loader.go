@@ -282,6 +282,11 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 	r.client = cl
 	r.adm = kadm.NewClient(cl)
 	defer cl.Close()
+	// With BlockRebalanceOnPoll, Close leaves the group only once the last
+	// poll is released; a lane returning with a batch in hand (shutdown,
+	// failed flush) has not released it, and Close would wait forever.
+	// Deferred after Close, so it runs first.
+	defer cl.AllowRebalance()
 	l.log.Info("loader lane started", "lane", ln.name, "topic", topic, "group", r.group)
 
 	tick := time.NewTicker(l.cfg.WatermarkInterval)

@@ -1,0 +1,74 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// TestLoaderDrainsHeldBatchOnShutdown is the regression test for a loader
+// that hung forever when stopped while it held an unflushed batch: with
+// BlockRebalanceOnPoll, closing the client leaves the group only after the
+// last poll is released, and the shutdown path never released it.
+func TestLoaderDrainsHeldBatchOnShutdown(t *testing.T) {
+	for _, br := range testenv.Brokers(t) {
+		t.Run(br.Name, func(t *testing.T) {
+			conn := testenv.ClickHouse(t)
+			cfg := ingest.DefaultLoaderConfig()
+			cfg.Lanes = []string{"web"}
+			cfg.Group = "drain-" + testenv.Name(t)
+			cfg.MetricsAddr = ""
+			// Nothing flushes by size or time while the test runs: the
+			// batch is only written by the shutdown drain.
+			cfg.BatchSize = 1 << 20
+			cfg.FlushInterval = time.Hour
+			l, err := ingest.NewLoader(cfg, br.Config, br.Seeds, conn, nil, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 25
+			prod, err := kgo.NewClient(broker.ClientOpts(br.Seeds, nil)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prod.Close()
+			ts := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+			for i := range n {
+				v, _ := json.Marshal(&ingest.Event{MessageID: fmt.Sprintf("d-%d", i), Type: ingest.TypeTrack, UserID: fmt.Sprintf("u-%d", i%5), Event: "e", Timestamp: ts, ReceivedAt: ts})
+				if err := prod.ProduceSync(context.Background(), &kgo.Record{Topic: br.Config.MustTopic("web"), Key: []byte(fmt.Sprintf("u-%d", i%5)), Value: v}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- l.Run(ctx) }()
+			eventually(t, 60*time.Second, "records polled into the batch", func() (bool, string) {
+				c := l.Stats()["web"].Consumed
+				return c == n, fmt.Sprintf("consumed=%d", c)
+			})
+			if got := queryUint(t, conn, "SELECT count() FROM events"); got != 0 {
+				t.Fatalf("%d rows inserted before shutdown; the test needs the batch held", got)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+			case <-time.After(2 * time.Minute):
+				t.Fatal("loader did not return after its context was cancelled while holding a batch")
+			}
+			if got := queryUint(t, conn, "SELECT uniqExact(message_id) FROM events"); got != n {
+				t.Errorf("after the drain: %d events, want %d", got, n)
+			}
+		})
+	}
+}
