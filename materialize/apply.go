@@ -1,0 +1,452 @@
+package materialize
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+//go:embed audiences/*.yaml
+var builtinAudiences embed.FS
+
+// LoadDefinitions reads every *.yaml and *.yml file of dir as an audience.
+// When dir is DefaultAudiencesDir and does not exist (an installed binary
+// run outside the repository), the built-in definitions are read instead.
+// A non-nil error lists every problem of every file (DefinitionErrors), or
+// says why the folder could not be read.
+func LoadDefinitions(dir string) ([]*Audience, error) {
+	fsys, root := fs.FS(os.DirFS(dir)), dir
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && filepath.Clean(dir) == DefaultAudiencesDir {
+		sub, err := fs.Sub(builtinAudiences, "audiences")
+		if err != nil {
+			return nil, fmt.Errorf("built-in audiences: %w", err)
+		}
+		fsys, root = sub, "(built-in) "+DefaultAudiencesDir
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read audiences folder %s (set materialize.audiences_dir): %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	var out []*Audience
+	var errs DefinitionErrors
+	for _, name := range names {
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", filepath.Join(root, name), err)
+		}
+		a, err := ParseAudience(filepath.Join(root, name), src)
+		if err != nil {
+			var des DefinitionErrors
+			if errors.As(err, &des) {
+				errs = append(errs, des...)
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// ApplyReport says what Apply changed.
+type ApplyReport struct {
+	// ViewsCreated are the attribute and signal views created (and
+	// backfilled from history).
+	ViewsCreated []string
+	// ViewsDropped are views no audience or setting needs any more.
+	ViewsDropped []string
+	// Applied are audiences new or changed; Unchanged were already applied;
+	// Deactivated were applied before but are no longer defined.
+	Applied, Unchanged, Deactivated []string
+}
+
+// Apply installs plan: it creates the views its attributes and signals need
+// (backfilling each new one from the events already loaded), records the
+// audiences so the evaluator picks them up, deactivates applied audiences
+// missing from plan, and drops views nothing needs any more. It is
+// idempotent; run it again after a failure. settle is the wait between
+// creating a view and backfilling it (Config.ApplySettle).
+func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duration, log *slog.Logger) (*ApplyReport, error) {
+	rep := &ApplyReport{}
+	attrs, err := readAttributeCatalog(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	sigs, err := readSignalCatalog(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := readAudiences(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+
+	// Views first, catalog rows after their backfill: a catalog row means
+	// the attribute or signal is complete.
+	var newAttrs []AttributeMode
+	var newSigs []*Signal
+	for _, a := range plan.Attributes {
+		have, ok := attrs[a.Name]
+		if ok && have.active && have.setOnce == a.SetOnce {
+			continue
+		}
+		if !ok || !have.active {
+			if err := conn.Exec(ctx, AttributeViewDDL(a.Name)); err != nil {
+				return nil, fmt.Errorf("create view for attribute %s: %w", a.Name, err)
+			}
+			newAttrs = append(newAttrs, a)
+			rep.ViewsCreated = append(rep.ViewsCreated, AttributeViewName(a.Name))
+		}
+	}
+	for _, s := range plan.Signals {
+		if have, ok := sigs[s.ID]; ok && have.active {
+			continue
+		}
+		if err := conn.Exec(ctx, SignalViewDDL(s)); err != nil {
+			return nil, fmt.Errorf("create view for signal %s (%s %q): %w", s.ID, s.Type, s.Event, err)
+		}
+		newSigs = append(newSigs, s)
+		rep.ViewsCreated = append(rep.ViewsCreated, s.ViewName())
+	}
+	if len(newAttrs)+len(newSigs) > 0 && settle > 0 {
+		log.Info("views created; waiting for inserts in flight before backfilling", "settle", settle)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(settle):
+		}
+	}
+	for _, a := range newAttrs {
+		start := time.Now()
+		if err := conn.Exec(ctx, "INSERT INTO customer_attributes (customer_id, attribute, last_value, first_value)\n"+AttributeSelect(a.Name)); err != nil {
+			return nil, fmt.Errorf("backfill attribute %s from events: %w", a.Name, err)
+		}
+		log.Info("attribute backfilled from events", "attribute", a.Name, "took", time.Since(start).Round(time.Millisecond))
+	}
+	for _, s := range newSigs {
+		start := time.Now()
+		if err := conn.Exec(ctx, "INSERT INTO customer_signals (customer_id, signal, bucket, occurrences)\n"+SignalSelect(s)); err != nil {
+			return nil, fmt.Errorf("backfill signal %s from events: %w", s.ID, err)
+		}
+		log.Info("signal backfilled from events", "signal", s.ID, "event", s.Event, "took", time.Since(start).Round(time.Millisecond))
+	}
+	now := chdb.NowMs()
+	var attrRows []attributeRow
+	for _, a := range plan.Attributes {
+		if have, ok := attrs[a.Name]; !ok || !have.active || have.setOnce != a.SetOnce {
+			attrRows = append(attrRows, attributeRow{name: a.Name, setOnce: a.SetOnce, active: true})
+		}
+	}
+	var sigRows []*Signal
+	for _, s := range plan.Signals {
+		if have, ok := sigs[s.ID]; !ok || !have.active {
+			sigRows = append(sigRows, s)
+		}
+	}
+	if err := writeAttributeCatalog(ctx, conn, attrRows, now); err != nil {
+		return nil, err
+	}
+	if err := writeSignalCatalog(ctx, conn, sigRows, true, now); err != nil {
+		return nil, err
+	}
+
+	// Audiences: new or changed versions, then deactivations.
+	var audRows []audienceRow
+	inPlan := map[string]bool{}
+	for _, c := range plan.Audiences {
+		inPlan[c.Audience.ID] = true
+		if have, ok := applied[c.Audience.ID]; ok && have.active && have.version == c.Version {
+			rep.Unchanged = append(rep.Unchanged, c.Audience.ID)
+			continue
+		}
+		audRows = append(audRows, audienceRow{id: c.Audience.ID, name: c.Audience.Name, definition: string(c.Audience.Source), condition: c.Condition, version: c.Version, active: true})
+		rep.Applied = append(rep.Applied, c.Audience.ID)
+	}
+	for id, have := range applied {
+		if have.active && !inPlan[id] {
+			have.active = false
+			audRows = append(audRows, have)
+			rep.Deactivated = append(rep.Deactivated, id)
+		}
+	}
+	sort.Strings(rep.Deactivated)
+	if err := writeAudiences(ctx, conn, audRows, now); err != nil {
+		return nil, err
+	}
+
+	// Views no longer needed go last, once no active audience reads them.
+	var dropAttrs []attributeRow
+	wantAttr := map[string]bool{}
+	for _, a := range plan.Attributes {
+		wantAttr[a.Name] = true
+	}
+	for name, have := range attrs {
+		if have.active && !wantAttr[name] {
+			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+AttributeViewName(name)); err != nil {
+				return nil, fmt.Errorf("drop view of attribute %s: %w", name, err)
+			}
+			dropAttrs = append(dropAttrs, attributeRow{name: name, setOnce: have.setOnce})
+			rep.ViewsDropped = append(rep.ViewsDropped, AttributeViewName(name))
+		}
+	}
+	var dropSigs []*Signal
+	wantSig := map[string]bool{}
+	for _, s := range plan.Signals {
+		wantSig[s.ID] = true
+	}
+	for id, have := range sigs {
+		if have.active && !wantSig[id] {
+			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS mv_signal_"+id); err != nil {
+				return nil, fmt.Errorf("drop view of signal %s: %w", id, err)
+			}
+			dropSigs = append(dropSigs, &Signal{ID: id, Type: have.typ, Event: have.event, Value: have.value})
+			rep.ViewsDropped = append(rep.ViewsDropped, "mv_signal_"+id)
+		}
+	}
+	if err := writeAttributeCatalog(ctx, conn, dropAttrs, now+1); err != nil {
+		return nil, err
+	}
+	if err := writeSignalCatalog(ctx, conn, dropSigs, false, now+1); err != nil {
+		return nil, err
+	}
+	sort.Strings(rep.ViewsDropped)
+	return rep, nil
+}
+
+type attributeRow struct {
+	name            string
+	setOnce, active bool
+}
+
+func readAttributeCatalog(ctx context.Context, conn *chdb.Conn) (map[string]attributeRow, error) {
+	rows, err := conn.Query(ctx, "SELECT attribute, set_once, active FROM attribute_catalog FINAL")
+	if err != nil {
+		return nil, fmt.Errorf("read attribute_catalog (is the schema migrated? tideline migrate): %w", err)
+	}
+	defer rows.Close()
+	out := map[string]attributeRow{}
+	for rows.Next() {
+		var r attributeRow
+		var so, act uint8
+		if err := rows.Scan(&r.name, &so, &act); err != nil {
+			return nil, fmt.Errorf("scan attribute_catalog: %w", err)
+		}
+		r.setOnce, r.active = so == 1, act == 1
+		out[r.name] = r
+	}
+	return out, rows.Err()
+}
+
+func writeAttributeCatalog(ctx context.Context, conn *chdb.Conn, rows []attributeRow, now uint64) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO attribute_catalog (attribute, set_once, view_name, active, applied_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare attribute_catalog insert: %w", err)
+	}
+	for _, r := range rows {
+		if err := b.Append(r.name, boolByte(r.setOnce), AttributeViewName(r.name), boolByte(r.active), now); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("append attribute_catalog row: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert attribute_catalog: %w", err)
+	}
+	return nil
+}
+
+type signalRow struct {
+	typ, event, value string
+	active            bool
+}
+
+func readSignalCatalog(ctx context.Context, conn *chdb.Conn) (map[string]signalRow, error) {
+	rows, err := conn.Query(ctx, "SELECT signal, type, event, value_property, active FROM signal_catalog FINAL")
+	if err != nil {
+		return nil, fmt.Errorf("read signal_catalog: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]signalRow{}
+	for rows.Next() {
+		var id string
+		var r signalRow
+		var act uint8
+		if err := rows.Scan(&id, &r.typ, &r.event, &r.value, &act); err != nil {
+			return nil, fmt.Errorf("scan signal_catalog: %w", err)
+		}
+		r.active = act == 1
+		out[id] = r
+	}
+	return out, rows.Err()
+}
+
+func writeSignalCatalog(ctx context.Context, conn *chdb.Conn, sigs []*Signal, active bool, now uint64) error {
+	if len(sigs) == 0 {
+		return nil
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO signal_catalog (signal, type, event, value_property, filters, view_name, active, applied_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare signal_catalog insert: %w", err)
+	}
+	for _, s := range sigs {
+		filters := ""
+		if len(s.Where) > 0 {
+			filters = s.FilterSQL()
+		}
+		if err := b.Append(s.ID, s.Type, s.Event, s.Value, filters, s.ViewName(), boolByte(active), now); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("append signal_catalog row: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert signal_catalog: %w", err)
+	}
+	return nil
+}
+
+type audienceRow struct {
+	id, name, definition, condition, version string
+	active                                   bool
+	appliedAtMs                              uint64
+}
+
+func readAudiences(ctx context.Context, conn *chdb.Conn) (map[string]audienceRow, error) {
+	rows, err := conn.Query(ctx, "SELECT audience_id, name, definition, condition_sql, version, active, applied_at_ms FROM audiences FINAL")
+	if err != nil {
+		return nil, fmt.Errorf("read audiences: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]audienceRow{}
+	for rows.Next() {
+		var r audienceRow
+		var act uint8
+		if err := rows.Scan(&r.id, &r.name, &r.definition, &r.condition, &r.version, &act, &r.appliedAtMs); err != nil {
+			return nil, fmt.Errorf("scan audiences: %w", err)
+		}
+		r.active = act == 1
+		out[r.id] = r
+	}
+	return out, rows.Err()
+}
+
+func writeAudiences(ctx context.Context, conn *chdb.Conn, rows []audienceRow, now uint64) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO audiences (audience_id, name, definition, condition_sql, version, active, applied_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare audiences insert: %w", err)
+	}
+	for _, r := range rows {
+		if err := b.Append(r.id, r.name, r.definition, r.condition, r.version, boolByte(r.active), now); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("append audiences row: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert audiences: %w", err)
+	}
+	return nil
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// AppliedAudience is an audience as recorded by apply.
+type AppliedAudience struct {
+	ID, Name, Version string
+	Active            bool
+	AppliedAtMs       uint64
+	Definition        string
+	Condition         string
+}
+
+// ListApplied returns every audience apply recorded, active or not, by id.
+func ListApplied(ctx context.Context, conn *chdb.Conn) ([]AppliedAudience, error) {
+	rows, err := readAudiences(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AppliedAudience, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, AppliedAudience{ID: r.id, Name: r.name, Version: r.version, Active: r.active, AppliedAtMs: r.appliedAtMs, Definition: r.definition, Condition: r.condition})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// LoadApplied compiles the active audiences recorded in ClickHouse, with the
+// attribute modes recorded by apply: exactly what the evaluator evaluates.
+// Definitions that no longer compile are skipped and returned in skipped
+// (they stay out of evaluation until re-applied).
+func LoadApplied(ctx context.Context, conn *chdb.Conn) (plan *Plan, skipped DefinitionErrors, err error) {
+	applied, err := readAudiences(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	attrs, err := readAttributeCatalog(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	var settings AttributeSettings
+	for name, a := range attrs {
+		if a.active && a.setOnce {
+			settings.SetOnce = append(settings.SetOnce, name)
+		}
+	}
+	sort.Strings(settings.SetOnce)
+	var auds []*Audience
+	var bad DefinitionErrors
+	ids := make([]string, 0, len(applied))
+	for id := range applied {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		r := applied[id]
+		if !r.active {
+			continue
+		}
+		a, err := ParseAudience("audiences table: "+id, []byte(r.definition))
+		if err != nil {
+			var des DefinitionErrors
+			if errors.As(err, &des) {
+				bad = append(bad, des...)
+				continue
+			}
+			return nil, nil, err
+		}
+		auds = append(auds, a)
+	}
+	plan, err = Compile(auds, settings)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, bad, nil
+}

@@ -1,0 +1,116 @@
+package materialize
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DefaultAudiencesDir is where audience definitions live in the repository.
+const DefaultAudiencesDir = "materialize/audiences"
+
+// Config configures `tideline audiences` and the evaluator (section
+// "materialize").
+type Config struct {
+	// AudiencesDir holds the audience definitions, one YAML file each
+	// (default materialize/audiences; when that default is missing, as in
+	// an installed binary, the definitions built into tideline are used).
+	AudiencesDir string `koanf:"audiences_dir"`
+	// Attributes are maintained even when no audience reads them, so
+	// analysts find them in customer_profile (default plan, country, email,
+	// age: the demo's traits).
+	Attributes []string `koanf:"attributes"`
+	// SetOnce lists attributes that keep their first non-null value
+	// instead of the latest (default none).
+	SetOnce []string `koanf:"set_once"`
+	// EvaluatorID names the evaluator's durable position, so two
+	// deployments can share a database (default "default").
+	EvaluatorID string `koanf:"evaluator_id"`
+	// Interval is the pause between evaluation passes (default 250ms).
+	Interval time.Duration `koanf:"interval"`
+	// Lanes are the lanes whose watermarks bound evaluation: conditions are
+	// evaluated as of the smallest watermark among them (default web,
+	// server; backfill is left out because it is behind by design).
+	Lanes []string `koanf:"lanes"`
+	// BatchCustomers bounds the customers evaluated by one query (default 5000).
+	BatchCustomers int `koanf:"batch_customers"`
+	// MaxTouches bounds the touched-customer rows one pass reads (default
+	// 200000); a backlog is worked off over several passes.
+	MaxTouches int `koanf:"max_touches"`
+	// TouchOverlap is re-read behind the touch cursor each pass: an insert
+	// can become visible this long after its rows were stamped (default 10s).
+	TouchOverlap time.Duration `koanf:"touch_overlap"`
+	// TouchRetention is how long customer_touches keeps its daily
+	// partitions before the evaluator drops them (default 72h).
+	TouchRetention time.Duration `koanf:"touch_retention"`
+	// ApplySettle is how long apply waits between creating a view and
+	// backfilling it from history, so inserts in flight when the view was
+	// created are committed before the backfill reads (default 5s).
+	ApplySettle time.Duration `koanf:"apply_settle"`
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		AudiencesDir:   DefaultAudiencesDir,
+		Attributes:     []string{"plan", "country", "email", "age"},
+		EvaluatorID:    "default",
+		Interval:       250 * time.Millisecond,
+		Lanes:          []string{"web", "server"},
+		BatchCustomers: 5000,
+		MaxTouches:     200000,
+		TouchOverlap:   10 * time.Second,
+		TouchRetention: 72 * time.Hour,
+		ApplySettle:    5 * time.Second,
+	}
+}
+
+// Validate says what to fix in c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.AudiencesDir == "" {
+		errs = append(errs, errors.New("materialize.audiences_dir is empty: give the folder of audience YAML files"))
+	}
+	for _, a := range append(append([]string(nil), c.Attributes...), c.SetOnce...) {
+		if !ValidAttributeName(a) {
+			errs = append(errs, fmt.Errorf("materialize.attributes / set_once: %q is not a valid attribute name (letters, digits, underscores)", a))
+		}
+	}
+	if !idRe.MatchString(c.EvaluatorID) {
+		errs = append(errs, fmt.Errorf("materialize.evaluator_id %q: use lower-case letters, digits and underscores", c.EvaluatorID))
+	}
+	if c.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("materialize.interval must be positive, got %s", c.Interval))
+	}
+	if len(c.Lanes) == 0 {
+		errs = append(errs, errors.New("materialize.lanes is empty: name the lanes whose watermarks bound evaluation, e.g. web,server"))
+	}
+	for _, l := range c.Lanes {
+		switch l {
+		case "web", "server", "backfill":
+		default:
+			errs = append(errs, fmt.Errorf("materialize.lanes: %q is not a lane (web, server, backfill)", l))
+		}
+	}
+	if c.BatchCustomers < 1 || c.BatchCustomers > 100000 {
+		errs = append(errs, fmt.Errorf("materialize.batch_customers must be between 1 and 100000, got %d", c.BatchCustomers))
+	}
+	if c.MaxTouches < 1 {
+		errs = append(errs, fmt.Errorf("materialize.max_touches must be at least 1, got %d", c.MaxTouches))
+	}
+	if c.TouchOverlap < time.Second {
+		errs = append(errs, fmt.Errorf("materialize.touch_overlap must be at least 1s (touch times have second resolution), got %s", c.TouchOverlap))
+	}
+	if c.TouchRetention < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("materialize.touch_retention must be at least 24h, got %s", c.TouchRetention))
+	}
+	if c.ApplySettle < 0 {
+		errs = append(errs, fmt.Errorf("materialize.apply_settle must not be negative, got %s", c.ApplySettle))
+	}
+	return errors.Join(errs...)
+}
+
+// attributeSettings are the attribute settings of c.
+func (c Config) attributeSettings() AttributeSettings {
+	return AttributeSettings{Declared: c.Attributes, SetOnce: c.SetOnce}
+}

@@ -1,0 +1,199 @@
+package materialize
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// anonPrefix starts the customer id of events with no userId.
+const anonPrefix = "anon:"
+
+// resolution groups raw customer ids into customers: a user together with
+// the anonymous ids an identify linked to it, or an anonymous id no identify
+// linked (a customer of its own).
+type resolution struct {
+	// members lists each customer's raw ids, the customer's own id first.
+	members map[string][]string
+	// retired are linked anonymous ids: part of a user now, never members
+	// themselves.
+	retired map[string]bool
+}
+
+// customers returns the resolved customers, sorted.
+func (r *resolution) customers() []string {
+	out := make([]string, 0, len(r.members))
+	for c := range r.members {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// idTable builds the external table "name" with one String column id.
+func idTable(name string, ids []string) (*ext.Table, error) {
+	t, err := ext.NewTable(name, ext.Column("id", "String"))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := t.Append(id); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// withIDs runs fn with ctx carrying the external table ids(id).
+func withIDs(ctx context.Context, ids []string) (context.Context, error) {
+	t, err := idTable("ids", ids)
+	if err != nil {
+		return nil, fmt.Errorf("external table of ids: %w", err)
+	}
+	return clickhouse.Context(ctx, clickhouse.WithExternalTable(t)), nil
+}
+
+// links returns the winning user of each linked anonymous id among anons.
+func links(ctx context.Context, conn *chdb.Conn, anons []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(anons) == 0 {
+		return out, nil
+	}
+	qctx, err := withIDs(ctx, anons)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(qctx, `SELECT anonymous_customer_id, tupleElement(argMinMerge(link), 1) AS user_id
+FROM identity_links WHERE anonymous_customer_id IN (SELECT id FROM ids)
+GROUP BY anonymous_customer_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read identity links: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var anon, user string
+		if err := rows.Scan(&anon, &user); err != nil {
+			return nil, fmt.Errorf("scan identity links: %w", err)
+		}
+		out[anon] = user
+	}
+	return out, rows.Err()
+}
+
+// query2 runs a two-column string query over the ids external table.
+func query2(ctx context.Context, conn *chdb.Conn, ids []string, q, what string) ([][2]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	qctx, err := withIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(qctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			return nil, fmt.Errorf("scan %s: %w", what, err)
+		}
+		out = append(out, [2]string{a, b})
+	}
+	return out, rows.Err()
+}
+
+// resolve groups raw into customers. relinked are anonymous ids whose links
+// may have changed in this pass (a linking identify touched them): every
+// user that ever claimed them is resolved too, since a claim that lost to an
+// earlier one takes the anonymous history away from that user.
+func resolve(ctx context.Context, conn *chdb.Conn, raw []string, relinked []string) (*resolution, error) {
+	rawSet := map[string]bool{}
+	for _, id := range raw {
+		rawSet[id] = true
+	}
+	claims, err := query2(ctx, conn, relinked, `SELECT user_id, anonymous_customer_id FROM identity_claims
+WHERE anonymous_customer_id IN (SELECT id FROM ids) GROUP BY user_id, anonymous_customer_id`, "identity claims")
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range claims {
+		rawSet[c[0]] = true
+	}
+	var anons []string
+	for id := range rawSet {
+		if strings.HasPrefix(id, anonPrefix) {
+			anons = append(anons, id)
+		}
+	}
+	sort.Strings(anons)
+	owner, err := links(ctx, conn, anons)
+	if err != nil {
+		return nil, err
+	}
+	res := &resolution{members: map[string][]string{}, retired: map[string]bool{}}
+	customers := map[string]bool{}
+	for id := range rawSet {
+		if u, ok := owner[id]; ok && u != "" {
+			res.retired[id] = true
+			customers[u] = true
+			continue
+		}
+		customers[id] = true
+	}
+	var users []string
+	for c := range customers {
+		if !strings.HasPrefix(c, anonPrefix) {
+			users = append(users, c)
+		}
+	}
+	sort.Strings(users)
+	// A user's anonymous ids: every id it claimed whose winning claim is this user's.
+	claimed, err := query2(ctx, conn, users, `SELECT user_id, anonymous_customer_id FROM identity_claims
+WHERE user_id IN (SELECT id FROM ids) GROUP BY user_id, anonymous_customer_id`, "identity claims")
+	if err != nil {
+		return nil, err
+	}
+	var unknown []string
+	for _, c := range claimed {
+		if _, ok := owner[c[1]]; !ok {
+			unknown = append(unknown, c[1])
+		}
+	}
+	more, err := links(ctx, conn, unknown)
+	if err != nil {
+		return nil, err
+	}
+	for a, u := range more {
+		owner[a] = u
+	}
+	for c := range customers {
+		res.members[c] = []string{c}
+	}
+	for _, c := range claimed {
+		user, anon := c[0], c[1]
+		if owner[anon] == user {
+			res.members[user] = append(res.members[user], anon)
+			res.retired[anon] = true
+		}
+	}
+	for c := range res.members {
+		if res.retired[c] {
+			// An anonymous id that is itself a resolved customer can only
+			// happen if a user id starts with "anon:"; keep it retired.
+			delete(res.members, c)
+		}
+	}
+	for _, ms := range res.members {
+		sort.Strings(ms[1:])
+	}
+	return res, nil
+}

@@ -1,0 +1,165 @@
+package materialize
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// touch is one row of customer_touches: an inserted event and the customer
+// it touched.
+type touch struct {
+	at                     uint32
+	customer               string
+	alias, hasTraits, link bool
+	message, typ, event    string
+	lane                   string
+	eventTime, ingestTime  uint64
+}
+
+// touchReader reads customer_touches past a cursor. Rows are stamped with
+// the server's clock when their insert is processed but become visible only
+// when the insert commits, so each read goes back TouchOverlap behind the
+// cursor. To avoid re-processing that overlap, the reader remembers how many
+// rows each recent second had and which it handed out: a first cheap query
+// counts rows per second, and only seconds whose count changed are fetched.
+type touchReader struct {
+	overlap uint32
+	max     int
+	counts  map[uint32]uint64
+	seen    map[uint32]map[string]bool
+}
+
+func newTouchReader(overlapSec uint32, max int) *touchReader {
+	return &touchReader{overlap: overlapSec, max: max, counts: map[uint32]uint64{}, seen: map[uint32]map[string]bool{}}
+}
+
+func (t *touch) key() string {
+	return t.customer + "\x00" + t.message + "\x00" + t.lane + "\x00" + strconv.FormatUint(t.ingestTime, 10)
+}
+
+// read returns the rows not handed out before, from cursor - overlap on, at
+// most max rows (whole seconds), and the new cursor. cursor 0 starts at the
+// server's now less the overlap (a first pass sweeps every customer anyway).
+func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) ([]touch, uint32, error) {
+	if cursor == 0 {
+		var now uint32
+		if err := conn.QueryRow(ctx, "SELECT toUInt32(now())").Scan(&now); err != nil {
+			return nil, 0, fmt.Errorf("read server time: %w", err)
+		}
+		cursor = now
+	}
+	from := uint32(0)
+	if cursor > r.overlap {
+		from = cursor - r.overlap
+	}
+	rows, err := conn.Query(ctx, "SELECT toUInt32(touched_at) AS s, count() FROM customer_touches WHERE touched_at >= toDateTime(?) GROUP BY s ORDER BY s", from)
+	if err != nil {
+		return nil, cursor, fmt.Errorf("count customer touches: %w", err)
+	}
+	type second struct {
+		s uint32
+		n uint64
+	}
+	var secs []second
+	for rows.Next() {
+		var sc second
+		if err := rows.Scan(&sc.s, &sc.n); err != nil {
+			rows.Close()
+			return nil, cursor, fmt.Errorf("scan touch counts: %w", err)
+		}
+		secs = append(secs, sc)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, cursor, fmt.Errorf("count customer touches: %w", err)
+	}
+	first := -1
+	for i, sc := range secs {
+		if r.counts[sc.s] != sc.n {
+			first = i
+			break
+		}
+	}
+	newCursor := cursor
+	if len(secs) > 0 && secs[len(secs)-1].s > newCursor {
+		newCursor = secs[len(secs)-1].s
+	}
+	if first < 0 {
+		r.prune(newCursor)
+		return nil, newCursor, nil
+	}
+	// Whole seconds from the first changed one, up to max rows (at least one second).
+	last, total := first, uint64(0)
+	for i := first; i < len(secs); i++ {
+		if i > first && total+secs[i].n > uint64(r.max) {
+			break
+		}
+		total += secs[i].n
+		last = i
+	}
+	if last < len(secs)-1 {
+		newCursor = secs[last].s
+	}
+	rows, err = conn.Query(ctx, `SELECT toUInt32(touched_at), customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane
+FROM customer_touches WHERE touched_at >= toDateTime(?) AND touched_at <= toDateTime(?)`, secs[first].s, secs[last].s)
+	if err != nil {
+		return nil, cursor, fmt.Errorf("read customer touches: %w", err)
+	}
+	defer rows.Close()
+	fetched := map[uint32]uint64{}
+	var out []touch
+	for rows.Next() {
+		var t touch
+		var alias, traits, link uint8
+		if err := rows.Scan(&t.at, &t.customer, &alias, &t.message, &t.typ, &t.event, &traits, &link, &t.eventTime, &t.ingestTime, &t.lane); err != nil {
+			return nil, cursor, fmt.Errorf("scan customer touches: %w", err)
+		}
+		t.alias, t.hasTraits, t.link = alias == 1, traits == 1, link == 1
+		fetched[t.at]++
+		seen := r.seen[t.at]
+		if seen == nil {
+			seen = map[string]bool{}
+			r.seen[t.at] = seen
+		}
+		k := t.key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, cursor, fmt.Errorf("read customer touches: %w", err)
+	}
+	for s, n := range fetched {
+		r.counts[s] = n
+	}
+	r.prune(newCursor)
+	return out, newCursor, nil
+}
+
+// prune forgets seconds that will not be read again.
+func (r *touchReader) prune(cursor uint32) {
+	if cursor <= r.overlap {
+		return
+	}
+	for s := range r.counts {
+		if s < cursor-r.overlap {
+			delete(r.counts, s)
+			delete(r.seen, s)
+		}
+	}
+	for s := range r.seen {
+		if s < cursor-r.overlap {
+			delete(r.seen, s)
+		}
+	}
+}
+
+// reset forgets everything, as after a restart.
+func (r *touchReader) reset() {
+	r.counts, r.seen = map[uint32]uint64{}, map[uint32]map[string]bool{}
+}
