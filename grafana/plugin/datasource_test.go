@@ -22,7 +22,7 @@ import (
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
 // instanceSettings points a data source at a test database.
-func instanceSettings(t *testing.T, c chdb.Config) backend.DataSourceInstanceSettings {
+func instanceSettings(t testing.TB, c chdb.Config) backend.DataSourceInstanceSettings {
 	t.Helper()
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
@@ -33,7 +33,7 @@ func instanceSettings(t *testing.T, c chdb.Config) backend.DataSourceInstanceSet
 	return backend.DataSourceInstanceSettings{UID: "tideline", JSONData: j, DecryptedSecureJSONData: map[string]string{"password": c.Password}}
 }
 
-func open(t *testing.T, s backend.DataSourceInstanceSettings) *Datasource {
+func open(t testing.TB, s backend.DataSourceInstanceSettings) *Datasource {
 	t.Helper()
 	inst, err := NewDatasource(context.Background(), s)
 	if err != nil {

@@ -40,6 +40,32 @@ var Quantiles = []float64{0.5, 0.95, 0.99}
 // better than a sampled reservoir.
 const quantilesSQL = "quantilesTiming(0.5, 0.95, 0.99)"
 
+// uniqueTransitions opens a subquery that keeps the newest copy of each
+// transition key, as FINAL would: a replayed evaluation writes a key again
+// (with the same event time, since it is derived from the same event)
+// until a merge collapses the copies. On ClickHouse 18.16 FINAL reads and
+// merges in one thread; grouping by the key is several times faster and
+// gives the same rows. Callers add WHERE conditions, then the GROUP BY.
+const uniqueTransitions = `
+    SELECT audience_id, customer_id, episode, kind,
+        argMax(event_time_ms, derived_at_ms) AS t_event_ms,
+        max(derived_at_ms) AS t_derived_ms,
+        argMax(lane, derived_at_ms) AS t_lane
+    FROM audience_transitions`
+
+// uniqueLedger is uniqueTransitions for send_ledger: the newest row of each
+// ledger key (the delivery progress); decision and reason never change.
+const uniqueLedger = `
+    SELECT campaign_id, ledger_key,
+        argMax(decision, updated_at_ms) AS l_decision,
+        argMax(reason, updated_at_ms) AS l_reason,
+        argMax(delivery_state, updated_at_ms) AS l_state,
+        argMax(sent_at_ms, updated_at_ms) AS l_sent_ms,
+        argMax(qualified_event_time_ms, updated_at_ms) AS l_event_ms,
+        argMax(derived_at_ms, updated_at_ms) AS l_derived_ms,
+        argMax(lane, updated_at_ms) AS l_lane
+    FROM send_ledger`
+
 // failedStates are the delivery states that count a fire as failed.
 var failedStates = []string{"failed", "dead", "disabled"}
 
@@ -57,12 +83,14 @@ func Build(r Request) ([]Statement, error) {
 		// audience is taken by the caller (no window functions on 18.16).
 		var b sqlBuilder
 		b.add(`SELECT audience_id,
-    if(event_time_ms < ?, toUInt64(0), intDiv(event_time_ms, ?) * ?) AS bucket_ms,
+    if(t_event_ms < ?, toUInt64(0), intDiv(t_event_ms, ?) * ?) AS bucket_ms,
     toInt64(countIf(kind = 'entered')) - toInt64(countIf(kind = 'exited')) AS delta
-FROM audience_transitions FINAL
-WHERE event_time_ms < ?`, from, step, step, to)
+FROM (`+uniqueTransitions+`
+    WHERE event_time_ms < ?`, from, step, step, to)
 		b.in("audience_id", r.Audiences)
 		b.add(`
+    GROUP BY audience_id, customer_id, episode, kind
+)
 GROUP BY audience_id, bucket_ms
 ORDER BY audience_id, bucket_ms`)
 		return []Statement{b.stmt(StmtSizeDeltas), audienceNames()}, nil
@@ -70,13 +98,15 @@ ORDER BY audience_id, bucket_ms`)
 	case Transitions:
 		var b sqlBuilder
 		b.add(`SELECT audience_id,
-    intDiv(event_time_ms, ?) * ? AS bucket_ms,
+    intDiv(t_event_ms, ?) * ? AS bucket_ms,
     countIf(kind = 'entered') AS entered,
     countIf(kind = 'exited') AS exited
-FROM audience_transitions FINAL
-WHERE event_time_ms >= ? AND event_time_ms < ?`, step, step, from, to)
+FROM (`+uniqueTransitions+`
+    WHERE event_time_ms >= ? AND event_time_ms < ?`, step, step, from, to)
 		b.in("audience_id", r.Audiences)
 		b.add(`
+    GROUP BY audience_id, customer_id, episode, kind
+)
 GROUP BY audience_id, bucket_ms
 ORDER BY audience_id, bucket_ms`)
 		return []Statement{b.stmt(StmtTransitions), audienceNames()}, nil
@@ -85,40 +115,48 @@ ORDER BY audience_id, bucket_ms`)
 		// Qualification latency is derived_at - event time of entries; send
 		// latency is sent_at - qualified event time of delivered ledger
 		// entries. Both are bucketed by derivation time, so the two series
-		// of a lane line up.
+		// of a lane line up. The newest copy of a transition has the highest
+		// derived_at_ms, so filtering copies by From before grouping and the
+		// newest by To after it selects exactly what FINAL would.
 		var d sqlBuilder
-		d.add(`SELECT lane,
-    intDiv(derived_at_ms, ?) * ? AS bucket_ms,
+		d.add(`SELECT t_lane AS lane,
+    intDiv(t_derived_ms, ?) * ? AS bucket_ms,
     count() AS n,
-    `+quantilesSQL+`(toUInt64(greatest(toInt64(derived_at_ms) - toInt64(event_time_ms), 0))) AS q
-FROM audience_transitions FINAL
-WHERE kind = 'entered'
-    AND derived_at >= toDateTime(?) AND derived_at <= toDateTime(?)
-    AND derived_at_ms >= ? AND derived_at_ms < ?`, step, step, from/1000, to/1000, from, to)
+    `+quantilesSQL+`(toUInt64(greatest(toInt64(t_derived_ms) - toInt64(t_event_ms), 0))) AS q
+FROM (`+uniqueTransitions+`
+    WHERE kind = 'entered' AND derived_at >= toDateTime(?) AND derived_at_ms >= ?`, step, step, from/1000, from)
 		d.in("lane", r.Lanes)
 		d.add(`
+    GROUP BY audience_id, customer_id, episode, kind
+    HAVING t_derived_ms < ?
+)
 GROUP BY lane, bucket_ms
-ORDER BY lane, bucket_ms`)
+ORDER BY lane, bucket_ms`, to)
 		var s sqlBuilder
-		s.add(`SELECT lane,
-    intDiv(derived_at_ms, ?) * ? AS bucket_ms,
+		s.add(`SELECT l_lane AS lane,
+    intDiv(l_derived_ms, ?) * ? AS bucket_ms,
     count() AS n,
-    `+quantilesSQL+`(toUInt64(greatest(toInt64(sent_at_ms) - toInt64(qualified_event_time_ms), 0))) AS q
-FROM send_ledger FINAL
-WHERE sent_at_ms > 0 AND derived_at_ms >= ? AND derived_at_ms < ?`, step, step, from, to)
+    `+quantilesSQL+`(toUInt64(greatest(toInt64(l_sent_ms) - toInt64(l_event_ms), 0))) AS q
+FROM (`+uniqueLedger+`
+    WHERE derived_at_ms >= ? AND derived_at_ms < ?`, step, step, from, to)
 		s.in("lane", r.Lanes)
 		s.add(`
+    GROUP BY campaign_id, ledger_key
+    HAVING l_sent_ms > 0
+)
 GROUP BY lane, bucket_ms
 ORDER BY lane, bucket_ms`)
 		return []Statement{d.stmt(StmtDeriveLatency), s.stmt(StmtSendLatency)}, nil
 
 	case CampaignOutcomes:
 		var b sqlBuilder
-		b.add(`SELECT campaign_id, decision, reason, delivery_state IN (`+placeholders(len(failedStates))+`) AS failed, count() AS n
-FROM send_ledger FINAL
-WHERE detected_at_ms >= ? AND detected_at_ms < ?`, append(anys(failedStates), from, to)...)
+		b.add(`SELECT campaign_id, l_decision AS decision, l_reason AS reason, l_state IN (`+placeholders(len(failedStates))+`) AS failed, count() AS n
+FROM (`+uniqueLedger+`
+    WHERE detected_at_ms >= ? AND detected_at_ms < ?`, append(anys(failedStates), from, to)...)
 		b.in("campaign_id", r.Campaigns)
 		b.add(`
+    GROUP BY campaign_id, ledger_key
+)
 GROUP BY campaign_id, decision, reason, failed
 ORDER BY campaign_id, decision, reason, failed`)
 		return []Statement{b.stmt(StmtOutcomes), campaignNames()}, nil
@@ -148,8 +186,10 @@ WHERE received_at_ms >= ? AND received_at_ms < ?`, from, to)
 GROUP BY lane
 ORDER BY lane`)
 		var dl sqlBuilder
-		dl.add(`SELECT lane, count() AS n
-FROM dead_letters FINAL
+		// Counted by Kafka position, the table's key, so a replayed batch's
+		// copies count once.
+		dl.add(`SELECT lane, uniqExact(kafka_topic, kafka_partition, kafka_offset) AS n
+FROM dead_letters
 WHERE received_at_ms >= ? AND received_at_ms < ?`, from, to)
 		dl.in("lane", r.Lanes)
 		dl.add(`
