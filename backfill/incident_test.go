@@ -1,0 +1,223 @@
+package backfill_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/backfill"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// incident replays the status page's incident on a test deployment: a steady
+// mixed workload, the server lane's loader stopped for a simulated
+// multi-hour stretch of event time while web continues, a batch the loader
+// committed without inserting (lost before anything was derived from it),
+// then the loader resumes and a share of server rows is deleted after the
+// fact. It returns the window of the outage (Kafka record time) and the
+// events that are missing from ClickHouse inside and before it.
+type incident struct {
+	from, to        time.Time
+	before, during  []produced
+	after           []produced
+	missingInWindow []produced
+	missingBefore   []produced
+}
+
+func replayIncident(t *testing.T, e *env) *incident {
+	t.Helper()
+	inc := &incident{}
+	e.startLoader("live", "web", "backfill")
+	e.startLoader("server", "server")
+	inc.before = e.produce(1500)
+	e.waitPositions(len(inc.before))
+
+	// The outage: the server lane's loader stops; events keep arriving.
+	e.stopLoader("server")
+	serverTopic := e.br.Config.MustTopic("server")
+	ends := e.endOffsets(serverTopic)
+	time.Sleep(5 * time.Millisecond)
+	inc.from = time.Now()
+	time.Sleep(5 * time.Millisecond)
+	inc.during = e.produce(3000)
+	// A batch the loader committed but never inserted: the first 15 records
+	// of each server partition in the outage are lost before ClickHouse saw them.
+	skip := map[int32]int64{}
+	for p, o := range ends {
+		skip[p] = o + 15
+	}
+	e.skipCommitted("server", skip)
+	for _, p := range inc.during {
+		if p.topic == serverTopic && p.offset < skip[p.partition] {
+			inc.missingInWindow = append(inc.missingInWindow, p)
+		}
+	}
+	var web int
+	for _, p := range inc.before {
+		if p.lane == "web" {
+			web++
+		}
+	}
+	for _, p := range inc.during {
+		if p.lane == "web" {
+			web++
+		}
+	}
+	e.eventually("web lane keeps loading during the outage", func() (bool, string) {
+		n := e.queryUint("SELECT uniqExact(kafka_partition, kafka_offset) FROM events WHERE kafka_topic = ?", e.br.Config.MustTopic("web"))
+		return n == uint64(web), ""
+	})
+	// Every server event of the outage waits at least this long.
+	time.Sleep(2 * time.Second)
+	inc.to = time.Now()
+	time.Sleep(5 * time.Millisecond)
+
+	e.startLoader("server", "server")
+	inc.after = e.produce(1000)
+	e.waitPositions(len(e.events) - len(inc.missingInWindow))
+
+	// Loss after the fact: every server row at an offset ≡ 3 (mod 7) received
+	// before the outage ended, inside the window and before it.
+	e.deleteRows("kafka_topic = ? AND kafka_offset % 7 = 3 AND received_at_ms < ?", serverTopic, uint64(inc.to.UnixMilli()))
+	for _, p := range inc.before {
+		if p.topic == serverTopic && p.offset%7 == 3 {
+			inc.missingBefore = append(inc.missingBefore, p)
+		}
+	}
+	for _, p := range inc.during {
+		if p.topic == serverTopic && p.offset%7 == 3 && p.offset >= skip[p.partition] {
+			inc.missingInWindow = append(inc.missingInWindow, p)
+		}
+	}
+	return inc
+}
+
+func (e *env) endOffsets(topic string) map[int32]int64 {
+	e.t.Helper()
+	cl, err := kgo.NewClient(broker.ClientOpts(e.br.Seeds, nil)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	l, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for p, o := range l[topic] {
+		out[p] = o.Offset
+	}
+	return out
+}
+
+func (e *env) planner() *backfill.Planner {
+	return &backfill.Planner{Cfg: e.cfg, Conn: e.conn, Kafka: e.br.Config, Source: &backfill.KafkaSource{Seeds: e.br.Seeds}, Log: testenv.Logger(e.t)}
+}
+
+func (e *env) applier() *backfill.Applier {
+	return &backfill.Applier{Cfg: e.cfg, Conn: e.conn, Kafka: e.br.Config, Seeds: e.br.Seeds, Source: &backfill.KafkaSource{Seeds: e.br.Seeds}, Log: testenv.Logger(e.t), Yes: true}
+}
+
+func (e *env) plan(w backfill.Window) *backfill.Plan {
+	e.t.Helper()
+	p, err := e.planner().Plan(context.Background(), backfill.PlanRequest{Window: w, Command: e.t.Name()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+func TestIncidentReplay(t *testing.T) {
+	for _, br := range testenv.Brokers(t) {
+		t.Run(br.Name, func(t *testing.T) {
+			simStart := time.Now().Add(-8 * time.Hour).Truncate(time.Minute)
+			e := newEnv(t, br, simStart, 8*time.Hour/5500)
+			inc := replayIncident(t, e)
+			ctx := context.Background()
+			w := backfill.Window{From: inc.from, To: inc.to}
+
+			plan := e.plan(w)
+			want := missingOracle(inc.missingInWindow)
+			if got := plan.MissingRanges(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("plan's missing ranges:\n got %v\nwant %v", got, want)
+			}
+			serverTopic := br.Config.MustTopic("server")
+			var serverDuring, webDuring int64
+			for _, p := range inc.during {
+				if p.topic == serverTopic {
+					serverDuring++
+				} else {
+					webDuring++
+				}
+			}
+			lanes := map[string]backfill.LaneFinding{}
+			for _, lf := range plan.LaneFindings {
+				lanes[lf.Lane] = lf
+			}
+			missing := int64(len(inc.missingInWindow))
+			if s := lanes["server"]; s.InWindow != serverDuring || s.Missing != missing || s.Loaded != serverDuring-missing || s.Backlog != 0 {
+				t.Fatalf("server lane: %+v; want %d in window, %d missing", s, serverDuring, missing)
+			}
+			if wl := lanes["web"]; wl.InWindow != webDuring || wl.Missing != 0 {
+				t.Fatalf("web lane: %+v; want %d in window, none missing", wl, webDuring)
+			}
+			// The stopped lane's events all waited at least the 2 s pause.
+			if s := lanes["server"]; s.Late < s.Loaded || s.Lag.P50 < 2000 {
+				t.Fatalf("server lane: %d of %d loaded events late, p50 %d ms; every one waited 2 s", s.Late, s.Loaded, s.Lag.P50)
+			}
+			custs := map[string]bool{}
+			for _, p := range inc.missingInWindow {
+				custs[p.ev.CustomerID()] = true
+			}
+			if plan.Stale.MissingCustomers != int64(len(custs)) {
+				t.Fatalf("plan finds %d customers with missing events, want %d", plan.Stale.MissingCustomers, len(custs))
+			}
+
+			res, err := e.applier().Apply(ctx, plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Reingested != missing || res.Restored != missing || res.Run.State != backfill.StateCompleted {
+				t.Fatalf("apply: %+v; want %d re-ingested and restored", res, missing)
+			}
+			if n := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events WHERE lane = 'backfill'"); n != uint64(missing) {
+				t.Fatalf("%d positions loaded through the backfill lane, want %d", n, missing)
+			}
+			// The same plan again changes nothing and says so.
+			again, err := e.applier().Apply(ctx, plan)
+			if err != nil || !again.Noop || again.Reingested != 0 {
+				t.Fatalf("second apply: %+v, %v", again, err)
+			}
+			// A new plan of the window finds nothing; one reaching back
+			// before the outage finds exactly the rows deleted there.
+			if p := e.plan(w); len(p.MissingRanges()) != 0 {
+				t.Fatalf("plan after apply: %v", p.MissingRanges())
+			}
+			wide := e.plan(backfill.Window{From: simStart.Add(-time.Hour), To: inc.to})
+			if got, want := wide.MissingRanges(), missingOracle(inc.missingBefore); !reflect.DeepEqual(got, want) {
+				t.Fatalf("wide plan:\n got %v\nwant %v", got, want)
+			}
+			if _, err := e.applier().Apply(ctx, wide); err != nil {
+				t.Fatal(err)
+			}
+			e.assertAllEvents()
+
+			runs, err := backfill.ListRuns(ctx, e.conn, backfill.KindApply, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			states := map[string]int{}
+			for _, r := range runs {
+				states[r.State]++
+			}
+			if states[backfill.StateCompleted] != 2 || states[backfill.StateNoop] != 1 {
+				t.Fatalf("backfill_runs: %v", states)
+			}
+		})
+	}
+}

@@ -1,0 +1,144 @@
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// lagBoundsMs are the upper bounds of the lag histogram's buckets.
+var lagBoundsMs = []int64{1_000, 10_000, 60_000, 10 * 60_000, 3_600_000, 6 * 3_600_000, 24 * 3_600_000}
+
+// rowLagSQL is one row per Kafka position in the window with the delay
+// between the collector receiving the event and ClickHouse first holding
+// it (redeliveries and re-ingests keep the first load). %s is windowFilter.
+const rowLagSQL = `SELECT kafka_topic, any(customer_id) AS customer_id,
+    greatest(toInt64(min(ingest_time_ms)) - toInt64(any(received_at_ms)), 0) AS lag
+FROM events WHERE %s
+GROUP BY kafka_topic, kafka_partition, kafka_offset`
+
+// windowFilter selects rows whose position is in the spans.
+func windowFilter(spans map[string]map[int32]Range) (string, []any) {
+	topics := make([]string, 0, len(spans))
+	for t := range spans {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	var sb strings.Builder
+	var args []any
+	for i, t := range topics {
+		if i > 0 {
+			sb.WriteString(" OR ")
+		}
+		f, a := partitionFilter(spans[t], nil)
+		sb.WriteString("(kafka_topic = ? AND (" + f + "))")
+		args = append(append(args, t), a...)
+	}
+	if len(topics) == 0 {
+		return "0", nil
+	}
+	return sb.String(), args
+}
+
+type topicLag struct {
+	loaded, late int64
+	lag          LagStats
+}
+
+// laneLateness measures, per topic, how late the window's loaded events were.
+func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range, lateAfterMs int64) (map[string]topicLag, error) {
+	filter, fargs := windowFilter(spans)
+	var hist []string
+	for range lagBoundsMs {
+		hist = append(hist, "countIf(lag <= ?)")
+	}
+	q := "SELECT kafka_topic, count(), countIf(lag > ?), quantilesExact(0.5, 0.9, 0.99)(lag), max(lag), [" +
+		strings.Join(hist, ", ") + "] FROM (" + fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY kafka_topic"
+	args := []any{lateAfterMs}
+	for _, b := range lagBoundsMs {
+		args = append(args, b)
+	}
+	args = append(args, fargs...)
+	rows, err := conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("measure lateness: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]topicLag{}
+	for rows.Next() {
+		var (
+			topic     string
+			n, late   uint64
+			qs        []int64
+			mx        int64
+			cumulated []uint64
+		)
+		if err := rows.Scan(&topic, &n, &late, &qs, &mx, &cumulated); err != nil {
+			return nil, fmt.Errorf("scan lateness: %w", err)
+		}
+		tl := topicLag{loaded: int64(n), late: int64(late), lag: LagStats{Max: mx}}
+		if len(qs) == 3 {
+			tl.lag.P50, tl.lag.P90, tl.lag.P99 = qs[0], qs[1], qs[2]
+		}
+		tl.lag.Histogram = histogram(cumulated, int64(n))
+		out[topic] = tl
+	}
+	return out, rows.Err()
+}
+
+// histogram turns cumulative counts (lag <= bound) into buckets.
+func histogram(cumulative []uint64, total int64) []LagBucket {
+	var out []LagBucket
+	var prev int64
+	for i, c := range cumulative {
+		out = append(out, LagBucket{UpToMs: lagBoundsMs[i], Count: int64(c) - prev})
+		prev = int64(c)
+	}
+	return append(out, LagBucket{UpToMs: 0, Count: total - prev})
+}
+
+// lateCustomers counts customers with a late event in the window, the
+// distribution of each one's longest delay, and the worst few.
+func lateCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range, lateAfterMs int64, examples int, laneOf map[string]string) (int64, LagStats, []StaleCustomer, error) {
+	filter, fargs := windowFilter(spans)
+	inner := "SELECT customer_id, max(lag) AS worst, argMax(kafka_topic, lag) AS topic FROM (" +
+		fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY customer_id HAVING worst > ?"
+	args := append(append([]any{}, fargs...), lateAfterMs)
+	var (
+		n  uint64
+		qs []int64
+		mx int64
+	)
+	err := conn.QueryRow(ctx, "SELECT count(), quantilesExact(0.5, 0.9, 0.99)(worst), max(worst) FROM ("+inner+")", args...).Scan(&n, &qs, &mx)
+	if err != nil {
+		return 0, LagStats{}, nil, fmt.Errorf("count late customers: %w", err)
+	}
+	stats := LagStats{Max: mx}
+	if n > 0 && len(qs) == 3 {
+		stats.P50, stats.P90, stats.P99 = qs[0], qs[1], qs[2]
+	} else {
+		stats.Max = 0
+	}
+	if n == 0 || examples == 0 {
+		return int64(n), stats, nil, nil
+	}
+	rows, err := conn.Query(ctx, inner+" ORDER BY worst DESC, customer_id LIMIT ?", append(args, examples)...)
+	if err != nil {
+		return 0, LagStats{}, nil, fmt.Errorf("list late customers: %w", err)
+	}
+	defer rows.Close()
+	var out []StaleCustomer
+	for rows.Next() {
+		var c StaleCustomer
+		var topic string
+		if err := rows.Scan(&c.CustomerID, &c.StaleForMs, &topic); err != nil {
+			return 0, LagStats{}, nil, fmt.Errorf("scan late customer: %w", err)
+		}
+		c.Lane = laneOf[topic]
+		out = append(out, c)
+	}
+	return int64(n), stats, out, rows.Err()
+}

@@ -1,0 +1,365 @@
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// StateReplayer compares materialized customer state with a replay of raw
+// events, and re-derives it. The materialize package provides one.
+type StateReplayer interface {
+	// Diff replays the raw events of customers by event time (ClickHouse's,
+	// plus the unloaded events given, which are not in ClickHouse yet) and
+	// returns where materialized attributes and memberships differ.
+	Diff(ctx context.Context, customers []string, unloaded []*ingest.Event) ([]StateDiff, error)
+	// Rederive re-evaluates the customers now, writing the memberships and
+	// transitions a live evaluation of their raw events would have.
+	Rederive(ctx context.Context, customers []string) error
+}
+
+// Qualifier finds qualifications without a send-ledger entry and decides
+// them through the trigger's decision function and ledger. The trigger
+// package provides one.
+type Qualifier interface {
+	// Unledgered returns the qualifications whose event time is in w and
+	// that have no ledger entry, for campaigns (every campaign when empty),
+	// each with the decision its campaign's staleness policy makes at now,
+	// and per-campaign counts.
+	Unledgered(ctx context.Context, w Window, campaigns []string, now time.Time) ([]Qualification, []CampaignFinding, error)
+	// Record decides q at now and writes its ledger entry, unless its key
+	// has one already (then the existing entry wins and created is false).
+	// It returns the decision that stands.
+	Record(ctx context.Context, q Qualification, now time.Time) (decided Qualification, created bool, err error)
+}
+
+// Planner makes plans.
+type Planner struct {
+	Cfg    Config
+	Conn   *chdb.Conn
+	Kafka  broker.Config
+	Source Source
+	// State and Qualifier are optional: without them a plan covers events only.
+	State     StateReplayer
+	Qualifier Qualifier
+	Log       *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// PlanRequest says what to plan.
+type PlanRequest struct {
+	Window Window
+	// Lanes to cover (default Cfg.Lanes).
+	Lanes []string
+	// Campaigns restricts qualifications (default all).
+	Campaigns []string
+	// Command is recorded in backfill_runs.
+	Command string
+	// Examples bounds the example customers kept (default 10).
+	Examples int
+}
+
+func (p *Planner) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// laneGroup is the loader's consumer group of a lane: the topic prefix,
+// loader.group, a dot and the lane, as the loader names it.
+func laneGroup(bc broker.Config, group, lane string) string {
+	return bc.TopicPrefix + group + "." + lane
+}
+
+// Plan finds what the window is missing and records the plan in
+// backfill_runs. It changes nothing else.
+func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
+	if err := req.Window.Validate(); err != nil {
+		return nil, err
+	}
+	lanes := req.Lanes
+	if len(lanes) == 0 {
+		lanes = p.Cfg.Lanes
+	}
+	if req.Examples == 0 {
+		req.Examples = 10
+	}
+	start := p.now()
+	plan := &Plan{
+		Format: PlanFormat, CreatedAt: start.UTC(), CreatedBy: Operator(),
+		Database: p.Conn.Database, TopicPrefix: p.Kafka.TopicPrefix,
+		Window: Window{From: req.Window.From.UTC(), To: req.Window.To.UTC()}, Lanes: lanes, Campaigns: req.Campaigns,
+		Source: p.Source.Name(), LateAfterMs: p.Cfg.LateAfter.Milliseconds(),
+	}
+	laneOf := map[string]string{}
+	spans := map[string]map[int32]Range{}
+	for _, lane := range lanes {
+		topic, err := p.Kafka.Topic(lane)
+		if err != nil {
+			return nil, err
+		}
+		laneOf[topic] = lane
+		lf, err := p.lane(ctx, plan, lane, topic)
+		if err != nil {
+			return nil, err
+		}
+		spans[topic] = map[int32]Range{}
+		for _, pf := range lf.Partitions {
+			if pf.Window.Len() > 0 {
+				spans[topic][pf.Partition] = pf.Window
+			}
+		}
+		plan.LaneFindings = append(plan.LaneFindings, lf)
+	}
+	p.log().Info("offsets compared", "took", time.Since(start).Round(time.Millisecond))
+
+	lat, err := laneLateness(ctx, p.Conn, spans, plan.LateAfterMs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range plan.LaneFindings {
+		lf := &plan.LaneFindings[i]
+		tl := lat[lf.Topic]
+		lf.Late, lf.Lag = tl.late, tl.lag
+	}
+	n, stats, examples, err := lateCustomers(ctx, p.Conn, spans, plan.LateAfterMs, req.Examples, laneOf)
+	if err != nil {
+		return nil, err
+	}
+	plan.Stale.LateCustomers, plan.Stale.StaleFor, plan.Stale.Examples = n, stats, examples
+	p.log().Info("lateness measured", "took", time.Since(start).Round(time.Millisecond))
+
+	unloaded, err := p.missingEvents(ctx, plan, laneOf, req.Examples)
+	if err != nil {
+		return nil, err
+	}
+	if p.State != nil {
+		if err := p.derived(ctx, plan, spans, unloaded, req.Examples); err != nil {
+			return nil, err
+		}
+		p.log().Info("state replayed", "took", time.Since(start).Round(time.Millisecond))
+	} else {
+		plan.Notes = append(plan.Notes, "derived state was not compared (no replay available)")
+	}
+	if p.Qualifier != nil {
+		pending, camps, err := p.Qualifier.Unledgered(ctx, plan.Window, req.Campaigns, p.now())
+		if err != nil {
+			return nil, fmt.Errorf("find unledgered qualifications: %w", err)
+		}
+		plan.Qualifications = QualificationFindings{Checked: true, Campaigns: camps, Pending: pending}
+	} else {
+		plan.Notes = append(plan.Notes, "qualifications were not checked (no campaigns available)")
+	}
+	plan.ID = plan.computeID()
+
+	run := newRun(KindPlan, plan, req.Command, start)
+	run.State, run.Phase, run.FinishedAtMs = StatePlanned, PhaseDone, chdb.NowMs()
+	if err := run.save(ctx, p.Conn); err != nil {
+		return nil, err
+	}
+	p.log().Info("plan made", "plan", plan.ID, "took", time.Since(start).Round(time.Millisecond))
+	return plan, nil
+}
+
+// lane compares one lane's offsets in the source with ClickHouse.
+func (p *Planner) lane(ctx context.Context, plan *Plan, lane, topic string) (LaneFinding, error) {
+	lf := LaneFinding{Lane: lane, Topic: topic}
+	sps, err := p.Source.Window(ctx, topic, laneGroup(p.Kafka, p.Cfg.LoaderGroup, lane), plan.Window)
+	if err != nil {
+		return lf, err
+	}
+	want := map[int32]Ranges{}
+	for _, sp := range sps {
+		want[sp.Partition] = sp.Held
+	}
+	missing, err := missingIn(ctx, p.Conn, topic, want, p.Cfg.BucketSize)
+	if err != nil {
+		return lf, err
+	}
+	for _, sp := range sps {
+		pf := PartitionFinding{Partition: sp.Partition, Window: sp.Span, LogStart: sp.LogStart, Committed: sp.Committed, Truncated: sp.Truncated, Missing: missing[sp.Partition]}
+		if pf.Missing == nil {
+			pf.Missing = Ranges{}
+		}
+		held := sp.Held.Len()
+		lf.InWindow += held
+		lf.Missing += pf.Missing.Len()
+		lf.Loaded += held - pf.Missing.Len()
+		if sp.Committed >= 0 {
+			lf.Backlog += pf.Missing.Clip(sp.Committed, 1<<62).Len()
+		}
+		if sp.Truncated {
+			plan.Notes = append(plan.Notes, fmt.Sprintf("%s partition %d: Kafka's retention starts at offset %d, inside the window; older records of the window can only come from an archive (--source)", topic, sp.Partition, sp.LogStart))
+		}
+		lf.Partitions = append(lf.Partitions, pf)
+	}
+	return lf, nil
+}
+
+// missingEvents reads the missing records from the source: who they
+// belong to, how long their state has been stale, and (for the replay) the
+// events themselves.
+func (p *Planner) missingEvents(ctx context.Context, plan *Plan, laneOf map[string]string, examples int) ([]*ingest.Event, error) {
+	want := plan.MissingRanges()
+	if len(want) == 0 {
+		return nil, nil
+	}
+	now := p.now()
+	type cust struct {
+		lane   string
+		oldest time.Time
+	}
+	custs := map[string]*cust{}
+	var events []*ingest.Event
+	var undecodable int64
+	unavailable, err := p.Source.Read(ctx, want, func(recs []*kgo.Record) error {
+		for _, rec := range recs {
+			ev, err := ingest.DecodeRecord(rec.Value)
+			if err != nil {
+				// The loader would dead-letter it; it changes no state.
+				undecodable++
+				continue
+			}
+			if p.State != nil {
+				events = append(events, ev)
+			}
+			c := custs[ev.CustomerID()]
+			if c == nil {
+				c = &cust{lane: laneOf[rec.Topic], oldest: ev.ReceivedAt}
+				custs[ev.CustomerID()] = c
+			}
+			if ev.ReceivedAt.Before(c.oldest) {
+				c.oldest = ev.ReceivedAt
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read missing records: %w", err)
+	}
+	for i := range plan.LaneFindings {
+		lf := &plan.LaneFindings[i]
+		for _, rs := range unavailable[lf.Topic] {
+			lf.Unavailable += rs.Len()
+		}
+		if lf.Unavailable > 0 {
+			plan.Notes = append(plan.Notes, fmt.Sprintf("%s: %d missing records are not in %s; apply needs an archive that holds them (--source)", lf.Lane, lf.Unavailable, p.Source.Name()))
+		}
+	}
+	if undecodable > 0 {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("%d missing records are not valid events; apply re-ingests them and the loader dead-letters them", undecodable))
+	}
+	plan.Stale.MissingCustomers = int64(len(custs))
+	var stale []StaleCustomer
+	for id, c := range custs {
+		if plan.Stale.OldestMissing.IsZero() || c.oldest.Before(plan.Stale.OldestMissing) {
+			plan.Stale.OldestMissing = c.oldest.UTC()
+		}
+		stale = append(stale, StaleCustomer{CustomerID: id, Lane: c.lane, StaleForMs: now.Sub(c.oldest).Milliseconds(), Missing: true})
+	}
+	sort.Slice(stale, func(i, j int) bool {
+		if stale[i].StaleForMs != stale[j].StaleForMs {
+			return stale[i].StaleForMs > stale[j].StaleForMs
+		}
+		return stale[i].CustomerID < stale[j].CustomerID
+	})
+	// Customers still missing events come first: they are stale now.
+	ex := append(stale[:min(len(stale), examples)], plan.Stale.Examples...)
+	plan.Stale.Examples = ex[:min(len(ex), examples)]
+	return events, nil
+}
+
+// windowCustomers lists the customers with loaded events in the window.
+func windowCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range) ([]string, error) {
+	filter, args := windowFilter(spans)
+	rows, err := conn.Query(ctx, "SELECT DISTINCT customer_id FROM events WHERE "+filter, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list the window's customers: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("scan customer: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// derived compares the window's customers' materialized state with a replay.
+func (p *Planner) derived(ctx context.Context, plan *Plan, spans map[string]map[int32]Range, unloaded []*ingest.Event, examples int) error {
+	customers, err := windowCustomers(ctx, p.Conn, spans)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range customers {
+		seen[c] = true
+	}
+	for _, ev := range unloaded {
+		if id := ev.CustomerID(); !seen[id] {
+			seen[id] = true
+			customers = append(customers, id)
+		}
+	}
+	sort.Strings(customers)
+	diffs, err := p.State.Diff(ctx, customers, unloaded)
+	if err != nil {
+		return fmt.Errorf("replay the window's customers: %w", err)
+	}
+	sf := &StateFindings{Checked: int64(len(customers)), Customers: []string{}}
+	stale := map[string]bool{}
+	attrs := map[string]bool{}
+	aud := map[string]*AudienceDiff{}
+	for _, d := range diffs {
+		stale[d.CustomerID] = true
+		switch d.Kind {
+		case "attribute":
+			attrs[d.CustomerID] = true
+		case "membership":
+			a := aud[d.Name]
+			if a == nil {
+				a = &AudienceDiff{AudienceID: d.Name}
+				aud[d.Name] = a
+			}
+			if d.Replayed == "member" {
+				a.ShouldEnter++
+			} else {
+				a.ShouldExit++
+			}
+		}
+		if len(sf.Examples) < examples {
+			sf.Examples = append(sf.Examples, d)
+		}
+	}
+	for c := range stale {
+		sf.Customers = append(sf.Customers, c)
+	}
+	sort.Strings(sf.Customers)
+	sf.Attributes = int64(len(attrs))
+	for _, a := range aud {
+		sf.Audiences = append(sf.Audiences, *a)
+	}
+	sort.Slice(sf.Audiences, func(i, j int) bool { return sf.Audiences[i].AudienceID < sf.Audiences[j].AudienceID })
+	plan.Stale.Derived = sf
+	return nil
+}
+
+func (p *Planner) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}

@@ -1,0 +1,221 @@
+package backfill
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteSummary writes the plan as an incident report: the window, the lanes
+// affected, late and missing events, stale customers and the campaigns
+// affected, and what apply would do.
+func WriteSummary(w io.Writer, p *Plan, planPath string) error {
+	ew := &errWriter{w: w}
+	ew.printf("Backfill plan %s, made %s by %s\n", p.ID, p.CreatedAt.UTC().Format("2006-01-02 15:04:05 MST"), p.CreatedBy)
+	ew.printf("Window   %s\n", p.Window)
+	ew.printf("Lanes    %s    source %s    database %s\n", strings.Join(p.Lanes, ", "), p.Source, p.Database)
+
+	inWindow, loaded, missing, backlog, unavailable, late := p.Totals()
+	ew.printf("\nEvents: %s in the window, %s loaded, %s missing, %s loaded late (over %s)\n",
+		num(inWindow), num(loaded), num(missing), num(late), dur(p.LateAfterMs))
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "lane\tin window\tloaded\tmissing\tbacklog\tlate\tlag p50\tp90\tp99\tmax\t")
+	for _, l := range p.LaneFindings {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Lane, num(l.InWindow), num(l.Loaded), num(l.Missing),
+			num(l.Backlog), num(l.Late), dur(l.Lag.P50), dur(l.Lag.P90), dur(l.Lag.P99), dur(l.Lag.Max))
+	}
+	_ = tw.Flush()
+	for _, l := range p.LaneFindings {
+		if l.Loaded == 0 {
+			continue
+		}
+		var parts []string
+		for _, b := range l.Lag.Histogram {
+			if b.Count == 0 {
+				continue
+			}
+			label := "≤" + dur(b.UpToMs)
+			if b.UpToMs == 0 {
+				label = ">" + dur(lagBoundsMs[len(lagBoundsMs)-1])
+			}
+			parts = append(parts, label+" "+num(b.Count))
+		}
+		ew.printf("  %s lag: %s\n", l.Lane, strings.Join(parts, " | "))
+	}
+	if missing > 0 {
+		ew.printf("\nMissing offsets (in Kafka, not in ClickHouse):\n")
+		for _, l := range p.LaneFindings {
+			for _, pf := range l.Partitions {
+				if len(pf.Missing) == 0 {
+					continue
+				}
+				ew.printf("  %s/%d: %s records at %s\n", l.Topic, pf.Partition, num(pf.Missing.Len()), pf.Missing)
+			}
+		}
+		if backlog > 0 {
+			ew.printf("  %s of them are still ahead of the loader (its backlog): the live loader will load them\n", num(backlog))
+		}
+		if unavailable > 0 {
+			ew.printf("  %s of them are no longer in %s\n", num(unavailable), p.Source)
+		}
+	}
+
+	s := p.Stale
+	ew.printf("\nCustomers:\n")
+	if s.LateCustomers > 0 {
+		ew.printf("  %s had late events: their state was stale for p50 %s, p90 %s, up to %s\n",
+			num(s.LateCustomers), dur(s.StaleFor.P50), dur(s.StaleFor.P90), dur(s.StaleFor.Max))
+	} else {
+		ew.printf("  none had late events\n")
+	}
+	if s.MissingCustomers > 0 {
+		ew.printf("  %s have events still missing, the oldest received %s: stale until applied\n",
+			num(s.MissingCustomers), s.OldestMissing.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	if d := s.Derived; d != nil {
+		ew.printf("  replay of %s customers' raw events: %s differ from materialized state", num(d.Checked), num(int64(len(d.Customers))))
+		var parts []string
+		if d.Attributes > 0 {
+			parts = append(parts, fmt.Sprintf("%s in attributes", num(d.Attributes)))
+		}
+		for _, a := range d.Audiences {
+			parts = append(parts, fmt.Sprintf("audience %s: %s should enter, %s should exit", a.AudienceID, num(a.ShouldEnter), num(a.ShouldExit)))
+		}
+		if len(parts) > 0 {
+			ew.printf(" (%s)", strings.Join(parts, "; "))
+		}
+		ew.printf("\n")
+		for _, e := range d.Examples {
+			ew.printf("    %s %s %s: materialized %s, replay %s\n", e.CustomerID, e.Kind, e.Name, quoteEmpty(e.Materialized), quoteEmpty(e.Replayed))
+		}
+	}
+	if len(s.Examples) > 0 {
+		ew.printf("  stale the longest:\n")
+		for _, c := range s.Examples {
+			note := ""
+			if c.Missing {
+				note = ", events missing"
+			}
+			ew.printf("    %s (%s) %s%s\n", c.CustomerID, c.Lane, dur(c.StaleForMs), note)
+		}
+	}
+
+	q := p.Qualifications
+	decisions := p.Decisions()
+	if q.Checked {
+		ew.printf("\nCampaigns: %s qualifications in the window have no ledger entry\n", num(int64(len(q.Pending))))
+		if len(q.Campaigns) > 0 {
+			tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "campaign\taudience\tqualified\tledgered\tpending\tfire\tfire_late\tskip\t")
+			for _, c := range q.Campaigns {
+				pending := c.Decisions["fire"] + c.Decisions["fire_late"] + c.Decisions["skip"]
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.CampaignID, orDash(c.AudienceID), num(c.Qualified), num(c.Ledgered),
+					num(pending), num(c.Decisions["fire"]), num(c.Decisions["fire_late"]), num(c.Decisions["skip"]))
+			}
+			_ = tw.Flush()
+			for _, c := range q.Campaigns {
+				if len(c.Reasons) == 0 {
+					continue
+				}
+				keys := make([]string, 0, len(c.Reasons))
+				for k := range c.Reasons {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				var parts []string
+				for _, k := range keys {
+					parts = append(parts, fmt.Sprintf("%s %s", k, num(c.Reasons[k])))
+				}
+				ew.printf("  %s: %s\n", c.CampaignID, strings.Join(parts, ", "))
+			}
+		}
+	}
+
+	ew.printf("\nApply would: ")
+	var todo []string
+	if n := missing - backlog - unavailable; n > 0 {
+		todo = append(todo, fmt.Sprintf("re-ingest %s records through the backfill lane", num(n)))
+	}
+	if d := s.Derived; d != nil && len(d.Customers) > 0 {
+		todo = append(todo, fmt.Sprintf("re-derive %s customers", num(int64(len(d.Customers)))))
+	}
+	if len(q.Pending) > 0 {
+		todo = append(todo, fmt.Sprintf("decide %s qualifications (%s fire, %s fire late, %s skip)", num(int64(len(q.Pending))),
+			num(decisions["fire"]), num(decisions["fire_late"]), num(decisions["skip"])))
+	}
+	if len(todo) == 0 {
+		ew.printf("nothing: the window is complete and consistent\n")
+	} else {
+		ew.printf("%s\n", strings.Join(todo, "; "))
+	}
+	for _, n := range p.Notes {
+		ew.printf("Note: %s\n", n)
+	}
+	if planPath != "" && len(todo) > 0 {
+		ew.printf("\nNext: tideline backfill apply %s --dry-run, then without --dry-run\n", planPath)
+	}
+	return ew.err
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(b)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
+
+// num formats n with thin thousands separators.
+func num(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return "-" + num(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// dur formats milliseconds the way an incident report would.
+func dur(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case ms == 0:
+		return "0"
+	case d < time.Second:
+		return d.String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return strings.TrimSuffix(d.Round(time.Second).String(), "0s")
+	default:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func quoteEmpty(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
