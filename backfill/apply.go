@@ -843,4 +843,3 @@ func mergeRanges(a, b map[string]map[int32]Ranges) map[string]map[int32]Ranges {
 	}
 	return out
 }
-
