@@ -211,7 +211,12 @@ func (cp *compiler) cond(n *Condition, indent string, top bool) string {
 		}
 		return "(\n" + inner + body + "\n" + indent + ")"
 	case KindNot:
-		return "NOT " + cp.cond(n.Children[0], indent, false)
+		inner := cp.cond(n.Children[0], indent, false)
+		if strings.HasPrefix(inner, "(") && !strings.HasPrefix(inner, "NOT ") {
+			// Groups and predicates come fully parenthesised.
+			return "NOT " + inner
+		}
+		return "NOT (" + inner + ")"
 	case KindAttribute:
 		cp.attrs[n.Attribute] = true
 		return predicateSQL(n.Pred, attrColumn(n.Attribute), hasColumn(n.Attribute))

@@ -173,12 +173,30 @@ type defParser struct {
 
 func (p *defParser) fail(n ast.Node, field, format string, args ...any) {
 	e := &DefinitionError{File: p.file, Field: field, Message: fmt.Sprintf(format, args...)}
-	if n != nil {
-		if tok := n.GetToken(); tok != nil && tok.Position != nil {
-			e.Line, e.Column = tok.Position.Line, tok.Position.Column
-		}
-	}
+	e.Line, e.Column = position(n)
 	p.errs = append(p.errs, e)
+}
+
+// position is where n starts: for a mapping, its first key (the parser's
+// own token for a mapping is a colon).
+func position(n ast.Node) (line, col int) {
+	switch m := unwrap(n).(type) {
+	case nil:
+		return 0, 0
+	case *ast.MappingNode:
+		if len(m.Values) > 0 {
+			n = m.Values[0].Key
+		}
+	case *ast.MappingValueNode:
+		n = m.Key
+	}
+	if n == nil {
+		return 0, 0
+	}
+	if tok := n.GetToken(); tok != nil && tok.Position != nil {
+		return tok.Position.Line, tok.Position.Column
+	}
+	return 0, 0
 }
 
 // entry is one key of a mapping, with its nodes for positions.

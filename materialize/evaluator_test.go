@@ -1,0 +1,64 @@
+package materialize
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// TestCompiledSQLRunsOnClickHouse applies every test audience (every
+// operator, hostile literals, set_once) and evaluates one customer that
+// matches each of them, so the generated views and query are proven on the
+// real server, not only as text.
+func TestCompiledSQLRunsOnClickHouse(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	applyDirs(t, conn, testSettings, "audiences", "testdata/compile")
+	now := time.Now().Add(-time.Minute)
+	nasty := "O'Brien \\ '); DROP TABLE events; --"
+	insertDirect(t, conn, "web",
+		&ingest.Event{MessageID: "i1", Type: "identify", UserID: "c1", Timestamp: now.Add(-2 * time.Hour),
+			Traits: obj(t, map[string]any{"plan": "silver", "first_source": "ads", "age": 31})},
+		&ingest.Event{MessageID: "i2", Type: "identify", UserID: "c1", Timestamp: now.Add(-time.Hour),
+			Traits: obj(t, map[string]any{"first_source": "seo", "email": "c1@example.test", "vip": true, "score": 1.5})},
+		// An older identify arriving late must not win.
+		&ingest.Event{MessageID: "i0", Type: "identify", UserID: "c1", Timestamp: now.Add(-3 * time.Hour),
+			Traits: obj(t, map[string]any{"plan": "free", "country": "US"})},
+		&ingest.Event{MessageID: "p1", Type: "page", UserID: "c1", Name: "Pricing", Timestamp: now.Add(-30 * time.Minute)},
+		&ingest.Event{MessageID: "o1", Type: "track", UserID: "c1", Event: "purchase", Timestamp: now.Add(-20 * time.Minute),
+			Properties: obj(t, map[string]any{"currency": "USD", "amount": 20})},
+		&ingest.Event{MessageID: "o2", Type: "track", UserID: "c1", Event: "purchase", Timestamp: now.Add(-10 * time.Minute),
+			Properties: obj(t, map[string]any{"currency": "EUR", "amount": 900})},
+		&ingest.Event{MessageID: "v2", Type: "track", UserID: "c2", Event: "Order Completed (v2)", Timestamp: now.Add(-10 * time.Minute),
+			Properties: obj(t, map[string]any{"coupon": "none", "total": "120.5"})},
+	)
+	setWatermark(t, conn, ms(now))
+	ev := testEvaluator(t, conn)
+	st := evaluate(t, ev)
+	if !st.FullSweep || st.Audiences != 7 {
+		t.Fatalf("first pass: %+v, want a full sweep of 7 audiences", st)
+	}
+	got := members(t, conn)
+	want := map[string][]string{
+		"big_spenders":      {"c1"},
+		"nested_everything": {"c1"},
+		"paid_acquisition":  {"c1"},
+		"quoting":           {"c2"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("members = %v, want %v", got, want)
+	}
+	var n uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("events after evaluating hostile literals: %d, %v", n, err)
+	}
+	// The nickname matches when it is exactly the hostile text.
+	insertDirect(t, conn, "web", &ingest.Event{MessageID: "i3", Type: "identify", UserID: "c1", Timestamp: now, Traits: obj(t, map[string]any{"nickname": nasty})})
+	evaluate(t, ev)
+	if got := members(t, conn)["quoting"]; !reflect.DeepEqual(got, []string{"c1", "c2"}) {
+		t.Errorf("quoting members = %v, want c1 (nickname) and c2 (order total)", got)
+	}
+}
