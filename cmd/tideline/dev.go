@@ -1,14 +1,21 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/internal/devenv"
+	"github.com/tideline-dev/tideline/trigger"
+	"github.com/tideline-dev/tideline/trigger/webhooktest"
 )
 
 func init() { subcommands = append(subcommands, newDevCmd) }
@@ -16,6 +23,7 @@ func init() { subcommands = append(subcommands, newDevCmd) }
 func newDevCmd(a *app) *cobra.Command {
 	col := ingest.DefaultCollectorConfig()
 	ld := ingest.DefaultLoaderConfig()
+	tc := trigger.DefaultConfig()
 	dc := devenv.Config{Rate: 2000, Customers: 5000, Seed: 1, ClickHouseScript: "scripts/clickhouse.sh"}
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -31,14 +39,14 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 			if !cmd.Flags().Changed("log-level") {
 				a.logLevel = "warn"
 			}
-			if err := a.load(cmd, config.Sections{"collector": &col, "loader": &ld},
+			if err := a.load(cmd, config.Sections{"collector": &col, "loader": &ld, "trigger": &tc},
 				config.Flag{Name: "addr", Key: "collector.addr"}); err != nil {
 				return err
 			}
 			dc.ClickHouse, dc.Kafka, dc.Collector, dc.Loader = a.ch, a.kafka, col, ld
 			dc.Out = os.Stdout
 			dc.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
-			return devenv.Run(cmd.Context(), dc, devComponents(a), a.log)
+			return devenv.Run(cmd.Context(), dc, devComponents(a, &tc), a.log)
 		},
 	}
 	f := cmd.Flags()
@@ -52,7 +60,64 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 	return cmd
 }
 
-// devComponents wires the downstream components dev runs beside the loader.
-func devComponents(a *app) devenv.Components {
-	return nil
+// devComponents wires the downstream components dev runs beside the
+// loader: the trigger poller with a local webhook receiver that every
+// campaign delivers to instead of its configured URL.
+func devComponents(a *app, tc *trigger.Config) devenv.Components {
+	return func(ctx context.Context, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) ([]devenv.Component, error) {
+		poller, recv, err := devPoller(ctx, a, *tc, conn, seeds, reg)
+		if err != nil {
+			return nil, err
+		}
+		return []devenv.Component{{
+			Name: "trigger",
+			Run:  poller.Run,
+			Status: func(context.Context) string {
+				st := poller.Stats()
+				return fmt.Sprintf("campaigns fired=%d late=%d skipped=%d webhooks=%d", st.Fired, st.Late, st.Skipped, recv.Counts().UniqueAccepted)
+			},
+			Summary: func(context.Context) string {
+				st := poller.Stats()
+				rc := recv.Counts()
+				return fmt.Sprintf("campaigns: fired=%d late=%d skipped=%d %v delivered=%d failed=%d; local webhook receiver: %d verified deliveries (%d distinct ids), %d invalid",
+					st.Fired, st.Late, st.Skipped, st.SkippedBy, st.Delivered, st.Failed, rc.Accepted, rc.UniqueAccepted, rc.Invalid)
+			},
+		}}, nil
+	}
+}
+
+// devPoller starts a local receiver and a poller whose campaigns deliver
+// to it, signed with a secret made for this run.
+func devPoller(ctx context.Context, a *app, cfg trigger.Config, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) (*trigger.Poller, *webhooktest.Receiver, error) {
+	campaigns, err := trigger.LoadCampaigns(cfg.CampaignsDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret := trigger.NewSecret()
+	recv, err := trigger.NewReceiver(secret.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	url, err := recv.Serve(ctx, "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("local webhook receiver: %w", err)
+	}
+	for _, c := range campaigns {
+		if c.Deliver.Webhook == nil {
+			continue
+		}
+		c.Deliver.Webhook.URL = url + "/hooks/" + c.ID
+		c.Deliver.Webhook.PreviousSecretEnv = ""
+		if err := os.Setenv(c.Deliver.Webhook.SecretEnv, secret.String()); err != nil {
+			return nil, nil, err
+		}
+	}
+	// dev runs exactly one poller.
+	cfg.Sharding = "none"
+	cfg.MetricsAddr = ""
+	p, err := trigger.NewPoller(cfg, campaigns, conn, a.kafka, seeds, reg, a.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, recv, nil
 }
