@@ -249,7 +249,7 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, li
 		c.log.Warn("produce failed", "source", src.Name, "events", len(events), "err", err)
 		c.metrics.refused.WithLabelValues(src.Name, "broker_unavailable").Inc()
 		w.Header().Set("Retry-After", "5")
-		return reply(w, http.StatusServiceUnavailable, response{Error: "events could not be stored; nothing was accepted, retry after the Retry-After delay", Code: "unavailable"})
+		return reply(w, http.StatusServiceUnavailable, response{Error: "the broker did not acknowledge the events in time; retry after the Retry-After delay with the same messageIds (duplicates are dropped)", Code: "unavailable"})
 	}
 	c.metrics.events.WithLabelValues(src.Lane, "accepted").Add(float64(len(events)))
 	return reply(w, http.StatusOK, response{Success: true, Accepted: len(events), Duplicates: dups})
@@ -354,7 +354,28 @@ func (c *Collector) produce(ctx context.Context, src *source, events []*Event) e
 		}
 		recs[i] = &kgo.Record{Topic: src.topic, Key: []byte(ev.CustomerID()), Value: v, Timestamp: ev.ReceivedAt}
 	}
-	return c.client.ProduceSync(ctx, recs...).FirstErr()
+	// ProduceSync cannot honour ctx for records an idempotent producer has
+	// already sent: it waits for the broker however long it is away, so a
+	// killed broker held requests for its whole restart. Waiting on the
+	// promises bounds the answer by ProduceTimeout instead; records still in
+	// flight may land later, which the client's retry with the same
+	// messageIds makes harmless. The channel holds every promise, so late
+	// ones never block.
+	results := make(chan error, len(recs))
+	for _, r := range recs {
+		c.client.Produce(ctx, r, func(_ *kgo.Record, err error) { results <- err })
+	}
+	for range recs {
+		select {
+		case err := <-results:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("broker did not acknowledge %d events within %s: %w", len(recs), c.cfg.ProduceTimeout, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // reject keeps a refused request in the dead-letter topic with its reason, so
