@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// testBrokers are the brokers a run is tested against: the embedded one
+// always, Apache Kafka too when TIDELINE_TEST_KAFKA names it.
+func testBrokers(t *testing.T) map[string]broker.Config {
+	out := map[string]broker.Config{"kfake": broker.DefaultConfig()}
+	if os.Getenv(testenv.EnvKafka) != "" {
+		out["kafka"] = testenv.Kafka(t).Config
+	}
+	return out
+}
+
+func testHarness(t *testing.T, bc broker.Config) Harness {
+	return Harness{
+		ClickHouse: testenv.ClickHouseConfig(t),
+		Kafka:      bc,
+		Loader:     ingest.DefaultLoaderConfig(),
+		Collector:  ingest.DefaultCollectorConfig(),
+		Exe:        os.Args[0],
+		ExeEnv:     []string{envChild + "=1"},
+		Log:        testenv.Logger(t),
+	}
+}
+
+// smallConfig is a run of every scenario in well under a minute.
+func smallConfig(t *testing.T) Config {
+	c := DefaultConfig()
+	c.Duration = 2 * time.Second
+	c.Events = 30000
+	c.Customers = 2000
+	c.Rate = 800
+	c.Backlog = 5 * time.Second
+	c.ResultsDir = t.TempDir()
+	return c
+}
+
+// TestRun runs every scenario on a small scale and checks that each one
+// measured what it claims: every produced event was loaded by the loader
+// and by the peer, with the same column values; latencies were observed;
+// the backlog drained; every child reported its memory.
+func TestRun(t *testing.T) {
+	for name, bc := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			cfg := smallConfig(t)
+			cfg.Keep = true
+			h := testHarness(t, bc)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			res, err := Run(ctx, cfg, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			boot := h.ClickHouse
+			boot.Database = "default"
+			conn, err := chdb.Open(ctx, boot, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			t.Cleanup(func() {
+				for _, db := range []string{"probe", "ceiling_detached", "ceiling_attached", "tideline_detached", "tideline_attached", "peer_attached", "peer_detached", "latency", "backlog"} {
+					_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db)
+				}
+			})
+
+			kinds := map[string]int{}
+			for _, tp := range res.Throughput {
+				if tp.Error != "" {
+					t.Errorf("%s (views %s): %s", tp.Name, tp.Views, tp.Error)
+					continue
+				}
+				kinds[tp.Name]++
+				if tp.EventsPerSec <= 0 || tp.Rows <= 0 {
+					t.Errorf("%s (views %s) measured nothing: %+v", tp.Name, tp.Views, tp)
+				}
+				if tp.Name != "ceiling: pre-built columnar inserts" && (!tp.Drained || tp.Rows != cfg.Events) {
+					t.Errorf("%s (views %s): %d of %d rows, drained %v", tp.Name, tp.Views, tp.Rows, cfg.Events, tp.Drained)
+				}
+			}
+			if kinds["tideline loader"] == 0 || kinds["peer: ClickHouse Kafka engine"] != 1 || kinds["ceiling: pre-built columnar inserts"] == 0 {
+				t.Errorf("throughput measurements: %v", kinds)
+			}
+			if res.Produced == nil || res.Produced.PerLane["web"]+res.Produced.PerLane["server"] != cfg.Events {
+				t.Errorf("produced: %+v", res.Produced)
+			}
+
+			peerDB := "bench_" + res.RunID + "_peer_detached"
+			if len(res.Views) > 0 {
+				peerDB = "bench_" + res.RunID + "_peer_attached"
+			}
+			loaded := eventRows(t, conn, "bench_"+res.RunID+"_tideline_detached")
+			peered := eventRows(t, conn, peerDB)
+			if len(loaded) != int(cfg.Events) || len(peered) != len(loaded) {
+				t.Fatalf("loader wrote %d distinct rows, peer %d; want %d each", len(loaded), len(peered), cfg.Events)
+			}
+			for id, row := range loaded {
+				if peered[id] != row {
+					t.Fatalf("message %s: loader wrote %q, peer %q", id, row, peered[id])
+				}
+			}
+
+			if l := res.Latency; l == nil || l.Error != "" || l.Visible.Count == 0 || l.Visible.P50 <= 0 || l.Accepted == 0 {
+				t.Errorf("latency: %+v", l)
+			}
+			if b := res.Backlog; b == nil || b.Error != "" || !b.Drained || b.BacklogEvents == 0 || b.DrainSeconds <= 0 || b.LiveBefore.Count == 0 {
+				t.Errorf("backlog: %+v", b)
+			}
+			roles := map[string]int{}
+			for _, m := range res.Memory {
+				if m.PeakRSSMB <= 0 {
+					t.Errorf("no peak RSS for %s in %s", m.Process, m.Scenario)
+				}
+				roles[m.Process]++
+			}
+			if roles["loader"] < 4 || roles["collector"] != 2 {
+				t.Errorf("memory of %v processes; want at least 4 loaders and 2 collectors", roles)
+			}
+
+			path, err := res.Save(cfg.ResultsDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Result
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if back.RunID != res.RunID || len(back.Throughput) != len(res.Throughput) || back.Machine.Cores == 0 || back.Machine.ClickHouse == "" {
+				t.Errorf("saved result does not round-trip: %+v", back)
+			}
+		})
+	}
+}
+
+// eventRows reads a database's events as message id → the columns both the
+// loader and the peer derive from the event (not the Kafka position or the
+// ingest time, which differ by design).
+func eventRows(t *testing.T, conn *chdb.Conn, db string) map[string]string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT message_id, concat(type, '|', customer_id, '|', user_id, '|', anonymous_id, '|', event, '|', properties, '|', traits, '|', toString(event_time), '|', toString(event_time_ms), '|', toString(sent_at_ms), '|', toString(received_at_ms), '|', source, '|', lane) FROM "+db+".events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, row string
+		if err := rows.Scan(&id, &row); err != nil {
+			t.Fatal(err)
+		}
+		if prev, dup := out[id]; dup && prev != row {
+			t.Fatalf("%s: message %s loaded twice with different columns", db, id)
+		}
+		out[id] = row
+	}
+	return out
+}

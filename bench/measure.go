@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// Throughput is one sustained-rate measurement.
+type Throughput struct {
+	// Name says what was measured, e.g. "tideline loader".
+	Name string `json:"name"`
+	// Views is "attached" or "detached".
+	Views string `json:"views"`
+	// Rows is how many rows became visible in the window.
+	Rows int64 `json:"rows"`
+	// Seconds is the window: from starting the consumer (or the first
+	// insert) to the moment the last row became visible.
+	Seconds float64 `json:"seconds"`
+	// EventsPerSec is Rows / Seconds.
+	EventsPerSec float64 `json:"events_per_sec"`
+	// StartupSeconds is the time from start to the first visible row.
+	StartupSeconds float64 `json:"startup_seconds"`
+	// Drained is true when every produced row became visible before the
+	// deadline; false means the window ended at the deadline.
+	Drained bool `json:"drained"`
+	// PeakRSSMB is the consuming process's peak RSS (tideline loader only).
+	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// countRows is how many rows the events table of conn's database holds.
+func countRows(ctx context.Context, conn *chdb.Conn) (int64, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return int64(n), nil
+}
+
+// drainPoll is how often a throughput window samples the row count; the
+// window's end is known to this resolution.
+const drainPoll = 100 * time.Millisecond
+
+// watchDrain samples the events count from start until want rows are
+// visible or deadline passes, and fills t's window. alive reports a failed
+// consumer, which ends the watch early.
+func watchDrain(ctx context.Context, conn *chdb.Conn, t *Throughput, want int64, start, deadline time.Time, alive func() error) error {
+	var last int64
+	var firstAt, lastAt time.Time
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		n, err := countRows(ctx, conn)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		if n > 0 && firstAt.IsZero() {
+			firstAt = now
+		}
+		if n != last {
+			last, lastAt = n, now
+		}
+		if n >= want {
+			t.Drained = true
+			break
+		}
+		if !now.Before(deadline) {
+			lastAt = now
+			break
+		}
+		if alive != nil {
+			if err := alive(); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	t.Rows = last
+	t.Seconds = lastAt.Sub(start).Seconds()
+	if !firstAt.IsZero() {
+		t.StartupSeconds = firstAt.Sub(start).Seconds()
+	}
+	if t.Seconds > 0 {
+		t.EventsPerSec = float64(t.Rows) / t.Seconds
+	}
+	return nil
+}
+
+// Percentiles summarise a latency distribution in milliseconds.
+type Percentiles struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P95   float64 `json:"p95_ms"`
+	P99   float64 `json:"p99_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+// percentiles uses the nearest-rank definition: p is the smallest value
+// with at least p% of the samples at or below it.
+func percentiles(ms []float64) Percentiles {
+	if len(ms) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(ms)
+	slices.Sort(s)
+	rank := func(p float64) float64 {
+		i := int(math.Ceil(p/100*float64(len(s)))) - 1
+		return s[max(i, 0)]
+	}
+	return Percentiles{Count: len(s), P50: rank(50), P95: rank(95), P99: rank(99), Max: s[len(s)-1]}
+}

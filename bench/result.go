@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+)
+
+// Result is everything one run measured.
+type Result struct {
+	// RunID names the run's topics (bench.<RunID>.*) and databases (bench_<RunID>_*).
+	RunID    string              `json:"run_id"`
+	Date     time.Time           `json:"date"`
+	Machine  Machine             `json:"machine"`
+	Settings Config              `json:"settings"`
+	Loader   ingest.LoaderConfig `json:"loader"`
+	Produced *Produced           `json:"produced,omitempty"`
+	// Views are the materialized views "views attached" had (from the
+	// migrations; the installer's come on top).
+	Views []string `json:"views,omitempty"`
+	// Throughput holds the ceiling, tideline and peer measurements.
+	Throughput []Throughput    `json:"throughput"`
+	Ratios     []Ratio         `json:"ratios,omitempty"`
+	Latency    *Latency        `json:"latency,omitempty"`
+	Backlog    *Backlog        `json:"backlog,omitempty"`
+	Memory     []ProcessMemory `json:"memory,omitempty"`
+	Targets    []TargetOutcome `json:"targets,omitempty"`
+	Notes      []string        `json:"notes,omitempty"`
+	Seconds    float64         `json:"seconds"`
+}
+
+// Ratio compares two throughputs of the same run.
+type Ratio struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+}
+
+// ProcessMemory is one tideline process's peak RSS (VmHWM, read from
+// /proc/<pid>/status of the child process itself).
+type ProcessMemory struct {
+	Process   string  `json:"process"`
+	Scenario  string  `json:"scenario"`
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+}
+
+// TargetOutcome is one of the issue's targets and whether this run met it.
+type TargetOutcome struct {
+	Target string `json:"target"`
+	Got    string `json:"got"`
+	// Met is nil when the run did not measure it.
+	Met *bool `json:"met"`
+}
+
+func (r *Result) find(name, views string) *Throughput {
+	for i := range r.Throughput {
+		t := &r.Throughput[i]
+		if strings.HasPrefix(t.Name, name) && t.Views == views && t.Error == "" && t.EventsPerSec > 0 {
+			return t
+		}
+	}
+	return nil
+}
+
+// summarise computes the ratios and checks the targets.
+func (r *Result) summarise() {
+	views := "detached"
+	if r.find("tideline", "attached") != nil {
+		views = "attached"
+	}
+	tl := r.find("tideline", views)
+	peer := r.find("peer", views)
+	if peer == nil {
+		peer = r.find("peer", "detached")
+	}
+	for _, v := range []string{"detached", "attached"} {
+		if t, c := r.find("tideline", v), r.find("ceiling", v); t != nil && c != nil {
+			r.Ratios = append(r.Ratios, Ratio{Name: "tideline / ceiling (views " + v + ")", Value: t.EventsPerSec / c.EventsPerSec})
+		}
+	}
+	if tl != nil && peer != nil {
+		r.Ratios = append(r.Ratios, Ratio{Name: fmt.Sprintf("tideline (views %s) / peer (views %s)", tl.Views, peer.Views), Value: tl.EventsPerSec / peer.EventsPerSec})
+	}
+
+	yes := func(b bool) *bool { return &b }
+	add := func(target, got string, met *bool) {
+		r.Targets = append(r.Targets, TargetOutcome{Target: target, Got: got, Met: met})
+	}
+	if t := r.find("tideline", "attached"); t != nil {
+		add("ingest with all views ≥ 200000 events/s", fmt.Sprintf("%.0f", t.EventsPerSec), yes(t.EventsPerSec >= 200000))
+	} else if t := r.find("tideline", "detached"); t != nil {
+		add("ingest with all views ≥ 200000 events/s", fmt.Sprintf("views not available; detached %.0f", t.EventsPerSec), nil)
+	}
+	for _, ra := range r.Ratios {
+		switch {
+		case strings.HasPrefix(ra.Name, "tideline / ceiling (views "+views):
+			add("≥ 50% of the ceiling", fmt.Sprintf("%.0f%% (views %s)", 100*ra.Value, views), yes(ra.Value >= 0.5))
+		case strings.HasPrefix(ra.Name, "tideline (views"):
+			add("≥ 2× the Kafka-engine peer", fmt.Sprintf("%.2f×", ra.Value), yes(ra.Value >= 2))
+		}
+	}
+	if l := r.Latency; l != nil && l.Error == "" && l.Visible.Count > 0 {
+		add(fmt.Sprintf("latency p99 < 1 s at %.0f events/s (event → row visible)", l.Rate), fmt.Sprintf("%.0f ms", l.Visible.P99), yes(l.Visible.P99 < 1000))
+	}
+	if b := r.Backlog; b != nil && b.Drained {
+		add("backlog drain ≥ 50× real time", fmt.Sprintf("%.0f×", b.RealTimeMultiple), yes(b.RealTimeMultiple >= 50))
+		add("live-lane p99 < 2 s during the drain", fmt.Sprintf("%.0f ms", b.LiveDuringDrain.P99), yes(b.LiveDuringDrain.Count > 0 && b.LiveDuringDrain.P99 < 2000))
+	}
+	var peak float64
+	for _, m := range r.Memory {
+		if m.Process == "loader" {
+			peak = max(peak, m.PeakRSSMB)
+		}
+	}
+	if peak > 0 {
+		add("loader peak RSS < 512 MB", fmt.Sprintf("%.0f MB", peak), yes(peak < 512))
+	}
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Save writes r to dir/<date>-<host>.json and returns the path.
+func (r *Result) Save(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("results directory: %w", err)
+	}
+	host := strings.NewReplacer("/", "-", " ", "-").Replace(r.Machine.Host)
+	if host == "" {
+		host = "unknown"
+	}
+	path := filepath.Join(dir, r.Date.Format("2006-01-02T150405Z")+"-"+host+".json")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", fmt.Errorf("results file: %w", err)
+	}
+	if err := r.WriteJSON(f); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, f.Close()
+}
+
+// WriteTable prints r for people.
+func (r *Result) WriteTable(w io.Writer) error {
+	m := r.Machine
+	fmt.Fprintf(w, "tideline bench — %s\n", r.Date.Format(time.RFC3339))
+	fmt.Fprintf(w, "machine: %s, %s, %d cores, %d MB RAM, load average %.2f before / %.2f after\n", m.Host, m.CPU, m.Cores, m.MemoryMB, m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(w, "versions: %s, ClickHouse %s, Kafka: %s", m.GoVersion, m.ClickHouse, m.Kafka)
+	if m.Commit != "" {
+		fmt.Fprintf(w, ", tideline %.12s", m.Commit)
+	}
+	fmt.Fprintln(w)
+	if p := r.Produced; p != nil {
+		fmt.Fprintf(w, "data: %d events (web %d, server %d), %d customers, record %.0f B, flat %.0f B, %s, produced in %.1fs\n",
+			p.Events, p.PerLane["web"], p.PerLane["server"], r.Settings.Customers, p.RecordBytes, p.FlatBytes, p.Compression, p.Seconds)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "THROUGHPUT\tVIEWS\tEVENTS/S\tROWS\tSECONDS\tSTARTUP S\tDRAINED\tPEAK RSS MB\t")
+	for _, t := range r.Throughput {
+		if t.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\terror: %s\t\t\t\t\t\t\n", t.Name, t.Views, oneLine(t.Error))
+			continue
+		}
+		rss := ""
+		if t.PeakRSSMB > 0 {
+			rss = fmt.Sprintf("%.0f", t.PeakRSSMB)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t\n", t.Name, t.Views, t.EventsPerSec, t.Rows, t.Seconds, t.StartupSeconds, t.Drained, rss)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, ra := range r.Ratios {
+		fmt.Fprintf(w, "  %s: %.2f\n", ra.Name, ra.Value)
+	}
+	if l := r.Latency; l != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "LATENCY at %.0f events/s (achieved %.0f) over %.0fs, event time → row visible\n", l.Rate, l.AchievedRate, l.Seconds)
+		if l.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", oneLine(l.Error))
+		}
+		fmt.Fprintln(tw, "  LANE\tEVENTS\tP50 MS\tP95 MS\tP99 MS\tMAX MS\t")
+		for _, lane := range []string{"all", "web", "server"} {
+			p := l.Visible
+			if lane != "all" {
+				p = l.ByLane[lane]
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t\n", lane, p.Count, p.P50, p.P95, p.P99, p.Max)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if b := r.Backlog; b != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "BACKLOG at %.0f events/s: web lane's loader stopped for %.0fs, %d events behind\n", b.Rate, b.AccumulateSeconds, b.BacklogEvents)
+		if b.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", oneLine(b.Error))
+		}
+		fmt.Fprintf(w, "  drained in %.2fs after resume (first row after %.2fs): %.0f events/s, %.0f× real time\n", b.DrainSeconds, b.FirstRowSeconds, b.DrainEventsPerSec, b.RealTimeMultiple)
+		fmt.Fprintf(w, "  server lane (live) event → visible: during the drain p50 %.0f / p95 %.0f / p99 %.0f ms (%d events); before it p99 %.0f ms\n",
+			b.LiveDuringDrain.P50, b.LiveDuringDrain.P95, b.LiveDuringDrain.P99, b.LiveDuringDrain.Count, b.LiveBefore.P99)
+	}
+	if len(r.Memory) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "PEAK RSS (child processes, VmHWM)\tSCENARIO\tMB\t")
+		for _, m := range r.Memory {
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t\n", m.Process, m.Scenario, m.PeakRSSMB)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "TARGET\tGOT\tMET\t")
+		for _, t := range r.Targets {
+			met := "not measured"
+			if t.Met != nil {
+				met = map[bool]string{true: "yes", false: "NO"}[*t.Met]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", t.Target, t.Got, met)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	_, err := fmt.Fprintf(w, "run took %.0fs\n", r.Seconds)
+	return err
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
