@@ -18,6 +18,9 @@ const (
 	MaxDepth = 32
 	// maxIDLen bounds messageId, userId and anonymousId.
 	maxIDLen = 256
+	// maxRecordBytes bounds a record DecodeRecord accepts: an event of
+	// MaxEventBytes plus the fields the collector adds.
+	maxRecordBytes = MaxEventBytes + 4096
 )
 
 // Event types accepted by the collector.
@@ -191,14 +194,36 @@ func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time
 		return nil, fieldErr("timestamp", CodeInvalidTime, "timestamp %s is more than 24h in the future after clock-skew correction", ts.UTC().Format(time.RFC3339))
 	}
 	ev.Timestamp = ts.UTC()
+	if err := fitsRecord(ev, len(raw)); err != nil {
+		return nil, err
+	}
 	return ev, nil
+}
+
+// fitsRecord refuses an event whose Kafka record the loader would refuse for
+// its size, while the client can still be told. The record can be larger
+// than what the client sent: json.Marshal writes <, > and & as \u003c (six
+// bytes for one) and adds the collector's fields. Input below an eighth of
+// the limit cannot grow past it, so only larger events are encoded here.
+func fitsRecord(ev *Event, rawLen int) error {
+	if rawLen <= maxRecordBytes/8 && len(ev.Source) <= maxIDLen {
+		return nil
+	}
+	rec, err := json.Marshal(ev)
+	if err != nil {
+		return fieldErr("", CodeInvalidField, "event cannot be encoded: %s", err)
+	}
+	if len(rec) > maxRecordBytes {
+		return fieldErr("", CodeTooLarge, "event is %d bytes once encoded (<, > and & take six bytes each); the limit is %d bytes", len(rec), maxRecordBytes)
+	}
+	return nil
 }
 
 // DecodeRecord decodes and re-validates a normalised event from Kafka. The
 // loader cannot trust producers other than the collector, so every invariant
 // the collector enforces is checked again here.
 func DecodeRecord(value []byte) (*Event, error) {
-	if len(value) > MaxEventBytes+4096 {
+	if len(value) > maxRecordBytes {
 		return nil, fieldErr("", CodeTooLarge, "record is %d bytes; events are limited to 32 KB", len(value))
 	}
 	if !utf8.Valid(value) {

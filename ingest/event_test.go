@@ -375,3 +375,20 @@ func TestEventIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMessageRecordFitsLoader is the regression test for events the
+// collector accepted and the loader then dead-lettered as too large: the
+// record escapes <, > and & as six bytes each, so a 7 KB event of them grew
+// past the loader's limit (found by FuzzParseMessage).
+func TestParseMessageRecordFitsLoader(t *testing.T) {
+	body := func(n int) []byte {
+		return []byte(`{"messageId":"m","userId":"u","event":"e","properties":{"s":"` + strings.Repeat("<", n) + `"}}`)
+	}
+	ev, err := ingest.ParseMessage(body(6000), "track", time.Time{}, rx, "web")
+	if err != nil {
+		t.Fatalf("6000 escaped characters: %v", err)
+	}
+	checkAccepted(t, ev, "track", rx)
+	_, err = ingest.ParseMessage(body(7000), "track", time.Time{}, rx, "web")
+	checkRejection(t, err, rejection{"", ingest.CodeTooLarge, "event is 42165 bytes once encoded (<, > and & take six bytes each); the limit is 36864 bytes"})
+}
