@@ -357,9 +357,10 @@ func TestLiveStream(t *testing.T) {
 		}
 	}()
 	// RunStream starts its cursor when the plugin gets the call; rows derived
-	// before that are the panel's history. Derive these a moment later.
-	time.Sleep(500 * time.Millisecond)
-	now := uint64(time.Now().Add(time.Second).UnixMilli())
+	// before that are the panel's history. These are stamped a minute ahead,
+	// so however late the plugin starts its stream on a busy machine, they
+	// are new to it.
+	now := uint64(time.Now().Add(time.Minute).UnixMilli())
 	other := seed.Transition{AudienceID: "regular", CustomerID: "c_other", Episode: 1, Kind: "entered", EventTimeMs: now - 900, IngestTimeMs: now - 400, DerivedAtMs: now, Lane: "web"}
 	want := seed.Transition{AudienceID: "vip", CustomerID: "c_live", Episode: 1, Kind: "entered", EventTimeMs: now - 1200, IngestTimeMs: now - 300, DerivedAtMs: now + 1, Lane: "server"}
 	if err := seed.InsertTransitions(ctx, conn, []seed.Transition{other}); err != nil {
