@@ -29,47 +29,26 @@ type DeadLetter struct {
 	UpdatedMs uint64
 }
 
-func insertDeadLetter(ctx context.Context, conn *chdb.Conn, dl DeadLetter) error {
+func insertDeadLetters(ctx context.Context, conn *chdb.Conn, dls []DeadLetter) error {
 	now := chdb.NowMs()
-	if dl.DeadAtMs == 0 {
-		dl.DeadAtMs = now
-	}
 	batch, err := conn.PrepareBatch(ctx, qInsertDeadLetters)
 	if err != nil {
 		return fmt.Errorf("prepare dead letter insert: %w", err)
 	}
-	if err := batch.Append(dl.Key, dl.CampaignID, dl.CustomerID, dl.DestinationID, dl.Destination, dl.Payload,
-		dl.Attempts, dl.LastStatus, dl.LastError, dl.State, dl.DeadAtMs, now, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("append dead letter: %w", err)
+	for _, dl := range dls {
+		if dl.DeadAtMs == 0 {
+			dl.DeadAtMs = now
+		}
+		if err := batch.Append(dl.Key, dl.CampaignID, dl.CustomerID, dl.DestinationID, dl.Destination, dl.Payload,
+			dl.Attempts, dl.LastStatus, dl.LastError, dl.State, dl.DeadAtMs, now, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append dead letter: %w", err)
+		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert dead letter of %s: %w", dl.Key, err)
+		return fmt.Errorf("insert %d dead letters: %w", len(dls), err)
 	}
 	return nil
-}
-
-// insertDeadLetterRetrying writes a dead letter, retrying until it is
-// stored or ctx ends: a dead letter is the only trace of a given-up delivery
-// besides the ledger state, so it is not dropped on a transient error.
-func insertDeadLetterRetrying(ctx context.Context, conn *chdb.Conn, dl DeadLetter, log *slog.Logger) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := insertDeadLetter(ctx, conn, dl)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Warn("write dead letter (retrying)", "key", dl.Key, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(jitter(backoff)):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
 }
 
 // DeadLetters returns the deliveries currently dead (not redelivered).

@@ -75,7 +75,7 @@ type Dispatcher struct {
 	routes map[string]*route
 	queues map[string]*destQueue
 	owns   func(customerID string) bool
-	writer *entryWriter
+	writer *progressWriter
 
 	mu       sync.Mutex
 	tracked  map[string]*job
@@ -112,7 +112,7 @@ func newDispatcher(cfg Config, conn *chdb.Conn, routes map[string]*route, kafka 
 		},
 	}
 	d.idle = sync.NewCond(&d.mu)
-	d.writer = newEntryWriter(conn, log)
+	d.writer = newProgressWriter(conn, log)
 	for _, rt := range routes {
 		for _, dest := range rt.dests {
 			d.queues[dest.ID()] = &destQueue{dest: dest, ch: make(chan *task, cfg.QueueSize)}
@@ -137,7 +137,7 @@ func (d *Dispatcher) loadDisabled(ctx context.Context) error {
 
 // start runs the workers and the ledger writer until ctx ends.
 func (d *Dispatcher) start(ctx context.Context) {
-	// The writer stops when ctx ends, after a last flush (see entryWriter.run).
+	// The writer stops when ctx ends, after a last flush (see progressWriter.run).
 	d.workers.Add(1)
 	go func() {
 		defer d.workers.Done()
@@ -287,7 +287,7 @@ func (d *Dispatcher) attempt(ctx context.Context, t *task) {
 	d.mu.Unlock()
 	if disabled {
 		t.lastErr = "destination disabled: " + reason
-		d.finishTask(ctx, t, StateDisabled)
+		d.finishTask(t, StateDisabled)
 		return
 	}
 	var derr *deliveryError
@@ -307,19 +307,19 @@ func (d *Dispatcher) attempt(ctx context.Context, t *task) {
 	t.job.mu.Unlock()
 	if derr == nil {
 		d.m.deliveries.WithLabelValues(t.dest.Campaign, t.dest.Kind, "delivered").Inc()
-		d.finishTask(ctx, t, StateDelivered)
+		d.finishTask(t, StateDelivered)
 		return
 	}
 	t.lastStatus, t.lastErr = derr.Status, derr.Error()
 	if !derr.Retryable {
 		d.m.deliveries.WithLabelValues(t.dest.Campaign, t.dest.Kind, "disabled").Inc()
 		d.disable(ctx, t.dest, fmt.Sprintf("%s answered %s at %s", t.dest, derr.Error(), time.Now().UTC().Format(time.RFC3339)))
-		d.finishTask(ctx, t, StateDisabled)
+		d.finishTask(t, StateDisabled)
 		return
 	}
 	if int(t.attempts) >= d.cfg.MaxAttempts {
 		d.m.deliveries.WithLabelValues(t.dest.Campaign, t.dest.Kind, "dead").Inc()
-		d.finishTask(ctx, t, StateDead)
+		d.finishTask(t, StateDead)
 		return
 	}
 	d.m.deliveries.WithLabelValues(t.dest.Campaign, t.dest.Kind, "retry").Inc()
@@ -391,28 +391,19 @@ func (d *Dispatcher) progress(t *task, state, lastErr string) {
 
 // finishTask ends one destination of a job; the last one writes the
 // job's final ledger state.
-func (d *Dispatcher) finishTask(ctx context.Context, t *task, state string) {
+func (d *Dispatcher) finishTask(t *task, state string) {
 	j := t.job
 	if state == StateDead || state == StateDisabled {
-		dl := DeadLetter{
+		d.writer.addDead(DeadLetter{
 			Key: j.entry.Key, CampaignID: j.entry.CampaignID, CustomerID: j.entry.CustomerID,
 			DestinationID: t.destID, Destination: t.dest.String(), Payload: string(j.body),
 			Attempts: t.attempts, LastStatus: uint16(t.lastStatus), LastError: truncateErr(t.lastErr), State: StateDead,
-		}
-		if err := insertDeadLetterRetrying(ctx, d.conn, dl, d.log); err != nil {
-			// Shutting down: the entry stays open and is retried after restart.
-			d.abandon(t)
-			return
-		}
+		})
 		d.log.Warn("delivery dead-lettered", "key", j.entry.Key, "campaign", j.entry.CampaignID, "destination", t.dest.String(), "attempts", t.attempts, "err", t.lastErr)
 	}
 	if state == StateDelivered && j.redeliver {
-		dl := DeadLetter{Key: j.entry.Key, CampaignID: j.entry.CampaignID, CustomerID: j.entry.CustomerID,
-			DestinationID: t.destID, Destination: t.dest.String(), Payload: string(j.body), Attempts: t.attempts, State: "redelivered"}
-		if err := insertDeadLetterRetrying(ctx, d.conn, dl, d.log); err != nil {
-			d.abandon(t)
-			return
-		}
+		d.writer.addDead(DeadLetter{Key: j.entry.Key, CampaignID: j.entry.CampaignID, CustomerID: j.entry.CustomerID,
+			DestinationID: t.destID, Destination: t.dest.String(), Payload: string(j.body), Attempts: t.attempts, State: "redelivered"})
 	}
 	j.mu.Lock()
 	j.open--
@@ -572,66 +563,99 @@ func truncateErr(s string) string {
 	return s
 }
 
-// entryWriter batches ledger progress rows. They are advisory: a lost row
-// means an entry looks open after a restart and is delivered again under
-// the same webhook id.
-type entryWriter struct {
+// progressWriter batches delivery progress: dead letters and ledger rows.
+// Each flush writes the dead letters before the ledger rows, so an entry is
+// never "dead" in the ledger without its dead letter. Ledger progress rows
+// are advisory: if they are lost, an entry looks open after a restart and
+// is delivered again under the same webhook id.
+type progressWriter struct {
 	conn *chdb.Conn
 	log  *slog.Logger
 	mu   sync.Mutex
-	buf  []*Entry
+	rows []*Entry
+	dead []DeadLetter
 	kick chan struct{}
 }
 
-func newEntryWriter(conn *chdb.Conn, log *slog.Logger) *entryWriter {
-	return &entryWriter{conn: conn, log: log, kick: make(chan struct{}, 1)}
+func newProgressWriter(conn *chdb.Conn, log *slog.Logger) *progressWriter {
+	return &progressWriter{conn: conn, log: log, kick: make(chan struct{}, 1)}
 }
 
-func (w *entryWriter) add(e *Entry) {
+func (w *progressWriter) add(e *Entry) {
 	w.mu.Lock()
-	w.buf = append(w.buf, e)
-	n := len(w.buf)
+	w.rows = append(w.rows, e)
+	n := len(w.rows)
 	w.mu.Unlock()
 	if n >= 1000 {
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
+		w.wake()
+	}
+}
+
+func (w *progressWriter) addDead(dl DeadLetter) {
+	w.mu.Lock()
+	w.dead = append(w.dead, dl)
+	w.mu.Unlock()
+}
+
+func (w *progressWriter) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
 	}
 }
 
 // run flushes every 100ms until ctx ends, then once more.
-func (w *entryWriter) run(ctx context.Context) {
+func (w *progressWriter) run(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			w.flush(fctx)
+			if err := w.flush(fctx); err != nil {
+				w.log.Warn("last write of delivery progress failed; open deliveries are retried after the next start", "err", err)
+			}
 			cancel()
 			return
 		case <-tick.C:
 		case <-w.kick:
 		}
-		w.flush(ctx)
+		if err := w.flush(ctx); err != nil && ctx.Err() == nil {
+			failures++
+			w.log.Warn("write delivery progress (retrying)", "attempt", failures, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(jitter(min(100*time.Millisecond<<min(failures, 6), 5*time.Second))):
+			}
+			continue
+		}
+		failures = 0
 	}
 }
 
-func (w *entryWriter) flush(ctx context.Context) {
+func (w *progressWriter) flush(ctx context.Context) error {
 	w.mu.Lock()
-	rows := w.buf
-	w.buf = nil
+	rows, dead := w.rows, w.dead
+	w.rows, w.dead = nil, nil
 	w.mu.Unlock()
-	if len(rows) == 0 {
-		return
-	}
-	if err := NewLedger(w.conn).Insert(ctx, rows); err != nil {
-		if ctx.Err() == nil {
-			w.log.Warn("write delivery progress (retrying)", "rows", len(rows), "err", err)
-		}
+	requeue := func(rows []*Entry, dead []DeadLetter) {
 		w.mu.Lock()
-		w.buf = append(rows, w.buf...)
+		w.rows = append(rows, w.rows...)
+		w.dead = append(dead, w.dead...)
 		w.mu.Unlock()
 	}
+	if len(dead) > 0 {
+		if err := insertDeadLetters(ctx, w.conn, dead); err != nil {
+			requeue(rows, dead)
+			return err
+		}
+	}
+	if len(rows) > 0 {
+		if err := NewLedger(w.conn).Insert(ctx, rows); err != nil {
+			requeue(rows, nil)
+			return err
+		}
+	}
+	return nil
 }
