@@ -289,9 +289,13 @@ func idString(field string, raw json.RawMessage) (string, error) {
 		}
 		return s, nil
 	}
-	// Segment libraries accept numeric ids and send them as numbers.
+	// Segment libraries accept numeric ids and send them as numbers. The
+	// number's text is the id, so it is bounded like a string id.
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err == nil {
+		if len(n) > maxIDLen {
+			return "", fieldErr(field, CodeInvalidField, "%s is longer than %d characters", field, maxIDLen)
+		}
 		return n.String(), nil
 	}
 	return "", fieldErr(field, CodeInvalidField, "%s must be a string or a number", field)

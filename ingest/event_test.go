@@ -392,3 +392,21 @@ func TestParseMessageRecordFitsLoader(t *testing.T) {
 	_, err = ingest.ParseMessage(body(7000), "track", time.Time{}, rx, "web")
 	checkRejection(t, err, rejection{"", ingest.CodeTooLarge, "event is 42165 bytes once encoded (<, > and & take six bytes each); the limit is 36864 bytes"})
 }
+
+// TestParseMessageNumericIDLength is the regression test for numeric ids,
+// which escaped the 256-character bound: the collector accepted a 301-digit
+// userId and the loader dead-lettered the event (found by FuzzParseMessage's
+// numeric_id_long seed).
+func TestParseMessageNumericIDLength(t *testing.T) {
+	for _, field := range []string{"userId", "anonymousId"} {
+		ok := `{"messageId":"m","event":"e","` + field + `":` + strings.Repeat("9", 256) + `}`
+		ev, err := ingest.ParseMessage([]byte(ok), "track", time.Time{}, rx, "web")
+		if err != nil {
+			t.Fatalf("256-digit %s: %v", field, err)
+		}
+		checkAccepted(t, ev, "track", rx)
+		long := `{"messageId":"m","event":"e","` + field + `":1` + strings.Repeat("0", 300) + `}`
+		_, err = ingest.ParseMessage([]byte(long), "track", time.Time{}, rx, "web")
+		checkRejection(t, err, rejection{field, ingest.CodeInvalidField, field + " is longer than 256 characters"})
+	}
+}
