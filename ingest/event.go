@@ -317,6 +317,12 @@ func parseTime(field, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fieldErr(field, CodeInvalidTime, "%s %q is not an ISO-8601 time such as 2025-12-14T18:58:00.000Z", field, truncate(s, 64))
 	}
+	// Events carry their times in UTC, and JSON cannot encode a UTC year
+	// outside 0000-9999 (9999-12-31T23:00:00-05:00 is in the year 10000):
+	// such a time would pass here and fail when the event is written.
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, fieldErr(field, CodeInvalidTime, "%s %q is outside the years 0000-9999 in UTC", field, truncate(s, 64))
+	}
 	return t, nil
 }
 

@@ -410,3 +410,33 @@ func TestParseMessageNumericIDLength(t *testing.T) {
 		checkRejection(t, err, rejection{field, ingest.CodeInvalidField, field + " is longer than 256 characters"})
 	}
 }
+
+// TestParseMessageTimeRange is the regression test for times whose UTC year
+// JSON cannot encode: an item whose sentAt (its own or the batch's) was
+// 9999-12-31 with a negative offset was accepted, its record then failed to
+// encode, and the collector answered 503 "retry later" for ever (found by
+// FuzzParseMessage's sentat_far_future seed).
+func TestParseMessageTimeRange(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       rejection
+	}{
+		{"sentAt in the year 10000", `{"messageId":"m","userId":"u","event":"e","timestamp":"9999-12-31T23:59:59Z","sentAt":"9999-12-31T23:59:59-23:59"}`,
+			rejection{"sentAt", ingest.CodeInvalidTime, `sentAt "9999-12-31T23:59:59-23:59" is outside the years 0000-9999 in UTC`}},
+		{"sentAt in the year -1", `{"messageId":"m","userId":"u","event":"e","sentAt":"0000-01-01T00:00:00+01:00"}`,
+			rejection{"sentAt", ingest.CodeInvalidTime, `sentAt "0000-01-01T00:00:00+01:00" is outside the years 0000-9999 in UTC`}},
+		{"timestamp in the year 10000", `{"messageId":"m","userId":"u","event":"e","timestamp":"9999-12-31T23:00:00-05:00"}`,
+			rejection{"timestamp", ingest.CodeInvalidTime, `timestamp "9999-12-31T23:00:00-05:00" is outside the years 0000-9999 in UTC`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ingest.ParseMessage([]byte(tc.body), "track", time.Time{}, rx, "web")
+			checkRejection(t, err, tc.want)
+		})
+	}
+	// Both ends of the range still work.
+	ev, err := ingest.ParseMessage([]byte(`{"messageId":"m","userId":"u","event":"e","timestamp":"9999-12-31T23:59:59Z","sentAt":"9999-12-31T23:59:59+23:59"}`), "track", time.Time{}, rx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAccepted(t, ev, "track", rx)
+}

@@ -123,8 +123,13 @@ func FuzzParseMessage(f *testing.F) {
 		typ := fuzzTypes[int(typSel)%len(fuzzTypes)]
 		var bs time.Time
 		if typ == "" {
-			// The collector parses a batch's sentAt the same way.
+			// The collector parses a batch's sentAt the same way, and
+			// refuses the batch when its UTC year is outside 0000-9999
+			// before any item is parsed.
 			bs, _ = time.Parse(time.RFC3339Nano, batchSentAt)
+			if y := bs.UTC().Year(); y < 0 || y > 9999 {
+				bs = time.Time{}
+			}
 		}
 		ev, err := ingest.ParseMessage(raw, typ, bs, rx, "web")
 		if err != nil {
