@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -327,7 +329,32 @@ func parseTime(field, s string) (time.Time, error) {
 }
 
 func jsonError(err error) error {
+	// A value of the wrong type is the client's most common mistake (an
+	// epoch-millisecond timestamp, a numeric messageId): name the field.
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fieldErr(te.Field, CodeInvalidField, "%s must be %s, not a JSON %s", te.Field, jsonKind(te.Type), te.Value)
+	}
 	return fieldErr("", CodeMalformedJSON, "body is not a valid JSON object: %s", err)
+}
+
+// jsonKind names the JSON kind a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Bool:
+		return "true or false"
+	default:
+		return "a number"
+	}
 }
 
 // checkDepth rejects documents nested deeper than MaxDepth without decoding them.

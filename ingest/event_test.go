@@ -440,3 +440,28 @@ func TestParseMessageTimeRange(t *testing.T) {
 	}
 	checkAccepted(t, ev, "track", rx)
 }
+
+// TestWrongTypesNameTheField is the regression test for values of the wrong
+// JSON type, which were answered as malformed JSON without naming the
+// field, though the tracking API promises the field of every rejection.
+func TestWrongTypesNameTheField(t *testing.T) {
+	for _, tc := range []struct {
+		name, typ, body string
+		want            rejection
+	}{
+		{"epoch-ms timestamp", "track", `{"messageId":"m","userId":"u","event":"e","timestamp":1734202680000}`, rejection{"timestamp", ingest.CodeInvalidField, "timestamp must be a string, not a JSON number"}},
+		{"numeric sentAt", "track", `{"messageId":"m","userId":"u","event":"e","sentAt":1}`, rejection{"sentAt", ingest.CodeInvalidField, "sentAt must be a string, not a JSON number"}},
+		{"numeric messageId", "identify", `{"messageId":42,"userId":"u"}`, rejection{"messageId", ingest.CodeInvalidField, "messageId must be a string, not a JSON number"}},
+		{"event is an array", "track", `{"messageId":"m","userId":"u","event":["e"]}`, rejection{"event", ingest.CodeInvalidField, "event must be a string, not a JSON array"}},
+		{"type is a bool", "", `{"type":true,"messageId":"m","userId":"u"}`, rejection{"type", ingest.CodeInvalidField, "type must be a string, not a JSON bool"}},
+		{"name is an object", "page", `{"messageId":"m","userId":"u","name":{}}`, rejection{"name", ingest.CodeInvalidField, "name must be a string, not a JSON object"}},
+		{"context is a string", "track", `{"messageId":"m","userId":"u","event":"e","context":"web"}`, rejection{"context", ingest.CodeInvalidField, "context must be an object, not a JSON string"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ingest.ParseMessage([]byte(tc.body), tc.typ, time.Time{}, rx, "web")
+			checkRejection(t, err, tc.want)
+		})
+	}
+	_, err := ingest.DecodeRecord([]byte(`{"messageId":"m","type":"track","userId":["u"],"event":"e","timestamp":"2025-12-14T18:58:00Z"}`))
+	checkRejection(t, err, rejection{"userId", ingest.CodeInvalidField, "userId must be a string, not a JSON array"})
+}
