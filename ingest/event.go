@@ -259,8 +259,10 @@ func (e *Event) validate() error {
 		return fieldErr("messageId", CodeInvalidField, "messageId is longer than %d characters", maxIDLen)
 	case e.UserID == "" && e.AnonymousID == "":
 		return fieldErr("userId", CodeMissingField, "userId or anonymousId is required")
-	case len(e.UserID) > maxIDLen || len(e.AnonymousID) > maxIDLen:
-		return fieldErr("userId", CodeInvalidField, "ids are limited to %d characters", maxIDLen)
+	case len(e.UserID) > maxIDLen:
+		return fieldErr("userId", CodeInvalidField, "userId is longer than %d characters", maxIDLen)
+	case len(e.AnonymousID) > maxIDLen:
+		return fieldErr("anonymousId", CodeInvalidField, "anonymousId is longer than %d characters", maxIDLen)
 	case e.Type == TypeTrack && e.Event == "":
 		return fieldErr("event", CodeMissingField, "event is required for track")
 	case e.Timestamp.IsZero():

@@ -303,7 +303,9 @@ func TestDecodeRecordRejections(t *testing.T) {
 		{"missing messageId", `{"type":"track","userId":"u","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, rejection{"messageId", ingest.CodeMissingField, "messageId is required"}},
 		{"messageId too long", `{"messageId":"` + long + `","type":"track","userId":"u","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, rejection{"messageId", ingest.CodeInvalidField, "messageId is longer than 256 characters"}},
 		{"no ids", `{"messageId":"m","type":"track","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, rejection{"userId", ingest.CodeMissingField, "userId or anonymousId is required"}},
-		{"userId too long", `{"messageId":"m","type":"track","userId":"` + long + `","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, rejection{"userId", ingest.CodeInvalidField, "ids are limited to 256 characters"}},
+		{"userId too long", `{"messageId":"m","type":"track","userId":"` + long + `","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, rejection{"userId", ingest.CodeInvalidField, "userId is longer than 256 characters"}},
+		// Regression: an overlong anonymousId was reported as userId's.
+		{"anonymousId too long", `{"messageId":"m","type":"track","userId":"u","anonymousId":"` + long + `","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, rejection{"anonymousId", ingest.CodeInvalidField, "anonymousId is longer than 256 characters"}},
 		{"track without event", `{"messageId":"m","type":"track","userId":"u","timestamp":"2025-12-14T18:58:00Z"}`, rejection{"event", ingest.CodeMissingField, "event is required for track"}},
 		{"missing timestamp", `{"messageId":"m","type":"track","userId":"u","event":"e"}`, rejection{"timestamp", ingest.CodeMissingField, "timestamp is required"}},
 		{"timestamp before 2000", `{"messageId":"m","type":"track","userId":"u","event":"e","timestamp":"1999-12-31T23:59:59Z"}`, rejection{"timestamp", ingest.CodeInvalidTime, "timestamp 1999-12-31T23:59:59Z is before 2000-01-01"}},
