@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/subtle"
@@ -271,23 +272,32 @@ func (c *Collector) authenticate(r *http.Request) *source {
 	return found
 }
 
+// readBody reads at most limit bytes of the body, decompressing gzip. On a
+// refusal the bytes returned are what the dead-letter topic keeps: the raw
+// bytes of a body that does not decompress, so what the client sent is kept.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
-	var rd io.Reader = http.MaxBytesReader(nil, r.Body, limit+1)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		gz, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, fieldErr("", CodeMalformedJSON, "Content-Encoding is gzip but the body is not: %s", err)
-		}
-		defer gz.Close()
-		rd = gz
+	raw, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return raw, fmt.Errorf("read body: %w", err)
 	}
-	body, err := io.ReadAll(io.LimitReader(rd, limit+1))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || int64(len(body)) > limit {
-		return body, fieldErr("", CodeTooLarge, "body is larger than %d bytes (%d KB)", limit, limit>>10)
+	tooLarge := fieldErr("", CodeTooLarge, "body is larger than %d bytes (%d KB)", limit, limit>>10)
+	if int64(len(raw)) > limit {
+		return raw, tooLarge
+	}
+	if !strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		return raw, nil
+	}
+	gz, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return raw, fieldErr("", CodeMalformedJSON, "Content-Encoding is gzip but the body is not: %s", err)
+	}
+	defer gz.Close()
+	body, err := io.ReadAll(io.LimitReader(gz, limit+1))
+	if int64(len(body)) > limit {
+		return body, tooLarge
 	}
 	if err != nil {
-		return body, fmt.Errorf("read body: %w", err)
+		return raw, fieldErr("", CodeMalformedJSON, "gzip body is corrupt: %s", err)
 	}
 	return body, nil
 }
