@@ -317,7 +317,9 @@ func (c *Collector) parse(body []byte, typ string, received time.Time, sourceNam
 		}
 		return []*Event{ev}, 0, nil
 	}
-	if err := checkDepth(body); err != nil {
+	// The envelope {"batch":[...]} adds two levels; each item is held to
+	// MaxDepth by ParseMessage, as on the single-event endpoints.
+	if err := checkDepthOf(body, MaxDepth+2); err != nil {
 		return nil, 0, err
 	}
 	var b batchBody

@@ -301,6 +301,9 @@ func TestCollectorResponses(t *testing.T) {
 	}
 	bigBatch := batchBody(bigBatchItems...)
 	// 600 KB of spaces around a valid batch compress to a few hundred bytes.
+	// 32 levels: accepted on /v1/track, and so in a batch; 33 are not.
+	deepItem := `{"type":"track","messageId":"deep","userId":"u","event":"e","properties":` + strings.Repeat(`{"a":`, 31) + `1` + strings.Repeat(`}`, 31) + `}`
+	tooDeepItem := `{"type":"track","messageId":"deep","userId":"u","event":"e","properties":` + strings.Repeat(`{"a":`, 32) + `1` + strings.Repeat(`}`, 32) + `}`
 	bomb := append(append([]byte(`{"batch":[`+item("z")+`]`), bytes.Repeat([]byte(" "), 600<<10)...), '}')
 
 	for _, tc := range []struct {
@@ -366,6 +369,12 @@ func TestCollectorResponses(t *testing.T) {
 		{name: "deep nesting", req: request{path: "/v1/track", key: webKey, body: []byte(`{"messageId":"m","userId":"u","event":"e","properties":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`)},
 			status: 400, code: ingest.CodeTooDeep, msg: "JSON is nested deeper than 32 levels", kept: true},
 		{name: "deep nesting in a batch", req: request{path: "/v1/batch", key: webKey, body: batchBody(strings.Repeat("[", 100) + strings.Repeat("]", 100))},
+			status: 400, code: ingest.CodeTooDeep, msg: "JSON is nested deeper than 32 levels", kept: true},
+		// Regression: the batch envelope's two levels counted against its
+		// items, so an event accepted on /v1/track was refused in a batch.
+		{name: "batch item nested to the limit", req: request{path: "/v1/batch", key: webKey, body: batchBody(deepItem)},
+			status: 200, accepted: 1, lane: "web", produced: 1},
+		{name: "batch item nested past the limit", req: request{path: "/v1/batch", key: webKey, body: batchBody(tooDeepItem)},
 			status: 400, code: ingest.CodeTooDeep, msg: "JSON is nested deeper than 32 levels", kept: true},
 		{name: "invalid UTF-8", req: request{path: "/v1/identify", key: webKey, body: []byte("{\"messageId\":\"m\",\"userId\":\"\xc3\x28\"}")},
 			status: 400, code: ingest.CodeInvalidEncoding, msg: "body is not valid UTF-8", kept: true},
