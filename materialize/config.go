@@ -40,6 +40,11 @@ type Config struct {
 	// TouchOverlap is re-read behind the touch cursor each pass: an insert
 	// can become visible this long after its rows were stamped (default 10s).
 	TouchOverlap time.Duration `koanf:"touch_overlap"`
+	// TouchSettle is how long after a touch the evaluator looks at its
+	// customer a second time: an insert fills the views of events one by
+	// one, and the touch may be seen before the attribute or signal rows of
+	// the same insert (default 3s; less than touch_overlap).
+	TouchSettle time.Duration `koanf:"touch_settle"`
 	// TouchRetention is how long customer_touches keeps its daily
 	// partitions before the evaluator drops them (default 72h).
 	TouchRetention time.Duration `koanf:"touch_retention"`
@@ -60,6 +65,7 @@ func DefaultConfig() Config {
 		BatchCustomers: 5000,
 		MaxTouches:     200000,
 		TouchOverlap:   10 * time.Second,
+		TouchSettle:    3 * time.Second,
 		TouchRetention: 72 * time.Hour,
 		ApplySettle:    5 * time.Second,
 	}
@@ -100,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.TouchOverlap < time.Second {
 		errs = append(errs, fmt.Errorf("materialize.touch_overlap must be at least 1s (touch times have second resolution), got %s", c.TouchOverlap))
+	}
+	if c.TouchSettle < time.Second || c.TouchSettle >= c.TouchOverlap {
+		errs = append(errs, fmt.Errorf("materialize.touch_settle must be at least 1s and less than touch_overlap (%s), got %s", c.TouchOverlap, c.TouchSettle))
 	}
 	if c.TouchRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("materialize.touch_retention must be at least 24h, got %s", c.TouchRetention))

@@ -69,7 +69,7 @@ func NewEvaluator(conn *chdb.Conn, cfg Config, reg prometheus.Registerer, log *s
 		cfg:     cfg,
 		log:     log,
 		metrics: newEvalMetrics(reg),
-		touches: newTouchReader(uint32(cfg.TouchOverlap/time.Second), cfg.MaxTouches),
+		touches: newTouchReader(uint32(cfg.TouchOverlap/time.Second), uint32(cfg.TouchSettle/time.Second), cfg.MaxTouches),
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package materialize
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -116,7 +117,7 @@ type transitionRow struct {
 func transitions(t testing.TB, conn *chdb.Conn) []transitionRow {
 	t.Helper()
 	rows, err := conn.Query(context.Background(), `SELECT audience_id, customer_id, kind, message_id, lane, episode, event_time_ms, ingest_time_ms, derived_at_ms
-FROM audience_transitions FINAL ORDER BY audience_id, customer_id, episode, kind DESC`)
+FROM audience_transitions FINAL ORDER BY audience_id, customer_id, episode, kind`)
 	if err != nil {
 		t.Fatalf("read transitions: %v", err)
 	}
@@ -142,3 +143,86 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func ms(t time.Time) uint64 { return uint64(t.UnixMilli()) }
+
+// derivedQueries read every derived table as text rows in a fixed order.
+// withIngest includes attribute ingest times, which differ between two
+// loads of the same events (but not between a load and its replay).
+func derivedQueries(withIngest bool) map[string]string {
+	ingest := ""
+	if withIngest {
+		ingest = ", '|', toString(l.4), '|', toString(f.4)"
+	}
+	return map[string]string{
+		"customer_attributes": `SELECT concat(customer_id, '|', attribute, '|', l.1, '|', toString(l.2), '|', toString(l.3), '|', l.5, '|', f.1, '|', toString(f.2), '|', toString(f.3), '|', f.5` + ingest + `)
+FROM (SELECT customer_id, attribute, argMaxMerge(last_value) AS l, argMinMerge(first_value) AS f FROM customer_attributes GROUP BY customer_id, attribute)`,
+		"customer_event_buckets": `SELECT concat(customer_id, '|', type, '|', event, '|', toString(bucket), '|', toString(uniqExactMerge(messages)), '|', toString(minMerge(first_seen_ms)), '|', toString(maxMerge(last_seen_ms)))
+FROM customer_event_buckets GROUP BY customer_id, type, event, bucket`,
+		"customer_signals": `SELECT concat(customer_id, '|', signal, '|', toString(bucket), '|', arrayStringConcat(arrayMap(x -> concat(toString(x.1), ':', x.2, ':', toString(x.3)), arraySort(groupUniqArrayMerge(occurrences))), ','))
+FROM customer_signals GROUP BY customer_id, signal, bucket`,
+		"identity_links": `SELECT concat(anonymous_customer_id, '|', tupleElement(argMinMerge(link), 1)) FROM identity_links GROUP BY anonymous_customer_id`,
+		"identity_claims": `SELECT DISTINCT concat(user_id, '|', anonymous_customer_id) FROM identity_claims`,
+		"customer_activity": `SELECT DISTINCT concat(toString(minute), '|', type, '|', event, '|', customer_id) FROM customer_activity`,
+		"audience_membership": `SELECT concat(audience_id, '|', customer_id, '|', toString(argMax(member, updated_at_ms)), '|', toString(argMax(episode, updated_at_ms)))
+FROM audience_membership GROUP BY audience_id, customer_id`,
+	}
+}
+
+// stateQueries are derivedQueries with current members only: runs that saw
+// the same events in a different order end in the same state, but with
+// different histories (episodes, former members).
+func stateQueries() map[string]string {
+	q := derivedQueries(false)
+	q["audience_membership"] = `SELECT concat(audience_id, '|', customer_id) FROM
+(SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m FROM audience_membership GROUP BY audience_id, customer_id) WHERE m = 1`
+	return q
+}
+
+// snapshot runs queries and returns each one's rows, sorted.
+func snapshot(t testing.TB, conn *chdb.Conn, queries map[string]string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for name, q := range queries {
+		rows, err := conn.Query(context.Background(), q)
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", name, err)
+		}
+		var got []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatalf("snapshot %s: %v", name, err)
+			}
+			got = append(got, s)
+		}
+		rows.Close()
+		sort.Strings(got)
+		out[name] = got
+	}
+	return out
+}
+
+// sameSnapshots reports tables whose rows differ.
+func sameSnapshots(t testing.TB, what string, a, b map[string][]string) {
+	t.Helper()
+	for _, name := range sortedKeys(a) {
+		x, y := a[name], b[name]
+		if len(x) == 0 {
+			t.Errorf("%s: %s is empty: the comparison would prove nothing", what, name)
+		}
+		if !reflect.DeepEqual(x, y) {
+			inX, inY := toSet(x), toSet(y)
+			var onlyA, onlyB []string
+			for _, r := range x {
+				if !inY[r] {
+					onlyA = append(onlyA, r)
+				}
+			}
+			for _, r := range y {
+				if !inX[r] {
+					onlyB = append(onlyB, r)
+				}
+			}
+			t.Errorf("%s: %s differs (%d vs %d rows); only before: %v; only after: %v", what, name, len(x), len(y), head(onlyA), head(onlyB))
+		}
+	}
+}

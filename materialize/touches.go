@@ -25,15 +25,23 @@ type touch struct {
 // cursor. To avoid re-processing that overlap, the reader remembers how many
 // rows each recent second had and which it handed out: a first cheap query
 // counts rows per second, and only seconds whose count changed are fetched.
+//
+// One insert fills all views of events one after the other, so a touch can
+// be visible before the same insert's attribute and signal rows are. Every
+// touch is therefore handed out twice: when first seen, for low latency,
+// and again once it is TouchSettle old, when its insert has finished.
 type touchReader struct {
-	overlap uint32
-	max     int
-	counts  map[uint32]uint64
-	seen    map[uint32]map[string]bool
+	overlap, settle uint32
+	max             int
+	counts          map[uint32]uint64
+	seen            map[uint32]map[string]bool
+	unsettled       []touch
 }
 
-func newTouchReader(overlapSec uint32, max int) *touchReader {
-	return &touchReader{overlap: overlapSec, max: max, counts: map[uint32]uint64{}, seen: map[uint32]map[string]bool{}}
+func newTouchReader(overlapSec, settleSec uint32, max int) *touchReader {
+	r := &touchReader{overlap: overlapSec, settle: settleSec, max: max}
+	r.reset()
+	return r
 }
 
 func (t *touch) key() string {
@@ -44,13 +52,40 @@ func (t *touch) key() string {
 // most max rows (whole seconds), and the new cursor. cursor 0 starts at the
 // server's now less the overlap (a first pass sweeps every customer anyway).
 func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) ([]touch, uint32, error) {
+	var now uint32
+	if err := conn.QueryRow(ctx, "SELECT toUInt32(now())").Scan(&now); err != nil {
+		return nil, cursor, fmt.Errorf("read server time: %w", err)
+	}
 	if cursor == 0 {
-		var now uint32
-		if err := conn.QueryRow(ctx, "SELECT toUInt32(now())").Scan(&now); err != nil {
-			return nil, 0, fmt.Errorf("read server time: %w", err)
-		}
 		cursor = now
 	}
+	fresh, next, err := r.readNew(ctx, conn, cursor)
+	if err != nil {
+		return nil, cursor, err
+	}
+	// Hand out again the touches that have settled since they were first
+	// read; keep the fresh ones for a second look.
+	settled := now - min(now, r.settle)
+	out := fresh
+	kept := r.unsettled[:0]
+	for _, t := range r.unsettled {
+		if t.at <= settled {
+			out = append(out, t)
+		} else {
+			kept = append(kept, t)
+		}
+	}
+	r.unsettled = kept
+	for _, t := range fresh {
+		if t.at > settled {
+			r.unsettled = append(r.unsettled, t)
+		}
+	}
+	return out, next, nil
+}
+
+// readNew returns the touches not handed out before.
+func (r *touchReader) readNew(ctx context.Context, conn *chdb.Conn, cursor uint32) ([]touch, uint32, error) {
 	from := uint32(0)
 	if cursor > r.overlap {
 		from = cursor - r.overlap
@@ -159,7 +194,8 @@ func (r *touchReader) prune(cursor uint32) {
 	}
 }
 
-// reset forgets everything, as after a restart.
+// reset forgets everything, as after a restart: the next read goes back
+// the whole overlap, which is longer than the settle time.
 func (r *touchReader) reset() {
-	r.counts, r.seen = map[uint32]uint64{}, map[uint32]map[string]bool{}
+	r.counts, r.seen, r.unsettled = map[uint32]uint64{}, map[uint32]map[string]bool{}, nil
 }
