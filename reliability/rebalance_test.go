@@ -34,7 +34,9 @@ func TestRebalanceStorm(t *testing.T) {
 	var acked atomic.Int64
 	prodErr := make(chan error, 1)
 	// The producer stops when it has written n events or ctx ends.
-	go func() { prodErr <- produceFeed(ctx, br, newFeed(seed, 20_000), n, float64(n)/produceFor.Seconds(), &acked) }()
+	go func() {
+		prodErr <- produceFeed(ctx, br, newFeed(seed, 20_000), n, float64(n)/produceFor.Seconds(), &acked)
+	}()
 
 	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
 	var members []*proc
