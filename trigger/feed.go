@@ -130,9 +130,25 @@ func (r *feedReader) poll(ctx context.Context, conn *chdb.Conn, names []string, 
 	args = append(args, set)
 	args = append(args, shardArgs...)
 	args = append(args, uint64(limit))
+	// The overlap check runs beside the read, on the window behind the
+	// current position, so it costs no extra round trip.
+	lo := sub(r.pos(), ms(overlap))
+	type check struct {
+		missing bool
+		err     error
+	}
+	checked := make(chan check, 1)
+	go func() {
+		m, err := r.missing(ctx, conn, set, shard, shardArgs, lo, r.next)
+		checked <- check{m, err}
+	}()
 	page, err := r.query(ctx, conn, feedQuery(r.f, shard, false), args)
+	chk := <-checked
 	if err != nil {
 		return nil, err
+	}
+	if chk.err != nil {
+		return nil, chk.err
 	}
 	seen := map[string]bool{}
 	for i := range page {
@@ -147,13 +163,8 @@ func (r *feedReader) poll(ctx context.Context, conn *chdb.Conn, names []string, 
 		b.next = append([]any{last.pos}, last.keys...)
 	}
 	b.full = len(page) >= limit
-	lo := sub(b.next[0].(uint64), ms(overlap))
-	missing, err := r.missing(ctx, conn, set, shard, shardArgs, lo, b.next, len(b.rows))
-	if err != nil {
-		return nil, err
-	}
-	if missing {
-		late, err := r.window(ctx, conn, set, shard, shardArgs, lo, b.next, limit, seen)
+	if chk.missing {
+		late, err := r.window(ctx, conn, set, shard, shardArgs, lo, r.next, limit, seen)
 		if err != nil {
 			return nil, err
 		}
@@ -163,8 +174,9 @@ func (r *feedReader) poll(ctx context.Context, conn *chdb.Conn, names []string, 
 }
 
 // missing reports whether ClickHouse holds more distinct rows between lo
-// and next than this reader has read (counting the rows of this poll).
-func (r *feedReader) missing(ctx context.Context, conn *chdb.Conn, set any, shard string, shardArgs []any, lo uint64, next []any, fresh int) (bool, error) {
+// and next than this reader has read. It only reads the reader's state, so
+// it may run beside a read of the rows past next.
+func (r *feedReader) missing(ctx context.Context, conn *chdb.Conn, set any, shard string, shardArgs []any, lo uint64, next []any) (bool, error) {
 	args := append([]any{lo}, next...)
 	args = append(args, set)
 	args = append(args, shardArgs...)
@@ -172,7 +184,7 @@ func (r *feedReader) missing(ctx context.Context, conn *chdb.Conn, set any, shar
 	if err := conn.QueryRow(ctx, feedQuery(r.f, shard, true), args...).Scan(&n); err != nil {
 		return false, fmt.Errorf("count %s feed window: %w", r.f.id, err)
 	}
-	have := uint64(fresh)
+	var have uint64
 	for _, p := range r.read {
 		if p >= lo {
 			have++

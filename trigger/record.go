@@ -67,7 +67,24 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 		}
 		camps[q.CampaignID], custs[q.CustomerID] = true, true
 	}
+	// The customers' attributes are read beside the ledger, before the
+	// decisions say which of them fire: one round trip less on the path
+	// from qualification to webhook, for a read that skips rarely waste.
+	type attrResult struct {
+		m   map[string]map[string]any
+		err error
+	}
+	attrc := make(chan attrResult, 1)
+	go func() {
+		if r.Attributes == nil {
+			attrc <- attrResult{}
+			return
+		}
+		m, err := r.Attributes.Attributes(ctx, keys(custs))
+		attrc <- attrResult{m, err}
+	}()
 	existing, err := r.Ledger.ByCustomers(ctx, keys(camps), keys(custs))
+	attrs := <-attrc
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +145,10 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 	if len(res.New) == 0 {
 		return res, nil
 	}
-	if err := r.buildBodies(ctx, res, fires); err != nil {
+	if len(fires) > 0 && attrs.err != nil {
+		return nil, attrs.err
+	}
+	if err := r.buildBodies(res, fires, attrs.m); err != nil {
 		return nil, err
 	}
 	payloads := make([]Payload, 0, len(fires))
@@ -156,21 +176,7 @@ type fire struct {
 	eventMs uint64
 }
 
-func (r *Recorder) buildBodies(ctx context.Context, res *Result, fires []int) error {
-	if len(fires) == 0 {
-		return nil
-	}
-	ids := map[string]bool{}
-	for _, i := range fires {
-		ids[res.New[i].Q.CustomerID] = true
-	}
-	var attrs map[string]map[string]any
-	if r.Attributes != nil {
-		var err error
-		if attrs, err = r.Attributes.Attributes(ctx, keys(ids)); err != nil {
-			return err
-		}
-	}
+func (r *Recorder) buildBodies(res *Result, fires []int, attrs map[string]map[string]any) error {
 	for _, i := range fires {
 		n := &res.New[i]
 		body, err := BuildBody(n.Campaign, n.Q, n.Entry, n.Decision, attrs[n.Q.CustomerID])
