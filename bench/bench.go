@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ const (
 	// fallbackRate sizes the data when the ceiling was not measured.
 	fallbackRate = 100_000
 )
+
+// nonFileChars are replaced in profile file names.
+var nonFileChars = regexp.MustCompile(`[^a-z0-9]+`)
 
 // run is one bench run's state.
 type run struct {
@@ -183,6 +187,14 @@ func (r *run) database(ctx context.Context, name string, views bool) (*chdb.Conn
 			conn.Close()
 			return nil, c, fmt.Errorf("install views in %s: %w", c.Database, err)
 		}
+		fallthrough
+	default:
+		if r.res.Views == nil {
+			if r.res.Views, err = materializedViews(ctx, conn); err != nil {
+				conn.Close()
+				return nil, c, err
+			}
+		}
 	}
 	return conn, c, nil
 }
@@ -208,7 +220,6 @@ func (r *run) viewsAvailable(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	r.res.Views = names
 	return len(names) > 0, nil
 }
 
@@ -353,7 +364,7 @@ func (r *run) kafkaForChildren() broker.Config {
 }
 
 func (r *run) profiles(spec *childSpec) {
-	file := strings.NewReplacer(" ", "-", "(", "", ")", "", "/", "-").Replace(spec.Name)
+	file := strings.Trim(nonFileChars.ReplaceAllString(strings.ToLower(spec.Name), "-"), "-")
 	if r.cfg.CPUProfile != "" {
 		spec.CPUProfile = r.cfg.CPUProfile + "." + file + ".pprof"
 	}

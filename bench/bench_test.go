@@ -11,6 +11,8 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 // testBrokers are the brokers a run is tested against: the embedded one
@@ -24,14 +26,22 @@ func testBrokers(t *testing.T) map[string]broker.Config {
 }
 
 func testHarness(t *testing.T, bc broker.Config) Harness {
+	mat := materialize.DefaultConfig()
+	// The test binary runs in bench/: point at the repo's definitions.
+	mat.AudiencesDir = "../" + materialize.DefaultAudiencesDir
+	trg := trigger.DefaultConfig()
+	trg.CampaignsDir = "../" + trg.CampaignsDir
 	return Harness{
-		ClickHouse: testenv.ClickHouseConfig(t),
-		Kafka:      bc,
-		Loader:     ingest.DefaultLoaderConfig(),
-		Collector:  ingest.DefaultCollectorConfig(),
-		Exe:        os.Args[0],
-		ExeEnv:     []string{envChild + "=1"},
-		Log:        testenv.Logger(t),
+		ClickHouse:  testenv.ClickHouseConfig(t),
+		Kafka:       bc,
+		Loader:      ingest.DefaultLoaderConfig(),
+		Collector:   ingest.DefaultCollectorConfig(),
+		Materialize: mat,
+		Trigger:     trg,
+		Exe:         os.Args[0],
+		ExeEnv:      []string{envChild + "=1"},
+		Views:       AudienceViews(mat, testenv.Logger(t)),
+		Log:         testenv.Logger(t),
 	}
 }
 
@@ -97,9 +107,14 @@ func TestRun(t *testing.T) {
 				t.Errorf("produced: %+v", res.Produced)
 			}
 
-			peerDB := "bench_" + res.RunID + "_peer_detached"
-			if len(res.Views) > 0 {
-				peerDB = "bench_" + res.RunID + "_peer_attached"
+			var peerDB string
+			for _, tp := range res.Throughput {
+				if tp.Name == "peer: ClickHouse Kafka engine" {
+					peerDB = "bench_" + res.RunID + "_peer_" + tp.Views
+				}
+			}
+			if len(res.Views) == 0 {
+				t.Error("the result lists no views for the attached scenarios")
 			}
 			loaded := eventRows(t, conn, "bench_"+res.RunID+"_tideline_detached")
 			peered := eventRows(t, conn, peerDB)
@@ -114,6 +129,8 @@ func TestRun(t *testing.T) {
 
 			if l := res.Latency; l == nil || l.Error != "" || l.Visible.Count == 0 || l.Visible.P50 <= 0 || l.Accepted == 0 {
 				t.Errorf("latency: %+v", l)
+			} else if l.Transition == nil || l.Transition.Count == 0 || l.Webhook == nil || l.Webhook.Count == 0 {
+				t.Errorf("latency: no transitions or webhooks measured: %+v / %+v", l.Transition, l.Webhook)
 			}
 			if b := res.Backlog; b == nil || b.Error != "" || !b.Drained || b.BacklogEvents == 0 || b.DrainSeconds <= 0 || b.LiveBefore.Count == 0 {
 				t.Errorf("backlog: %+v", b)
@@ -125,8 +142,8 @@ func TestRun(t *testing.T) {
 				}
 				roles[m.Process]++
 			}
-			if roles["loader"] < 4 || roles["collector"] != 2 {
-				t.Errorf("memory of %v processes; want at least 4 loaders and 2 collectors", roles)
+			if roles["loader"] < 4 || roles["collector"] != 2 || roles["evaluator"] != 1 || roles["trigger poller"] != 1 {
+				t.Errorf("memory of %v processes; want at least 4 loaders, 2 collectors, an evaluator and a trigger poller", roles)
 			}
 
 			path, err := res.Save(cfg.ResultsDir)

@@ -26,12 +26,16 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 // Child roles.
 const (
 	roleLoader    = "loader"
 	roleCollector = "collector"
+	roleEvaluator = "evaluator"
+	roleTrigger   = "trigger"
 )
 
 // childSpec is what a child process runs; the parent writes it as JSON to
@@ -44,8 +48,14 @@ type childSpec struct {
 	Seeds      []string               `json:"seeds"`
 	Loader     ingest.LoaderConfig    `json:"loader"`
 	Collector  ingest.CollectorConfig `json:"collector"`
-	CPUProfile string                 `json:"cpuprofile,omitempty"`
-	MemProfile string                 `json:"memprofile,omitempty"`
+	// Materialize configures the evaluator; Trigger the poller, whose
+	// webhooks go to WebhookURL signed with WebhookSecret.
+	Materialize   materialize.Config `json:"materialize"`
+	Trigger       trigger.Config     `json:"trigger"`
+	WebhookURL    string             `json:"webhook_url,omitempty"`
+	WebhookSecret string             `json:"webhook_secret,omitempty"`
+	CPUProfile    string             `json:"cpuprofile,omitempty"`
+	MemProfile    string             `json:"memprofile,omitempty"`
 }
 
 // childReport is one JSON line a child writes to stdout: once when it is
@@ -61,10 +71,10 @@ type childReport struct {
 	Err       string                      `json:"err,omitempty"`
 }
 
-// RunChild runs the loader or the collector described by the JSON spec read
-// from stdin until ctx ends, reporting on stdout; `tideline bench child`
-// calls it. The loader and collector are built exactly as `tideline ingest`
-// and `tideline collect` build them, without their metrics endpoints.
+// RunChild runs the loader, collector, evaluator or trigger poller
+// described by the JSON spec read from stdin until ctx ends, reporting on
+// stdout; `tideline bench child` calls it. Each is built as its own command
+// builds it, without its metrics endpoint.
 func RunChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	var spec childSpec
 	if err := json.NewDecoder(stdin).Decode(&spec); err != nil {
@@ -90,6 +100,10 @@ func RunChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) er
 		err = runLoaderChild(ctx, spec, enc, log, &stats)
 	case roleCollector:
 		err = runCollectorChild(ctx, spec, enc, log)
+	case roleEvaluator:
+		err = runEvaluatorChild(ctx, spec, enc, log)
+	case roleTrigger:
+		err = runTriggerChild(ctx, spec, enc, log)
 	default:
 		err = fmt.Errorf("unknown child role %q", spec.Role)
 	}

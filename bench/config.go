@@ -13,6 +13,8 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 // Scenario names, in the order a run performs them.
@@ -148,13 +150,17 @@ type Harness struct {
 	Kafka      broker.Config
 	Loader     ingest.LoaderConfig
 	Collector  ingest.CollectorConfig
+	// Materialize and Trigger configure the evaluator and the trigger
+	// poller that the latency scenario runs when the views are attached.
+	Materialize materialize.Config
+	Trigger     trigger.Config
 	// Exe, ExeArgs and ExeEnv start a child process: the tideline binary
 	// with "bench child" (or a test binary that serves RunChild).
 	Exe     string
 	ExeArgs []string
 	ExeEnv  []string
-	// Views installs the views of the "views attached" scenarios; nil runs
-	// only the detached ones and says so in the result.
+	// Views installs the views of the "views attached" scenarios on top of
+	// the migrations' (AudienceViews: the audiences'); nil installs none.
 	Views ViewInstaller
 	// Progress receives one line per step (nil: silent).
 	Progress io.Writer

@@ -11,6 +11,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/workload"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 // warmup is driven before a live scenario's window opens, so the loader's
@@ -29,7 +30,13 @@ type Latency struct {
 	Visible Percentiles `json:"visible"`
 	// ByLane is Visible per lane.
 	ByLane map[string]Percentiles `json:"by_lane"`
-	Error  string                 `json:"error,omitempty"`
+	// Transition is event time → audience entry or exit derived by the
+	// evaluator, for transitions caused by events of the window.
+	Transition *Percentiles `json:"transition,omitempty"`
+	// Webhook is event time → the campaign's webhook received, for the
+	// fires qualified by events of the window.
+	Webhook *Percentiles `json:"webhook,omitempty"`
+	Error   string       `json:"error,omitempty"`
 }
 
 // Backlog is the drain of an accumulated backlog while a live lane flows.
@@ -65,6 +72,9 @@ type pipeline struct {
 	group   string
 	col     *child
 	loaders []*child
+	// others are the evaluator and the trigger poller, when running.
+	others  []*child
+	hooks   *hooks
 	vis     *visibility
 	driver  *workload.Driver
 	stopVis context.CancelFunc
@@ -132,6 +142,34 @@ func (p *pipeline) startLoader(ctx context.Context, name string, lanes []string)
 	return nil
 }
 
+// startDownstream starts the evaluator and the trigger poller, with the
+// poller's webhooks delivered to a receiver in this process.
+func (p *pipeline) startDownstream(ctx context.Context) error {
+	h, err := startHooks()
+	if err != nil {
+		return err
+	}
+	p.hooks = h
+	r := p.r
+	ev := childSpec{Role: roleEvaluator, Name: "evaluator", ClickHouse: p.chc, Kafka: r.kafkaForChildren(), Seeds: r.seeds, Materialize: r.h.Materialize}
+	r.profiles(&ev)
+	c, err := startChild(ctx, r.h, ev)
+	if err != nil {
+		return err
+	}
+	p.others = append(p.others, c)
+	tc := r.h.Trigger
+	tc.Group = p.group + "-trigger"
+	tr := childSpec{Role: roleTrigger, Name: "trigger poller", ClickHouse: p.chc, Kafka: r.kafkaForChildren(), Seeds: r.seeds,
+		Trigger: tc, WebhookURL: h.url, WebhookSecret: trigger.NewSecret().String()}
+	r.profiles(&tr)
+	if c, err = startChild(ctx, r.h, tr); err != nil {
+		return err
+	}
+	p.others = append(p.others, c)
+	return nil
+}
+
 // drive sends the workload until stopDriving is called.
 func (p *pipeline) drive(ctx context.Context) {
 	dctx, cancel := context.WithCancel(ctx)
@@ -143,7 +181,7 @@ func (p *pipeline) accepted(lane string) int64 { return p.driver.Lanes()[lane].A
 
 // alive reports the first child that died.
 func (p *pipeline) alive() error {
-	for _, c := range append([]*child{p.col}, p.loaders...) {
+	for _, c := range append(append([]*child{p.col}, p.loaders...), p.others...) {
 		if err := c.alive(); err != nil {
 			return err
 		}
@@ -181,6 +219,14 @@ func (p *pipeline) stop(scenario string) error {
 	p.stopVis()
 	p.wg.Wait()
 	errs := p.errs
+	for _, c := range p.others {
+		final, err := c.stop()
+		p.r.memory(c.name, scenario, final.PeakRSSKB)
+		errs = append(errs, err)
+	}
+	if p.hooks != nil {
+		p.hooks.close()
+	}
 	for _, c := range p.loaders {
 		final, err := c.stop()
 		p.r.memory("loader", scenario+": "+c.name, final.PeakRSSKB)
@@ -203,6 +249,10 @@ func (r *run) latency(ctx context.Context, views bool) {
 		return
 	}
 	err = p.startLoader(ctx, "loader", nil)
+	downstream := views && r.h.Views != nil
+	if err == nil && downstream {
+		err = p.startDownstream(ctx)
+	}
 	if err == nil {
 		r.step("latency: %.0f events/s through the collector for %s (+%s warm-up)", r.cfg.Rate, r.cfg.Duration, warmup)
 		p.drive(ctx)
@@ -219,6 +269,22 @@ func (r *run) latency(ctx context.Context, views bool) {
 	if err == nil {
 		err = p.settle(ctx, 60*time.Second)
 	}
+	if err == nil && downstream {
+		// Transitions and webhooks follow the rows; wait until no new
+		// webhook has arrived for a few seconds.
+		err = p.quiet(ctx, 5*time.Second, time.Minute)
+		if err == nil {
+			var tr, wh Percentiles
+			if tr, err = transitionLatencies(ctx, p.conn, from, to); err == nil {
+				l.Transition = &tr
+			}
+			if err == nil {
+				if wh, err = webhookLatencies(ctx, p.conn, p.hooks.arrivals(), from, to); err == nil {
+					l.Webhook = &wh
+				}
+			}
+		}
+	}
 	l.Seconds = to.Sub(from).Seconds()
 	l.Accepted = p.accepted("web") + p.accepted("server") - before
 	if l.Seconds > 0 {
@@ -234,6 +300,24 @@ func (r *run) latency(ctx context.Context, views bool) {
 	}
 	r.step("latency: event → visible p50 %.0f ms, p95 %.0f ms, p99 %.0f ms over %d events (%.0f ev/s accepted)",
 		l.Visible.P50, l.Visible.P95, l.Visible.P99, l.Visible.Count, l.AchievedRate)
+	if l.Transition != nil && l.Webhook != nil {
+		r.step("latency: event → transition p99 %.0f ms (%d), event → webhook p99 %.0f ms (%d)", l.Transition.P99, l.Transition.Count, l.Webhook.P99, l.Webhook.Count)
+	}
+}
+
+// quiet waits until no webhook arrived for idle, at most max.
+func (p *pipeline) quiet(ctx context.Context, idle, max time.Duration) error {
+	deadline := time.Now().Add(max)
+	last, since := len(p.hooks.arrivals()), time.Now()
+	for time.Since(since) < idle && time.Now().Before(deadline) {
+		if err := sleepAlive(ctx, 250*time.Millisecond, p.alive); err != nil {
+			return err
+		}
+		if n := len(p.hooks.arrivals()); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return nil
 }
 
 // backlog accumulates web-lane traffic with its loader stopped, then

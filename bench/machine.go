@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -69,6 +70,13 @@ func describeMachine(ctx context.Context, conn *chdb.Conn, seeds []string, bc br
 			if s.Key == "vcs.revision" {
 				m.Commit = s.Value
 			}
+		}
+	}
+	if m.Commit == "" {
+		// Built without VCS stamping (go run, -buildvcs=false): the
+		// checkout the bench runs in is the next best witness.
+		if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
+			m.Commit = strings.TrimSpace(string(out))
 		}
 	}
 	var v string

@@ -147,13 +147,13 @@ func sampleResult() *Result {
 func TestSummariseTargets(t *testing.T) {
 	r := sampleResult()
 	want := map[string]bool{
-		"ingest with all views ≥ 200000 events/s":                   false,
-		"≥ 50% of the ceiling":                                      true,
-		"≥ 2× the Kafka-engine peer":                                true,
+		"ingest with all views ≥ 200000 events/s":                  false,
+		"≥ 50% of the ceiling":                                     true,
+		"≥ 2× the Kafka-engine peer":                               true,
 		"latency p99 < 1 s at 2000 events/s (event → row visible)": false,
-		"backlog drain ≥ 50× real time":                             true,
-		"live-lane p99 < 2 s during the drain":                      false,
-		"loader peak RSS < 512 MB":                                  true,
+		"backlog drain ≥ 50× real time":                            true,
+		"live-lane p99 < 2 s during the drain":                     false,
+		"loader peak RSS < 512 MB":                                 true,
 	}
 	for _, tg := range r.Targets {
 		w, ok := want[tg.Target]

@@ -9,6 +9,8 @@ import (
 	"github.com/tideline-dev/tideline/bench"
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 func init() {
@@ -20,6 +22,8 @@ func newBenchCmd(a *app) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	ld := ingest.DefaultLoaderConfig()
 	col := ingest.DefaultCollectorConfig()
+	mat := materialize.DefaultConfig()
+	trg := trigger.DefaultConfig()
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -28,15 +32,16 @@ func newBenchCmd(a *app) *cobra.Command {
   ceiling     pre-built columnar batches inserted straight into events
   throughput  the loader draining pre-produced events, views detached and attached
   peer        ClickHouse's own Kafka engine consuming the same events
-  latency     event time → row visible at a fixed rate through the collector
+  latency     event time → row visible → audience transition → webhook,
+              at a fixed rate through the collector
   backlog     the web lane's loader stopped for --backlog, then resumed:
               drain rate and the live server lane's latency meanwhile
-and the peak RSS of every loader and collector process (they run as child
-processes of this binary). It uses the local ClickHouse and an embedded
+and the peak RSS of every tideline process (the loader, collector,
+evaluator and trigger poller run as child processes of this binary). It uses the local ClickHouse and an embedded
 broker (or --broker kafka), prints a table (--json for JSON) and writes
 bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.load(cmd, config.Sections{"bench": &cfg, "loader": &ld, "collector": &col},
+			if err := a.load(cmd, config.Sections{"bench": &cfg, "loader": &ld, "collector": &col, "materialize": &mat, "trigger": &trg},
 				config.Flag{Name: "duration", Key: "bench.duration"}, config.Flag{Name: "events", Key: "bench.events"},
 				config.Flag{Name: "customers", Key: "bench.customers"}, config.Flag{Name: "properties", Key: "bench.properties"},
 				config.Flag{Name: "seed", Key: "bench.seed"}, config.Flag{Name: "rate", Key: "bench.rate"},
@@ -53,9 +58,9 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 				return fmt.Errorf("find the tideline binary to start children from: %w", err)
 			}
 			res, err := bench.Run(cmd.Context(), cfg, bench.Harness{
-				ClickHouse: a.ch, Kafka: a.kafka, Loader: ld, Collector: col,
+				ClickHouse: a.ch, Kafka: a.kafka, Loader: ld, Collector: col, Materialize: mat, Trigger: trg,
 				Exe: exe, ExeArgs: []string{"bench", "child"},
-				Views:    benchViews,
+				Views:    bench.AudienceViews(mat, a.log),
 				Progress: os.Stderr, Log: a.log,
 			})
 			if err != nil {
@@ -103,7 +108,3 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 	})
 	return cmd
 }
-
-// benchViews installs the views of the "views attached" scenarios; nil
-// while no component registers materialized views.
-var benchViews bench.ViewInstaller
