@@ -61,9 +61,11 @@ func TestSlowQueriesDoNotStallIngest(t *testing.T) {
 		defer qcancel()
 		var c uint64
 		err := conn.QueryRow(qctx, fmt.Sprintf(endless, marker)).Scan(&c)
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("want the ctx deadline, got %v", err)
+		var ne net.Error
+		if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
+			t.Fatalf("want the ctx deadline (or the read deadline clickhouse-go derives from it), got %v", err)
 		}
+		t.Logf("abandoned query: %v", err)
 		// clickhouse-go sends a cancel when ctx ends, and the deadline also
 		// became the query's max_execution_time (+5 s): either way the
 		// server must drop it within seconds, not run it for minutes.
@@ -83,24 +85,38 @@ func TestSlowQueriesDoNotStallIngest(t *testing.T) {
 		}
 	})
 	t.Run("client read timeout is a clear error", func(t *testing.T) {
-		c := chCfg
-		c.ReadTimeout = time.Second
-		slow, err := chdb.Open(ctx, c, false)
+		// A server that accepts and then says nothing: the one wait
+		// clickhouse.read_timeout bounds (a busy server keeps sending
+		// progress packets, so a slow query alone never trips it).
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer slow.Close()
-		var v uint8
-		err = slow.QueryRow(ctx, "SELECT sleep(3)").Scan(&v)
+		defer ln.Close()
+		// The acceptor ends when ln is closed; it holds connections open silently.
+		go func() {
+			var held []net.Conn
+			defer func() {
+				for _, c := range held {
+					c.Close()
+				}
+			}()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				held = append(held, c)
+			}
+		}()
+		c := chCfg
+		c.Addr, c.ReadTimeout, c.DialTimeout = ln.Addr().String(), time.Second, time.Second
+		_, err = chdb.Open(ctx, c, false)
 		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			t.Fatalf("want a network timeout after clickhouse.read_timeout, got %v", err)
+		if !errors.As(err, &ne) || !ne.Timeout() || !strings.Contains(err.Error(), c.Addr) {
+			t.Fatalf("want a timeout error naming %s, got %v", c.Addr, err)
 		}
 		t.Logf("client read timeout: %v", err)
-		// The pool recovers: the next query gets a fresh connection.
-		if err := slow.QueryRow(ctx, "SELECT 1").Scan(&v); err != nil || v != 1 {
-			t.Errorf("after a read timeout the next query failed: %v", err)
-		}
 	})
 
 	var acked atomic.Int64
@@ -113,7 +129,7 @@ func TestSlowQueriesDoNotStallIngest(t *testing.T) {
 	analyst := readOnlyUserAt(t, chCfg, "analyst", "analyst")
 	heavy := []string{
 		"SELECT customer_id, uniqExact(message_id) AS m, any(properties) FROM events GROUP BY customer_id ORDER BY m DESC LIMIT 10",
-		"SELECT count() FROM numbers(150000000) WHERE NOT ignore(sipHash64(number))",
+		"SELECT count() FROM (SELECT number FROM system.numbers LIMIT 150000000) WHERE NOT ignore(sipHash64(number))",
 		"SELECT event, quantilesExact(0.5, 0.99)(event_time_ms) FROM events GROUP BY event",
 	}
 	var completed, failed atomic.Int64
