@@ -1,0 +1,40 @@
+-- customer_attributes_current: one row per resolved customer and maintained
+-- attribute that has a value: the latest by event time (or the first, for
+-- set_once attributes), with when and by which message it was set.
+-- Unset attributes (the last value was null) are left out.
+CREATE VIEW IF NOT EXISTS customer_attributes_current AS
+SELECT
+    customer_id,
+    attribute,
+    tupleElement(chosen, 1) AS value,
+    tupleElement(chosen, 3) AS event_time_ms,
+    toDateTime(intDiv(tupleElement(chosen, 3), 1000)) AS event_time,
+    tupleElement(chosen, 4) AS ingest_time_ms,
+    tupleElement(chosen, 5) AS message_id,
+    set_once
+FROM
+(
+    SELECT customer_id, attribute, if(set_once = 1, f, l) AS chosen, set_once
+    FROM
+    (
+        SELECT if(user_id != '', user_id, raw_id) AS customer_id, attribute,
+               argMaxMerge(last_value) AS l, argMinMerge(first_value) AS f
+        FROM
+        (
+            SELECT customer_id AS raw_id, attribute, last_value, first_value
+            FROM customer_attributes
+        )
+        ANY LEFT JOIN
+        (
+            SELECT anonymous_customer_id AS raw_id, tupleElement(argMinMerge(link), 1) AS user_id
+            FROM identity_links
+            GROUP BY anonymous_customer_id
+        ) USING raw_id
+        GROUP BY customer_id, attribute
+    )
+    ANY INNER JOIN
+    (
+        SELECT attribute, set_once FROM attribute_catalog FINAL WHERE active = 1
+    ) USING attribute
+)
+WHERE tupleElement(chosen, 2) = 0
