@@ -1,0 +1,168 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// crashEvents is the number of events of the crash test.
+const crashEvents = 200_000
+
+// TestLoaderSIGKILL runs the real `tideline ingest` binary while 200 000
+// events are produced, SIGKILLs it at random points of the load (three
+// times) and restarts it. After catch-up every event is present, and
+// events_unique, the view analysts read, has each message exactly once.
+func TestLoaderSIGKILL(t *testing.T) {
+	bin := buildTideline(t)
+	for _, br := range testenv.Brokers(t) {
+		t.Run(br.Name, func(t *testing.T) {
+			conn := testenv.ClickHouse(t)
+			logPath := filepath.Join(t.TempDir(), "ingest.log")
+			args := []string{"ingest", "--broker", "kafka", "--brokers", strings.Join(br.Seeds, ","),
+				"--clickhouse-addr", chAddr(), "--clickhouse-database", conn.Database, "--metrics-addr=", "--log-json"}
+			env := []string{
+				"TIDELINE_KAFKA_TOPIC_PREFIX=" + br.Config.TopicPrefix,
+				"TIDELINE_LOADER_GROUP=crash-" + testenv.Name(t),
+				"TIDELINE_LOADER_BATCH_SIZE=10000",
+				// A restarted loader takes its partitions back at once
+				// (static membership) instead of waiting out the killed
+				// one's session.
+				"TIDELINE_LOADER_INSTANCE_ID=crash-loader",
+				"TIDELINE_LOADER_SESSION_TIMEOUT=6s",
+			}
+			failed := true
+			defer func() {
+				if failed || t.Failed() {
+					dumpLog(t, logPath)
+				}
+			}()
+
+			// The oracle: what was produced, summed.
+			var wantTimeSum, wantWeb uint64
+			base := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+			evs := make([]*kgo.Record, crashEvents)
+			for i := range crashEvents {
+				ev := &ingest.Event{MessageID: fmt.Sprintf("c-%06d", i), Type: ingest.TypeTrack, UserID: fmt.Sprintf("cust-%d", i%5000),
+					Event: "view", Properties: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)),
+					// About 140 days: the rows span several monthly partitions.
+					Timestamp: base.Add(time.Duration(i) * time.Minute), ReceivedAt: base.Add(time.Duration(i)*time.Minute + time.Second), Source: "crash"}
+				if i%7 == 0 {
+					ev.Type, ev.Event, ev.UserID, ev.AnonymousID = ingest.TypeIdentify, "", "", fmt.Sprintf("anon-%d", i%900)
+				}
+				v, err := json.Marshal(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lane := "web"
+				if i%4 == 3 {
+					lane = "server"
+				} else {
+					wantWeb++
+				}
+				evs[i] = &kgo.Record{Topic: br.Config.MustTopic(lane), Key: []byte(ev.CustomerID()), Value: v}
+				wantTimeSum += uint64(ev.Timestamp.UnixMilli())
+			}
+
+			loader := startProc(t, bin, args, env, logPath)
+
+			// Produce in paced chunks, so the load lasts while the loader
+			// is killed and restarted.
+			prod, err := kgo.NewClient(append(broker.ClientOpts(br.Seeds, nil), kgo.ProducerLinger(5*time.Millisecond))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prod.Close()
+			var produced, produceErrs atomic.Int64
+			prodDone := make(chan struct{})
+			go func() {
+				defer close(prodDone)
+				ctx := context.Background()
+				for chunk := range 100 {
+					for _, r := range evs[chunk*crashEvents/100 : (chunk+1)*crashEvents/100] {
+						prod.Produce(ctx, r, func(_ *kgo.Record, err error) {
+							if err != nil {
+								produceErrs.Add(1)
+							}
+							produced.Add(1)
+						})
+					}
+					time.Sleep(60 * time.Millisecond)
+				}
+				_ = prod.Flush(ctx)
+			}()
+
+			// Three kills at random points of the rows written, one in each
+			// quarter from 10 % to 85 %, each after the restarted loader
+			// wrote something, and each followed by a restart after a
+			// random pause.
+			var kills []uint64
+			for k := range 3 {
+				kills = append(kills, uint64(crashEvents/10+k*crashEvents/4+rand.IntN(crashEvents/4)))
+			}
+			ctx := context.Background()
+			var last uint64
+			for k, at := range kills {
+				eventually(t, 3*time.Minute, fmt.Sprintf("kill %d: %d rows written", k+1, at), func() (bool, string) {
+					n := queryUint(t, conn, "SELECT count() FROM events")
+					return n >= at && n > last, fmt.Sprintf("rows=%d produced=%d", n, produced.Load())
+				})
+				loader.kill(t)
+				rows := queryUint(t, conn, "SELECT count() FROM events")
+				uniq := queryUint(t, conn, "SELECT uniqExact(message_id) FROM events")
+				last = rows
+				t.Logf("kill %d: SIGKILL at %d rows (%d unique), %d produced", k+1, rows, uniq, produced.Load())
+				if uniq >= crashEvents {
+					t.Fatalf("kill %d came after the load was complete; it tests nothing", k+1)
+				}
+				time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+				loader = startProc(t, bin, args, env, logPath)
+			}
+			<-prodDone
+			if n := produceErrs.Load(); n != 0 {
+				t.Fatalf("%d events failed to produce", n)
+			}
+
+			eventually(t, 3*time.Minute, "every event loaded after the restarts", func() (bool, string) {
+				n := queryUint(t, conn, "SELECT uniqExact(message_id) FROM events")
+				return n == crashEvents, fmt.Sprintf("unique=%d of %d", n, crashEvents)
+			})
+			total := queryUint(t, conn, "SELECT count() FROM events")
+			t.Logf("raw events table before merges: %d rows for %d events: %d duplicate rows from redelivery", total, crashEvents, total-crashEvents)
+
+			// What analysts read: one row per message.
+			var rows, uniq, timeSum, web uint64
+			if err := conn.QueryRow(ctx, "SELECT count(), uniqExact(message_id), sum(event_time_ms), countIf(lane = 'web') FROM events_unique").Scan(&rows, &uniq, &timeSum, &web); err != nil {
+				t.Fatal(err)
+			}
+			if rows != crashEvents || uniq != crashEvents {
+				t.Errorf("events_unique: %d rows, %d unique messages; want %d of each", rows, uniq, crashEvents)
+			}
+			if n := queryUint(t, conn, "SELECT count() FROM (SELECT message_id FROM events_unique GROUP BY message_id HAVING count() != 1)"); n != 0 {
+				t.Errorf("%d messages do not appear exactly once in events_unique", n)
+			}
+			if timeSum != wantTimeSum || web != wantWeb {
+				t.Errorf("events_unique: sum(event_time_ms)=%d web=%d, produced %d and %d", timeSum, web, wantTimeSum, wantWeb)
+			}
+			if n := queryUint(t, conn, "SELECT count() FROM dead_letters"); n != 0 {
+				t.Errorf("%d dead letters for valid events", n)
+			}
+			if err := loader.stop(t, time.Minute); err != nil {
+				t.Errorf("loader exit after SIGTERM: %v", err)
+			}
+			failed = false
+		})
+	}
+}
