@@ -16,8 +16,8 @@ import (
 // by SIGTERM. The loader must retry its inserts with backoff, commit no
 // offset for an insert that failed, and end with every event present once.
 func TestClickHouseRestarted(t *testing.T) {
-	n := pick(100_000, 1_000_000)
-	produceFor := pick(20*time.Second, 150*time.Second)
+	n := pick(60_000, 1_000_000)
+	produceFor := pick(12*time.Second, 150*time.Second)
 	down := pick(2*time.Second, 5*time.Second)
 
 	start := time.Now()
@@ -35,7 +35,9 @@ func TestClickHouseRestarted(t *testing.T) {
 	var acked atomic.Int64
 	prodErr := make(chan error, 1)
 	// The producer stops when it has written n events or ctx ends.
-	go func() { prodErr <- produceFeed(ctx, br, newFeed(seed, 20_000), n, float64(n)/produceFor.Seconds(), &acked) }()
+	go func() {
+		prodErr <- produceFeed(ctx, br, newFeed(seed, 20_000), n, float64(n)/produceFor.Seconds(), &acked)
+	}()
 
 	var outages []string
 	for i, at := range []float64{0.25, 0.5, 0.75} {

@@ -602,4 +602,3 @@ func committedEverything(ctx context.Context, br testenv.Broker, group string) (
 	}
 	return len(behind) == 0, strings.Join(behind, ", "), nil
 }
-

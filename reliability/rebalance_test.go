@@ -17,8 +17,8 @@ import (
 // committed; its partitions wait out the session timeout). Every event must
 // end up present once in events and in the derived results.
 func TestRebalanceStorm(t *testing.T) {
-	n := pick(100_000, 600_000)
-	produceFor := pick(25*time.Second, 150*time.Second)
+	n := pick(60_000, 600_000)
+	produceFor := pick(15*time.Second, 150*time.Second)
 	const maxMembers = 4
 
 	start := time.Now()

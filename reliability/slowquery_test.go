@@ -27,8 +27,8 @@ const codeTimeoutExceeded = 159
 // the server's max_execution_time (TIMEOUT_EXCEEDED) and the client's
 // clickhouse.read_timeout (a network timeout naming the wait).
 func TestSlowQueriesDoNotStallIngest(t *testing.T) {
-	n := pick(60_000, 400_000)
-	produceFor := pick(15*time.Second, 90*time.Second)
+	n := pick(40_000, 400_000)
+	produceFor := pick(10*time.Second, 90*time.Second)
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), pick(4*time.Minute, 15*time.Minute))
