@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -241,10 +242,22 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, li
 		c.reject(r.Context(), src, body, fe)
 		return reply(w, status, response{Error: fe.Message, Field: fe.Field, Code: fe.Code})
 	}
-	if src.limiter != nil && !src.limiter.AllowN(received, len(events)) {
-		c.metrics.refused.WithLabelValues(src.Name, "rate_limited").Inc()
-		w.Header().Set("Retry-After", "1")
-		return reply(w, http.StatusTooManyRequests, response{Error: fmt.Sprintf("source %s is over its rate limit of %g events/s", src.Name, src.RateLimit), Code: "rate_limited"})
+	if src.limiter != nil {
+		// A batch larger than the limiter's burst could never be
+		// admitted: answering 429 would have the client retry it for ever.
+		if burst := src.limiter.Burst(); len(events) > burst {
+			c.metrics.refused.WithLabelValues(src.Name, "rate_limited").Inc()
+			return reply(w, http.StatusRequestEntityTooLarge, response{Error: fmt.Sprintf("source %s accepts at most %d events per request (the burst of its rate limit); split the batch", src.Name, burst), Field: "batch", Code: CodeTooLarge})
+		}
+		// Retry-After says when the tokens will be there, so a client
+		// honouring it does not come back to another 429.
+		if res := src.limiter.ReserveN(received, len(events)); res.DelayFrom(received) > 0 {
+			wait := res.DelayFrom(received)
+			res.CancelAt(received)
+			c.metrics.refused.WithLabelValues(src.Name, "rate_limited").Inc()
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
+			return reply(w, http.StatusTooManyRequests, response{Error: fmt.Sprintf("source %s is over its rate limit of %g events/s", src.Name, src.RateLimit), Code: "rate_limited"})
+		}
 	}
 	if err := c.produce(r.Context(), src, events); err != nil {
 		c.log.Warn("produce failed", "source", src.Name, "events", len(events), "err", err)

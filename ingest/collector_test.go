@@ -488,9 +488,19 @@ func TestCollectorRateLimit(t *testing.T) {
 	if a := e.do(t, request{path: "/v1/batch", key: webKey, body: batchBody(items...)}); a.status != 200 || a.Accept != 1000 {
 		t.Fatalf("burst: %d %+v", a.status, a)
 	}
+	// Regression: Retry-After was always 1, whatever the wait; one token
+	// at 0.001 events/s is 1000 s away.
 	a := e.do(t, request{path: "/v1/track", key: webKey, body: trackBody("over")})
-	if a.status != 429 || a.Code != "rate_limited" || a.header.Get("Retry-After") != "1" || a.Error != "source web is over its rate limit of 0.001 events/s" {
+	if a.status != 429 || a.Code != "rate_limited" || a.header.Get("Retry-After") != "1000" || a.Error != "source web is over its rate limit of 0.001 events/s" {
 		t.Fatalf("over the limit: %d Retry-After=%q %+v", a.status, a.header.Get("Retry-After"), a)
+	}
+	// Regression: a batch larger than the burst was answered 429, which
+	// the client retried for ever; it can never pass, so it is refused
+	// for good.
+	a = e.do(t, request{path: "/v1/batch", key: webKey, body: batchBody(append(items, item("one-more"))...)})
+	if a.status != 413 || a.Code != ingest.CodeTooLarge || a.Field != "batch" || a.header.Get("Retry-After") != "" ||
+		a.Error != "source web accepts at most 1000 events per request (the burst of its rate limit); split the batch" {
+		t.Fatalf("batch over the burst: %d Retry-After=%q %+v", a.status, a.header.Get("Retry-After"), a)
 	}
 	if a := e.do(t, request{path: "/v1/track", key: serverKey, body: trackBody("other")}); a.status != 200 {
 		t.Fatalf("another source: %d %+v", a.status, a)
@@ -501,8 +511,8 @@ func TestCollectorRateLimit(t *testing.T) {
 	if n := len(records(t, e.br.Seeds, e.br.Config.MustTopic("dlq"))); n != 0 {
 		t.Errorf("%d dead letters for a rate-limited request", n)
 	}
-	if got := metric(t, e.reg, "tideline_collector_refused_requests_total", "source", "web", "reason", "rate_limited"); got != 1 {
-		t.Errorf("rate_limited counter %g, want 1", got)
+	if got := metric(t, e.reg, "tideline_collector_refused_requests_total", "source", "web", "reason", "rate_limited"); got != 2 {
+		t.Errorf("rate_limited counter %g, want 2", got)
 	}
 }
 
