@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -147,11 +148,12 @@ func (l *Ledger) ByKeys(ctx context.Context, keys []string) (map[string]*Entry, 
 }
 
 // Open returns up to limit fires detected since sinceMs whose delivery has
-// not ended, for the customers of the owned shards.
-func (l *Ledger) Open(ctx context.Context, sinceMs uint64, shardCount int, owned []int32, limit int) ([]*Entry, error) {
+// not ended, for the customers of the owned shards, in (detection time,
+// key) order after the given position (0 and "" for the first page).
+func (l *Ledger) Open(ctx context.Context, sinceMs uint64, shardCount int, owned []int32, afterMs uint64, afterKey string, limit int) ([]*Entry, error) {
 	filter, fargs := shardFilter(shardCount, owned)
 	args := append([]any{time.UnixMilli(int64(sinceMs)).Unix()}, fargs...)
-	args = append(args, uint64(limit))
+	args = append(args, afterMs, afterKey, uint64(limit))
 	m, err := l.query(ctx, "read open deliveries", fmt.Sprintf(qLedgerPending, filter), args...)
 	if err != nil {
 		return nil, err
@@ -160,6 +162,12 @@ func (l *Ledger) Open(ctx context.Context, sinceMs uint64, shardCount int, owned
 	for _, e := range m {
 		out = append(out, e)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DetectedAtMs != out[j].DetectedAtMs {
+			return out[i].DetectedAtMs < out[j].DetectedAtMs
+		}
+		return out[i].Key < out[j].Key
+	})
 	return out, nil
 }
 

@@ -551,8 +551,10 @@ func (p *Poller) dropPending(shards []int32) {
 // overflow, and the entries the backfill recorded.
 func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 	since := sub(chdb.NowMs(), ms(p.cfg.OpenScanWindow))
+	var afterMs uint64
+	var afterKey string
 	for {
-		entries, err := p.ledger.Open(ctx, since, p.cfg.Shards, owned, p.cfg.BatchSize)
+		entries, err := p.ledger.Open(ctx, since, p.cfg.Shards, owned, afterMs, afterKey, p.cfg.BatchSize)
 		if err != nil {
 			return err
 		}
@@ -565,11 +567,11 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 		if err := p.deliverOpen(ctx, todo); err != nil {
 			return err
 		}
-		// A full page that is all in hand means the rest waits for the
-		// next scan; a full page with new work may hide more.
-		if len(entries) < p.cfg.BatchSize || len(todo) == 0 {
+		if len(entries) < p.cfg.BatchSize {
 			return nil
 		}
+		last := entries[len(entries)-1]
+		afterMs, afterKey = last.DetectedAtMs, last.Key
 	}
 }
 

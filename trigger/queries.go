@@ -52,12 +52,13 @@ WHERE ledger_key IN ?
 GROUP BY ledger_key`
 
 	// qLedgerPending finds fires whose delivery has not ended, detected
-	// since a time; %s is the shard filter.
+	// since a time, past a (detected_at_ms, ledger_key) keyset; %s is the
+	// shard filter.
 	qLedgerPending = ledgerLatest + `
 WHERE detected_at >= toDateTime(?) %s
 GROUP BY ledger_key
-HAVING l_state IN ('pending', 'failed') AND l_decision IN ('fire', 'fire_late')
-ORDER BY l_detected_ms
+HAVING l_state IN ('pending', 'failed') AND l_decision IN ('fire', 'fire_late') AND (l_detected_ms, ledger_key) > (?, ?)
+ORDER BY l_detected_ms, ledger_key
 LIMIT ?`
 
 	qInsertLedger = "INSERT INTO send_ledger (" + ledgerColumns + ")"
