@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -119,6 +120,8 @@ type source struct {
 	Source
 	topic   string
 	limiter *rate.Limiter
+	// keyHash is the SHA-256 of WriteKey, what requests are compared with.
+	keyHash [sha256.Size]byte
 }
 
 // Collector is the HTTP handler of the tracking API.
@@ -153,7 +156,7 @@ func NewCollector(cfg CollectorConfig, bc broker.Config, client *kgo.Client, reg
 		if err != nil {
 			return nil, err
 		}
-		src := &source{Source: s, topic: topic}
+		src := &source{Source: s, topic: topic, keyHash: sha256.Sum256([]byte(s.WriteKey))}
 		if s.RateLimit > 0 {
 			src.limiter = rate.NewLimiter(rate.Limit(s.RateLimit), int(max(s.RateLimit, 1000)))
 		}
@@ -271,14 +274,17 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, li
 
 // authenticate finds the source of the request's write key, comparing every
 // key in constant time so timing does not reveal how much of a key matched.
+// The comparison is of SHA-256 digests: ConstantTimeCompare returns at once
+// for inputs of different lengths, which would reveal each key's length.
 func (c *Collector) authenticate(r *http.Request) *source {
 	key, _, ok := r.BasicAuth()
 	if !ok || key == "" {
 		return nil
 	}
+	h := sha256.Sum256([]byte(key))
 	var found *source
 	for _, s := range c.sources {
-		if subtle.ConstantTimeCompare([]byte(key), []byte(s.WriteKey)) == 1 {
+		if subtle.ConstantTimeCompare(h[:], s.keyHash[:]) == 1 {
 			found = s
 		}
 	}
