@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -73,9 +75,14 @@ func (p *profileAttributes) Attributes(ctx context.Context, ids []string) (map[s
 	return p.fromTraits(ctx, ids)
 }
 
-// fromProfile reads every column of customer_profile generically, so the
-// payload follows the view's columns without this package knowing them.
+// fromProfile reads customer_profile. When the view carries the
+// attributes as parallel arrays (attribute_names, attribute_values), the
+// snapshot is those attributes, each value decoded as JSON when it is JSON;
+// otherwise it is every column of the view, read generically. A slow view
+// must not hold up campaigns: the query is bounded, and the caller falls
+// back to traits when it fails.
 func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[string]map[string]any, error) {
+	ctx = chdb.Settings(ctx, clickhouse.Settings{"max_execution_time": 5})
 	rows, err := p.conn.Query(ctx, qProfiles, stringSet(ids))
 	if err != nil {
 		return nil, fmt.Errorf("read customer_profile: %w", err)
@@ -83,10 +90,15 @@ func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[
 	defer rows.Close()
 	cols := rows.Columns()
 	types := rows.ColumnTypes()
-	idCol := -1
+	idCol, namesCol, valuesCol := -1, -1, -1
 	for i, c := range cols {
-		if c == "customer_id" {
+		switch c {
+		case "customer_id":
 			idCol = i
+		case "attribute_names":
+			namesCol = i
+		case "attribute_values":
+			valuesCol = i
 		}
 	}
 	if idCol < 0 {
@@ -101,19 +113,37 @@ func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("scan customer_profile: %w", err)
 		}
-		attrs := map[string]any{}
-		var id string
-		for i, c := range cols {
-			v := reflect.ValueOf(dest[i]).Elem().Interface()
-			if i == idCol {
-				id = fmt.Sprint(v)
-				continue
-			}
-			attrs[c] = jsonValue(v)
+		vals := make([]any, len(cols))
+		for i := range cols {
+			vals[i] = reflect.ValueOf(dest[i]).Elem().Interface()
 		}
-		out[id] = attrs
+		attrs := map[string]any{}
+		names, okN := vals[max(namesCol, 0)].([]string)
+		values, okV := vals[max(valuesCol, 0)].([]string)
+		if namesCol >= 0 && valuesCol >= 0 && okN && okV && len(names) == len(values) {
+			for i, n := range names {
+				attrs[n] = decoded(values[i])
+			}
+		} else {
+			for i, c := range cols {
+				if i != idCol {
+					attrs[c] = jsonValue(vals[i])
+				}
+			}
+		}
+		out[fmt.Sprint(vals[idCol])] = attrs
 	}
 	return out, rows.Err()
+}
+
+// decoded reads an attribute value stored as text: JSON when it parses
+// (numbers, booleans, quoted strings, objects), the text itself otherwise.
+func decoded(v string) any {
+	var x any
+	if err := json.Unmarshal([]byte(v), &x); err == nil {
+		return x
+	}
+	return v
 }
 
 // jsonValue makes a scanned value JSON-friendly: strings holding JSON

@@ -91,6 +91,8 @@ type feedReader struct {
 	next []any
 	// read holds the rows read within the overlap window, by row id.
 	read map[string]uint64
+	// caughtUpMs is when a poll last reached the end of the feed.
+	caughtUpMs uint64
 }
 
 func newFeedReader(f *feed, startMs uint64) *feedReader {
@@ -113,15 +115,16 @@ func (r *feedReader) rewind(startMs uint64) {
 // feedBatch is what one poll read; commit applies it to the reader once
 // the rows are recorded.
 type feedBatch struct {
-	rows []feedRow
-	next []any
-	full bool
+	rows     []feedRow
+	next     []any
+	full     bool
+	polledMs uint64
 }
 
 // poll reads up to limit new rows: first past the position, then rows the
 // overlap check finds missing behind it.
 func (r *feedReader) poll(ctx context.Context, conn *chdb.Conn, names []string, shard string, shardArgs []any, limit int, overlap time.Duration, nowMs uint64) (*feedBatch, error) {
-	b := &feedBatch{next: r.next}
+	b := &feedBatch{next: r.next, polledMs: nowMs}
 	if len(names) == 0 {
 		return b, nil
 	}
@@ -250,6 +253,9 @@ func (r *feedReader) commit(b *feedBatch, overlap time.Duration) {
 	}
 	if b.next[0].(uint64) >= r.pos() {
 		r.next = b.next
+	}
+	if !b.full {
+		r.caughtUpMs = b.polledMs
 	}
 	lo := sub(r.pos(), ms(overlap))
 	for id, p := range r.read {

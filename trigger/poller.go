@@ -342,7 +342,7 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		}
 	}
 	for _, r := range p.readers {
-		p.m.cursorAge.WithLabelValues(r.f.id).Set(float64(sub(chdb.NowMs(), p.durable(r))) / 1000)
+		p.m.cursorAge.WithLabelValues(r.f.id).Set(float64(sub(chdb.NowMs(), p.effectivePos(r))) / 1000)
 	}
 	if time.Since(p.lastScan) >= p.cfg.OpenScanInterval {
 		if err := p.scanOpen(ctx, owned); err != nil {
@@ -468,6 +468,19 @@ func (p *Poller) durable(r *feedReader) uint64 {
 		return 0
 	}
 	pos := r.pos()
+	for _, w := range p.pending {
+		if w.feed == r.f && w.pos < pos {
+			pos = w.pos
+		}
+	}
+	return pos
+}
+
+// effectivePos is how far a feed is decided, for the cursor age: the
+// position of the last row read, or the time of the last poll when that poll
+// reached the end of the feed, held back by qualifications still waiting.
+func (p *Poller) effectivePos(r *feedReader) uint64 {
+	pos := max(r.pos(), r.caughtUpMs)
 	for _, w := range p.pending {
 		if w.feed == r.f && w.pos < pos {
 			pos = w.pos

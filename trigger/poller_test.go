@@ -370,8 +370,13 @@ deliver:
 	}
 }
 
-func TestAttributesFromTraits(t *testing.T) {
+// TestAttributeSnapshot checks both sources of the payload's attributes:
+// the customer_profile view (attributes as parallel arrays, values decoded
+// as JSON when they are JSON) and, when the view is missing or unusable, the
+// latest identify traits.
+func TestAttributeSnapshot(t *testing.T) {
 	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
 	now := time.Now()
 	insertEvents(t, conn, []*ingest.Event{
 		{MessageID: "i1", Type: ingest.TypeIdentify, UserID: "ada", Traits: []byte(`{"plan":"silver","city":"Paris"}`), Timestamp: now.Add(-2 * time.Hour)},
@@ -379,11 +384,41 @@ func TestAttributesFromTraits(t *testing.T) {
 		{MessageID: "i3", Type: ingest.TypeIdentify, UserID: "bob", Traits: []byte(`{"plan":"free"}`), Timestamp: now},
 	})
 	p := &profileAttributes{conn: conn, log: testenv.Logger(t)}
-	got, err := p.fromTraits(context.Background(), []string{"ada", "bob", "nobody"})
+	got, err := p.fromTraits(ctx, []string{"ada", "bob", "nobody"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a := got["ada"]; a["plan"] != "gold" || a["city"] != "Paris" || got["bob"]["plan"] != "free" || len(got["nobody"]) != 0 {
-		t.Errorf("attributes = %v", got)
+		t.Errorf("attributes from traits = %v", got)
+	}
+
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS customer_profile",
+		`CREATE VIEW customer_profile AS SELECT 'ada' AS customer_id, ['plan', 'age', 'tags'] AS attribute_names, ['gold', '42', '["a"]'] AS attribute_values, 3 AS events`,
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := NewAttributeSource(conn, testenv.Logger(t))
+	got, err = src.Attributes(ctx, []string{"ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got["ada"]; a["plan"] != "gold" || a["age"] != float64(42) || fmt.Sprint(a["tags"]) != "[a]" || len(a) != 3 {
+		t.Errorf("attributes from customer_profile = %v", got)
+	}
+
+	for _, q := range []string{
+		"DROP TABLE customer_profile",
+		`CREATE VIEW customer_profile AS SELECT 'ada' AS id, 1 AS x`,
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err = NewAttributeSource(conn, testenv.Logger(t)).Attributes(ctx, []string{"ada"})
+	if err != nil || got["ada"]["plan"] != "gold" || got["ada"]["city"] != "Paris" {
+		t.Errorf("an unusable customer_profile must fall back to traits: %v, %v", got, err)
 	}
 }
