@@ -141,14 +141,14 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 		if err := conn.Exec(ctx, "INSERT INTO customer_attributes (customer_id, attribute, last_value, first_value)\n"+AttributeSelect(a.Name)); err != nil {
 			return nil, fmt.Errorf("backfill attribute %s from events: %w", a.Name, err)
 		}
-		log.Info("attribute backfilled from events", "attribute", a.Name, "took", time.Since(start).Round(time.Millisecond))
+		log.Info("attribute backfilled from events", "attribute", a.Name, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	for _, s := range newSigs {
 		start := time.Now()
 		if err := conn.Exec(ctx, "INSERT INTO customer_signals (customer_id, signal, bucket, occurrences)\n"+SignalSelect(s)); err != nil {
 			return nil, fmt.Errorf("backfill signal %s from events: %w", s.ID, err)
 		}
-		log.Info("signal backfilled from events", "signal", s.ID, "event", s.Event, "took", time.Since(start).Round(time.Millisecond))
+		log.Info("signal backfilled from events", "signal", s.ID, "event", s.Event, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	now := chdb.NowMs()
 	var attrRows []attributeRow

@@ -48,6 +48,9 @@ type Config struct {
 	// TouchRetention is how long customer_touches keeps its daily
 	// partitions before the evaluator drops them (default 72h).
 	TouchRetention time.Duration `koanf:"touch_retention"`
+	// MetricsAddr serves the evaluator's /metrics and /healthz (default
+	// 127.0.0.1:9103; "" turns it off).
+	MetricsAddr string `koanf:"metrics_addr"`
 	// ApplySettle is how long apply waits between creating a view and
 	// backfilling it from history, so inserts in flight when the view was
 	// created are committed before the backfill reads (default 5s).
@@ -68,6 +71,7 @@ func DefaultConfig() Config {
 		TouchSettle:    3 * time.Second,
 		TouchRetention: 72 * time.Hour,
 		ApplySettle:    5 * time.Second,
+		MetricsAddr:    "127.0.0.1:9103",
 	}
 }
 
@@ -122,4 +126,14 @@ func (c Config) Validate() error {
 // attributeSettings are the attribute settings of c.
 func (c Config) attributeSettings() AttributeSettings {
 	return AttributeSettings{Declared: c.Attributes, SetOnce: c.SetOnce}
+}
+
+// LoadPlan reads the definitions in c.AudiencesDir and compiles them with
+// c's attribute settings: what `tideline audiences apply` installs.
+func LoadPlan(c Config) (*Plan, error) {
+	auds, err := LoadDefinitions(c.AudiencesDir)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(auds, c.attributeSettings())
 }

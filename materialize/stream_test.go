@@ -34,8 +34,8 @@ type generator struct {
 	// span is how far back event times go (default 40h, so one-day
 	// windows end during a test); future events a few seconds ahead of now
 	// are made unless noFuture.
-	span     time.Duration
-	noFuture bool
+	span      time.Duration
+	noFuture  bool
 	seq       int
 	anon      map[int]bool
 	lastIdent map[int]time.Time

@@ -14,6 +14,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/internal/devenv"
+	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/trigger"
 	"github.com/tideline-dev/tideline/trigger/webhooktest"
 )
@@ -24,6 +25,7 @@ func newDevCmd(a *app) *cobra.Command {
 	col := ingest.DefaultCollectorConfig()
 	ld := ingest.DefaultLoaderConfig()
 	tc := trigger.DefaultConfig()
+	mc := materialize.DefaultConfig()
 	dc := devenv.Config{Rate: 2000, Customers: 5000, Seed: 1, ClickHouseScript: "scripts/clickhouse.sh"}
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -39,14 +41,14 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 			if !cmd.Flags().Changed("log-level") {
 				a.logLevel = "warn"
 			}
-			if err := a.load(cmd, config.Sections{"collector": &col, "loader": &ld, "trigger": &tc},
+			if err := a.load(cmd, config.Sections{"collector": &col, "loader": &ld, "trigger": &tc, "materialize": &mc},
 				config.Flag{Name: "addr", Key: "collector.addr"}); err != nil {
 				return err
 			}
 			dc.ClickHouse, dc.Kafka, dc.Collector, dc.Loader = a.ch, a.kafka, col, ld
 			dc.Out = os.Stdout
 			dc.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
-			return devenv.Run(cmd.Context(), dc, devComponents(a, &tc), a.log)
+			return devenv.Run(cmd.Context(), dc, devComponents(a, &tc, &mc), a.log)
 		},
 	}
 	f := cmd.Flags()
@@ -61,15 +63,20 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 }
 
 // devComponents wires the downstream components dev runs beside the
-// loader: the trigger poller with a local webhook receiver that every
-// campaign delivers to instead of its configured URL.
-func devComponents(a *app, tc *trigger.Config) devenv.Components {
+// loader: the audience evaluator (with the default audiences applied), and
+// the trigger poller with a local webhook receiver that every campaign
+// delivers to instead of its configured URL.
+func devComponents(a *app, tc *trigger.Config, mc *materialize.Config) devenv.Components {
 	return func(ctx context.Context, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) ([]devenv.Component, error) {
+		evaluator, err := devEvaluator(ctx, a, *mc, conn, reg)
+		if err != nil {
+			return nil, err
+		}
 		poller, recv, err := devPoller(ctx, a, *tc, conn, seeds, reg)
 		if err != nil {
 			return nil, err
 		}
-		return []devenv.Component{{
+		return []devenv.Component{evaluator, {
 			Name: "trigger",
 			Run:  poller.Run,
 			Status: func(context.Context) string {

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/devenv"
+	"github.com/tideline-dev/tideline/internal/telemetry"
+	"github.com/tideline-dev/tideline/materialize"
+)
+
+func init() {
+	subcommands = append(subcommands, newAudiencesCmd, newEvaluateCmd)
+	extraSections["materialize"] = func() any { c := materialize.DefaultConfig(); return &c }
+}
+
+func newAudiencesCmd(a *app) *cobra.Command {
+	mc := materialize.DefaultConfig()
+	load := func(cmd *cobra.Command) error {
+		if err := a.load(cmd, config.Sections{"materialize": &mc}, config.Flag{Name: "dir", Key: "materialize.audiences_dir"}); err != nil {
+			return err
+		}
+		return mc.Validate()
+	}
+	// plan compiles the local definitions, printing every problem.
+	plan := func() (*materialize.Plan, error) {
+		p, err := materialize.LoadPlan(mc)
+		var des materialize.DefinitionErrors
+		if errors.As(err, &des) {
+			for _, e := range des {
+				fmt.Fprintln(os.Stderr, e)
+			}
+			fmt.Fprintf(os.Stderr, "%d problem(s) in %s\n", len(des), mc.AudiencesDir)
+			return nil, errSilent
+		}
+		return p, err
+	}
+	cmd := &cobra.Command{
+		Use:   "audiences",
+		Short: "Validate, apply, list and explain audience definitions",
+		Long: `Audiences are YAML files in materialize.audiences_dir (default
+materialize/audiences), one audience each:
+
+  id: gold_repeat_buyers
+  name: Gold plan, 2+ purchases in 7 days
+  when:
+    all:
+      - attribute: plan
+        equals: gold
+      - performed: purchase
+        at_least: 2
+        within: 7d
+
+Conditions: attribute (equals, not_equals, in, not_in, lt, lte, gt, gte,
+exists), performed / not_performed (type track|page, where: property
+filters, within: a window such as 30m, 12h, 7d, at_least / at_most, or
+sum: a numeric property with at_least / at_most), nested with all, any and not.
+
+validate checks the files, explain prints the SQL an audience compiles to,
+apply installs the views it needs (backfilled from the events already
+loaded) and records it for the evaluator, list shows what is applied.`,
+	}
+	cmd.PersistentFlags().String("dir", mc.AudiencesDir, "folder of audience definitions (materialize.audiences_dir)")
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate",
+		Short: "Check every definition; errors name the file, line, column and field",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := load(cmd); err != nil {
+				return err
+			}
+			p, err := plan()
+			if err != nil {
+				return err
+			}
+			ids := make([]string, len(p.Audiences))
+			for i, c := range p.Audiences {
+				ids[i] = c.Audience.ID
+			}
+			fmt.Printf("%d audiences valid in %s: %s\n", len(ids), mc.AudiencesDir, strings.Join(ids, ", "))
+			return nil
+		},
+	})
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "explain ID",
+		Short: "Print the condition, views and evaluation query an audience compiles to",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := load(cmd); err != nil {
+				return err
+			}
+			p, err := plan()
+			if err != nil {
+				return err
+			}
+			text, err := p.Explain(args[0])
+			if errors.Is(err, materialize.ErrUnknownAudience) {
+				var ids []string
+				for _, c := range p.Audiences {
+					ids = append(ids, c.Audience.ID)
+				}
+				return fmt.Errorf("no audience %q in %s; defined: %s", args[0], mc.AudiencesDir, strings.Join(ids, ", "))
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Print(text)
+			return nil
+		},
+	})
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "apply",
+		Short: "Install the definitions: create and backfill their views, record them for the evaluator",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := load(cmd); err != nil {
+				return err
+			}
+			p, err := plan()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			conn, err := chdb.Open(ctx, a.ch, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			rep, err := materialize.Apply(ctx, conn, p, mc.ApplySettle, a.log)
+			if err != nil {
+				return err
+			}
+			printApply(rep)
+			return nil
+		},
+	})
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "Show the applied audiences, their sizes, and how the local definitions differ",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := load(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			conn, err := chdb.Open(ctx, a.ch, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			applied, err := materialize.ListApplied(ctx, conn)
+			if err != nil {
+				return err
+			}
+			sizes, err := materialize.AudienceSizes(ctx, conn)
+			if err != nil {
+				return err
+			}
+			local := map[string]string{}
+			localErr := ""
+			if p, err := materialize.LoadPlan(mc); err == nil {
+				for _, c := range p.Audiences {
+					local[c.Audience.ID] = c.Version
+				}
+			} else {
+				localErr = err.Error()
+			}
+			printList(applied, sizes, local, localErr)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func printApply(rep *materialize.ApplyReport) {
+	show := func(what string, xs []string) {
+		if len(xs) > 0 {
+			fmt.Printf("%-12s %s\n", what+":", strings.Join(xs, ", "))
+		}
+	}
+	show("applied", rep.Applied)
+	show("unchanged", rep.Unchanged)
+	show("deactivated", rep.Deactivated)
+	show("views created", rep.ViewsCreated)
+	show("views dropped", rep.ViewsDropped)
+	if len(rep.Applied)+len(rep.Deactivated) > 0 {
+		fmt.Println("the evaluator picks the changes up on its next pass and re-evaluates every customer once")
+	}
+}
+
+func printList(applied []materialize.AppliedAudience, sizes map[string]uint64, local map[string]string, localErr string) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tSTATE\tMEMBERS\tAPPLIED\tLOCAL DEFINITION")
+	seen := map[string]bool{}
+	for _, a := range applied {
+		seen[a.ID] = true
+		state, members := "inactive", "-"
+		if a.Active {
+			state, members = "active", fmt.Sprint(sizes[a.ID])
+		}
+		lv, ok := local[a.ID]
+		status := "missing (apply deactivates it)"
+		switch {
+		case localErr != "":
+			status = "?"
+		case ok && lv == a.Version && a.Active:
+			status = "same"
+		case ok && !a.Active:
+			status = "defined (apply re-activates it)"
+		case ok:
+			status = "changed (apply to use it)"
+		case !a.Active:
+			status = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, state, members, time.UnixMilli(int64(a.AppliedAtMs)).UTC().Format(time.DateTime), status)
+	}
+	var fresh []string
+	for id := range local {
+		if !seen[id] {
+			fresh = append(fresh, id)
+		}
+	}
+	sort.Strings(fresh)
+	for _, id := range fresh {
+		fmt.Fprintf(w, "%s\t\tnot applied\t-\t-\tnew (apply to use it)\n", id)
+	}
+	_ = w.Flush()
+	if localErr != "" {
+		fmt.Fprintf(os.Stderr, "local definitions do not compile (tideline audiences validate):\n%s\n", localErr)
+	}
+}
+
+func newEvaluateCmd(a *app) *cobra.Command {
+	mc := materialize.DefaultConfig()
+	apply := true
+	cmd := &cobra.Command{
+		Use:   "evaluate",
+		Short: "Keep audience memberships and transitions current (the evaluator)",
+		Long: `evaluate applies the audience definitions (unless --apply=false) and then,
+every materialize.interval, reads the customers touched since its last
+position and those whose windows the lane watermark moved, evaluates the
+applied audiences for them as of the watermark, and writes an entered or
+exited transition for every membership change. Its position is durable;
+after a crash it repeats work, which writes nothing new. Run one per
+database (or per materialize.evaluator_id).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.load(cmd, config.Sections{"materialize": &mc},
+				config.Flag{Name: "dir", Key: "materialize.audiences_dir"},
+				config.Flag{Name: "interval", Key: "materialize.interval"},
+				config.Flag{Name: "metrics-addr", Key: "materialize.metrics_addr"}); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			conn, err := chdb.Open(ctx, a.ch, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			reg := telemetry.NewRegistry()
+			ev, err := startEvaluator(ctx, a, mc, apply, conn, reg)
+			if err != nil {
+				return err
+			}
+			if err := telemetry.Serve(ctx, mc.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
+				return err
+			}
+			return ev.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.String("dir", mc.AudiencesDir, "folder of audience definitions (materialize.audiences_dir)")
+	f.Duration("interval", mc.Interval, "pause between evaluation passes")
+	f.String("metrics-addr", mc.MetricsAddr, "listen address of /metrics and /healthz (empty: off)")
+	f.BoolVar(&apply, "apply", apply, "apply the definitions in --dir before evaluating (as `tideline audiences apply`)")
+	return cmd
+}
+
+// startEvaluator applies the definitions when asked and builds the evaluator.
+func startEvaluator(ctx context.Context, a *app, mc materialize.Config, apply bool, conn *chdb.Conn, reg prometheus.Registerer) (*materialize.Evaluator, error) {
+	if err := mc.Validate(); err != nil {
+		return nil, err
+	}
+	if apply {
+		p, err := materialize.LoadPlan(mc)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := materialize.Apply(ctx, conn, p, mc.ApplySettle, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.log.Info("audiences applied", "applied", rep.Applied, "unchanged", len(rep.Unchanged), "deactivated", rep.Deactivated, "views_created", len(rep.ViewsCreated))
+	}
+	return materialize.NewEvaluator(conn, mc, reg, a.log)
+}
+
+// devEvaluator is the evaluator `tideline dev` runs, with the audience
+// sizes on the status line.
+func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb.Conn, reg prometheus.Registerer) (devenv.Component, error) {
+	// dev starts from an empty or demo database: nothing to wait for.
+	mc.ApplySettle = 0
+	ev, err := startEvaluator(ctx, a, mc, true, conn, reg)
+	if err != nil {
+		return devenv.Component{}, err
+	}
+	sizes := func(ctx context.Context) string {
+		s, err := materialize.AudienceSizes(ctx, conn)
+		if err != nil {
+			return "audiences ?"
+		}
+		parts := make([]string, 0, len(s))
+		for _, id := range sortedIDs(s) {
+			parts = append(parts, fmt.Sprintf("%s=%d", id, s[id]))
+		}
+		return "audiences " + strings.Join(parts, " ")
+	}
+	return devenv.Component{
+		Name:   "evaluator",
+		Run:    ev.Run,
+		Status: sizes,
+		Summary: func(ctx context.Context) string {
+			var n uint64
+			_ = conn.QueryRow(ctx, "SELECT count() FROM audience_transitions FINAL").Scan(&n)
+			return fmt.Sprintf("%s; %d transitions (look: SELECT * FROM audience_members, membership_transitions)", sizes(ctx), n)
+		},
+	}, nil
+}
+
+func sortedIDs(m map[string]uint64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
