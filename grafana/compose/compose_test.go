@@ -185,7 +185,30 @@ func TestAddressesAgree(t *testing.T) {
 	if err != nil || target.Hostname() != "collector" || target.Port() != cport {
 		t.Errorf("demo target %q, collector listens on %s", demo.Command[2], s.collector.Addr)
 	}
-	for name, metrics := range map[string]string{"collector": s.collector.MetricsAddr, "loader": s.loader.MetricsAddr} {
+	// The evaluator's and the poller's sections are read as plain YAML: this
+	// test checks addresses, their packages check their settings.
+	var raw struct {
+		Materialize struct {
+			MetricsAddr  string `yaml:"metrics_addr"`
+			AudiencesDir string `yaml:"audiences_dir"`
+		} `yaml:"materialize"`
+		Trigger struct {
+			MetricsAddr  string `yaml:"metrics_addr"`
+			CampaignsDir string `yaml:"campaigns_dir"`
+		} `yaml:"trigger"`
+	}
+	readYAML(t, "tideline.yaml", &raw)
+	for name, dir := range map[string]string{"evaluator": raw.Materialize.AudiencesDir, "poller": raw.Trigger.CampaignsDir} {
+		mounted := false
+		for _, v := range service(t, p, name).Volumes {
+			mounted = mounted || v.Target == dir
+		}
+		if !mounted {
+			t.Errorf("%s reads definitions from %s, which is not mounted", name, dir)
+		}
+	}
+	for name, metrics := range map[string]string{"collector": s.collector.MetricsAddr, "loader": s.loader.MetricsAddr,
+		"evaluator": raw.Materialize.MetricsAddr, "poller": raw.Trigger.MetricsAddr} {
 		hc := service(t, p, name).HealthCheck
 		if hc == nil || !strings.Contains(strings.Join(hc.Test, " "), "127.0.0.1:"+port(t, metrics)+"/healthz") {
 			t.Errorf("%s health check %v does not probe its metrics address %s", name, hc, metrics)
