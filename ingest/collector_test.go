@@ -65,7 +65,11 @@ type collectorEnv struct {
 	// at its first body read (after it took its in-flight slot) until
 	// release is closed; entered is closed when it got there.
 	entered, release chan struct{}
+	releaseOnce      sync.Once
 }
+
+// releaseHeld lets a held request go on.
+func (e *collectorEnv) releaseHeld() { e.releaseOnce.Do(func() { close(e.release) }) }
 
 func collectorConfig() ingest.CollectorConfig {
 	cfg := ingest.DefaultCollectorConfig()
@@ -109,6 +113,8 @@ func newCollectorEnv(t *testing.T, cfg ingest.CollectorConfig) *collectorEnv {
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.srv.Close)
+	// Before the server closes, which waits for a held request.
+	t.Cleanup(e.releaseHeld)
 	t.Cleanup(func() {
 		for _, k := range []string{webKey, serverKey, wrongKey} {
 			if strings.Contains(e.logs.String(), k) {
@@ -136,7 +142,8 @@ func (h *holdBody) Read(p []byte) (int, error) {
 // request is one HTTP request to the collector.
 type request struct {
 	method, path string
-	key          string // HTTP Basic user name; "" sends no credentials
+	key          string // HTTP Basic user name
+	password     string // HTTP Basic password; with key "", no credentials are sent
 	contentType  string
 	gzip         bool   // compress the body and say so
 	encoding     string // Content-Encoding without compressing
@@ -158,6 +165,18 @@ type answer struct {
 
 func (e *collectorEnv) do(t *testing.T, r request) answer {
 	t.Helper()
+	a, err := e.try(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := a.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", r.method, r.path, ct)
+	}
+	return a
+}
+
+// try is do for goroutines other than the test's.
+func (e *collectorEnv) try(r request) (answer, error) {
 	body := r.body
 	if r.gzip {
 		body = gzipped(body)
@@ -167,10 +186,10 @@ func (e *collectorEnv) do(t *testing.T, r request) answer {
 	}
 	req, err := http.NewRequest(r.method, e.srv.URL+r.path, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
-	if r.key != "" {
-		req.SetBasicAuth(r.key, "")
+	if r.key != "" || r.password != "" {
+		req.SetBasicAuth(r.key, r.password)
 	}
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
@@ -186,18 +205,15 @@ func (e *collectorEnv) do(t *testing.T, r request) answer {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", r.method, r.path, err)
+		return answer{}, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
 	defer resp.Body.Close()
 	a := answer{status: resp.StatusCode, header: resp.Header}
 	raw, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(raw, &a); err != nil {
-		t.Fatalf("%s %s: status %d with a body that is not JSON: %q", r.method, r.path, resp.StatusCode, raw)
+		return a, fmt.Errorf("%s %s: status %d with a body that is not JSON: %q", r.method, r.path, resp.StatusCode, raw)
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	return a
+	return a, nil
 }
 
 func gzipped(b []byte) []byte {
@@ -348,7 +364,7 @@ func TestCollectorResponses(t *testing.T) {
 			status: 401, code: "unauthorized", msg: "unknown or missing write key: send it as the HTTP Basic user name"},
 		{name: "write key with a suffix", req: request{path: "/v1/track", key: webKey + "0", body: trackBody("m")},
 			status: 401, code: "unauthorized", msg: "unknown or missing write key: send it as the HTTP Basic user name"},
-		{name: "write key as the password", req: request{path: "/v1/track", key: ":" + webKey, body: trackBody("m")},
+		{name: "write key as the password", req: request{path: "/v1/track", password: webKey, body: trackBody("m")},
 			status: 401, code: "unauthorized", msg: "unknown or missing write key: send it as the HTTP Basic user name"},
 		{name: "wrong content type", req: request{path: "/v1/track", key: webKey, contentType: "application/x-www-form-urlencoded", body: []byte("messageId=m")},
 			status: 415, code: "unsupported_media_type", msg: `content type "application/x-www-form-urlencoded": send application/json`},
@@ -529,8 +545,15 @@ func TestCollectorOverload(t *testing.T) {
 	cfg := collectorConfig()
 	cfg.MaxInFlight = 1
 	e := newCollectorEnv(t, cfg)
-	held := make(chan answer, 1)
-	go func() { held <- e.do(t, request{path: "/v1/track", key: webKey, hold: true, body: trackBody("held")}) }()
+	type result struct {
+		a   answer
+		err error
+	}
+	held := make(chan result, 1)
+	go func() {
+		a, err := e.try(request{path: "/v1/track", key: webKey, hold: true, body: trackBody("held")})
+		held <- result{a, err}
+	}()
 	select {
 	case <-e.entered:
 	case <-time.After(60 * time.Second):
@@ -540,9 +563,9 @@ func TestCollectorOverload(t *testing.T) {
 	if a.status != 503 || a.Code != "overloaded" || a.header.Get("Retry-After") != "1" || a.Error != "collector is at capacity; retry after the Retry-After delay" {
 		t.Errorf("while full: %d Retry-After=%q %+v", a.status, a.header.Get("Retry-After"), a)
 	}
-	close(e.release)
-	if a := <-held; a.status != 200 || a.Accept != 1 {
-		t.Errorf("held request: %d %+v", a.status, a)
+	e.releaseHeld()
+	if r := <-held; r.err != nil || r.a.status != 200 || r.a.Accept != 1 {
+		t.Errorf("held request: %d %+v %v", r.a.status, r.a, r.err)
 	}
 	if a := e.do(t, request{path: "/v1/track", key: webKey, body: trackBody("after")}); a.status != 200 {
 		t.Errorf("after the slot freed: %d %+v", a.status, a)
