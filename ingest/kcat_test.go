@@ -131,7 +131,7 @@ func TestKcatToClickHouse(t *testing.T) {
 			// Each message goes to an explicit partition, in order, so its
 			// offset is known without reading it back.
 			parts := br.Config.Partitions
-			var input [4]bytes.Buffer
+			input := make([]bytes.Buffer, parts)
 			next := make([]int64, parts)
 			for i := range msgs {
 				p := int32(i) % parts
