@@ -390,6 +390,11 @@ func (r *run) tideline(ctx context.Context, views bool) {
 	name := "loader (throughput, views " + viewsName(views) + ")"
 	spec := r.loaderSpec(name, "bench-"+r.id+"-"+viewsName(views), chc, nil)
 	r.step("tideline (views %s): loader draining %d events", viewsName(views), r.res.Produced.Events)
+	before, err := serverEvents(ctx, conn)
+	if err != nil {
+		t.Error = err.Error()
+		return
+	}
 	start := time.Now()
 	c, err := startChild(ctx, r.h, spec)
 	if err != nil {
@@ -397,8 +402,10 @@ func (r *run) tideline(ctx context.Context, views bool) {
 		return
 	}
 	werr := watchDrain(ctx, conn, &t, r.res.Produced.Events, start, r.drainDeadline(start), c.alive)
+	t.Server = serverSince(ctx, conn, before)
 	final, serr := c.stop()
 	t.PeakRSSMB = float64(final.PeakRSSKB) / 1024
+	t.ClientCPUSeconds = final.CPUSeconds
 	r.memory("loader", "throughput, views "+viewsName(views), final.PeakRSSKB)
 	if err := errors.Join(werr, serr); err != nil {
 		t.Error = err.Error()
@@ -431,6 +438,11 @@ func (r *run) peer(ctx context.Context, views bool) {
 		return
 	}
 	r.step("peer (views %s): Kafka engine consuming %d flat rows", viewsName(views), r.res.Produced.Events)
+	before, err := serverEvents(ctx, conn)
+	if err != nil {
+		t.Error = err.Error()
+		return
+	}
 	start := time.Now()
 	if err := conn.Exec(ctx, table); err != nil {
 		t.Error = fmt.Errorf("%w: %w (on ClickHouse 18.16 an invalid <kafka> section in the server config fails every Kafka table: check it, then scripts/clickhouse.sh restart)", ErrNoPeer, err).Error()
@@ -443,6 +455,7 @@ func (r *run) peer(ctx context.Context, views bool) {
 	if err := watchDrain(ctx, conn, &t, r.res.Produced.Events, start, r.drainDeadline(start), nil); err != nil {
 		t.Error = err.Error()
 	}
+	t.Server = serverSince(ctx, conn, before)
 	// Stop consuming now: the engine would otherwise compete with the
 	// scenarios that follow.
 	_ = conn.Exec(ctx, "DROP TABLE IF EXISTS "+peerView)

@@ -53,6 +53,11 @@ func runCeiling(ctx context.Context, c Config, conn *chdb.Conn, batches []*inges
 	t := Throughput{Name: "ceiling: pre-built columnar inserts"}
 	var rows atomic.Int64
 	var firstAt, lastAt atomic.Int64
+	before, err := serverEvents(ctx, conn)
+	if err != nil {
+		return t, err
+	}
+	cpu := cpuSeconds()
 	start := time.Now()
 	// No insert starts after the deadline; those in flight finish and count,
 	// and the window ends at the last acknowledgement.
@@ -82,6 +87,8 @@ func runCeiling(ctx context.Context, c Config, conn *chdb.Conn, batches []*inges
 	if err := <-errc; err != nil {
 		return t, fmt.Errorf("ceiling insert: %w", err)
 	}
+	t.ClientCPUSeconds = cpuSeconds() - cpu
+	t.Server = serverSince(ctx, conn, before)
 	t.Rows = rows.Load()
 	if l := lastAt.Load(); l > 0 {
 		t.Seconds = time.Unix(0, l).Sub(start).Seconds()

@@ -66,9 +66,11 @@ type childReport struct {
 	Addr string `json:"addr,omitempty"`
 	Done bool   `json:"done,omitempty"`
 	// PeakRSSKB is VmHWM from /proc/self/status at exit.
-	PeakRSSKB int64                       `json:"peak_rss_kb,omitempty"`
-	Stats     map[string]ingest.LaneStats `json:"stats,omitempty"`
-	Err       string                      `json:"err,omitempty"`
+	PeakRSSKB int64 `json:"peak_rss_kb,omitempty"`
+	// CPUSeconds is the child's user and system CPU time at exit.
+	CPUSeconds float64                     `json:"cpu_seconds,omitempty"`
+	Stats      map[string]ingest.LaneStats `json:"stats,omitempty"`
+	Err        string                      `json:"err,omitempty"`
 }
 
 // RunChild runs the loader, collector, evaluator or trigger poller
@@ -112,7 +114,7 @@ func RunChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) er
 			err = errors.Join(err, perr)
 		}
 	}
-	rep := childReport{Done: true, PeakRSSKB: peakRSSKB("self")}
+	rep := childReport{Done: true, PeakRSSKB: peakRSSKB("self"), CPUSeconds: cpuSeconds()}
 	if stats != nil {
 		rep.Stats = stats()
 	}

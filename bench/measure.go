@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
@@ -30,7 +31,64 @@ type Throughput struct {
 	Drained bool `json:"drained"`
 	// PeakRSSMB is the consuming process's peak RSS (tideline loader only).
 	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
-	Error     string  `json:"error,omitempty"`
+	// ClientCPUSeconds is the CPU time of the inserting process: the
+	// loader child, or the bench itself for the ceiling (none for the peer).
+	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
+	// Server is what ClickHouse's query threads spent meanwhile.
+	Server ServerCPU `json:"server"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// ServerCPU is ClickHouse's own accounting of its query threads (system.events):
+// the CPU time inserts and the views they feed took, the time those threads
+// waited for a core, and the wall time of background merges.
+type ServerCPU struct {
+	CPUSeconds     float64 `json:"cpu_seconds"`
+	CPUWaitSeconds float64 `json:"cpu_wait_seconds"`
+	MergeSeconds   float64 `json:"merge_seconds"`
+}
+
+// serverEvents reads the counters ServerCPU is the difference of.
+func serverEvents(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
+	rows, err := conn.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds', 'OSCPUWaitMicroseconds', 'MergesTimeMilliseconds')")
+	if err != nil {
+		return nil, fmt.Errorf("read server counters: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var name string
+		var v uint64
+		if err := rows.Scan(&name, &v); err != nil {
+			return nil, fmt.Errorf("read server counters: %w", err)
+		}
+		out[name] = v
+	}
+	return out, rows.Err()
+}
+
+// serverSince is the server's CPU accounting since before was read. The
+// counters are server-wide: other work on the same server counts too.
+func serverSince(ctx context.Context, conn *chdb.Conn, before map[string]uint64) ServerCPU {
+	after, err := serverEvents(ctx, conn)
+	if err != nil || before == nil {
+		return ServerCPU{}
+	}
+	d := func(k string) float64 { return float64(after[k] - before[k]) }
+	return ServerCPU{
+		CPUSeconds:     (d("UserTimeMicroseconds") + d("SystemTimeMicroseconds")) / 1e6,
+		CPUWaitSeconds: d("OSCPUWaitMicroseconds") / 1e6,
+		MergeSeconds:   d("MergesTimeMilliseconds") / 1e3,
+	}
+}
+
+// cpuSeconds is this process's user and system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // countRows is how many rows the events table of conn's database holds.

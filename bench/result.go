@@ -176,7 +176,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(r.Throughput) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(tw, "THROUGHPUT\tVIEWS\tEVENTS/S\tROWS\tSECONDS\tSTARTUP S\tDRAINED\tPEAK RSS MB\t")
+		fmt.Fprintln(tw, "THROUGHPUT\tVIEWS\tEVENTS/S\tROWS\tSECONDS\tSTARTUP S\tDRAINED\tPEAK RSS MB\tCLIENT CPU µs/ROW\tSERVER CPU µs/ROW\tSERVER CPU WAIT S\t")
 	}
 	for _, t := range r.Throughput {
 		if t.Error != "" {
@@ -187,7 +187,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if t.PeakRSSMB > 0 {
 			rss = fmt.Sprintf("%.0f", t.PeakRSSMB)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t\n", t.Name, t.Views, t.EventsPerSec, t.Rows, t.Seconds, t.StartupSeconds, t.Drained, rss)
+		client := ""
+		if t.ClientCPUSeconds > 0 && t.Rows > 0 {
+			client = fmt.Sprintf("%.1f", 1e6*t.ClientCPUSeconds/float64(t.Rows))
+		}
+		server := ""
+		if t.Rows > 0 {
+			server = fmt.Sprintf("%.1f", 1e6*t.Server.CPUSeconds/float64(t.Rows))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t%s\t%s\t%.1f\t\n", t.Name, t.Views, t.EventsPerSec, t.Rows, t.Seconds, t.StartupSeconds, t.Drained, rss, client, server, t.Server.CPUWaitSeconds)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -128,7 +128,8 @@ func sampleResult() *Result {
 		Throughput: []Throughput{
 			{Name: "ceiling: pre-built columnar inserts", Views: "detached", Rows: 4000000, Seconds: 20, EventsPerSec: 200000, Drained: true},
 			{Name: "ceiling: pre-built columnar inserts", Views: "attached", Rows: 2000000, Seconds: 20, EventsPerSec: 100000, Drained: true},
-			{Name: "tideline loader", Views: "detached", Rows: 3000000, Seconds: 30, EventsPerSec: 100000, Drained: true, PeakRSSMB: 300},
+			{Name: "tideline loader", Views: "detached", Rows: 3000000, Seconds: 30, EventsPerSec: 100000, Drained: true, PeakRSSMB: 300,
+				ClientCPUSeconds: 9, Server: ServerCPU{CPUSeconds: 15, CPUWaitSeconds: 2.5, MergeSeconds: 4}},
 			{Name: "tideline loader", Views: "attached", Rows: 3000000, Seconds: 50, EventsPerSec: 60000, Drained: true, PeakRSSMB: 310},
 			{Name: "peer: ClickHouse Kafka engine", Views: "attached", Rows: 3000000, Seconds: 100, EventsPerSec: 30000, Drained: true},
 		},
