@@ -33,14 +33,17 @@
 //   - The decision is sticky. Before deciding, the poller reads the ledger
 //     for the batch's customers; a qualification that already has an entry
 //     keeps its decision, and every later row of the entry (delivery
-//     progress) copies it. Writes are ordered payload, then ledger row, then
-//     delivery, then position: a crash before the ledger insert leaves
-//     nothing visible (the qualification is read again and decided afresh);
-//     a crash after it leaves an entry whose decision the restarted poller
-//     reuses and whose open delivery it sends again, with the stored body
-//     and the same id. A SIGKILL at any point therefore yields neither a
-//     second entry nor a webhook under another id; it may yield a repeated
-//     webhook under the same id, which Standard Webhooks receivers dedupe.
+//     progress) copies it. The payload and the ledger row are written
+//     together, then the delivery starts, then the position is saved: a crash
+//     before the ledger row landed leaves nothing visible (the qualification
+//     is read again and decided afresh); a crash after it leaves an entry
+//     whose decision the restarted poller reuses and whose open delivery it
+//     sends again with the stored body and the same id (an entry whose
+//     payload did not land gets one built and stored before its first send,
+//     so every send of an id carries the same body). A SIGKILL at any point
+//     therefore yields neither a second entry nor a webhook under another
+//     id; it may yield a repeated webhook under the same id, which Standard
+//     Webhooks receivers dedupe.
 //
 //   - One writer per customer. Decisions that depend on a customer's other
 //     entries (re-eligibility, frequency caps) need that no one else decides

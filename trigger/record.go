@@ -12,7 +12,7 @@ import (
 // by which the poller and the backfill write ledger entries. For a batch it
 // reads the ledger first (existing entries keep their decision; the
 // customers' other fires feed re-eligibility and caps), decides in event
-// time order, writes the fires' payloads and then the new ledger rows.
+// time order, and writes the fires' payloads and the new ledger rows.
 type Recorder struct {
 	Ledger     *Ledger
 	Conn       *chdb.Conn
@@ -156,17 +156,23 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 		n := res.New[i]
 		payloads = append(payloads, Payload{Key: n.Entry.Key, CampaignID: n.Q.CampaignID, Body: n.Body})
 	}
-	// Payloads first: an entry whose row exists always has its body, so a
-	// sticky decision can always be delivered again byte for byte.
-	if err := r.Ledger.InsertPayloads(ctx, payloads, detected); err != nil {
-		return nil, err
-	}
+	// The payloads and the ledger rows are written at once (one round trip
+	// on the path to the webhook). Nothing is sent before both succeeded, so
+	// if only the ledger rows land (an error, a crash), whoever delivers the
+	// entry finds no payload, builds one and stores it before sending: every
+	// send of a webhook id still carries the same body.
+	perr := make(chan error, 1)
+	go func() { perr <- r.Ledger.InsertPayloads(ctx, payloads, detected) }()
 	entries := make([]*Entry, len(res.New))
 	for i, n := range res.New {
 		entries[i] = n.Entry
 	}
-	if err := r.Ledger.Insert(ctx, entries); err != nil {
+	lerr := r.Ledger.Insert(ctx, entries)
+	if err := <-perr; err != nil {
 		return nil, err
+	}
+	if lerr != nil {
+		return nil, lerr
 	}
 	return res, nil
 }

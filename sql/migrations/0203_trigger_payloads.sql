@@ -1,7 +1,7 @@
--- trigger_payloads: the webhook body of every fire, written just before its
--- ledger entry, so a delivery retried after a crash or by `tideline trigger
--- redeliver` sends the same bytes under the same webhook id. The newest row
--- per key wins; a key's payload is only rewritten while it has no ledger entry.
+-- trigger_payloads: the webhook body of every fire, written with its ledger
+-- entry (or, if that write was lost, before the entry's first send), so a
+-- delivery retried after a crash or by `tideline trigger redeliver` sends the
+-- same bytes under the same webhook id. The newest row per key wins.
 CREATE TABLE IF NOT EXISTS trigger_payloads (
     ledger_key    String   COMMENT 'webhook id (send_ledger.ledger_key)',
     campaign_id   String   COMMENT 'campaign id',
