@@ -81,11 +81,11 @@ type ApplyReport struct {
 }
 
 // Apply installs plan: it creates the views its attributes and signals need
-// (backfilling each new one from the events already loaded), records the
-// audiences so the evaluator picks them up, deactivates applied audiences
-// missing from plan, and drops views nothing needs any more. It is
-// idempotent; run it again after a failure. settle is the wait between
-// creating a view and backfilling it (Config.ApplySettle).
+// (backfilling every attribute or signal that is new from the events
+// already loaded), records the audiences so the evaluator picks them up,
+// deactivates applied audiences missing from plan, and drops views nothing
+// needs any more. It is idempotent; run it again after a failure. settle is
+// the wait between creating a view and backfilling (Config.ApplySettle).
 func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duration, log *slog.Logger) (*ApplyReport, error) {
 	rep := &ApplyReport{}
 	attrs, err := readAttributeCatalog(ctx, conn)
@@ -100,36 +100,40 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 	if err != nil {
 		return nil, err
 	}
+	existing, err := managedViews(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
 
-	// Views first, catalog rows after their backfill: a catalog row means
-	// the attribute or signal is complete.
+	// The new views first (the old ones keep working meanwhile), then the
+	// history of what is new, then the catalog: a catalog row means the
+	// attribute or signal is complete.
+	av, sv := AttributesView(plan.Attributes), SignalsView(plan.Signals)
+	created := false
+	for _, v := range []*View{av, sv} {
+		if v == nil || existing[v.Name] {
+			continue
+		}
+		if err := conn.Exec(ctx, v.DDL); err != nil {
+			return nil, fmt.Errorf("create view %s: %w", v.Name, err)
+		}
+		rep.ViewsCreated = append(rep.ViewsCreated, v.Name)
+		created = true
+	}
 	var newAttrs []AttributeMode
-	var newSigs []*Signal
 	for _, a := range plan.Attributes {
-		have, ok := attrs[a.Name]
-		if ok && have.active && have.setOnce == a.SetOnce {
-			continue
-		}
-		if !ok || !have.active {
-			if err := conn.Exec(ctx, AttributeViewDDL(a.Name)); err != nil {
-				return nil, fmt.Errorf("create view for attribute %s: %w", a.Name, err)
-			}
+		if have, ok := attrs[a.Name]; !ok || !have.active {
 			newAttrs = append(newAttrs, a)
-			rep.ViewsCreated = append(rep.ViewsCreated, AttributeViewName(a.Name))
 		}
 	}
+	var newSigs []*Signal
 	for _, s := range plan.Signals {
-		if have, ok := sigs[s.ID]; ok && have.active {
-			continue
+		if have, ok := sigs[s.ID]; !ok || !have.active {
+			newSigs = append(newSigs, s)
 		}
-		if err := conn.Exec(ctx, SignalViewDDL(s)); err != nil {
-			return nil, fmt.Errorf("create view for signal %s (%s %q): %w", s.ID, s.Type, s.Event, err)
-		}
-		newSigs = append(newSigs, s)
-		rep.ViewsCreated = append(rep.ViewsCreated, s.ViewName())
 	}
-	if len(newAttrs)+len(newSigs) > 0 && settle > 0 {
-		log.Info("views created; waiting for inserts in flight before backfilling", "settle", settle)
+	if created && len(newAttrs)+len(newSigs) > 0 && settle > 0 {
+		log.Info("views created; waiting for inserts in flight before backfilling", "settle", settle.String())
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -153,20 +157,20 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 	now := chdb.NowMs()
 	var attrRows []attributeRow
 	for _, a := range plan.Attributes {
-		if have, ok := attrs[a.Name]; !ok || !have.active || have.setOnce != a.SetOnce {
-			attrRows = append(attrRows, attributeRow{name: a.Name, setOnce: a.SetOnce, active: true})
+		if have, ok := attrs[a.Name]; !ok || !have.active || have.setOnce != a.SetOnce || have.view != av.Name {
+			attrRows = append(attrRows, attributeRow{name: a.Name, setOnce: a.SetOnce, active: true, view: av.Name})
 		}
 	}
-	var sigRows []*Signal
+	var sigRows []signalRow
 	for _, s := range plan.Signals {
-		if have, ok := sigs[s.ID]; !ok || !have.active {
-			sigRows = append(sigRows, s)
+		if have, ok := sigs[s.ID]; !ok || !have.active || have.view != sv.Name {
+			sigRows = append(sigRows, signalRowOf(s, sv.Name, true))
 		}
 	}
 	if err := writeAttributeCatalog(ctx, conn, attrRows, now); err != nil {
 		return nil, err
 	}
-	if err := writeSignalCatalog(ctx, conn, sigRows, true, now); err != nil {
+	if err := writeSignalCatalog(ctx, conn, sigRows, now); err != nil {
 		return nil, err
 	}
 
@@ -194,52 +198,74 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 		return nil, err
 	}
 
-	// Views no longer needed go last, once no active audience reads them.
-	var dropAttrs []attributeRow
+	// Views and catalog rows no longer needed go last, once no active
+	// audience reads them.
+	for name := range existing {
+		if (av == nil || name != av.Name) && (sv == nil || name != sv.Name) {
+			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+name); err != nil {
+				return nil, fmt.Errorf("drop view %s: %w", name, err)
+			}
+			rep.ViewsDropped = append(rep.ViewsDropped, name)
+		}
+	}
+	sort.Strings(rep.ViewsDropped)
 	wantAttr := map[string]bool{}
 	for _, a := range plan.Attributes {
 		wantAttr[a.Name] = true
 	}
+	var dropAttrs []attributeRow
 	for name, have := range attrs {
 		if have.active && !wantAttr[name] {
-			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+AttributeViewName(name)); err != nil {
-				return nil, fmt.Errorf("drop view of attribute %s: %w", name, err)
-			}
 			dropAttrs = append(dropAttrs, attributeRow{name: name, setOnce: have.setOnce})
-			rep.ViewsDropped = append(rep.ViewsDropped, AttributeViewName(name))
 		}
 	}
-	var dropSigs []*Signal
 	wantSig := map[string]bool{}
 	for _, s := range plan.Signals {
 		wantSig[s.ID] = true
 	}
+	var dropSigs []signalRow
 	for id, have := range sigs {
 		if have.active && !wantSig[id] {
-			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS mv_signal_"+id); err != nil {
-				return nil, fmt.Errorf("drop view of signal %s: %w", id, err)
-			}
-			dropSigs = append(dropSigs, &Signal{ID: id, Type: have.typ, Event: have.event, Value: have.value})
-			rep.ViewsDropped = append(rep.ViewsDropped, "mv_signal_"+id)
+			have.id, have.active, have.view = id, false, ""
+			dropSigs = append(dropSigs, have)
 		}
 	}
 	if err := writeAttributeCatalog(ctx, conn, dropAttrs, now+1); err != nil {
 		return nil, err
 	}
-	if err := writeSignalCatalog(ctx, conn, dropSigs, false, now+1); err != nil {
+	if err := writeSignalCatalog(ctx, conn, dropSigs, now+1); err != nil {
 		return nil, err
 	}
-	sort.Strings(rep.ViewsDropped)
 	return rep, nil
 }
 
+// managedViews lists the attribute and signal views apply made.
+func managedViews(ctx context.Context, conn *chdb.Conn) (map[string]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'")
+	if err != nil {
+		return nil, fmt.Errorf("list materialized views: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("scan materialized views: %w", err)
+		}
+		if (strings.HasPrefix(name, "mv_attributes_") || strings.HasPrefix(name, "mv_signals_")) && chdb.ValidIdentifier(name) {
+			out[name] = true
+		}
+	}
+	return out, rows.Err()
+}
+
 type attributeRow struct {
-	name            string
+	name, view      string
 	setOnce, active bool
 }
 
 func readAttributeCatalog(ctx context.Context, conn *chdb.Conn) (map[string]attributeRow, error) {
-	rows, err := conn.Query(ctx, "SELECT attribute, set_once, active FROM attribute_catalog FINAL")
+	rows, err := conn.Query(ctx, "SELECT attribute, set_once, view_name, active FROM attribute_catalog FINAL")
 	if err != nil {
 		return nil, fmt.Errorf("read attribute_catalog (is the schema migrated? tideline migrate): %w", err)
 	}
@@ -248,7 +274,7 @@ func readAttributeCatalog(ctx context.Context, conn *chdb.Conn) (map[string]attr
 	for rows.Next() {
 		var r attributeRow
 		var so, act uint8
-		if err := rows.Scan(&r.name, &so, &act); err != nil {
+		if err := rows.Scan(&r.name, &so, &r.view, &act); err != nil {
 			return nil, fmt.Errorf("scan attribute_catalog: %w", err)
 		}
 		r.setOnce, r.active = so == 1, act == 1
@@ -266,7 +292,7 @@ func writeAttributeCatalog(ctx context.Context, conn *chdb.Conn, rows []attribut
 		return fmt.Errorf("prepare attribute_catalog insert: %w", err)
 	}
 	for _, r := range rows {
-		if err := b.Append(r.name, boolByte(r.setOnce), AttributeViewName(r.name), boolByte(r.active), now); err != nil {
+		if err := b.Append(r.name, boolByte(r.setOnce), r.view, boolByte(r.active), now); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("append attribute_catalog row: %w", err)
 		}
@@ -278,44 +304,47 @@ func writeAttributeCatalog(ctx context.Context, conn *chdb.Conn, rows []attribut
 }
 
 type signalRow struct {
-	typ, event, value string
-	active            bool
+	id, typ, event, value, filters, view string
+	active                               bool
+}
+
+func signalRowOf(s *Signal, view string, active bool) signalRow {
+	r := signalRow{id: s.ID, typ: s.Type, event: s.Event, value: s.Value, view: view, active: active}
+	if len(s.Where) > 0 {
+		r.filters = s.FilterSQL()
+	}
+	return r
 }
 
 func readSignalCatalog(ctx context.Context, conn *chdb.Conn) (map[string]signalRow, error) {
-	rows, err := conn.Query(ctx, "SELECT signal, type, event, value_property, active FROM signal_catalog FINAL")
+	rows, err := conn.Query(ctx, "SELECT signal, type, event, value_property, filters, view_name, active FROM signal_catalog FINAL")
 	if err != nil {
 		return nil, fmt.Errorf("read signal_catalog: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]signalRow{}
 	for rows.Next() {
-		var id string
 		var r signalRow
 		var act uint8
-		if err := rows.Scan(&id, &r.typ, &r.event, &r.value, &act); err != nil {
+		if err := rows.Scan(&r.id, &r.typ, &r.event, &r.value, &r.filters, &r.view, &act); err != nil {
 			return nil, fmt.Errorf("scan signal_catalog: %w", err)
 		}
 		r.active = act == 1
-		out[id] = r
+		out[r.id] = r
 	}
 	return out, rows.Err()
 }
 
-func writeSignalCatalog(ctx context.Context, conn *chdb.Conn, sigs []*Signal, active bool, now uint64) error {
-	if len(sigs) == 0 {
+func writeSignalCatalog(ctx context.Context, conn *chdb.Conn, rows []signalRow, now uint64) error {
+	if len(rows) == 0 {
 		return nil
 	}
 	b, err := conn.PrepareBatch(ctx, "INSERT INTO signal_catalog (signal, type, event, value_property, filters, view_name, active, applied_at_ms)")
 	if err != nil {
 		return fmt.Errorf("prepare signal_catalog insert: %w", err)
 	}
-	for _, s := range sigs {
-		filters := ""
-		if len(s.Where) > 0 {
-			filters = s.FilterSQL()
-		}
-		if err := b.Append(s.ID, s.Type, s.Event, s.Value, filters, s.ViewName(), boolByte(active), now); err != nil {
+	for _, r := range rows {
+		if err := b.Append(r.id, r.typ, r.event, r.value, r.filters, r.view, boolByte(r.active), now); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("append signal_catalog row: %w", err)
 		}

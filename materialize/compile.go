@@ -39,9 +39,6 @@ type Signal struct {
 	Value string
 }
 
-// ViewName is the materialized view that maintains the signal.
-func (s *Signal) ViewName() string { return "mv_signal_" + s.ID }
-
 // FilterSQL is the signal's condition over an events row.
 func (s *Signal) FilterSQL() string {
 	parts := []string{"type = " + quote(s.Type), "event = " + quote(s.Event)}
@@ -326,12 +323,10 @@ func slug(s string) string {
 	return out
 }
 
-// AttributeViewName is the materialized view that maintains attribute name.
-func AttributeViewName(name string) string { return "mv_attr_" + name }
-
 // AttributeSelect is the SELECT that turns events rows into
-// customer_attributes states for attribute name; its view runs it on every
-// insert, and apply runs it once over history.
+// customer_attributes states for attribute name: what the attributes view
+// computes for it on every insert, and what apply runs once over history
+// when the attribute is new.
 func AttributeSelect(name string) string {
 	v, isNull := jsonValue("traits", name), jsonIsNull("traits", name)
 	tuple := "(" + v + ", " + isNull + ", event_time_ms, ingest_time_ms, message_id)"
@@ -345,13 +340,8 @@ func AttributeSelect(name string) string {
 		"GROUP BY customer_id"
 }
 
-// AttributeViewDDL creates the attribute's view.
-func AttributeViewDDL(name string) string {
-	return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + AttributeViewName(name) + " TO customer_attributes AS\n" + AttributeSelect(name)
-}
-
 // SignalSelect is the SELECT that turns events rows into customer_signals
-// states for s.
+// states for s, as AttributeSelect is for an attribute.
 func SignalSelect(s *Signal) string {
 	return "SELECT\n" +
 		"    customer_id,\n" +
@@ -363,9 +353,76 @@ func SignalSelect(s *Signal) string {
 		"GROUP BY customer_id, bucket"
 }
 
-// SignalViewDDL creates the signal's view.
-func SignalViewDDL(s *Signal) string {
-	return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + s.ViewName() + " TO customer_signals AS\n" + SignalSelect(s)
+// View is a materialized view apply maintains: one for every maintained
+// attribute, one for every signal. One view per kind instead of one per
+// attribute or signal keeps each insert into events down to one extra part
+// per kind. Name carries a hash of what the view covers, so a changed set
+// is a new view: apply creates it before dropping the old one, and as the
+// states are idempotent the overlap counts nothing twice.
+type View struct {
+	Name string
+	DDL  string
+}
+
+// AttributesView is the view that maintains attrs (nil when there are none).
+func AttributesView(attrs []AttributeMode) *View {
+	if len(attrs) == 0 {
+		return nil
+	}
+	names := make([]string, len(attrs))
+	for i, a := range attrs {
+		names[i] = a.Name
+	}
+	sort.Strings(names)
+	elems := make([]string, len(names))
+	for i, n := range names {
+		elems[i] = "    (" + quote(n) + ", " + jsonValue("traits", n) + ", " + jsonIsNull("traits", n) + ", toUInt8(visitParamHas(traits, " + quote(n) + ")))"
+	}
+	name := "mv_attributes_" + setHash(names)
+	tuple := "(a.2, a.3, event_time_ms, ingest_time_ms, message_id)"
+	ddl := "CREATE MATERIALIZED VIEW IF NOT EXISTS " + name + " TO customer_attributes AS\n" +
+		"SELECT\n" +
+		"    customer_id,\n" +
+		"    a.1 AS attribute,\n" +
+		"    argMaxState(" + tuple + ", (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,\n" +
+		"    argMinState(" + tuple + ", (a.3, event_time_ms, message_id, ingest_time_ms)) AS first_value\n" +
+		"FROM events\n" +
+		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS a\n" +
+		"WHERE traits NOT IN ('', '{}')\n" +
+		"GROUP BY customer_id, attribute"
+	return &View{Name: name, DDL: ddl}
+}
+
+// SignalsView is the view that maintains sigs (nil when there are none).
+func SignalsView(sigs []*Signal) *View {
+	if len(sigs) == 0 {
+		return nil
+	}
+	sorted := append([]*Signal(nil), sigs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	ids := make([]string, len(sorted))
+	elems := make([]string, len(sorted))
+	for i, s := range sorted {
+		ids[i] = s.ID
+		elems[i] = "    (" + quote(s.ID) + ", " + s.valueSQL() + ", toUInt8(" + strings.ReplaceAll(s.FilterSQL(), "\n  ", " ") + "))"
+	}
+	name := "mv_signals_" + setHash(ids)
+	ddl := "CREATE MATERIALIZED VIEW IF NOT EXISTS " + name + " TO customer_signals AS\n" +
+		"SELECT\n" +
+		"    customer_id,\n" +
+		"    s.1 AS signal,\n" +
+		"    toStartOfHour(event_time) AS bucket,\n" +
+		"    groupUniqArrayState((event_time_ms, message_id, s.2)) AS occurrences\n" +
+		"FROM events\n" +
+		"ARRAY JOIN arrayFilter(x -> x.3 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS s\n" +
+		"WHERE type IN ('track', 'page')\n" +
+		"GROUP BY customer_id, signal, bucket"
+	return &View{Name: name, DDL: ddl}
+}
+
+func setHash(items []string) string {
+	h := sha256.Sum256([]byte(strings.Join(items, "\x00")))
+	return hex.EncodeToString(h[:])[:10]
 }
 
 // Describe says in words what a feature is, for explain.

@@ -68,6 +68,9 @@ func TestExplainGolden(t *testing.T) {
 			golden(t, filepath.Join("testdata", "explain", c.Audience.ID+".sql"), got)
 		})
 	}
+	t.Run("views", func(t *testing.T) {
+		golden(t, filepath.Join("testdata", "explain", "views.sql"), plan.ViewsSQL())
+	})
 	t.Run("evaluation_query", func(t *testing.T) {
 		golden(t, filepath.Join("testdata", "explain", "all_audiences.sql"), plan.evalQuery(symbolicTimes)+"\n")
 	})

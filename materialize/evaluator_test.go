@@ -62,3 +62,67 @@ func TestCompiledSQLRunsOnClickHouse(t *testing.T) {
 		t.Errorf("quoting members = %v, want c1 (nickname) and c2 (order total)", got)
 	}
 }
+
+// TestApplyReplacesViews applies one set of definitions, loads events,
+// applies a larger set, and checks that the views were swapped without a
+// gap, that what is new was backfilled from history, that a removed
+// audience was deactivated, and that applying again changes nothing.
+func TestApplyReplacesViews(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	log := testenv.Logger(t)
+	parse := func(src string) *Audience {
+		a, err := ParseAudience("t.yaml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	gold := parse("id: gold\nwhen: {attribute: plan, equals: gold}\n")
+	buyers := parse("id: buyers\nwhen: {performed: purchase, within: 1d}\n")
+	germans := parse("id: germans\nwhen: {attribute: country, equals: DE}\n")
+	p1, _ := Compile([]*Audience{gold, buyers}, AttributeSettings{})
+	rep, err := Apply(ctx, conn, p1, 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.ViewsCreated) != 2 || !reflect.DeepEqual(rep.Applied, []string{"gold", "buyers"}) {
+		t.Fatalf("first apply: %+v", rep)
+	}
+	now := time.Now().Add(-time.Minute)
+	insertDirect(t, conn, "web",
+		&ingest.Event{MessageID: "i1", Type: "identify", UserID: "u1", Timestamp: now, Traits: obj(t, map[string]any{"plan": "gold", "country": "DE"})},
+		&ingest.Event{MessageID: "o1", Type: "track", UserID: "u1", Event: "purchase", Timestamp: now})
+
+	p2, _ := Compile([]*Audience{gold, germans}, AttributeSettings{Declared: []string{"email"}})
+	rep, err = Apply(ctx, conn, p2, 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.ViewsCreated) != 1 || len(rep.ViewsDropped) != 2 || !reflect.DeepEqual(rep.Applied, []string{"germans"}) ||
+		!reflect.DeepEqual(rep.Deactivated, []string{"buyers"}) || !reflect.DeepEqual(rep.Unchanged, []string{"gold"}) {
+		t.Fatalf("second apply: %+v", rep)
+	}
+	views, err := managedViews(ctx, conn)
+	if err != nil || len(views) != 1 || !views[AttributesView(p2.Attributes).Name] {
+		t.Fatalf("views after the second apply: %v, %v", views, err)
+	}
+	insertDirect(t, conn, "web", &ingest.Event{MessageID: "i2", Type: "identify", UserID: "u2", Timestamp: now, Traits: obj(t, map[string]any{"country": "DE", "email": "e@x"})})
+	setWatermark(t, conn, ms(now.Add(time.Second)))
+	evaluate(t, testEvaluator(t, conn))
+	got := members(t, conn)
+	want := map[string][]string{"gold": {"u1"}, "germans": {"u1", "u2"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("members = %v, want %v (country backfilled for u1, kept live for u2)", got, want)
+	}
+	rep, err = Apply(ctx, conn, p2, 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.ViewsCreated)+len(rep.ViewsDropped)+len(rep.Applied)+len(rep.Deactivated) != 0 {
+		t.Errorf("applying the same definitions again changed something: %+v", rep)
+	}
+	if sizes, err := AudienceSizes(ctx, conn); err != nil || !reflect.DeepEqual(sizes, map[string]uint64{"gold": 1, "germans": 2}) {
+		t.Errorf("AudienceSizes = %v, %v", sizes, err)
+	}
+}

@@ -56,13 +56,18 @@ func (p *Plan) Explain(id string) (string, error) {
 	for _, f := range sub.Features {
 		fmt.Fprintf(&b, "--   %s: %s\n", f.Column, f.Describe())
 	}
-	b.WriteString("\n-- views that keep the inputs current (created and backfilled by `tideline audiences apply`)\n")
+	b.WriteString(`
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (` + "`tideline audiences apply`" + `
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
+`)
 	for _, m := range sub.Attributes {
-		b.WriteString(AttributeViewDDL(m.Name))
+		b.WriteString(AttributeSelect(m.Name))
 		b.WriteString(";\n\n")
 	}
 	for _, s := range sub.Signals {
-		b.WriteString(SignalViewDDL(s))
+		b.WriteString(SignalSelect(s))
 		b.WriteString(";\n\n")
 	}
 	b.WriteString(`-- evaluation query, run for batches of customers: ` + "`batch`" + ` is an external
@@ -92,4 +97,17 @@ func wrap(s string, width int) []string {
 		lines = append(lines, cur)
 	}
 	return lines
+}
+
+// ViewsSQL is the DDL of the views apply maintains for the whole plan: one
+// for every attribute, one for every signal.
+func (p *Plan) ViewsSQL() string {
+	var b strings.Builder
+	for _, v := range []*View{AttributesView(p.Attributes), SignalsView(p.Signals)} {
+		if v != nil {
+			b.WriteString(v.DDL)
+			b.WriteString(";\n\n")
+		}
+	}
+	return b.String()
 }

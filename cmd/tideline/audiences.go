@@ -94,17 +94,25 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 		},
 	})
 
-	cmd.AddCommand(&cobra.Command{
-		Use:   "explain ID",
-		Short: "Print the condition, views and evaluation query an audience compiles to",
-		Args:  cobra.ExactArgs(1),
+	var views bool
+	explain := &cobra.Command{
+		Use:   "explain ID | --views",
+		Short: "Print the condition, view SQL and evaluation query an audience compiles to",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := load(cmd); err != nil {
 				return err
 			}
+			if len(args) == 0 && !views {
+				return errors.New("name an audience (tideline audiences list shows them), or give --views")
+			}
 			p, err := plan()
 			if err != nil {
 				return err
+			}
+			if views {
+				fmt.Print(p.ViewsSQL())
+				return nil
 			}
 			text, err := p.Explain(args[0])
 			if errors.Is(err, materialize.ErrUnknownAudience) {
@@ -120,7 +128,9 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 			fmt.Print(text)
 			return nil
 		},
-	})
+	}
+	explain.Flags().BoolVar(&views, "views", false, "print the two views apply maintains for all definitions (attributes, signals)")
+	cmd.AddCommand(explain)
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "apply",

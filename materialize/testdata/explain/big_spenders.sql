@@ -14,8 +14,10 @@
 -- columns
 --   sum_purchase_amount_30d: sum of property "amount" over distinct track "purchase" messages with event time in (T - 30d, T]; signal sc8e9950396
 
--- views that keep the inputs current (created and backfilled by `tideline audiences apply`)
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_sc8e9950396 TO customer_signals AS
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (`tideline audiences apply`
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
 SELECT
     customer_id,
     'sc8e9950396' AS signal,

@@ -18,8 +18,10 @@ AND (count_purchase_1d = 0)
 --   count_add_to_cart_1d: number of distinct track "add_to_cart" messages with event time in (T - 1d, T]; signal sc6bc7ef892
 --   count_purchase_1d: number of distinct track "purchase" messages with event time in (T - 1d, T]; signal sc413bdc18e
 
--- views that keep the inputs current (created and backfilled by `tideline audiences apply`)
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_sc6bc7ef892 TO customer_signals AS
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (`tideline audiences apply`
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
 SELECT
     customer_id,
     'sc6bc7ef892' AS signal,
@@ -30,7 +32,6 @@ WHERE type = 'track'
   AND event = 'add_to_cart'
 GROUP BY customer_id, bucket;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_sc413bdc18e TO customer_signals AS
 SELECT
     customer_id,
     'sc413bdc18e' AS signal,

@@ -16,8 +16,10 @@ AND (count_page_view_1d >= 1)
 --   attr_country: trait "country", latest value by event time (ties: greatest message id); has_country: 1 when set and not null
 --   count_page_view_1d: number of distinct track "page_view" messages with event time in (T - 1d, T]; signal sdd273d73e9
 
--- views that keep the inputs current (created and backfilled by `tideline audiences apply`)
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_country TO customer_attributes AS
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (`tideline audiences apply`
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
 SELECT
     customer_id,
     'country' AS attribute,
@@ -27,7 +29,6 @@ FROM events
 WHERE visitParamHas(traits, 'country')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_sdd273d73e9 TO customer_signals AS
 SELECT
     customer_id,
     'sdd273d73e9' AS signal,

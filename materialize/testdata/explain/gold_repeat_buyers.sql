@@ -18,8 +18,10 @@ AND (count_purchase_7d >= 2)
 --   attr_plan: trait "plan", latest value by event time (ties: greatest message id); has_plan: 1 when set and not null
 --   count_purchase_7d: number of distinct track "purchase" messages with event time in (T - 7d, T]; signal sc413bdc18e
 
--- views that keep the inputs current (created and backfilled by `tideline audiences apply`)
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_plan TO customer_attributes AS
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (`tideline audiences apply`
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
 SELECT
     customer_id,
     'plan' AS attribute,
@@ -29,7 +31,6 @@ FROM events
 WHERE visitParamHas(traits, 'plan')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_sc413bdc18e TO customer_signals AS
 SELECT
     customer_id,
     'sc413bdc18e' AS signal,

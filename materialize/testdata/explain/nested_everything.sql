@@ -31,8 +31,10 @@ AND (count_signup_ever = 0)
 --   count_purchase_36h_a8e171: number of distinct track "purchase" messages where amount gt 10 and currency equals "USD" with event time in (T - 36h, T]; signal sa8e171b497
 --   count_signup_ever: number of distinct track "signup" messages, ever (event time <= T); signal se2046bb951
 
--- views that keep the inputs current (created and backfilled by `tideline audiences apply`)
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_age TO customer_attributes AS
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (`tideline audiences apply`
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
 SELECT
     customer_id,
     'age' AS attribute,
@@ -42,7 +44,6 @@ FROM events
 WHERE visitParamHas(traits, 'age')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_country TO customer_attributes AS
 SELECT
     customer_id,
     'country' AS attribute,
@@ -52,7 +53,6 @@ FROM events
 WHERE visitParamHas(traits, 'country')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_email TO customer_attributes AS
 SELECT
     customer_id,
     'email' AS attribute,
@@ -62,7 +62,6 @@ FROM events
 WHERE visitParamHas(traits, 'email')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_plan TO customer_attributes AS
 SELECT
     customer_id,
     'plan' AS attribute,
@@ -72,7 +71,6 @@ FROM events
 WHERE visitParamHas(traits, 'plan')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_score TO customer_attributes AS
 SELECT
     customer_id,
     'score' AS attribute,
@@ -82,7 +80,6 @@ FROM events
 WHERE visitParamHas(traits, 'score')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_vip TO customer_attributes AS
 SELECT
     customer_id,
     'vip' AS attribute,
@@ -92,7 +89,6 @@ FROM events
 WHERE visitParamHas(traits, 'vip')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_s873dc8bdea TO customer_signals AS
 SELECT
     customer_id,
     's873dc8bdea' AS signal,
@@ -103,7 +99,6 @@ WHERE type = 'page'
   AND event = 'Pricing'
 GROUP BY customer_id, bucket;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_sa8e171b497 TO customer_signals AS
 SELECT
     customer_id,
     'sa8e171b497' AS signal,
@@ -116,7 +111,6 @@ WHERE type = 'track'
   AND ((visitParamHas(properties, 'currency') AND visitParamExtractRaw(properties, 'currency') != 'null') AND if(substring(visitParamExtractRaw(properties, 'currency'), 1, 1) = '"', visitParamExtractString(properties, 'currency'), visitParamExtractRaw(properties, 'currency')) = 'USD')
 GROUP BY customer_id, bucket;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_se2046bb951 TO customer_signals AS
 SELECT
     customer_id,
     'se2046bb951' AS signal,

@@ -13,8 +13,10 @@
 -- columns
 --   attr_first_source: trait "first_source", first non-null value by event time (set_once); has_first_source: 1 when set and not null
 
--- views that keep the inputs current (created and backfilled by `tideline audiences apply`)
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_first_source TO customer_attributes AS
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (`tideline audiences apply`
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
 SELECT
     customer_id,
     'first_source' AS attribute,

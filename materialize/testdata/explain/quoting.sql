@@ -15,8 +15,10 @@ OR (sum_order_completed_v2_total_90m_59f923 >= 99.5)
 --   attr_nickname: trait "nickname", latest value by event time (ties: greatest message id); has_nickname: 1 when set and not null
 --   sum_order_completed_v2_total_90m_59f923: sum of property "total" over distinct track "Order Completed (v2)" messages where coupon not_equals "50% off 'today'" with event time in (T - 90m, T]; signal s59f9237e25
 
--- views that keep the inputs current (created and backfilled by `tideline audiences apply`)
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attr_nickname TO customer_attributes AS
+-- how the inputs are kept: on every insert into events, one view computes
+-- every maintained attribute and one every signal (`tideline audiences apply`
+-- creates them, and runs these SELECTs once over history for what is new).
+-- For this audience they compute:
 SELECT
     customer_id,
     'nickname' AS attribute,
@@ -26,7 +28,6 @@ FROM events
 WHERE visitParamHas(traits, 'nickname')
 GROUP BY customer_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signal_s59f9237e25 TO customer_signals AS
 SELECT
     customer_id,
     's59f9237e25' AS signal,

@@ -1,0 +1,98 @@
+package materialize
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/internal/workload"
+)
+
+// demoBatch is n events of the demo workload, parsed as the collector does.
+func demoBatch(b *testing.B, n int) *ingest.EventRows {
+	b.Helper()
+	g := workload.New(workload.Config{Customers: 5000, Seed: 1})
+	rows := &ingest.EventRows{}
+	now := time.Now()
+	for rows.Len() < n {
+		m := g.Next()
+		raw, err := json.Marshal(m.Body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev, err := ingest.ParseMessage(raw, "", time.Time{}, now, m.Lane)
+		if err != nil {
+			continue
+		}
+		rows.Add(ev, m.Lane, "events."+m.Lane, 0, int64(rows.Len()))
+	}
+	return rows
+}
+
+func dropViews(b *testing.B, conn *chdb.Conn) {
+	b.Helper()
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		if !chdb.ValidIdentifier(n) {
+			b.Fatalf("view name %q", n)
+		}
+		if err := conn.Exec(ctx, "DROP TABLE "+n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInsertEvents measures inserting demo-workload batches of 20 000
+// events into events with no view attached, with the views the migrations
+// create, and with those plus the views of the default audiences and
+// attributes (what `tideline dev` runs). Run it with
+//
+//	go test ./materialize -run '^$' -bench InsertEvents -benchtime 10x
+func BenchmarkInsertEvents(b *testing.B) {
+	const batch = 20000
+	for _, tc := range []struct {
+		name  string
+		setup func(b *testing.B, conn *chdb.Conn)
+	}{
+		{"views=none", func(b *testing.B, conn *chdb.Conn) { dropViews(b, conn) }},
+		{"views=migrations", func(b *testing.B, conn *chdb.Conn) {}},
+		{"views=migrations+audiences", func(b *testing.B, conn *chdb.Conn) {
+			applyDirs(b, conn, DefaultConfig().attributeSettings(), "audiences")
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			conn := testenv.ClickHouse(b)
+			tc.setup(b, conn)
+			rows := demoBatch(b, batch)
+			ctx := context.Background()
+			// One insert outside the timer warms the connection and the parts.
+			if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
