@@ -56,9 +56,11 @@ func TestOracle(t *testing.T) {
 					t.Logf("reproduce with: TIDELINE_TEST_SEEDS=%d go test ./materialize -run TestOracle -v", seed)
 				}
 			})
-			brokers := []testenv.Broker{testenv.Embedded(t)}
+			var brokers []testenv.Broker
 			if i == 0 {
 				brokers = testenv.Brokers(t)
+			} else {
+				brokers = []testenv.Broker{testenv.Embedded(t)}
 			}
 			for _, br := range brokers {
 				t.Run(br.Name, func(t *testing.T) { runOracle(t, br, seed) })
