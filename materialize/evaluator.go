@@ -54,6 +54,7 @@ type Evaluator struct {
 	touches *touchReader
 
 	state       *evalState
+	savedAt     time.Time
 	lastVersion uint64
 	lastHouse   time.Time
 	lastSkipped string
@@ -247,7 +248,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 	next := &evalState{cursor: cursor, asOf: asOf, signature: sig}
 	if len(plan.Audiences) == 0 {
 		e.housekeeping(ctx)
-		return stats, e.commit(ctx, next)
+		return stats, e.commit(ctx, next, false)
 	}
 
 	raw := map[string]bool{}
@@ -316,13 +317,21 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 	}
 	stats.Customers = len(customers) + len(retired)
 	e.housekeeping(ctx)
-	return stats, e.commit(ctx, next)
+	return stats, e.commit(ctx, next, full || stats.Entered+stats.Exited > 0)
 }
 
-func (e *Evaluator) commit(ctx context.Context, next *evalState) error {
-	if err := e.saveState(ctx, next); err != nil {
-		e.touches.reset()
-		return err
+// stateEvery bounds how often the position is written when nothing else
+// changed: a restart repeats at most this much work, which writes nothing
+// new, and the state table does not get a part every pass.
+const stateEvery = 5 * time.Second
+
+func (e *Evaluator) commit(ctx context.Context, next *evalState, wrote bool) error {
+	if wrote || next.signature != e.state.signature || time.Since(e.savedAt) >= stateEvery {
+		if err := e.saveState(ctx, next); err != nil {
+			e.touches.reset()
+			return err
+		}
+		e.savedAt = time.Now()
 	}
 	e.state = next
 	return nil
