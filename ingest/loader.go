@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 
@@ -433,10 +434,34 @@ func (r *laneRun) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	var lost error
 	if err := r.retry(ctx, "commit offsets", func(ctx context.Context) error {
-		return r.client.CommitUncommittedOffsets(ctx)
+		err := r.client.CommitUncommittedOffsets(ctx)
+		if membershipLost(err) {
+			lost = err
+			return nil
+		}
+		return err
 	}); err != nil {
 		return err
+	}
+	if lost != nil {
+		// The group expelled this member (the broker restarted, or the
+		// loader stalled past the session timeout) while it held an
+		// inserted batch. No commit succeeds until it rejoins, and it
+		// cannot rejoin while it holds the batch (BlockRebalanceOnPoll):
+		// retrying would wait forever. The batch is in ClickHouse; giving
+		// its offsets up lets the client rejoin, and the group redelivers
+		// the records to the partitions' next owner, where the duplicate
+		// rows collapse.
+		r.l.log.Warn("loader lost its group membership before committing; the batch will be redelivered",
+			"lane", r.ln.name, "records", r.pending, "err", lost)
+		r.l.metrics.insertErrors.WithLabelValues(r.ln.name, "commit offsets: membership lost").Inc()
+		r.rows.Reset()
+		r.dead = r.dead[:0]
+		r.dlqOut = r.dlqOut[:0]
+		r.pending = 0
+		return nil
 	}
 	inserted, dead := r.rows.Len(), len(r.dead)
 	if r.ln.name == "dlq" {
@@ -582,6 +607,13 @@ func (r *laneRun) retry(ctx context.Context, what string, fn func(context.Contex
 		}
 		backoff = min(backoff*2, r.l.cfg.MaxRetryBackoff)
 	}
+}
+
+// membershipLost reports whether a commit failed because this member is no
+// longer part of the group's current generation, which only a rejoin cures.
+func membershipLost(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.FencedInstanceID) || errors.Is(err, kerr.RebalanceInProgress)
 }
 
 // shutdown flushes and commits what the lane holds, bounded by ShutdownTimeout.
