@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -22,6 +23,9 @@ import (
 // (the default audiences unless configured otherwise), as
 // `tideline audiences apply` would: the "views attached" of the scenarios.
 func AudienceViews(cfg materialize.Config, log *slog.Logger) ViewInstaller {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	return func(ctx context.Context, conn *chdb.Conn) error {
 		auds, err := materialize.LoadDefinitions(cfg.AudiencesDir)
 		if err != nil {
