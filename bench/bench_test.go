@@ -79,11 +79,13 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
 			t.Cleanup(func() {
 				for _, db := range []string{"probe", "ceiling_detached", "ceiling_attached", "tideline_detached", "tideline_attached", "peer_attached", "peer_detached", "latency", "backlog"} {
-					_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db)
+					if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db); err != nil {
+						t.Errorf("drop the run's databases: %v", err)
+					}
 				}
+				conn.Close()
 			})
 
 			kinds := map[string]int{}
