@@ -304,3 +304,34 @@ func TestSubscribeAndPublish(t *testing.T) {
 		t.Fatalf("publish: %+v %v", res, err)
 	}
 }
+
+// TestReadOnlyUser runs the health check and every query type as the
+// read-only grafana user of scripts/clickhouse/users.xml (readonly=1 on
+// 18.16): the plugin must never need to write, not even to read the schema
+// version.
+func TestReadOnlyUser(t *testing.T) {
+	cfg := testenv.ClickHouseConfig(t)
+	conn := testenv.ClickHouseWith(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := seed.Seed(ctx, conn, seed.Config{Seed: 3, Customers: 50, Events: 500, Audiences: 2, Campaigns: 1, From: t0, Span: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	ro := cfg
+	ro.User, ro.Password = "grafana", "grafana"
+	d := open(t, instanceSettings(t, ro))
+	res, _ := d.CheckHealth(ctx, &backend.CheckHealthRequest{})
+	if res.Status != backend.HealthStatusOk {
+		t.Fatalf("health as grafana: %q (is scripts/clickhouse/users.xml's grafana user loaded? scripts/clickhouse.sh stop && scripts/clickhouse.sh start)", res.Message)
+	}
+	for _, typ := range query.Types {
+		fs, err := d.Frames(ctx, query.Request{Model: query.Model{QueryType: typ}, From: t0, To: t0.Add(time.Hour), Interval: time.Minute})
+		if err != nil || len(fs) == 0 {
+			t.Errorf("%s as grafana: %v", typ, err)
+		}
+	}
+	var c captured
+	if err := d.CallResource(ctx, &backend.CallResourceRequest{Path: "audiences", Method: "GET"}, &c); err != nil || c.resp.Status != 200 {
+		t.Errorf("audiences as grafana: %v %+v", err, c.resp)
+	}
+}
