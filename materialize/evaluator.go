@@ -31,7 +31,8 @@ type Stats struct {
 	FullSweep bool
 	// Audiences evaluated.
 	Audiences int
-	// Touches are the new customer_touches rows read.
+	// Touches are the customer_touches rows handled: each touch is handled
+	// when first seen and once more when settled (Config.TouchSettle).
 	Touches int
 	// Customers evaluated (resolved customers, plus retired anonymous ids).
 	Customers int
