@@ -68,9 +68,20 @@ func setWatermark(t testing.TB, conn *chdb.Conn, ms uint64) {
 	}
 }
 
+// testConfig is the evaluator config of the tests: the shortest settle
+// time, so waiting for touches to settle costs little.
+func testConfig() Config {
+	c := DefaultConfig()
+	c.TouchSettle = time.Second
+	return c
+}
+
+// settle waits until every touch seen so far is settled.
+func settle() { time.Sleep(testConfig().TouchSettle + time.Second) }
+
 func testEvaluator(t testing.TB, conn *chdb.Conn) *Evaluator {
 	t.Helper()
-	ev, err := NewEvaluator(conn, DefaultConfig(), nil, testenv.Logger(t))
+	ev, err := NewEvaluator(conn, testConfig(), nil, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ func runStalledLane(t *testing.T, br testenv.Broker) {
 	caughtUp := ms(time.Now())
 	hs.waitWatermark(caughtUp)
 	evaluate(t, ev)
-	time.Sleep(DefaultConfig().TouchSettle + time.Second)
+	settle()
 	stStalled := evaluate(t, ev)
 
 	// The same events, nothing stalled.
@@ -150,7 +150,7 @@ func runStalledLane(t *testing.T, br testenv.Broker) {
 	ho.waitWatermark(ms(time.Now()))
 	evOnTime := testEvaluator(t, onTime)
 	evaluate(t, evOnTime)
-	time.Sleep(DefaultConfig().TouchSettle + time.Second)
+	settle()
 	stOnTime := evaluate(t, evOnTime)
 
 	sameSnapshots(t, "on-time run (before) vs stalled run (after)", snapshot(t, onTime, stateQueries()), snapshot(t, stalled, stateQueries()))

@@ -38,7 +38,7 @@ func TestReplayChangesNothing(t *testing.T) {
 				h.waitWatermark(producedAt)
 				evaluate(t, ev)
 				// A second pass after the touches settled.
-				time.Sleep(DefaultConfig().TouchSettle + time.Second)
+				settle()
 				evaluate(t, ev)
 			}
 			load()
