@@ -11,9 +11,6 @@ var (
 	ErrInvalidDefinition = errors.New("invalid audience definition")
 	// ErrUnknownAudience is returned for an audience id that is not defined.
 	ErrUnknownAudience = errors.New("unknown audience")
-	// ErrNoWatermark means no lane the evaluator waits for has published a
-	// watermark yet, so nothing can be evaluated.
-	ErrNoWatermark = errors.New("no lane watermark yet")
 )
 
 // DefinitionError is one problem in an audience file, with where it is.
