@@ -69,6 +69,12 @@ type Result struct {
 	// AlreadyDecided the qualifications another writer decided first.
 	Decided        map[string]int64
 	AlreadyDecided int64
+	// Waiting counts qualifications of unless campaigns whose window the
+	// watermarks have not passed: apply again later to decide them.
+	Waiting int64
+	// LeftToPoller counts unledgered qualifications a running poller has
+	// yet to read; it decides them itself.
+	LeftToPoller int64
 }
 
 // todo is what is left of a plan.
@@ -81,6 +87,7 @@ type todo struct {
 	fires        int64
 	planned      []string // customers the plan found stale
 	alreadyFixed int64    // plan's missing records already in ClickHouse
+	leftToPoller int64    // unledgered qualifications a running poller will decide
 }
 
 func (a *Applier) now() time.Time {
@@ -280,24 +287,18 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 			return finish(err)
 		}
 		bar := a.progress().Phase("derive", "customers", int64(len(customers)))
-		diffs, err := a.State.Diff(ctx, customers, nil)
-		if err != nil {
+		// Re-deriving a customer whose state is right changes nothing, so
+		// every candidate is re-derived and the replay only checks after.
+		if err := a.State.Rederive(ctx, customers); err != nil {
 			bar.Done()
-			return finish(fmt.Errorf("replay customers: %w", err))
-		}
-		differ := customersOf(diffs)
-		if len(differ) > 0 {
-			if err := a.State.Rederive(ctx, differ); err != nil {
-				bar.Done()
-				return finish(fmt.Errorf("re-derive %d customers: %w", len(differ), err))
-			}
+			return finish(fmt.Errorf("re-derive %d customers: %w", len(customers), err))
 		}
 		bar.Set(int64(len(customers)))
 		bar.Done()
-		res.Rederived = len(differ)
-		update(func(r *Run) { r.CustomersRederive = uint64(len(differ)) })
-		if len(differ) > 0 {
-			after, err := a.State.Diff(ctx, differ, nil)
+		res.Rederived = len(customers)
+		update(func(r *Run) { r.CustomersRederive = uint64(len(customers)) })
+		if len(customers) > 0 {
+			after, err := a.State.Diff(ctx, customers, nil)
 			if err != nil {
 				return finish(fmt.Errorf("replay customers: %w", err))
 			}
@@ -312,27 +313,38 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	update(func(r *Run) { r.Phase = PhaseQualify })
 	_ = saveRun(ctx)
 	if a.Qualifier != nil {
-		pending, _, err := a.Qualifier.Unledgered(ctx, plan.Window, plan.Campaigns, a.now())
+		all, _, err := a.Qualifier.Unledgered(ctx, plan.Window, plan.Campaigns, a.now())
 		if err != nil {
 			return finish(fmt.Errorf("find unledgered qualifications: %w", err))
 		}
+		// What a running poller has yet to read is its own to decide.
+		var pending []Qualification
+		for _, q := range all {
+			if q.Owner == OwnerPoller {
+				res.LeftToPoller++
+			} else {
+				pending = append(pending, q)
+			}
+		}
 		update(func(r *Run) { r.Qualifications = uint64(len(pending)) })
 		bar := a.progress().Phase("qualify", "decisions", int64(len(pending)))
-		for i, q := range pending {
-			decided, created, err := a.Qualifier.Record(ctx, q, a.now())
+		chunk := a.Cfg.QualifyBatch
+		for i := 0; i < len(pending); i += chunk {
+			rr, err := a.Qualifier.Record(ctx, pending[i:min(i+chunk, len(pending))])
 			if err != nil {
 				bar.Done()
-				return finish(fmt.Errorf("record qualification %s/%s/%s: %w", q.CampaignID, q.CustomerID, q.Episode, err))
+				return finish(fmt.Errorf("record qualifications: %w", err))
 			}
-			if created {
-				res.Decided[decided.Decision]++
-			} else {
-				res.AlreadyDecided++
+			for _, q := range rr.Created {
+				res.Decided[q.Decision]++
 			}
+			res.AlreadyDecided += int64(len(rr.Existing))
+			res.Waiting += int64(len(rr.Waiting))
 			update(func(r *Run) {
 				r.Fired, r.FiredLate, r.Skipped = uint64(res.Decided["fire"]), uint64(res.Decided["fire_late"]), uint64(res.Decided["skip"])
 			})
-			bar.Set(int64(i + 1))
+			bar.Set(int64(min(i+chunk, len(pending))))
+			_ = saveRun(ctx)
 		}
 		bar.Done()
 	}
@@ -378,7 +390,9 @@ func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*to
 			}
 		}
 	}
-	if a.State != nil && len(td.planned) > 0 {
+	// Replaying costs seconds; it is only worth it when nothing else tells
+	// whether there is work (apply re-derives the plan's customers anyway).
+	if a.State != nil && len(td.planned) > 0 && (a.DryRun || td.reingestN == 0) {
 		diffs, err := a.State.Diff(ctx, td.planned, nil)
 		if err != nil {
 			return nil, fmt.Errorf("replay the plan's stale customers: %w", err)
@@ -390,8 +404,12 @@ func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*to
 		if err != nil {
 			return nil, fmt.Errorf("find unledgered qualifications: %w", err)
 		}
-		td.pending = pending
 		for _, q := range pending {
+			if q.Owner == OwnerPoller {
+				td.leftToPoller++
+				continue
+			}
+			td.pending = append(td.pending, q)
 			if q.Decision == "fire" || q.Decision == "fire_late" {
 				td.fires++
 			}
@@ -763,8 +781,11 @@ func (a *Applier) dryRun(ctx context.Context, plan *Plan, td *todo) (*Result, er
 		for _, q := range td.pending {
 			counts[q.Decision]++
 		}
-		ew.printf("  %s qualifications have no ledger entry now: %s fire, %s fire late, %s skip (re-ingested events may add more; the plan expected %s).\n",
-			num(int64(len(td.pending))), num(counts["fire"]), num(counts["fire_late"]), num(counts["skip"]), num(int64(len(plan.Qualifications.Pending))))
+		ew.printf("  %s qualifications have no ledger entry now and are the backfill's to decide: %s fire, %s fire late, %s skip, %s wait (re-ingested events may add more; the plan expected %s).\n",
+			num(int64(len(td.pending))), num(counts["fire"]), num(counts["fire_late"]), num(counts["skip"]), num(counts["wait"]), num(int64(len(plan.Qualifications.Pending))))
+		if td.leftToPoller > 0 {
+			ew.printf("  %s more are ahead of the running poller's position: it decides them itself.\n", num(td.leftToPoller))
+		}
 		for i, q := range td.pending {
 			if i == 10 {
 				ew.printf("    … %d more\n", len(td.pending)-10)

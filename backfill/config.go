@@ -46,6 +46,10 @@ type Config struct {
 	LoadTimeout time.Duration `koanf:"load_timeout"`
 	// PollInterval is how often apply checks loading progress (default 500ms).
 	PollInterval time.Duration `koanf:"poll_interval"`
+	// QualifyBatch is how many qualifications apply decides and records per
+	// ledger write (default 500); each batch is checkpointed in
+	// backfill_runs.
+	QualifyBatch int `koanf:"qualify_batch"`
 	// BucketSize is the offset bucket used to compare Kafka with ClickHouse:
 	// complete buckets are confirmed by a count, only incomplete ones are
 	// listed offset by offset (default 65536).
@@ -65,6 +69,7 @@ func DefaultConfig() Config {
 		LoadTimeout:        10 * time.Minute,
 		PollInterval:       500 * time.Millisecond,
 		BucketSize:         1 << 16,
+		QualifyBatch:       500,
 	}
 }
 
@@ -101,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.StaleAfter > 0 && c.StaleAfter < 2*c.Heartbeat {
 		errs = append(errs, fmt.Errorf("backfill.stale_after (%s) must be at least twice backfill.heartbeat (%s), or live applies look dead", c.StaleAfter, c.Heartbeat))
+	}
+	if c.QualifyBatch < 1 {
+		errs = append(errs, fmt.Errorf("backfill.qualify_batch must be at least 1, got %d", c.QualifyBatch))
 	}
 	if c.BucketSize < 1024 {
 		errs = append(errs, fmt.Errorf("backfill.bucket_size must be at least 1024, got %d", c.BucketSize))

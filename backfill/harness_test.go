@@ -48,6 +48,7 @@ type env struct {
 	events  []produced
 	loaders map[string]*runningLoader
 	cfg     backfill.Config
+	derived *derived
 }
 
 type runningLoader struct {

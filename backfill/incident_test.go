@@ -2,6 +2,7 @@ package backfill_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 // incident replays the status page's incident on a test deployment: a steady
@@ -20,13 +22,12 @@ import (
 // committed without inserting (lost before anything was derived from it),
 // then the loader resumes and a share of server rows is deleted after the
 // fact. It returns the window of the outage (Kafka record time) and the
-// events that are missing from ClickHouse inside and before it.
+// events missing from ClickHouse in it.
 type incident struct {
 	from, to        time.Time
 	before, during  []produced
 	after           []produced
 	missingInWindow []produced
-	missingBefore   []produced
 }
 
 func replayIncident(t *testing.T, e *env) *incident {
@@ -38,7 +39,11 @@ func replayIncident(t *testing.T, e *env) *incident {
 	e.waitPositions(len(inc.before))
 
 	// The outage: the server lane's loader stops; events keep arriving.
+	// Real-time campaigns stop too: the poller is down.
 	e.stopLoader("server")
+	if e.derived != nil {
+		e.stopPoller()
+	}
 	serverTopic := e.br.Config.MustTopic("server")
 	ends := e.endOffsets(serverTopic)
 	time.Sleep(5 * time.Millisecond)
@@ -78,17 +83,24 @@ func replayIncident(t *testing.T, e *env) *incident {
 	time.Sleep(5 * time.Millisecond)
 
 	e.startLoader("server", "server")
+	e.waitPositions(len(e.events) - len(inc.missingInWindow))
+	if e.derived != nil {
+		// The poller comes back only once the backlog is loaded and
+		// derived, without its positions, starting at the latest rows:
+		// every qualification of the outage is missed.
+		e.evaluatorCaughtUp()
+		if err := e.conn.Exec(context.Background(), "TRUNCATE TABLE trigger_cursors"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(e.pollerConfig("").Overlap + 100*time.Millisecond)
+		e.startPoller("latest")
+	}
 	inc.after = e.produce(1000)
 	e.waitPositions(len(e.events) - len(inc.missingInWindow))
 
-	// Loss after the fact: every server row at an offset ≡ 3 (mod 7) received
-	// before the outage ended, inside the window and before it.
-	e.deleteRows("kafka_topic = ? AND kafka_offset % 7 = 3 AND received_at_ms < ?", serverTopic, uint64(inc.to.UnixMilli()))
-	for _, p := range inc.before {
-		if p.topic == serverTopic && p.offset%7 == 3 {
-			inc.missingBefore = append(inc.missingBefore, p)
-		}
-	}
+	// Loss after the fact: every server row of the window at an offset ≡ 3
+	// (mod 7) is deleted.
+	e.deleteRows("kafka_topic = ? AND kafka_offset % 7 = 3 AND received_at_ms >= ? AND received_at_ms < ?", serverTopic, uint64(inc.from.UnixMilli()), uint64(inc.to.UnixMilli()))
 	for _, p := range inc.during {
 		if p.topic == serverTopic && p.offset%7 == 3 && p.offset >= skip[p.partition] {
 			inc.missingInWindow = append(inc.missingInWindow, p)
@@ -116,11 +128,19 @@ func (e *env) endOffsets(topic string) map[int32]int64 {
 }
 
 func (e *env) planner() *backfill.Planner {
-	return &backfill.Planner{Cfg: e.cfg, Conn: e.conn, Kafka: e.br.Config, Source: &backfill.KafkaSource{Seeds: e.br.Seeds}, Log: testenv.Logger(e.t)}
+	p := &backfill.Planner{Cfg: e.cfg, Conn: e.conn, Kafka: e.br.Config, Source: &backfill.KafkaSource{Seeds: e.br.Seeds}, Log: testenv.Logger(e.t)}
+	if e.derived != nil {
+		p.State, p.Qualifier = e.replay(), e.qualifier()
+	}
+	return p
 }
 
 func (e *env) applier() *backfill.Applier {
-	return &backfill.Applier{Cfg: e.cfg, Conn: e.conn, Kafka: e.br.Config, Seeds: e.br.Seeds, Source: &backfill.KafkaSource{Seeds: e.br.Seeds}, Log: testenv.Logger(e.t), Yes: true}
+	a := &backfill.Applier{Cfg: e.cfg, Conn: e.conn, Kafka: e.br.Config, Seeds: e.br.Seeds, Source: &backfill.KafkaSource{Seeds: e.br.Seeds}, Log: testenv.Logger(e.t), Yes: true}
+	if e.derived != nil {
+		a.State, a.Qualifier = e.replay(), e.qualifier()
+	}
+	return a
 }
 
 func (e *env) plan(w backfill.Window) *backfill.Plan {
@@ -137,16 +157,27 @@ func TestIncidentReplay(t *testing.T) {
 		t.Run(br.Name, func(t *testing.T) {
 			simStart := time.Now().Add(-8 * time.Hour).Truncate(time.Minute)
 			e := newEnv(t, br, simStart, 8*time.Hour/5500)
+			e.withDerived()
+			e.startEvaluator()
+			e.startPoller("earliest")
 			inc := replayIncident(t, e)
 			ctx := context.Background()
 			w := backfill.Window{From: inc.from, To: inc.to}
+			serverTopic := br.Config.MustTopic("server")
+
+			// Freeze evaluation so the plan and the oracle compare the same state.
+			e.evaluatorCaughtUp()
+			e.stopEvaluator()
+			oracle := staleCustomers(readState(t, e.conn), e.control(e.asOf()))
+			if len(oracle) == 0 {
+				t.Fatal("the incident left no customer stale; the test proves nothing")
+			}
 
 			plan := e.plan(w)
 			want := missingOracle(inc.missingInWindow)
 			if got := plan.MissingRanges(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("plan's missing ranges:\n got %v\nwant %v", got, want)
 			}
-			serverTopic := br.Config.MustTopic("server")
 			var serverDuring, webDuring int64
 			for _, p := range inc.during {
 				if p.topic == serverTopic {
@@ -177,29 +208,61 @@ func TestIncidentReplay(t *testing.T) {
 			if plan.Stale.MissingCustomers != int64(len(custs)) {
 				t.Fatalf("plan finds %d customers with missing events, want %d", plan.Stale.MissingCustomers, len(custs))
 			}
+			if got := plan.StaleCustomers(); !reflect.DeepEqual(got, oracle) {
+				t.Fatalf("plan's stale customers:\n got %v\nwant %v", got, oracle)
+			}
+			if !plan.Qualifications.Checked || len(plan.Qualifications.Pending) == 0 {
+				t.Fatalf("plan finds no unledgered qualification, but the poller missed the outage: %+v", plan.Qualifications.Campaigns)
+			}
 
 			res, err := e.applier().Apply(ctx, plan)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Reingested != missing || res.Restored != missing || res.Run.State != backfill.StateCompleted {
-				t.Fatalf("apply: %+v; want %d re-ingested and restored", res, missing)
+			if res.Reingested != missing || res.Restored != missing || res.Run.State != backfill.StateCompleted || res.StillDiffer != 0 {
+				t.Fatalf("apply: %+v; want %d re-ingested and restored, state converged", res, missing)
 			}
 			if n := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events WHERE lane = 'backfill'"); n != uint64(missing) {
 				t.Fatalf("%d positions loaded through the backfill lane, want %d", n, missing)
 			}
+			if left := staleCustomers(readState(t, e.conn), e.control(e.asOf())); len(left) != 0 {
+				t.Fatalf("after apply, %d customers still differ from the oracle: %v", len(left), left)
+			}
+			entries := e.assertLedger(e.windowQualifications(inc.from, inc.to))
+			var backfilled int
+			for _, en := range entries {
+				if en.Origin == trigger.OriginBackfill {
+					backfilled++
+				}
+			}
+			if backfilled == 0 || res.Decided["fire"]+res.Decided["fire_late"]+res.Decided["skip"] != int64(backfilled) {
+				t.Fatalf("apply decided %v; the ledger holds %d backfill entries for the window", res.Decided, backfilled)
+			}
+			e.assertDelivered()
+
 			// The same plan again changes nothing and says so.
 			again, err := e.applier().Apply(ctx, plan)
 			if err != nil || !again.Noop || again.Reingested != 0 {
 				t.Fatalf("second apply: %+v, %v", again, err)
 			}
-			// A new plan of the window finds nothing; one reaching back
-			// before the outage finds exactly the rows deleted there.
+			if p := e.plan(w); len(p.MissingRanges()) != 0 || len(p.StaleCustomers()) != 0 || len(p.Qualifications.Pending) != 0 {
+				t.Fatalf("plan after apply finds work: missing %v, stale %v, pending %d", p.MissingRanges(), p.StaleCustomers(), len(p.Qualifications.Pending))
+			}
+
+			// Loss before the window: a plan of the window does not see it,
+			// one reaching back finds exactly it.
+			var before []produced
+			for _, p := range inc.before {
+				if p.topic == serverTopic && p.offset%7 == 3 {
+					before = append(before, p)
+				}
+			}
+			e.deleteRows("kafka_topic = ? AND kafka_offset % 7 = 3 AND received_at_ms < ?", serverTopic, uint64(inc.from.UnixMilli()))
 			if p := e.plan(w); len(p.MissingRanges()) != 0 {
-				t.Fatalf("plan after apply: %v", p.MissingRanges())
+				t.Fatalf("window plan sees rows deleted before the window: %v", p.MissingRanges())
 			}
 			wide := e.plan(backfill.Window{From: simStart.Add(-time.Hour), To: inc.to})
-			if got, want := wide.MissingRanges(), missingOracle(inc.missingBefore); !reflect.DeepEqual(got, want) {
+			if got, want := wide.MissingRanges(), missingOracle(before); !reflect.DeepEqual(got, want) {
 				t.Fatalf("wide plan:\n got %v\nwant %v", got, want)
 			}
 			if _, err := e.applier().Apply(ctx, wide); err != nil {
@@ -219,5 +282,40 @@ func TestIncidentReplay(t *testing.T) {
 				t.Fatalf("backfill_runs: %v", states)
 			}
 		})
+	}
+}
+
+// assertDelivered waits until every fire in the ledger is delivered and
+// checks the receiver saw each exactly once, under its ledger key.
+func (e *env) assertDelivered() {
+	e.t.Helper()
+	e.eventually("every fire delivered", func() (bool, string) {
+		n := e.queryUint(`SELECT count() FROM (SELECT ledger_key, argMax(decision, updated_at_ms) AS d, argMax(delivery_state, updated_at_ms) AS s
+			FROM send_ledger GROUP BY ledger_key) WHERE d IN ('fire', 'fire_late') AND s != 'delivered'`)
+		return n == 0, fmt.Sprintf("%d open", n)
+	})
+	fires := map[string]bool{}
+	rows, err := e.conn.Query(context.Background(), `SELECT ledger_key FROM send_ledger GROUP BY ledger_key HAVING argMax(decision, updated_at_ms) IN ('fire', 'fire_late')`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			e.t.Fatal(err)
+		}
+		fires[k] = true
+	}
+	rows.Close()
+	got := e.derived.hook.Deliveries()
+	for k := range fires {
+		if len(got[k]) != 1 {
+			e.t.Fatalf("fire %s was delivered %d times", k, len(got[k]))
+		}
+	}
+	for k := range got {
+		if !fires[k] {
+			e.t.Fatalf("webhook %s received with no fire in the ledger", k)
+		}
 	}
 }

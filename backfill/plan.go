@@ -177,6 +177,9 @@ type CampaignFinding struct {
 	// and Reasons by decision:reason.
 	Decisions map[string]int64 `json:"decisions"`
 	Reasons   map[string]int64 `json:"reasons,omitempty"`
+	// LeftToPoller counts pending qualifications a running poller has yet
+	// to read: it decides them itself.
+	LeftToPoller int64 `json:"left_to_poller,omitempty"`
 }
 
 // Qualification is one customer qualifying for a campaign.
@@ -185,7 +188,12 @@ type Qualification struct {
 	CustomerID string `json:"customer_id"`
 	AudienceID string `json:"audience_id,omitempty"`
 	// Episode is the audience episode number, or the triggering message id.
-	Episode      string `json:"episode"`
+	Episode string `json:"episode"`
+	// MessageID caused the qualification; Event and Properties are the
+	// triggering event of an event-triggered campaign.
+	MessageID    string `json:"message_id,omitempty"`
+	Event        string `json:"event,omitempty"`
+	Properties   string `json:"properties,omitempty"`
 	EventTimeMs  uint64 `json:"event_time_ms"`
 	IngestTimeMs uint64 `json:"ingest_time_ms"`
 	DerivedAtMs  uint64 `json:"derived_at_ms"`
@@ -193,7 +201,16 @@ type Qualification struct {
 	// Decision and Reason are what the staleness policy decides.
 	Decision string `json:"decision"`
 	Reason   string `json:"reason"`
+	// Owner is who decides it: "backfill", or "poller" when a running
+	// poller has yet to read it and will decide it itself.
+	Owner string `json:"owner"`
 }
+
+// Owners of a pending qualification.
+const (
+	OwnerBackfill = "backfill"
+	OwnerPoller   = "poller"
+)
 
 // Totals sums the lanes.
 func (p *Plan) Totals() (inWindow, loaded, missing, backlog, unavailable, late int64) {

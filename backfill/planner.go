@@ -27,18 +27,25 @@ type StateReplayer interface {
 }
 
 // Qualifier finds qualifications without a send-ledger entry and decides
-// them through the trigger's decision function and ledger. The trigger
-// package provides one.
+// them through the trigger's decision function and ledger.
+// CampaignQualifier is the implementation over the trigger package.
 type Qualifier interface {
-	// Unledgered returns the qualifications whose event time is in w and
-	// that have no ledger entry, for campaigns (every campaign when empty),
-	// each with the decision its campaign's staleness policy makes at now,
-	// and per-campaign counts.
+	// Unledgered returns the qualifications of the window that have no
+	// ledger entry, for campaigns (every active campaign when empty), each
+	// with the decision its campaign's policy would make at now, and
+	// per-campaign counts.
 	Unledgered(ctx context.Context, w Window, campaigns []string, now time.Time) ([]Qualification, []CampaignFinding, error)
-	// Record decides q at now and writes its ledger entry, unless its key
-	// has one already (then the existing entry wins and created is false).
-	// It returns the decision that stands.
-	Record(ctx context.Context, q Qualification, now time.Time) (decided Qualification, created bool, err error)
+	// Record decides qs now and writes their ledger entries; qualifications
+	// whose key has an entry keep it.
+	Record(ctx context.Context, qs []Qualification) (RecordResult, error)
+}
+
+// RecordResult is what Record did with each qualification.
+type RecordResult struct {
+	// Created were decided now; Existing already had an entry (its decision
+	// stands); Waiting cannot be decided before the watermarks pass the end
+	// of their unless window.
+	Created, Existing, Waiting []Qualification
 }
 
 // Planner makes plans.

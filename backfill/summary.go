@@ -110,11 +110,11 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 		ew.printf("\nCampaigns: %s qualifications in the window have no ledger entry\n", num(int64(len(q.Pending))))
 		if len(q.Campaigns) > 0 {
 			tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "campaign\taudience\tqualified\tledgered\tpending\tfire\tfire_late\tskip\t")
+			fmt.Fprintln(tw, "campaign\taudience\tqualified\tledgered\tpending\tfire\tfire_late\tskip\twait\tpoller's\t")
 			for _, c := range q.Campaigns {
-				pending := c.Decisions["fire"] + c.Decisions["fire_late"] + c.Decisions["skip"]
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.CampaignID, orDash(c.AudienceID), num(c.Qualified), num(c.Ledgered),
-					num(pending), num(c.Decisions["fire"]), num(c.Decisions["fire_late"]), num(c.Decisions["skip"]))
+				pending := c.Qualified - c.Ledgered
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.CampaignID, orDash(c.AudienceID), num(c.Qualified), num(c.Ledgered),
+					num(pending), num(c.Decisions["fire"]), num(c.Decisions["fire_late"]), num(c.Decisions["skip"]), num(c.Decisions["wait"]), num(c.LeftToPoller))
 			}
 			_ = tw.Flush()
 			for _, c := range q.Campaigns {
@@ -143,9 +143,20 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 	if d := s.Derived; d != nil && len(d.Customers) > 0 {
 		todo = append(todo, fmt.Sprintf("re-derive %s customers", num(int64(len(d.Customers)))))
 	}
-	if len(q.Pending) > 0 {
-		todo = append(todo, fmt.Sprintf("decide %s qualifications (%s fire, %s fire late, %s skip)", num(int64(len(q.Pending))),
-			num(decisions["fire"]), num(decisions["fire_late"]), num(decisions["skip"])))
+	var own, poller int64
+	for _, pq := range q.Pending {
+		if pq.Owner == OwnerPoller {
+			poller++
+		} else {
+			own++
+		}
+	}
+	if own > 0 {
+		todo = append(todo, fmt.Sprintf("decide %s qualifications (%s fire, %s fire late, %s skip, %s wait for their unless window)", num(own),
+			num(decisions["fire"]), num(decisions["fire_late"]), num(decisions["skip"]), num(decisions["wait"])))
+	}
+	if poller > 0 {
+		todo = append(todo, fmt.Sprintf("leave %s qualifications to the running poller, which has yet to read them", num(poller)))
 	}
 	if len(todo) == 0 {
 		ew.printf("nothing: the window is complete and consistent\n")

@@ -17,6 +17,8 @@ import (
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 func init() {
@@ -65,13 +67,14 @@ func backfillFlags(cmd *cobra.Command, cfg *backfill.Config) []config.Flag {
 
 // backfillEnv is what plan and apply share once the config is loaded.
 type backfillEnv struct {
-	conn  *chdb.Conn
-	seeds []string
-	state backfill.StateReplayer
-	qual  backfill.Qualifier
+	conn   *chdb.Conn
+	replay *backfill.Replay
+	seeds  []string
+	state  backfill.StateReplayer
+	qual   backfill.Qualifier
 }
 
-func (a *app) backfillEnv(ctx context.Context, needKafka bool) (*backfillEnv, error) {
+func (a *app) backfillEnv(ctx context.Context, needKafka bool, d *derivedSections) (*backfillEnv, error) {
 	env := &backfillEnv{}
 	if needKafka {
 		env.seeds = a.kafka.Brokers
@@ -86,13 +89,23 @@ func (a *app) backfillEnv(ctx context.Context, needKafka bool) (*backfillEnv, er
 		return nil, err
 	}
 	env.conn = conn
-	env.state, env.qual, err = backfillDerivation(ctx, a, conn, env.seeds)
+	env.replay, env.qual, err = backfillDerivation(a, conn, d)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	env.state = env.replay
 	return env, nil
 }
+
+// close drops the replay's scratch database and closes the connection.
+func (env *backfillEnv) close() {
+	env.replay.Close()
+	env.conn.Close()
+}
+
+// campaignsDirFlag binds --campaigns as the poller's command does.
+var campaignsDirFlag = config.Flag{Name: "campaigns", Key: "trigger.campaigns_dir"}
 
 func commandLine() string { return strings.Join(os.Args, " ") }
 
@@ -103,6 +116,7 @@ func newBackfillPlanCmd(a *app) *cobra.Command {
 		campaigns             []string
 		asJSON                bool
 		bound                 []config.Flag
+		derived               = newDerivedSections()
 	)
 	cmd := &cobra.Command{
 		Use:   "plan --from T1 --to T2",
@@ -116,7 +130,7 @@ and the qualifications without a send-ledger entry, with what each campaign's
 staleness policy would decide now. It writes the plan to --out and prints a
 summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.load(cmd, config.Sections{"backfill": &cfg}, append(bound, config.Flag{Name: "lane", Key: "backfill.lanes"})...); err != nil {
+			if err := a.load(cmd, derived.sections(config.Sections{"backfill": &cfg}), append(bound, config.Flag{Name: "lane", Key: "backfill.lanes"}, campaignsDirFlag)...); err != nil {
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
@@ -138,11 +152,11 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 					return fmt.Errorf("--to: %w", err)
 				}
 			}
-			env, err := a.backfillEnv(ctx, source == "")
+			env, err := a.backfillEnv(ctx, source == "", derived)
 			if err != nil {
 				return err
 			}
-			defer env.conn.Close()
+			defer env.close()
 			p := &backfill.Planner{Cfg: cfg, Conn: env.conn, Kafka: a.kafka, State: env.state, Qualifier: env.qual, Log: a.log,
 				Source: sourceOf(source, env.seeds, a)}
 			plan, err := p.Plan(ctx, backfill.PlanRequest{Window: w, Lanes: cfg.Lanes, Campaigns: campaigns, Command: commandLine()})
@@ -169,6 +183,7 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 	}
 	bound = backfillFlags(cmd, &cfg)
 	f := cmd.Flags()
+	cmd.Flags().String("campaigns", derived.trg.CampaignsDir, "folder of campaign definitions, as the poller uses (trigger.campaigns_dir)")
 	f.StringVar(&from, "from", "", "window start (inclusive)")
 	f.StringVar(&to, "to", "", "window end (exclusive)")
 	f.StringSlice("lane", cfg.Lanes, "lanes to cover: web, server")
@@ -192,6 +207,7 @@ func newBackfillApplyCmd(a *app) *cobra.Command {
 		source      string
 		dryRun, yes bool
 		bound       []config.Flag
+		derived     = newDerivedSections()
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [PLAN]",
@@ -215,7 +231,7 @@ With --source FILE the records come from an archive made by tideline export
 is planned and applied in one go.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(cmd, config.Sections{"backfill": &cfg}, bound...); err != nil {
+			if err := a.load(cmd, derived.sections(config.Sections{"backfill": &cfg}), append(bound, campaignsDirFlag)...); err != nil {
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
@@ -225,11 +241,11 @@ is planned and applied in one go.`,
 				return errors.New("give a plan file (from tideline backfill plan), or --source ARCHIVE to restore an archive")
 			}
 			ctx := cmd.Context()
-			env, err := a.backfillEnv(ctx, true)
+			env, err := a.backfillEnv(ctx, true, derived)
 			if err != nil {
 				return err
 			}
-			defer env.conn.Close()
+			defer env.close()
 			src := sourceOf(source, env.seeds, a)
 			var plan *backfill.Plan
 			if len(args) == 1 {
@@ -275,6 +291,7 @@ is planned and applied in one go.`,
 		config.Flag{Name: "confirm-above", Key: "backfill.confirm_above"},
 		config.Flag{Name: "include-backlog", Key: "backfill.include_backlog"},
 		config.Flag{Name: "load-timeout", Key: "backfill.load_timeout"})
+	cmd.Flags().String("campaigns", derived.trg.CampaignsDir, "folder of campaign definitions, as the poller uses (trigger.campaigns_dir)")
 	f := cmd.Flags()
 	f.StringVar(&source, "source", "", "re-ingest from this archive (.parquet or .arrow from tideline export) instead of Kafka")
 	f.BoolVar(&dryRun, "dry-run", false, "print what apply would do now and change nothing")
@@ -364,8 +381,36 @@ func newBackfillStatusCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// derivedSections are the other components' settings the backfill reads:
+// the evaluator's (to replay and re-derive state as it does) and the
+// poller's (its campaigns and watermark lanes).
+type derivedSections struct {
+	mat materialize.Config
+	trg trigger.Config
+}
+
+func newDerivedSections() *derivedSections {
+	return &derivedSections{mat: materialize.DefaultConfig(), trg: trigger.DefaultConfig()}
+}
+
+func (d *derivedSections) sections(own config.Sections) config.Sections {
+	own["materialize"] = &d.mat
+	own["trigger"] = &d.trg
+	return own
+}
+
 // backfillDerivation returns the replay of derived state and the
 // qualification finder the backfill uses.
-func backfillDerivation(ctx context.Context, a *app, conn *chdb.Conn, seeds []string) (backfill.StateReplayer, backfill.Qualifier, error) {
-	return nil, nil, nil
+func backfillDerivation(a *app, conn *chdb.Conn, d *derivedSections) (*backfill.Replay, backfill.Qualifier, error) {
+	replay := &backfill.Replay{Conn: conn, CH: a.ch, Materialize: d.mat, Log: a.log}
+	campaigns, err := trigger.LoadCampaigns(d.trg.CampaignsDir)
+	if err != nil {
+		if _, statErr := os.Stat(d.trg.CampaignsDir); os.IsNotExist(statErr) && d.trg.CampaignsDir == trigger.DefaultConfig().CampaignsDir {
+			a.log.Warn("no campaign definitions here: qualifications are not checked (set trigger.campaigns_dir)", "dir", d.trg.CampaignsDir)
+			return replay, nil, nil
+		}
+		return nil, nil, err
+	}
+	q := &backfill.CampaignQualifier{Conn: conn, Campaigns: campaigns, WatermarkLanes: d.trg.WatermarkLanes, Shards: d.trg.Shards, PollerOverlap: d.trg.Overlap, Log: a.log}
+	return replay, q, nil
 }

@@ -1,0 +1,445 @@
+package backfill_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/backfill"
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/trigger"
+	"github.com/tideline-dev/tideline/trigger/webhooktest"
+)
+
+// derived is the downstream half of a test deployment: the repo's
+// audiences applied, its campaigns delivering to a local receiver, and an
+// evaluator and a poller that can be stopped and started.
+type derived struct {
+	mcfg      materialize.Config
+	mplan     *materialize.Plan
+	campaigns []*trigger.Campaign
+	byID      map[string]*trigger.Campaign
+	hook      *webhooktest.Receiver
+	evaluator *background
+	poller    *background
+	replay    *backfill.Replay
+	controlDB *chdb.Conn
+}
+
+type background struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (b *background) stop(t *testing.T, what string) {
+	if b == nil {
+		return
+	}
+	b.cancel()
+	if err := <-b.done; err != nil {
+		t.Errorf("%s: %v", what, err)
+	}
+}
+
+func run(fn func(ctx context.Context) error) *background {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &background{cancel: cancel, done: make(chan error, 1)}
+	go func() { b.done <- fn(ctx) }()
+	return b
+}
+
+// withDerived applies the repo's audiences and campaigns to e.
+func (e *env) withDerived() *derived {
+	t := e.t
+	t.Helper()
+	d := &derived{mcfg: materialize.DefaultConfig(), byID: map[string]*trigger.Campaign{}}
+	d.mcfg.Interval = 100 * time.Millisecond
+	d.mcfg.TouchOverlap = 3 * time.Second
+	d.mcfg.TouchSettle = time.Second
+	auds, err := materialize.LoadDefinitions("../materialize/audiences")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mplan, err = materialize.Compile(auds, materialize.AttributeSettings{Declared: d.mcfg.Attributes, SetOnce: d.mcfg.SetOnce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := materialize.Apply(context.Background(), e.conn, d.mplan, 0, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	secret := trigger.NewSecret()
+	d.hook, err = webhooktest.NewReceiver(secret.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d.hook)
+	t.Cleanup(srv.Close)
+	d.campaigns, err = trigger.DefaultCampaigns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range d.campaigns {
+		if c.Deliver.Webhook != nil {
+			c.Deliver.Webhook.URL = srv.URL + "/hooks/" + c.ID
+			t.Setenv(c.Deliver.Webhook.SecretEnv, secret.String())
+		}
+		d.byID[c.ID] = c
+	}
+	if err := trigger.ApplyCampaigns(context.Background(), e.conn, d.campaigns); err != nil {
+		t.Fatal(err)
+	}
+	e.derived = d
+	t.Cleanup(func() {
+		d.evaluator.stop(t, "evaluator")
+		d.poller.stop(t, "poller")
+	})
+	return d
+}
+
+func (e *env) startEvaluator() {
+	e.t.Helper()
+	ev, err := materialize.NewEvaluator(e.conn, e.derived.mcfg, nil, testenv.Logger(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.derived.evaluator = run(ev.Run)
+}
+
+func (e *env) stopEvaluator() {
+	e.derived.evaluator.stop(e.t, "evaluator")
+	e.derived.evaluator = nil
+}
+
+func (e *env) pollerConfig(startFrom string) trigger.Config {
+	c := trigger.DefaultConfig()
+	c.PollInterval = 50 * time.Millisecond
+	// Short, so a poller restarted "latest" after the outage misses what
+	// was derived during it (it rewinds by the overlap).
+	c.Overlap = time.Second
+	c.CursorInterval = 200 * time.Millisecond
+	c.Sharding = "none"
+	c.StartFrom = startFrom
+	c.OpenScanInterval = 500 * time.Millisecond
+	c.BackoffBase = 50 * time.Millisecond
+	c.MetricsAddr = ""
+	c.ShutdownTimeout = 5 * time.Second
+	return c
+}
+
+func (e *env) startPoller(startFrom string) {
+	e.t.Helper()
+	p, err := trigger.NewPoller(e.pollerConfig(startFrom), e.derived.campaigns, e.conn, e.br.Config, e.br.Seeds, nil, testenv.Logger(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.derived.poller = run(p.Run)
+}
+
+func (e *env) stopPoller() {
+	e.derived.poller.stop(e.t, "poller")
+	e.derived.poller = nil
+}
+
+func (e *env) qualifier() *backfill.CampaignQualifier {
+	return &backfill.CampaignQualifier{Conn: e.conn, Campaigns: e.derived.campaigns, Log: testenv.Logger(e.t), PollerStaleAfter: 3 * time.Second, PollerOverlap: e.pollerConfig("").Overlap}
+}
+
+// replay is the test's one Replay, so its scratch database is made once.
+func (e *env) replay() *backfill.Replay {
+	if e.derived.replay == nil {
+		e.derived.replay = &backfill.Replay{Conn: e.conn, CH: testenv.ClickHouseConfig(e.t), Materialize: e.derived.mcfg, Log: testenv.Logger(e.t)}
+		e.t.Cleanup(e.derived.replay.Close)
+	}
+	return e.derived.replay
+}
+
+// evaluatorCaughtUp waits until the live evaluator has run a pass after
+// every touch settled, so its memberships reflect every loaded event.
+func (e *env) evaluatorCaughtUp() {
+	e.t.Helper()
+	settle := uint64(e.derived.mcfg.TouchSettle.Milliseconds())
+	e.eventually("evaluator caught up", func() (bool, string) {
+		last := e.queryUint("SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches")
+		now := chdb.NowMs()
+		if now < last+settle+1000 {
+			return false, "touches settling"
+		}
+		pass := e.queryUint("SELECT max(updated_at_ms) FROM evaluator_state WHERE evaluator = ?", e.derived.mcfg.EvaluatorID)
+		cursor := e.queryUint("SELECT toUInt64(argMax(touch_cursor, updated_at_ms)) * 1000 FROM evaluator_state WHERE evaluator = ?", e.derived.mcfg.EvaluatorID)
+		wm := e.queryUint("SELECT min(watermark_ms) FROM lane_watermarks WHERE lane IN ('web', 'server')")
+		return pass > last+settle+2000 && cursor >= last, fmt.Sprintf("last pass %d, last touch %d, cursor %d, as of %d, watermark %d", pass, last, cursor, e.asOf(), wm)
+	})
+}
+
+// asOf is the live evaluator's evaluation time.
+func (e *env) asOf() uint64 {
+	return e.queryUint("SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ?", e.derived.mcfg.EvaluatorID)
+}
+
+// customerState is what a database holds for its customers: attribute
+// values and audience memberships.
+type customerState struct {
+	attrs   map[string]string // customer \x00 attribute -> value
+	members map[string]bool   // customer \x00 audience
+}
+
+func readState(t *testing.T, conn *chdb.Conn) customerState {
+	t.Helper()
+	ctx := context.Background()
+	st := customerState{attrs: map[string]string{}, members: map[string]bool{}}
+	rows, err := conn.Query(ctx, `SELECT customer_id, attribute, toString(argMaxMerge(last_value)), toString(argMinMerge(first_value))
+		FROM customer_attributes GROUP BY customer_id, attribute`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var c, a, last, first string
+		if err := rows.Scan(&c, &a, &last, &first); err != nil {
+			t.Fatal(err)
+		}
+		// The tuples carry ingest times, which differ between databases:
+		// compare value and null flag only.
+		st.attrs[c+"\x00"+a] = valueOf(last) + "|" + valueOf(first)
+	}
+	rows.Close()
+	rows, err = conn.Query(ctx, `SELECT audience_id, customer_id, argMax(member, updated_at_ms) FROM audience_membership GROUP BY audience_id, customer_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var a, c string
+		var m uint8
+		if err := rows.Scan(&a, &c, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m == 1 {
+			st.members[c+"\x00"+a] = true
+		}
+	}
+	rows.Close()
+	return st
+}
+
+// valueOf keeps the first two tuple elements of "('v',0,…)".
+func valueOf(tuple string) string {
+	depth, commas := 0, 0
+	for i, r := range tuple {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 1 {
+				if commas++; commas == 2 {
+					return tuple[:i]
+				}
+			}
+		case '\'':
+			// skip quoted text
+		}
+	}
+	return tuple
+}
+
+// control builds, in its own database, the state the audiences give for
+// every event the test produced, evaluated as of asOf: the oracle the
+// live state must converge to.
+func (e *env) control(asOf uint64) customerState {
+	t := e.t
+	t.Helper()
+	ctx := context.Background()
+	conn := e.derived.controlDB
+	if conn == nil {
+		conn = testenv.ClickHouse(t)
+		e.derived.controlDB = conn
+	} else {
+		rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView')", conn.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tables []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			tables = append(tables, name)
+		}
+		rows.Close()
+		for _, name := range tables {
+			switch name {
+			case "schema_migrations", "audiences", "attribute_catalog", "signal_catalog", "campaigns":
+				continue
+			}
+			if err := conn.Exec(ctx, "TRUNCATE TABLE "+name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := materialize.Apply(ctx, conn, e.derived.mplan, 0, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	var rows ingest.EventRows
+	for _, p := range e.events {
+		rows.Add(p.ev, p.lane, p.topic, p.partition, p.offset)
+	}
+	if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
+		t.Fatal(err)
+	}
+	var ps []ingest.Progress
+	for i, lane := range e.derived.mcfg.Lanes {
+		ps = append(ps, ingest.Progress{Lane: lane, Topic: "control." + lane, Partition: int32(i), WatermarkMs: asOf})
+	}
+	if err := ingest.InsertProgress(ctx, conn, ps, chdb.NowMs()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.derived.mcfg
+	cfg.EvaluatorID = "control"
+	ev, err := materialize.NewEvaluator(conn, cfg, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.EvaluateOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return readState(t, conn)
+}
+
+// staleCustomers lists the customers whose state in got differs from want.
+func staleCustomers(got, want customerState) []string {
+	set := map[string]bool{}
+	cust := func(k string) string {
+		for i := range k {
+			if k[i] == 0 {
+				return k[:i]
+			}
+		}
+		return k
+	}
+	for k, v := range want.attrs {
+		if got.attrs[k] != v {
+			set[cust(k)] = true
+		}
+	}
+	for k := range got.attrs {
+		if _, ok := want.attrs[k]; !ok {
+			set[cust(k)] = true
+		}
+	}
+	for k := range want.members {
+		if !got.members[k] {
+			set[cust(k)] = true
+		}
+	}
+	for k := range got.members {
+		if !want.members[k] {
+			set[cust(k)] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// windowQualifications are the qualifications of the events received in
+// [from, to), worked out from what the test produced for event campaigns
+// and from the audience transitions those events caused for audience
+// campaigns.
+func (e *env) windowQualifications(from, to time.Time) map[string]trigger.Qualification {
+	t := e.t
+	t.Helper()
+	inWindow := map[string]bool{}
+	out := map[string]trigger.Qualification{}
+	for _, p := range e.events {
+		if p.ev.ReceivedAt.Before(from) || !p.ev.ReceivedAt.Before(to) {
+			continue
+		}
+		inWindow[p.ev.MessageID] = true
+		for _, c := range e.derived.campaigns {
+			if c.Active && c.Trigger.Kind == trigger.TriggerEvent && c.Trigger.Event.Matches(p.ev.EventName(), string(p.ev.Properties)) {
+				q := trigger.Qualification{CampaignID: c.ID, CustomerID: p.ev.CustomerID(), Episode: p.ev.MessageID, MessageID: p.ev.MessageID, EventTimeMs: uint64(p.ev.Timestamp.UnixMilli())}
+				out[q.Key()] = q
+			}
+		}
+	}
+	rows, err := e.conn.Query(context.Background(), `SELECT audience_id, customer_id, episode, kind, any(message_id), any(event_time_ms)
+		FROM audience_transitions GROUP BY audience_id, customer_id, episode, kind`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var aud, cust, kind, msg string
+		var episode uint32
+		var evMs uint64
+		if err := rows.Scan(&aud, &cust, &episode, &kind, &msg, &evMs); err != nil {
+			t.Fatal(err)
+		}
+		if !inWindow[msg] {
+			continue
+		}
+		for _, c := range e.derived.campaigns {
+			if c.Active && c.Trigger.Audience == aud &&
+				((c.Trigger.Kind == trigger.TriggerAudienceEntered && kind == "entered") || (c.Trigger.Kind == trigger.TriggerAudienceExited && kind == "exited")) {
+				q := trigger.Qualification{CampaignID: c.ID, CustomerID: cust, AudienceID: aud, Episode: fmt.Sprint(episode), MessageID: msg, EventTimeMs: evMs}
+				out[q.Key()] = q
+			}
+		}
+	}
+	return out
+}
+
+// assertLedger checks every qualification has one ledger entry whose
+// decision follows its campaign's policy for the lag it was detected with.
+func (e *env) assertLedger(qs map[string]trigger.Qualification) map[string]*trigger.Entry {
+	t := e.t
+	t.Helper()
+	keys := make([]string, 0, len(qs))
+	for k := range qs {
+		keys = append(keys, k)
+	}
+	entries, err := trigger.NewLedger(e.conn).ByKeys(context.Background(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, q := range qs {
+		en := entries[k]
+		if en == nil {
+			t.Fatalf("qualification %s/%s/%s has no ledger entry", q.CampaignID, q.CustomerID, q.Episode)
+		}
+		c := e.derived.byID[q.CampaignID]
+		due := trigger.DueMs(c, trigger.Qualification{EventTimeMs: en.QualifiedEventTimeMs})
+		lag := en.DetectedAtMs - min(en.DetectedAtMs, due)
+		var want string
+		switch {
+		case en.Reason == trigger.ReasonCapped || en.Reason == trigger.ReasonNotReeligible || en.Reason == trigger.ReasonConverted:
+			want = string(trigger.Skip)
+		case lag <= uint64(c.Staleness.Budget.Milliseconds()):
+			want = string(trigger.Fire)
+		case c.Staleness.Late == trigger.LateFire:
+			want = string(trigger.FireLate)
+		default:
+			want = string(trigger.Skip)
+		}
+		if en.Decision != want {
+			t.Fatalf("%s/%s/%s: decided %s (%s) %d ms after its event; the policy (budget %s, then %s) says %s",
+				q.CampaignID, q.CustomerID, q.Episode, en.Decision, en.Reason, lag, c.Staleness.Budget, c.Staleness.Late, want)
+		}
+	}
+	n := e.queryUint("SELECT uniqExact(ledger_key) FROM send_ledger")
+	m := e.queryUint("SELECT uniqExact(campaign_id, customer_id, episode) FROM send_ledger")
+	if n != m {
+		t.Fatalf("send_ledger has %d keys for %d qualifications", n, m)
+	}
+	return entries
+}

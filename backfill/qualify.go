@@ -1,0 +1,466 @@
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/trigger"
+)
+
+// The qualifications of a window: audience transitions caused by an event
+// received in the window (time-driven ones by their event time), and
+// events received in the window that match an event trigger. A window is
+// Kafka record time, like the offsets a plan compares, so the records a
+// plan finds missing and the qualifications they cause are in one window.
+const (
+	qWindowTransitions = `SELECT audience_id, customer_id, episode, kind,
+    any(event_time_ms), any(ingest_time_ms), min(derived_at_ms), max(derived_at_ms), any(message_id), any(lane)
+FROM audience_transitions
+WHERE audience_id IN ? AND kind IN ?
+  AND (message_id IN (SELECT message_id FROM events WHERE received_at_ms >= ? AND received_at_ms < ?)
+       OR (message_id = '' AND event_time_ms >= ? AND event_time_ms < ?))
+GROUP BY audience_id, customer_id, episode, kind`
+
+	qWindowEvents = `SELECT customer_id, message_id, any(event), any(properties), any(event_time_ms), min(ingest_time_ms), max(ingest_time_ms), any(lane)
+FROM events
+WHERE event IN ? AND received_at_ms >= ? AND received_at_ms < ?
+GROUP BY customer_id, message_id`
+
+	qPollerCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms), max(updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`
+
+	qLaneWatermarks = `SELECT lane, watermark_ms FROM lane_watermarks`
+
+
+)
+
+// CampaignQualifier finds and decides qualifications with the trigger
+// package: its campaign definitions, its ledger and the Recorder the
+// poller itself decides with, so the backfill and the poller apply one
+// policy to one ledger.
+type CampaignQualifier struct {
+	Conn      *chdb.Conn
+	Campaigns []*trigger.Campaign
+	// WatermarkLanes bound negative (unless) decisions, as the poller's
+	// trigger.watermark_lanes do (default web, server).
+	WatermarkLanes []string
+	// Shards is the pollers' trigger.shards (default 16).
+	Shards int
+	// PollerStaleAfter is how recently a poller must have saved a position
+	// to count as running (default 15s).
+	PollerStaleAfter time.Duration
+	// PollerOverlap is the pollers' trigger.overlap (default 15s): a poller
+	// re-reads that far behind its position, so what lies there is its own.
+	PollerOverlap time.Duration
+	Log                             *slog.Logger
+}
+
+func (c *CampaignQualifier) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
+// active returns the active campaigns, restricted to ids when given.
+func (c *CampaignQualifier) active(ids []string) (map[string]*trigger.Campaign, error) {
+	out := map[string]*trigger.Campaign{}
+	for _, cp := range c.Campaigns {
+		if cp.Active {
+			out[cp.ID] = cp
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	sel := map[string]*trigger.Campaign{}
+	for _, id := range ids {
+		cp, ok := out[id]
+		if !ok {
+			return nil, fmt.Errorf("campaign %q is not an active campaign (see tideline campaigns list)", id)
+		}
+		sel[id] = cp
+	}
+	return sel, nil
+}
+
+func groupSet(ss []string) clickhouse.GroupSet {
+	v := make([]any, len(ss))
+	for i, s := range ss {
+		v[i] = s
+	}
+	return clickhouse.GroupSet{Value: v}
+}
+
+// found is a qualification with where the poller reads it: its feed and
+// the newest position among the feed rows that carry it.
+type found struct {
+	q    trigger.Qualification
+	feed string
+	pos  uint64
+}
+
+// qualifications lists the window's qualifications for campaigns, as the
+// poller would have built them from its feeds.
+func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map[string]*trigger.Campaign) ([]found, error) {
+	audiences, names := map[string]bool{}, map[string]bool{}
+	for _, cp := range cs {
+		if cp.Trigger.Kind == trigger.TriggerEvent {
+			names[cp.Trigger.Event.Name] = true
+		} else {
+			audiences[cp.Trigger.Audience] = true
+		}
+	}
+	from, to := uint64(w.FromMs()), uint64(w.ToMs())
+	var out []found
+	if len(audiences) > 0 {
+		rows, err := c.Conn.Query(ctx, qWindowTransitions, groupSet(sortedKeys(audiences)), groupSet([]string{"entered", "exited"}), from, to, from, to)
+		if err != nil {
+			return nil, fmt.Errorf("read the window's audience transitions: %w", err)
+		}
+		for rows.Next() {
+			var (
+				aud, cust, kind, msg, lane string
+				episode                    uint32
+				evMs, ingMs, derMs, pos    uint64
+			)
+			if err := rows.Scan(&aud, &cust, &episode, &kind, &evMs, &ingMs, &derMs, &pos, &msg, &lane); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan transition: %w", err)
+			}
+			for _, cp := range cs {
+				if cp.Trigger.Audience != aud ||
+					!((cp.Trigger.Kind == trigger.TriggerAudienceEntered && kind == "entered") || (cp.Trigger.Kind == trigger.TriggerAudienceExited && kind == "exited")) {
+					continue
+				}
+				out = append(out, found{feed: "transitions", pos: pos, q: trigger.Qualification{
+					CampaignID: cp.ID, CustomerID: cust, AudienceID: aud, Episode: strconv.FormatUint(uint64(episode), 10),
+					MessageID: msg, Lane: lane, EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: derMs,
+				}})
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read the window's audience transitions: %w", err)
+		}
+	}
+	if len(names) > 0 {
+		rows, err := c.Conn.Query(ctx, qWindowEvents, groupSet(sortedKeys(names)), from, to)
+		if err != nil {
+			return nil, fmt.Errorf("read the window's events: %w", err)
+		}
+		for rows.Next() {
+			var (
+				cust, msg, name, props, lane string
+				evMs, ingMs, pos             uint64
+			)
+			if err := rows.Scan(&cust, &msg, &name, &props, &evMs, &ingMs, &pos, &lane); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan event: %w", err)
+			}
+			for _, cp := range cs {
+				if cp.Trigger.Kind == trigger.TriggerEvent && cp.Trigger.Event.Matches(name, props) {
+					out = append(out, found{feed: "events", pos: pos, q: trigger.Qualification{
+						CampaignID: cp.ID, CustomerID: cust, Episode: msg, MessageID: msg, Lane: lane,
+						Event: name, Properties: props, EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: ingMs,
+					}})
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read the window's events: %w", err)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].q.Key() < out[j].q.Key() })
+	return out, nil
+}
+
+// ledgerByKeys reads entries in chunks, keeping each query's text small.
+func ledgerByKeys(ctx context.Context, l *trigger.Ledger, keys []string) (map[string]*trigger.Entry, error) {
+	out := map[string]*trigger.Entry{}
+	const chunk = 5000
+	for i := 0; i < len(keys); i += chunk {
+		m, err := l.ByKeys(ctx, keys[i:min(i+chunk, len(keys))])
+		if err != nil {
+			return nil, err
+		}
+		for k, e := range m {
+			out[k] = e
+		}
+	}
+	return out, nil
+}
+
+// Unledgered implements Qualifier. Decisions are previews made with the
+// poller's decision function and the customers' ledger history; unless
+// campaigns show "wait" until apply checks their follow-up events.
+//
+// While a poller is running, a qualification at or past its position (less
+// its overlap) is the poller's: it reads it and decides it itself, and
+// deciding it here too would make two writers of one customer. Only what a
+// running poller has passed without deciding, or everything when no poller
+// runs, is the backfill's (Owner "backfill").
+func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns []string, now time.Time) ([]Qualification, []CampaignFinding, error) {
+	cs, err := c.active(campaigns)
+	if err != nil {
+		return nil, nil, err
+	}
+	fs, err := c.qualifications(ctx, w, cs)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = f.q.Key()
+	}
+	ledger := trigger.NewLedger(c.Conn)
+	entries, err := ledgerByKeys(ctx, ledger, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	positions, err := c.pollerPositions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	shards := c.Shards
+	if shards <= 0 {
+		shards = trigger.DefaultConfig().Shards
+	}
+	overlap := c.PollerOverlap
+	if overlap <= 0 {
+		overlap = trigger.DefaultConfig().Overlap
+	}
+	var pending []found
+	custs := map[string]bool{}
+	findings := map[string]*CampaignFinding{}
+	for id, cp := range cs {
+		findings[id] = &CampaignFinding{CampaignID: id, AudienceID: cp.Trigger.Audience, Decisions: map[string]int64{}, Reasons: map[string]int64{}}
+	}
+	for _, f := range fs {
+		fd := findings[f.q.CampaignID]
+		fd.Qualified++
+		if entries[f.q.Key()] != nil {
+			fd.Ledgered++
+			continue
+		}
+		pending = append(pending, f)
+		custs[f.q.CustomerID] = true
+	}
+	history := map[string][]uint64{}
+	if len(pending) > 0 {
+		ids := sortedKeys(custs)
+		for i := 0; i < len(ids); i += 5000 {
+			m, err := ledger.ByCustomers(ctx, sortedKeys(boolSet(mapKeys(cs))), ids[i:min(i+5000, len(ids))])
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, e := range m {
+				if e.Fires() {
+					history[e.CampaignID+"\x00"+e.CustomerID] = append(history[e.CampaignID+"\x00"+e.CustomerID], e.QualifiedEventTimeMs)
+				}
+			}
+		}
+	}
+	wm, err := c.watermark(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Preview in the Recorder's order (customer, event time), each fire
+	// counting for the customer's later ones, as they would be recorded.
+	sort.Slice(pending, func(i, j int) bool {
+		a, b := pending[i].q, pending[j].q
+		if a.CustomerID != b.CustomerID {
+			return a.CustomerID < b.CustomerID
+		}
+		if a.EventTimeMs != b.EventTimeMs {
+			return a.EventTimeMs < b.EventTimeMs
+		}
+		return a.Key() < b.Key()
+	})
+	out := make([]Qualification, 0, len(pending))
+	nowMs := uint64(now.UnixMilli())
+	for _, f := range pending {
+		q := f.q
+		cp := cs[q.CampaignID]
+		hk := q.CampaignID + "\x00" + q.CustomerID
+		d := trigger.Decide(trigger.Input{Campaign: cp, Q: q, History: history[hk], NowMs: nowMs, WatermarkMs: wm})
+		if d.Action.Fires() {
+			history[hk] = append(history[hk], q.EventTimeMs)
+		}
+		fd := findings[q.CampaignID]
+		fd.Decisions[string(d.Action)]++
+		fd.Reasons[string(d.Action)+":"+d.Reason]++
+		pq := fromTrigger(q, string(d.Action), d.Reason)
+		pq.Owner = OwnerBackfill
+		if positions != nil {
+			if p, ok := positions[f.feed][trigger.Shard(q.CustomerID, shards)]; ok && f.pos+uint64(overlap.Milliseconds()) >= p {
+				pq.Owner = OwnerPoller
+				fd.LeftToPoller++
+			}
+		}
+		out = append(out, pq)
+	}
+	var cf []CampaignFinding
+	for _, id := range sortedKeys(boolSet(mapKeys(cs))) {
+		cf = append(cf, *findings[id])
+	}
+	return out, cf, nil
+}
+
+// pollerPositions returns the saved positions of a running poller by feed
+// and shard, or nil when no poller saved one within PollerStaleAfter.
+func (c *CampaignQualifier) pollerPositions(ctx context.Context) (map[string]map[int32]uint64, error) {
+	staleAfter := c.PollerStaleAfter
+	if staleAfter <= 0 {
+		staleAfter = 15 * time.Second
+	}
+	rows, err := c.Conn.Query(ctx, qPollerCursors)
+	if err != nil {
+		return nil, fmt.Errorf("read the poller's positions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[int32]uint64{}
+	alive := false
+	now := chdb.NowMs()
+	for rows.Next() {
+		var id string
+		var shard uint32
+		var pos, updated uint64
+		if err := rows.Scan(&id, &shard, &pos, &updated); err != nil {
+			return nil, fmt.Errorf("scan poller position: %w", err)
+		}
+		if out[id] == nil {
+			out[id] = map[int32]uint64{}
+		}
+		out[id][int32(shard)] = pos
+		if now-min(now, updated) < uint64(staleAfter.Milliseconds()) {
+			alive = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the poller's positions: %w", err)
+	}
+	if !alive {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// Record implements Qualifier with the trigger's Recorder: qualifications
+// that have a ledger entry keep it; the others are decided now and written
+// with origin "backfill", and the poller that owns each customer delivers
+// the fires.
+func (c *CampaignQualifier) Record(ctx context.Context, qs []Qualification) (RecordResult, error) {
+	var res RecordResult
+	cs, err := c.active(nil)
+	if err != nil {
+		return res, err
+	}
+	tqs := make([]trigger.Qualification, 0, len(qs))
+	for _, q := range qs {
+		if cs[q.CampaignID] == nil {
+			return res, fmt.Errorf("campaign %q of a qualification is not active any more", q.CampaignID)
+		}
+		tqs = append(tqs, q.toTrigger())
+	}
+	wm, err := c.watermark(ctx)
+	if err != nil {
+		return res, err
+	}
+	rec := &trigger.Recorder{Ledger: trigger.NewLedger(c.Conn), Conn: c.Conn, Attributes: trigger.NewAttributeSource(c.Conn, c.Log), Origin: trigger.OriginBackfill}
+	r, err := rec.Record(ctx, cs, tqs, wm)
+	if err != nil {
+		return res, err
+	}
+	for _, n := range r.New {
+		res.Created = append(res.Created, fromTrigger(n.Q, string(n.Decision.Action), n.Decision.Reason))
+	}
+	for _, n := range r.Reused {
+		res.Existing = append(res.Existing, fromTrigger(n.Q, string(n.Decision.Action), n.Decision.Reason))
+	}
+	for _, q := range r.Waiting {
+		res.Waiting = append(res.Waiting, fromTrigger(q, string(trigger.Wait), trigger.ReasonWatermark))
+	}
+	return res, nil
+}
+
+// watermark is the lowest watermark of the lanes, 0 when one has none.
+func (c *CampaignQualifier) watermark(ctx context.Context) (uint64, error) {
+	lanes := c.WatermarkLanes
+	if len(lanes) == 0 {
+		lanes = []string{"web", "server"}
+	}
+	rows, err := c.Conn.Query(ctx, qLaneWatermarks)
+	if err != nil {
+		return 0, fmt.Errorf("read lane watermarks: %w", err)
+	}
+	defer rows.Close()
+	got := map[string]uint64{}
+	for rows.Next() {
+		var lane string
+		var wm uint64
+		if err := rows.Scan(&lane, &wm); err != nil {
+			return 0, fmt.Errorf("scan lane watermark: %w", err)
+		}
+		got[lane] = wm
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read lane watermarks: %w", err)
+	}
+	var low uint64
+	for i, l := range lanes {
+		if wm := got[l]; i == 0 || wm < low {
+			low = wm
+		}
+	}
+	return low, nil
+}
+
+func fromTrigger(q trigger.Qualification, decision, reason string) Qualification {
+	return Qualification{
+		CampaignID: q.CampaignID, CustomerID: q.CustomerID, AudienceID: q.AudienceID, Episode: q.Episode,
+		MessageID: q.MessageID, Event: q.Event, Properties: q.Properties,
+		EventTimeMs: q.EventTimeMs, IngestTimeMs: q.IngestTimeMs, DerivedAtMs: q.DerivedAtMs, Lane: q.Lane,
+		Decision: decision, Reason: reason,
+	}
+}
+
+func (q Qualification) toTrigger() trigger.Qualification {
+	return trigger.Qualification{
+		CampaignID: q.CampaignID, CustomerID: q.CustomerID, AudienceID: q.AudienceID, Episode: q.Episode,
+		MessageID: q.MessageID, Lane: q.Lane, Event: q.Event, Properties: q.Properties,
+		EventTimeMs: q.EventTimeMs, IngestTimeMs: q.IngestTimeMs, DerivedAtMs: q.DerivedAtMs,
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func boolSet(ss []string) map[string]bool {
+	out := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		out[s] = true
+	}
+	return out
+}

@@ -1,0 +1,528 @@
+package backfill
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
+	tsql "github.com/tideline-dev/tideline/sql"
+)
+
+// Replay recomputes customers' attributes and audience memberships from
+// their raw events and compares them with the materialized state. It
+// replays in a scratch database on the same server with materialize's own
+// views and evaluator, so "what the state should be" means exactly what
+// materialize computes from a complete, on-time history: the customers'
+// events (and their linked identities') are copied in, the events not yet
+// loaded are added, the applied audiences are installed, and one
+// evaluation runs as of the live evaluator's evaluation time.
+type Replay struct {
+	// Conn is the live database; CH opens the scratch database beside it.
+	Conn *chdb.Conn
+	CH   chdb.Config
+	// Materialize is the live evaluator's configuration (its id, lanes and
+	// attribute settings).
+	Materialize materialize.Config
+	Log         *slog.Logger
+	// Keep leaves the scratch database in place for inspection.
+	Keep bool
+
+	scratchDB *chdb.Conn
+}
+
+func (r *Replay) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+// eventColumns are the events columns copied into the replay.
+const eventColumns = ingest.EventColumns
+
+// Diff implements StateReplayer.
+func (r *Replay) Diff(ctx context.Context, customers []string, unloaded []*ingest.Event) ([]StateDiff, error) {
+	if len(customers) == 0 && len(unloaded) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	closure, err := r.identities(ctx, customers, unloaded)
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := r.prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.fill(ctx, scratch, closure, unloaded); err != nil {
+		return nil, err
+	}
+	var diffs []StateDiff
+	attrs, err := r.attributeDiffs(ctx, scratch, closure)
+	if err != nil {
+		return nil, err
+	}
+	diffs = append(diffs, attrs...)
+	members, err := r.membershipDiffs(ctx, scratch, closure)
+	if err != nil {
+		return nil, err
+	}
+	diffs = append(diffs, members...)
+	sort.Slice(diffs, func(i, j int) bool {
+		a, b := diffs[i], diffs[j]
+		if a.CustomerID != b.CustomerID {
+			return a.CustomerID < b.CustomerID
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Name < b.Name
+	})
+	r.log().Info("replayed customers' raw events", "customers", len(customers), "with_linked_identities", len(closure), "unloaded_events", len(unloaded), "differences", len(diffs), "took", time.Since(start).Round(time.Millisecond))
+	return diffs, nil
+}
+
+// identities extends customers with the identities linked to them, whose
+// events a merged customer's state is computed from.
+func (r *Replay) identities(ctx context.Context, customers []string, unloaded []*ingest.Event) ([]string, error) {
+	set := map[string]bool{}
+	var users, anons []string
+	add := func(c string) {
+		if c == "" || set[c] {
+			return
+		}
+		set[c] = true
+		if strings.HasPrefix(c, "anon:") {
+			anons = append(anons, c)
+		} else {
+			users = append(users, c)
+		}
+	}
+	for _, c := range customers {
+		add(c)
+	}
+	for _, ev := range unloaded {
+		add(ev.CustomerID())
+		if ev.UserID != "" && ev.AnonymousID != "" {
+			add(ev.UserID)
+			add("anon:" + ev.AnonymousID)
+		}
+	}
+	// Two hops: an anonymous id's users, then those users' other ids.
+	for hop := 0; hop < 2; hop++ {
+		var found []string
+		if err := r.eachChunk(anons, func(chunk []string) error {
+			return r.scanStrings(ctx, &found, "SELECT DISTINCT user_id FROM identity_claims WHERE anonymous_customer_id IN ?", groupSet(chunk))
+		}); err != nil {
+			return nil, err
+		}
+		if err := r.eachChunk(users, func(chunk []string) error {
+			return r.scanStrings(ctx, &found, "SELECT DISTINCT anonymous_customer_id FROM identity_claims WHERE user_id IN ?", groupSet(chunk))
+		}); err != nil {
+			return nil, err
+		}
+		for _, c := range found {
+			add(c)
+		}
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (r *Replay) eachChunk(ss []string, fn func([]string) error) error {
+	const chunk = 5000
+	for i := 0; i < len(ss); i += chunk {
+		if err := fn(ss[i:min(i+chunk, len(ss))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Replay) scanStrings(ctx context.Context, out *[]string, q string, args ...any) error {
+	rows, err := r.Conn.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("read linked identities: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("scan linked identity: %w", err)
+		}
+		*out = append(*out, s)
+	}
+	return rows.Err()
+}
+
+// replayMaxVersion bounds the migrations a scratch database gets: the
+// foundation's and materialize's (events, derived state, memberships); the
+// trigger's and the backfill's own tables play no part in a replay.
+const replayMaxVersion = 200
+
+// keptTables survive a reset: the catalogs say which views exist.
+var keptTables = map[string]bool{"schema_migrations": true, "audiences": true, "attribute_catalog": true, "signal_catalog": true}
+
+// prepare returns an empty scratch database: created on first use (one per
+// Replay, as DDL is slow on a busy server) and emptied on later uses.
+func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
+	if r.scratchDB == nil {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		name := r.Conn.Database
+		if len(name) > 40 {
+			name = name[:40]
+		}
+		cfg := r.CH
+		cfg.Database = name + "_replay_" + hex.EncodeToString(b)
+		conn, err := chdb.Open(ctx, cfg, true)
+		if err != nil {
+			return nil, fmt.Errorf("create replay database: %w", err)
+		}
+		r.scratchDB = conn
+		ms, err := tsql.Migrations()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if m.Version >= replayMaxVersion {
+				continue
+			}
+			if err := conn.Exec(ctx, m.Statement); err != nil {
+				return nil, fmt.Errorf("schema of replay database %s, %s: %w", cfg.Database, m.Name, err)
+			}
+		}
+		return conn, nil
+	}
+	conn := r.scratchDB
+	var tables []string
+	// Only tables holding rows: TRUNCATE is DDL, slow on a busy server.
+	rows, err := conn.Query(ctx, "SELECT DISTINCT table FROM system.parts WHERE database = ? AND active", conn.Database)
+	if err != nil {
+		return nil, fmt.Errorf("list replay tables: %w", err)
+	}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list replay tables: %w", err)
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	tables = append(tables, "replay_customers")
+	for _, t := range tables {
+		stmt := "TRUNCATE TABLE " + t
+		if t == "replay_customers" {
+			stmt = "DROP TABLE IF EXISTS replay_customers"
+		}
+		if keptTables[t] || !chdb.ValidIdentifier(t) {
+			continue
+		}
+		if err := conn.Exec(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("reset replay table %s: %w", t, err)
+		}
+	}
+	return conn, nil
+}
+
+// Close drops the scratch database.
+func (r *Replay) Close() {
+	if r.scratchDB == nil {
+		return
+	}
+	if !r.Keep {
+		_ = r.scratchDB.Exec(context.Background(), "DROP DATABASE IF EXISTS "+r.scratchDB.Database)
+	}
+	r.scratchDB.Close()
+	r.scratchDB = nil
+}
+
+// fill installs the live audiences in the scratch database, copies the
+// customers' events into it (the views derive their state on the way),
+// adds the unloaded events, and evaluates once as of the live evaluator.
+func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []string, unloaded []*ingest.Event) error {
+	applied, _, err := materialize.LoadApplied(ctx, r.Conn)
+	if err != nil {
+		return err
+	}
+	// The applied audiences with every attribute the live database
+	// maintains (its settings declare some that no audience reads).
+	var settings materialize.AttributeSettings
+	rows, err := r.Conn.Query(ctx, "SELECT attribute, argMax(set_once, applied_at_ms), argMax(active, applied_at_ms) FROM attribute_catalog GROUP BY attribute")
+	if err != nil {
+		return fmt.Errorf("read the live attribute catalog: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var setOnce, active uint8
+		if err := rows.Scan(&name, &setOnce, &active); err != nil {
+			rows.Close()
+			return fmt.Errorf("scan the live attribute catalog: %w", err)
+		}
+		if active == 1 {
+			settings.Declared = append(settings.Declared, name)
+			if setOnce == 1 {
+				settings.SetOnce = append(settings.SetOnce, name)
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the live attribute catalog: %w", err)
+	}
+	auds := make([]*materialize.Audience, 0, len(applied.Audiences))
+	for _, c := range applied.Audiences {
+		auds = append(auds, c.Audience)
+	}
+	plan, err := materialize.Compile(auds, settings)
+	if err != nil {
+		return fmt.Errorf("compile the live audiences for the replay: %w", err)
+	}
+	if _, err := materialize.Apply(ctx, scratch, plan, 0, slog.New(slog.DiscardHandler)); err != nil {
+		return fmt.Errorf("install audiences in the replay database: %w", err)
+	}
+	if err := scratch.Exec(ctx, "CREATE TABLE replay_customers (customer_id String) ENGINE = Memory"); err != nil {
+		return fmt.Errorf("replay customers table: %w", err)
+	}
+	batch, err := scratch.PrepareBatch(ctx, "INSERT INTO replay_customers (customer_id)")
+	if err != nil {
+		return fmt.Errorf("replay customers: %w", err)
+	}
+	if err := batch.Column(0).Append(customers); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("replay customers: %w", err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("replay customers: %w", err)
+	}
+	// The live database name is a validated identifier (chdb.Config).
+	copySQL := "INSERT INTO events (" + eventColumns + ") SELECT " + eventColumns + " FROM " + r.Conn.Database +
+		".events WHERE customer_id IN (SELECT customer_id FROM replay_customers)"
+	if err := scratch.Exec(ctx, copySQL); err != nil {
+		return fmt.Errorf("copy events into the replay database: %w", err)
+	}
+	if len(unloaded) > 0 {
+		var rows ingest.EventRows
+		for _, ev := range unloaded {
+			rows.Add(ev, "backfill", "", 0, 0)
+		}
+		if err := rows.Insert(ctx, scratch, chdb.NowMs()); err != nil {
+			return fmt.Errorf("add unloaded events to the replay: %w", err)
+		}
+	}
+	asOf, err := r.liveAsOf(ctx)
+	if err != nil {
+		return err
+	}
+	if asOf == 0 {
+		return nil // nothing evaluated live yet: compare attributes only
+	}
+	var ps []ingest.Progress
+	for i, lane := range r.Materialize.Lanes {
+		ps = append(ps, ingest.Progress{Lane: lane, Topic: "replay." + lane, Partition: int32(i), WatermarkMs: asOf})
+	}
+	if err := ingest.InsertProgress(ctx, scratch, ps, chdb.NowMs()); err != nil {
+		return err
+	}
+	cfg := r.Materialize
+	cfg.EvaluatorID = "replay"
+	ev, err := materialize.NewEvaluator(scratch, cfg, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	if _, err := ev.EvaluateOnce(ctx); err != nil {
+		return fmt.Errorf("evaluate the replay: %w", err)
+	}
+	return nil
+}
+
+// liveAsOf is the evaluation time of the live evaluator's last pass.
+func (r *Replay) liveAsOf(ctx context.Context) (uint64, error) {
+	var asOf uint64
+	rows, err := r.Conn.Query(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ? GROUP BY evaluator", r.Materialize.EvaluatorID)
+	if err != nil {
+		return 0, fmt.Errorf("read the live evaluator's position: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := rows.Scan(&asOf); err != nil {
+			return 0, fmt.Errorf("read the live evaluator's position: %w", err)
+		}
+	}
+	return asOf, rows.Err()
+}
+
+// attrSQL reads customers' attribute values: the latest and the first
+// non-null, each as (value, is_null). customer_id IN (SELECT ...) reads the
+// customer list from the scratch database's replay_customers.
+const attrSQL = `SELECT customer_id, attribute,
+    tupleElement(argMaxMerge(last_value), 1), tupleElement(argMaxMerge(last_value), 2),
+    tupleElement(argMinMerge(first_value), 1), tupleElement(argMinMerge(first_value), 2)
+FROM %s.customer_attributes WHERE customer_id IN (SELECT customer_id FROM %s.replay_customers)
+GROUP BY customer_id, attribute`
+
+func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
+	read := func(db string) (map[[2]string]string, error) {
+		rows, err := scratch.Query(ctx, fmt.Sprintf(attrSQL, db, scratch.Database))
+		if err != nil {
+			return nil, fmt.Errorf("read attributes of %s: %w", db, err)
+		}
+		defer rows.Close()
+		out := map[[2]string]string{}
+		for rows.Next() {
+			var cust, attr, last, first string
+			var lastNull, firstNull uint8
+			if err := rows.Scan(&cust, &attr, &last, &lastNull, &first, &firstNull); err != nil {
+				return nil, fmt.Errorf("scan attribute: %w", err)
+			}
+			out[[2]string{cust, attr}] = attrValue(last, lastNull) + " (first " + attrValue(first, firstNull) + ")"
+		}
+		return out, rows.Err()
+	}
+	live, err := read(r.Conn.Database)
+	if err != nil {
+		return nil, err
+	}
+	replayed, err := read(scratch.Database)
+	if err != nil {
+		return nil, err
+	}
+	var out []StateDiff
+	for k, want := range replayed {
+		if got := live[k]; got != want {
+			out = append(out, StateDiff{CustomerID: k[0], Kind: "attribute", Name: k[1], Materialized: got, Replayed: want})
+		}
+	}
+	for k, got := range live {
+		if _, ok := replayed[k]; !ok {
+			out = append(out, StateDiff{CustomerID: k[0], Kind: "attribute", Name: k[1], Materialized: got, Replayed: ""})
+		}
+	}
+	return out, nil
+}
+
+func attrValue(v string, isNull uint8) string {
+	if isNull != 0 {
+		return "null"
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+const memberSQL = `SELECT audience_id, customer_id, argMax(member, updated_at_ms)
+FROM %s.audience_membership WHERE customer_id IN (SELECT customer_id FROM %s.replay_customers)
+GROUP BY audience_id, customer_id`
+
+func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
+	read := func(db string) (map[[2]string]bool, error) {
+		rows, err := scratch.Query(ctx, fmt.Sprintf(memberSQL, db, scratch.Database))
+		if err != nil {
+			return nil, fmt.Errorf("read memberships of %s: %w", db, err)
+		}
+		defer rows.Close()
+		out := map[[2]string]bool{}
+		for rows.Next() {
+			var aud, cust string
+			var member uint8
+			if err := rows.Scan(&aud, &cust, &member); err != nil {
+				return nil, fmt.Errorf("scan membership: %w", err)
+			}
+			if member == 1 {
+				out[[2]string{cust, aud}] = true
+			}
+		}
+		return out, rows.Err()
+	}
+	live, err := read(r.Conn.Database)
+	if err != nil {
+		return nil, err
+	}
+	replayed, err := read(scratch.Database)
+	if err != nil {
+		return nil, err
+	}
+	active, err := materialize.ListApplied(ctx, r.Conn)
+	if err != nil {
+		return nil, err
+	}
+	isActive := map[string]bool{}
+	for _, a := range active {
+		isActive[a.ID] = a.Active
+	}
+	var out []StateDiff
+	for k := range replayed {
+		if !live[k] {
+			out = append(out, StateDiff{CustomerID: k[0], Kind: "membership", Name: k[1], Materialized: "not member", Replayed: "member"})
+		}
+	}
+	for k := range live {
+		if !replayed[k] && isActive[k[1]] {
+			out = append(out, StateDiff{CustomerID: k[0], Kind: "membership", Name: k[1], Materialized: "member", Replayed: "not member"})
+		}
+	}
+	return out, nil
+}
+
+// Rederive implements StateReplayer: it marks the customers touched (the
+// evaluator re-evaluates touched customers) and runs evaluation passes of
+// the live evaluator until the marks are consumed. A running evaluator
+// does the same work at the same time, which is harmless: its writes are
+// idempotent.
+func (r *Replay) Rederive(ctx context.Context, customers []string) error {
+	if len(customers) == 0 {
+		return nil
+	}
+	now := chdb.NowMs()
+	batch, err := r.Conn.PrepareBatch(ctx, "INSERT INTO customer_touches (touched_at, customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane)")
+	if err != nil {
+		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	}
+	at := time.UnixMilli(int64(now))
+	for _, c := range customers {
+		if err := batch.Append(at, c, uint8(0), "", "", "", uint8(0), uint8(0), uint64(0), now, "backfill"); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("mark customers for re-evaluation: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	}
+	ev, err := materialize.NewEvaluator(r.Conn, r.Materialize, nil, r.log())
+	if err != nil {
+		return err
+	}
+	// The evaluator reads a touch once it is touch_settle old.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(r.Materialize.TouchSettle + time.Second):
+	}
+	// Until a pass finds no new touches (the first may stop at
+	// max_touches); live traffic keeps adding touches, so the passes are
+	// bounded.
+	for pass := 0; pass < 20; pass++ {
+		st, err := ev.EvaluateOnce(ctx)
+		if err != nil {
+			return fmt.Errorf("re-evaluate customers: %w", err)
+		}
+		if st.NoWatermark {
+			return fmt.Errorf("re-evaluate customers: the lanes %v have no watermark yet (is the loader running?)", r.Materialize.Lanes)
+		}
+		if st.Touches == 0 && pass > 0 {
+			return nil
+		}
+	}
+	return nil
+}
