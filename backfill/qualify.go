@@ -36,8 +36,6 @@ GROUP BY customer_id, message_id`
 	qPollerCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms), max(updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`
 
 	qLaneWatermarks = `SELECT lane, watermark_ms FROM lane_watermarks`
-
-
 )
 
 // CampaignQualifier finds and decides qualifications with the trigger
@@ -58,7 +56,7 @@ type CampaignQualifier struct {
 	// PollerOverlap is the pollers' trigger.overlap (default 15s): a poller
 	// re-reads that far behind its position, so what lies there is its own.
 	PollerOverlap time.Duration
-	Log                             *slog.Logger
+	Log           *slog.Logger
 }
 
 func (c *CampaignQualifier) log() *slog.Logger {
