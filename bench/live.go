@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/workload"
 	"github.com/tideline-dev/tideline/trigger"
@@ -69,6 +70,7 @@ type pipeline struct {
 	r       *run
 	conn    *chdb.Conn
 	chc     chdb.Config
+	bc      broker.Config
 	group   string
 	col     *child
 	loaders []*child
@@ -89,10 +91,17 @@ func (r *run) startPipeline(ctx context.Context, name string, views bool, seed u
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{r: r, conn: conn, chc: chc, group: "bench-" + r.id + "-" + name}
+	// Topics of its own: the throughput scenarios' data must not be
+	// drained by this scenario's loaders before its own traffic.
+	bc := r.kafkaForChildren(r.bc.TopicPrefix + name + ".")
+	if err := broker.EnsureTopics(ctx, r.seeds, bc); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	p := &pipeline{r: r, conn: conn, chc: chc, bc: bc, group: "bench-" + r.id + "-" + name}
 	cc := r.h.Collector
 	cc.MetricsAddr = ""
-	spec := childSpec{Role: roleCollector, Name: "collector (" + name + ")", Kafka: r.kafkaForChildren(), Seeds: r.seeds, Collector: cc}
+	spec := childSpec{Role: roleCollector, Name: "collector (" + name + ")", Kafka: bc, Seeds: r.seeds, Collector: cc}
 	r.profiles(&spec)
 	if p.col, err = startChild(ctx, r.h, spec); err != nil {
 		conn.Close()
@@ -134,7 +143,7 @@ func (p *pipeline) goRun(fn func() error) {
 }
 
 func (p *pipeline) startLoader(ctx context.Context, name string, lanes []string) error {
-	c, err := startChild(ctx, p.r.h, p.r.loaderSpec(name, p.group, p.chc, lanes))
+	c, err := startChild(ctx, p.r.h, p.r.loaderSpec(name, p.group, p.chc, p.bc, lanes))
 	if err != nil {
 		return err
 	}
@@ -151,7 +160,7 @@ func (p *pipeline) startDownstream(ctx context.Context) error {
 	}
 	p.hooks = h
 	r := p.r
-	ev := childSpec{Role: roleEvaluator, Name: "evaluator", ClickHouse: p.chc, Kafka: r.kafkaForChildren(), Seeds: r.seeds, Materialize: r.h.Materialize}
+	ev := childSpec{Role: roleEvaluator, Name: "evaluator", ClickHouse: p.chc, Kafka: p.bc, Seeds: r.seeds, Materialize: r.h.Materialize}
 	r.profiles(&ev)
 	c, err := startChild(ctx, r.h, ev)
 	if err != nil {
@@ -160,7 +169,7 @@ func (p *pipeline) startDownstream(ctx context.Context) error {
 	p.others = append(p.others, c)
 	tc := r.h.Trigger
 	tc.Group = p.group + "-trigger"
-	tr := childSpec{Role: roleTrigger, Name: "trigger poller", ClickHouse: p.chc, Kafka: r.kafkaForChildren(), Seeds: r.seeds,
+	tr := childSpec{Role: roleTrigger, Name: "trigger poller", ClickHouse: p.chc, Kafka: p.bc, Seeds: r.seeds,
 		Trigger: tc, WebhookURL: h.url, WebhookSecret: trigger.NewSecret().String()}
 	r.profiles(&tr)
 	if c, err = startChild(ctx, r.h, tr); err != nil {

@@ -191,11 +191,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if t.ClientCPUSeconds > 0 && t.Rows > 0 {
 			client = fmt.Sprintf("%.1f", 1e6*t.ClientCPUSeconds/float64(t.Rows))
 		}
-		server := ""
-		if t.Rows > 0 {
+		server, wait := "", ""
+		if t.Rows > 0 && t.Server.CPUSeconds > 0 {
 			server = fmt.Sprintf("%.1f", 1e6*t.Server.CPUSeconds/float64(t.Rows))
+			wait = fmt.Sprintf("%.1f", t.Server.CPUWaitSeconds)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t%s\t%s\t%.1f\t\n", t.Name, t.Views, t.EventsPerSec, t.Rows, t.Seconds, t.StartupSeconds, t.Drained, rss, client, server, t.Server.CPUWaitSeconds)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t%s\t%s\t%s\t\n", t.Name, t.Views, t.EventsPerSec, t.Rows, t.Seconds, t.StartupSeconds, t.Drained, rss, client, server, wait)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
