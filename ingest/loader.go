@@ -506,7 +506,10 @@ func (r *laneRun) writeProgress(ctx context.Context, all bool) {
 		return
 	}
 	if err := InsertProgress(ctx, r.l.conn, ps, chdb.NowMs()); err != nil {
-		r.l.log.Warn("record loader progress", "lane", r.ln.name, "err", err)
+		// On shutdown the final flush records progress with its own context.
+		if ctx.Err() == nil {
+			r.l.log.Warn("record loader progress", "lane", r.ln.name, "err", err)
+		}
 		return
 	}
 	r.ln.stats.watermarkMs.Store(minWm)
