@@ -53,7 +53,8 @@ type CollectorConfig struct {
 	ProduceTimeout time.Duration `koanf:"produce_timeout"`
 	// MetricsAddr serves /metrics and /healthz (default 127.0.0.1:9101; "" turns it off).
 	MetricsAddr string `koanf:"metrics_addr"`
-	// TLSCert and TLSKey serve HTTPS when both are set.
+	// TLSCert and TLSKey serve HTTPS, for the tracking API and the metrics
+	// endpoint alike, when both are set.
 	TLSCert string `koanf:"tls_cert"`
 	TLSKey  string `koanf:"tls_key"`
 }

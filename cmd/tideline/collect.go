@@ -47,7 +47,7 @@ lane topic; the request is answered 2xx only after Kafka acknowledged it.`,
 				return err
 			}
 			defer client.Close()
-			if err := telemetry.Serve(cmd.Context(), cfg.MetricsAddr, reg, client.Ping, a.log); err != nil {
+			if err := telemetry.ServeTLS(cmd.Context(), cfg.MetricsAddr, cfg.TLSCert, cfg.TLSKey, reg, client.Ping, a.log); err != nil {
 				return err
 			}
 			return serveCollector(cmd.Context(), cfg, col, a)

@@ -4,6 +4,7 @@ package telemetry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,12 @@ type HealthFunc func(ctx context.Context) error
 // empty addr serves nothing. It returns once listening, so a port conflict is
 // reported at start.
 func Serve(ctx context.Context, addr string, reg *prometheus.Registry, health HealthFunc, log *slog.Logger) error {
+	return ServeTLS(ctx, addr, "", "", reg, health, log)
+}
+
+// ServeTLS is Serve over HTTPS with the given PEM certificate and key files;
+// with both empty it serves plain HTTP.
+func ServeTLS(ctx context.Context, addr, certFile, keyFile string, reg *prometheus.Registry, health HealthFunc, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -52,6 +59,17 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, health He
 		return fmt.Errorf("metrics listener on %s (pick another with --metrics-addr): %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	scheme := "http"
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics TLS certificate %s / key %s: %w", certFile, keyFile, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
 	// The server goroutine stops when ctx is cancelled.
 	go func() {
 		<-ctx.Done()
@@ -64,7 +82,7 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, health He
 			log.Error("metrics server", "err", err)
 		}
 	}()
-	log.Info("metrics and health", "addr", "http://"+ln.Addr().String()+"/metrics")
+	log.Info("metrics and health", "addr", scheme+"://"+ln.Addr().String()+"/metrics")
 	return nil
 }
 
