@@ -1,7 +1,7 @@
 # The commands a newcomer needs. Every target works from a fresh clone.
 GO ?= go
 
-.PHONY: dev test build services stop-services kafka plugin fuzz
+.PHONY: dev test build services stop-services plugin dashboards fuzz bench
 
 ## dev: run everything locally with a demo workload (Ctrl-C stops)
 dev:
@@ -29,3 +29,12 @@ stop-services:
 ## fuzz: run every fuzz target (FUZZTIME=2m by default)
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+## plugin: the Grafana plugin (frontend + this platform's backend) in grafana/app/dist
+plugin:
+	bash scripts/grafana-frontend.sh
+	CGO_ENABLED=0 $(GO) build -o grafana/app/dist/gpx_tideline_$$($(GO) env GOOS)_$$($(GO) env GOARCH) ./cmd/gpx_tideline
+
+## dashboards: regenerate grafana/dashboards/*.json from their Go code
+dashboards:
+	$(GO) run ./grafana/dashboards/gen
