@@ -88,6 +88,7 @@ type todo struct {
 	planned      []string // customers the plan found stale
 	alreadyFixed int64    // plan's missing records already in ClickHouse
 	leftToPoller int64    // unledgered qualifications a running poller will decide
+	waiting      int64    // qualifications whose unless window the watermarks have not passed
 }
 
 func (a *Applier) now() time.Time {
@@ -166,7 +167,7 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 	if td.reingestN == 0 && len(td.staleNow) == 0 && len(td.pending) == 0 && res.Resumed == "" {
 		run.State, run.Phase, run.FinishedAtMs = StateNoop, PhaseDone, chdb.NowMs()
-		res.Noop, res.Backlog = true, td.backlog
+		res.Noop, res.Backlog, res.Waiting, res.LeftToPoller = true, td.backlog, td.waiting, td.leftToPoller
 		if err := run.save(ctx, a.Conn); err != nil {
 			return nil, err
 		}
@@ -240,7 +241,13 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 			}
 		}
 	}
-	n, unavailable, err := a.produce(ctx, want, cp, func(n int64) { update(func(r *Run) { r.EventsReingested = uint64(n) }) })
+	n, unavailable, err := a.produce(ctx, want, cp, func(n int64) {
+		// Each checkpoint also shows in backfill_runs.
+		update(func(r *Run) { r.EventsReingested = uint64(n) })
+		if err := saveRun(ctx); err != nil {
+			a.log().Warn("record backfill progress", "err", err)
+		}
+	})
 	res.Reingested += n
 	if err != nil {
 		return finish(err)
@@ -320,9 +327,12 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		// What a running poller has yet to read is its own to decide.
 		var pending []Qualification
 		for _, q := range all {
-			if q.Owner == OwnerPoller {
+			switch {
+			case q.Owner == OwnerPoller:
 				res.LeftToPoller++
-			} else {
+			case q.Decision == "wait":
+				res.Waiting++
+			default:
 				pending = append(pending, q)
 			}
 		}
@@ -339,6 +349,8 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 				res.Decided[q.Decision]++
 			}
 			res.AlreadyDecided += int64(len(rr.Existing))
+			// The watermark can fall back below a window between preview
+			// and record; those wait for the next apply.
 			res.Waiting += int64(len(rr.Waiting))
 			update(func(r *Run) {
 				r.Fired, r.FiredLate, r.Skipped = uint64(res.Decided["fire"]), uint64(res.Decided["fire_late"]), uint64(res.Decided["skip"])
@@ -405,8 +417,12 @@ func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*to
 			return nil, fmt.Errorf("find unledgered qualifications: %w", err)
 		}
 		for _, q := range pending {
-			if q.Owner == OwnerPoller {
+			switch {
+			case q.Owner == OwnerPoller:
 				td.leftToPoller++
+				continue
+			case q.Decision == "wait":
+				td.waiting++
 				continue
 			}
 			td.pending = append(td.pending, q)
@@ -483,7 +499,7 @@ func sharesLane(a, b string) bool {
 
 // produce re-ingests the wanted records through the backfill lane, keeping
 // their original position in headers, and checkpoints (when cp is set) as
-// the brokers acknowledge them.
+// the brokers acknowledge them, calling onProgress after each checkpoint.
 func (a *Applier) produce(ctx context.Context, want map[string]map[int32]Ranges, cp *checkpoints, onProgress func(int64)) (int64, map[string]map[int32]Ranges, error) {
 	total := countRanges(want)
 	if total == 0 {
@@ -555,12 +571,12 @@ func (a *Applier) produce(ctx context.Context, want map[string]map[int32]Ranges,
 			produced += int64(n)
 			recs = recs[n:]
 			bar.Set(produced)
-			if onProgress != nil {
-				onProgress(produced)
-			}
 			if time.Since(lastSaved) >= a.Cfg.CheckpointInterval {
 				if err := flush(); err != nil {
 					return err
+				}
+				if onProgress != nil {
+					onProgress(produced)
 				}
 			}
 		}
@@ -571,6 +587,9 @@ func (a *Applier) produce(ctx context.Context, want map[string]map[int32]Ranges,
 	}
 	if err := flush(); err != nil {
 		return produced, nil, err
+	}
+	if onProgress != nil {
+		onProgress(produced)
 	}
 	return produced, unavailable, nil
 }
@@ -781,10 +800,13 @@ func (a *Applier) dryRun(ctx context.Context, plan *Plan, td *todo) (*Result, er
 		for _, q := range td.pending {
 			counts[q.Decision]++
 		}
-		ew.printf("  %s qualifications have no ledger entry now and are the backfill's to decide: %s fire, %s fire late, %s skip, %s wait (re-ingested events may add more; the plan expected %s).\n",
-			num(int64(len(td.pending))), num(counts["fire"]), num(counts["fire_late"]), num(counts["skip"]), num(counts["wait"]), num(int64(len(plan.Qualifications.Pending))))
+		ew.printf("  %s qualifications have no ledger entry now and are the backfill's to decide: %s fire, %s fire late, %s skip (re-ingested events may add more; the plan expected %s).\n",
+			num(int64(len(td.pending))), num(counts["fire"]), num(counts["fire_late"]), num(counts["skip"]), num(int64(len(plan.Qualifications.Pending))))
 		if td.leftToPoller > 0 {
 			ew.printf("  %s more are ahead of the running poller's position: it decides them itself.\n", num(td.leftToPoller))
+		}
+		if td.waiting > 0 {
+			ew.printf("  %s wait until the watermarks pass the end of their unless window; apply again later to decide them.\n", num(td.waiting))
 		}
 		for i, q := range td.pending {
 			if i == 10 {
@@ -804,7 +826,8 @@ func (a *Applier) dryRun(ctx context.Context, plan *Plan, td *todo) (*Result, er
 	if err := run.save(ctx, a.Conn); err != nil {
 		return nil, err
 	}
-	return &Result{Run: *run, Backlog: td.backlog, Noop: td.reingestN == 0 && len(td.staleNow) == 0 && len(td.pending) == 0}, ew.err
+	return &Result{Run: *run, Backlog: td.backlog, Waiting: td.waiting, LeftToPoller: td.leftToPoller,
+		Noop: td.reingestN == 0 && len(td.staleNow) == 0 && len(td.pending) == 0}, ew.err
 }
 
 func customersOf(diffs []StateDiff) []string {

@@ -92,10 +92,11 @@ type readState struct {
 	finished bool  // accounted for and paused
 }
 
-// advance moves past the wanted ranges that end at or before off.
+// advance notes that the record at off was seen: every wanted offset
+// below off+1 is passed, and the read is done once none is left.
 func (s *readState) advance(off int64) {
 	s.pos = off + 1
-	for s.idx < len(s.want) && s.want[s.idx].To <= off {
+	for s.idx < len(s.want) && s.want[s.idx].To <= s.pos {
 		s.idx++
 	}
 	if s.idx == len(s.want) {
@@ -226,13 +227,13 @@ func (k *KafkaSource) Read(ctx context.Context, want map[string]map[int32]Ranges
 				return
 			}
 			for _, rec := range fp.Records {
-				st.advance(rec.Offset)
 				if st.done {
 					break
 				}
 				if st.want[st.idx].Contains(rec.Offset) {
 					batch = append(batch, rec)
 				}
+				st.advance(rec.Offset)
 			}
 			if len(fp.Records) > 0 {
 				got[st] = true

@@ -319,6 +319,7 @@ func printApplyResult(w io.Writer, plan *backfill.Plan, res *backfill.Result) {
 		if res.Backlog > 0 {
 			fmt.Fprintf(w, "%d records are still in the live loader's backlog; it will load them.\n", res.Backlog)
 		}
+		printQualificationNotes(w, res)
 		return
 	}
 	state := res.Run.State
@@ -342,8 +343,19 @@ func printApplyResult(w io.Writer, plan *backfill.Plan, res *backfill.Result) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  campaigns: %d fire, %d fire late, %d skip written to the ledger; %d decided by the poller first\n",
 		res.Decided["fire"], res.Decided["fire_late"], res.Decided["skip"], res.AlreadyDecided)
+	printQualificationNotes(w, res)
+	const exact = "2006-01-02T15:04:05.000Z07:00"
 	fmt.Fprintf(w, "Check: tideline backfill plan --from %s --to %s should now find nothing to do.\n",
-		plan.Window.From.Format(time.RFC3339), plan.Window.To.Format(time.RFC3339))
+		plan.Window.From.UTC().Format(exact), plan.Window.To.UTC().Format(exact))
+}
+
+func printQualificationNotes(w io.Writer, res *backfill.Result) {
+	if res.LeftToPoller > 0 {
+		fmt.Fprintf(w, "  %d qualifications are ahead of the running poller's position: it decides them itself.\n", res.LeftToPoller)
+	}
+	if res.Waiting > 0 {
+		fmt.Fprintf(w, "  %d qualifications wait until the watermarks pass the end of their unless window: apply again later to decide them.\n", res.Waiting)
+	}
 }
 
 func newBackfillStatusCmd(a *app) *cobra.Command {
