@@ -386,9 +386,13 @@ func AttributesView(attrs []AttributeMode) *View {
 		"    a.1 AS attribute,\n" +
 		"    argMaxState(" + tuple + ", (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,\n" +
 		"    argMinState(" + tuple + ", (a.3, event_time_ms, message_id, ingest_time_ms)) AS first_value\n" +
-		"FROM events\n" +
+		"FROM\n(\n" +
+		"    -- only rows with traits reach the per-attribute expressions\n" +
+		"    SELECT customer_id, traits, event_time_ms, ingest_time_ms, message_id\n" +
+		"    FROM events\n" +
+		"    WHERE traits NOT IN ('', '{}')\n" +
+		")\n" +
 		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS a\n" +
-		"WHERE traits NOT IN ('', '{}')\n" +
 		"GROUP BY customer_id, attribute"
 	return &View{Name: name, DDL: ddl}
 }
@@ -402,10 +406,17 @@ func SignalsView(sigs []*Signal) *View {
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 	ids := make([]string, len(sorted))
 	elems := make([]string, len(sorted))
+	var events []string
+	seen := map[string]bool{}
 	for i, s := range sorted {
 		ids[i] = s.ID
 		elems[i] = "    (" + quote(s.ID) + ", " + s.valueSQL() + ", toUInt8(" + strings.ReplaceAll(s.FilterSQL(), "\n  ", " ") + "))"
+		if k := "(" + quote(s.Type) + ", " + quote(s.Event) + ")"; !seen[k] {
+			seen[k] = true
+			events = append(events, k)
+		}
 	}
+	sort.Strings(events)
 	name := "mv_signals_" + setHash(ids)
 	ddl := "CREATE MATERIALIZED VIEW IF NOT EXISTS " + name + " TO customer_signals AS\n" +
 		"SELECT\n" +
@@ -413,9 +424,13 @@ func SignalsView(sigs []*Signal) *View {
 		"    s.1 AS signal,\n" +
 		"    toStartOfHour(event_time) AS bucket,\n" +
 		"    groupUniqArrayState((event_time_ms, message_id, s.2)) AS occurrences\n" +
-		"FROM events\n" +
+		"FROM\n(\n" +
+		"    -- only events some signal counts reach the per-signal expressions\n" +
+		"    SELECT customer_id, type, event, properties, event_time, event_time_ms, message_id\n" +
+		"    FROM events\n" +
+		"    WHERE (type, event) IN (" + strings.Join(events, ", ") + ")\n" +
+		")\n" +
 		"ARRAY JOIN arrayFilter(x -> x.3 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS s\n" +
-		"WHERE type IN ('track', 'page')\n" +
 		"GROUP BY customer_id, signal, bucket"
 	return &View{Name: name, DDL: ddl}
 }

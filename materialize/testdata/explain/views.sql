@@ -4,7 +4,13 @@ SELECT
     a.1 AS attribute,
     argMaxState((a.2, a.3, event_time_ms, ingest_time_ms, message_id), (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,
     argMinState((a.2, a.3, event_time_ms, ingest_time_ms, message_id), (a.3, event_time_ms, message_id, ingest_time_ms)) AS first_value
-FROM events
+FROM
+(
+    -- only rows with traits reach the per-attribute expressions
+    SELECT customer_id, traits, event_time_ms, ingest_time_ms, message_id
+    FROM events
+    WHERE traits NOT IN ('', '{}')
+)
 ARRAY JOIN arrayFilter(x -> x.4 = 1, [
     ('age', if(substring(visitParamExtractRaw(traits, 'age'), 1, 1) = '"', visitParamExtractString(traits, 'age'), visitParamExtractRaw(traits, 'age')), toUInt8(visitParamExtractRaw(traits, 'age') = 'null'), toUInt8(visitParamHas(traits, 'age'))),
     ('country', if(substring(visitParamExtractRaw(traits, 'country'), 1, 1) = '"', visitParamExtractString(traits, 'country'), visitParamExtractRaw(traits, 'country')), toUInt8(visitParamExtractRaw(traits, 'country') = 'null'), toUInt8(visitParamHas(traits, 'country'))),
@@ -15,7 +21,6 @@ ARRAY JOIN arrayFilter(x -> x.4 = 1, [
     ('score', if(substring(visitParamExtractRaw(traits, 'score'), 1, 1) = '"', visitParamExtractString(traits, 'score'), visitParamExtractRaw(traits, 'score')), toUInt8(visitParamExtractRaw(traits, 'score') = 'null'), toUInt8(visitParamHas(traits, 'score'))),
     ('vip', if(substring(visitParamExtractRaw(traits, 'vip'), 1, 1) = '"', visitParamExtractString(traits, 'vip'), visitParamExtractRaw(traits, 'vip')), toUInt8(visitParamExtractRaw(traits, 'vip') = 'null'), toUInt8(visitParamHas(traits, 'vip')))
 ]) AS a
-WHERE traits NOT IN ('', '{}')
 GROUP BY customer_id, attribute;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signals_e9dd0d669c TO customer_signals AS
@@ -24,7 +29,13 @@ SELECT
     s.1 AS signal,
     toStartOfHour(event_time) AS bucket,
     groupUniqArrayState((event_time_ms, message_id, s.2)) AS occurrences
-FROM events
+FROM
+(
+    -- only events some signal counts reach the per-signal expressions
+    SELECT customer_id, type, event, properties, event_time, event_time_ms, message_id
+    FROM events
+    WHERE (type, event) IN (('page', 'Pricing'), ('track', 'Order Completed (v2)'), ('track', 'add_to_cart'), ('track', 'page_view'), ('track', 'purchase'), ('track', 'signup'))
+)
 ARRAY JOIN arrayFilter(x -> x.3 = 1, [
     ('s59f9237e25', toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'total'), 1, 1) = '"', visitParamExtractString(properties, 'total'), visitParamExtractRaw(properties, 'total'))), toUInt8(type = 'track' AND event = 'Order Completed (v2)' AND NOT (((visitParamHas(properties, 'coupon') AND visitParamExtractRaw(properties, 'coupon') != 'null') AND if(substring(visitParamExtractRaw(properties, 'coupon'), 1, 1) = '"', visitParamExtractString(properties, 'coupon'), visitParamExtractRaw(properties, 'coupon')) = '50% off \'today\'')))),
     ('s873dc8bdea', toFloat64(0), toUInt8(type = 'page' AND event = 'Pricing')),
@@ -35,6 +46,5 @@ ARRAY JOIN arrayFilter(x -> x.3 = 1, [
     ('sdd273d73e9', toFloat64(0), toUInt8(type = 'track' AND event = 'page_view')),
     ('se2046bb951', toFloat64(0), toUInt8(type = 'track' AND event = 'signup'))
 ]) AS s
-WHERE type IN ('track', 'page')
 GROUP BY customer_id, signal, bucket;
 
