@@ -55,9 +55,10 @@ func windowOffsets(ctx context.Context, adm *kadm.Client, topic, group string, f
 		if c, ok := committed.Lookup(topic, p); ok && c.Err == nil {
 			kp.committed = c.At
 		}
-		// The oldest record Kafka still holds is in the window, and newer
-		// than its start: older records of the window may have been deleted.
-		kp.truncated = ls.Offset > 0 && s.Offset == ls.Offset && s.Timestamp > fromMs && kp.window.Len() > 0
+		// Kafka deleted records (log start past 0) and its oldest remaining
+		// record is not older than the window's start: the deleted ones may
+		// have been in the window, and only an archive can tell.
+		kp.truncated = ls.Offset > 0 && s.Offset == ls.Offset && (kp.window.Len() == 0 || s.Timestamp > fromMs)
 		out = append(out, kp)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].partition < out[j].partition })

@@ -23,8 +23,10 @@ GROUP BY kafka_topic, kafka_partition, kafka_offset`
 // windowFilter selects rows whose position is in the spans.
 func windowFilter(spans map[string]map[int32]Range) (string, []any) {
 	topics := make([]string, 0, len(spans))
-	for t := range spans {
-		topics = append(topics, t)
+	for t, ps := range spans {
+		if len(ps) > 0 {
+			topics = append(topics, t)
+		}
 	}
 	sort.Strings(topics)
 	var sb strings.Builder
