@@ -16,7 +16,7 @@ import (
 func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 	ew := &errWriter{w: w}
 	ew.printf("Backfill plan %s, made %s by %s\n", p.ID, p.CreatedAt.UTC().Format("2006-01-02 15:04:05 MST"), p.CreatedBy)
-	ew.printf("Window   %s\n", p.Window)
+	ew.printf("Window   %s (Kafka record time: when the collector received the events)\n", p.Window)
 	ew.printf("Lanes    %s    source %s    database %s\n", strings.Join(p.Lanes, ", "), p.Source, p.Database)
 
 	inWindow, loaded, missing, backlog, unavailable, late := p.Totals()
@@ -30,7 +30,7 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 	}
 	_ = tw.Flush()
 	for _, l := range p.LaneFindings {
-		if l.Loaded == 0 {
+		if l.Loaded == 0 || len(l.Lag.Histogram) == 0 {
 			continue
 		}
 		var parts []string
@@ -105,7 +105,12 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 	}
 
 	q := p.Qualifications
-	decisions := p.Decisions()
+	decisions := map[string]int64{}
+	for _, pq := range q.Pending {
+		if pq.Owner != OwnerPoller {
+			decisions[pq.Decision]++
+		}
+	}
 	if q.Checked {
 		ew.printf("\nCampaigns: %s qualifications in the window have no ledger entry\n", num(int64(len(q.Pending))))
 		if len(q.Campaigns) > 0 {
@@ -156,7 +161,7 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 			num(decisions["fire"]), num(decisions["fire_late"]), num(decisions["skip"]), num(decisions["wait"])))
 	}
 	if poller > 0 {
-		todo = append(todo, fmt.Sprintf("leave %s qualifications to the running poller, which has yet to read them", num(poller)))
+		todo = append(todo, fmt.Sprintf("leave %s qualifications to the running poller, which has not read them yet", num(poller)))
 	}
 	if len(todo) == 0 {
 		ew.printf("nothing: the window is complete and consistent\n")
@@ -200,7 +205,8 @@ func num(n int64) string {
 	return s
 }
 
-// dur formats milliseconds the way an incident report would.
+// dur formats milliseconds the way an incident report would: 420ms, 9.5s,
+// 1m35s, 23m, 2h1m, 3h.
 func dur(ms int64) string {
 	d := time.Duration(ms) * time.Millisecond
 	switch {
@@ -211,9 +217,19 @@ func dur(ms int64) string {
 	case d < time.Minute:
 		return d.Round(100 * time.Millisecond).String()
 	case d < time.Hour:
-		return strings.TrimSuffix(d.Round(time.Second).String(), "0s")
+		d = d.Round(time.Second)
+		m, sec := int(d/time.Minute), int(d%time.Minute/time.Second)
+		if sec == 0 {
+			return fmt.Sprintf("%dm", m)
+		}
+		return fmt.Sprintf("%dm%ds", m, sec)
 	default:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+		d = d.Round(time.Minute)
+		h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+		if m == 0 {
+			return fmt.Sprintf("%dh", h)
+		}
+		return fmt.Sprintf("%dh%dm", h, m)
 	}
 }
 

@@ -35,7 +35,7 @@ func (w Window) Validate() error {
 }
 
 func (w Window) String() string {
-	return fmt.Sprintf("%s → %s (%s)", w.From.UTC().Format("2006-01-02 15:04:05"), w.To.UTC().Format("2006-01-02 15:04:05 MST"), w.To.Sub(w.From).Round(time.Second))
+	return fmt.Sprintf("%s → %s (%s)", w.From.UTC().Format("2006-01-02 15:04:05"), w.To.UTC().Format("2006-01-02 15:04:05 MST"), dur(w.To.Sub(w.From).Milliseconds()))
 }
 
 // ParseTime reads a window bound: RFC 3339 ("2025-12-14T18:58:00Z"), a
