@@ -39,7 +39,7 @@ func incidentPlan() *Plan {
 		Source: "kafka", LateAfterMs: 60_000,
 		LaneFindings: []LaneFinding{
 			{Lane: "web", Topic: "events.web", InWindow: 1_204_331, Loaded: 1_204_331, Late: 212_004,
-				Lag: LagStats{P50: 420, P90: 95_000, P99: 1_380_000, Max: 2_050_000, Histogram: []LagBucket{{1000, 800_000}, {10_000, 150_000}, {60_000, 42_327}, {600_000, 130_000}, {3_600_000, 82_004}, {0, 0}}},
+				Lag:        LagStats{P50: 420, P90: 95_000, P99: 1_380_000, Max: 2_050_000, Histogram: []LagBucket{{1000, 800_000}, {10_000, 150_000}, {60_000, 42_327}, {600_000, 130_000}, {3_600_000, 82_004}, {0, 0}}},
 				Partitions: []PartitionFinding{{Partition: 0, Window: Range{0, 602_000}, Committed: 610_000, Missing: Ranges{}}, {Partition: 1, Window: Range{0, 602_331}, Committed: 611_000, Missing: Ranges{}}}},
 			{Lane: "server", Topic: "events.server", InWindow: 843_120, Loaded: 842_870, Missing: 250, Late: 801_993,
 				Lag: LagStats{P50: 7_260_000, P90: 11_700_000, P99: 12_900_000, Max: 13_380_000, Histogram: []LagBucket{{1000, 20_000}, {10_000, 10_000}, {60_000, 10_877}, {3_600_000, 120_000}, {6 * 3_600_000, 681_993}}},
@@ -54,7 +54,7 @@ func incidentPlan() *Plan {
 			Examples: []StaleCustomer{{CustomerID: "user-004211", Lane: "server", StaleForMs: 10_200_000, Missing: true}, {CustomerID: "user-000017", Lane: "server", StaleForMs: 13_380_000}},
 			Derived: &StateFindings{Checked: 52_000, Customers: []string{"user-000017", "user-004211", "user-020001"}, Attributes: 2,
 				Audiences: []AudienceDiff{{AudienceID: "gold_repeat_buyers", ShouldEnter: 1}},
-				Examples: []StateDiff{{CustomerID: "user-004211", Kind: "attribute", Name: "plan", Materialized: `"silver" (first "free")`, Replayed: `"gold" (first "free")`}}},
+				Examples:  []StateDiff{{CustomerID: "user-004211", Kind: "attribute", Name: "plan", Materialized: `"silver" (first "free")`, Replayed: `"gold" (first "free")`}}},
 		},
 		Qualifications: QualificationFindings{Checked: true,
 			Campaigns: []CampaignFinding{
