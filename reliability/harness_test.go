@@ -351,6 +351,30 @@ func countEvents(ctx context.Context, conn *chdb.Conn, seed uint64, n int) (even
 	return f, nil
 }
 
+// redelivered counts the rows the loader inserted more than once for the
+// events whose id starts with prefix. Merges collapse duplicates in events
+// within minutes, so the count comes from customer_touches, a per-insert
+// log that is never merged away (one row per inserted event, plus an alias
+// row for a linking identify); without that table it falls back to the
+// events rows not merged yet.
+func redelivered(ctx context.Context, conn *chdb.Conn, prefix string, f eventFigures) (uint64, error) {
+	var exists uint8
+	if err := conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = 'customer_touches'", conn.Database).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("look for customer_touches: %w", err)
+	}
+	if exists == 0 {
+		return f.RawRows - f.Unique, nil
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT countIf(alias = 0) FROM customer_touches WHERE startsWith(message_id, ?)", prefix).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count deliveries: %w", err)
+	}
+	if n < f.Unique {
+		return 0, nil
+	}
+	return n - f.Unique, nil
+}
+
 // tableFigures describes a derived table: its rows as stored, its rows
 // after merging (FINAL, for the ReplacingMergeTree family), and the number
 // of distinct sorting keys, which a correct derived table has one row of.
