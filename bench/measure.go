@@ -41,7 +41,8 @@ type Throughput struct {
 
 // ServerCPU is ClickHouse's own accounting of its query threads (system.events):
 // the CPU time inserts and the views they feed took, the time those threads
-// waited for a core, and the wall time of background merges.
+// waited for a core, and the wall time of background merges (summed over
+// the merge threads, so it can exceed the window).
 type ServerCPU struct {
 	CPUSeconds     float64 `json:"cpu_seconds"`
 	CPUWaitSeconds float64 `json:"cpu_wait_seconds"`

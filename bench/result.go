@@ -176,11 +176,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(r.Throughput) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(tw, "THROUGHPUT\tVIEWS\tEVENTS/S\tROWS\tSECONDS\tSTARTUP S\tDRAINED\tPEAK RSS MB\tCLIENT CPU µs/ROW\tSERVER CPU µs/ROW\tSERVER CPU WAIT S\t")
+		fmt.Fprintln(tw, "THROUGHPUT\tVIEWS\tEVENTS/S\tROWS\tSECONDS\tSTARTUP S\tDRAINED\tPEAK RSS MB\tCLIENT CPU µs/ROW\tSERVER CPU µs/ROW\tSERVER CPU WAIT S\tMERGES S\t")
 	}
 	for _, t := range r.Throughput {
 		if t.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\terror: %s\t\t\t\t\t\t\n", t.Name, t.Views, oneLine(t.Error))
+			fmt.Fprintf(tw, "%s\t%s\terror: %s\t\t\t\t\t\t\t\t\t\t\n", t.Name, t.Views, oneLine(t.Error))
 			continue
 		}
 		rss := ""
@@ -196,7 +196,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 			server = fmt.Sprintf("%.1f", 1e6*t.Server.CPUSeconds/float64(t.Rows))
 			wait = fmt.Sprintf("%.1f", t.Server.CPUWaitSeconds)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t%s\t%s\t%s\t\n", t.Name, t.Views, t.EventsPerSec, t.Rows, t.Seconds, t.StartupSeconds, t.Drained, rss, client, server, wait)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t%s\t%s\t%s\t%.1f\t\n", t.Name, t.Views, t.EventsPerSec, t.Rows, t.Seconds, t.StartupSeconds, t.Drained, rss, client, server, wait, t.Server.MergeSeconds)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
