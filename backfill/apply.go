@@ -433,8 +433,10 @@ func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*to
 	}
 	// Re-ingested events can qualify customers the plan could not see yet;
 	// the plan's own estimate covers those.
-	d := plan.Decisions()
-	td.fires = max(td.fires, d["fire"]+d["fire_late"])
+	if td.reingestN > 0 {
+		d := plan.Decisions()
+		td.fires = max(td.fires, d["fire"]+d["fire_late"])
+	}
 	return td, nil
 }
 

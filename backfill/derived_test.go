@@ -147,7 +147,7 @@ func (e *env) stopPoller() {
 }
 
 func (e *env) qualifier() *backfill.CampaignQualifier {
-	return &backfill.CampaignQualifier{Conn: e.conn, Campaigns: e.derived.campaigns, Log: testenv.Logger(e.t), PollerStaleAfter: 3 * time.Second, PollerOverlap: e.pollerConfig("").Overlap}
+	return &backfill.CampaignQualifier{Conn: e.conn, Campaigns: e.derived.campaigns, Log: testenv.Logger(e.t), PollerStaleAfter: 3 * time.Second}
 }
 
 // replay is the test's one Replay, so its scratch database is made once.

@@ -56,10 +56,7 @@ type CampaignQualifier struct {
 	// PollerStaleAfter is how recently a poller must have saved a position
 	// to count as running (default 15s).
 	PollerStaleAfter time.Duration
-	// PollerOverlap is the pollers' trigger.overlap (default 15s): a poller
-	// re-reads that far behind its position, so what lies there is its own.
-	PollerOverlap time.Duration
-	Log           *slog.Logger
+	Log              *slog.Logger
 }
 
 func (c *CampaignQualifier) log() *slog.Logger {
@@ -203,11 +200,14 @@ func ledgerByKeys(ctx context.Context, l *trigger.Ledger, keys []string) (map[st
 // poller's decision function and the customers' ledger history; unless
 // campaigns show "wait" until apply checks their follow-up events.
 //
-// While a poller is running, a qualification at or past its position (less
-// its overlap) is the poller's: it reads it and decides it itself, and
-// deciding it here too would make two writers of one customer. Only what a
-// running poller has passed without deciding, or everything when no poller
-// runs, is the backfill's (Owner "backfill").
+// While a poller is running, a qualification at or past its saved position
+// is the poller's: it has yet to read it (or holds it for an unless window)
+// and decides it itself, and deciding it here too would make two writers of
+// one customer. The saved position is durable: everything before it was
+// decided or is held at or past it. So an unledgered qualification before
+// it was passed without a decision (a poller that restarted at its latest
+// rows, a feed rebuilt), and it is the backfill's, as is everything when no
+// poller runs (Owner "backfill").
 func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns []string, now time.Time) ([]Qualification, []CampaignFinding, error) {
 	cs, err := c.active(campaigns)
 	if err != nil {
@@ -233,10 +233,6 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 	shards := c.Shards
 	if shards <= 0 {
 		shards = trigger.DefaultConfig().Shards
-	}
-	overlap := c.PollerOverlap
-	if overlap <= 0 {
-		overlap = trigger.DefaultConfig().Overlap
 	}
 	var pending []found
 	custs := map[string]bool{}
@@ -309,7 +305,7 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 		pq := fromTrigger(q, string(d.Action), d.Reason)
 		pq.Owner = OwnerBackfill
 		if positions != nil {
-			if p, ok := positions[f.feed][trigger.Shard(q.CustomerID, shards)]; ok && f.pos+uint64(overlap.Milliseconds()) >= p {
+			if p, ok := positions[f.feed][trigger.Shard(q.CustomerID, shards)]; ok && f.pos >= p {
 				pq.Owner = OwnerPoller
 				fd.LeftToPoller++
 			}

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tideline-dev/tideline/backfill"
+	"github.com/tideline-dev/tideline/backfill/drill"
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/materialize"
@@ -50,7 +52,7 @@ func newBackfillCmd(a *app) *cobra.Command {
 When Kafka's retention has deleted the window, export it beforehand
 (tideline export) and pass the archive with --source.`,
 	}
-	cmd.AddCommand(newBackfillPlanCmd(a), newBackfillApplyCmd(a), newBackfillStatusCmd(a))
+	cmd.AddCommand(newBackfillPlanCmd(a), newBackfillApplyCmd(a), newBackfillStatusCmd(a), newBackfillDrillCmd(a))
 	return cmd
 }
 
@@ -349,6 +351,79 @@ func printApplyResult(w io.Writer, plan *backfill.Plan, res *backfill.Result) {
 		plan.Window.From.UTC().Format(exact), plan.Window.To.UTC().Format(exact))
 }
 
+func newBackfillDrillCmd(a *app) *cobra.Command {
+	cfg := drill.DefaultConfig()
+	ld := ingest.DefaultLoaderConfig()
+	derived := newDerivedSections()
+	cmd := &cobra.Command{
+		Use:   "drill",
+		Short: "Reproduce the status page's incident locally, to rehearse plan and apply",
+		Long: `drill builds a throw-away deployment in its own database (default
+tideline_drill) with the embedded broker (or --broker kafka), the repo's
+audiences and campaigns (webhooks go to a local receiver), a loader, the
+evaluator and the poller, and replays the incident: a steady workload on
+both lanes; the server lane's loader and the poller stop while events keep
+arriving; a batch is lost before ClickHouse saw it; the loader resumes and
+works off its backlog; the poller comes back without its positions; a share
+of the outage's rows is deleted after the fact. Event times span --hours
+while everything happens in seconds.
+
+It then prints the backfill commands to run in another terminal and keeps
+the pipeline running (the backfill lane needs a loader) until Ctrl-C.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.load(cmd, derived.sections(config.Sections{"loader": &ld}), campaignsDirFlag); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("clickhouse-database") && os.Getenv("TIDELINE_CLICKHOUSE_DATABASE") == "" {
+				a.ch.Database = "tideline_drill"
+			}
+			cfg.ClickHouse, cfg.Kafka, cfg.Loader, cfg.Materialize, cfg.Trigger = a.ch, a.kafka, ld, derived.mat, derived.trg
+			cfg.Out, cfg.Log = os.Stdout, a.log
+			db := "--clickhouse-database " + a.ch.Database
+			if a.kafka.Mode == "kafka" {
+				db += " --broker kafka --brokers " + strings.Join(a.kafka.Brokers, ",")
+			}
+			var rep *drill.Report
+			defer func() {
+				if rep != nil {
+					c := rep.Receiver.Counts()
+					fmt.Printf("\ndrill: stopped; the local webhook receiver got %d verified deliveries under %d distinct webhook ids\n", c.Accepted, c.UniqueAccepted)
+				}
+			}()
+			return drill.Run(cmd.Context(), cfg, func(r *drill.Report) {
+				rep = r
+				const exact = "2006-01-02T15:04:05.000Z07:00"
+				fmt.Printf(`
+drill: the incident is in place: %d events, the server lane stopped from %s to %s,
+       %d records lost on the way in, %d deleted afterwards.
+
+In another terminal, from this directory:
+
+  tideline backfill plan %s --from %s --to %s -o drill-plan.json
+  tideline backfill apply drill-plan.json %s --dry-run
+  tideline backfill apply drill-plan.json %s
+  tideline backfill status %s
+  tideline backfill plan %s --from %s --to %s -o after.json   # finds nothing to do
+
+The pipeline keeps running here (loaders, evaluator, poller delivering to a
+local webhook receiver); Ctrl-C stops it.
+`, r.Produced, r.From.UTC().Format(exact), r.To.UTC().Format(exact), r.Lost, r.Deleted,
+					db, r.From.UTC().Format(exact), r.To.UTC().Format(exact), db, db, db,
+					db, r.From.UTC().Format(exact), r.To.UTC().Format(exact))
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Events, "events", cfg.Events, "events to produce")
+	f.IntVar(&cfg.Customers, "customers", cfg.Customers, "distinct customers")
+	f.DurationVar(&cfg.Hours, "hours", cfg.Hours, "event time the workload spans, ending now")
+	f.DurationVar(&cfg.Outage, "outage", cfg.Outage, "how long (wall clock) the server lane stays stopped")
+	f.IntVar(&cfg.Lost, "lost", cfg.Lost, "records per server partition lost before reaching ClickHouse")
+	f.IntVar(&cfg.DeleteEvery, "delete-every", cfg.DeleteEvery, "delete every n-th server row of the outage afterwards (0: none)")
+	f.String("campaigns", derived.trg.CampaignsDir, "folder of campaign definitions (trigger.campaigns_dir)")
+	return cmd
+}
+
 func printQualificationNotes(w io.Writer, res *backfill.Result) {
 	if res.LeftToPoller > 0 {
 		fmt.Fprintf(w, "  %d qualifications are ahead of the running poller's position: it decides them itself.\n", res.LeftToPoller)
@@ -423,6 +498,6 @@ func backfillDerivation(a *app, conn *chdb.Conn, d *derivedSections) (*backfill.
 		}
 		return nil, nil, err
 	}
-	q := &backfill.CampaignQualifier{Conn: conn, Campaigns: campaigns, WatermarkLanes: d.trg.WatermarkLanes, Shards: d.trg.Shards, PollerOverlap: d.trg.Overlap, Log: a.log}
+	q := &backfill.CampaignQualifier{Conn: conn, Campaigns: campaigns, WatermarkLanes: d.trg.WatermarkLanes, Shards: d.trg.Shards, Log: a.log}
 	return replay, q, nil
 }

@@ -1,0 +1,531 @@
+// Package drill reproduces the incident of the status page on a local,
+// throw-away deployment so an operator can rehearse the recovery: a steady
+// workload on both lanes, the server lane's loader stopped while events keep
+// arriving (real-time campaigns stop too), a batch lost before ClickHouse
+// saw it, the loader and a poller with reset positions brought back, and a
+// share of the outage's rows deleted after the fact. It then keeps the
+// pipeline running and prints the backfill commands to run against it.
+package drill
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/workload"
+	"github.com/tideline-dev/tideline/materialize"
+	tsql "github.com/tideline-dev/tideline/sql"
+	"github.com/tideline-dev/tideline/trigger"
+	"github.com/tideline-dev/tideline/trigger/webhooktest"
+)
+
+// Config shapes a drill.
+type Config struct {
+	ClickHouse  chdb.Config
+	Kafka       broker.Config
+	Loader      ingest.LoaderConfig
+	Materialize materialize.Config
+	Trigger     trigger.Config
+	// Events is the number of events produced (default 20000), over
+	// Customers customers (default 2000), their event times spread over the
+	// Hours before now (default 6h) while they arrive in seconds.
+	Events, Customers int
+	Hours             time.Duration
+	// Outage is how long (wall clock) the server lane's loader stays
+	// stopped after the outage's events were produced (default 10s): every
+	// one of them is loaded at least this late.
+	Outage time.Duration
+	// Lost is the number of records per server partition the stopped
+	// loader "committed without inserting" (default 25).
+	Lost int
+	// DeleteEvery deletes every n-th server row of the outage after the
+	// fact (default 7; 0 deletes none).
+	DeleteEvery int
+	Seed        uint64
+	Out         io.Writer
+	Log         *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Events: 20000, Customers: 2000, Hours: 6 * time.Hour, Outage: 10 * time.Second, Lost: 25, DeleteEvery: 7, Seed: 7}
+}
+
+// Report is what the drill did.
+type Report struct {
+	// From and To bound the outage in Kafka record time.
+	From, To time.Time
+	// Produced counts the events; Lost and Deleted the server records that
+	// never reached ClickHouse or were removed from it.
+	Produced, Lost, Deleted int
+	// Receiver counts the webhooks the local receiver got.
+	Receiver *webhooktest.Receiver
+}
+
+type stack struct {
+	cfg       Config
+	conn      *chdb.Conn
+	seeds     []string
+	prod      *kgo.Client
+	gen       *workload.Generator
+	campaigns []*trigger.Campaign
+	mu        sync.Mutex
+	running   map[string]*bg
+}
+
+type bg struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (s *stack) start(name string, fn func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &bg{cancel: cancel, done: make(chan error, 1)}
+	go func() { b.done <- fn(ctx) }()
+	s.mu.Lock()
+	s.running[name] = b
+	s.mu.Unlock()
+}
+
+func (s *stack) stop(name string) error {
+	s.mu.Lock()
+	b := s.running[name]
+	delete(s.running, name)
+	s.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	b.cancel()
+	return <-b.done
+}
+
+func (s *stack) stopAll() {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.running))
+	for n := range s.running {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	for _, n := range names {
+		if err := s.stop(n); err != nil {
+			s.cfg.Log.Warn("stopping "+n, "err", err)
+		}
+	}
+}
+
+// Run prepares the deployment, replays the incident, calls ready with the
+// report, and keeps the pipeline running until ctx ends.
+func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	conn, err := chdb.Open(ctx, cfg.ClickHouse, true)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := tsql.Up(ctx, conn, cfg.Log); err != nil {
+		return err
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+		return fmt.Errorf("count events: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("database %s already holds %d events: a drill needs its own database (--clickhouse-database, or drop it: DROP DATABASE %s)", cfg.ClickHouse.Database, n, cfg.ClickHouse.Database)
+	}
+	seeds, stopBroker, err := broker.Seeds(cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	defer stopBroker()
+	if err := broker.EnsureTopics(ctx, seeds, cfg.Kafka); err != nil {
+		return err
+	}
+	prod, err := kgo.NewClient(append(broker.ClientOpts(seeds, cfg.Log), kgo.ProducerLinger(2*time.Millisecond))...)
+	if err != nil {
+		return fmt.Errorf("kafka producer: %w", err)
+	}
+	defer prod.Close()
+	// A short overlap keeps the drill short: the poller that comes back
+	// misses what became visible more than twice the overlap before.
+	cfg.Trigger.Overlap = min(cfg.Trigger.Overlap, 2*time.Second)
+	s := &stack{cfg: cfg, conn: conn, seeds: seeds, prod: prod, running: map[string]*bg{},
+		gen: workload.New(workload.Config{Customers: cfg.Customers, Seed: cfg.Seed, Start: time.Now().Add(-cfg.Hours), Step: cfg.Hours / time.Duration(max(cfg.Events, 1))})}
+	defer s.stopAll()
+
+	plan, err := materialize.LoadPlan(cfg.Materialize)
+	if err != nil {
+		return err
+	}
+	if _, err := materialize.Apply(ctx, conn, plan, 0, cfg.Log); err != nil {
+		return err
+	}
+	recv, err := s.campaignsToReceiver(ctx)
+	if err != nil {
+		return err
+	}
+	rep := &Report{Receiver: recv}
+
+	s.startLoader("live", "web", "backfill", "dlq")
+	s.startLoader("server", "server")
+	if err := s.startEvaluator(); err != nil {
+		return err
+	}
+	if err := s.startPoller("earliest"); err != nil {
+		return err
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(cfg.Out, "drill: "+format+"\n", args...) }
+
+	before, during := cfg.Events*3/10, cfg.Events*5/10
+	say("steady workload: %d events on the web and server lanes", before)
+	if err := s.produce(ctx, before); err != nil {
+		return err
+	}
+	if err := s.waitLoaded(ctx, before, 0); err != nil {
+		return err
+	}
+	// Real time, before the incident: everything is derived and decided.
+	if err := s.waitEvaluated(ctx); err != nil {
+		return err
+	}
+	if err := s.waitPoller(ctx); err != nil {
+		return err
+	}
+
+	say("outage: the server lane's loader and the campaign poller stop; %d more events arrive", during)
+	if err := s.stop("server"); err != nil {
+		return err
+	}
+	if err := s.stop("poller"); err != nil {
+		return err
+	}
+	serverTopic := cfg.Kafka.MustTopic("server")
+	ends, err := s.endOffsets(ctx, serverTopic)
+	if err != nil {
+		return err
+	}
+	time.Sleep(5 * time.Millisecond)
+	rep.From = time.Now()
+	if err := s.produce(ctx, during); err != nil {
+		return err
+	}
+	// The loader "committed" a batch it never inserted.
+	skip := map[int32]int64{}
+	endsAfter, err := s.endOffsets(ctx, serverTopic)
+	if err != nil {
+		return err
+	}
+	for p, o := range ends {
+		skip[p] = min(o+int64(cfg.Lost), endsAfter[p])
+		rep.Lost += int(skip[p] - o)
+	}
+	if err := s.commit(ctx, "server", skip); err != nil {
+		return err
+	}
+	say("%d server records lost before ClickHouse saw them; waiting %s with the lane stopped", rep.Lost, cfg.Outage)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(cfg.Outage):
+	}
+	rep.To = time.Now()
+
+	say("recovery: the loader resumes and works off its backlog")
+	s.startLoader("server", "server")
+	if err := s.waitLoaded(ctx, before+during, rep.Lost); err != nil {
+		return err
+	}
+	if err := s.waitEvaluated(ctx); err != nil {
+		return err
+	}
+	say("the poller comes back without its positions and starts at the latest rows")
+	if err := conn.Exec(ctx, "TRUNCATE TABLE trigger_cursors"); err != nil {
+		return fmt.Errorf("reset poller positions: %w", err)
+	}
+	// A poller looks back twice its overlap (its rewind, then its overlap
+	// check): what became visible before that is missed.
+	time.Sleep(2*s.cfg.Trigger.Overlap + 500*time.Millisecond)
+	if err := s.startPoller("latest"); err != nil {
+		return err
+	}
+	after := cfg.Events - before - during
+	if err := s.produce(ctx, after); err != nil {
+		return err
+	}
+	if err := s.waitLoaded(ctx, cfg.Events, rep.Lost); err != nil {
+		return err
+	}
+	rep.Produced = cfg.Events
+	if cfg.DeleteEvery > 0 {
+		var deleted uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM events WHERE kafka_topic = ? AND kafka_offset % ? = 0 AND received_at_ms >= ? AND received_at_ms < ?",
+			serverTopic, uint64(cfg.DeleteEvery), uint64(rep.From.UnixMilli()), uint64(rep.To.UnixMilli())).Scan(&deleted); err != nil {
+			return fmt.Errorf("count rows to delete: %w", err)
+		}
+		if err := s.deleteRows(ctx, "kafka_topic = ? AND kafka_offset % ? = 0 AND received_at_ms >= ? AND received_at_ms < ?",
+			serverTopic, uint64(cfg.DeleteEvery), uint64(rep.From.UnixMilli()), uint64(rep.To.UnixMilli())); err != nil {
+			return err
+		}
+		rep.Deleted = int(deleted)
+		say("after the fact, %d of the outage's server rows are deleted from ClickHouse", rep.Deleted)
+	}
+	if ready != nil {
+		ready(rep)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// campaignsToReceiver records the campaigns with every webhook pointed at
+// a local receiver, signed with a secret made for this run.
+func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver, error) {
+	campaigns, err := trigger.LoadCampaigns(s.cfg.Trigger.CampaignsDir)
+	if err != nil {
+		return nil, err
+	}
+	secret := trigger.NewSecret()
+	recv, err := trigger.NewReceiver(secret.String())
+	if err != nil {
+		return nil, err
+	}
+	url, err := recv.Serve(ctx, "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("local webhook receiver: %w", err)
+	}
+	for _, c := range campaigns {
+		if c.Deliver.Webhook == nil {
+			continue
+		}
+		c.Deliver.Webhook.URL = url + "/hooks/" + c.ID
+		c.Deliver.Webhook.PreviousSecretEnv = ""
+		if err := os.Setenv(c.Deliver.Webhook.SecretEnv, secret.String()); err != nil {
+			return nil, err
+		}
+	}
+	if err := trigger.ApplyCampaigns(ctx, s.conn, campaigns); err != nil {
+		return nil, err
+	}
+	s.campaigns = campaigns
+	return recv, nil
+}
+
+func (s *stack) startLoader(name string, lanes ...string) {
+	cfg := s.cfg.Loader
+	cfg.Lanes = lanes
+	cfg.MetricsAddr = ""
+	s.start(name, func(ctx context.Context) error {
+		l, err := ingest.NewLoader(cfg, s.cfg.Kafka, s.seeds, s.conn, nil, s.cfg.Log)
+		if err != nil {
+			return err
+		}
+		return l.Run(ctx)
+	})
+}
+
+func (s *stack) startEvaluator() error {
+	ev, err := materialize.NewEvaluator(s.conn, s.cfg.Materialize, nil, s.cfg.Log)
+	if err != nil {
+		return err
+	}
+	s.start("evaluator", ev.Run)
+	return nil
+}
+
+func (s *stack) startPoller(startFrom string) error {
+	cfg := s.cfg.Trigger
+	cfg.Sharding, cfg.StartFrom, cfg.MetricsAddr = "none", startFrom, ""
+	p, err := trigger.NewPoller(cfg, s.campaigns, s.conn, s.cfg.Kafka, s.seeds, nil, s.cfg.Log)
+	if err != nil {
+		return err
+	}
+	s.start("poller", p.Run)
+	return nil
+}
+
+// produce writes n events as the collector would: normalised, keyed by
+// customer, stamped with their receipt time (now); their event times follow
+// the workload's simulated clock.
+func (s *stack) produce(ctx context.Context, n int) error {
+	const chunk = 5000
+	for done := 0; done < n; done += chunk {
+		var recs []*kgo.Record
+		for i := done; i < min(n, done+chunk); i++ {
+			m := s.gen.Next()
+			raw, err := json.Marshal(m.Body)
+			if err != nil {
+				return err
+			}
+			ev, err := ingest.ParseMessage(raw, "", time.Time{}, time.Now(), m.Lane)
+			if err != nil {
+				return fmt.Errorf("generated event rejected: %w", err)
+			}
+			v, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, &kgo.Record{Topic: s.cfg.Kafka.MustTopic(m.Lane), Key: []byte(ev.CustomerID()), Value: v, Timestamp: ev.ReceivedAt})
+		}
+		if err := s.prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return fmt.Errorf("produce: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitLoaded waits until ClickHouse holds produced-lost positions.
+func (s *stack) waitLoaded(ctx context.Context, produced, lost int) error {
+	want := uint64(produced - lost)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var n uint64
+		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events").Scan(&n); err != nil {
+			return fmt.Errorf("count loaded events: %w", err)
+		}
+		if n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d events loaded after 5 minutes", n, want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// waitEvaluated waits until the evaluator ran a pass after the last touch
+// settled, so the backlog's transitions exist before the poller returns.
+func (s *stack) waitEvaluated(ctx context.Context) error {
+	settle := uint64(s.cfg.Materialize.TouchSettle.Milliseconds())
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		var last, pass uint64
+		if err := s.conn.QueryRow(ctx, "SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches").Scan(&last); err != nil {
+			return fmt.Errorf("read touches: %w", err)
+		}
+		if err := s.conn.QueryRow(ctx, "SELECT max(updated_at_ms) FROM evaluator_state WHERE evaluator = ?", s.cfg.Materialize.EvaluatorID).Scan(&pass); err != nil {
+			return fmt.Errorf("read evaluator state: %w", err)
+		}
+		if pass > last+settle+2000 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("the evaluator did not catch up within 2 minutes")
+}
+
+// waitPoller waits until the poller has read every row of its feeds.
+func (s *stack) waitPoller(ctx context.Context) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		var events, transitions, evPos, trPos uint64
+		q := func(sql string, out *uint64) error {
+			if err := s.conn.QueryRow(ctx, sql).Scan(out); err != nil {
+				return fmt.Errorf("read the poller's progress: %w", err)
+			}
+			return nil
+		}
+		for _, x := range []struct {
+			sql string
+			out *uint64
+		}{
+			{"SELECT max(ingest_time_ms) FROM trigger_event_feed", &events},
+			{"SELECT max(derived_at_ms) FROM trigger_transition_feed", &transitions},
+			{"SELECT max(position_ms) FROM trigger_cursors WHERE cursor_id = 'events'", &evPos},
+			{"SELECT max(position_ms) FROM trigger_cursors WHERE cursor_id = 'transitions'", &trPos},
+		} {
+			if err := q(x.sql, x.out); err != nil {
+				return err
+			}
+		}
+		if evPos >= events && trPos >= transitions {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("the poller did not catch up within 2 minutes")
+}
+
+func (s *stack) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(broker.ClientOpts(s.seeds, nil)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	l, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	for p, o := range l[topic] {
+		out[p] = o.Offset
+	}
+	return out, nil
+}
+
+// commit moves the lane's loader group to the given offsets.
+func (s *stack) commit(ctx context.Context, lane string, to map[int32]int64) error {
+	cl, err := kgo.NewClient(broker.ClientOpts(s.seeds, nil)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	topic := s.cfg.Kafka.MustTopic(lane)
+	offs := kadm.Offsets{}
+	for p, o := range to {
+		offs.Add(kadm.Offset{Topic: topic, Partition: p, At: o, LeaderEpoch: -1})
+	}
+	group := s.cfg.Kafka.TopicPrefix + s.cfg.Loader.Group + "." + lane
+	resp, err := kadm.NewClient(cl).CommitOffsets(ctx, group, offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("move group %s: %w", group, err)
+	}
+	return nil
+}
+
+// deleteRows deletes from events (a mutation) and waits until it is done.
+func (s *stack) deleteRows(ctx context.Context, where string, args ...any) error {
+	if err := s.conn.Exec(ctx, "ALTER TABLE events DELETE WHERE "+where, args...); err != nil {
+		return fmt.Errorf("delete rows: %w", err)
+	}
+	for i := 0; i < 600; i++ {
+		var n uint64
+		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table = 'events' AND is_done = 0", s.conn.Database).Scan(&n); err != nil {
+			return fmt.Errorf("wait for the delete: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("the delete mutation did not finish within a minute")
+}
