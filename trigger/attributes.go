@@ -82,7 +82,7 @@ func (p *profileAttributes) Attributes(ctx context.Context, ids []string) (map[s
 // must not hold up campaigns: the query is bounded, and the caller falls
 // back to traits when it fails.
 func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[string]map[string]any, error) {
-	ctx = chdb.Settings(ctx, clickhouse.Settings{"max_execution_time": 5})
+	ctx = chdb.Settings(ctx, clickhouse.Settings{"max_execution_time": 2})
 	rows, err := p.conn.Query(ctx, qProfiles, stringSet(ids))
 	if err != nil {
 		return nil, fmt.Errorf("read customer_profile: %w", err)
