@@ -38,3 +38,8 @@ plugin:
 ## dashboards: regenerate grafana/dashboards/*.json from their Go code
 dashboards:
 	$(GO) run ./grafana/dashboards/gen
+
+## bench: throughput, latency, backlog drain and memory against the Kafka engine and the insert ceiling (BENCHMARKS.md)
+bench:
+	scripts/clickhouse.sh start
+	$(GO) run ./cmd/tideline bench
