@@ -282,7 +282,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 	}
 	r.client = cl
 	r.adm = kadm.NewClient(cl)
-	defer cl.Close()
+	defer l.closeBounded(cl, ln.name)
 	// With BlockRebalanceOnPoll, Close leaves the group only once the last
 	// poll is released; a lane returning with a batch in hand (shutdown,
 	// failed flush) has not released it, and Close would wait forever.
@@ -609,6 +609,28 @@ func (r *laneRun) retry(ctx context.Context, what string, fn func(context.Contex
 		case <-time.After(backoff + jitter):
 		}
 		backoff = min(backoff*2, r.l.cfg.MaxRetryBackoff)
+	}
+}
+
+// closeBounded closes a lane's client, waiting at most ShutdownTimeout.
+// Close leaves the group, and the leave waits for a JoinGroup in flight,
+// which the coordinator holds until every member rejoined or its rebalance
+// timeout passed (a minute): during a rebalance storm a SIGTERMed loader
+// hung there. Offsets are committed by then, so giving up the leave only
+// means the partitions move after the session timeout, as after a kill.
+func (l *Loader) closeBounded(cl *kgo.Client, lane string) {
+	done := make(chan struct{})
+	// This goroutine ends when Close returns; if that is after the
+	// timeout, the process is exiting and it ends with it.
+	go func() {
+		cl.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(l.cfg.ShutdownTimeout):
+		l.log.Warn("leaving the consumer group timed out; exiting without it (the partitions move after the session timeout)",
+			"lane", lane, "timeout", l.cfg.ShutdownTimeout)
 	}
 }
 
