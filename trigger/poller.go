@@ -121,8 +121,18 @@ func (p *Poller) feedNames(f *feed) []string {
 func (p *Poller) Stats() Stats { return p.c.stats() }
 
 // Run polls until ctx ends, then saves its positions, lets in-flight
-// deliveries finish (bounded by ShutdownTimeout) and leaves the group.
+// deliveries finish (bounded by ShutdownTimeout) and leaves the group. A ctx
+// that ends while the poller is still starting is a shutdown, not an error.
 func (p *Poller) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		p.log.Info("trigger poller stopped while starting", "err", err)
+		return nil
+	}
+	return err
+}
+
+func (p *Poller) run(ctx context.Context) error {
 	if err := ApplyCampaigns(ctx, p.conn, p.all); err != nil {
 		return err
 	}

@@ -61,30 +61,12 @@ customers through a Kafka consumer group; with none, run exactly one.
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			campaigns, err := trigger.LoadCampaigns(cfg.CampaignsDir)
-			if err != nil {
-				return err
+			err := runTrigger(cmd.Context(), a, cfg)
+			if err != nil && cmd.Context().Err() != nil {
+				// SIGTERM while starting: a shutdown, not a failure.
+				return nil
 			}
-			ctx := cmd.Context()
-			seeds, stop, err := triggerSeeds(ctx, a, cfg, campaigns)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			conn, err := chdb.Open(ctx, a.ch, false)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			reg := telemetry.NewRegistry()
-			p, err := trigger.NewPoller(cfg, campaigns, conn, a.kafka, seeds, reg, a.log)
-			if err != nil {
-				return err
-			}
-			if err := telemetry.Serve(ctx, cfg.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
-				return err
-			}
-			return p.Run(ctx)
+			return err
 		},
 	}
 	addCampaignsFlag(cmd, &cfg)
@@ -95,6 +77,33 @@ customers through a Kafka consumer group; with none, run exactly one.
 	f.String("start-from", cfg.StartFrom, "where a shard without a saved position starts: earliest or latest")
 	cmd.AddCommand(newRedeliverCmd(a))
 	return cmd
+}
+
+// runTrigger runs the poller until ctx ends.
+func runTrigger(ctx context.Context, a *app, cfg trigger.Config) error {
+	campaigns, err := trigger.LoadCampaigns(cfg.CampaignsDir)
+	if err != nil {
+		return err
+	}
+	seeds, stop, err := triggerSeeds(ctx, a, cfg, campaigns)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	conn, err := chdb.Open(ctx, a.ch, false)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	reg := telemetry.NewRegistry()
+	p, err := trigger.NewPoller(cfg, campaigns, conn, a.kafka, seeds, reg, a.log)
+	if err != nil {
+		return err
+	}
+	if err := telemetry.Serve(ctx, cfg.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
+		return err
+	}
+	return p.Run(ctx)
 }
 
 // needsKafka reports whether the poller talks to Kafka with this config.
