@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -147,12 +146,7 @@ func runLoaderChild(ctx context.Context, spec childSpec, enc *json.Encoder, log 
 // runCollectorChild serves the collector on a free loopback port with the
 // producer options of `tideline collect`.
 func runCollectorChild(ctx context.Context, spec childSpec, enc *json.Encoder, log *slog.Logger) error {
-	client, err := kgo.NewClient(append(broker.ClientOpts(spec.Seeds, log),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(2*time.Millisecond),
-		kgo.MaxBufferedBytes(256<<20),
-		kgo.RecordDeliveryTimeout(spec.Collector.ProduceTimeout),
-	)...)
+	client, err := kgo.NewClient(append(broker.ClientOpts(spec.Seeds, log), ingest.ProducerOpts(spec.Collector)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka producer: %w", err)
 	}
@@ -165,24 +159,11 @@ func runCollectorChild(ctx context.Context, spec childSpec, enc *json.Encoder, l
 	if err != nil {
 		return fmt.Errorf("collector listener: %w", err)
 	}
-	srv := &http.Server{Handler: col.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	// The server stops when Shutdown is called below.
-	go func() { errc <- srv.Serve(ln) }()
 	if err := enc.Encode(childReport{Ready: true, Addr: ln.Addr().String()}); err != nil {
+		ln.Close()
 		return err
 	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("collector: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("collector shutdown: %w", err)
-	}
-	return nil
+	return col.Serve(ctx, ln)
 }
 
 func writeAllocProfile(path string) error {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,13 +59,8 @@ lane topic; the request is answered 2xx only after Kafka acknowledged it.`,
 // newCollector builds the collector's producer (acks=all, idempotent — the
 // franz-go defaults, kept explicit) and the collector.
 func newCollector(cfg ingest.CollectorConfig, a *app, seeds []string, reg *prometheus.Registry) (*ingest.Collector, *kgo.Client, error) {
-	opts := append(broker.ClientOpts(seeds, a.log),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(2*time.Millisecond),
-		kgo.MaxBufferedBytes(256<<20),
-		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout),
-		kgo.WithHooks(kprom.NewMetrics("tideline_collector_kafka", kprom.Registerer(reg))),
-	)
+	opts := append(broker.ClientOpts(seeds, a.log), ingest.ProducerOpts(cfg)...)
+	opts = append(opts, kgo.WithHooks(kprom.NewMetrics("tideline_collector_kafka", kprom.Registerer(reg))))
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka producer: %w", err)
@@ -88,31 +81,12 @@ func newCollector(cfg ingest.CollectorConfig, a *app, seeds []string, reg *prome
 	return col, client, nil
 }
 
-// serveCollector serves until ctx ends, then lets in-flight requests finish.
+// serveCollector listens on the configured address and serves until ctx ends.
 func serveCollector(ctx context.Context, cfg ingest.CollectorConfig, col *ingest.Collector, a *app) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("collector listener on %s (pick another with --addr): %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: col.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
-	errc := make(chan error, 1)
-	go func() {
-		if cfg.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
 	a.log.Info("collector listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
-	select {
-	case err := <-errc:
-		return fmt.Errorf("collector: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("collector shutdown: %w", err)
-	}
-	return nil
+	return col.Serve(ctx, ln)
 }

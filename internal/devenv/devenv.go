@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -102,7 +101,7 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) er
 		cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.Kafka.Mode, seeds, cfg.Collector.Addr)
 
 	reg := prometheus.NewRegistry()
-	prod, err := kgo.NewClient(append(broker.ClientOpts(seeds, log), kgo.ProducerLinger(2*time.Millisecond))...)
+	prod, err := kgo.NewClient(append(broker.ClientOpts(seeds, log), ingest.ProducerOpts(cfg.Collector)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka producer: %w", err)
 	}
@@ -115,9 +114,10 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("collector listener on %s (is another tideline running? pick another with --addr): %w", cfg.Collector.Addr, err)
 	}
-	srv := &http.Server{Handler: col.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	defer stopServe()
+	// The collector stops when Run returns.
+	go func() { _ = col.Serve(serveCtx, ln) }()
 
 	loader, err := ingest.NewLoader(cfg.Loader, cfg.Kafka, seeds, conn, reg, log)
 	if err != nil {
