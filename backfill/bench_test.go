@@ -183,9 +183,13 @@ func BenchmarkPlanReplay(b *testing.B) {
 		b.Fatal(err)
 	}
 	ch := testenv.ClickHouseConfig(b)
-	replay := &backfill.Replay{Conn: s.conn, CH: ch, Materialize: mcfg}
+	replay := &backfill.Replay{Conn: s.conn, CH: ch, Materialize: mcfg, Timeout: time.Hour}
 	defer replay.Close()
-	p := &backfill.Planner{Cfg: backfill.DefaultConfig(), Conn: s.conn, Kafka: s.br.Config, Source: &backfill.KafkaSource{Seeds: s.br.Seeds}, State: replay}
+	cfg := backfill.DefaultConfig()
+	if r := os.Getenv("TIDELINE_BENCH_REPLAY"); r != "" {
+		cfg.Replay = r
+	}
+	p := &backfill.Planner{Cfg: cfg, Conn: s.conn, Kafka: s.br.Config, Source: &backfill.KafkaSource{Seeds: s.br.Seeds}, State: replay}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()

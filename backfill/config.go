@@ -50,6 +50,15 @@ type Config struct {
 	// ledger write (default 500); each batch is checkpointed in
 	// backfill_runs.
 	QualifyBatch int `koanf:"qualify_batch"`
+	// Replay chooses the customers a plan replays to compare derived state:
+	// "window" (every customer with an event in the window, the default),
+	// "affected" (only those with a late or missing event: cheaper on big
+	// windows, blind to customers an incident made stale otherwise), or
+	// "off".
+	Replay string `koanf:"replay"`
+	// ReplayTimeout bounds one replay query, such as copying the customers'
+	// events into the scratch database (default 30m).
+	ReplayTimeout time.Duration `koanf:"replay_timeout"`
 	// BucketSize is the offset bucket used to compare Kafka with ClickHouse:
 	// complete buckets are confirmed by a count, only incomplete ones are
 	// listed offset by offset (default 65536).
@@ -70,6 +79,8 @@ func DefaultConfig() Config {
 		PollInterval:       500 * time.Millisecond,
 		BucketSize:         1 << 16,
 		QualifyBatch:       500,
+		Replay:             "window",
+		ReplayTimeout:      30 * time.Minute,
 	}
 }
 
@@ -106,6 +117,14 @@ func (c Config) Validate() error {
 	}
 	if c.StaleAfter > 0 && c.StaleAfter < 2*c.Heartbeat {
 		errs = append(errs, fmt.Errorf("backfill.stale_after (%s) must be at least twice backfill.heartbeat (%s), or live applies look dead", c.StaleAfter, c.Heartbeat))
+	}
+	switch c.Replay {
+	case "window", "affected", "off":
+	default:
+		errs = append(errs, fmt.Errorf("backfill.replay %q: want window, affected or off", c.Replay))
+	}
+	if c.ReplayTimeout <= 0 {
+		errs = append(errs, errors.New("backfill.replay_timeout must be positive"))
 	}
 	if c.QualifyBatch < 1 {
 		errs = append(errs, fmt.Errorf("backfill.qualify_batch must be at least 1, got %d", c.QualifyBatch))

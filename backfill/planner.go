@@ -150,7 +150,7 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.State != nil {
+	if p.State != nil && p.Cfg.Replay != "off" {
 		if err := p.derived(ctx, plan, spans, unloaded, req.Examples); err != nil {
 			return nil, err
 		}
@@ -305,9 +305,35 @@ func windowCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[
 	return out, rows.Err()
 }
 
+// lateCustomerIDs lists the customers with a late event in the window.
+func lateCustomerIDs(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range, lateAfterMs int64) ([]string, error) {
+	filter, args := windowFilter(spans)
+	rows, err := conn.Query(ctx, "SELECT customer_id FROM ("+fmt.Sprintf(rowLagSQL, filter)+") GROUP BY customer_id HAVING max(lag) > ?", append(args, lateAfterMs)...)
+	if err != nil {
+		return nil, fmt.Errorf("list customers with late events: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("scan customer: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // derived compares the window's customers' materialized state with a replay.
 func (p *Planner) derived(ctx context.Context, plan *Plan, spans map[string]map[int32]Range, unloaded []*ingest.Event, examples int) error {
-	customers, err := windowCustomers(ctx, p.Conn, spans)
+	var customers []string
+	var err error
+	if p.Cfg.Replay == "affected" {
+		customers, err = lateCustomerIDs(ctx, p.Conn, spans, plan.LateAfterMs)
+		plan.Notes = append(plan.Notes, "the replay covered only customers with late or missing events (backfill.replay = affected)")
+	} else {
+		customers, err = windowCustomers(ctx, p.Conn, spans)
+	}
 	if err != nil {
 		return err
 	}

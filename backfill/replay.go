@@ -34,6 +34,9 @@ type Replay struct {
 	Log         *slog.Logger
 	// Keep leaves the scratch database in place for inspection.
 	Keep bool
+	// Timeout bounds one query on the scratch database (copying a big
+	// window's history takes minutes); default CH.ReadTimeout.
+	Timeout time.Duration
 
 	scratchDB *chdb.Conn
 }
@@ -187,6 +190,7 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 		}
 		cfg := r.CH
 		cfg.Database = name + "_replay_" + hex.EncodeToString(b)
+		cfg.ReadTimeout = max(cfg.ReadTimeout, r.Timeout)
 		conn, err := chdb.Open(ctx, cfg, true)
 		if err != nil {
 			return nil, fmt.Errorf("create replay database: %w", err)

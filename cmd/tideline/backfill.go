@@ -132,7 +132,7 @@ and the qualifications without a send-ledger entry, with what each campaign's
 staleness policy would decide now. It writes the plan to --out and prints a
 summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.load(cmd, derived.sections(config.Sections{"backfill": &cfg}), append(bound, config.Flag{Name: "lane", Key: "backfill.lanes"}, campaignsDirFlag)...); err != nil {
+			if err := a.load(cmd, derived.sections(config.Sections{"backfill": &cfg}), append(bound, config.Flag{Name: "lane", Key: "backfill.lanes"}, config.Flag{Name: "replay", Key: "backfill.replay"}, campaignsDirFlag)...); err != nil {
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
@@ -154,6 +154,7 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 					return fmt.Errorf("--to: %w", err)
 				}
 			}
+			derived.replayTimeout = cfg.ReplayTimeout
 			env, err := a.backfillEnv(ctx, source == "", derived)
 			if err != nil {
 				return err
@@ -189,6 +190,7 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 	f.StringVar(&from, "from", "", "window start (inclusive)")
 	f.StringVar(&to, "to", "", "window end (exclusive)")
 	f.StringSlice("lane", cfg.Lanes, "lanes to cover: web, server")
+	f.String("replay", cfg.Replay, "customers to replay for stale state: window (all of the window's), affected (those with late or missing events), off")
 	f.StringSliceVar(&campaigns, "campaign", nil, "only these campaigns' qualifications (default all)")
 	f.StringVar(&source, "source", "", "compare with this archive (.parquet or .arrow from tideline export) instead of Kafka; its window is the default")
 	f.StringVarP(&out, "out", "o", "", "plan file (default backfill-<plan id>.json)")
@@ -243,6 +245,7 @@ is planned and applied in one go.`,
 				return errors.New("give a plan file (from tideline backfill plan), or --source ARCHIVE to restore an archive")
 			}
 			ctx := cmd.Context()
+			derived.replayTimeout = cfg.ReplayTimeout
 			env, err := a.backfillEnv(ctx, true, derived)
 			if err != nil {
 				return err
@@ -474,6 +477,8 @@ func newBackfillStatusCmd(a *app) *cobra.Command {
 type derivedSections struct {
 	mat materialize.Config
 	trg trigger.Config
+	// replayTimeout is backfill.replay_timeout.
+	replayTimeout time.Duration
 }
 
 func newDerivedSections() *derivedSections {
@@ -489,7 +494,7 @@ func (d *derivedSections) sections(own config.Sections) config.Sections {
 // backfillDerivation returns the replay of derived state and the
 // qualification finder the backfill uses.
 func backfillDerivation(a *app, conn *chdb.Conn, d *derivedSections) (*backfill.Replay, backfill.Qualifier, error) {
-	replay := &backfill.Replay{Conn: conn, CH: a.ch, Materialize: d.mat, Log: a.log}
+	replay := &backfill.Replay{Conn: conn, CH: a.ch, Materialize: d.mat, Log: a.log, Timeout: d.replayTimeout}
 	campaigns, err := trigger.LoadCampaigns(d.trg.CampaignsDir)
 	if err != nil {
 		if _, statErr := os.Stat(d.trg.CampaignsDir); os.IsNotExist(statErr) && d.trg.CampaignsDir == trigger.DefaultConfig().CampaignsDir {
