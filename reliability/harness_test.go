@@ -151,9 +151,28 @@ func (p *proc) term(d time.Duration) error {
 	case <-p.done:
 		return p.err
 	case <-time.After(d):
-		p.kill()
-		return fmt.Errorf("%s did not stop within %s of SIGTERM", p.name, d)
+		// A Go process prints every goroutine's stack on SIGQUIT: keep
+		// that, to show where it hung.
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.kill()
+		}
+		return fmt.Errorf("%s did not stop within %s of SIGTERM; its goroutines: %s", p.name, d, p.keepLog())
 	}
+}
+
+// keepLog copies the output somewhere the test's cleanup does not remove,
+// for a failure to point at.
+func (p *proc) keepLog() string {
+	f, err := os.CreateTemp("", "tideline-"+p.name+"-*.log")
+	if err != nil {
+		return p.logPath
+	}
+	defer f.Close()
+	_, _ = f.WriteString(p.logText())
+	return f.Name()
 }
 
 // logText returns the process's output.
@@ -614,7 +633,7 @@ func committedEverything(ctx context.Context, br testenv.Broker, group string) (
 		if err != nil {
 			return false, "", err
 		}
-		committed, err := adm.FetchOffsets(ctx, group+"."+lane)
+		committed, err := adm.FetchOffsets(ctx, br.Config.TopicPrefix+group+"."+lane)
 		if err != nil {
 			return false, "", err
 		}
