@@ -103,44 +103,46 @@ func histogram(cumulative []uint64, total int64) []LagBucket {
 }
 
 // lateCustomers counts customers with a late event in the window, the
-// distribution of each one's longest delay, and the worst few.
+// distribution of each one's longest delay, and the worst few, in one scan.
 func lateCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range, lateAfterMs int64, examples int, laneOf map[string]string) (int64, LagStats, []StaleCustomer, error) {
 	filter, fargs := windowFilter(spans)
-	inner := "SELECT customer_id, max(lag) AS worst, argMax(kafka_topic, lag) AS topic FROM (" +
-		fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY customer_id HAVING worst > ?"
-	args := append(append([]any{}, fargs...), lateAfterMs)
+	q := "SELECT count(), quantilesExact(0.5, 0.9, 0.99)(worst), max(worst), " +
+		"arraySlice(arrayReverseSort(groupArray((worst, customer_id, topic))), 1, ?) FROM (" +
+		"SELECT customer_id, max(lag) AS worst, argMax(kafka_topic, lag) AS topic FROM (" +
+		fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY customer_id HAVING worst > ?)"
+	args := append(append([]any{examples}, fargs...), lateAfterMs)
 	var (
 		n  uint64
 		qs []int64
 		mx int64
 	)
-	err := conn.QueryRow(ctx, "SELECT count(), quantilesExact(0.5, 0.9, 0.99)(worst), max(worst) FROM ("+inner+")", args...).Scan(&n, &qs, &mx)
+	rows, err := conn.Query(ctx, q, args...)
 	if err != nil {
 		return 0, LagStats{}, nil, fmt.Errorf("count late customers: %w", err)
 	}
-	stats := LagStats{Max: mx}
-	if n > 0 && len(qs) == 3 {
-		stats.P50, stats.P90, stats.P99 = qs[0], qs[1], qs[2]
-	} else {
-		stats.Max = 0
-	}
-	if n == 0 || examples == 0 {
-		return int64(n), stats, nil, nil
-	}
-	rows, err := conn.Query(ctx, inner+" ORDER BY worst DESC, customer_id LIMIT ?", append(args, examples)...)
-	if err != nil {
-		return 0, LagStats{}, nil, fmt.Errorf("list late customers: %w", err)
-	}
 	defer rows.Close()
-	var out []StaleCustomer
+	var tuples [][]any
 	for rows.Next() {
-		var c StaleCustomer
-		var topic string
-		if err := rows.Scan(&c.CustomerID, &c.StaleForMs, &topic); err != nil {
-			return 0, LagStats{}, nil, fmt.Errorf("scan late customer: %w", err)
+		if err := rows.Scan(&n, &qs, &mx, &tuples); err != nil {
+			return 0, LagStats{}, nil, fmt.Errorf("scan late customers: %w", err)
 		}
-		c.Lane = laneOf[topic]
-		out = append(out, c)
 	}
-	return int64(n), stats, out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return 0, LagStats{}, nil, fmt.Errorf("count late customers: %w", err)
+	}
+	stats := LagStats{}
+	if n > 0 && len(qs) == 3 {
+		stats = LagStats{P50: qs[0], P90: qs[1], P99: qs[2], Max: mx}
+	}
+	var out []StaleCustomer
+	for _, t := range tuples {
+		if len(t) != 3 {
+			continue
+		}
+		ms, _ := t[0].(int64)
+		cust, _ := t[1].(string)
+		topic, _ := t[2].(string)
+		out = append(out, StaleCustomer{CustomerID: cust, Lane: laneOf[topic], StaleForMs: ms})
+	}
+	return int64(n), stats, out, nil
 }

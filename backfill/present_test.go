@@ -95,3 +95,46 @@ func TestMissingInOracle(t *testing.T) {
 		}
 	}
 }
+
+// TestLateness loads rows with known delays and checks the lane
+// distribution, the late customers and the worst examples.
+func TestLateness(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	recv := time.Date(2025, 12, 14, 19, 0, 0, 0, time.UTC)
+	// Ten customers with ten events each: nine loaded at once, the tenth
+	// of customer ck k minutes late.
+	var onTime ingest.EventRows
+	for i := 0; i < 100; i++ {
+		cust, k := fmt.Sprintf("c%02d", i%10), i%10
+		ev := &ingest.Event{MessageID: fmt.Sprintf("m%d", i), Type: "track", UserID: cust, Event: "e", Timestamp: recv, ReceivedAt: recv}
+		if i < 90 {
+			onTime.Add(ev, "server", "events.server", 0, int64(i))
+			continue
+		}
+		var late ingest.EventRows
+		late.Add(ev, "server", "events.server", 0, int64(i))
+		if err := late.Insert(ctx, conn, uint64(recv.Add(time.Duration(k)*time.Minute).UnixMilli())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := onTime.Insert(ctx, conn, uint64(recv.UnixMilli())); err != nil {
+		t.Fatal(err)
+	}
+	spans := map[string]map[int32]Range{"events.server": {0: {0, 100}}}
+	lat, err := laneLateness(ctx, conn, spans, 60_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Late means over a minute: customers c02..c09.
+	if got := lat["events.server"]; got.loaded != 100 || got.late != 8 || got.lag.Max != 9*60_000 || got.lag.P50 != 0 {
+		t.Fatalf("lateness %+v; want 100 loaded, 8 late, max 9m, p50 0", got)
+	}
+	n, stats, ex, err := lateCustomers(ctx, conn, spans, 60_000, 3, map[string]string{"events.server": "server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 8 || stats.Max != 9*60_000 || len(ex) != 3 || ex[0].CustomerID != "c09" || ex[0].Lane != "server" || ex[0].StaleForMs != 9*60_000 || ex[1].CustomerID != "c08" {
+		t.Fatalf("late customers: %d %+v %+v; want 8, worst c09 (9m) then c08", n, stats, ex)
+	}
+}
