@@ -3,6 +3,7 @@ package reliability
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,15 +15,19 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
-// Ports of the servers the scenarios own: away from the shared development
-// servers (19000, 19092) so restarting ours never disturbs anyone.
-const (
-	ownCHTCPPort       = 19300
-	ownCHHTTPPort      = 18300
-	ownCHInterPort     = 19309
-	ownKafkaPort       = 19392
-	ownKafkaController = 19393
-)
+// freePort returns a loopback port nobody listens on. The servers a
+// scenario owns take theirs from it, so two runs of the suite on one machine
+// (two engineers, or CI beside a developer) never meet on a port, and the
+// shared development servers (19000, 19092) are never touched.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
 
 // script runs one of the repository's service scripts with env, its output
 // going to a file so that a server it leaves running cannot hold a pipe open.
@@ -47,20 +52,19 @@ func script(t testing.TB, env []string, name string, args ...string) error {
 // scripts/clickhouse.sh in a private state directory.
 type ownClickHouse struct {
 	state string
+	port  int
 	env   []string
 }
 
 func startOwnClickHouse(t testing.TB) *ownClickHouse {
 	t.Helper()
 	state := t.TempDir()
-	s := &ownClickHouse{state: state, env: []string{
+	s := &ownClickHouse{state: state, port: freePort(t)}
+	s.env = []string{
 		"TIDELINE_STATE_DIR=" + state,
-		"TIDELINE_CH_TCP_PORT=" + strconv.Itoa(ownCHTCPPort),
-		"TIDELINE_CH_HTTP_PORT=" + strconv.Itoa(ownCHHTTPPort),
-		"TIDELINE_CH_INTERSERVER_PORT=" + strconv.Itoa(ownCHInterPort),
-	}}
-	if pid := s.pid(); pid != 0 {
-		t.Fatalf("a ClickHouse from an earlier run still holds port %d (pid %d): stop it first", ownCHTCPPort, pid)
+		"TIDELINE_CH_TCP_PORT=" + strconv.Itoa(s.port),
+		"TIDELINE_CH_HTTP_PORT=" + strconv.Itoa(freePort(t)),
+		"TIDELINE_CH_INTERSERVER_PORT=" + strconv.Itoa(freePort(t)),
 	}
 	if err := s.start(t); err != nil {
 		t.Fatal(err)
@@ -71,7 +75,7 @@ func startOwnClickHouse(t testing.TB) *ownClickHouse {
 
 func (s *ownClickHouse) config() chdb.Config {
 	c := chdb.DefaultConfig()
-	c.Addr = fmt.Sprintf("127.0.0.1:%d", ownCHTCPPort)
+	c.Addr = fmt.Sprintf("127.0.0.1:%d", s.port)
 	return c
 }
 
@@ -117,17 +121,19 @@ func (s *ownClickHouse) signal(sig syscall.Signal, d time.Duration) error {
 
 // ownKafka is an Apache Kafka broker of the test's own, run by scripts/kafka.sh.
 type ownKafka struct {
-	env []string
+	port int
+	env  []string
 }
 
 func startOwnKafka(t testing.TB) *ownKafka {
 	t.Helper()
-	k := &ownKafka{env: []string{
+	k := &ownKafka{port: freePort(t)}
+	k.env = []string{
 		"TIDELINE_STATE_DIR=" + t.TempDir(),
-		"TIDELINE_KAFKA_PORT=" + strconv.Itoa(ownKafkaPort),
-		"TIDELINE_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(ownKafkaController),
+		"TIDELINE_KAFKA_PORT=" + strconv.Itoa(k.port),
+		"TIDELINE_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(freePort(t)),
 		"KAFKA_HEAP_OPTS=-Xmx512m -Xms128m",
-	}}
+	}
 	if err := script(t, k.env, "kafka.sh", "start"); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +145,7 @@ func startOwnKafka(t testing.TB) *ownKafka {
 	return k
 }
 
-func (k *ownKafka) seeds() []string { return []string{fmt.Sprintf("127.0.0.1:%d", ownKafkaPort)} }
+func (k *ownKafka) seeds() []string { return []string{fmt.Sprintf("127.0.0.1:%d", k.port)} }
 
 // kill9 SIGKILLs the broker.
 func (k *ownKafka) kill9(t testing.TB) error { return script(t, k.env, "kafka.sh", "kill") }
