@@ -515,12 +515,26 @@ func (r *laneRun) writeProgress(ctx context.Context, all bool) {
 	r.ln.stats.watermarkMs.Store(minWm)
 }
 
+// commitInserted commits offsets of records that are already in
+// ClickHouse but whose commit was given up (a flush that met a rebalance):
+// the client keeps consuming past them, so without this they would stay
+// uncommitted until the next batch of the lane, or for ever if none comes.
+// It is only called with no batch in hand, when everything polled is inserted.
+func (r *laneRun) commitInserted(ctx context.Context) {
+	if err := r.client.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil && !membershipLost(err) {
+		r.l.log.Warn("commit of inserted records", "lane", r.ln.name, "err", err)
+	}
+}
+
 // idle measures lag and advances the watermark of caught-up partitions this
 // member owns: with nothing left to consume, everything received before now
 // (less the grace for in-flight produces) is loaded.
 func (r *laneRun) idle(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if r.pending == 0 {
+		r.commitInserted(lctx)
+	}
 	lags, err := r.adm.Lag(lctx, r.group)
 	if err != nil {
 		return
@@ -643,11 +657,12 @@ func membershipLost(err error) bool {
 
 // shutdown flushes and commits what the lane holds, bounded by ShutdownTimeout.
 func (r *laneRun) shutdown() error {
-	if r.pending == 0 {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.l.cfg.ShutdownTimeout)
 	defer cancel()
+	if r.pending == 0 {
+		r.commitInserted(ctx)
+		return nil
+	}
 	if err := r.flush(ctx); err != nil {
 		return fmt.Errorf("final flush of %d records (they will be redelivered): %w", r.pending, err)
 	}
