@@ -21,6 +21,11 @@ SELECT kafka_partition, kafka_offset FROM dead_letters WHERE kafka_topic = ? AND
 // kafka_offset < ?) OR ..." for the spans, with its arguments.
 func partitionFilter(spans map[int32]Range, extra func(p int32) (string, []any)) (string, []any) {
 	parts := sortedPartitions(spans)
+	if len(parts) == 0 {
+		// No partition in range: a condition that matches nothing, so the
+		// callers' "AND (...)" stays valid SQL for an empty window.
+		return "0", nil
+	}
 	var sb strings.Builder
 	var args []any
 	for i, p := range parts {

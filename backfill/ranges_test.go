@@ -83,3 +83,16 @@ func TestRangesStringElides(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// An empty window has no partition in range; its filter must still be valid
+// SQL inside the callers' "AND (...)" (it was "AND ()", a syntax error).
+func TestPartitionFilterEmpty(t *testing.T) {
+	f, args := partitionFilter(map[int32]Range{}, nil)
+	if f != "0" || len(args) != 0 {
+		t.Fatalf("partitionFilter(empty) = %q, %v; want \"0\" and no arguments", f, args)
+	}
+	f, args = partitionFilter(map[int32]Range{2: {From: 5, To: 9}}, nil)
+	if f != "(kafka_partition = ? AND kafka_offset >= ? AND kafka_offset < ?)" || len(args) != 3 {
+		t.Fatalf("partitionFilter(one) = %q, %v", f, args)
+	}
+}
