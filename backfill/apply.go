@@ -77,8 +77,8 @@ type Result struct {
 	LeftToPoller int64
 }
 
-// todo is what is left of a plan.
-type todo struct {
+// remaining is what is left of a plan.
+type remaining struct {
 	reingest     map[string]map[int32]Ranges
 	reingestN    int64
 	backlog      int64
@@ -367,8 +367,8 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 }
 
 // assess finds what is left of plan now.
-func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*todo, error) {
-	td := &todo{reingest: map[string]map[int32]Ranges{}, planned: plan.StaleCustomers()}
+func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*remaining, error) {
+	td := &remaining{reingest: map[string]map[int32]Ranges{}, planned: plan.StaleCustomers()}
 	planned := plan.MissingRanges()
 	for _, lf := range plan.LaneFindings {
 		ps := planned[lf.Topic]
@@ -388,17 +388,17 @@ func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*to
 		}
 		for p, rs := range ps {
 			td.alreadyFixed += rs.Len() - left[p].Len()
-			todoP := left[p]
+			leftP := left[p]
 			if c, ok := committed.Lookup(lf.Topic, p); ok && c.Err == nil && c.At >= 0 {
-				td.backlog += todoP.Clip(c.At, 1<<62).Len()
-				todoP = todoP.Clip(0, c.At)
+				td.backlog += leftP.Clip(c.At, 1<<62).Len()
+				leftP = leftP.Clip(0, c.At)
 			}
-			if len(todoP) > 0 {
+			if len(leftP) > 0 {
 				if td.reingest[lf.Topic] == nil {
 					td.reingest[lf.Topic] = map[int32]Ranges{}
 				}
-				td.reingest[lf.Topic][p] = todoP
-				td.reingestN += todoP.Len()
+				td.reingest[lf.Topic][p] = leftP
+				td.reingestN += leftP.Len()
 			}
 		}
 	}
@@ -441,7 +441,7 @@ func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*to
 }
 
 // confirm asks before sending many campaigns at once.
-func (a *Applier) confirm(td *todo) error {
+func (a *Applier) confirm(td *remaining) error {
 	if td.fires <= int64(a.Cfg.ConfirmAbove) || a.Yes {
 		return nil
 	}
@@ -717,7 +717,7 @@ func (a *Applier) stillMissing(ctx context.Context, want map[string]map[int32]Ra
 
 // rederiveSet is the plan's stale customers and the customers of the
 // records re-ingested for it.
-func (a *Applier) rederiveSet(ctx context.Context, plan *Plan, td *todo) ([]string, error) {
+func (a *Applier) rederiveSet(ctx context.Context, plan *Plan, td *remaining) ([]string, error) {
 	set := map[string]bool{}
 	for _, c := range td.planned {
 		set[c] = true
@@ -761,7 +761,7 @@ func (a *Applier) rederiveSet(ctx context.Context, plan *Plan, td *todo) ([]stri
 }
 
 // dryRun reports what apply would do and records that it was asked.
-func (a *Applier) dryRun(ctx context.Context, plan *Plan, td *todo) (*Result, error) {
+func (a *Applier) dryRun(ctx context.Context, plan *Plan, td *remaining) (*Result, error) {
 	w := a.Out
 	if w == nil {
 		w = io.Discard

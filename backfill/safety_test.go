@@ -31,7 +31,7 @@ func TestConfirm(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &Applier{Cfg: cfg, Yes: tc.yes, Confirm: tc.confirm}
-			err := a.confirm(&todo{fires: tc.fires})
+			err := a.confirm(&remaining{fires: tc.fires})
 			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrNotConfirmed)) {
 				t.Fatalf("confirm: %v, want ok=%v", err, tc.ok)
 			}

@@ -141,12 +141,12 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 	}
 
 	ew.printf("\nApply would: ")
-	var todo []string
+	var remaining []string
 	if n := missing - backlog - unavailable; n > 0 {
-		todo = append(todo, fmt.Sprintf("re-ingest %s records through the backfill lane", num(n)))
+		remaining = append(remaining, fmt.Sprintf("re-ingest %s records through the backfill lane", num(n)))
 	}
 	if d := s.Derived; d != nil && len(d.Customers) > 0 {
-		todo = append(todo, fmt.Sprintf("re-derive %s customers", num(int64(len(d.Customers)))))
+		remaining = append(remaining, fmt.Sprintf("re-derive %s customers", num(int64(len(d.Customers)))))
 	}
 	var own, poller int64
 	for _, pq := range q.Pending {
@@ -157,21 +157,21 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 		}
 	}
 	if own > 0 {
-		todo = append(todo, fmt.Sprintf("decide %s qualifications (%s fire, %s fire late, %s skip, %s wait for their unless window)", num(own),
+		remaining = append(remaining, fmt.Sprintf("decide %s qualifications (%s fire, %s fire late, %s skip, %s wait for their unless window)", num(own),
 			num(decisions["fire"]), num(decisions["fire_late"]), num(decisions["skip"]), num(decisions["wait"])))
 	}
 	if poller > 0 {
-		todo = append(todo, fmt.Sprintf("leave %s qualifications to the running poller, which has not read them yet", num(poller)))
+		remaining = append(remaining, fmt.Sprintf("leave %s qualifications to the running poller, which has not read them yet", num(poller)))
 	}
-	if len(todo) == 0 {
+	if len(remaining) == 0 {
 		ew.printf("nothing: the window is complete and consistent\n")
 	} else {
-		ew.printf("%s\n", strings.Join(todo, "; "))
+		ew.printf("%s\n", strings.Join(remaining, "; "))
 	}
 	for _, n := range p.Notes {
 		ew.printf("Note: %s\n", n)
 	}
-	if planPath != "" && len(todo) > 0 {
+	if planPath != "" && len(remaining) > 0 {
 		ew.printf("\nNext: tideline backfill apply %s --dry-run, then without --dry-run\n", planPath)
 	}
 	return ew.err
