@@ -581,13 +581,13 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 		if err != nil {
 			return err
 		}
-		var todo []*Entry
+		var untracked []*Entry
 		for _, e := range entries {
 			if !p.disp.tracking(e.Key) && p.byID[e.CampaignID] != nil {
-				todo = append(todo, e)
+				untracked = append(untracked, e)
 			}
 		}
-		if err := p.deliverOpen(ctx, todo); err != nil {
+		if err := p.deliverOpen(ctx, untracked); err != nil {
 			return err
 		}
 		if len(entries) < p.cfg.BatchSize {
