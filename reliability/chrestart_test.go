@@ -75,7 +75,8 @@ func TestClickHouseRestarted(t *testing.T) {
 		t.Errorf("loader: %v\n%s", err, loader.tail(30))
 	}
 	if ok, behind, err := committedEverything(ctx, br, group); err != nil || !ok {
-		t.Errorf("group has not committed everything after a clean stop: %s %v", behind, err)
+		t.Errorf("group has not committed everything after a clean stop: %s %v\nloader warnings:\n%s\nloader log tail:\n%s",
+			behind, err, loader.grep(`"level":"WARN"`, 40), loader.tail(40))
 	}
 	f, err := countEvents(ctx, conn, seed, n)
 	if err != nil {

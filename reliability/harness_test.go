@@ -190,6 +190,20 @@ func (p *proc) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// grep returns the last n output lines that contain s.
+func (p *proc) grep(s string, n int) string {
+	var hits []string
+	for _, line := range strings.Split(p.logText(), "\n") {
+		if strings.Contains(line, s) {
+			hits = append(hits, line)
+		}
+	}
+	if len(hits) > n {
+		hits = hits[len(hits)-n:]
+	}
+	return strings.Join(hits, "\n")
+}
+
 // count is how many output lines contain s.
 func (p *proc) count(s string) int {
 	return strings.Count(p.logText(), s)
