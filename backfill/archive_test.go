@@ -81,7 +81,8 @@ func TestArchiveRestore(t *testing.T) {
 			e.stopEvaluator()
 			rowsBefore, stateBefore := e.tableRows(), readState(t, e.conn)
 			if len(stateBefore.attrs) == 0 || len(stateBefore.members) == 0 {
-				t.Fatal("no derived state to restore; the test proves nothing")
+				t.Fatalf("no derived state to restore (%d attribute values, %d memberships, evaluated as of %d, %d touches); the test proves nothing",
+					len(stateBefore.attrs), len(stateBefore.members), e.asOf(), e.queryUint("SELECT count() FROM customer_touches"))
 			}
 
 			exact := "2006-01-02T15:04:05.000Z07:00"

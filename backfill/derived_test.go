@@ -166,6 +166,9 @@ func (e *env) evaluatorCaughtUp() {
 	settle := uint64(e.derived.mcfg.TouchSettle.Milliseconds())
 	e.eventually("evaluator caught up", func() (bool, string) {
 		last := e.queryUint("SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches")
+		if last == 0 {
+			return false, "no touches yet"
+		}
 		now := chdb.NowMs()
 		if now < last+settle+1000 {
 			return false, "touches settling"

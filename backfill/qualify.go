@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/trigger"
 )
 
@@ -34,8 +35,6 @@ WHERE event IN ? AND received_at_ms >= ? AND received_at_ms < ?
 GROUP BY customer_id, message_id`
 
 	qPollerCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms), max(updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`
-
-	qLaneWatermarks = `SELECT lane, watermark_ms FROM lane_watermarks`
 
 	qFollowUps = `SELECT customer_id, message_id, event, properties, event_time_ms FROM events
 WHERE customer_id IN ? AND event IN ? AND event_time_ms >= ? AND event_time_ms <= ?`
@@ -467,36 +466,14 @@ func (c *CampaignQualifier) Record(ctx context.Context, qs []Qualification) (Rec
 	return res, nil
 }
 
-// watermark is the lowest watermark of the lanes, 0 when one has none.
+// watermark is the lowest watermark of the lanes, 0 while one has none.
 func (c *CampaignQualifier) watermark(ctx context.Context) (uint64, error) {
 	lanes := c.WatermarkLanes
 	if len(lanes) == 0 {
 		lanes = []string{"web", "server"}
 	}
-	rows, err := c.Conn.Query(ctx, qLaneWatermarks)
-	if err != nil {
-		return 0, fmt.Errorf("read lane watermarks: %w", err)
-	}
-	defer rows.Close()
-	got := map[string]uint64{}
-	for rows.Next() {
-		var lane string
-		var wm uint64
-		if err := rows.Scan(&lane, &wm); err != nil {
-			return 0, fmt.Errorf("scan lane watermark: %w", err)
-		}
-		got[lane] = wm
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read lane watermarks: %w", err)
-	}
-	var low uint64
-	for i, l := range lanes {
-		if wm := got[l]; i == 0 || wm < low {
-			low = wm
-		}
-	}
-	return low, nil
+	wm, _, err := materialize.Watermark(ctx, c.Conn, lanes)
+	return wm, err
 }
 
 func fromTrigger(q trigger.Qualification, decision, reason string) Qualification {

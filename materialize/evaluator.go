@@ -155,32 +155,35 @@ func (e *Evaluator) version() uint64 {
 	return v
 }
 
-// Watermark returns the evaluation time: the smallest watermark among the
-// configured lanes that have one. ok is false while none has.
+// Watermark is the lowest watermark among lanes: everything those lanes
+// received before it is in ClickHouse. A lane without a watermark yet counts
+// as 0, since nothing of it is known to be loaded; ok is false until every
+// lane has one. The evaluator, the trigger poller and backfill all decide by
+// this one rule.
 func Watermark(ctx context.Context, conn *chdb.Conn, lanes []string) (ms uint64, ok bool, err error) {
 	rows, err := conn.Query(ctx, "SELECT lane, watermark_ms FROM lane_watermarks")
 	if err != nil {
 		return 0, false, fmt.Errorf("read lane_watermarks: %w", err)
 	}
 	defer rows.Close()
-	want := map[string]bool{}
-	for _, l := range lanes {
-		want[l] = true
-	}
+	got := make(map[string]uint64, len(lanes))
 	for rows.Next() {
 		var lane string
 		var wm uint64
 		if err := rows.Scan(&lane, &wm); err != nil {
 			return 0, false, fmt.Errorf("scan lane_watermarks: %w", err)
 		}
-		if want[lane] && (!ok || wm < ms) {
-			ms, ok = wm, true
-		}
+		got[lane] = wm
 	}
 	if err := rows.Err(); err != nil {
 		return 0, false, fmt.Errorf("read lane_watermarks: %w", err)
 	}
-	return ms, ok && ms > 0, nil
+	for i, l := range lanes {
+		if wm := got[l]; i == 0 || wm < ms {
+			ms = wm
+		}
+	}
+	return ms, ms > 0, nil
 }
 
 func planSignature(p *Plan) string {

@@ -93,6 +93,13 @@ func runStalledLane(t *testing.T, br testenv.Broker) {
 	hs.startLoader("web", []string{"web"}, nil)
 	hs.rows += int64(len(web))
 	hs.waitRows(hs.rows)
+	// A lane without a watermark holds evaluation back entirely: wait for
+	// the web lane's first progress row, so the passes below evaluate as of
+	// the stalled server lane.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		wm, ok, err := Watermark(t.Context(), stalled, []string{"web", "server"})
+		return err == nil && ok, fmt.Sprintf("watermark %d (%v)", wm, err)
+	})
 	ev := testEvaluator(t, stalled)
 	for pass := range 3 {
 		st := evaluate(t, ev)

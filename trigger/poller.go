@@ -17,6 +17,7 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
 )
 
 // Poller reads qualifications past its durable cursors, decides them,
@@ -401,33 +402,11 @@ func (p *Poller) needsWatermark() bool {
 	return false
 }
 
-// watermark is the lowest watermark of the configured lanes; a lane that
-// has none yet counts as 0, holding every negative decision.
+// watermark is the lowest watermark of the configured lanes, 0 while one
+// has none, holding every negative decision.
 func (p *Poller) watermark(ctx context.Context) (uint64, error) {
-	rows, err := p.conn.Query(ctx, qWatermarks)
-	if err != nil {
-		return 0, fmt.Errorf("read lane watermarks: %w", err)
-	}
-	defer rows.Close()
-	got := map[string]uint64{}
-	for rows.Next() {
-		var lane string
-		var wm uint64
-		if err := rows.Scan(&lane, &wm); err != nil {
-			return 0, fmt.Errorf("scan lane watermark: %w", err)
-		}
-		got[lane] = wm
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read lane watermarks: %w", err)
-	}
-	var low uint64
-	for i, lane := range p.cfg.WatermarkLanes {
-		if wm := got[lane]; i == 0 || wm < low {
-			low = wm
-		}
-	}
-	return low, nil
+	wm, _, err := materialize.Watermark(ctx, p.conn, p.cfg.WatermarkLanes)
+	return wm, err
 }
 
 // takeOver prepares newly owned shards: wait for the ledger inserts a

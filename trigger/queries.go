@@ -71,8 +71,6 @@ LIMIT ?`
 
 	qInsertCursors = "INSERT INTO trigger_cursors (cursor_id, shard, position_ms, updated_at_ms)"
 
-	qWatermarks = `SELECT lane, watermark_ms FROM lane_watermarks`
-
 	// qRunningInserts lists inserts into the ledger and payload tables still
 	// running on the server (18.16's system.processes has no database
 	// column, so inserts of other databases are listed too; waiting for
