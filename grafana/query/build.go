@@ -3,6 +3,7 @@ package query
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Statement is one SQL statement with its bound arguments, in order.
@@ -40,30 +41,36 @@ var Quantiles = []float64{0.5, 0.95, 0.99}
 // better than a sampled reservoir.
 const quantilesSQL = "quantilesTiming(0.5, 0.95, 0.99)"
 
-// distinctEntered and distinctExited count the transition keys of a group
-// of rows, not its rows. A replayed evaluation writes a key again until a
-// merge collapses the copies; the copies come from the same event and so
-// share event_time_ms, which puts them in the same bucket, where counting
-// distinct (customer_id, episode) per kind counts each transition once, as
-// FINAL would. On ClickHouse 18.16 FINAL reads and merges in one thread and
+// distinctEntered and distinctExited count the transitions of a group of
+// audience_transition_keys rows, not its rows. A replayed evaluation writes a
+// transition again until a merge collapses the copies; the copies come from
+// the same event and so share event_time_ms, which puts them in the same
+// bucket, where counting distinct keys per kind counts each transition once,
+// as FINAL would. On ClickHouse 18.16 FINAL reads and merges in one thread and
 // was 5-10 times slower.
 const (
-	distinctEntered = "uniqExactIf((customer_id, episode), kind = 'entered')"
-	distinctExited  = "uniqExactIf((customer_id, episode), kind = 'exited')"
+	distinctEntered = "uniqExactIf(key, kind = 'entered')"
+	distinctExited  = "uniqExactIf(key, kind = 'exited')"
 )
 
-// uniqueTransitions opens a subquery that keeps the newest copy of each
-// transition key, as FINAL would, for the queries that need a copy's
-// values and not only a count. Callers add WHERE conditions, then the
-// GROUP BY.
-const uniqueTransitions = `
-    SELECT audience_id, customer_id, episode, kind,
+// baselineBucketMs groups the transitions before a panel's range by hour for
+// counting: copies share an hour as they share a bucket, and a hash set per
+// hour stays small, where one set of every key in the history was several
+// times slower to fill.
+const baselineBucketMs = uint64(time.Hour / time.Millisecond)
+
+// uniqueEntries opens a subquery that keeps the newest copy of each entry,
+// as FINAL would, for the queries that need a copy's values and not only a
+// count. Callers add WHERE conditions, then the GROUP BY.
+const uniqueEntries = `
+    SELECT audience_id, key,
         argMax(event_time_ms, derived_at_ms) AS t_event_ms,
         max(derived_at_ms) AS t_derived_ms,
         argMax(lane, derived_at_ms) AS t_lane
-    FROM audience_transitions`
+    FROM audience_transition_keys
+    WHERE kind = 'entered'`
 
-// uniqueLedger is uniqueTransitions for send_ledger: one row per ledger
+// uniqueLedger is uniqueEntries for send_ledger: one row per ledger
 // key. Only the delivery progress changes between a key's rows: its state
 // is the newest row's, sent_at only goes from 0 to the delivery time (so
 // the max), and the rest never change (so any copy's).
@@ -91,17 +98,22 @@ func Build(r Request) ([]Statement, error) {
 	switch r.QueryType {
 	case AudienceSize:
 		// Every transition before To counts: those before From make the
-		// baseline (bucket 0), the rest their bucket. The running sum per
-		// audience is taken by the caller (no window functions on 18.16).
-		// Distinct (customer, episode) per kind, not rows: see distinctKeys.
+		// baseline (bucket 0), counted per hour and summed, the rest their
+		// bucket. The running sum per audience is taken by the caller (no
+		// window functions on 18.16).
 		var b sqlBuilder
-		b.add(`SELECT audience_id,
-    if(event_time_ms < ?, toUInt64(0), intDiv(event_time_ms, ?) * ?) AS bucket_ms,
-    toInt64(`+distinctEntered+`) - toInt64(`+distinctExited+`) AS delta
-FROM audience_transitions
-WHERE event_time_ms < ?`, from, step, step, to)
+		b.add(`SELECT audience_id, if(before, toUInt64(0), b) AS bucket_ms, sum(d) AS delta
+FROM (
+    SELECT audience_id,
+        event_time_ms < ? AS before,
+        if(before, intDiv(event_time_ms, ?), intDiv(event_time_ms, ?) * ?) AS b,
+        toInt64(`+distinctEntered+`) - toInt64(`+distinctExited+`) AS d
+    FROM audience_transition_keys
+    WHERE event_time_ms < ?`, from, baselineBucketMs, step, step, to)
 		b.in("audience_id", r.Audiences)
 		b.add(`
+    GROUP BY audience_id, before, b
+)
 GROUP BY audience_id, bucket_ms
 ORDER BY audience_id, bucket_ms`)
 		return []Statement{b.stmt(StmtSizeDeltas), audienceNames()}, nil
@@ -112,7 +124,7 @@ ORDER BY audience_id, bucket_ms`)
     intDiv(event_time_ms, ?) * ? AS bucket_ms,
     `+distinctEntered+` AS entered,
     `+distinctExited+` AS exited
-FROM audience_transitions
+FROM audience_transition_keys
 WHERE event_time_ms >= ? AND event_time_ms < ?`, step, step, from, to)
 		b.in("audience_id", r.Audiences)
 		b.add(`
@@ -132,11 +144,10 @@ ORDER BY audience_id, bucket_ms`)
     intDiv(t_derived_ms, ?) * ? AS bucket_ms,
     count() AS n,
     `+quantilesSQL+`(toUInt64(greatest(toInt64(t_derived_ms) - toInt64(t_event_ms), 0))) AS q
-FROM (`+uniqueTransitions+`
-    WHERE kind = 'entered' AND derived_at >= toDateTime(?) AND derived_at_ms >= ?`, step, step, from/1000, from)
+FROM (`+uniqueEntries+` AND derived_at_ms >= ?`, step, step, from)
 		d.in("lane", r.Lanes)
 		d.add(`
-    GROUP BY audience_id, customer_id, episode, kind
+    GROUP BY audience_id, key
     HAVING t_derived_ms < ?
 )
 GROUP BY lane, bucket_ms
@@ -180,16 +191,17 @@ WHERE 1`)
 ORDER BY lane`)
 		// Ingest delay is what Kafka and the loader add: from the collector
 		// receiving an event to its row landing in ClickHouse. Each delivery
-		// of a redelivered event is its own ingest, so no FINAL. It is
-		// filtered by receipt, not event time: a late event (the incident
-		// this exists for) is received now with an old event time.
+		// of a redelivered event is its own ingest. It is filtered by
+		// receipt, not event time: a late event (the incident this exists
+		// for) is received now with an old event time. The states are per
+		// minute, so the range widens to whole minutes.
 		var e sqlBuilder
 		e.add(`SELECT lane,
-    count() AS n,
-    `+quantilesSQL+`(toUInt64(greatest(toInt64(ingest_time_ms) - toInt64(received_at_ms), 0))) AS q,
-    max(toUInt64(greatest(toInt64(ingest_time_ms) - toInt64(received_at_ms), 0))) AS worst
-FROM events
-WHERE received_at_ms >= ? AND received_at_ms < ?`, from, to)
+    countMerge(rows) AS n,
+    `+strings.Replace(quantilesSQL, "(", "Merge(", 1)+`(delay) AS q,
+    maxMerge(worst) AS worst
+FROM ingest_delay_minutes
+WHERE minute >= toDateTime(?) AND minute < toDateTime(?)`, from/60_000*60, (to+59_999)/60_000*60)
 		e.in("lane", r.Lanes)
 		e.add(`
 GROUP BY lane

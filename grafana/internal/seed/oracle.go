@@ -121,8 +121,11 @@ func (d *Data) Verify(r query.Request, fs data.Frames) error {
 			lane := f.Fields[0].At(i).(string)
 			var delays []float64
 			var worst float64
+			// Ingest delay is kept per minute of receipt: the range widens
+			// to whole minutes.
+			minFrom, minTo := from/60_000*60_000, (to+59_999)/60_000*60_000
 			for _, e := range d.Events {
-				if e.Lane == lane && e.ReceivedAtMs >= from && e.ReceivedAtMs < to {
+				if e.Lane == lane && e.ReceivedAtMs >= minFrom && e.ReceivedAtMs < minTo {
 					v := float64(e.IngestMs - e.ReceivedAtMs)
 					delays = append(delays, v)
 					worst = math.Max(worst, v)
