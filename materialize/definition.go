@@ -542,9 +542,9 @@ func (p *defParser) predicate(op Op, n ast.Node, field string) *Predicate {
 func (p *defParser) value(n ast.Node, field string) (Value, bool) {
 	switch v := unwrap(n).(type) {
 	case *ast.StringNode:
-		return Value{Kind: ValueString, Str: v.Value}, p.checkText(n, field, v.Value, 4096)
+		return Value{Kind: ValueString, Str: v.Value}, p.checkText(n, field, v.Value, 4096) && p.matchable(n, field, v.Value)
 	case *ast.LiteralNode:
-		return Value{Kind: ValueString, Str: v.Value.Value}, p.checkText(n, field, v.Value.Value, 4096)
+		return Value{Kind: ValueString, Str: v.Value.Value}, p.checkText(n, field, v.Value.Value, 4096) && p.matchable(n, field, v.Value.Value)
 	case *ast.IntegerNode:
 		switch x := v.Value.(type) {
 		case int64:
@@ -563,6 +563,23 @@ func (p *defParser) value(n ast.Node, field string) (Value, bool) {
 	}
 	p.fail(n, field, "expected a text, number or true/false value, found %s", describe(unwrap(n)))
 	return Value{}, false
+}
+
+// matchable refuses a text value the JSON functions of ClickHouse 18.16
+// cannot return exactly from stored traits and properties, so that no
+// condition could ever be true: one ending with a backslash (the scanner
+// takes the closing quote for an escaped one) or holding a tab, newline or
+// other control character.
+func (p *defParser) matchable(n ast.Node, field, s string) bool {
+	switch {
+	case strings.HasSuffix(s, `\`):
+		p.fail(n, field, "the value %q ends with a backslash, which ClickHouse's JSON extraction does not return: it cannot be matched", s)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		p.fail(n, field, "the value %q contains a tab, newline or other control character, which ClickHouse's JSON extraction does not return exactly: it cannot be matched", s)
+	default:
+		return true
+	}
+	return false
 }
 
 // text reads a scalar as text (numbers as written).
