@@ -73,7 +73,7 @@ func BenchmarkQueryData(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		for _, t := range []string{"events", "audience_transitions", "audience_transition_keys", "ingest_delay_minutes", "send_ledger", "audiences", "campaigns", "loader_progress", "dead_letters", "backfill_runs"} {
+		for _, t := range []string{"events", "audience_transitions", "audience_transition_keys", "audience_entry_times", "ingest_delay_minutes", "send_ledger", "ledger_sends", "audiences", "campaigns", "loader_progress", "dead_letters", "backfill_runs"} {
 			if err := conn.Exec(ctx, "TRUNCATE TABLE IF EXISTS "+t); err != nil {
 				b.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend/instancemgmt"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tideline-dev/tideline/grafana/frames"
 	"github.com/tideline-dev/tideline/grafana/query"
@@ -134,17 +135,28 @@ func (d *Datasource) Frames(ctx context.Context, r query.Request) (data.Frames, 
 	if err != nil {
 		return nil, err
 	}
+	// The statements of a query type are independent and each fills its own
+	// part of res, so they run at once: a panel waits for the slowest, not
+	// for the sum.
 	res := &results{}
+	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range stmts {
-		if err := d.fetch(ctx, s, res); err != nil {
+		g.Go(func() error {
+			err := d.fetch(gctx, s, res)
+			if err == nil {
+				return nil
+			}
 			if r.QueryType == query.BackfillRuns && exceptionCode(err) == codeUnknownTable {
-				return nil, backend.DownstreamError(fmt.Errorf("%w in database %s: the backfill's migration creates it; run `tideline migrate` with a tideline that has `tideline backfill`", ErrBackfillTableMissing, d.settings.Database))
+				return backend.DownstreamError(fmt.Errorf("%w in database %s: the backfill's migration creates it; run `tideline migrate` with a tideline that has `tideline backfill`", ErrBackfillTableMissing, d.settings.Database))
 			}
 			if !backend.IsPluginError(err) {
 				err = downstream(d.settings.Database, err)
 			}
-			return nil, fmt.Errorf("query %s (%s): %w", r.QueryType, s.Name, err)
-		}
+			return fmt.Errorf("query %s (%s): %w", r.QueryType, s.Name, err)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	switch r.QueryType {
 	case query.AudienceSize:

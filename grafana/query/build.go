@@ -63,12 +63,11 @@ const baselineBucketMs = uint64(time.Hour / time.Millisecond)
 // as FINAL would, for the queries that need a copy's values and not only a
 // count. Callers add WHERE conditions, then the GROUP BY.
 const uniqueEntries = `
-    SELECT audience_id, key,
+    SELECT key,
         argMax(event_time_ms, derived_at_ms) AS t_event_ms,
         max(derived_at_ms) AS t_derived_ms,
         argMax(lane, derived_at_ms) AS t_lane
-    FROM audience_transition_keys
-    WHERE kind = 'entered'`
+    FROM audience_entry_times`
 
 // uniqueLedger is uniqueEntries for send_ledger: one row per ledger
 // key. Only the delivery progress changes between a key's rows: its state
@@ -144,25 +143,33 @@ ORDER BY audience_id, bucket_ms`)
     intDiv(t_derived_ms, ?) * ? AS bucket_ms,
     count() AS n,
     `+quantilesSQL+`(toUInt64(greatest(toInt64(t_derived_ms) - toInt64(t_event_ms), 0))) AS q
-FROM (`+uniqueEntries+` AND derived_at_ms >= ?`, step, step, from)
+FROM (`+uniqueEntries+`
+    WHERE derived_at_ms >= ?`, step, step, from)
 		d.in("lane", r.Lanes)
 		d.add(`
-    GROUP BY audience_id, key
+    GROUP BY key
     HAVING t_derived_ms < ?
 )
 GROUP BY lane, bucket_ms
 ORDER BY lane, bucket_ms`, to)
+		// A delivered key's derived_at, event time and lane never change;
+		// sent_at only goes from 0 to the delivery time.
 		var s sqlBuilder
 		s.add(`SELECT l_lane AS lane,
     intDiv(l_derived_ms, ?) * ? AS bucket_ms,
     count() AS n,
     `+quantilesSQL+`(toUInt64(greatest(toInt64(l_sent_ms) - toInt64(l_event_ms), 0))) AS q
-FROM (`+uniqueLedger+`
+FROM (
+    SELECT key,
+        max(sent_at_ms) AS l_sent_ms,
+        any(qualified_event_time_ms) AS l_event_ms,
+        any(derived_at_ms) AS l_derived_ms,
+        any(lane) AS l_lane
+    FROM ledger_sends
     WHERE derived_at_ms >= ? AND derived_at_ms < ?`, step, step, from, to)
 		s.in("lane", r.Lanes)
 		s.add(`
-    GROUP BY campaign_id, ledger_key
-    HAVING l_sent_ms > 0
+    GROUP BY key
 )
 GROUP BY lane, bucket_ms
 ORDER BY lane, bucket_ms`)
