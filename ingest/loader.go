@@ -321,10 +321,14 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 			r.take(fetches)
 		}
 		if r.pending > 0 && (r.pending >= l.cfg.BatchSize || !time.Now().Before(r.first.Add(l.cfg.FlushInterval))) {
-			if err := r.flush(ctx); err != nil {
+			fctx, cancel := drainContext(ctx, l.cfg.ShutdownTimeout)
+			err := r.flush(fctx)
+			cancel()
+			if err != nil {
 				if ctx.Err() != nil {
-					// Nothing of this batch was committed; the group
-					// redelivers it to whoever consumes next.
+					// Stopped, and the batch could not be inserted and
+					// committed within the shutdown timeout: the group
+					// redelivers what was not committed.
 					return nil
 				}
 				return err
@@ -480,6 +484,21 @@ func (r *laneRun) flush(ctx context.Context) error {
 	r.dlqOut = r.dlqOut[:0]
 	r.pending = 0
 	return nil
+}
+
+// drainContext is the context of a flush: a stop (ctx ending) does not cut
+// an insert or its commit short, which would leave inserted records
+// uncommitted, but it bounds the flush to grace from then on.
+func drainContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(dctx, func() { t.Stop() })
+	})
+	return dctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // writeProgress records touched partitions' offsets and watermarks. It is
