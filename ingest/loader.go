@@ -548,11 +548,11 @@ func (r *laneRun) commitInserted(ctx context.Context) {
 
 // repairCommits commits, for partitions this member owns, the offsets it
 // has inserted up to where the group's committed offset is behind them. The
-// client commits only what it believes uncommitted, and it believes a commit
-// done once acknowledged; a commit abandoned mid-flight (its context ended)
-// can still be applied by the coordinator after a newer one and move the
-// group back. Comparing with what the coordinator holds undoes that. It is
-// only called with no batch in hand, so every offset here is in ClickHouse.
+// client commits only what it believes uncommitted, so a commit that was
+// lost or overtaken (one abandoned mid-flight when its context ended) is not
+// retried by it; comparing with what the coordinator holds catches that. It
+// is only called with no batch in hand, so every offset here is in
+// ClickHouse.
 func (r *laneRun) repairCommits(ctx context.Context, next map[int32]int64) {
 	offsets := map[int32]kgo.EpochOffset{}
 	for p, at := range next {
