@@ -289,39 +289,21 @@ func (p *Planner) missingEvents(ctx context.Context, plan *Plan, laneOf map[stri
 // windowCustomers lists the customers with loaded events in the window.
 func windowCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range) ([]string, error) {
 	filter, args := windowFilter(spans)
-	rows, err := conn.Query(ctx, "SELECT DISTINCT customer_id FROM events WHERE "+filter, args...)
+	out, err := conn.Strings(ctx, "SELECT DISTINCT customer_id FROM events WHERE "+filter, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list the window's customers: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("scan customer: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // lateCustomerIDs lists the customers with a late event in the window.
 func lateCustomerIDs(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range, lateAfterMs int64) ([]string, error) {
 	filter, args := windowFilter(spans)
-	rows, err := conn.Query(ctx, "SELECT customer_id FROM ("+fmt.Sprintf(rowLagSQL, filter)+") GROUP BY customer_id HAVING max(lag) > ?", append(args, lateAfterMs)...)
+	out, err := conn.Strings(ctx, "SELECT customer_id FROM ("+fmt.Sprintf(rowLagSQL, filter)+") GROUP BY customer_id HAVING max(lag) > ?", append(args, lateAfterMs)...)
 	if err != nil {
 		return nil, fmt.Errorf("list customers with late events: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("scan customer: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // derived compares the window's customers' materialized state with a replay.

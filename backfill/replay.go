@@ -155,19 +155,12 @@ func (r *Replay) eachChunk(ss []string, fn func([]string) error) error {
 }
 
 func (r *Replay) scanStrings(ctx context.Context, out *[]string, q string, args ...any) error {
-	rows, err := r.Conn.Query(ctx, q, args...)
+	ss, err := r.Conn.Strings(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("read linked identities: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("scan linked identity: %w", err)
-		}
-		*out = append(*out, s)
-	}
-	return rows.Err()
+	*out = append(*out, ss...)
+	return nil
 }
 
 // replayMaxVersion bounds the migrations a scratch database gets: the
@@ -211,21 +204,11 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 		return conn, nil
 	}
 	conn := r.scratchDB
-	var tables []string
 	// Only tables holding rows: TRUNCATE is DDL, slow on a busy server.
-	rows, err := conn.Query(ctx, "SELECT DISTINCT table FROM system.parts WHERE database = ? AND active", conn.Database)
+	tables, err := conn.Strings(ctx, "SELECT DISTINCT table FROM system.parts WHERE database = ? AND active", conn.Database)
 	if err != nil {
 		return nil, fmt.Errorf("list replay tables: %w", err)
 	}
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list replay tables: %w", err)
-		}
-		tables = append(tables, t)
-	}
-	rows.Close()
 	tables = append(tables, "replay_customers")
 	for _, t := range tables {
 		stmt := "TRUNCATE TABLE " + t

@@ -225,20 +225,11 @@ func (r *run) viewsAvailable(ctx context.Context) (bool, error) {
 
 // materializedViews lists the materialized views of conn's database.
 func materializedViews(ctx context.Context, conn *chdb.Conn) ([]string, error) {
-	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine = 'MaterializedView' ORDER BY name", conn.Database)
+	names, err := conn.Strings(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine = 'MaterializedView' ORDER BY name", conn.Database)
 	if err != nil {
 		return nil, fmt.Errorf("list materialized views: %w", err)
 	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("list materialized views: %w", err)
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
+	return names, nil
 }
 
 // dropViews removes every materialized view the migrations created, so

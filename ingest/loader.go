@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/tideline-dev/tideline/internal/broker"
@@ -491,10 +490,7 @@ func (r *laneRun) flush(ctx context.Context) error {
 // uncommitted, but it bounds the flush to grace from then on.
 func drainContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(grace, cancel)
-		context.AfterFunc(dctx, func() { t.Stop() })
-	})
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
 	return dctx, func() {
 		stop()
 		cancel()
@@ -546,63 +542,6 @@ func (r *laneRun) commitInserted(ctx context.Context) {
 	}
 }
 
-// repairCommits commits, for partitions this member owns, the offsets it
-// has inserted up to where the group's committed offset is behind them. The
-// client commits only what it believes uncommitted, so a commit that was
-// lost or overtaken (one abandoned mid-flight when its context ended) is not
-// retried by it; comparing with what the coordinator holds catches that. It
-// is only called with no batch in hand, so every offset here is in
-// ClickHouse.
-func (r *laneRun) repairCommits(ctx context.Context, next map[int32]int64) {
-	offsets := map[int32]kgo.EpochOffset{}
-	for p, at := range next {
-		if _, mine := r.assigned.Load(p); mine {
-			offsets[p] = kgo.EpochOffset{Epoch: -1, Offset: at}
-		}
-	}
-	if len(offsets) == 0 {
-		return
-	}
-	var err error
-	r.client.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{r.topic: offsets},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
-			err = cerr
-			for _, t := range resp.Topics {
-				for _, p := range t.Partitions {
-					if err == nil {
-						err = kerr.ErrorForCode(p.ErrorCode)
-					}
-				}
-			}
-		})
-	if err != nil {
-		if ctx.Err() == nil && !membershipLost(err) {
-			r.l.log.Warn("repair of committed offsets", "lane", r.ln.name, "err", err)
-		}
-		return
-	}
-	r.l.log.Info("committed offsets the group had lost", "lane", r.ln.name, "partitions", len(offsets))
-}
-
-// checkCommits reads the group's committed offsets and repairs those
-// behind what this member inserted.
-func (r *laneRun) checkCommits(ctx context.Context) {
-	committed, err := r.adm.FetchOffsets(ctx, r.group)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.l.log.Warn("read committed offsets", "lane", r.ln.name, "err", err)
-		}
-		return
-	}
-	behind := map[int32]int64{}
-	for p, st := range r.parts {
-		if c, ok := committed.Lookup(r.topic, p); !ok || c.At < st.next {
-			behind[p] = st.next
-		}
-	}
-	r.repairCommits(ctx, behind)
-}
-
 // idle measures lag and advances the watermark of caught-up partitions this
 // member owns: with nothing left to consume, everything received before now
 // (less the grace for in-flight produces) is loaded.
@@ -622,7 +561,6 @@ func (r *laneRun) idle(ctx context.Context) {
 	}
 	now := time.Now().Add(-r.l.cfg.WatermarkGrace)
 	var total int64
-	behind := map[int32]int64{}
 	for p, ml := range gl.Lag[r.topic] {
 		lag := ml.Lag
 		if lag < 0 {
@@ -640,16 +578,12 @@ func (r *laneRun) idle(ctx context.Context) {
 		if ml.Commit.At > st.next {
 			st.next = ml.Commit.At
 		}
-		if r.pending == 0 && ml.Commit.At < st.next {
-			behind[p] = st.next
-		}
 		if lag == 0 && r.pending == 0 {
 			if ms := uint64(now.UnixMilli()); ms > st.watermarkMs {
 				st.watermarkMs = ms
 			}
 		}
 	}
-	r.repairCommits(lctx, behind)
 	r.ln.stats.lag.Store(total)
 	r.l.liveLag.Store(r.ln.name, total)
 	r.writeProgress(ctx, true)
@@ -743,13 +677,11 @@ func (r *laneRun) shutdown() error {
 	defer cancel()
 	if r.pending == 0 {
 		r.commitInserted(ctx)
-		r.checkCommits(ctx)
 		return nil
 	}
 	if err := r.flush(ctx); err != nil {
 		return fmt.Errorf("final flush of %d records (they will be redelivered): %w", r.pending, err)
 	}
-	r.checkCommits(ctx)
 	r.l.log.Info("loader lane drained", "lane", r.ln.name)
 	return nil
 }

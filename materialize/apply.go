@@ -241,22 +241,17 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 
 // managedViews lists the attribute and signal views apply made.
 func managedViews(ctx context.Context, conn *chdb.Conn) (map[string]bool, error) {
-	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'")
+	names, err := conn.Strings(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'")
 	if err != nil {
 		return nil, fmt.Errorf("list materialized views: %w", err)
 	}
-	defer rows.Close()
 	out := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("scan materialized views: %w", err)
-		}
+	for _, name := range names {
 		if (strings.HasPrefix(name, "mv_attributes_") || strings.HasPrefix(name, "mv_signals_")) && chdb.ValidIdentifier(name) {
 			out[name] = true
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 type attributeRow struct {

@@ -344,21 +344,12 @@ func (e *Evaluator) commit(ctx context.Context, next *evalState, wrote bool) err
 // allCustomers lists every customer id with an event, and every id with a
 // membership row, for a full sweep.
 func (e *Evaluator) allCustomers(ctx context.Context) ([]string, error) {
-	rows, err := e.conn.Query(ctx, `SELECT DISTINCT customer_id FROM customer_event_buckets
+	out, err := e.conn.Strings(ctx, `SELECT DISTINCT customer_id FROM customer_event_buckets
 UNION ALL SELECT DISTINCT customer_id FROM audience_membership`)
 	if err != nil {
 		return nil, fmt.Errorf("list customers for a full sweep: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("scan customers: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // windowCandidates are the customers whose features can change when T moves
@@ -406,20 +397,11 @@ func (e *Evaluator) windowCandidates(ctx context.Context, p *Plan, prev, asOf ui
 	if len(ors) == 0 {
 		return nil, nil
 	}
-	rows, err := e.conn.Query(ctx, "SELECT DISTINCT customer_id FROM customer_activity WHERE "+strings.Join(ors, "\n   OR "))
+	out, err := e.conn.Strings(ctx, "SELECT DISTINCT customer_id FROM customer_activity WHERE "+strings.Join(ors, "\n   OR "))
 	if err != nil {
 		return nil, fmt.Errorf("find customers whose windows moved: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("scan customers whose windows moved: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // audInfo is what cause attribution needs to know about an audience.

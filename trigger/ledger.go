@@ -298,20 +298,15 @@ func (l *Ledger) WaitForInserts(ctx context.Context) error {
 }
 
 func (l *Ledger) runningInserts(ctx context.Context) (map[string]bool, error) {
-	rows, err := l.conn.Query(ctx, qRunningInserts)
+	ids, err := l.conn.Strings(ctx, qRunningInserts)
 	if err != nil {
 		return nil, fmt.Errorf("list running ledger inserts: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("scan running insert: %w", err)
-		}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
 		out[id] = true
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // episodeOf formats an audience episode number as the ledger's episode.

@@ -41,6 +41,9 @@ var Quantiles = []float64{0.5, 0.95, 0.99}
 // better than a sampled reservoir.
 const quantilesSQL = "quantilesTiming(0.5, 0.95, 0.99)"
 
+// quantilesMergeSQL merges quantilesSQL's states (ingest_delay_minutes).
+const quantilesMergeSQL = "quantilesTimingMerge(0.5, 0.95, 0.99)"
+
 // distinctEntered and distinctExited count the transitions of a group of
 // audience_transition_keys rows, not its rows. A replayed evaluation writes a
 // transition again until a merge collapses the copies; the copies come from
@@ -205,7 +208,7 @@ ORDER BY lane`)
 		var e sqlBuilder
 		e.add(`SELECT lane,
     countMerge(rows) AS n,
-    `+strings.Replace(quantilesSQL, "(", "Merge(", 1)+`(delay) AS q,
+    `+quantilesMergeSQL+`(delay) AS q,
     maxMerge(worst) AS worst
 FROM ingest_delay_minutes
 WHERE minute >= toDateTime(?) AND minute < toDateTime(?)`, from/60_000*60, (to+59_999)/60_000*60)

@@ -137,6 +137,25 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 	return &Conn{Conn: conn, Database: c.Database, Version: Version{int(sv.Version.Major), int(sv.Version.Minor)}}, nil
 }
 
+// Strings runs a query of one String column and returns its values in
+// order.
+func (c *Conn) Strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := c.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // ParseVersion reads "major.minor[.patch...]".
 func ParseVersion(s string) (Version, error) {
 	parts := strings.Split(s, ".")
