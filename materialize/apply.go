@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -108,9 +109,10 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 	// The new views first (the old ones keep working meanwhile), then the
 	// history of what is new, then the catalog: a catalog row means the
 	// attribute or signal is complete.
-	av, sv := AttributesView(plan.Attributes), SignalsView(plan.Signals)
+	av, hv, sv := AttributesView(plan.Attributes), AttributeHistoryView(plan.Attributes), SignalsView(plan.Signals)
 	created := false
-	for _, v := range []*View{av, sv} {
+	historyCreated := false
+	for _, v := range []*View{av, hv, sv} {
 		if v == nil || existing[v.Name] {
 			continue
 		}
@@ -119,6 +121,7 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 		}
 		rep.ViewsCreated = append(rep.ViewsCreated, v.Name)
 		created = true
+		historyCreated = historyCreated || v == hv
 	}
 	var newAttrs []AttributeMode
 	for _, a := range plan.Attributes {
@@ -146,6 +149,17 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 			return nil, fmt.Errorf("backfill attribute %s from events: %w", a.Name, err)
 		}
 		log.Info("attribute backfilled from events", "attribute", a.Name, "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	// The history of every attribute is filled when its view is new: for a
+	// new attribute, and for all of them the first time history is kept. A
+	// set of values ignores what the view also wrote meanwhile.
+	for _, a := range plan.Attributes {
+		if !historyCreated && !slices.ContainsFunc(newAttrs, func(n AttributeMode) bool { return n.Name == a.Name }) {
+			continue
+		}
+		if err := conn.Exec(ctx, "INSERT INTO customer_attribute_history (customer_id, attribute, changes)\n"+AttributeHistorySelect(a.Name)); err != nil {
+			return nil, fmt.Errorf("backfill the history of attribute %s from events: %w", a.Name, err)
+		}
 	}
 	for _, s := range newSigs {
 		start := time.Now()
@@ -201,7 +215,7 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 	// Views and catalog rows no longer needed go last, once no active
 	// audience reads them.
 	for name := range existing {
-		if (av == nil || name != av.Name) && (sv == nil || name != sv.Name) {
+		if (av == nil || name != av.Name) && (hv == nil || name != hv.Name) && (sv == nil || name != sv.Name) {
 			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+name); err != nil {
 				return nil, fmt.Errorf("drop view %s: %w", name, err)
 			}
@@ -247,7 +261,7 @@ func managedViews(ctx context.Context, conn *chdb.Conn) (map[string]bool, error)
 	}
 	out := map[string]bool{}
 	for _, name := range names {
-		if (strings.HasPrefix(name, "mv_attributes_") || strings.HasPrefix(name, "mv_signals_")) && chdb.ValidIdentifier(name) {
+		if (strings.HasPrefix(name, "mv_attributes_") || strings.HasPrefix(name, "mv_attribute_history_") || strings.HasPrefix(name, "mv_signals_")) && chdb.ValidIdentifier(name) {
 			out[name] = true
 		}
 	}

@@ -77,9 +77,11 @@ type Compiled struct {
 	Attributes []string
 	// Features the condition reads, in first-use order.
 	Features []*Feature
-	// Version is a hash of what decides membership: the condition and the
-	// modes of the attributes it reads.
+	// Version is a hash of what decides membership: the condition, the
+	// modes of the attributes it reads and the completeness settings.
 	Version string
+	// Direction is what late data can do to the condition.
+	Direction Direction
 }
 
 // Signals returns the distinct signals of c's features.
@@ -164,12 +166,14 @@ type compiler struct {
 	// per audience
 	attrs map[string]bool
 	feats []*Feature
+	eager bool
 }
 
 func (cp *compiler) audience(a *Audience, setOnce map[string]bool) *Compiled {
 	cp.attrs, cp.feats = map[string]bool{}, nil
+	cp.eager = a.Completeness == CompletenessEager
 	cond := cp.cond(a.When, "", true)
-	c := &Compiled{Audience: a, Condition: cond, Features: cp.feats}
+	c := &Compiled{Audience: a, Condition: cond, Features: cp.feats, Direction: DirectionOf(a.When, a.Completeness)}
 	for name := range cp.attrs {
 		c.Attributes = append(c.Attributes, name)
 	}
@@ -178,6 +182,9 @@ func (cp *compiler) audience(a *Audience, setOnce map[string]bool) *Compiled {
 	fmt.Fprintf(h, "%s\x00%s\x00", a.ID, cond)
 	for _, name := range c.Attributes {
 		fmt.Fprintf(h, "%s=%v\x00", name, setOnce[name])
+	}
+	if len(a.Lanes) > 0 {
+		fmt.Fprintf(h, "lanes=%s\x00", strings.Join(a.Lanes, ","))
 	}
 	c.Version = hex.EncodeToString(h.Sum(nil))[:16]
 	return c
@@ -216,6 +223,9 @@ func (cp *compiler) cond(n *Condition, indent string, top bool) string {
 		return "NOT (" + inner + ")"
 	case KindAttribute:
 		cp.attrs[n.Attribute] = true
+		if cp.eager {
+			return predicateSQL(n.Pred, eagerAttrColumn(n.Attribute), eagerHasColumn(n.Attribute))
+		}
 		return predicateSQL(n.Pred, attrColumn(n.Attribute), hasColumn(n.Attribute))
 	default:
 		f := cp.feature(n)
@@ -232,8 +242,12 @@ func (cp *compiler) cond(n *Condition, indent string, top bool) string {
 	}
 }
 
-func attrColumn(name string) string { return "attr_" + name }
-func hasColumn(name string) string  { return "has_" + name }
+// The value and presence columns of an attribute as of the evaluation time,
+// and (eager) as of the freshest watermark whatever the evaluation time.
+func attrColumn(name string) string      { return "attr_" + name }
+func hasColumn(name string) string       { return "has_" + name }
+func eagerAttrColumn(name string) string { return "eager_attr_" + name }
+func eagerHasColumn(name string) string  { return "eager_has_" + name }
 
 func (cp *compiler) feature(n *Condition) *Feature {
 	sig := &Signal{Type: n.Type, Event: n.Event, Where: sortedFilters(n.Where), Value: n.Sum}
@@ -389,6 +403,51 @@ func AttributesView(attrs []AttributeMode) *View {
 		"FROM\n(\n" +
 		"    -- only rows with traits reach the per-attribute expressions\n" +
 		"    SELECT customer_id, traits, event_time_ms, ingest_time_ms, message_id\n" +
+		"    FROM events\n" +
+		"    WHERE traits NOT IN ('', '{}')\n" +
+		")\n" +
+		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS a\n" +
+		"GROUP BY customer_id, attribute"
+	return &View{Name: name, DDL: ddl}
+}
+
+// AttributeHistorySelect is the SELECT that turns events rows into
+// customer_attribute_history states for attribute name, as AttributeSelect
+// is for customer_attributes.
+func AttributeHistorySelect(name string) string {
+	return "SELECT\n" +
+		"    customer_id,\n" +
+		"    " + quote(name) + " AS attribute,\n" +
+		"    groupUniqArrayState((event_time_ms, message_id, " + jsonValue("traits", name) + ", " + jsonIsNull("traits", name) + ")) AS changes\n" +
+		"FROM events\n" +
+		"WHERE visitParamHas(traits, " + quote(name) + ")\n" +
+		"GROUP BY customer_id"
+}
+
+// AttributeHistoryView is the view that keeps the history of attrs (nil
+// when there are none).
+func AttributeHistoryView(attrs []AttributeMode) *View {
+	if len(attrs) == 0 {
+		return nil
+	}
+	names := make([]string, len(attrs))
+	for i, a := range attrs {
+		names[i] = a.Name
+	}
+	sort.Strings(names)
+	elems := make([]string, len(names))
+	for i, n := range names {
+		elems[i] = "    (" + quote(n) + ", " + jsonValue("traits", n) + ", " + jsonIsNull("traits", n) + ", toUInt8(visitParamHas(traits, " + quote(n) + ")))"
+	}
+	name := "mv_attribute_history_" + setHash(names)
+	ddl := "CREATE MATERIALIZED VIEW IF NOT EXISTS " + name + " TO customer_attribute_history AS\n" +
+		"SELECT\n" +
+		"    customer_id,\n" +
+		"    a.1 AS attribute,\n" +
+		"    groupUniqArrayState((event_time_ms, message_id, a.2, a.3)) AS changes\n" +
+		"FROM\n(\n" +
+		"    -- only rows with traits reach the per-attribute expressions\n" +
+		"    SELECT customer_id, traits, event_time_ms, message_id\n" +
 		"    FROM events\n" +
 		"    WHERE traits NOT IN ('', '{}')\n" +
 		")\n" +

@@ -25,11 +25,38 @@ type Audience struct {
 	Description string
 	// When is the membership condition.
 	When *Condition
+	// Lanes, when given, are the lanes that can carry the audience's
+	// inputs, replacing what the lanes have been seen to carry: the
+	// audience waits only for these lanes' watermarks.
+	Lanes []string
+	// Completeness is the policy for attribute conditions: CompletenessWatermark
+	// (the default) or CompletenessEager.
+	Completeness Completeness
 	// File is where the definition was read from.
 	File string
 	// Source is the YAML as read; `apply` stores it.
 	Source []byte
 }
+
+// Completeness says whether an audience's attribute conditions wait for the
+// watermark of the lanes that carry traits. Event conditions need no policy:
+// whether late events can falsify them follows from their kind (see
+// Direction).
+type Completeness string
+
+// Completeness policies.
+const (
+	// CompletenessWatermark decides attribute conditions only up to the
+	// watermark of the lanes that carry traits: a late identify with a newer
+	// value cannot make a decision that then proves wrong, at the price of
+	// waiting while such a lane is stalled.
+	CompletenessWatermark Completeness = "watermark"
+	// CompletenessEager decides attribute conditions on the values present:
+	// nothing waits for a stalled lane, but an identify still queued there
+	// with a newer value can change a decision already made (an entry
+	// followed by an exit once it arrives).
+	CompletenessEager Completeness = "eager"
+)
 
 // Kind says what a Condition tests.
 type Kind int
@@ -326,8 +353,19 @@ func (p *defParser) audience(src []byte) *Audience {
 			a.Description, _ = p.text(e.value, "description")
 		case "when":
 			whenN = e.value
+		case "lanes":
+			a.Lanes = p.lanes(e.value, "lanes")
+		case "completeness":
+			s, ok := p.text(e.value, "completeness")
+			switch c := Completeness(s); {
+			case !ok:
+			case c == CompletenessWatermark || c == CompletenessEager:
+				a.Completeness = c
+			default:
+				p.fail(e.value, "completeness", "%q is not a policy: use watermark (attribute conditions wait for the lanes that carry traits) or eager (decide on the values present)", s)
+			}
 		default:
-			p.fail(e.keyN, e.key, "unknown field: an audience has id, name, description and when")
+			p.fail(e.keyN, e.key, "unknown field: an audience has id, name, description, when, lanes and completeness")
 		}
 	}
 	body := docs[0].Body
@@ -340,12 +378,46 @@ func (p *defParser) audience(src []byte) *Audience {
 	if a.Name == "" && !p.failedAt("name") {
 		a.Name = a.ID
 	}
+	if a.Completeness == "" {
+		a.Completeness = CompletenessWatermark
+	}
 	if whenN == nil {
 		p.fail(body, "when", "missing: give the membership condition, e.g. when: {attribute: plan, equals: gold}")
 		return a
 	}
 	a.When = p.condition(whenN, "when", 1)
 	return a
+}
+
+// laneRe is what a lane name looks like (the loader's lanes are named so).
+var laneRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// lanes reads a non-empty list of distinct lane names.
+func (p *defParser) lanes(n ast.Node, field string) []string {
+	seq, ok := unwrap(n).(*ast.SequenceNode)
+	if !ok || len(seq.Values) == 0 {
+		p.fail(n, field, "expected a non-empty list of lanes, e.g. [web], found %s", describe(unwrap(n)))
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, v := range seq.Values {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		s, ok := p.text(v, f)
+		switch {
+		case !ok:
+			return nil
+		case !laneRe.MatchString(s):
+			p.fail(v, f, "%q is not a lane name: lower-case letters, digits and underscores, e.g. web or server", s)
+			return nil
+		case seen[s]:
+			p.fail(v, f, "lane %q is listed twice", s)
+			return nil
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	return out
 }
 
 func (p *defParser) failedAt(field string) bool {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,8 +21,8 @@ import (
 
 // Stats describes one evaluation pass.
 type Stats struct {
-	// AsOfMs is the evaluation time T (the lane watermark) and PrevAsOfMs
-	// the previous pass's, epoch ms.
+	// AsOfMs is the eager evaluation time (the freshest lane watermark) and
+	// PrevAsOfMs the previous pass's, epoch ms.
 	AsOfMs, PrevAsOfMs uint64
 	// NoWatermark is set when no evaluated lane has a watermark yet; the
 	// pass did nothing.
@@ -38,6 +39,10 @@ type Stats struct {
 	Customers int
 	// Entered and Exited count the transitions written.
 	Entered, Exited int
+	// Complete is each audience's complete time: the smallest watermark of
+	// the lanes that feed it, epoch ms. Decisions late data could falsify
+	// are made as of it; the others as of AsOfMs, the freshest watermark.
+	Complete map[string]uint64
 	Duration        time.Duration
 }
 
@@ -59,6 +64,9 @@ type Evaluator struct {
 	lastVersion uint64
 	lastHouse   time.Time
 	lastSkipped string
+
+	lastCompleteness string
+	completenessAt   time.Time
 }
 
 // NewEvaluator prepares an evaluator; reg may be nil.
@@ -112,6 +120,8 @@ type evalState struct {
 	cursor    uint32
 	asOf      uint64
 	signature string
+	// times are the evaluation times by key (eagerKey, timeKey(lanes)).
+	times map[string]uint64
 }
 
 func (e *Evaluator) loadState(ctx context.Context) (*evalState, error) {
@@ -121,7 +131,7 @@ FROM evaluator_state WHERE evaluator = ? GROUP BY evaluator`, e.cfg.EvaluatorID)
 		return nil, fmt.Errorf("read evaluator_state (is the schema migrated? tideline migrate): %w", err)
 	}
 	defer rows.Close()
-	st := &evalState{}
+	st := &evalState{times: map[string]uint64{}}
 	for rows.Next() {
 		var updated uint64
 		if err := rows.Scan(&st.cursor, &st.asOf, &st.signature, &updated); err != nil {
@@ -129,7 +139,23 @@ FROM evaluator_state WHERE evaluator = ? GROUP BY evaluator`, e.cfg.EvaluatorID)
 		}
 		e.lastVersion = max(e.lastVersion, updated)
 	}
-	return st, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read evaluator_state: %w", err)
+	}
+	trows, err := e.conn.Query(ctx, `SELECT time_key, argMax(as_of_ms, updated_at_ms) FROM evaluator_times WHERE evaluator = ? GROUP BY time_key`, e.cfg.EvaluatorID)
+	if err != nil {
+		return nil, fmt.Errorf("read evaluator_times: %w", err)
+	}
+	defer trows.Close()
+	for trows.Next() {
+		var k string
+		var t uint64
+		if err := trows.Scan(&k, &t); err != nil {
+			return nil, fmt.Errorf("scan evaluator_times: %w", err)
+		}
+		st.times[k] = t
+	}
+	return st, trows.Err()
 }
 
 func (e *Evaluator) saveState(ctx context.Context, st *evalState) error {
@@ -144,6 +170,23 @@ func (e *Evaluator) saveState(ctx context.Context, st *evalState) error {
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("write evaluator_state: %w", err)
 	}
+	if len(st.times) == 0 {
+		return nil
+	}
+	tb, err := e.conn.PrepareBatch(ctx, "INSERT INTO evaluator_times (evaluator, time_key, as_of_ms, updated_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare evaluator_times insert: %w", err)
+	}
+	v := e.version()
+	for k, t := range st.times {
+		if err := tb.Append(e.cfg.EvaluatorID, k, t, v); err != nil {
+			_ = tb.Abort()
+			return fmt.Errorf("append evaluator_times: %w", err)
+		}
+	}
+	if err := tb.Send(); err != nil {
+		return fmt.Errorf("write evaluator_times: %w", err)
+	}
 	return nil
 }
 
@@ -155,34 +198,40 @@ func (e *Evaluator) version() uint64 {
 	return v
 }
 
-// Watermark is the lowest watermark among lanes: everything those lanes
-// received before it is in ClickHouse. A lane without a watermark yet counts
-// as 0, since nothing of it is known to be loaded; ok is false until every
-// lane has one. The evaluator, the trigger poller and backfill all decide by
-// this one rule.
-func Watermark(ctx context.Context, conn *chdb.Conn, lanes []string) (ms uint64, ok bool, err error) {
+// LaneWatermarks reads every lane's watermark: everything the lane
+// received before it is in ClickHouse.
+func LaneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
 	rows, err := conn.Query(ctx, "SELECT lane, watermark_ms FROM lane_watermarks")
 	if err != nil {
-		return 0, false, fmt.Errorf("read lane_watermarks: %w", err)
+		return nil, fmt.Errorf("read lane_watermarks: %w", err)
 	}
 	defer rows.Close()
-	got := make(map[string]uint64, len(lanes))
+	got := map[string]uint64{}
 	for rows.Next() {
 		var lane string
 		var wm uint64
 		if err := rows.Scan(&lane, &wm); err != nil {
-			return 0, false, fmt.Errorf("scan lane_watermarks: %w", err)
+			return nil, fmt.Errorf("scan lane_watermarks: %w", err)
 		}
 		got[lane] = wm
 	}
 	if err := rows.Err(); err != nil {
-		return 0, false, fmt.Errorf("read lane_watermarks: %w", err)
+		return nil, fmt.Errorf("read lane_watermarks: %w", err)
 	}
-	for i, l := range lanes {
-		if wm := got[l]; i == 0 || wm < ms {
-			ms = wm
-		}
+	return got, nil
+}
+
+// Watermark is the lowest watermark among lanes: everything those lanes
+// received before it is in ClickHouse. A lane without a watermark yet counts
+// as 0, since nothing of it is known to be loaded; ok is false until every
+// lane has one. The evaluator (per audience, over the lanes that feed it),
+// the trigger poller and backfill all decide by this one rule.
+func Watermark(ctx context.Context, conn *chdb.Conn, lanes []string) (ms uint64, ok bool, err error) {
+	got, err := LaneWatermarks(ctx, conn)
+	if err != nil {
+		return 0, false, err
 	}
+	ms, _ = laneTime(lanes, got)
 	return ms, ms > 0, nil
 }
 
@@ -221,11 +270,15 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		e.log.Error("applied audiences that no longer compile are not evaluated; fix and re-apply them", "err", skipped)
 	}
 	stats.Audiences = len(plan.Audiences)
-	asOf, ok, err := Watermark(ctx, e.conn, e.cfg.Lanes)
+	wms, err := LaneWatermarks(ctx, e.conn)
 	if err != nil {
 		return stats, err
 	}
-	if !ok {
+	var freshest uint64
+	for _, l := range e.cfg.Lanes {
+		freshest = max(freshest, wms[l])
+	}
+	if freshest == 0 {
 		stats.NoWatermark = true
 		return stats, nil
 	}
@@ -235,11 +288,19 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		}
 		e.touches.reset()
 	}
-	prev := e.state.asOf
-	asOf = max(asOf, prev)
-	stats.AsOfMs, stats.PrevAsOfMs = asOf, prev
+	carried, err := inputLanes(ctx, e.conn)
+	if err != nil {
+		return stats, err
+	}
+	pc := newPass(plan, e.state, wms, freshest, carried, e.cfg.Lanes)
+	pc.touchesOf = map[string][]touch{}
+	stats.AsOfMs, stats.PrevAsOfMs = pc.eager, pc.prevEager
+	stats.Complete = map[string]uint64{}
+	for i, c := range plan.Audiences {
+		stats.Complete[c.Audience.ID] = pc.complete[i]
+	}
 	sig := planSignature(plan)
-	full := prev == 0 || sig != e.state.signature
+	full := pc.prevEager == 0 || sig != e.state.signature
 	stats.FullSweep = full && len(plan.Audiences) > 0
 
 	touches, cursor, err := e.touches.read(ctx, e.conn, e.state.cursor)
@@ -249,7 +310,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		return stats, err
 	}
 	stats.Touches = len(touches)
-	next := &evalState{cursor: cursor, asOf: asOf, signature: sig}
+	next := &evalState{cursor: cursor, asOf: pc.eager, signature: sig, times: pc.times}
 	if len(plan.Audiences) == 0 {
 		e.housekeeping(ctx)
 		return stats, e.commit(ctx, next, false)
@@ -259,29 +320,23 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 	var relinked []string
 	for _, t := range touches {
 		raw[t.customer] = true
+		pc.touchesOf[t.customer] = append(pc.touchesOf[t.customer], t)
 		if t.alias {
 			relinked = append(relinked, t.customer)
 		}
 	}
-	switch {
-	case full:
-		ids, err := e.allCustomers(ctx)
-		if err != nil {
-			e.touches.reset()
-			return stats, err
-		}
-		for _, id := range ids {
-			raw[id] = true
-		}
-	case asOf > prev:
-		ids, err := e.windowCandidates(ctx, plan, prev, asOf)
-		if err != nil {
-			e.touches.reset()
-			return stats, err
-		}
-		for _, id := range ids {
-			raw[id] = true
-		}
+	var more []string
+	if full {
+		more, err = e.allCustomers(ctx)
+	} else {
+		more, err = e.windowCandidates(ctx, pc)
+	}
+	if err != nil {
+		e.touches.reset()
+		return stats, err
+	}
+	for _, id := range more {
+		raw[id] = true
 	}
 	rawIDs := make([]string, 0, len(raw))
 	for id := range raw {
@@ -294,7 +349,6 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		e.touches.reset()
 		return stats, err
 	}
-	pc := newPass(plan, asOf, prev, touches)
 	customers := res.customers()
 	for i := 0; i < len(customers); i += e.cfg.BatchCustomers {
 		batch := customers[i:min(i+e.cfg.BatchCustomers, len(customers))]
@@ -312,7 +366,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 	}
 	sort.Strings(retired)
 	for i := 0; i < len(retired); i += e.cfg.BatchCustomers {
-		ex, err := e.retire(ctx, pc, retired[i:min(i+e.cfg.BatchCustomers, len(retired))])
+		ex, err := e.retire(ctx, pc, retired[i:min(i+e.cfg.BatchCustomers, len(retired))], res)
 		if err != nil {
 			e.touches.reset()
 			return stats, err
@@ -320,6 +374,10 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		stats.Exited += ex
 	}
 	stats.Customers = len(customers) + len(retired)
+	if err := e.recordCompleteness(ctx, pc); err != nil {
+		e.touches.reset()
+		return stats, err
+	}
 	e.housekeeping(ctx)
 	return stats, e.commit(ctx, next, full || stats.Entered+stats.Exited > 0)
 }
@@ -352,42 +410,112 @@ UNION ALL SELECT DISTINCT customer_id FROM audience_membership`)
 	return out, nil
 }
 
-// windowCandidates are the customers whose features can change when T moves
-// from prev to asOf without a new event: an event of a signal whose time
-// passes into view (in (prev, asOf]), or leaves a window (in (prev - W,
-// asOf - W]). customer_activity keys events by minute, so the ranges are
-// rounded out to whole minutes and the query evaluates the exact times.
-func (e *Evaluator) windowCandidates(ctx context.Context, p *Plan, prev, asOf uint64) ([]string, error) {
+// pass is when each audience is evaluated in one pass.
+type pass struct {
+	plan *Plan
+	// eager is the freshest lane watermark, prevEager the previous pass's.
+	eager, prevEager uint64
+	// Per audience, in plan order: the lanes that can change it, the
+	// smallest of their watermarks (complete), its previous value, the key
+	// it is saved under and the lane that holds it back.
+	lanes    [][]string
+	complete []uint64
+	prev     []uint64
+	keys     []string
+	heldBy   []string
+	// times are this pass's times by key, as saved.
+	times map[string]uint64
+	// touchesOf are this pass's touches by raw customer id.
+	touchesOf map[string][]touch
+}
+
+func newPass(p *Plan, st *evalState, wms map[string]uint64, freshest uint64, carried map[inputKey][]string, evaluated []string) *pass {
+	pc := &pass{plan: p, times: map[string]uint64{}}
+	pc.prevEager = st.times[eagerKey]
+	if pc.prevEager == 0 {
+		pc.prevEager = st.asOf
+	}
+	pc.eager = max(freshest, pc.prevEager)
+	pc.times[eagerKey] = pc.eager
+	// A set of lanes seen for the first time (an input appeared on a new
+	// lane) continues from the earliest saved time, so no window that moved
+	// meanwhile is missed.
+	var fallback uint64
+	for k, t := range st.times {
+		if k != eagerKey && t > 0 && (fallback == 0 || t < fallback) {
+			fallback = t
+		}
+	}
+	for _, c := range p.Audiences {
+		ls := audienceLanes(c, carried, evaluated)
+		k := timeKey(ls)
+		prev, ok := st.times[k]
+		if !ok {
+			prev = min(fallback, pc.prevEager)
+			if fallback == 0 {
+				prev = pc.prevEager
+			}
+		}
+		t, held := laneTime(ls, wms)
+		t = min(max(t, prev), pc.eager)
+		if t >= pc.eager {
+			held = ""
+		}
+		pc.times[k] = t
+		pc.lanes = append(pc.lanes, ls)
+		pc.complete = append(pc.complete, t)
+		pc.prev = append(pc.prev, prev)
+		pc.keys = append(pc.keys, k)
+		pc.heldBy = append(pc.heldBy, held)
+	}
+	return pc
+}
+
+// windowCandidates are the customers whose conditions can change when the
+// evaluation times move without a new event: an input whose event time
+// passes into view, or a signal occurrence that leaves a window, between an
+// audience's previous time and this pass's (for its eager and its complete
+// time). customer_activity keys events by minute, so the ranges are rounded
+// out to whole minutes and the evaluation query decides at the exact times.
+func (e *Evaluator) windowCandidates(ctx context.Context, pc *pass) ([]string, error) {
 	type rng struct{ from, to uint64 } // event time, ms, inclusive
-	ranges := map[[2]string][]rng{}
-	for _, s := range p.Signals {
-		k := [2]string{s.Type, s.Event}
-		ranges[k] = append(ranges[k], rng{prev + 1, asOf})
-	}
-	for _, f := range p.windowedFeatures() {
-		w := uint64(f.Window / time.Millisecond)
-		if asOf <= w {
-			continue
+	ranges := map[inputKey][]rng{}
+	add := func(c *Compiled, prev, asOf uint64) {
+		if asOf <= prev {
+			return
 		}
-		from := uint64(1)
-		if prev > w {
-			from = prev - w + 1
+		for _, in := range c.inputs() {
+			ranges[in] = append(ranges[in], rng{prev + 1, asOf})
 		}
-		k := [2]string{f.Signal.Type, f.Signal.Event}
-		ranges[k] = append(ranges[k], rng{from, asOf - w})
+		for _, f := range c.Features {
+			w := uint64(f.Window / time.Millisecond)
+			if w == 0 || asOf <= w {
+				continue
+			}
+			from := uint64(1)
+			if prev > w {
+				from = prev - w + 1
+			}
+			k := inputKey{f.Signal.Type, f.Signal.Event}
+			ranges[k] = append(ranges[k], rng{from, asOf - w})
+		}
 	}
-	var ors []string
-	keys := make([][2]string, 0, len(ranges))
+	for i, c := range pc.plan.Audiences {
+		add(c, pc.prevEager, pc.eager)
+		add(c, pc.prev[i], pc.complete[i])
+	}
+	keys := make([]inputKey, 0, len(ranges))
 	for k := range ranges {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
+	sort.Slice(keys, func(i, j int) bool { return keys[i].typ+keys[i].event < keys[j].typ+keys[j].event })
+	var ors []string
 	seen := map[string]bool{}
 	for _, k := range keys {
 		for _, r := range ranges[k] {
 			from := r.from / 60000 * 60
 			to := r.to / 1000
-			cond := fmt.Sprintf("(type = %s AND event = %s AND minute >= toDateTime(%d) AND minute <= toDateTime(%d))", quote(k[0]), quote(k[1]), from, to)
+			cond := fmt.Sprintf("(type = %s AND event = %s AND minute >= toDateTime(%d) AND minute <= toDateTime(%d))", quote(k.typ), quote(k.event), from, to)
 			if !seen[cond] {
 				seen[cond] = true
 				ors = append(ors, cond)
@@ -404,125 +532,14 @@ func (e *Evaluator) windowCandidates(ctx context.Context, p *Plan, prev, asOf ui
 	return out, nil
 }
 
-// audInfo is what cause attribution needs to know about an audience.
-type audInfo struct {
-	c        *Compiled
-	events   map[string]bool // type \x00 event of its signals
-	signals  []string
-	attrs    []string
-	windowed []string // feature columns with a window
-}
-
-// pass holds one pass's inputs.
-type pass struct {
-	plan      *Plan
-	asOf      uint64
-	prev      uint64
-	auds      []*audInfo
-	touchesOf map[string][]touch // by raw customer id
-	query     string
-	nAttrs    int
-	nWindowed int
-}
-
-func newPass(p *Plan, asOf, prev uint64, touches []touch) *pass {
-	pc := &pass{plan: p, asOf: asOf, prev: prev, touchesOf: map[string][]touch{}}
-	for _, c := range p.Audiences {
-		ai := &audInfo{c: c, events: map[string]bool{}, attrs: c.Attributes}
-		for _, s := range c.Signals() {
-			ai.events[s.Type+"\x00"+s.Event] = true
-			ai.signals = append(ai.signals, s.ID)
-		}
-		for _, f := range c.Features {
-			if f.Window > 0 {
-				ai.windowed = append(ai.windowed, f.Column)
-			}
-		}
-		pc.auds = append(pc.auds, ai)
-	}
-	for _, t := range touches {
-		pc.touchesOf[t.customer] = append(pc.touchesOf[t.customer], t)
-	}
-	pc.query = p.evalQuery(runTimes(asOf, prev))
-	pc.nAttrs = len(p.queryAttributes())
-	pc.nWindowed = len(p.windowedFeatures())
-	return pc
-}
-
-// evalRow is one customer's result.
-type evalRow struct {
-	member   []uint8
-	attrTime map[string]uint64
-	attrMsg  map[string]string
-	lapse    map[string]uint64
-	defTime  map[string]uint64
-	defMsg   map[string]string
-}
-
-// cause is why a membership changed: the event (or, for a time-driven
-// change, only the moment).
+// cause is why a membership changed: the message whose arrival made the
+// condition take its new value, at the moment it did (for a change only
+// time explains, such as a window ending, the moment alone).
 type cause struct {
 	eventTime, ingestTime uint64
 	message, lane         string
 	// lookup is set when ingest time and lane must be read from events.
 	lookup bool
-}
-
-func later(t uint64, m string, c *cause) bool {
-	return t > c.eventTime || t == c.eventTime && m > c.message
-}
-
-// causeOf picks the event that changed customer's membership of a: the
-// latest relevant event new to this pass (touched, or whose event time just
-// came into view, or that set an attribute the audience reads), else the
-// identify that merged an anonymous history into the customer, else the
-// moment a window ended.
-func (pc *pass) causeOf(a *audInfo, members []string, row *evalRow) cause {
-	var best, link cause
-	found, linked := false, false
-	for _, m := range members {
-		for _, t := range pc.touchesOf[m] {
-			tc := cause{eventTime: t.eventTime, ingestTime: t.ingestTime, message: t.message, lane: t.lane}
-			if a.events[t.typ+"\x00"+t.event] && t.eventTime <= pc.asOf || t.hasTraits && len(a.attrs) > 0 {
-				if !found || later(t.eventTime, t.message, &best) {
-					best, found = tc, true
-				}
-			} else if t.link && (!linked || later(t.eventTime, t.message, &link)) {
-				link, linked = tc, true
-			}
-		}
-	}
-	consider := func(t uint64, m string) {
-		if t > 0 && m != "" && (!found || later(t, m, &best)) {
-			best = cause{eventTime: t, message: m, lookup: true}
-			found = true
-		}
-	}
-	for _, s := range a.signals {
-		consider(row.defTime[s], row.defMsg[s])
-	}
-	for _, at := range a.attrs {
-		if row.attrTime[at] > pc.prev {
-			consider(row.attrTime[at], row.attrMsg[at])
-		}
-	}
-	switch {
-	case found:
-		return best
-	case linked:
-		// Only the merge of an anonymous history explains the change.
-		return link
-	}
-	lapse := uint64(0)
-	for _, col := range a.windowed {
-		if b := row.lapse[col]; b > 0 && (lapse == 0 || b < lapse) {
-			lapse = b
-		}
-	}
-	if lapse == 0 {
-		lapse = pc.asOf
-	}
-	return cause{eventTime: lapse}
 }
 
 type membership struct {
@@ -562,67 +579,97 @@ type change struct {
 	episode            uint32
 	cause              cause
 	members            []string
+	// index is the audience's position in the plan; until is the moment
+	// the new value was established at (the time it was decided as of).
+	index int
+	until uint64
+	// redate marks a membership that did not change but whose date late
+	// data may have moved: it is written only if its date differs.
+	redate bool
 }
 
-func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []string, res *resolution) (entered, exited int, err error) {
-	bt, err := ext.NewTable(batchTable, ext.Column("member_id", "String"), ext.Column("customer_id", "String"))
-	if err != nil {
-		return 0, 0, fmt.Errorf("external batch table: %w", err)
+// evalRow is a customer evaluated at one moment: m_<i> per audience.
+type evalRow struct {
+	customer string
+	t        uint64
+	member   []uint8
+}
+
+// evalAt evaluates every audience for the given (customer, t, te) rows.
+func (e *Evaluator) evalAt(ctx context.Context, pc *pass, res *resolution, rows [][3]any) (map[string]map[uint64][]uint8, error) {
+	out := map[string]map[uint64][]uint8{}
+	if len(rows) == 0 {
+		return out, nil
 	}
-	for _, c := range customers {
-		for _, m := range res.members[c] {
-			if err := bt.Append(m, c); err != nil {
-				return 0, 0, fmt.Errorf("external batch table: %w", err)
+	bt, err := ext.NewTable(batchTable, ext.Column("member_id", "String"), ext.Column("customer_id", "String"), ext.Column("linked_ms", "UInt64"))
+	if err != nil {
+		return nil, fmt.Errorf("external batch table: %w", err)
+	}
+	tt, err := ext.NewTable(timesTable, ext.Column("customer_id", "String"), ext.Column("t", "UInt64"), ext.Column("te", "UInt64"))
+	if err != nil {
+		return nil, fmt.Errorf("external times table: %w", err)
+	}
+	seen := map[string]bool{}
+	low := uint64(0)
+	for i, r := range rows {
+		c := r[0].(string)
+		if !seen[c] {
+			seen[c] = true
+			for _, m := range res.members[c] {
+				if err := bt.Append(m, c, res.linkedMs(m)); err != nil {
+					return nil, fmt.Errorf("external batch table: %w", err)
+				}
 			}
 		}
+		if err := tt.Append(r[0], r[1], r[2]); err != nil {
+			return nil, fmt.Errorf("external times table: %w", err)
+		}
+		if t := r[1].(uint64); i == 0 || t < low {
+			low = t
+		}
 	}
-	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt)), pc.query)
+	q := pc.plan.evalQuery(runLow(low))
+	result, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt, tt)), q)
 	if err != nil {
-		return 0, 0, fmt.Errorf("evaluate audiences for %d customers: %w", len(customers), err)
+		return nil, fmt.Errorf("evaluate audiences for %d customers: %w", len(seen), err)
 	}
-	results := map[string]*evalRow{}
-	qattrs := pc.plan.queryAttributes()
-	windowed := pc.plan.windowedFeatures()
-	for rows.Next() {
-		var id string
-		row := &evalRow{member: make([]uint8, len(pc.plan.Audiences)), attrTime: map[string]uint64{}, attrMsg: map[string]string{},
-			lapse: map[string]uint64{}, defTime: map[string]uint64{}, defMsg: map[string]string{}}
-		at := make([]uint64, len(qattrs))
-		am := make([]string, len(qattrs))
-		lp := make([]uint64, len(windowed))
-		dt := make([]uint64, len(pc.plan.Signals))
-		di := make([]string, len(pc.plan.Signals))
-		dest := []any{&id}
+	defer result.Close()
+	for result.Next() {
+		row := evalRow{member: make([]uint8, len(pc.plan.Audiences))}
+		dest := []any{&row.customer, &row.t}
 		for i := range row.member {
 			dest = append(dest, &row.member[i])
 		}
-		for i := range qattrs {
-			dest = append(dest, &at[i], &am[i])
+		if err := result.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("scan audience evaluation: %w", err)
 		}
-		for i := range windowed {
-			dest = append(dest, &lp[i])
+		if out[row.customer] == nil {
+			out[row.customer] = map[uint64][]uint8{}
 		}
-		for i := range pc.plan.Signals {
-			dest = append(dest, &dt[i], &di[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return 0, 0, fmt.Errorf("scan audience evaluation: %w", err)
-		}
-		for i, a := range qattrs {
-			row.attrTime[a.Name], row.attrMsg[a.Name] = at[i], am[i]
-		}
-		for i, f := range windowed {
-			row.lapse[f.Column] = lp[i]
-		}
-		for i, s := range pc.plan.Signals {
-			row.defTime[s.ID], row.defMsg[s.ID] = dt[i], di[i]
-		}
-		results[id] = row
+		out[row.customer][row.t] = row.member
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, 0, fmt.Errorf("evaluate audiences: %w", err)
+	if err := result.Err(); err != nil {
+		return nil, fmt.Errorf("evaluate audiences: %w", err)
+	}
+	return out, nil
+}
+
+func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []string, res *resolution) (entered, exited int, err error) {
+	times := []uint64{pc.eager}
+	for _, t := range pc.complete {
+		if !slices.Contains(times, t) {
+			times = append(times, t)
+		}
+	}
+	var rows [][3]any
+	for _, c := range customers {
+		for _, t := range times {
+			rows = append(rows, [3]any{c, t, pc.eager})
+		}
+	}
+	results, err := e.evalAt(ctx, pc, res, rows)
+	if err != nil {
+		return 0, 0, err
 	}
 	have, err := e.readMemberships(ctx, customers)
 	if err != nil {
@@ -630,27 +677,43 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 	}
 	var changes []change
 	for _, c := range customers {
-		row := results[c]
-		if row == nil {
+		r := results[c]
+		if r == nil {
 			continue
 		}
-		for i, a := range pc.auds {
-			want := row.member[i] == 1
-			h := have[[2]string{a.c.Audience.ID, c}]
+		for i, a := range pc.plan.Audiences {
+			eager, complete := r[pc.eager][i] == 1, r[pc.complete[i]][i] == 1
+			h := have[[2]string{a.Audience.ID, c}]
+			want := decide(a.Direction, h.member, eager, complete)
 			if want == h.member {
 				continue
 			}
-			ch := change{audience: a.c.Audience.ID, customer: c, entered: want, episode: h.episode, cause: pc.causeOf(a, res.members[c], row), members: res.members[c]}
+			until := pc.complete[i]
+			if eager == want {
+				until = pc.eager
+			}
+			ch := change{audience: a.Audience.ID, customer: c, entered: want, episode: h.episode, members: res.members[c], index: i, until: until}
 			if want {
 				ch.episode++
 			}
 			changes = append(changes, ch)
 		}
 	}
+	changes = append(changes, pc.redates(customers, res, results, have)...)
+	if err := e.date(ctx, pc, res, changes); err != nil {
+		return 0, 0, err
+	}
+	changes, err = e.keepMoved(ctx, changes)
+	if err != nil {
+		return 0, 0, err
+	}
 	if err := e.write(ctx, changes); err != nil {
 		return 0, 0, err
 	}
 	for _, ch := range changes {
+		if ch.redate {
+			continue
+		}
 		if ch.entered {
 			entered++
 		} else {
@@ -660,36 +723,337 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 	return entered, exited, nil
 }
 
+// redates are the memberships of customers that stay as they are but were
+// touched by an input of the audience with an event time the pass can see:
+// a late event can move the moment the current entry (or exit) began, and
+// the transition must say when it truly did, as a replay would.
+func (pc *pass) redates(customers []string, res *resolution, results map[string]map[uint64][]uint8, have map[[2]string]membership) []change {
+	var out []change
+	for _, c := range customers {
+		r := results[c]
+		if r == nil {
+			continue
+		}
+		for i, a := range pc.plan.Audiences {
+			h := have[[2]string{a.Audience.ID, c}]
+			if h.episode == 0 || !pc.touchedInput(a, res.members[c]) {
+				continue
+			}
+			eager := r[pc.eager][i] == 1
+			if decide(a.Direction, h.member, eager, r[pc.complete[i]][i] == 1) != h.member {
+				continue
+			}
+			until := pc.complete[i]
+			if eager == h.member {
+				until = pc.eager
+			}
+			out = append(out, change{audience: a.Audience.ID, customer: c, entered: h.member, episode: h.episode, members: res.members[c], index: i, until: until, redate: true})
+		}
+	}
+	return out
+}
+
+// touchedInput says whether one of members was touched in this pass by an
+// input of a visible as of the eager time.
+func (pc *pass) touchedInput(a *Compiled, members []string) bool {
+	for _, m := range members {
+		for _, t := range pc.touchesOf[m] {
+			if t.eventTime > pc.eager {
+				continue
+			}
+			if t.hasTraits && len(a.Attributes) > 0 {
+				return true
+			}
+			for _, s := range a.Signals() {
+				if s.Type == t.typ && s.Event == t.event {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// keepMoved drops the redates whose date did not move.
+func (e *Evaluator) keepMoved(ctx context.Context, changes []change) ([]change, error) {
+	var ids []string
+	for _, ch := range changes {
+		if ch.redate && !slices.Contains(ids, ch.customer) {
+			ids = append(ids, ch.customer)
+		}
+	}
+	if len(ids) == 0 {
+		return changes, nil
+	}
+	qctx, err := withIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := e.conn.Query(qctx, `SELECT audience_id, customer_id, episode, kind, argMax(event_time_ms, derived_at_ms), argMax(message_id, derived_at_ms)
+FROM audience_transitions WHERE customer_id IN (SELECT id FROM ids)
+GROUP BY audience_id, customer_id, episode, kind`)
+	if err != nil {
+		return nil, fmt.Errorf("read the transitions to re-date: %w", err)
+	}
+	defer rows.Close()
+	type key struct {
+		audience, customer string
+		episode            uint32
+		kind               string
+	}
+	type dated struct {
+		t   uint64
+		msg string
+	}
+	recorded := map[key]dated{}
+	for rows.Next() {
+		var k key
+		var d dated
+		if err := rows.Scan(&k.audience, &k.customer, &k.episode, &k.kind, &d.t, &d.msg); err != nil {
+			return nil, fmt.Errorf("scan transitions: %w", err)
+		}
+		recorded[k] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the transitions to re-date: %w", err)
+	}
+	out := changes[:0]
+	for _, ch := range changes {
+		if ch.redate {
+			kind := "exited"
+			if ch.entered {
+				kind = "entered"
+			}
+			d, ok := recorded[key{ch.audience, ch.customer, ch.episode, kind}]
+			if !ok || d == (dated{ch.cause.eventTime, ch.cause.message}) {
+				continue
+			}
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// datingPage is how many instants per customer one dating query evaluates;
+// most changes are dated by the first page.
+const datingPage = 64
+
+// date sets each change's cause: the moment its audience's condition took
+// its new value and kept it until the change was decided, with the message
+// that made it so. Every instant at which the condition can have changed
+// is evaluated, latest first, until one with the old value is found.
+func (e *Evaluator) date(ctx context.Context, pc *pass, res *resolution, changes []change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	var ids []string
+	for _, ch := range changes {
+		if !slices.Contains(ids, ch.customer) {
+			ids = append(ids, ch.customer)
+		}
+	}
+	inputs, err := e.readInputs(ctx, pc, res, ids)
+	if err != nil {
+		return err
+	}
+	type job struct {
+		ch    *change
+		cands []instant
+		holds []bool
+		done  bool
+	}
+	jobs := make([]*job, len(changes))
+	for i := range changes {
+		ch := &changes[i]
+		in := inputs[ch.customer]
+		if in == nil {
+			in = &customerInputs{}
+		}
+		jobs[i] = &job{ch: ch, cands: pc.plan.Audiences[ch.index].instants(in, ch.until)}
+	}
+	for {
+		var rows [][3]any
+		wanted := map[string]map[uint64]bool{}
+		for _, j := range jobs {
+			if j.done {
+				continue
+			}
+			from := len(j.holds)
+			for _, in := range j.cands[from:min(from+datingPage, len(j.cands))] {
+				if wanted[j.ch.customer] == nil {
+					wanted[j.ch.customer] = map[uint64]bool{}
+				}
+				if !wanted[j.ch.customer][in.t] {
+					wanted[j.ch.customer][in.t] = true
+					rows = append(rows, [3]any{j.ch.customer, in.t, in.t})
+				}
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		results, err := e.evalAt(ctx, pc, res, rows)
+		if err != nil {
+			return fmt.Errorf("date transitions: %w", err)
+		}
+		for _, j := range jobs {
+			if j.done {
+				continue
+			}
+			from := len(j.holds)
+			for _, in := range j.cands[from:min(from+datingPage, len(j.cands))] {
+				j.holds = append(j.holds, results[j.ch.customer][in.t][j.ch.index] == 1)
+			}
+			if j.holds[0] != j.ch.entered {
+				// Decided on parts evaluated at different moments (eager
+				// attributes); the decision time is all that is known.
+				j.ch.cause, j.done = cause{eventTime: j.ch.until}, true
+				continue
+			}
+			if since, ok := becameAt(j.cands[:len(j.holds)], j.holds, len(j.holds) == len(j.cands)); ok {
+				j.ch.cause = cause{eventTime: since.t, message: since.message, lookup: since.message != ""}
+				j.done = true
+			}
+		}
+	}
+}
+
+// readInputs reads, for dating, the times of every input of customers.
+func (e *Evaluator) readInputs(ctx context.Context, pc *pass, res *resolution, customers []string) (map[string]*customerInputs, error) {
+	bt, err := ext.NewTable(batchTable, ext.Column("member_id", "String"), ext.Column("customer_id", "String"), ext.Column("linked_ms", "UInt64"))
+	if err != nil {
+		return nil, fmt.Errorf("external batch table: %w", err)
+	}
+	out := map[string]*customerInputs{}
+	for _, c := range customers {
+		in := &customerInputs{attrs: map[string][]occurrenceTimes{}, occs: map[string][]occurrenceTimes{}}
+		out[c] = in
+		for _, m := range res.members[c] {
+			if err := bt.Append(m, c, res.linkedMs(m)); err != nil {
+				return nil, fmt.Errorf("external batch table: %w", err)
+			}
+			if l, ok := res.linked[m]; ok && res.retired[m] {
+				in.links = append(in.links, instant{l.timeMs, l.message})
+			}
+		}
+	}
+	attrs := pc.plan.queryAttributes()
+	var b strings.Builder
+	b.WriteString("SELECT customer_id, first_ms")
+	for _, a := range attrs {
+		fmt.Fprintf(&b, ", arrayMap(x -> x.1, h_%s), arrayMap(x -> x.5, h_%s), arrayMap(x -> x.2, h_%s)", a.Name, a.Name, a.Name)
+	}
+	for _, s := range pc.plan.Signals {
+		fmt.Fprintf(&b, ", arrayMap(x -> x.1, o_%s), arrayMap(x -> x.4, o_%s), arrayMap(x -> x.2, o_%s)", s.ID, s.ID, s.ID)
+	}
+	b.WriteString("\nFROM\n(\n    " + indentLines(pc.plan.inputsQuery(runLow(0)), "    ") + "\n)")
+	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt)), b.String())
+	if err != nil {
+		return nil, fmt.Errorf("read the inputs of %d customers: %w", len(customers), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var first uint64
+		at := make([][]uint64, len(attrs))
+		av := make([][]uint64, len(attrs))
+		am := make([][]string, len(attrs))
+		ot := make([][]uint64, len(pc.plan.Signals))
+		ov := make([][]uint64, len(pc.plan.Signals))
+		om := make([][]string, len(pc.plan.Signals))
+		dest := []any{&id, &first}
+		for i := range attrs {
+			dest = append(dest, &at[i], &av[i], &am[i])
+		}
+		for i := range pc.plan.Signals {
+			dest = append(dest, &ot[i], &ov[i], &om[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("scan inputs: %w", err)
+		}
+		in := out[id]
+		if in == nil {
+			continue
+		}
+		in.firstMs = first
+		for i, a := range attrs {
+			for k := range at[i] {
+				in.attrs[a.Name] = append(in.attrs[a.Name], occurrenceTimes{eventMs: at[i][k], visibleMs: av[i][k], message: am[i][k]})
+			}
+		}
+		for i, s := range pc.plan.Signals {
+			for k := range ot[i] {
+				in.occs[s.ID] = append(in.occs[s.ID], occurrenceTimes{eventMs: ot[i][k], visibleMs: ov[i][k], message: om[i][k]})
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read inputs: %w", err)
+	}
+	return out, nil
+}
+
 // retire takes anonymous ids an identify linked to a user out of every
-// audience: their history now counts for the user.
-func (e *Evaluator) retire(ctx context.Context, pc *pass, ids []string) (int, error) {
+// audience: their history now counts for the user, from the link on.
+func (e *Evaluator) retire(ctx context.Context, pc *pass, ids []string, res *resolution) (int, error) {
 	have, err := e.readMemberships(ctx, ids)
 	if err != nil {
 		return 0, err
 	}
 	active := map[string]bool{}
-	for _, a := range pc.auds {
-		active[a.c.Audience.ID] = true
+	for _, a := range pc.plan.Audiences {
+		active[a.Audience.ID] = true
 	}
 	var changes []change
 	for k, h := range have {
 		if !h.member || !active[k[0]] {
 			continue
 		}
-		c := cause{eventTime: pc.asOf}
-		found := false
-		for _, t := range pc.touchesOf[k[1]] {
-			if t.link && (!found || later(t.eventTime, t.message, &c)) {
-				c = cause{eventTime: t.eventTime, ingestTime: t.ingestTime, message: t.message, lane: t.lane}
-				found = true
-			}
+		c := cause{eventTime: pc.eager}
+		members := []string{k[1]}
+		if l, ok := res.linked[k[1]]; ok {
+			// The linking identify is an event of the user.
+			c = cause{eventTime: l.timeMs, message: l.message, lookup: l.message != ""}
+			members = append(members, l.user)
 		}
-		changes = append(changes, change{audience: k[0], customer: k[1], episode: h.episode, cause: c, members: []string{k[1]}})
+		changes = append(changes, change{audience: k[0], customer: k[1], episode: h.episode, cause: c, members: members})
 	}
 	sort.Slice(changes, func(i, j int) bool {
 		return changes[i].audience+changes[i].customer < changes[j].audience+changes[j].customer
 	})
 	return len(changes), e.write(ctx, changes)
+}
+
+// recordCompleteness writes each audience's completeness when it changed
+// in more than its times, and otherwise at most every stateEvery.
+func (e *Evaluator) recordCompleteness(ctx context.Context, pc *pass) error {
+	shape := make([]string, len(pc.plan.Audiences))
+	for i, c := range pc.plan.Audiences {
+		shape[i] = c.Audience.ID + "|" + strings.Join(pc.lanes[i], ",") + "|" + c.Direction.String() + "|" + pc.heldBy[i]
+	}
+	sig := strings.Join(shape, "\n")
+	if sig == e.lastCompleteness && time.Since(e.completenessAt) < stateEvery {
+		return nil
+	}
+	b, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_completeness (audience_id, lanes, direction, complete_ms, eager_ms, held_by, updated_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare audience_completeness insert: %w", err)
+	}
+	now := e.version()
+	for i, c := range pc.plan.Audiences {
+		if err := b.Append(c.Audience.ID, pc.lanes[i], c.Direction.String(), pc.complete[i], pc.eager, pc.heldBy[i], now); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("append audience_completeness: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("write audience_completeness: %w", err)
+	}
+	e.lastCompleteness, e.completenessAt = sig, time.Now()
+	for i, c := range pc.plan.Audiences {
+		e.metrics.completeness.WithLabelValues(c.Audience.ID).Set(float64(pc.eager-pc.complete[i]) / 1000)
+	}
+	return nil
 }
 
 // lookupCauses fills in ingest time and lane of causes known only by
@@ -789,6 +1153,10 @@ func (e *Evaluator) write(ctx context.Context, changes []change) error {
 		return fmt.Errorf("insert %d audience memberships: %w", len(changes), err)
 	}
 	for _, ch := range changes {
+		if ch.redate {
+			e.metrics.redated.WithLabelValues(ch.audience).Inc()
+			continue
+		}
 		kind := "exited"
 		if ch.entered {
 			kind = "entered"

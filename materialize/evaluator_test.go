@@ -86,7 +86,7 @@ func TestApplyReplacesViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.ViewsCreated) != 2 || !reflect.DeepEqual(rep.Applied, []string{"gold", "buyers"}) {
+	if len(rep.ViewsCreated) != 3 || !reflect.DeepEqual(rep.Applied, []string{"gold", "buyers"}) {
 		t.Fatalf("first apply: %+v", rep)
 	}
 	now := time.Now().Add(-time.Minute)
@@ -99,12 +99,12 @@ func TestApplyReplacesViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.ViewsCreated) != 1 || len(rep.ViewsDropped) != 2 || !reflect.DeepEqual(rep.Applied, []string{"germans"}) ||
+	if len(rep.ViewsCreated) != 2 || len(rep.ViewsDropped) != 3 || !reflect.DeepEqual(rep.Applied, []string{"germans"}) ||
 		!reflect.DeepEqual(rep.Deactivated, []string{"buyers"}) || !reflect.DeepEqual(rep.Unchanged, []string{"gold"}) {
 		t.Fatalf("second apply: %+v", rep)
 	}
 	views, err := managedViews(ctx, conn)
-	if err != nil || len(views) != 1 || !views[AttributesView(p2.Attributes).Name] {
+	if err != nil || len(views) != 2 || !views[AttributesView(p2.Attributes).Name] || !views[AttributeHistoryView(p2.Attributes).Name] {
 		t.Fatalf("views after the second apply: %v, %v", views, err)
 	}
 	insertDirect(t, conn, "web", &ingest.Event{MessageID: "i2", Type: "identify", UserID: "u2", Timestamp: now, Traits: obj(t, map[string]any{"country": "DE", "email": "e@x"})})

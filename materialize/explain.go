@@ -39,8 +39,22 @@ func (p *Plan) Explain(id string) (string, error) {
 	b.WriteString(`--
 -- A customer is a member while the condition below holds. It is evaluated
 -- per customer (a user together with the anonymous ids an identify linked to
--- it) as of T, the smallest watermark of the evaluated lanes: every event
--- received before T is loaded, so a window never ends past missing data.
+-- it) on the inputs visible at a moment: attribute values and event
+-- occurrences with event time up to it.
+--
+-- completeness
+`)
+	lanes := "derived: the evaluated lanes that have carried its inputs (input_lanes; `tideline audiences list` shows them)"
+	if len(a.Lanes) > 0 {
+		lanes = strings.Join(a.Lanes, ", ") + " (lanes: in the definition)"
+	}
+	fmt.Fprintf(&b, "--   lanes:        %s\n", lanes)
+	fmt.Fprintf(&b, "--   attributes:   %s\n", a.Completeness)
+	fmt.Fprintf(&b, "--   late data:    %s: %s\n", c.Direction, directionWords[c.Direction])
+	b.WriteString(`--   Decisions late data could falsify are made as of the smallest watermark
+--   of its lanes; the others as of the freshest lane watermark.
+--   A qualification is dated by the moment the condition became true and
+--   stayed true, with the message that made it so.
 
 -- condition
 `)
@@ -65,19 +79,29 @@ func (p *Plan) Explain(id string) (string, error) {
 	for _, m := range sub.Attributes {
 		b.WriteString(AttributeSelect(m.Name))
 		b.WriteString(";\n\n")
+		b.WriteString(AttributeHistorySelect(m.Name))
+		b.WriteString(";\n\n")
 	}
 	for _, s := range sub.Signals {
 		b.WriteString(SignalSelect(s))
 		b.WriteString(";\n\n")
 	}
 	b.WriteString(`-- evaluation query, run for batches of customers: ` + "`batch`" + ` is an external
--- table (member_id: a raw customer id, customer_id: the customer it belongs to),
--- {T} the evaluation time and {T_prev} the previous pass's, epoch ms.
--- m_0 is membership; b_* and dt_*/di_* tell when and why it changed.
+-- table (member_id: a raw customer id, customer_id: the customer it belongs to,
+-- linked_ms: when the raw id started to count for it), ` + "`times`" + ` the moments to
+-- evaluate each customer at (t; te for eager attributes), {T_low} the
+-- earliest of them, epoch ms. m_0 is membership as of t.
 `)
-	b.WriteString(sub.evalQuery(symbolicTimes))
+	b.WriteString(sub.evalQuery(symbolicLow))
 	b.WriteString("\n")
 	return b.String(), nil
+}
+
+var directionWords = map[Direction]string{
+	DirectionFixed:   "late data cannot change it; decided on the data present",
+	DirectionRising:  "late events can only make it true; entries are decided on the data present, exits wait",
+	DirectionFalling: "late events can only make it false; exits are decided on the data present, entries wait",
+	DirectionEither:  "late data can change it either way; entries and exits wait",
 }
 
 func wrap(s string, width int) []string {
@@ -103,7 +127,7 @@ func wrap(s string, width int) []string {
 // for every attribute, one for every signal.
 func (p *Plan) ViewsSQL() string {
 	var b strings.Builder
-	for _, v := range []*View{AttributesView(p.Attributes), SignalsView(p.Signals)} {
+	for _, v := range []*View{AttributesView(p.Attributes), AttributeHistoryView(p.Attributes), SignalsView(p.Signals)} {
 		if v != nil {
 			b.WriteString(v.DDL)
 			b.WriteString(";\n\n")

@@ -24,6 +24,25 @@ type resolution struct {
 	// retired are linked anonymous ids: part of a user now, never members
 	// themselves.
 	retired map[string]bool
+	// linked holds the winning link of every linked anonymous id: its
+	// history counts for the user from the link's event time on.
+	linked map[string]link
+}
+
+// link is the identify that linked an anonymous id to a user.
+type link struct {
+	user    string
+	timeMs  uint64
+	message string
+}
+
+// linkedMs is when raw id started to count for its customer: 0 for the
+// customer's own id, the link's event time for a linked anonymous id.
+func (r *resolution) linkedMs(id string) uint64 {
+	if l, ok := r.linked[id]; ok && r.retired[id] {
+		return l.timeMs
+	}
+	return 0
 }
 
 // customers returns the resolved customers, sorted.
@@ -59,9 +78,9 @@ func withIDs(ctx context.Context, ids []string) (context.Context, error) {
 	return clickhouse.Context(ctx, clickhouse.WithExternalTable(t)), nil
 }
 
-// links returns the winning user of each linked anonymous id among anons.
-func links(ctx context.Context, conn *chdb.Conn, anons []string) (map[string]string, error) {
-	out := map[string]string{}
+// links returns the winning link of each linked anonymous id among anons.
+func links(ctx context.Context, conn *chdb.Conn, anons []string) (map[string]link, error) {
+	out := map[string]link{}
 	if len(anons) == 0 {
 		return out, nil
 	}
@@ -69,19 +88,24 @@ func links(ctx context.Context, conn *chdb.Conn, anons []string) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(qctx, `SELECT anonymous_customer_id, tupleElement(argMinMerge(link), 1) AS user_id
-FROM identity_links WHERE anonymous_customer_id IN (SELECT id FROM ids)
-GROUP BY anonymous_customer_id`)
+	rows, err := conn.Query(qctx, `SELECT anonymous_customer_id, l.1, l.2, l.3
+FROM
+(
+    SELECT anonymous_customer_id, argMinMerge(link) AS l
+    FROM identity_links WHERE anonymous_customer_id IN (SELECT id FROM ids)
+    GROUP BY anonymous_customer_id
+)`)
 	if err != nil {
 		return nil, fmt.Errorf("read identity links: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var anon, user string
-		if err := rows.Scan(&anon, &user); err != nil {
+		var anon string
+		var l link
+		if err := rows.Scan(&anon, &l.user, &l.timeMs, &l.message); err != nil {
 			return nil, fmt.Errorf("scan identity links: %w", err)
 		}
-		out[anon] = user
+		out[anon] = l
 	}
 	return out, rows.Err()
 }
@@ -139,12 +163,12 @@ WHERE anonymous_customer_id IN (SELECT id FROM ids) GROUP BY user_id, anonymous_
 	if err != nil {
 		return nil, err
 	}
-	res := &resolution{members: map[string][]string{}, retired: map[string]bool{}}
+	res := &resolution{members: map[string][]string{}, retired: map[string]bool{}, linked: owner}
 	customers := map[string]bool{}
 	for id := range rawSet {
-		if u, ok := owner[id]; ok && u != "" {
+		if l, ok := owner[id]; ok && l.user != "" {
 			res.retired[id] = true
-			customers[u] = true
+			customers[l.user] = true
 			continue
 		}
 		customers[id] = true
@@ -180,7 +204,7 @@ WHERE user_id IN (SELECT id FROM ids) GROUP BY user_id, anonymous_customer_id`, 
 	}
 	for _, c := range claimed {
 		user, anon := c[0], c[1]
-		if owner[anon] == user {
+		if owner[anon].user == user {
 			res.members[user] = append(res.members[user], anon)
 			res.retired[anon] = true
 		}

@@ -2,6 +2,7 @@ package materialize
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -103,21 +104,40 @@ func runStalledLane(t *testing.T, br testenv.Broker) {
 	ev := testEvaluator(t, stalled)
 	for pass := range 3 {
 		st := evaluate(t, ev)
-		if st.AsOfMs >= ms(stallFrom) {
-			t.Fatalf("pass %d evaluated as of %s, past the stalled lane's watermark (stall began %s)", pass, time.UnixMilli(int64(st.AsOfMs)).UTC(), stallFrom.UTC())
-		}
-		// Everything the evaluator can know is complete up to T; a member
-		// the complete data refutes would be a negative condition fired
-		// early. (Audiences with attribute conditions are left out: an
-		// attribute is its latest loaded value, not its value as of T.)
+		// An audience that reads a server-lane input waits for the stalled
+		// lane in what late data could falsify: a member the complete data
+		// refutes as of the audience's complete time would be a negative
+		// condition fired early. Rising conditions may decide past it, on
+		// data that cannot be refuted. An audience fed by the web lane alone
+		// is not held back at all.
 		checked := 0
-		complete := m.members(plan, st.AsOfMs)
 		got := members(t, stalled)
+		completeness, err := ReadCompleteness(t.Context(), stalled)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, c := range plan.Audiences {
+			at := st.Complete[c.Audience.ID]
+			lanes := completeness[c.Audience.ID].Lanes
+			if !slices.Contains(lanes, "server") {
+				if at < ms(stallFrom) {
+					t.Errorf("pass %d: %s (lanes %v) is held back to %s by the stalled server lane", pass, c.Audience.ID, lanes, time.UnixMilli(int64(at)).UTC())
+				}
+				continue
+			}
+			if at >= ms(stallFrom) {
+				t.Fatalf("pass %d evaluated %s as of %s, past the stalled lane's watermark (stall began %s)", pass, c.Audience.ID, time.UnixMilli(int64(at)).UTC(), stallFrom.UTC())
+			}
+			if completeness[c.Audience.ID].HeldBy != "server" {
+				t.Errorf("pass %d: %s is held back, but audience_completeness names %q, not the server lane", pass, c.Audience.ID, completeness[c.Audience.ID].HeldBy)
+			}
 			if len(c.Attributes) > 0 {
 				continue
 			}
-			want := toSet(complete[c.Audience.ID])
+			if c.Direction == DirectionRising || c.Direction == DirectionFixed {
+				at = st.AsOfMs
+			}
+			want := toSet(m.members(plan, at)[c.Audience.ID])
 			for _, cust := range got[c.Audience.ID] {
 				if sameIdentity[cust] {
 					checked++

@@ -13,6 +13,10 @@ type evalMetrics struct {
 	touches     prometheus.Counter
 	transitions *prometheus.CounterVec
 	asOfAge     prometheus.Gauge
+	// completeness is how far each audience's complete time is behind the
+	// freshest watermark: the part of its decisions held back by a lane.
+	completeness *prometheus.GaugeVec
+	redated      *prometheus.CounterVec
 }
 
 func newEvalMetrics(reg prometheus.Registerer) *evalMetrics {
@@ -22,10 +26,14 @@ func newEvalMetrics(reg prometheus.Registerer) *evalMetrics {
 		customers:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tideline_materialize_customers_evaluated_total", Help: "Customers evaluated (a customer evaluated in several passes counts each time)."}),
 		touches:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tideline_materialize_touches_read_total", Help: "New customer_touches rows read."}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_materialize_transitions_total", Help: "Audience transitions written, by audience and kind."}, []string{"audience", "kind"}),
-		asOfAge:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tideline_materialize_as_of_age_seconds", Help: "How far the evaluation time (the lane watermark) is behind now."}),
+		asOfAge:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tideline_materialize_as_of_age_seconds", Help: "How far the eager evaluation time (the freshest lane watermark) is behind now."}),
+		completeness: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tideline_materialize_audience_held_back_seconds",
+			Help: "How far an audience's complete time (the smallest watermark of its lanes) is behind the freshest lane watermark."}, []string{"audience"}),
+		redated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_materialize_transitions_redated_total",
+			Help: "Transitions written again with an earlier or later date because late data moved when the condition became true."}, []string{"audience"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.passes, m.duration, m.customers, m.touches, m.transitions, m.asOfAge)
+		reg.MustRegister(m.passes, m.duration, m.customers, m.touches, m.transitions, m.asOfAge, m.completeness, m.redated)
 	}
 	return m
 }

@@ -8,54 +8,45 @@ import (
 	"time"
 )
 
-// batchTable is the external table the evaluator sends with each query: one
-// row per raw customer id of the batch (member_id) with the resolved
-// customer it belongs to (customer_id). Sending ids as external data keeps
-// them out of the SQL text.
-const batchTable = "batch"
+// The external tables the evaluator sends with its queries. Sending ids and
+// times as external data keeps them out of the SQL text.
+const (
+	// batchTable has one row per raw customer id of the batch (member_id)
+	// with the resolved customer it belongs to (customer_id) and the moment
+	// its history started to count for that customer (linked_ms: 0 for the
+	// customer's own id, the linking identify's event time for an anonymous
+	// id).
+	batchTable = "batch"
+	// timesTable has the moments to evaluate each customer at: t for the
+	// condition, te for the attribute conditions of eager audiences.
+	timesTable = "times"
+)
 
-// timeRefs renders the evaluation times into the query: numbers when the
-// evaluator runs it, symbols when explain prints it.
-type timeRefs struct {
-	// T is the evaluation time and Prev the previous pass's, epoch ms.
-	T, Prev string
-	// bucketFrom is the first hour bucket a signal read with the given
-	// longest window needs, as a DateTime expression.
-	bucketFrom func(w time.Duration) string
-}
+// lowBound renders the first hour bucket a signal read needs when the
+// earliest evaluation time is low and the longest window w, as a DateTime
+// expression.
+type lowBound func(w time.Duration) string
 
-// runTimes are the refs of a real pass.
-func runTimes(asOf, prev uint64) timeRefs {
-	return timeRefs{
-		T:    strconv.FormatUint(asOf, 10),
-		Prev: strconv.FormatUint(prev, 10),
-		bucketFrom: func(w time.Duration) string {
-			low := asOf
-			if prev > 0 && prev < asOf {
-				low = prev
-			}
-			ms := uint64(w / time.Millisecond)
-			if ms > low {
-				return "toDateTime(0)"
-			}
-			// An hour of slack keeps the bound right in any time zone:
-			// buckets start on the server's local hour.
-			sec := int64((low-ms)/1000) - 3600
-			if sec < 0 {
-				sec = 0
-			}
-			return "toDateTime(" + strconv.FormatInt(sec, 10) + ")"
-		},
+// runLow is the bound of a real query whose earliest time is low (epoch ms).
+func runLow(low uint64) lowBound {
+	return func(w time.Duration) string {
+		ms := uint64(w / time.Millisecond)
+		if ms >= low {
+			return "toDateTime(0)"
+		}
+		// An hour of slack keeps the bound right in any time zone: buckets
+		// start on the server's local hour.
+		sec := int64((low-ms)/1000) - 3600
+		if sec < 0 {
+			sec = 0
+		}
+		return "toDateTime(" + strconv.FormatInt(sec, 10) + ")"
 	}
 }
 
-// symbolicTimes are the refs explain prints.
-var symbolicTimes = timeRefs{
-	T:    "{T}",
-	Prev: "{T_prev}",
-	bucketFrom: func(w time.Duration) string {
-		return fmt.Sprintf("toDateTime(intDiv(least({T}, {T_prev}) - %d, 1000) - 3600)", w/time.Millisecond)
-	},
+// symbolicLow is the bound explain prints.
+func symbolicLow(w time.Duration) string {
+	return fmt.Sprintf("toDateTime(intDiv({T_low} - %d, 1000) - 3600)", w/time.Millisecond)
 }
 
 // queryAttributes are the attributes the audiences read, with their modes.
@@ -75,6 +66,19 @@ func (p *Plan) queryAttributes() []AttributeMode {
 	return out
 }
 
+// eagerAttributes are the attributes some eager audience reads.
+func (p *Plan) eagerAttributes() map[string]bool {
+	out := map[string]bool{}
+	for _, c := range p.Audiences {
+		if c.Audience.Completeness == CompletenessEager {
+			for _, a := range c.Attributes {
+				out[a] = true
+			}
+		}
+	}
+	return out
+}
+
 // windowedFeatures are the features with a window, whose end can pass.
 func (p *Plan) windowedFeatures() []*Feature {
 	var out []*Feature
@@ -86,86 +90,136 @@ func (p *Plan) windowedFeatures() []*Feature {
 	return out
 }
 
-// evalQuery is the query that evaluates every audience of p for the
-// customers of the batch table as of T. Per customer it returns:
+// evalQuery evaluates every audience of p for the rows of the times table:
+// per (customer_id, t) it returns m_<i>, 1 when the customer is in audience
+// i (plan order) as of t. As of t means on every input visible at t: an
+// attribute's latest value among the messages with event time <= t, the
+// signal occurrences with event time <= t (and inside the window ending at
+// t), each counting only from the moment its raw id was linked to the
+// customer. Eager audiences read their attributes as of te instead.
 //
-//	m_<i>          1 when the customer is in audience i (plan order)
-//	at_<a>, am_<a> event time and message id of attribute a's current value
-//	b_<feature>    the earliest moment in (T_prev, T] at which an event left
-//	               the feature's window (0: none) — when a time-driven change happened
-//	dt_<signal>,   the latest occurrence of the signal with event time in
-//	di_<signal>    (T_prev, T] — the event that can have caused a change
-//
-// 18.16 allows one JOIN per SELECT and no CTEs, hence the nesting: the
-// customers of the batch, joined with their attributes, joined with their
-// signal features.
-func (p *Plan) evalQuery(r timeRefs) string {
+// 18.16 allows one JOIN per SELECT and no CTEs, hence the nesting.
+func (p *Plan) evalQuery(low lowBound) string {
 	var b strings.Builder
-	b.WriteString("SELECT\n    customer_id")
+	b.WriteString("SELECT\n    customer_id,\n    t")
 	for i, c := range p.Audiences {
 		fmt.Fprintf(&b, ",\n    toUInt8(%s) AS m_%d", indentLines(c.Condition, "        "), i)
 	}
+	b.WriteString("\nFROM\n(\n    SELECT\n        customer_id,\n        t")
+	eager := p.eagerAttributes()
 	for _, a := range p.queryAttributes() {
-		fmt.Fprintf(&b, ",\n    at_%s,\n    am_%s", a.Name, a.Name)
+		b.WriteString(",\n        " + indentLines(attributeAsOf(a, "t", attrColumn(a.Name), hasColumn(a.Name)), "        "))
+		if eager[a.Name] {
+			b.WriteString(",\n        " + indentLines(attributeAsOf(a, "te", eagerAttrColumn(a.Name), eagerHasColumn(a.Name)), "        "))
+		}
 	}
-	for _, f := range p.windowedFeatures() {
-		fmt.Fprintf(&b, ",\n    b_%s", f.Column)
+	for _, f := range p.Features {
+		in := "x -> x.4 <= t"
+		if f.Window > 0 {
+			in = fmt.Sprintf("x -> x.4 <= t AND x.1 > t - %d", f.Window/time.Millisecond)
+		}
+		if f.Sum {
+			fmt.Fprintf(&b, ",\n        arraySum(arrayMap(x -> x.3, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
+		} else {
+			fmt.Fprintf(&b, ",\n        arrayUniq(arrayMap(x -> x.2, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
+		}
+	}
+	b.WriteString("\n    FROM\n    (\n        ")
+	b.WriteString(indentLines(p.inputsQuery(low), "        "))
+	b.WriteString("\n    ) AS inputs\n    ALL INNER JOIN " + timesTable + " USING customer_id\n)")
+	return b.String()
+}
+
+// attributeAsOf renders the value and presence columns of attribute a as of
+// the time column at: the latest visible message by (event time, message id),
+// or for set_once the first non-null one.
+func attributeAsOf(a AttributeMode, at, value, has string) string {
+	tmp := "v_" + value
+	pick := fmt.Sprintf("arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= %s, h_%s))) AS %s", at, a.Name, tmp)
+	if a.SetOnce {
+		// The first non-null value: the least (is_null, time, message).
+		pick = fmt.Sprintf("arrayReduce('min', arrayMap(x -> (x.4, x.1, x.2, x.3), arrayFilter(x -> x.5 <= %s, h_%s))) AS %s_k", at, a.Name, tmp) +
+			fmt.Sprintf(",\n(%s_k.2, %s_k.3, %s_k.4, %s_k.1) AS %s", tmp, tmp, tmp, tmp, tmp)
+	}
+	return pick + fmt.Sprintf(",\n%s.3 AS %s,\ntoUInt8(%s.1 > 0 AND %s.4 = 0) AS %s", tmp, value, tmp, tmp, has)
+}
+
+// inputsQuery returns per customer of the batch every input its audiences
+// read, as arrays: h_<attribute> of (event_time_ms, message_id, value,
+// is_null, visible_ms), o_<signal> of (event_time_ms, message_id, value,
+// visible_ms), where visible_ms is when the message started to count for
+// the customer (its event time, or the link of its raw id if later), and
+// first_ms, the moment the customer's first event became visible.
+func (p *Plan) inputsQuery(low lowBound) string {
+	attrs := p.queryAttributes()
+	var b strings.Builder
+	b.WriteString("SELECT\n    customer_id,\n    first_ms")
+	for _, a := range attrs {
+		fmt.Fprintf(&b, ",\n    arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = %s, hist)) AS h_%s", quote(a.Name), a.Name)
 	}
 	for _, s := range p.Signals {
-		fmt.Fprintf(&b, ",\n    dt_%s,\n    di_%s", s.ID, s.ID)
+		fmt.Fprintf(&b, ",\n    arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = %s, occ)) AS o_%s", quote(s.ID), s.ID)
 	}
-	b.WriteString("\nFROM\n(\n    ")
-	b.WriteString(indentLines(p.attributePart(), "    "))
-	b.WriteString("\n)")
+	b.WriteString("\nFROM\n(\n    SELECT customer_id, first_ms")
+	if len(attrs) > 0 {
+		b.WriteString(", hist")
+	}
+	b.WriteString("\n    FROM\n    (\n        ")
+	b.WriteString(indentLines(firstSeenPart(), "        "))
+	b.WriteString("\n    ) AS customers")
+	if len(attrs) > 0 {
+		b.WriteString("\n    ANY LEFT JOIN\n    (\n        ")
+		b.WriteString(indentLines(p.attributePart(attrs), "        "))
+		b.WriteString("\n    ) AS attributes USING customer_id")
+	}
+	b.WriteString("\n) AS with_attributes")
 	if len(p.Signals) > 0 {
 		b.WriteString("\nANY LEFT JOIN\n(\n    ")
-		b.WriteString(indentLines(p.signalPart(r), "    "))
-		b.WriteString("\n) USING customer_id")
+		b.WriteString(indentLines(p.signalPart(low), "    "))
+		b.WriteString("\n) AS signals USING customer_id")
 	}
 	return b.String()
 }
 
-func (p *Plan) attributePart() string {
-	attrs := p.queryAttributes()
-	customers := "SELECT DISTINCT customer_id FROM " + batchTable
-	if len(attrs) == 0 {
-		return customers
-	}
-	var b strings.Builder
-	b.WriteString("SELECT customer_id")
-	for _, a := range attrs {
-		fmt.Fprintf(&b, ", %s, %s, at_%s, am_%s", attrColumn(a.Name), hasColumn(a.Name), a.Name, a.Name)
-	}
-	b.WriteString("\nFROM (" + customers + ")\nANY LEFT JOIN\n(\n    SELECT\n        customer_id")
+// firstSeenPart is every customer of the batch with the moment its first
+// event became visible.
+func firstSeenPart() string {
+	return `SELECT customer_id, min(greatest(first, linked_ms)) AS first_ms
+FROM ` + batchTable + `
+ALL LEFT JOIN
+(
+    SELECT customer_id AS member_id, minMerge(first_seen_ms) AS first
+    FROM customer_event_buckets
+    WHERE customer_id IN (SELECT member_id FROM ` + batchTable + `)
+    GROUP BY member_id
+) AS seen USING member_id
+GROUP BY customer_id`
+}
+
+func (p *Plan) attributePart(attrs []AttributeMode) string {
 	names := make([]string, len(attrs))
 	for i, a := range attrs {
 		names[i] = quote(a.Name)
-		state := "last"
-		if a.SetOnce {
-			state = "first"
-		}
-		// t_<name> is (value, is_null, event_time_ms, ingest_time_ms,
-		// message_id); a missing attribute reads as the all-zero tuple.
-		fmt.Fprintf(&b, ",\n        anyIf(%s, attribute = %s) AS t_%s", state, quote(a.Name), a.Name)
-		fmt.Fprintf(&b, ",\n        t_%s.1 AS %s", a.Name, attrColumn(a.Name))
-		fmt.Fprintf(&b, ",\n        toUInt8(t_%s.3 > 0 AND t_%s.2 = 0) AS %s", a.Name, a.Name, hasColumn(a.Name))
-		fmt.Fprintf(&b, ",\n        t_%s.3 AS at_%s,\n        t_%s.5 AS am_%s", a.Name, a.Name, a.Name, a.Name)
 	}
-	b.WriteString("\n    FROM\n    (\n")
-	b.WriteString("        SELECT customer_id, attribute, argMaxMerge(last_value) AS last, argMinMerge(first_value) AS first\n")
-	b.WriteString("        FROM\n        (\n")
-	b.WriteString("            SELECT customer_id AS member_id, attribute, last_value, first_value\n")
-	b.WriteString("            FROM customer_attributes\n")
-	b.WriteString("            WHERE customer_id IN (SELECT member_id FROM " + batchTable + ")\n")
-	b.WriteString("              AND attribute IN (" + strings.Join(names, ", ") + ")\n")
-	b.WriteString("        )\n")
-	b.WriteString("        ALL INNER JOIN " + batchTable + " USING member_id\n")
-	b.WriteString("        GROUP BY customer_id, attribute\n")
-	b.WriteString("    )\n    GROUP BY customer_id\n) USING customer_id")
-	return b.String()
+	return `SELECT customer_id, groupArray((h.1, h.2, h.3, h.4, greatest(h.1, linked_ms), attribute)) AS hist
+FROM
+(
+    SELECT customer_id, linked_ms, attribute, changes
+    FROM
+    (
+        SELECT customer_id AS member_id, attribute, groupUniqArrayMerge(changes) AS changes
+        FROM customer_attribute_history
+        WHERE customer_id IN (SELECT member_id FROM ` + batchTable + `)
+          AND attribute IN (` + strings.Join(names, ", ") + `)
+        GROUP BY member_id, attribute
+    ) AS member_attributes
+    ALL INNER JOIN ` + batchTable + ` USING member_id
+)
+ARRAY JOIN changes AS h
+GROUP BY customer_id`
 }
 
-func (p *Plan) signalPart(r timeRefs) string {
+func (p *Plan) signalPart(low lowBound) string {
 	longest := map[string]time.Duration{}
 	ever := map[string]bool{}
 	for _, f := range p.Features {
@@ -176,55 +230,35 @@ func (p *Plan) signalPart(r timeRefs) string {
 			longest[f.Signal.ID] = f.Window
 		}
 	}
-	var b strings.Builder
-	b.WriteString("SELECT\n    customer_id")
-	for _, s := range p.Signals {
-		fmt.Fprintf(&b, ",\n    anyIf(occ, signal = %s) AS o_%s", quote(s.ID), s.ID)
-	}
-	for _, f := range p.Features {
-		in := "x -> x.1 <= " + r.T
-		if f.Window > 0 {
-			in = fmt.Sprintf("x -> x.1 > %s - %d AND x.1 <= %s", r.T, f.Window/time.Millisecond, r.T)
-		}
-		if f.Sum {
-			fmt.Fprintf(&b, ",\n    arraySum(arrayMap(x -> x.3, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
-		} else {
-			fmt.Fprintf(&b, ",\n    arrayUniq(arrayMap(x -> x.2, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
-		}
-	}
-	for _, f := range p.windowedFeatures() {
-		fmt.Fprintf(&b, ",\n    arrayReduce('min', arrayFilter(t -> t > %s AND t <= %s, arrayMap(x -> x.1 + %d, o_%s))) AS b_%s",
-			r.Prev, r.T, f.Window/time.Millisecond, f.Signal.ID, f.Column)
-	}
-	for _, s := range p.Signals {
-		fmt.Fprintf(&b, ",\n    arrayReduce('max', arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > %s AND x.1 <= %s, o_%s))) AS d_%s", r.Prev, r.T, s.ID, s.ID)
-		fmt.Fprintf(&b, ",\n    d_%s.1 AS dt_%s,\n    d_%s.2 AS di_%s", s.ID, s.ID, s.ID, s.ID)
-	}
-	b.WriteString("\nFROM\n(\n")
-	b.WriteString("    SELECT customer_id, signal, groupUniqArrayMerge(occurrences) AS occ\n")
-	b.WriteString("    FROM\n    (\n")
-	b.WriteString("        SELECT customer_id AS member_id, signal, occurrences\n")
-	b.WriteString("        FROM customer_signals\n")
-	b.WriteString("        WHERE customer_id IN (SELECT member_id FROM " + batchTable + ")\n")
-	var ors []string
 	ids := make([]string, 0, len(p.Signals))
 	for _, s := range p.Signals {
 		ids = append(ids, s.ID)
 	}
 	sort.Strings(ids)
+	var ors []string
 	for _, id := range ids {
 		if ever[id] {
 			ors = append(ors, "signal = "+quote(id))
 		} else {
-			ors = append(ors, "(signal = "+quote(id)+" AND bucket >= "+r.bucketFrom(longest[id])+")")
+			ors = append(ors, "(signal = "+quote(id)+" AND bucket >= "+low(longest[id])+")")
 		}
 	}
-	b.WriteString("          AND (" + strings.Join(ors, "\n            OR ") + ")\n")
-	b.WriteString("    )\n")
-	b.WriteString("    ALL INNER JOIN " + batchTable + " USING member_id\n")
-	b.WriteString("    GROUP BY customer_id, signal\n")
-	b.WriteString(")\nGROUP BY customer_id")
-	return b.String()
+	return `SELECT customer_id, groupArray((o.1, o.2, o.3, greatest(o.1, linked_ms), signal)) AS occ
+FROM
+(
+    SELECT customer_id, linked_ms, signal, occurrences
+    FROM
+    (
+        SELECT customer_id AS member_id, signal, groupUniqArrayMerge(occurrences) AS occurrences
+        FROM customer_signals
+        WHERE customer_id IN (SELECT member_id FROM ` + batchTable + `)
+          AND (` + strings.Join(ors, "\n            OR ") + `)
+        GROUP BY member_id, signal
+    ) AS member_signals
+    ALL INNER JOIN ` + batchTable + ` USING member_id
+)
+ARRAY JOIN occurrences AS o
+GROUP BY customer_id`
 }
 
 func indentLines(s, indent string) string {

@@ -7,8 +7,17 @@
 --
 -- A customer is a member while the condition below holds. It is evaluated
 -- per customer (a user together with the anonymous ids an identify linked to
--- it) as of T, the smallest watermark of the evaluated lanes: every event
--- received before T is loaded, so a window never ends past missing data.
+-- it) on the inputs visible at a moment: attribute values and event
+-- occurrences with event time up to it.
+--
+-- completeness
+--   lanes:        derived: the evaluated lanes that have carried its inputs (input_lanes; `tideline audiences list` shows them)
+--   attributes:   watermark
+--   late data:    either: late data can change it either way; entries and exits wait
+--   Decisions late data could falsify are made as of the smallest watermark
+--   of its lanes; the others as of the freshest lane watermark.
+--   A qualification is dated by the moment the condition became true and
+--   stayed true, with the message that made it so.
 
 -- condition
 (count_add_to_cart_1d >= 1)
@@ -43,52 +52,66 @@ WHERE type = 'track'
 GROUP BY customer_id, bucket;
 
 -- evaluation query, run for batches of customers: `batch` is an external
--- table (member_id: a raw customer id, customer_id: the customer it belongs to),
--- {T} the evaluation time and {T_prev} the previous pass's, epoch ms.
--- m_0 is membership; b_* and dt_*/di_* tell when and why it changed.
+-- table (member_id: a raw customer id, customer_id: the customer it belongs to,
+-- linked_ms: when the raw id started to count for it), `times` the moments to
+-- evaluate each customer at (t; te for eager attributes), {T_low} the
+-- earliest of them, epoch ms. m_0 is membership as of t.
 SELECT
     customer_id,
+    t,
     toUInt8((count_add_to_cart_1d >= 1)
-        AND (count_purchase_1d = 0)) AS m_0,
-    b_count_add_to_cart_1d,
-    b_count_purchase_1d,
-    dt_sc6bc7ef892,
-    di_sc6bc7ef892,
-    dt_sc413bdc18e,
-    di_sc413bdc18e
+        AND (count_purchase_1d = 0)) AS m_0
 FROM
-(
-    SELECT DISTINCT customer_id FROM batch
-)
-ANY LEFT JOIN
 (
     SELECT
         customer_id,
-        anyIf(occ, signal = 'sc6bc7ef892') AS o_sc6bc7ef892,
-        anyIf(occ, signal = 'sc413bdc18e') AS o_sc413bdc18e,
-        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.1 > {T} - 86400000 AND x.1 <= {T}, o_sc6bc7ef892))) AS count_add_to_cart_1d,
-        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.1 > {T} - 86400000 AND x.1 <= {T}, o_sc413bdc18e))) AS count_purchase_1d,
-        arrayReduce('min', arrayFilter(t -> t > {T_prev} AND t <= {T}, arrayMap(x -> x.1 + 86400000, o_sc6bc7ef892))) AS b_count_add_to_cart_1d,
-        arrayReduce('min', arrayFilter(t -> t > {T_prev} AND t <= {T}, arrayMap(x -> x.1 + 86400000, o_sc413bdc18e))) AS b_count_purchase_1d,
-        arrayReduce('max', arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > {T_prev} AND x.1 <= {T}, o_sc6bc7ef892))) AS d_sc6bc7ef892,
-        d_sc6bc7ef892.1 AS dt_sc6bc7ef892,
-        d_sc6bc7ef892.2 AS di_sc6bc7ef892,
-        arrayReduce('max', arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > {T_prev} AND x.1 <= {T}, o_sc413bdc18e))) AS d_sc413bdc18e,
-        d_sc413bdc18e.1 AS dt_sc413bdc18e,
-        d_sc413bdc18e.2 AS di_sc413bdc18e
+        t,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc6bc7ef892))) AS count_add_to_cart_1d,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc413bdc18e))) AS count_purchase_1d
     FROM
     (
-        SELECT customer_id, signal, groupUniqArrayMerge(occurrences) AS occ
+        SELECT
+            customer_id,
+            first_ms,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc6bc7ef892', occ)) AS o_sc6bc7ef892,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc413bdc18e', occ)) AS o_sc413bdc18e
         FROM
         (
-            SELECT customer_id AS member_id, signal, occurrences
-            FROM customer_signals
-            WHERE customer_id IN (SELECT member_id FROM batch)
-              AND ((signal = 'sc413bdc18e' AND bucket >= toDateTime(intDiv(least({T}, {T_prev}) - 86400000, 1000) - 3600))
-                OR (signal = 'sc6bc7ef892' AND bucket >= toDateTime(intDiv(least({T}, {T_prev}) - 86400000, 1000) - 3600)))
-        )
-        ALL INNER JOIN batch USING member_id
-        GROUP BY customer_id, signal
-    )
-    GROUP BY customer_id
-) USING customer_id
+            SELECT customer_id, first_ms
+            FROM
+            (
+                SELECT customer_id, min(greatest(first, linked_ms)) AS first_ms
+                FROM batch
+                ALL LEFT JOIN
+                (
+                    SELECT customer_id AS member_id, minMerge(first_seen_ms) AS first
+                    FROM customer_event_buckets
+                    WHERE customer_id IN (SELECT member_id FROM batch)
+                    GROUP BY member_id
+                ) AS seen USING member_id
+                GROUP BY customer_id
+            ) AS customers
+        ) AS with_attributes
+        ANY LEFT JOIN
+        (
+            SELECT customer_id, groupArray((o.1, o.2, o.3, greatest(o.1, linked_ms), signal)) AS occ
+            FROM
+            (
+                SELECT customer_id, linked_ms, signal, occurrences
+                FROM
+                (
+                    SELECT customer_id AS member_id, signal, groupUniqArrayMerge(occurrences) AS occurrences
+                    FROM customer_signals
+                    WHERE customer_id IN (SELECT member_id FROM batch)
+                      AND ((signal = 'sc413bdc18e' AND bucket >= toDateTime(intDiv({T_low} - 86400000, 1000) - 3600))
+                        OR (signal = 'sc6bc7ef892' AND bucket >= toDateTime(intDiv({T_low} - 86400000, 1000) - 3600)))
+                    GROUP BY member_id, signal
+                ) AS member_signals
+                ALL INNER JOIN batch USING member_id
+            )
+            ARRAY JOIN occurrences AS o
+            GROUP BY customer_id
+        ) AS signals USING customer_id
+    ) AS inputs
+    ALL INNER JOIN times USING customer_id
+)

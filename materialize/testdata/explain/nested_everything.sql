@@ -4,8 +4,17 @@
 --
 -- A customer is a member while the condition below holds. It is evaluated
 -- per customer (a user together with the anonymous ids an identify linked to
--- it) as of T, the smallest watermark of the evaluated lanes: every event
--- received before T is loaded, so a window never ends past missing data.
+-- it) on the inputs visible at a moment: attribute values and event
+-- occurrences with event time up to it.
+--
+-- completeness
+--   lanes:        derived: the evaluated lanes that have carried its inputs (input_lanes; `tideline audiences list` shows them)
+--   attributes:   watermark
+--   late data:    either: late data can change it either way; entries and exits wait
+--   Decisions late data could falsify are made as of the smallest watermark
+--   of its lanes; the others as of the freshest lane watermark.
+--   A qualification is dated by the moment the condition became true and
+--   stayed true, with the message that made it so.
 
 -- condition
 (
@@ -46,9 +55,25 @@ GROUP BY customer_id;
 
 SELECT
     customer_id,
+    'age' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'age'), 1, 1) = '"', visitParamExtractString(traits, 'age'), visitParamExtractRaw(traits, 'age')), toUInt8(visitParamExtractRaw(traits, 'age') = 'null'))) AS changes
+FROM events
+WHERE visitParamHas(traits, 'age')
+GROUP BY customer_id;
+
+SELECT
+    customer_id,
     'country' AS attribute,
     argMaxState((if(substring(visitParamExtractRaw(traits, 'country'), 1, 1) = '"', visitParamExtractString(traits, 'country'), visitParamExtractRaw(traits, 'country')), toUInt8(visitParamExtractRaw(traits, 'country') = 'null'), event_time_ms, ingest_time_ms, message_id), (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,
     argMinState((if(substring(visitParamExtractRaw(traits, 'country'), 1, 1) = '"', visitParamExtractString(traits, 'country'), visitParamExtractRaw(traits, 'country')), toUInt8(visitParamExtractRaw(traits, 'country') = 'null'), event_time_ms, ingest_time_ms, message_id), (toUInt8(visitParamExtractRaw(traits, 'country') = 'null'), event_time_ms, message_id, ingest_time_ms)) AS first_value
+FROM events
+WHERE visitParamHas(traits, 'country')
+GROUP BY customer_id;
+
+SELECT
+    customer_id,
+    'country' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'country'), 1, 1) = '"', visitParamExtractString(traits, 'country'), visitParamExtractRaw(traits, 'country')), toUInt8(visitParamExtractRaw(traits, 'country') = 'null'))) AS changes
 FROM events
 WHERE visitParamHas(traits, 'country')
 GROUP BY customer_id;
@@ -64,9 +89,25 @@ GROUP BY customer_id;
 
 SELECT
     customer_id,
+    'email' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'email'), 1, 1) = '"', visitParamExtractString(traits, 'email'), visitParamExtractRaw(traits, 'email')), toUInt8(visitParamExtractRaw(traits, 'email') = 'null'))) AS changes
+FROM events
+WHERE visitParamHas(traits, 'email')
+GROUP BY customer_id;
+
+SELECT
+    customer_id,
     'plan' AS attribute,
     argMaxState((if(substring(visitParamExtractRaw(traits, 'plan'), 1, 1) = '"', visitParamExtractString(traits, 'plan'), visitParamExtractRaw(traits, 'plan')), toUInt8(visitParamExtractRaw(traits, 'plan') = 'null'), event_time_ms, ingest_time_ms, message_id), (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,
     argMinState((if(substring(visitParamExtractRaw(traits, 'plan'), 1, 1) = '"', visitParamExtractString(traits, 'plan'), visitParamExtractRaw(traits, 'plan')), toUInt8(visitParamExtractRaw(traits, 'plan') = 'null'), event_time_ms, ingest_time_ms, message_id), (toUInt8(visitParamExtractRaw(traits, 'plan') = 'null'), event_time_ms, message_id, ingest_time_ms)) AS first_value
+FROM events
+WHERE visitParamHas(traits, 'plan')
+GROUP BY customer_id;
+
+SELECT
+    customer_id,
+    'plan' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'plan'), 1, 1) = '"', visitParamExtractString(traits, 'plan'), visitParamExtractRaw(traits, 'plan')), toUInt8(visitParamExtractRaw(traits, 'plan') = 'null'))) AS changes
 FROM events
 WHERE visitParamHas(traits, 'plan')
 GROUP BY customer_id;
@@ -82,9 +123,25 @@ GROUP BY customer_id;
 
 SELECT
     customer_id,
+    'score' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'score'), 1, 1) = '"', visitParamExtractString(traits, 'score'), visitParamExtractRaw(traits, 'score')), toUInt8(visitParamExtractRaw(traits, 'score') = 'null'))) AS changes
+FROM events
+WHERE visitParamHas(traits, 'score')
+GROUP BY customer_id;
+
+SELECT
+    customer_id,
     'vip' AS attribute,
     argMaxState((if(substring(visitParamExtractRaw(traits, 'vip'), 1, 1) = '"', visitParamExtractString(traits, 'vip'), visitParamExtractRaw(traits, 'vip')), toUInt8(visitParamExtractRaw(traits, 'vip') = 'null'), event_time_ms, ingest_time_ms, message_id), (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,
     argMinState((if(substring(visitParamExtractRaw(traits, 'vip'), 1, 1) = '"', visitParamExtractString(traits, 'vip'), visitParamExtractRaw(traits, 'vip')), toUInt8(visitParamExtractRaw(traits, 'vip') = 'null'), event_time_ms, ingest_time_ms, message_id), (toUInt8(visitParamExtractRaw(traits, 'vip') = 'null'), event_time_ms, message_id, ingest_time_ms)) AS first_value
+FROM events
+WHERE visitParamHas(traits, 'vip')
+GROUP BY customer_id;
+
+SELECT
+    customer_id,
+    'vip' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'vip'), 1, 1) = '"', visitParamExtractString(traits, 'vip'), visitParamExtractRaw(traits, 'vip')), toUInt8(visitParamExtractRaw(traits, 'vip') = 'null'))) AS changes
 FROM events
 WHERE visitParamHas(traits, 'vip')
 GROUP BY customer_id;
@@ -122,11 +179,13 @@ WHERE type = 'track'
 GROUP BY customer_id, bucket;
 
 -- evaluation query, run for batches of customers: `batch` is an external
--- table (member_id: a raw customer id, customer_id: the customer it belongs to),
--- {T} the evaluation time and {T_prev} the previous pass's, epoch ms.
--- m_0 is membership; b_* and dt_*/di_* tell when and why it changed.
+-- table (member_id: a raw customer id, customer_id: the customer it belongs to,
+-- linked_ms: when the raw id started to count for it), `times` the moments to
+-- evaluate each customer at (t; te for eager attributes), {T_low} the
+-- earliest of them, epoch ms. m_0 is membership as of t.
 SELECT
     customer_id,
+    t,
     toUInt8((
             (has_plan AND attr_plan IN ('gold', 'silver'))
             OR (has_age AND (isNotNull(toFloat64OrNull(attr_age)) AND toFloat64OrZero(attr_age) >= 30))
@@ -137,114 +196,104 @@ SELECT
         AND (has_score AND (isNotNull(toFloat64OrNull(attr_score)) AND toFloat64OrZero(attr_score) < 2.5))
         AND (count_pricing_ever_873dc8 >= 1)
         AND (count_purchase_36h_a8e171 >= 1 AND count_purchase_36h_a8e171 <= 3)
-        AND (count_signup_ever = 0)) AS m_0,
-    at_age,
-    am_age,
-    at_country,
-    am_country,
-    at_email,
-    am_email,
-    at_plan,
-    am_plan,
-    at_score,
-    am_score,
-    at_vip,
-    am_vip,
-    b_count_purchase_36h_a8e171,
-    dt_s873dc8bdea,
-    di_s873dc8bdea,
-    dt_sa8e171b497,
-    di_sa8e171b497,
-    dt_se2046bb951,
-    di_se2046bb951
+        AND (count_signup_ever = 0)) AS m_0
 FROM
-(
-    SELECT customer_id, attr_age, has_age, at_age, am_age, attr_country, has_country, at_country, am_country, attr_email, has_email, at_email, am_email, attr_plan, has_plan, at_plan, am_plan, attr_score, has_score, at_score, am_score, attr_vip, has_vip, at_vip, am_vip
-    FROM (SELECT DISTINCT customer_id FROM batch)
-    ANY LEFT JOIN
-    (
-        SELECT
-            customer_id,
-            anyIf(last, attribute = 'age') AS t_age,
-            t_age.1 AS attr_age,
-            toUInt8(t_age.3 > 0 AND t_age.2 = 0) AS has_age,
-            t_age.3 AS at_age,
-            t_age.5 AS am_age,
-            anyIf(last, attribute = 'country') AS t_country,
-            t_country.1 AS attr_country,
-            toUInt8(t_country.3 > 0 AND t_country.2 = 0) AS has_country,
-            t_country.3 AS at_country,
-            t_country.5 AS am_country,
-            anyIf(last, attribute = 'email') AS t_email,
-            t_email.1 AS attr_email,
-            toUInt8(t_email.3 > 0 AND t_email.2 = 0) AS has_email,
-            t_email.3 AS at_email,
-            t_email.5 AS am_email,
-            anyIf(last, attribute = 'plan') AS t_plan,
-            t_plan.1 AS attr_plan,
-            toUInt8(t_plan.3 > 0 AND t_plan.2 = 0) AS has_plan,
-            t_plan.3 AS at_plan,
-            t_plan.5 AS am_plan,
-            anyIf(last, attribute = 'score') AS t_score,
-            t_score.1 AS attr_score,
-            toUInt8(t_score.3 > 0 AND t_score.2 = 0) AS has_score,
-            t_score.3 AS at_score,
-            t_score.5 AS am_score,
-            anyIf(last, attribute = 'vip') AS t_vip,
-            t_vip.1 AS attr_vip,
-            toUInt8(t_vip.3 > 0 AND t_vip.2 = 0) AS has_vip,
-            t_vip.3 AS at_vip,
-            t_vip.5 AS am_vip
-        FROM
-        (
-            SELECT customer_id, attribute, argMaxMerge(last_value) AS last, argMinMerge(first_value) AS first
-            FROM
-            (
-                SELECT customer_id AS member_id, attribute, last_value, first_value
-                FROM customer_attributes
-                WHERE customer_id IN (SELECT member_id FROM batch)
-                  AND attribute IN ('age', 'country', 'email', 'plan', 'score', 'vip')
-            )
-            ALL INNER JOIN batch USING member_id
-            GROUP BY customer_id, attribute
-        )
-        GROUP BY customer_id
-    ) USING customer_id
-)
-ANY LEFT JOIN
 (
     SELECT
         customer_id,
-        anyIf(occ, signal = 's873dc8bdea') AS o_s873dc8bdea,
-        anyIf(occ, signal = 'sa8e171b497') AS o_sa8e171b497,
-        anyIf(occ, signal = 'se2046bb951') AS o_se2046bb951,
-        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.1 <= {T}, o_s873dc8bdea))) AS count_pricing_ever_873dc8,
-        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.1 > {T} - 129600000 AND x.1 <= {T}, o_sa8e171b497))) AS count_purchase_36h_a8e171,
-        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.1 <= {T}, o_se2046bb951))) AS count_signup_ever,
-        arrayReduce('min', arrayFilter(t -> t > {T_prev} AND t <= {T}, arrayMap(x -> x.1 + 129600000, o_sa8e171b497))) AS b_count_purchase_36h_a8e171,
-        arrayReduce('max', arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > {T_prev} AND x.1 <= {T}, o_s873dc8bdea))) AS d_s873dc8bdea,
-        d_s873dc8bdea.1 AS dt_s873dc8bdea,
-        d_s873dc8bdea.2 AS di_s873dc8bdea,
-        arrayReduce('max', arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > {T_prev} AND x.1 <= {T}, o_sa8e171b497))) AS d_sa8e171b497,
-        d_sa8e171b497.1 AS dt_sa8e171b497,
-        d_sa8e171b497.2 AS di_sa8e171b497,
-        arrayReduce('max', arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > {T_prev} AND x.1 <= {T}, o_se2046bb951))) AS d_se2046bb951,
-        d_se2046bb951.1 AS dt_se2046bb951,
-        d_se2046bb951.2 AS di_se2046bb951
+        t,
+        arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= t, h_age))) AS v_attr_age,
+        v_attr_age.3 AS attr_age,
+        toUInt8(v_attr_age.1 > 0 AND v_attr_age.4 = 0) AS has_age,
+        arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= t, h_country))) AS v_attr_country,
+        v_attr_country.3 AS attr_country,
+        toUInt8(v_attr_country.1 > 0 AND v_attr_country.4 = 0) AS has_country,
+        arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= t, h_email))) AS v_attr_email,
+        v_attr_email.3 AS attr_email,
+        toUInt8(v_attr_email.1 > 0 AND v_attr_email.4 = 0) AS has_email,
+        arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= t, h_plan))) AS v_attr_plan,
+        v_attr_plan.3 AS attr_plan,
+        toUInt8(v_attr_plan.1 > 0 AND v_attr_plan.4 = 0) AS has_plan,
+        arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= t, h_score))) AS v_attr_score,
+        v_attr_score.3 AS attr_score,
+        toUInt8(v_attr_score.1 > 0 AND v_attr_score.4 = 0) AS has_score,
+        arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= t, h_vip))) AS v_attr_vip,
+        v_attr_vip.3 AS attr_vip,
+        toUInt8(v_attr_vip.1 > 0 AND v_attr_vip.4 = 0) AS has_vip,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s873dc8bdea))) AS count_pricing_ever_873dc8,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 129600000, o_sa8e171b497))) AS count_purchase_36h_a8e171,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_se2046bb951))) AS count_signup_ever
     FROM
     (
-        SELECT customer_id, signal, groupUniqArrayMerge(occurrences) AS occ
+        SELECT
+            customer_id,
+            first_ms,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'age', hist)) AS h_age,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'country', hist)) AS h_country,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'email', hist)) AS h_email,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'plan', hist)) AS h_plan,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'score', hist)) AS h_score,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'vip', hist)) AS h_vip,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's873dc8bdea', occ)) AS o_s873dc8bdea,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sa8e171b497', occ)) AS o_sa8e171b497,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'se2046bb951', occ)) AS o_se2046bb951
         FROM
         (
-            SELECT customer_id AS member_id, signal, occurrences
-            FROM customer_signals
-            WHERE customer_id IN (SELECT member_id FROM batch)
-              AND (signal = 's873dc8bdea'
-                OR (signal = 'sa8e171b497' AND bucket >= toDateTime(intDiv(least({T}, {T_prev}) - 129600000, 1000) - 3600))
-                OR signal = 'se2046bb951')
-        )
-        ALL INNER JOIN batch USING member_id
-        GROUP BY customer_id, signal
-    )
-    GROUP BY customer_id
-) USING customer_id
+            SELECT customer_id, first_ms, hist
+            FROM
+            (
+                SELECT customer_id, min(greatest(first, linked_ms)) AS first_ms
+                FROM batch
+                ALL LEFT JOIN
+                (
+                    SELECT customer_id AS member_id, minMerge(first_seen_ms) AS first
+                    FROM customer_event_buckets
+                    WHERE customer_id IN (SELECT member_id FROM batch)
+                    GROUP BY member_id
+                ) AS seen USING member_id
+                GROUP BY customer_id
+            ) AS customers
+            ANY LEFT JOIN
+            (
+                SELECT customer_id, groupArray((h.1, h.2, h.3, h.4, greatest(h.1, linked_ms), attribute)) AS hist
+                FROM
+                (
+                    SELECT customer_id, linked_ms, attribute, changes
+                    FROM
+                    (
+                        SELECT customer_id AS member_id, attribute, groupUniqArrayMerge(changes) AS changes
+                        FROM customer_attribute_history
+                        WHERE customer_id IN (SELECT member_id FROM batch)
+                          AND attribute IN ('age', 'country', 'email', 'plan', 'score', 'vip')
+                        GROUP BY member_id, attribute
+                    ) AS member_attributes
+                    ALL INNER JOIN batch USING member_id
+                )
+                ARRAY JOIN changes AS h
+                GROUP BY customer_id
+            ) AS attributes USING customer_id
+        ) AS with_attributes
+        ANY LEFT JOIN
+        (
+            SELECT customer_id, groupArray((o.1, o.2, o.3, greatest(o.1, linked_ms), signal)) AS occ
+            FROM
+            (
+                SELECT customer_id, linked_ms, signal, occurrences
+                FROM
+                (
+                    SELECT customer_id AS member_id, signal, groupUniqArrayMerge(occurrences) AS occurrences
+                    FROM customer_signals
+                    WHERE customer_id IN (SELECT member_id FROM batch)
+                      AND (signal = 's873dc8bdea'
+                        OR (signal = 'sa8e171b497' AND bucket >= toDateTime(intDiv({T_low} - 129600000, 1000) - 3600))
+                        OR signal = 'se2046bb951')
+                    GROUP BY member_id, signal
+                ) AS member_signals
+                ALL INNER JOIN batch USING member_id
+            )
+            ARRAY JOIN occurrences AS o
+            GROUP BY customer_id
+        ) AS signals USING customer_id
+    ) AS inputs
+    ALL INNER JOIN times USING customer_id
+)

@@ -4,8 +4,17 @@
 --
 -- A customer is a member while the condition below holds. It is evaluated
 -- per customer (a user together with the anonymous ids an identify linked to
--- it) as of T, the smallest watermark of the evaluated lanes: every event
--- received before T is loaded, so a window never ends past missing data.
+-- it) on the inputs visible at a moment: attribute values and event
+-- occurrences with event time up to it.
+--
+-- completeness
+--   lanes:        derived: the evaluated lanes that have carried its inputs (input_lanes; `tideline audiences list` shows them)
+--   attributes:   watermark
+--   late data:    either: late data can change it either way; entries and exits wait
+--   Decisions late data could falsify are made as of the smallest watermark
+--   of its lanes; the others as of the freshest lane watermark.
+--   A qualification is dated by the moment the condition became true and
+--   stayed true, with the message that made it so.
 
 -- condition
 (has_first_source AND attr_first_source = 'ads')
@@ -26,41 +35,74 @@ FROM events
 WHERE visitParamHas(traits, 'first_source')
 GROUP BY customer_id;
 
--- evaluation query, run for batches of customers: `batch` is an external
--- table (member_id: a raw customer id, customer_id: the customer it belongs to),
--- {T} the evaluation time and {T_prev} the previous pass's, epoch ms.
--- m_0 is membership; b_* and dt_*/di_* tell when and why it changed.
 SELECT
     customer_id,
-    toUInt8((has_first_source AND attr_first_source = 'ads')) AS m_0,
-    at_first_source,
-    am_first_source
+    'first_source' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'first_source'), 1, 1) = '"', visitParamExtractString(traits, 'first_source'), visitParamExtractRaw(traits, 'first_source')), toUInt8(visitParamExtractRaw(traits, 'first_source') = 'null'))) AS changes
+FROM events
+WHERE visitParamHas(traits, 'first_source')
+GROUP BY customer_id;
+
+-- evaluation query, run for batches of customers: `batch` is an external
+-- table (member_id: a raw customer id, customer_id: the customer it belongs to,
+-- linked_ms: when the raw id started to count for it), `times` the moments to
+-- evaluate each customer at (t; te for eager attributes), {T_low} the
+-- earliest of them, epoch ms. m_0 is membership as of t.
+SELECT
+    customer_id,
+    t,
+    toUInt8((has_first_source AND attr_first_source = 'ads')) AS m_0
 FROM
 (
-    SELECT customer_id, attr_first_source, has_first_source, at_first_source, am_first_source
-    FROM (SELECT DISTINCT customer_id FROM batch)
-    ANY LEFT JOIN
+    SELECT
+        customer_id,
+        t,
+        arrayReduce('min', arrayMap(x -> (x.4, x.1, x.2, x.3), arrayFilter(x -> x.5 <= t, h_first_source))) AS v_attr_first_source_k,
+        (v_attr_first_source_k.2, v_attr_first_source_k.3, v_attr_first_source_k.4, v_attr_first_source_k.1) AS v_attr_first_source,
+        v_attr_first_source.3 AS attr_first_source,
+        toUInt8(v_attr_first_source.1 > 0 AND v_attr_first_source.4 = 0) AS has_first_source
+    FROM
     (
         SELECT
             customer_id,
-            anyIf(first, attribute = 'first_source') AS t_first_source,
-            t_first_source.1 AS attr_first_source,
-            toUInt8(t_first_source.3 > 0 AND t_first_source.2 = 0) AS has_first_source,
-            t_first_source.3 AS at_first_source,
-            t_first_source.5 AS am_first_source
+            first_ms,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'first_source', hist)) AS h_first_source
         FROM
         (
-            SELECT customer_id, attribute, argMaxMerge(last_value) AS last, argMinMerge(first_value) AS first
+            SELECT customer_id, first_ms, hist
             FROM
             (
-                SELECT customer_id AS member_id, attribute, last_value, first_value
-                FROM customer_attributes
-                WHERE customer_id IN (SELECT member_id FROM batch)
-                  AND attribute IN ('first_source')
-            )
-            ALL INNER JOIN batch USING member_id
-            GROUP BY customer_id, attribute
-        )
-        GROUP BY customer_id
-    ) USING customer_id
+                SELECT customer_id, min(greatest(first, linked_ms)) AS first_ms
+                FROM batch
+                ALL LEFT JOIN
+                (
+                    SELECT customer_id AS member_id, minMerge(first_seen_ms) AS first
+                    FROM customer_event_buckets
+                    WHERE customer_id IN (SELECT member_id FROM batch)
+                    GROUP BY member_id
+                ) AS seen USING member_id
+                GROUP BY customer_id
+            ) AS customers
+            ANY LEFT JOIN
+            (
+                SELECT customer_id, groupArray((h.1, h.2, h.3, h.4, greatest(h.1, linked_ms), attribute)) AS hist
+                FROM
+                (
+                    SELECT customer_id, linked_ms, attribute, changes
+                    FROM
+                    (
+                        SELECT customer_id AS member_id, attribute, groupUniqArrayMerge(changes) AS changes
+                        FROM customer_attribute_history
+                        WHERE customer_id IN (SELECT member_id FROM batch)
+                          AND attribute IN ('first_source')
+                        GROUP BY member_id, attribute
+                    ) AS member_attributes
+                    ALL INNER JOIN batch USING member_id
+                )
+                ARRAY JOIN changes AS h
+                GROUP BY customer_id
+            ) AS attributes USING customer_id
+        ) AS with_attributes
+    ) AS inputs
+    ALL INNER JOIN times USING customer_id
 )

@@ -4,8 +4,17 @@
 --
 -- A customer is a member while the condition below holds. It is evaluated
 -- per customer (a user together with the anonymous ids an identify linked to
--- it) as of T, the smallest watermark of the evaluated lanes: every event
--- received before T is loaded, so a window never ends past missing data.
+-- it) on the inputs visible at a moment: attribute values and event
+-- occurrences with event time up to it.
+--
+-- completeness
+--   lanes:        derived: the evaluated lanes that have carried its inputs (input_lanes; `tideline audiences list` shows them)
+--   attributes:   watermark
+--   late data:    either: late data can change it either way; entries and exits wait
+--   Decisions late data could falsify are made as of the smallest watermark
+--   of its lanes; the others as of the freshest lane watermark.
+--   A qualification is dated by the moment the condition became true and
+--   stayed true, with the message that made it so.
 
 -- condition
 (has_nickname AND attr_nickname = 'O\'Brien \\ \'); DROP TABLE events; --')
@@ -30,6 +39,14 @@ GROUP BY customer_id;
 
 SELECT
     customer_id,
+    'nickname' AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, if(substring(visitParamExtractRaw(traits, 'nickname'), 1, 1) = '"', visitParamExtractString(traits, 'nickname'), visitParamExtractRaw(traits, 'nickname')), toUInt8(visitParamExtractRaw(traits, 'nickname') = 'null'))) AS changes
+FROM events
+WHERE visitParamHas(traits, 'nickname')
+GROUP BY customer_id;
+
+SELECT
+    customer_id,
     's59f9237e25' AS signal,
     toStartOfHour(event_time) AS bucket,
     groupUniqArrayState((event_time_ms, message_id, toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'total'), 1, 1) = '"', visitParamExtractString(properties, 'total'), visitParamExtractRaw(properties, 'total'))))) AS occurrences
@@ -40,69 +57,86 @@ WHERE type = 'track'
 GROUP BY customer_id, bucket;
 
 -- evaluation query, run for batches of customers: `batch` is an external
--- table (member_id: a raw customer id, customer_id: the customer it belongs to),
--- {T} the evaluation time and {T_prev} the previous pass's, epoch ms.
--- m_0 is membership; b_* and dt_*/di_* tell when and why it changed.
+-- table (member_id: a raw customer id, customer_id: the customer it belongs to,
+-- linked_ms: when the raw id started to count for it), `times` the moments to
+-- evaluate each customer at (t; te for eager attributes), {T_low} the
+-- earliest of them, epoch ms. m_0 is membership as of t.
 SELECT
     customer_id,
+    t,
     toUInt8((has_nickname AND attr_nickname = 'O\'Brien \\ \'); DROP TABLE events; --')
-        OR (sum_order_completed_v2_total_90m_59f923 >= 99.5)) AS m_0,
-    at_nickname,
-    am_nickname,
-    b_sum_order_completed_v2_total_90m_59f923,
-    dt_s59f9237e25,
-    di_s59f9237e25
+        OR (sum_order_completed_v2_total_90m_59f923 >= 99.5)) AS m_0
 FROM
-(
-    SELECT customer_id, attr_nickname, has_nickname, at_nickname, am_nickname
-    FROM (SELECT DISTINCT customer_id FROM batch)
-    ANY LEFT JOIN
-    (
-        SELECT
-            customer_id,
-            anyIf(last, attribute = 'nickname') AS t_nickname,
-            t_nickname.1 AS attr_nickname,
-            toUInt8(t_nickname.3 > 0 AND t_nickname.2 = 0) AS has_nickname,
-            t_nickname.3 AS at_nickname,
-            t_nickname.5 AS am_nickname
-        FROM
-        (
-            SELECT customer_id, attribute, argMaxMerge(last_value) AS last, argMinMerge(first_value) AS first
-            FROM
-            (
-                SELECT customer_id AS member_id, attribute, last_value, first_value
-                FROM customer_attributes
-                WHERE customer_id IN (SELECT member_id FROM batch)
-                  AND attribute IN ('nickname')
-            )
-            ALL INNER JOIN batch USING member_id
-            GROUP BY customer_id, attribute
-        )
-        GROUP BY customer_id
-    ) USING customer_id
-)
-ANY LEFT JOIN
 (
     SELECT
         customer_id,
-        anyIf(occ, signal = 's59f9237e25') AS o_s59f9237e25,
-        arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.1 > {T} - 5400000 AND x.1 <= {T}, o_s59f9237e25))) AS sum_order_completed_v2_total_90m_59f923,
-        arrayReduce('min', arrayFilter(t -> t > {T_prev} AND t <= {T}, arrayMap(x -> x.1 + 5400000, o_s59f9237e25))) AS b_sum_order_completed_v2_total_90m_59f923,
-        arrayReduce('max', arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > {T_prev} AND x.1 <= {T}, o_s59f9237e25))) AS d_s59f9237e25,
-        d_s59f9237e25.1 AS dt_s59f9237e25,
-        d_s59f9237e25.2 AS di_s59f9237e25
+        t,
+        arrayReduce('max', arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 <= t, h_nickname))) AS v_attr_nickname,
+        v_attr_nickname.3 AS attr_nickname,
+        toUInt8(v_attr_nickname.1 > 0 AND v_attr_nickname.4 = 0) AS has_nickname,
+        arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.4 <= t AND x.1 > t - 5400000, o_s59f9237e25))) AS sum_order_completed_v2_total_90m_59f923
     FROM
     (
-        SELECT customer_id, signal, groupUniqArrayMerge(occurrences) AS occ
+        SELECT
+            customer_id,
+            first_ms,
+            arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'nickname', hist)) AS h_nickname,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's59f9237e25', occ)) AS o_s59f9237e25
         FROM
         (
-            SELECT customer_id AS member_id, signal, occurrences
-            FROM customer_signals
-            WHERE customer_id IN (SELECT member_id FROM batch)
-              AND ((signal = 's59f9237e25' AND bucket >= toDateTime(intDiv(least({T}, {T_prev}) - 5400000, 1000) - 3600)))
-        )
-        ALL INNER JOIN batch USING member_id
-        GROUP BY customer_id, signal
-    )
-    GROUP BY customer_id
-) USING customer_id
+            SELECT customer_id, first_ms, hist
+            FROM
+            (
+                SELECT customer_id, min(greatest(first, linked_ms)) AS first_ms
+                FROM batch
+                ALL LEFT JOIN
+                (
+                    SELECT customer_id AS member_id, minMerge(first_seen_ms) AS first
+                    FROM customer_event_buckets
+                    WHERE customer_id IN (SELECT member_id FROM batch)
+                    GROUP BY member_id
+                ) AS seen USING member_id
+                GROUP BY customer_id
+            ) AS customers
+            ANY LEFT JOIN
+            (
+                SELECT customer_id, groupArray((h.1, h.2, h.3, h.4, greatest(h.1, linked_ms), attribute)) AS hist
+                FROM
+                (
+                    SELECT customer_id, linked_ms, attribute, changes
+                    FROM
+                    (
+                        SELECT customer_id AS member_id, attribute, groupUniqArrayMerge(changes) AS changes
+                        FROM customer_attribute_history
+                        WHERE customer_id IN (SELECT member_id FROM batch)
+                          AND attribute IN ('nickname')
+                        GROUP BY member_id, attribute
+                    ) AS member_attributes
+                    ALL INNER JOIN batch USING member_id
+                )
+                ARRAY JOIN changes AS h
+                GROUP BY customer_id
+            ) AS attributes USING customer_id
+        ) AS with_attributes
+        ANY LEFT JOIN
+        (
+            SELECT customer_id, groupArray((o.1, o.2, o.3, greatest(o.1, linked_ms), signal)) AS occ
+            FROM
+            (
+                SELECT customer_id, linked_ms, signal, occurrences
+                FROM
+                (
+                    SELECT customer_id AS member_id, signal, groupUniqArrayMerge(occurrences) AS occurrences
+                    FROM customer_signals
+                    WHERE customer_id IN (SELECT member_id FROM batch)
+                      AND ((signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600)))
+                    GROUP BY member_id, signal
+                ) AS member_signals
+                ALL INNER JOIN batch USING member_id
+            )
+            ARRAY JOIN occurrences AS o
+            GROUP BY customer_id
+        ) AS signals USING customer_id
+    ) AS inputs
+    ALL INNER JOIN times USING customer_id
+)

@@ -23,6 +23,30 @@ ARRAY JOIN arrayFilter(x -> x.4 = 1, [
 ]) AS a
 GROUP BY customer_id, attribute;
 
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_attribute_history_52d261f00f TO customer_attribute_history AS
+SELECT
+    customer_id,
+    a.1 AS attribute,
+    groupUniqArrayState((event_time_ms, message_id, a.2, a.3)) AS changes
+FROM
+(
+    -- only rows with traits reach the per-attribute expressions
+    SELECT customer_id, traits, event_time_ms, message_id
+    FROM events
+    WHERE traits NOT IN ('', '{}')
+)
+ARRAY JOIN arrayFilter(x -> x.4 = 1, [
+    ('age', if(substring(visitParamExtractRaw(traits, 'age'), 1, 1) = '"', visitParamExtractString(traits, 'age'), visitParamExtractRaw(traits, 'age')), toUInt8(visitParamExtractRaw(traits, 'age') = 'null'), toUInt8(visitParamHas(traits, 'age'))),
+    ('country', if(substring(visitParamExtractRaw(traits, 'country'), 1, 1) = '"', visitParamExtractString(traits, 'country'), visitParamExtractRaw(traits, 'country')), toUInt8(visitParamExtractRaw(traits, 'country') = 'null'), toUInt8(visitParamHas(traits, 'country'))),
+    ('email', if(substring(visitParamExtractRaw(traits, 'email'), 1, 1) = '"', visitParamExtractString(traits, 'email'), visitParamExtractRaw(traits, 'email')), toUInt8(visitParamExtractRaw(traits, 'email') = 'null'), toUInt8(visitParamHas(traits, 'email'))),
+    ('first_source', if(substring(visitParamExtractRaw(traits, 'first_source'), 1, 1) = '"', visitParamExtractString(traits, 'first_source'), visitParamExtractRaw(traits, 'first_source')), toUInt8(visitParamExtractRaw(traits, 'first_source') = 'null'), toUInt8(visitParamHas(traits, 'first_source'))),
+    ('nickname', if(substring(visitParamExtractRaw(traits, 'nickname'), 1, 1) = '"', visitParamExtractString(traits, 'nickname'), visitParamExtractRaw(traits, 'nickname')), toUInt8(visitParamExtractRaw(traits, 'nickname') = 'null'), toUInt8(visitParamHas(traits, 'nickname'))),
+    ('plan', if(substring(visitParamExtractRaw(traits, 'plan'), 1, 1) = '"', visitParamExtractString(traits, 'plan'), visitParamExtractRaw(traits, 'plan')), toUInt8(visitParamExtractRaw(traits, 'plan') = 'null'), toUInt8(visitParamHas(traits, 'plan'))),
+    ('score', if(substring(visitParamExtractRaw(traits, 'score'), 1, 1) = '"', visitParamExtractString(traits, 'score'), visitParamExtractRaw(traits, 'score')), toUInt8(visitParamExtractRaw(traits, 'score') = 'null'), toUInt8(visitParamHas(traits, 'score'))),
+    ('vip', if(substring(visitParamExtractRaw(traits, 'vip'), 1, 1) = '"', visitParamExtractString(traits, 'vip'), visitParamExtractRaw(traits, 'vip')), toUInt8(visitParamExtractRaw(traits, 'vip') = 'null'), toUInt8(visitParamHas(traits, 'vip')))
+]) AS a
+GROUP BY customer_id, attribute;
+
 CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signals_e9dd0d669c TO customer_signals AS
 SELECT
     customer_id,

@@ -1,0 +1,14 @@
+-- mv_input_lanes keeps input_lanes current: per inserted block, each lane's
+-- track and page event names and whether it carried traits.
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_input_lanes TO input_lanes AS
+SELECT
+    lane,
+    k.1 AS input_type,
+    k.2 AS input_event,
+    min(ingest_time_ms) AS first_seen_ms
+FROM events
+ARRAY JOIN arrayFilter(x -> x.1 != '', [
+    (if(type IN ('track', 'page'), type, ''), event),
+    (if(traits NOT IN ('', '{}'), 'traits', ''), '')
+]) AS k
+GROUP BY lane, input_type, input_event
