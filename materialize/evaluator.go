@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -43,7 +44,7 @@ type Stats struct {
 	// the lanes that feed it, epoch ms. Decisions late data could falsify
 	// are made as of it; the others as of AsOfMs, the freshest watermark.
 	Complete map[string]uint64
-	Duration        time.Duration
+	Duration time.Duration
 }
 
 // Evaluator keeps audience membership and transitions current. Each pass
@@ -699,14 +700,28 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 			changes = append(changes, ch)
 		}
 	}
-	changes = append(changes, pc.redates(customers, res, results, have)...)
-	if err := e.date(ctx, pc, res, changes); err != nil {
-		return 0, 0, err
-	}
-	changes, err = e.keepMoved(ctx, changes)
+	redates := pc.redates(customers, res, results, have)
+	recorded, err := e.recordedDates(ctx, redates)
 	if err != nil {
 		return 0, 0, err
 	}
+	for _, ch := range redates {
+		// Only an input, or an event before the recorded date (which can
+		// move when the customer's history begins), can move the date.
+		if d, ok := recorded[ch.key()]; ok && (pc.touchedInput(pc.plan.Audiences[ch.index], ch.members) || pc.earliestTouch(ch.members) < d.t) {
+			changes = append(changes, ch)
+		}
+	}
+	if err := e.date(ctx, pc, res, changes); err != nil {
+		return 0, 0, err
+	}
+	kept := changes[:0]
+	for _, ch := range changes {
+		if !ch.redate || recorded[ch.key()] != (dated{ch.cause.eventTime, ch.cause.message}) {
+			kept = append(kept, ch)
+		}
+	}
+	changes = kept
 	if err := e.write(ctx, changes); err != nil {
 		return 0, 0, err
 	}
@@ -736,7 +751,7 @@ func (pc *pass) redates(customers []string, res *resolution, results map[string]
 		}
 		for i, a := range pc.plan.Audiences {
 			h := have[[2]string{a.Audience.ID, c}]
-			if h.episode == 0 || !pc.touchedInput(a, res.members[c]) {
+			if h.episode == 0 || pc.earliestTouch(res.members[c]) > pc.eager {
 				continue
 			}
 			eager := r[pc.eager][i] == 1
@@ -774,16 +789,49 @@ func (pc *pass) touchedInput(a *Compiled, members []string) bool {
 	return false
 }
 
-// keepMoved drops the redates whose date did not move.
-func (e *Evaluator) keepMoved(ctx context.Context, changes []change) ([]change, error) {
+// earliestTouch is the earliest event time among the touches of members.
+func (pc *pass) earliestTouch(members []string) uint64 {
+	var out uint64 = math.MaxUint64
+	for _, m := range members {
+		for _, t := range pc.touchesOf[m] {
+			out = min(out, t.eventTime)
+		}
+	}
+	return out
+}
+
+// transitionKey identifies an audience_transitions row.
+type transitionKey struct {
+	audience, customer string
+	episode            uint32
+	kind               string
+}
+
+func (ch *change) key() transitionKey {
+	kind := "exited"
+	if ch.entered {
+		kind = "entered"
+	}
+	return transitionKey{ch.audience, ch.customer, ch.episode, kind}
+}
+
+// dated is a transition's date: when, and by which message.
+type dated struct {
+	t   uint64
+	msg string
+}
+
+// recordedDates reads the recorded dates of the transitions of changes.
+func (e *Evaluator) recordedDates(ctx context.Context, changes []change) (map[transitionKey]dated, error) {
+	out := map[transitionKey]dated{}
 	var ids []string
 	for _, ch := range changes {
-		if ch.redate && !slices.Contains(ids, ch.customer) {
+		if !slices.Contains(ids, ch.customer) {
 			ids = append(ids, ch.customer)
 		}
 	}
 	if len(ids) == 0 {
-		return changes, nil
+		return out, nil
 	}
 	qctx, err := withIDs(ctx, ids)
 	if err != nil {
@@ -796,40 +844,16 @@ GROUP BY audience_id, customer_id, episode, kind`)
 		return nil, fmt.Errorf("read the transitions to re-date: %w", err)
 	}
 	defer rows.Close()
-	type key struct {
-		audience, customer string
-		episode            uint32
-		kind               string
-	}
-	type dated struct {
-		t   uint64
-		msg string
-	}
-	recorded := map[key]dated{}
 	for rows.Next() {
-		var k key
+		var k transitionKey
 		var d dated
 		if err := rows.Scan(&k.audience, &k.customer, &k.episode, &k.kind, &d.t, &d.msg); err != nil {
 			return nil, fmt.Errorf("scan transitions: %w", err)
 		}
-		recorded[k] = d
+		out[k] = d
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the transitions to re-date: %w", err)
-	}
-	out := changes[:0]
-	for _, ch := range changes {
-		if ch.redate {
-			kind := "exited"
-			if ch.entered {
-				kind = "entered"
-			}
-			d, ok := recorded[key{ch.audience, ch.customer, ch.episode, kind}]
-			if !ok || d == (dated{ch.cause.eventTime, ch.cause.message}) {
-				continue
-			}
-		}
-		out = append(out, ch)
 	}
 	return out, nil
 }

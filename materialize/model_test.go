@@ -3,6 +3,7 @@ package materialize
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -64,6 +65,16 @@ type identity struct {
 	owner   map[string]string   // anon:<id> -> winning user
 	members map[string][]string // customer -> raw ids
 	retired map[string]bool
+	// linkAt and linkMsg: when, and by which identify, an anonymous id's
+	// history started to count for its user.
+	linkAt  map[string]uint64
+	linkMsg map[string]string
+}
+
+// visible is when ev started to count for its customer: its event time,
+// or the link of its anonymous id if that came later.
+func (id *identity) visible(ev *ingest.Event) uint64 {
+	return max(evTime(ev), id.linkAt[ev.CustomerID()])
 }
 
 func (m *model) identity() *identity {
@@ -85,9 +96,10 @@ func (m *model) identity() *identity {
 			best[anon] = c
 		}
 	}
-	id := &identity{owner: map[string]string{}, members: map[string][]string{}, retired: map[string]bool{}}
+	id := &identity{owner: map[string]string{}, members: map[string][]string{}, retired: map[string]bool{}, linkAt: map[string]uint64{}, linkMsg: map[string]string{}}
 	for anon, c := range best {
 		id.owner[anon] = c.user
+		id.linkAt[anon], id.linkMsg[anon] = c.t, c.msg
 	}
 	for r := range raw {
 		if _, linked := id.owner[r]; linked {
@@ -111,6 +123,12 @@ func (m *model) identity() *identity {
 // attribute picks the value of name among the events of ids: the latest
 // by (event time, message id), or for set_once the first non-null.
 func (m *model) attribute(ids []string, name string, setOnce bool) (attrValue, bool) {
+	return m.attributeAsOf(ids, name, setOnce, nil, math.MaxUint64)
+}
+
+// attributeAsOf is attribute among the events visible at asOf (id nil:
+// every event, whenever linked).
+func (m *model) attributeAsOf(ids []string, name string, setOnce bool, id *identity, asOf uint64) (attrValue, bool) {
 	in := map[string]bool{}
 	for _, id := range ids {
 		in[id] = true
@@ -118,7 +136,7 @@ func (m *model) attribute(ids []string, name string, setOnce bool) (attrValue, b
 	var best attrValue
 	found := false
 	for _, ev := range m.msgs {
-		if !in[ev.CustomerID()] {
+		if !in[ev.CustomerID()] || id != nil && id.visible(ev) > asOf {
 			continue
 		}
 		v, ok, isNull := topKey(ev.Traits, name)
@@ -143,11 +161,12 @@ func (m *model) attribute(ids []string, name string, setOnce bool) (attrValue, b
 	return best, found
 }
 
-// occurrence is one signal occurrence.
+// occurrence is one signal occurrence; vis is when it started to count
+// for the customer.
 type occurrence struct {
-	t     uint64
-	msg   string
-	value float64
+	t, vis uint64
+	msg    string
+	value  float64
 }
 
 func numericValue(s string) (float64, bool) {
@@ -221,7 +240,7 @@ func (m *model) occurrences(ids []string, s *Signal) []occurrence {
 		if !ok {
 			continue
 		}
-		o := occurrence{t: evTime(ev), msg: ev.MessageID}
+		o := occurrence{t: evTime(ev), vis: evTime(ev), msg: ev.MessageID}
 		if s.Value != "" {
 			v, _, _ := topKey(ev.Properties, s.Value)
 			o.value, _ = numericValue(v)
@@ -239,7 +258,7 @@ func feature(occ []occurrence, f *Feature, asOf uint64) float64 {
 	}
 	var n, sum float64
 	for _, o := range occ {
-		if o.t > asOf || f.Window > 0 && o.t <= lo {
+		if o.vis > asOf || f.Window > 0 && o.t <= lo {
 			continue
 		}
 		n++
@@ -251,64 +270,85 @@ func feature(occ []occurrence, f *Feature, asOf uint64) float64 {
 	return n
 }
 
-// members computes each audience's members as of asOf.
-func (m *model) members(p *Plan, asOf uint64) map[string][]string {
-	id := m.identity()
-	setOnce := map[string]bool{}
+// customerModel evaluates one customer's audiences at any moment: on the
+// inputs visible then, attributes as of then, each raw id's history
+// counting from its link.
+type customerModel struct {
+	m       *model
+	p       *Plan
+	id      *identity
+	ids     []string
+	setOnce map[string]bool
+	occ     map[string][]occurrence
+}
+
+func (m *model) customer(p *Plan, id *identity, c string) *customerModel {
+	cm := &customerModel{m: m, p: p, id: id, ids: id.members[c], setOnce: map[string]bool{}, occ: map[string][]occurrence{}}
 	for _, a := range p.Attributes {
-		setOnce[a.Name] = a.SetOnce
+		cm.setOnce[a.Name] = a.SetOnce
 	}
-	out := map[string][]string{}
-	for c, ids := range id.members {
-		occ := map[string][]occurrence{}
-		for _, s := range p.Signals {
-			occ[s.ID] = m.occurrences(ids, s)
+	for _, s := range p.Signals {
+		occ := m.occurrences(cm.ids, s)
+		for i := range occ {
+			occ[i].vis = max(occ[i].t, id.linkAt[m.msgs[occ[i].msg].CustomerID()])
 		}
-		var eval func(n *Condition) bool
-		eval = func(n *Condition) bool {
-			switch n.Kind {
-			case KindAll:
-				for _, ch := range n.Children {
-					if !eval(ch) {
-						return false
-					}
-				}
-				return true
-			case KindAny:
-				for _, ch := range n.Children {
-					if eval(ch) {
-						return true
-					}
-				}
+		cm.occ[s.ID] = occ
+	}
+	return cm
+}
+
+// holds says whether the customer satisfies n at asOf.
+func (cm *customerModel) holds(n *Condition, asOf uint64) bool {
+	switch n.Kind {
+	case KindAll:
+		for _, ch := range n.Children {
+			if !cm.holds(ch, asOf) {
 				return false
-			case KindNot:
-				return !eval(n.Children[0])
-			case KindAttribute:
-				v, ok := m.attribute(ids, n.Attribute, setOnce[n.Attribute])
-				return predHolds(n.Pred, v.value, ok && !v.isNull)
-			default:
-				var f *Feature
-				sig := &Signal{Type: n.Type, Event: n.Event, Where: sortedFilters(n.Where), Value: n.Sum}
-				sig.ID = signalID(sig)
-				for _, pf := range p.Features {
-					if pf.Signal.ID == sig.ID && pf.Window == n.Within {
-						f = pf
-					}
-				}
-				x := feature(occ[sig.ID], f, asOf)
-				switch {
-				case n.Negated:
-					return x == 0
-				case n.AtLeast != nil && x < *n.AtLeast:
-					return false
-				case n.AtMost != nil && x > *n.AtMost:
-					return false
-				}
+			}
+		}
+		return true
+	case KindAny:
+		for _, ch := range n.Children {
+			if cm.holds(ch, asOf) {
 				return true
 			}
 		}
+		return false
+	case KindNot:
+		return !cm.holds(n.Children[0], asOf)
+	case KindAttribute:
+		v, ok := cm.m.attributeAsOf(cm.ids, n.Attribute, cm.setOnce[n.Attribute], cm.id, asOf)
+		return predHolds(n.Pred, v.value, ok && !v.isNull)
+	default:
+		var f *Feature
+		sig := &Signal{Type: n.Type, Event: n.Event, Where: sortedFilters(n.Where), Value: n.Sum}
+		sig.ID = signalID(sig)
+		for _, pf := range cm.p.Features {
+			if pf.Signal.ID == sig.ID && pf.Window == n.Within {
+				f = pf
+			}
+		}
+		x := feature(cm.occ[sig.ID], f, asOf)
+		switch {
+		case n.Negated:
+			return x == 0
+		case n.AtLeast != nil && x < *n.AtLeast:
+			return false
+		case n.AtMost != nil && x > *n.AtMost:
+			return false
+		}
+		return true
+	}
+}
+
+// members computes each audience's members as of asOf.
+func (m *model) members(p *Plan, asOf uint64) map[string][]string {
+	id := m.identity()
+	out := map[string][]string{}
+	for c := range id.members {
+		cm := m.customer(p, id, c)
 		for _, a := range p.Audiences {
-			if eval(a.Audience.When) {
+			if cm.holds(a.Audience.When, asOf) {
 				out[a.Audience.ID] = append(out[a.Audience.ID], c)
 			}
 		}
@@ -317,6 +357,104 @@ func (m *model) members(p *Plan, asOf uint64) map[string][]string {
 		sort.Strings(v)
 	}
 	return out
+}
+
+// qualification is when a customer's membership of an audience took the
+// value it has, and the message that made it so ("" when only time did).
+type qualification struct {
+	member bool
+	t      uint64
+	msg    string
+}
+
+// qualifications answers, for every customer and audience, what a user
+// means by "when did this customer qualify (or stop)?": the earliest moment
+// from which the condition has held its value at asOf without a break. It
+// is found by brute force: the condition can only change when one of the
+// customer's events becomes visible, when an event leaves a window, or at
+// a link, so it is evaluated at every such moment.
+func (m *model) qualifications(p *Plan, asOf uint64) map[[2]string]qualification {
+	id := m.identity()
+	out := map[[2]string]qualification{}
+	for c, ids := range id.members {
+		cm := m.customer(p, id, c)
+		in := map[string]bool{}
+		for _, r := range ids {
+			in[r] = true
+		}
+		var evs []*ingest.Event
+		for _, ev := range m.msgs {
+			if in[ev.CustomerID()] {
+				evs = append(evs, ev)
+			}
+		}
+		for _, a := range p.Audiences {
+			moments := map[uint64]bool{asOf: true}
+			for _, ev := range evs {
+				if v := id.visible(ev); v <= asOf {
+					moments[v] = true
+				}
+				for _, f := range a.Features {
+					if end := evTime(ev) + uint64(f.Window/time.Millisecond); f.Window > 0 && end <= asOf {
+						moments[end] = true
+					}
+				}
+			}
+			var at []uint64
+			for t := range moments {
+				at = append(at, t)
+			}
+			sort.Slice(at, func(i, j int) bool { return at[i] > at[j] })
+			want := cm.holds(a.Audience.When, asOf)
+			since := at[len(at)-1]
+			for k := 1; k < len(at); k++ {
+				if cm.holds(a.Audience.When, at[k]) != want {
+					since = at[k-1]
+					break
+				}
+			}
+			q := qualification{member: want, t: since}
+			// The message: an input of the audience that became visible at
+			// that moment by its own event time, or the identify whose link
+			// made an anonymous history visible then; the greatest id wins.
+			for _, ev := range evs {
+				if evTime(ev) == since && id.visible(ev) == since && isInput(ev, a) && ev.MessageID > q.msg {
+					q.msg = ev.MessageID
+				}
+			}
+			for _, r := range ids {
+				if at, ok := id.linkAt[r]; ok && at == since && id.linkMsg[r] > q.msg {
+					q.msg = id.linkMsg[r]
+				}
+			}
+			out[[2]string{a.Audience.ID, c}] = q
+		}
+	}
+	return out
+}
+
+// isInput says whether ev can change audience a: it sends one of the
+// attributes a reads, or is an occurrence of one of its signals.
+func isInput(ev *ingest.Event, a *Compiled) bool {
+	for _, name := range a.Attributes {
+		if _, ok, _ := topKey(ev.Traits, name); ok {
+			return true
+		}
+	}
+	for _, s := range a.Signals() {
+		if ev.Type != s.Type || ev.EventName() != s.Event {
+			continue
+		}
+		ok := true
+		for _, f := range s.Where {
+			v, found, isNull := topKey(ev.Properties, f.Property)
+			ok = ok && predHolds(f.Pred, v, found && !isNull)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // bucketKey identifies a customer_event_buckets row.
