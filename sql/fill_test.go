@@ -54,7 +54,13 @@ func TestFillsMatchTheirViews(t *testing.T) {
 		}
 		check(t, ledger.Append(fmt.Sprintf("k%d", i), "welcome", customer, "fire", "fresh", at, at+900, at+1000, sent, state, lane, at+3000, time.UnixMilli(int64(at+1000))))
 	}
-	for _, b := range []driver.Batch{events, transitions, ledger} {
+	// Traits feed their own rows of customer_activity and input_lanes.
+	identifies := batch("INSERT INTO events (message_id, type, customer_id, traits, event_time, event_time_ms, received_at_ms, ingest_time_ms, lane)")
+	for i := range 5 {
+		at := now - uint64(i)*97_000
+		check(t, identifies.Append(fmt.Sprintf("i%d", i), "identify", fmt.Sprintf("c%d", i), `{"plan":"gold"}`, time.UnixMilli(int64(at)), at, at+5, at+9, "server"))
+	}
+	for _, b := range []driver.Batch{events, identifies, transitions, ledger} {
 		check(t, b.Send())
 	}
 
