@@ -57,7 +57,7 @@ func TestFillsMatchTheirViews(t *testing.T) {
 	// Traits feed their own rows of customer_activity and input_lanes.
 	identifies := batch("INSERT INTO events (message_id, type, customer_id, traits, event_time, event_time_ms, received_at_ms, ingest_time_ms, lane)")
 	for i := range 5 {
-		at := now - uint64(i)*97_000
+		at := now - 3*3600_000 - uint64(i)*97_000 // minutes of their own
 		check(t, identifies.Append(fmt.Sprintf("i%d", i), "identify", fmt.Sprintf("c%d", i), `{"plan":"gold"}`, time.UnixMilli(int64(at)), at, at+5, at+9, "server"))
 	}
 	for _, b := range []driver.Batch{events, identifies, transitions, ledger} {
