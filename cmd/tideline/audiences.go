@@ -190,7 +190,11 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 			} else {
 				localErr = err.Error()
 			}
-			printList(applied, sizes, local, localErr)
+			complete, err := materialize.ReadCompleteness(ctx, conn)
+			if err != nil {
+				return err
+			}
+			printList(applied, sizes, complete, local, localErr)
 			return nil
 		},
 	})
@@ -213,9 +217,9 @@ func printApply(rep *materialize.ApplyReport) {
 	}
 }
 
-func printList(applied []materialize.AppliedAudience, sizes map[string]uint64, local map[string]string, localErr string) {
+func printList(applied []materialize.AppliedAudience, sizes map[string]uint64, complete map[string]materialize.AudienceCompleteness, local map[string]string, localErr string) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tSTATE\tMEMBERS\tAPPLIED\tLOCAL DEFINITION")
+	fmt.Fprintln(w, "ID\tNAME\tSTATE\tMEMBERS\tCOMPLETE TO\tHELD BY\tLANES\tAPPLIED\tLOCAL DEFINITION")
 	seen := map[string]bool{}
 	for _, a := range applied {
 		seen[a.ID] = true
@@ -237,7 +241,15 @@ func printList(applied []materialize.AppliedAudience, sizes map[string]uint64, l
 		case !a.Active:
 			status = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, state, members, time.UnixMilli(int64(a.AppliedAtMs)).UTC().Format(time.DateTime), status)
+		upTo, held, lanes := "-", "-", "-"
+		if c, ok := complete[a.ID]; ok && a.Active {
+			upTo = time.UnixMilli(int64(c.CompleteMs)).UTC().Format(time.DateTime)
+			lanes = strings.Join(c.Lanes, ",") + " (" + c.Direction + ")"
+			if c.HeldBy != "" {
+				held = fmt.Sprintf("%s (%s behind)", c.HeldBy, (time.Duration(c.EagerMs-c.CompleteMs) * time.Millisecond).Round(time.Second))
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, state, members, upTo, held, lanes, time.UnixMilli(int64(a.AppliedAtMs)).UTC().Format(time.DateTime), status)
 	}
 	var fresh []string
 	for id := range local {
@@ -247,7 +259,7 @@ func printList(applied []materialize.AppliedAudience, sizes map[string]uint64, l
 	}
 	sort.Strings(fresh)
 	for _, id := range fresh {
-		fmt.Fprintf(w, "%s\t\tnot applied\t-\t-\tnew (apply to use it)\n", id)
+		fmt.Fprintf(w, "%s\t\tnot applied\t-\t-\t-\t-\t-\tnew (apply to use it)\n", id)
 	}
 	_ = w.Flush()
 	if localErr != "" {
