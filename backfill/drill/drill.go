@@ -1,10 +1,12 @@
 // Package drill reproduces the incident of the status page on a local,
 // throw-away deployment so an operator can rehearse the recovery: a steady
 // workload on both lanes, the server lane's loader stopped while events keep
-// arriving (real-time campaigns stop too), a batch lost before ClickHouse
-// saw it, the loader and a poller with reset positions brought back, and a
-// share of the outage's rows deleted after the fact. It then keeps the
-// pipeline running and prints the backfill commands to run against it.
+// arriving (the audiences the web lane alone feeds keep qualifying and their
+// campaigns keep firing; the others wait for the server lane; then the
+// poller is lost too), a batch lost before ClickHouse saw it, the loader and
+// a poller with reset positions brought back, and a share of the outage's
+// rows deleted after the fact. It then keeps the pipeline running and prints
+// the backfill commands to run against it.
 package drill
 
 import (
@@ -15,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -63,8 +66,31 @@ func DefaultConfig() Config {
 	return Config{Events: 20000, Customers: 2000, Hours: 6 * time.Hour, Outage: 10 * time.Second, Lost: 25, DeleteEvery: 7, Seed: 7}
 }
 
+// The drill adds an audience the web lane alone feeds, and a campaign on
+// it, to show what the stall does not stop. Its budget spans the workload's
+// hours of event time, which the drill plays in seconds.
+const (
+	webOnlyAudience = `id: drill_browsers
+name: Browsed twice in 6 hours (web lane only)
+when: {performed: page_view, at_least: 2, within: 6h}
+`
+	webOnlyCampaign = `id: drill_browse_nudge
+name: Still browsing? (drill)
+trigger: {audience_entered: drill_browsers}
+staleness: {budget: 24h, late: skip}
+reeligible_after: 0
+deliver:
+  webhook: {url: http://127.0.0.1/, secret_env: DRILL_BROWSE_SECRET}
+`
+)
+
 // Report is what the drill did.
 type Report struct {
+	// WebOnlyFires counts the fires of the web-only campaign decided while
+	// the server lane was stalled; Held is, per audience the server lane
+	// feeds, the time it was complete to when the poller was lost.
+	WebOnlyFires int
+	Held         map[string]time.Time
 	// From and To bound the outage in Kafka record time.
 	From, To time.Time
 	// Produced counts the events; Lost and Deleted the server records that
@@ -169,7 +195,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 		gen: workload.New(workload.Config{Customers: cfg.Customers, Seed: cfg.Seed, Start: time.Now().Add(-cfg.Hours), Step: cfg.Hours / time.Duration(max(cfg.Events, 1))})}
 	defer s.stopAll()
 
-	plan, err := materialize.LoadPlan(cfg.Materialize)
+	plan, err := drillPlan(cfg.Materialize)
 	if err != nil {
 		return err
 	}
@@ -208,11 +234,12 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 		return err
 	}
 
-	say("outage: the server lane's loader and the campaign poller stop; %d more events arrive", during)
+	say("outage: the server lane's loader stops; %d more events arrive", during)
 	if err := s.stop("server"); err != nil {
 		return err
 	}
-	if err := s.stop("poller"); err != nil {
+	firedBefore, err := s.fires(ctx, "drill_browse_nudge")
+	if err != nil {
 		return err
 	}
 	serverTopic := cfg.Kafka.MustTopic("server")
@@ -236,6 +263,33 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 		rep.Lost += int(skip[p] - o)
 	}
 	if err := s.commit(ctx, "server", skip); err != nil {
+		return err
+	}
+	// Only what the stalled lane feeds waits: the web lane's audience and
+	// campaign carry on.
+	if err := s.waitLoaded(ctx, before+during-s.serverSince(ends, endsAfter), 0); err != nil {
+		return err
+	}
+	if err := s.waitEvaluated(ctx); err != nil {
+		return err
+	}
+	if err := s.waitPoller(ctx); err != nil {
+		return err
+	}
+	firedAfter, err := s.fires(ctx, "drill_browse_nudge")
+	if err != nil {
+		return err
+	}
+	rep.WebOnlyFires = firedAfter - firedBefore
+	if rep.Held, err = s.held(ctx); err != nil {
+		return err
+	}
+	say("while the server lane is stalled, the web-only campaign drill_browse_nudge fired %d times", rep.WebOnlyFires)
+	for _, id := range sortedKeys(rep.Held) {
+		say("  %s waits for the server lane: complete to %s", id, rep.Held[id].UTC().Format(time.TimeOnly))
+	}
+	say("the campaign poller stops too")
+	if err := s.stop("poller"); err != nil {
 		return err
 	}
 	say("%d server records lost before ClickHouse saw them; waiting %s with the lane stopped", rep.Lost, cfg.Outage)
@@ -292,6 +346,73 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 	return nil
 }
 
+// drillPlan is the configured audiences and the drill's web-only one.
+func drillPlan(c materialize.Config) (*materialize.Plan, error) {
+	auds, err := materialize.LoadDefinitions(c.AudiencesDir)
+	if err != nil {
+		return nil, err
+	}
+	a, err := materialize.ParseAudience("(drill) drill_browsers", []byte(webOnlyAudience))
+	if err != nil {
+		return nil, err
+	}
+	plan, err := materialize.LoadPlan(c)
+	if err != nil {
+		return nil, err
+	}
+	var settings materialize.AttributeSettings
+	for _, m := range plan.Attributes {
+		settings.Declared = append(settings.Declared, m.Name)
+		if m.SetOnce {
+			settings.SetOnce = append(settings.SetOnce, m.Name)
+		}
+	}
+	return materialize.Compile(append(auds, a), settings)
+}
+
+// serverSince is how many server records arrived between two sets of end
+// offsets.
+func (s *stack) serverSince(from, to map[int32]int64) int {
+	n := 0
+	for p, o := range to {
+		n += int(o - from[p])
+	}
+	return n
+}
+
+// fires counts the ledger entries of campaign that fire.
+func (s *stack) fires(ctx context.Context, campaign string) (int, error) {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM send_ledger FINAL WHERE campaign_id = ? AND decision IN ('fire', 'fire_late')", campaign).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count fires: %w", err)
+	}
+	return int(n), nil
+}
+
+// held is, per audience held back by a lane, the time it is complete to.
+func (s *stack) held(ctx context.Context) (map[string]time.Time, error) {
+	c, err := materialize.ReadCompleteness(ctx, s.conn)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for id, a := range c {
+		if a.HeldBy != "" {
+			out[id] = time.UnixMilli(int64(a.CompleteMs))
+		}
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // campaignsToReceiver records the campaigns with every webhook pointed at
 // a local receiver, signed with a secret made for this run.
 func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver, error) {
@@ -299,6 +420,11 @@ func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver,
 	if err != nil {
 		return nil, err
 	}
+	nudge, err := trigger.ParseCampaign("(drill) drill_browse_nudge", []byte(webOnlyCampaign))
+	if err != nil {
+		return nil, err
+	}
+	campaigns = append(campaigns, nudge)
 	secret := trigger.NewSecret()
 	recv, err := trigger.NewReceiver(secret.String())
 	if err != nil {
