@@ -96,3 +96,45 @@ func BenchmarkInsertEvents(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEvaluatePass measures one evaluation pass after an insert of
+// 2 000 demo-workload events into a database of 50 000 with the default
+// audiences: the evaluator's share of every qualification's latency. Run it
+// with
+//
+//	go test ./materialize -run '^$' -bench EvaluatePass -benchtime 20x
+func BenchmarkEvaluatePass(b *testing.B) {
+	conn := testenv.ClickHouse(b)
+	applyDirs(b, conn, DefaultConfig().attributeSettings(), "audiences")
+	g := workload.New(workload.Config{Customers: 5000, Seed: 1})
+	ctx := context.Background()
+	insert := func(n int) {
+		rows := &ingest.EventRows{}
+		now := time.Now()
+		for rows.Len() < n {
+			raw, err := json.Marshal(g.Next().Body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev, err := ingest.ParseMessage(raw, "", time.Time{}, now, "web")
+			if err != nil {
+				continue
+			}
+			rows.Add(ev, "web", "events.web", 0, int64(rows.Len()))
+		}
+		if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
+			b.Fatal(err)
+		}
+		setWatermark(b, conn, ms(time.Now()))
+	}
+	insert(50000)
+	ev := testEvaluator(b, conn)
+	evaluate(b, ev)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		insert(2000)
+		b.StartTimer()
+		evaluate(b, ev)
+	}
+}

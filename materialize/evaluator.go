@@ -970,7 +970,7 @@ func (e *Evaluator) readInputs(ctx context.Context, pc *pass, res *resolution, c
 	for _, s := range pc.plan.Signals {
 		fmt.Fprintf(&b, ", arrayMap(x -> x.1, o_%s), arrayMap(x -> x.4, o_%s), arrayMap(x -> x.2, o_%s)", s.ID, s.ID, s.ID)
 	}
-	b.WriteString("\nFROM\n(\n    " + indentLines(pc.plan.inputsQuery(runLow(0)), "    ") + "\n)")
+	b.WriteString("\nFROM\n(\n    " + indentLines(pc.plan.inputsQuery(runLow(0), true), "    ") + "\n)")
 	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt)), b.String())
 	if err != nil {
 		return nil, fmt.Errorf("read the inputs of %d customers: %w", len(customers), err)

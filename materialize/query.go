@@ -125,7 +125,7 @@ func (p *Plan) evalQuery(low lowBound) string {
 		}
 	}
 	b.WriteString("\n    FROM\n    (\n        ")
-	b.WriteString(indentLines(p.inputsQuery(low), "        "))
+	b.WriteString(indentLines(p.inputsQuery(low, false), "        "))
 	b.WriteString("\n    ) AS inputs\n    ALL INNER JOIN " + timesTable + " USING customer_id\n)")
 	return b.String()
 }
@@ -148,24 +148,35 @@ func attributeAsOf(a AttributeMode, at, value, has string) string {
 // read, as arrays: h_<attribute> of (event_time_ms, message_id, value,
 // is_null, visible_ms), o_<signal> of (event_time_ms, message_id, value,
 // visible_ms), where visible_ms is when the message started to count for
-// the customer (its event time, or the link of its raw id if later), and
-// first_ms, the moment the customer's first event became visible.
-func (p *Plan) inputsQuery(low lowBound) string {
+// the customer (its event time, or the link of its raw id if later), and,
+// with first, first_ms: the moment the customer's first event became
+// visible (dating needs it; evaluation does not).
+func (p *Plan) inputsQuery(low lowBound, first bool) string {
 	attrs := p.queryAttributes()
 	var b strings.Builder
-	b.WriteString("SELECT\n    customer_id,\n    first_ms")
+	b.WriteString("SELECT\n    customer_id")
+	if first {
+		b.WriteString(",\n    first_ms")
+	}
 	for _, a := range attrs {
 		fmt.Fprintf(&b, ",\n    arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = %s, hist)) AS h_%s", quote(a.Name), a.Name)
 	}
 	for _, s := range p.Signals {
 		fmt.Fprintf(&b, ",\n    arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = %s, occ)) AS o_%s", quote(s.ID), s.ID)
 	}
-	b.WriteString("\nFROM\n(\n    SELECT customer_id, first_ms")
+	b.WriteString("\nFROM\n(\n    SELECT customer_id")
+	if first {
+		b.WriteString(", first_ms")
+	}
 	if len(attrs) > 0 {
 		b.WriteString(", hist")
 	}
 	b.WriteString("\n    FROM\n    (\n        ")
-	b.WriteString(indentLines(firstSeenPart(), "        "))
+	customers := "SELECT DISTINCT customer_id FROM " + batchTable
+	if first {
+		customers = firstSeenPart()
+	}
+	b.WriteString(indentLines(customers, "        "))
 	b.WriteString("\n    ) AS customers")
 	if len(attrs) > 0 {
 		b.WriteString("\n    ANY LEFT JOIN\n    (\n        ")

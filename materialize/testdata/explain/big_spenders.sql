@@ -56,23 +56,13 @@ FROM
     (
         SELECT
             customer_id,
-            first_ms,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc8e9950396', occ)) AS o_sc8e9950396
         FROM
         (
-            SELECT customer_id, first_ms
+            SELECT customer_id
             FROM
             (
-                SELECT customer_id, min(greatest(first, linked_ms)) AS first_ms
-                FROM batch
-                ALL LEFT JOIN
-                (
-                    SELECT customer_id AS member_id, minMerge(first_seen_ms) AS first
-                    FROM customer_event_buckets
-                    WHERE customer_id IN (SELECT member_id FROM batch)
-                    GROUP BY member_id
-                ) AS seen USING member_id
-                GROUP BY customer_id
+                SELECT DISTINCT customer_id FROM batch
             ) AS customers
         ) AS with_attributes
         ANY LEFT JOIN

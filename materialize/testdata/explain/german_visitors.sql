@@ -79,24 +79,14 @@ FROM
     (
         SELECT
             customer_id,
-            first_ms,
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'country', hist)) AS h_country,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sdd273d73e9', occ)) AS o_sdd273d73e9
         FROM
         (
-            SELECT customer_id, first_ms, hist
+            SELECT customer_id, hist
             FROM
             (
-                SELECT customer_id, min(greatest(first, linked_ms)) AS first_ms
-                FROM batch
-                ALL LEFT JOIN
-                (
-                    SELECT customer_id AS member_id, minMerge(first_seen_ms) AS first
-                    FROM customer_event_buckets
-                    WHERE customer_id IN (SELECT member_id FROM batch)
-                    GROUP BY member_id
-                ) AS seen USING member_id
-                GROUP BY customer_id
+                SELECT DISTINCT customer_id FROM batch
             ) AS customers
             ANY LEFT JOIN
             (
