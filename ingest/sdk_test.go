@@ -219,6 +219,19 @@ func TestSDKNode(t *testing.T) {
 	check(t, "alias previousId", rows["alias"].Previous, user+"-prev")
 	check(t, "identify links its anonymous id", linkedUser(t, conn, user+"-anon"), user)
 	check(t, "alias links the previous id", linkedUser(t, conn, user+"-prev"), user)
+	check(t, "campaign as an attribute", queryString(t, conn,
+		"SELECT tupleElement(argMaxMerge(last_value), 1) FROM customer_attributes WHERE customer_id = ? AND attribute = 'context_campaign_name'", user), "black_friday")
+	check(t, "customer_context", queryString(t, conn,
+		"SELECT concat(first_campaign_name, ' ', last_locale, ' ', arrayStringConcat(groups, ',')) FROM customer_context WHERE customer_id = ?", user), "black_friday de-DE "+user+"-org")
+}
+
+func queryString(t *testing.T, conn *chdb.Conn, q string, args ...any) string {
+	t.Helper()
+	var s string
+	if err := conn.QueryRow(context.Background(), q, args...).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return s
 }
 
 // TestSDKPython: segment-analytics-python with gzip on sends every call
