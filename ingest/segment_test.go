@@ -113,7 +113,9 @@ func TestCollectorBrowser(t *testing.T) {
 	cfg.Sources[0].AllowedOrigins = []string{"https://shop.example.test", "http://localhost:*"}
 	cfg.Sources = append(cfg.Sources, ingest.Source{Name: "public", WriteKey: "wk-public-6a1f0c2b", Lane: "web",
 		AllowedOrigins: []string{"https://blog.example.test"}, AllowedTypes: []string{"track", "page"}})
-	withKey := func(key, body string) []byte { return []byte(strings.TrimSuffix(body, "}") + `,"writeKey":"` + key + `"}`) }
+	withKey := func(key, body string) []byte {
+		return []byte(strings.TrimSuffix(body, "}") + `,"writeKey":"` + key + `"}`)
+	}
 	for _, tc := range []struct {
 		name, method, path, origin, contentType, acrm string
 		key                                           string // Basic user name
