@@ -354,10 +354,9 @@ func (e *Event) validate() error {
 		return fieldErr("anonymousId", CodeInvalidField, "anonymousId is longer than %d characters", maxIDLen)
 	case e.Type == TypeTrack && e.Event == "":
 		return fieldErr("event", CodeMissingField, "event is required for track")
-	case e.Type == TypeGroup && e.GroupID == "":
-		return fieldErr("groupId", CodeMissingField, "groupId is required for group")
-	case e.Type == TypeAlias && (e.PreviousID == "" || e.UserID == ""):
-		return fieldErr("previousId", CodeMissingField, "previousId and userId are required for alias")
+	// A group without groupId or an alias without previousId is kept: the
+	// collector refuses them, but a backfill archive (which has no such
+	// columns) re-ingests them without, and the row is still the event.
 	case len(e.PreviousID) > maxIDLen || len(e.GroupID) > maxIDLen:
 		return fieldErr("groupId", CodeInvalidField, "previousId and groupId are at most %d characters", maxIDLen)
 	case e.Timestamp.IsZero():
