@@ -249,7 +249,7 @@ func (c *Collector) endpoint(name, typ string, limit int64) http.Handler {
 func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, limit int64) int {
 	origin := r.Header.Get("Origin")
 	if r.Method == http.MethodOptions {
-		return c.preflight(w, origin)
+		return c.preflight(w, r, origin)
 	}
 	// A browser reads no answer without this header: set it whenever some
 	// source allows the origin, so a refusal's reason reaches the page too.
@@ -373,7 +373,7 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, li
 
 // preflight answers a CORS preflight: POST from an origin some source
 // allows, with no credentials (a write key is not a cookie).
-func (c *Collector) preflight(w http.ResponseWriter, origin string) int {
+func (c *Collector) preflight(w http.ResponseWriter, r *http.Request, origin string) int {
 	h := w.Header()
 	h.Set("Allow", "POST, OPTIONS")
 	if origin == "" {
@@ -385,7 +385,14 @@ func (c *Collector) preflight(w http.ResponseWriter, origin string) int {
 	}
 	allowOrigin(h, origin)
 	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization")
+	// The SDKs add headers of their own (analytics-next sends X-Retry-Count
+	// on a retry); none of them is a credential the browser would attach
+	// by itself, so whatever the preflight asks for is allowed.
+	allowed := "Content-Type, Content-Encoding, Authorization, X-Retry-Count"
+	if asked := r.Header.Get("Access-Control-Request-Headers"); asked != "" {
+		allowed = asked
+	}
+	h.Set("Access-Control-Allow-Headers", allowed)
 	h.Set("Access-Control-Max-Age", "86400")
 	return replyEmpty(w, http.StatusNoContent)
 }

@@ -485,7 +485,7 @@ func TestWrongTypesNameTheField(t *testing.T) {
 		{"event is an array", "track", `{"messageId":"m","userId":"u","event":["e"]}`, rejection{"event", ingest.CodeInvalidField, "event must be a string, not a JSON array"}},
 		{"type is a bool", "", `{"type":true,"messageId":"m","userId":"u"}`, rejection{"type", ingest.CodeInvalidField, "type must be a string, not a JSON bool"}},
 		{"name is an object", "page", `{"messageId":"m","userId":"u","name":{}}`, rejection{"name", ingest.CodeInvalidField, "name must be a string, not a JSON object"}},
-		{"context is a string", "track", `{"messageId":"m","userId":"u","event":"e","context":"web"}`, rejection{"context", ingest.CodeInvalidField, "context must be an object, not a JSON string"}},
+		{"context is a string", "track", `{"messageId":"m","userId":"u","event":"e","context":"web"}`, rejection{"context", ingest.CodeInvalidField, "context must be a JSON object"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ingest.ParseMessage([]byte(tc.body), tc.typ, time.Time{}, rx, "web")

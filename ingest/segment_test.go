@@ -117,19 +117,21 @@ func TestCollectorBrowser(t *testing.T) {
 		return []byte(strings.TrimSuffix(body, "}") + `,"writeKey":"` + key + `"}`)
 	}
 	for _, tc := range []struct {
-		name, method, path, origin, contentType, acrm string
-		key                                           string // Basic user name
-		body                                          []byte
-		gzip                                          bool
-		status                                        int
-		code                                          string
-		allowOrigin                                   string // Access-Control-Allow-Origin expected
-		lane                                          int    // records expected on the web lane
+		name, method, path, origin, contentType, acrm, acrh string
+		key                                                 string // Basic user name
+		body                                                []byte
+		gzip                                                bool
+		status                                              int
+		code                                                string
+		allowOrigin                                         string // Access-Control-Allow-Origin expected
+		lane                                                int    // records expected on the web lane
 	}{
 		{name: "preflight from an allowed origin", method: "OPTIONS", path: "/v1/t", origin: "https://shop.example.test", acrm: "POST",
 			status: 204, allowOrigin: "https://shop.example.test"},
 		{name: "preflight from localhost on any port", method: "OPTIONS", path: "/v1/batch", origin: "http://localhost:5173", acrm: "POST",
 			status: 204, allowOrigin: "http://localhost:5173"},
+		{name: "preflight asking for an SDK's own header", method: "OPTIONS", path: "/v1/t", origin: "https://shop.example.test", acrm: "POST", acrh: "authorization,content-type,x-retry-count",
+			status: 204, allowOrigin: "https://shop.example.test"},
 		{name: "preflight from another origin", method: "OPTIONS", path: "/v1/t", origin: "https://evil.example.test", acrm: "POST",
 			status: 403, code: ingest.CodeOriginNotAllowed},
 		{name: "preflight from https localhost (scheme differs)", method: "OPTIONS", path: "/v1/t", origin: "https://localhost:5173", acrm: "POST",
@@ -163,7 +165,7 @@ func TestCollectorBrowser(t *testing.T) {
 				method = http.MethodPost
 			}
 			req, _ := http.NewRequest(method, e.srv.URL+tc.path, bytes.NewReader(body))
-			for k, v := range map[string]string{"Origin": tc.origin, "Content-Type": tc.contentType, "Access-Control-Request-Method": tc.acrm} {
+			for k, v := range map[string]string{"Origin": tc.origin, "Content-Type": tc.contentType, "Access-Control-Request-Method": tc.acrm, "Access-Control-Request-Headers": tc.acrh} {
 				if v != "" {
 					req.Header.Set(k, v)
 				}
@@ -195,8 +197,9 @@ func TestCollectorBrowser(t *testing.T) {
 				t.Errorf("credentials allowed: %v", h)
 			}
 			if method == http.MethodOptions && tc.status == 204 {
-				if !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") || !strings.Contains(h.Get("Access-Control-Allow-Headers"), "Content-Type") ||
-					!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") || h.Get("Access-Control-Max-Age") == "" {
+				allowed := strings.ToLower(h.Get("Access-Control-Allow-Headers"))
+				if !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") || !strings.Contains(allowed, "content-type") ||
+					!strings.Contains(allowed, "authorization") || !strings.Contains(allowed, "x-retry-count") || h.Get("Access-Control-Max-Age") == "" {
 					t.Errorf("preflight headers %v", h)
 				}
 			}
