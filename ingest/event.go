@@ -291,10 +291,12 @@ func Parse(raw []byte, m Message) (*Event, error) {
 // fitsRecord refuses an event whose Kafka record the loader would refuse for
 // its size, while the client can still be told. The record can be larger
 // than what the client sent: json.Marshal writes <, > and & as \u003c (six
-// bytes for one) and adds the collector's fields. Input below an eighth of
-// the limit cannot grow past it, so only larger events are encoded here.
+// bytes for one) and adds the collector's fields, and context.traits is
+// kept twice (in the context and as the traits). Input below a sixteenth
+// of the limit cannot grow past it (at most 2 × 6 times), so only larger
+// events are encoded here.
 func fitsRecord(ev *Event, rawLen int) error {
-	if rawLen <= maxRecordBytes/8 && len(ev.Source) <= maxIDLen {
+	if rawLen <= maxRecordBytes/16 && len(ev.Source) <= maxIDLen {
 		return nil
 	}
 	rec, err := json.Marshal(ev)

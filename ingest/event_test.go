@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -494,4 +495,25 @@ func TestWrongTypesNameTheField(t *testing.T) {
 	}
 	_, err := ingest.DecodeRecord([]byte(`{"messageId":"m","type":"track","userId":["u"],"event":"e","timestamp":"2025-12-14T18:58:00Z"}`))
 	checkRejection(t, err, rejection{"userId", ingest.CodeInvalidField, "userId must be a string, not a JSON array"})
+}
+
+// Regression: context.traits is stored twice (in the context and as the
+// traits), so a message under the size shortcut of fitsRecord could make a
+// record the loader refuses.
+func TestContextTraitsFitTheRecord(t *testing.T) {
+	// 4 000 bytes: under an eighth of the record limit, over it once
+	// escaped (six bytes each) and stored twice.
+	raw := []byte(`{"messageId":"m","userId":"u","event":"e","context":{"traits":{"t":"` + strings.Repeat("<", 4000) + `"}}}`)
+	ev, err := ingest.ParseMessage(raw, "track", time.Time{}, rx, "web")
+	if err != nil {
+		checkRejection(t, err, rejection{"", ingest.CodeTooLarge, "*"})
+		return
+	}
+	rec, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.DecodeRecord(rec); err != nil {
+		t.Fatalf("a %d-byte message the collector accepted makes a %d-byte record the loader refuses: %v", len(raw), len(rec), err)
+	}
 }
