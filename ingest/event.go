@@ -608,10 +608,53 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// contextStrings is the context's typed columns as a browser or server SDK
+// sends them: all strings, decoded in one pass.
+type contextStrings struct {
+	Campaign struct {
+		Source, Medium, Name, Term, Content string
+	} `json:"campaign"`
+	Page struct {
+		URL      string `json:"url"`
+		Path     string `json:"path"`
+		Referrer string `json:"referrer"`
+		Title    string `json:"title"`
+	} `json:"page"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"userAgent"`
+	Locale    string `json:"locale"`
+	Timezone  string `json:"timezone"`
+	Library   struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"library"`
+}
+
 // ContextColumns extracts the typed context columns of e. A context whose
 // values have unexpected shapes leaves those columns empty; the JSON keeps
 // them.
 func (e *Event) ContextColumns() ContextColumns {
+	var c contextStrings
+	if len(e.Context) > 0 && gojson.Unmarshal(e.Context, &c) != nil {
+		c = contextLenient(e.Context)
+	}
+	out := ContextColumns{
+		CampaignSource: c.Campaign.Source, CampaignMedium: c.Campaign.Medium,
+		CampaignName: c.Campaign.Name, CampaignTerm: c.Campaign.Term, CampaignContent: c.Campaign.Content,
+		PageURL: c.Page.URL, PagePath: c.Page.Path, PageReferrer: c.Page.Referrer, PageTitle: c.Page.Title,
+		IP: c.IP, UserAgent: c.UserAgent, Locale: c.Locale, Timezone: c.Timezone,
+		LibraryName: c.Library.Name, LibraryVersion: c.Library.Version,
+	}
+	if out.IP == "" {
+		out.IP = e.IP
+	}
+	return out
+}
+
+// contextLenient decodes a context some of whose values are not strings
+// (a number as the campaign term, an object as the page): field by field,
+// a scalar kept as its JSON text, so one odd value costs no other.
+func contextLenient(ctx json.RawMessage) contextStrings {
 	var c struct {
 		Campaign struct {
 			Source, Medium, Name, Term, Content text
@@ -622,36 +665,26 @@ func (e *Event) ContextColumns() ContextColumns {
 			Referrer text `json:"referrer"`
 			Title    text `json:"title"`
 		} `json:"page"`
-		IP        text `json:"ip"`
-		UserAgent text `json:"userAgent"`
-		Locale    text `json:"locale"`
-		Timezone  text `json:"timezone"`
-		Library   struct {
+		IP, UserAgent, Locale, Timezone text
+		Library                         struct {
 			Name    text `json:"name"`
 			Version text `json:"version"`
 		} `json:"library"`
 	}
-	if len(e.Context) > 0 {
-		// Field by field: one value of an unexpected shape must not cost the others.
-		var fields map[string]json.RawMessage
-		if gojson.Unmarshal(e.Context, &fields) == nil {
-			for key, into := range map[string]any{"campaign": &c.Campaign, "page": &c.Page, "ip": &c.IP,
-				"userAgent": &c.UserAgent, "locale": &c.Locale, "timezone": &c.Timezone, "library": &c.Library} {
-				if v, ok := fields[key]; ok {
-					_ = gojson.Unmarshal(v, into)
-				}
+	var fields map[string]json.RawMessage
+	if gojson.Unmarshal(ctx, &fields) == nil {
+		for key, into := range map[string]any{"campaign": &c.Campaign, "page": &c.Page, "ip": &c.IP,
+			"userAgent": &c.UserAgent, "locale": &c.Locale, "timezone": &c.Timezone, "library": &c.Library} {
+			if v, ok := fields[key]; ok {
+				_ = gojson.Unmarshal(v, into)
 			}
 		}
 	}
-	out := ContextColumns{
-		CampaignSource: string(c.Campaign.Source), CampaignMedium: string(c.Campaign.Medium),
-		CampaignName: string(c.Campaign.Name), CampaignTerm: string(c.Campaign.Term), CampaignContent: string(c.Campaign.Content),
-		PageURL: string(c.Page.URL), PagePath: string(c.Page.Path), PageReferrer: string(c.Page.Referrer), PageTitle: string(c.Page.Title),
-		IP: string(c.IP), UserAgent: string(c.UserAgent), Locale: string(c.Locale), Timezone: string(c.Timezone),
-		LibraryName: string(c.Library.Name), LibraryVersion: string(c.Library.Version),
-	}
-	if out.IP == "" {
-		out.IP = e.IP
-	}
+	var out contextStrings
+	out.Campaign.Source, out.Campaign.Medium, out.Campaign.Name = string(c.Campaign.Source), string(c.Campaign.Medium), string(c.Campaign.Name)
+	out.Campaign.Term, out.Campaign.Content = string(c.Campaign.Term), string(c.Campaign.Content)
+	out.Page.URL, out.Page.Path, out.Page.Referrer, out.Page.Title = string(c.Page.URL), string(c.Page.Path), string(c.Page.Referrer), string(c.Page.Title)
+	out.IP, out.UserAgent, out.Locale, out.Timezone = string(c.IP), string(c.UserAgent), string(c.Locale), string(c.Timezone)
+	out.Library.Name, out.Library.Version = string(c.Library.Name), string(c.Library.Version)
 	return out
 }

@@ -517,3 +517,31 @@ func TestContextTraitsFitTheRecord(t *testing.T) {
 		t.Fatalf("a %d-byte message the collector accepted makes a %d-byte record the loader refuses: %v", len(raw), len(rec), err)
 	}
 }
+
+func TestContextColumns(t *testing.T) {
+	for _, tc := range []struct {
+		name, ctx, ip string
+		want          ingest.ContextColumns
+	}{
+		{name: "every typed value", ctx: `{"campaign":{"source":"s","medium":"m","name":"n","term":"t","content":"c"},"page":{"url":"u","path":"/p","referrer":"r","title":"T"},` +
+			`"ip":"1.2.3.4","userAgent":"ua","locale":"de-DE","timezone":"Europe/Berlin","library":{"name":"lib","version":"1.0"},"other":{"x":1}}`,
+			want: ingest.ContextColumns{CampaignSource: "s", CampaignMedium: "m", CampaignName: "n", CampaignTerm: "t", CampaignContent: "c",
+				PageURL: "u", PagePath: "/p", PageReferrer: "r", PageTitle: "T", IP: "1.2.3.4", UserAgent: "ua", Locale: "de-DE", Timezone: "Europe/Berlin",
+				LibraryName: "lib", LibraryVersion: "1.0"}},
+		{name: "odd shapes cost only themselves", ctx: `{"campaign":{"name":"n","term":42},"page":{"url":{"href":"u"},"path":"/p"},"locale":null,"library":"lib","timezone":"UTC"}`,
+			want: ingest.ContextColumns{CampaignName: "n", CampaignTerm: "42", PagePath: "/p", Timezone: "UTC"}},
+		{name: "the request's address when the context has no ip", ctx: `{"locale":"fr"}`, ip: "10.1.2.3",
+			want: ingest.ContextColumns{Locale: "fr", IP: "10.1.2.3"}},
+		{name: "no context", ip: "10.1.2.3", want: ingest.ContextColumns{IP: "10.1.2.3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &ingest.Event{IP: tc.ip}
+			if tc.ctx != "" {
+				ev.Context = []byte(tc.ctx)
+			}
+			if got := ev.ContextColumns(); got != tc.want {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
