@@ -17,7 +17,14 @@ import (
 // later migration adds a column with a DEFAULT.
 const EventColumns = "message_id, type, customer_id, user_id, anonymous_id, event, properties, traits, " +
 	"event_time, event_time_ms, sent_at_ms, received_at_ms, ingest_time_ms, source, lane, " +
-	"kafka_topic, kafka_partition, kafka_offset"
+	"kafka_topic, kafka_partition, kafka_offset, " + contextColumnList
+
+// contextColumnList names the columns of a message's context and of the
+// group and alias calls, in the order EventRows.contextCols appends them.
+const contextColumnList = "previous_id, group_id, context, " +
+	"context_campaign_source, context_campaign_medium, context_campaign_name, context_campaign_term, context_campaign_content, " +
+	"context_page_url, context_page_path, context_page_referrer, context_page_title, " +
+	"context_ip, context_user_agent, context_locale, context_timezone, context_library_name, context_library_version"
 
 // EventRows holds a batch of events as columns, the shape the native
 // protocol sends, so a flush appends whole slices instead of row by row.
@@ -29,6 +36,19 @@ type EventRows struct {
 	Source, Lane, Topic                                                         []string
 	Partition                                                                   []int32
 	Offset                                                                      []int64
+	// Ctx holds the columns of contextColumnList, in its order.
+	Ctx [contextColumnCount][]string
+}
+
+const contextColumnCount = 18
+
+// contextCols is one row's values of contextColumnList.
+func contextCols(ev *Event) [contextColumnCount]string {
+	c := ev.ContextColumns()
+	return [contextColumnCount]string{ev.PreviousID, ev.GroupID, jsonOrEmpty(ev.Context),
+		c.CampaignSource, c.CampaignMedium, c.CampaignName, c.CampaignTerm, c.CampaignContent,
+		c.PageURL, c.PagePath, c.PageReferrer, c.PageTitle,
+		c.IP, c.UserAgent, c.Locale, c.Timezone, c.LibraryName, c.LibraryVersion}
 }
 
 // Len is the number of rows.
@@ -41,6 +61,9 @@ func (b *EventRows) Reset() {
 	b.EventTime, b.EventTimeMs, b.SentAtMs = b.EventTime[:0], b.EventTimeMs[:0], b.SentAtMs[:0]
 	b.ReceivedAtMs, b.IngestTimeMs = b.ReceivedAtMs[:0], b.IngestTimeMs[:0]
 	b.Source, b.Lane, b.Topic, b.Partition, b.Offset = b.Source[:0], b.Lane[:0], b.Topic[:0], b.Partition[:0], b.Offset[:0]
+	for i := range b.Ctx {
+		b.Ctx[i] = b.Ctx[i][:0]
+	}
 }
 
 // Add appends one event consumed from topic/partition/offset.
@@ -63,6 +86,9 @@ func (b *EventRows) Add(ev *Event, lane, topic string, partition int32, offset i
 	b.Topic = append(b.Topic, topic)
 	b.Partition = append(b.Partition, partition)
 	b.Offset = append(b.Offset, offset)
+	for i, v := range contextCols(ev) {
+		b.Ctx[i] = append(b.Ctx[i], v)
+	}
 }
 
 // insertBlockRows is the most rows sent in one block of an insert. The
@@ -89,6 +115,9 @@ func (b *EventRows) Insert(ctx context.Context, conn *chdb.Conn, ingestMs uint64
 			b.Event[lo:hi], b.Properties[lo:hi], b.Traits[lo:hi], b.EventTime[lo:hi], b.EventTimeMs[lo:hi],
 			b.SentAtMs[lo:hi], b.ReceivedAtMs[lo:hi], b.IngestTimeMs[lo:hi], b.Source[lo:hi], b.Lane[lo:hi],
 			b.Topic[lo:hi], b.Partition[lo:hi], b.Offset[lo:hi]}
+		for i := range b.Ctx {
+			cols = append(cols, b.Ctx[i][lo:hi])
+		}
 		for i, col := range cols {
 			if err := batch.Column(i).Append(col); err != nil {
 				_ = batch.Abort()

@@ -68,3 +68,27 @@ func BenchmarkEventRowsAdd(b *testing.B) {
 		rows.Add(evs[i%len(evs)], "web", "events.web", 0, int64(i))
 	}
 }
+
+// BenchmarkEventRowsAddWithContext is BenchmarkEventRowsAdd for events
+// carrying the context a browser SDK sends (library, page, campaign, user
+// agent, locale, timezone): the typed context columns are extracted here.
+func BenchmarkEventRowsAddWithContext(b *testing.B) {
+	_, evs := benchRecords(b, 4096)
+	ctx := json.RawMessage(`{"library":{"name":"analytics.js","version":"npm:next-1.84.3"},` +
+		`"page":{"path":"/shop","referrer":"https://search.example.test/","search":"?utm_source=newsletter","title":"Shop","url":"http://localhost:8080/shop?utm_source=newsletter"},` +
+		`"userAgent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36",` +
+		`"locale":"en-US","timezone":"Europe/Berlin","campaign":{"source":"newsletter","medium":"email","name":"black_friday"}}`)
+	for _, ev := range evs {
+		ev.Context = ctx
+	}
+	batch := ingest.DefaultLoaderConfig().BatchSize
+	var rows ingest.EventRows
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if rows.Len() == batch {
+			rows.Reset()
+		}
+		rows.Add(evs[i%len(evs)], "web", "events.web", 0, int64(i))
+	}
+}

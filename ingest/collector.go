@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,6 +37,16 @@ type Source struct {
 	Lane string `koanf:"lane"`
 	// RateLimit is events per second accepted from this source (0: no limit).
 	RateLimit float64 `koanf:"rate_limit"`
+	// AllowedOrigins are the web origins browsers may send this source's
+	// events from (CORS), e.g. "https://shop.example.com",
+	// "http://localhost:*" (any port) or "*". Empty: none, so a request
+	// carrying an Origin header is refused. A browser's write key is
+	// public: list only the sites that embed it.
+	AllowedOrigins []string `koanf:"allowed_origins"`
+	// AllowedTypes are the call types the source may send (track,
+	// identify, page, screen, group, alias). Empty: all. A public browser
+	// key can be kept to the client-side calls, e.g. [track, page].
+	AllowedTypes []string `koanf:"allowed_types"`
 }
 
 // CollectorConfig configures the HTTP collector.
@@ -59,12 +70,14 @@ type CollectorConfig struct {
 	TLSKey  string `koanf:"tls_key"`
 }
 
-// DefaultCollectorConfig returns the local defaults.
+// DefaultCollectorConfig returns the local defaults. The demo web source
+// accepts pages served from this machine on any port, so a local page
+// works with `tideline dev` as it is.
 func DefaultCollectorConfig() CollectorConfig {
 	return CollectorConfig{
 		Addr: "127.0.0.1:8088",
 		Sources: []Source{
-			{Name: "web", WriteKey: "web-demo-key", Lane: "web"},
+			{Name: "web", WriteKey: "web-demo-key", Lane: "web", AllowedOrigins: []string{"http://localhost:*", "http://127.0.0.1:*"}},
 			{Name: "server", WriteKey: "server-demo-key", Lane: "server"},
 		},
 		MaxInFlight:    256,
@@ -104,6 +117,16 @@ func (c CollectorConfig) Validate() error {
 		if s.RateLimit < 0 {
 			errs = append(errs, fmt.Errorf("collector.sources[%d] (%s): rate_limit must not be negative", i, s.Name))
 		}
+		for _, o := range s.AllowedOrigins {
+			if _, err := parseOriginPattern(o); err != nil {
+				errs = append(errs, fmt.Errorf("collector.sources[%d] (%s): allowed_origins: %w", i, s.Name, err))
+			}
+		}
+		for _, t := range s.AllowedTypes {
+			if !knownType(t) {
+				errs = append(errs, fmt.Errorf("collector.sources[%d] (%s): allowed_types: %q is not a call type (track, identify, page, screen, group, alias)", i, s.Name, t))
+			}
+		}
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("collector.max_in_flight must be at least 1, got %d", c.MaxInFlight))
@@ -120,6 +143,8 @@ func (c CollectorConfig) Validate() error {
 type source struct {
 	Source
 	topic   string
+	origins []originPattern
+	types   map[string]bool // nil: every type
 	limiter *rate.Limiter
 	// keyHash is the SHA-256 of WriteKey, what requests are compared with.
 	keyHash [sha256.Size]byte
@@ -158,6 +183,16 @@ func NewCollector(cfg CollectorConfig, bc broker.Config, client *kgo.Client, reg
 			return nil, err
 		}
 		src := &source{Source: s, topic: topic, keyHash: sha256.Sum256([]byte(s.WriteKey))}
+		for _, o := range s.AllowedOrigins {
+			p, _ := parseOriginPattern(o) // Validate checked it
+			src.origins = append(src.origins, p)
+		}
+		if len(s.AllowedTypes) > 0 {
+			src.types = map[string]bool{}
+			for _, t := range s.AllowedTypes {
+				src.types[t] = true
+			}
+		}
 		if s.RateLimit > 0 {
 			src.limiter = rate.NewLimiter(rate.Limit(s.RateLimit), int(max(s.RateLimit, 1000)))
 		}
@@ -166,24 +201,40 @@ func NewCollector(cfg CollectorConfig, bc broker.Config, client *kgo.Client, reg
 	return c, nil
 }
 
-// Handler routes the tracking API.
+// Handler routes the tracking API: the server SDKs' paths and the browser
+// SDKs' short ones (/v1/t, /v1/p, ... and /v1/b for batches).
 func (c *Collector) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/track", c.endpoint("track", TypeTrack, MaxEventBytes))
-	mux.Handle("/v1/identify", c.endpoint("identify", TypeIdentify, MaxEventBytes))
-	mux.Handle("/v1/page", c.endpoint("page", TypePage, MaxEventBytes))
-	mux.Handle("/v1/batch", c.endpoint("batch", "", MaxBatchBytes))
-	mux.Handle("/v1/import", c.endpoint("batch", "", MaxBatchBytes))
+	for _, typ := range []string{TypeTrack, TypeIdentify, TypePage, TypeScreen, TypeGroup, TypeAlias} {
+		h := c.endpoint(typ, typ, MaxEventBytes)
+		mux.Handle("/v1/"+typ, h)
+		mux.Handle("/v1/"+typ[:1], h)
+	}
+	for _, p := range []string{"/v1/batch", "/v1/import", "/v1/b"} {
+		mux.Handle(p, c.endpoint("batch", "", MaxBatchBytes))
+	}
 	return mux
 }
 
 type response struct {
 	Success    bool   `json:"success"`
-	Accepted   int    `json:"accepted,omitempty"`
+	Accepted   int    `json:"accepted"`
 	Duplicates int    `json:"duplicates,omitempty"`
 	Error      string `json:"error,omitempty"`
 	Field      string `json:"field,omitempty"`
 	Code       string `json:"code,omitempty"`
+	// Refused lists the batch items that were not accepted; each was
+	// dead-lettered with its reason.
+	Refused []RefusedItem `json:"refused,omitempty"`
+}
+
+// RefusedItem is a batch item the collector did not accept.
+type RefusedItem struct {
+	// Index is the item's position in the batch array.
+	Index   int    `json:"index"`
+	Field   string `json:"field,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"error"`
 }
 
 func (c *Collector) endpoint(name, typ string, limit int64) http.Handler {
@@ -196,33 +247,53 @@ func (c *Collector) endpoint(name, typ string, limit int64) http.Handler {
 }
 
 func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, limit int64) int {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return reply(w, http.StatusMethodNotAllowed, response{Error: "use POST", Code: "method_not_allowed"})
+	origin := r.Header.Get("Origin")
+	if r.Method == http.MethodOptions {
+		return c.preflight(w, r, origin)
 	}
-	src := c.authenticate(r)
-	if src == nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="tideline"`)
-		return reply(w, http.StatusUnauthorized, response{Error: "unknown or missing write key: send it as the HTTP Basic user name", Code: "unauthorized"})
+	// A browser reads no answer without this header: set it whenever some
+	// source allows the origin, so a refusal's reason reaches the page too.
+	// Whether the request's own source allows it is checked below.
+	if origin != "" && c.anyAllows(origin) {
+		allowOrigin(w.Header(), origin)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		return reply(w, http.StatusMethodNotAllowed, response{Error: "use POST", Code: "method_not_allowed"})
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && mt != "text/plain") {
-			return reply(w, http.StatusUnsupportedMediaType, response{Error: fmt.Sprintf("content type %q: send application/json", ct), Code: "unsupported_media_type"})
+			return reply(w, http.StatusUnsupportedMediaType, response{Error: fmt.Sprintf("content type %q: send application/json or text/plain", ct), Code: "unsupported_media_type"})
 		}
 	}
 	select {
 	case c.inFlight <- struct{}{}:
 		defer func() { <-c.inFlight }()
 	default:
-		c.metrics.refused.WithLabelValues(src.Name, "overloaded").Inc()
+		name := ""
+		if key, _, ok := r.BasicAuth(); ok {
+			if s := c.lookup(key); s != nil {
+				name = s.Name
+			}
+		}
+		c.metrics.refused.WithLabelValues(name, "overloaded").Inc()
 		w.Header().Set("Retry-After", "1")
 		return reply(w, http.StatusServiceUnavailable, response{Error: "collector is at capacity; retry after the Retry-After delay", Code: "overloaded"})
 	}
-	body, err := readBody(r, limit)
-	if err != nil {
+	body, bodyErr := readBody(r, limit)
+	// The browser SDKs send the write key in the body: the body is read
+	// (bounded by limit and max_in_flight) before the key is known.
+	src := c.authenticate(r, body, bodyErr)
+	if src == nil {
+		if origin == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="tideline"`)
+		}
+		return reply(w, http.StatusUnauthorized, response{Error: "unknown or missing write key: send it as the HTTP Basic user name or as writeKey in the body", Code: "unauthorized"})
+	}
+	if bodyErr != nil {
 		var fe *FieldError
-		if errors.As(err, &fe) {
+		if errors.As(bodyErr, &fe) {
 			status := http.StatusBadRequest
 			if fe.Code == CodeTooLarge {
 				status = http.StatusRequestEntityTooLarge
@@ -230,21 +301,44 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, li
 			c.reject(r.Context(), src, body, fe)
 			return reply(w, status, response{Error: fe.Message, Field: fe.Field, Code: fe.Code})
 		}
-		return reply(w, http.StatusBadRequest, response{Error: err.Error(), Code: "bad_request"})
+		return reply(w, http.StatusBadRequest, response{Error: bodyErr.Error(), Code: "bad_request"})
+	}
+	if origin != "" && !src.allowsOrigin(origin) {
+		fe := fieldErr("", CodeOriginNotAllowed, "origin %s is not in the allowed_origins of source %s", truncate(origin, 256), src.Name)
+		c.metrics.refused.WithLabelValues(src.Name, "origin_not_allowed").Inc()
+		c.reject(r.Context(), src, body, fe)
+		return reply(w, http.StatusForbidden, response{Error: fe.Message, Code: fe.Code})
 	}
 	received := c.now()
-	events, dups, err := c.parse(body, typ, received, src.Name)
+	msg := Message{Type: typ, ReceivedAt: received, Source: src.Name, WriteKey: src.WriteKey, IP: clientIP(r)}
+	events, dups, refused, err := c.parse(body, msg, src)
 	if err != nil {
 		var fe *FieldError
 		if !errors.As(err, &fe) {
 			fe = &FieldError{Code: CodeMalformedJSON, Message: err.Error()}
 		}
 		status := http.StatusBadRequest
-		if fe.Code == CodeTooLarge {
+		switch fe.Code {
+		case CodeTooLarge:
 			status = http.StatusRequestEntityTooLarge
+		case CodeTypeNotAllowed:
+			status = http.StatusForbidden
 		}
 		c.reject(r.Context(), src, body, fe)
 		return reply(w, status, response{Error: fe.Message, Field: fe.Field, Code: fe.Code})
+	}
+	if len(refused) > 0 {
+		c.rejectItems(r.Context(), src, refused)
+	}
+	answer := response{Refused: make([]RefusedItem, len(refused))}
+	for i, it := range refused {
+		answer.Refused[i] = RefusedItem{Index: it.index, Field: it.err.Field, Code: it.err.Code, Message: it.err.Message}
+	}
+	if len(events) == 0 {
+		// Every item was refused: nothing to retry, so not a 5xx.
+		first := refused[0].err
+		answer.Error, answer.Field, answer.Code = fmt.Sprintf("all %d items were refused; the first: %s", len(refused), first.Message), first.Field, first.Code
+		return reply(w, http.StatusBadRequest, answer)
 	}
 	if src.limiter != nil {
 		// A batch larger than the limiter's burst could never be
@@ -270,16 +364,98 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, typ string, li
 		return reply(w, http.StatusServiceUnavailable, response{Error: "the broker did not acknowledge the events in time; retry after the Retry-After delay with the same messageIds (duplicates are dropped)", Code: "unavailable"})
 	}
 	c.metrics.events.WithLabelValues(src.Lane, "accepted").Add(float64(len(events)))
-	return reply(w, http.StatusOK, response{Success: true, Accepted: len(events), Duplicates: dups})
+	answer.Success, answer.Accepted, answer.Duplicates = len(refused) == 0, len(events), dups
+	if len(refused) > 0 {
+		answer.Error = fmt.Sprintf("%d of %d items were refused and dead-lettered; see refused", len(refused), len(refused)+len(events)+dups)
+	}
+	return reply(w, http.StatusOK, answer)
 }
 
-// authenticate finds the source of the request's write key, comparing every
-// key in constant time so timing does not reveal how much of a key matched.
-// The comparison is of SHA-256 digests: ConstantTimeCompare returns at once
-// for inputs of different lengths, which would reveal each key's length.
-func (c *Collector) authenticate(r *http.Request) *source {
+// preflight answers a CORS preflight: POST from an origin some source
+// allows, with no credentials (a write key is not a cookie).
+func (c *Collector) preflight(w http.ResponseWriter, r *http.Request, origin string) int {
+	h := w.Header()
+	h.Set("Allow", "POST, OPTIONS")
+	if origin == "" {
+		return replyEmpty(w, http.StatusNoContent)
+	}
+	if !c.anyAllows(origin) {
+		c.metrics.refused.WithLabelValues("", "origin_not_allowed").Inc()
+		return reply(w, http.StatusForbidden, response{Error: fmt.Sprintf("origin %s is not allowed by any source", truncate(origin, 256)), Code: CodeOriginNotAllowed})
+	}
+	allowOrigin(h, origin)
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	// The SDKs add headers of their own (analytics-next sends X-Retry-Count
+	// on a retry); none of them is a credential the browser would attach
+	// by itself, so whatever the preflight asks for is allowed.
+	allowed := "Content-Type, Content-Encoding, Authorization, X-Retry-Count"
+	if asked := r.Header.Get("Access-Control-Request-Headers"); asked != "" {
+		allowed = asked
+	}
+	h.Set("Access-Control-Allow-Headers", allowed)
+	h.Set("Access-Control-Max-Age", "86400")
+	return replyEmpty(w, http.StatusNoContent)
+}
+
+func allowOrigin(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+}
+
+func (c *Collector) anyAllows(origin string) bool {
+	for _, s := range c.sources {
+		if s.allowsOrigin(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *source) allowsOrigin(origin string) bool {
+	for _, p := range s.origins {
+		if p.matches(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the address the request came from (without port). Proxy
+// headers are not trusted: anyone can send them.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// authenticate finds the source of the request's write key: the HTTP Basic
+// user name (server SDKs) or the body's writeKey (browser SDKs). Every key
+// is compared in constant time so timing does not reveal how much of a key
+// matched. The comparison is of SHA-256 digests: ConstantTimeCompare
+// returns at once for inputs of different lengths, which would reveal each
+// key's length.
+func (c *Collector) authenticate(r *http.Request, body []byte, bodyErr error) *source {
 	key, _, ok := r.BasicAuth()
 	if !ok || key == "" {
+		if bodyErr != nil {
+			return nil
+		}
+		var k struct {
+			WriteKey string `json:"writeKey"`
+		}
+		if json.Unmarshal(body, &k) != nil || k.WriteKey == "" {
+			return nil
+		}
+		key = k.WriteKey
+	}
+	return c.lookup(key)
+}
+
+// lookup finds the source of key.
+func (c *Collector) lookup(key string) *source {
+	if key == "" {
 		return nil
 	}
 	h := sha256.Sum256([]byte(key))
@@ -327,42 +503,62 @@ type batchBody struct {
 	SentAt *string           `json:"sentAt"`
 }
 
-// parse returns the accepted events of a request and how many in-batch
-// duplicates (same messageId) were dropped.
-func (c *Collector) parse(body []byte, typ string, received time.Time, sourceName string) ([]*Event, int, error) {
-	if typ != "" {
-		ev, err := ParseMessage(body, typ, time.Time{}, received, sourceName)
+// refusedItem is a batch item that failed validation.
+type refusedItem struct {
+	index int
+	raw   []byte
+	err   *FieldError
+}
+
+// parse returns the accepted events of a request, how many in-batch
+// duplicates (same messageId) were dropped, and the batch items refused.
+// An error refuses the whole request: a single message that is invalid,
+// or a batch whose envelope is.
+func (c *Collector) parse(body []byte, m Message, src *source) ([]*Event, int, []refusedItem, error) {
+	if m.Type != "" {
+		ev, err := Parse(body, m)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
-		return []*Event{ev}, 0, nil
+		if err := src.allowsType(ev.Type); err != nil {
+			return nil, 0, nil, err
+		}
+		return []*Event{ev}, 0, nil, nil
 	}
 	// The envelope {"batch":[...]} adds two levels; each item is held to
-	// MaxDepth by ParseMessage, as on the single-event endpoints.
+	// MaxDepth by Parse, as on the single-event endpoints.
 	if err := checkDepthOf(body, MaxDepth+2); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	var b batchBody
 	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, 0, jsonError(err)
+		return nil, 0, nil, jsonError(err)
 	}
 	if len(b.Batch) == 0 {
-		return nil, 0, fieldErr("batch", CodeMissingField, "batch must be a non-empty array of messages")
+		return nil, 0, nil, fieldErr("batch", CodeMissingField, "batch must be a non-empty array of messages")
 	}
-	var sentAt time.Time
 	if b.SentAt != nil {
 		var err error
-		if sentAt, err = parseTime("sentAt", *b.SentAt); err != nil {
-			return nil, 0, err
+		if m.BatchSentAt, err = parseTime("sentAt", *b.SentAt); err != nil {
+			return nil, 0, nil, err
 		}
 	}
 	events := make([]*Event, 0, len(b.Batch))
+	var refused []refusedItem
 	seen := make(map[string]bool, len(b.Batch))
 	dups := 0
 	for i, raw := range b.Batch {
-		ev, err := ParseMessage(raw, "", sentAt, received, sourceName)
+		ev, err := Parse(raw, m)
+		if err == nil {
+			err = src.allowsType(ev.Type)
+		}
 		if err != nil {
-			return nil, 0, withPrefix(err, fmt.Sprintf("batch[%d]", i))
+			var fe *FieldError
+			if !errors.As(withPrefix(err, fmt.Sprintf("batch[%d]", i)), &fe) {
+				fe = &FieldError{Field: fmt.Sprintf("batch[%d]", i), Code: CodeInvalidField, Message: err.Error()}
+			}
+			refused = append(refused, refusedItem{index: i, raw: raw, err: fe})
+			continue
 		}
 		if seen[ev.MessageID] {
 			dups++
@@ -371,7 +567,14 @@ func (c *Collector) parse(body []byte, typ string, received time.Time, sourceNam
 		seen[ev.MessageID] = true
 		events = append(events, ev)
 	}
-	return events, dups, nil
+	return events, dups, refused, nil
+}
+
+func (s *source) allowsType(typ string) error {
+	if s.types == nil || s.types[typ] {
+		return nil
+	}
+	return fieldErr("type", CodeTypeNotAllowed, "source %s may not send %s calls (allowed_types)", s.Name, typ)
 }
 
 // produce writes events and waits for the broker's acknowledgement of all of them.
@@ -420,6 +623,26 @@ func (c *Collector) reject(ctx context.Context, src *source, body []byte, fe *Fi
 	if err := c.client.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		c.log.Warn("dead-letter produce failed", "source", src.Name, "reason", fe.Code, "err", err)
 	}
+}
+
+// rejectItems keeps the refused items of a batch in the dead-letter topic,
+// one record each with its reason and its index in the field.
+func (c *Collector) rejectItems(ctx context.Context, src *source, items []refusedItem) {
+	c.metrics.events.WithLabelValues(src.Lane, "rejected").Add(float64(len(items)))
+	recs := make([]*kgo.Record, len(items))
+	for i, it := range items {
+		recs[i] = DeadLetterRecord(c.dlqTopic, it.raw, "collector:"+src.Name, it.err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ProduceTimeout)
+	defer cancel()
+	if err := c.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		c.log.Warn("dead-letter produce failed", "source", src.Name, "items", len(items), "err", err)
+	}
+}
+
+func replyEmpty(w http.ResponseWriter, status int) int {
+	w.WriteHeader(status)
+	return status
 }
 
 func reply(w http.ResponseWriter, status int, body response) int {

@@ -33,6 +33,10 @@ const (
 	CodeUnknownType     = "unknown_type"
 	CodeTooDeep         = "too_deep"
 	CodeInvalidEncoding = "invalid_utf8"
+	// CodeOriginNotAllowed: a browser request from an origin its source does not list.
+	CodeOriginNotAllowed = "origin_not_allowed"
+	// CodeTypeNotAllowed: a call type its source's allowed_types does not list.
+	CodeTypeNotAllowed = "type_not_allowed"
 )
 
 func fieldErr(field, code, format string, args ...any) *FieldError {

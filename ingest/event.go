@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -32,7 +34,19 @@ const (
 	TypeTrack    = "track"
 	TypeIdentify = "identify"
 	TypePage     = "page"
+	TypeScreen   = "screen"
+	TypeGroup    = "group"
+	TypeAlias    = "alias"
 )
+
+// knownType reports whether typ is a Segment call type the collector stores.
+func knownType(typ string) bool {
+	switch typ {
+	case TypeTrack, TypeIdentify, TypePage, TypeScreen, TypeGroup, TypeAlias:
+		return true
+	}
+	return false
+}
 
 // Event is the normalised form of one accepted event: what the collector
 // writes to Kafka (as JSON) and what the loader decodes. Timestamps are UTC.
@@ -45,6 +59,15 @@ type Event struct {
 	Name        string          `json:"name,omitempty"`
 	Properties  json.RawMessage `json:"properties,omitempty"`
 	Traits      json.RawMessage `json:"traits,omitempty"`
+	// PreviousID is an alias call's previousId: the id userId now stands for.
+	PreviousID string `json:"previousId,omitempty"`
+	// GroupID is a group call's groupId.
+	GroupID string `json:"groupId,omitempty"`
+	// Context is the message's context object as sent.
+	Context json.RawMessage `json:"context,omitempty"`
+	// IP is the client address the collector saw, stored as the context's
+	// ip when the context carries none (as Segment's API does).
+	IP string `json:"ip,omitempty"`
 	// Timestamp is the event time, corrected for client clock skew.
 	Timestamp time.Time `json:"timestamp"`
 	// SentAt is when the client sent the request (zero when not given).
@@ -66,9 +89,9 @@ func (e *Event) CustomerID() string {
 }
 
 // EventName is the name stored in the events table: the track event, the page
-// name, or "" for identify.
+// or screen name, or "" for the other types.
 func (e *Event) EventName() string {
-	if e.Type == TypePage {
+	if e.Type == TypePage || e.Type == TypeScreen {
 		return e.Name
 	}
 	return e.Event
@@ -84,11 +107,26 @@ type incoming struct {
 	Name        *string         `json:"name"`
 	Properties  json.RawMessage `json:"properties"`
 	Traits      json.RawMessage `json:"traits"`
-	Context     *struct {
-		Traits json.RawMessage `json:"traits"`
-	} `json:"context"`
-	Timestamp *string `json:"timestamp"`
-	SentAt    *string `json:"sentAt"`
+	PreviousID  json.RawMessage `json:"previousId"`
+	GroupID     json.RawMessage `json:"groupId"`
+	Context     json.RawMessage `json:"context"`
+	Timestamp   *string         `json:"timestamp"`
+	SentAt      *string         `json:"sentAt"`
+}
+
+// Message is what the collector knows of a message besides its bytes.
+type Message struct {
+	// Type is the endpoint's call type ("" for batch items, which carry their own).
+	Type string
+	// BatchSentAt is the batch's sentAt, used when the message has none.
+	BatchSentAt time.Time
+	ReceivedAt  time.Time
+	// Source is the write key's source name.
+	Source string
+	// WriteKey derives the messageId of a message that has none; "" uses Source.
+	WriteKey string
+	// IP is the client address, kept when the context has no ip.
+	IP string
 }
 
 // Clock bounds for accepted event times: older than minEventTime is a
@@ -102,6 +140,25 @@ const maxFuture = 24 * time.Hour
 // typ is the endpoint's type ("" for batch items, which carry their own);
 // batchSentAt is the batch's sentAt, used when the message has none.
 func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time.Time, source string) (*Event, error) {
+	return Parse(raw, Message{Type: typ, BatchSentAt: batchSentAt, ReceivedAt: receivedAt, Source: source})
+}
+
+// DerivedMessageID is the messageId given to a message sent without one: a
+// digest of the write key and the message's bytes, so a client that retries
+// the same bytes gets the same id and the retry is deduplicated, while two
+// sources sending equal bytes do not collide. The key cannot be read back
+// from the digest.
+func DerivedMessageID(writeKey string, raw []byte) string {
+	h := sha256.New()
+	h.Write([]byte(writeKey))
+	h.Write([]byte{0})
+	h.Write(bytes.TrimSpace(raw))
+	return "tl-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Parse validates one Segment message and returns it normalised.
+func Parse(raw []byte, m Message) (*Event, error) {
+	typ, batchSentAt, receivedAt := m.Type, m.BatchSentAt, m.ReceivedAt
 	if len(raw) > MaxEventBytes {
 		return nil, fieldErr("", CodeTooLarge, "event is %d bytes; the limit is %d bytes (32 KB)", len(raw), MaxEventBytes)
 	}
@@ -119,7 +176,7 @@ func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time
 	if dec.More() {
 		return nil, fieldErr("", CodeMalformedJSON, "unexpected data after the JSON object")
 	}
-	ev := &Event{ReceivedAt: receivedAt.UTC(), Source: source}
+	ev := &Event{ReceivedAt: receivedAt.UTC(), Source: m.Source}
 	switch {
 	case typ != "":
 		ev.Type = typ
@@ -127,22 +184,25 @@ func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time
 			return nil, fieldErr("type", CodeInvalidField, "type %q sent to the %s endpoint", *in.Type, typ)
 		}
 	case in.Type == nil:
-		return nil, fieldErr("type", CodeMissingField, "type is required in a batch item: track, identify or page")
+		return nil, fieldErr("type", CodeMissingField, "type is required in a batch item: track, identify, page, screen, group or alias")
 	default:
 		ev.Type = *in.Type
 	}
-	switch ev.Type {
-	case TypeTrack, TypeIdentify, TypePage:
-	default:
-		return nil, fieldErr("type", CodeUnknownType, "type %q is not supported: use track, identify or page", ev.Type)
+	if !knownType(ev.Type) {
+		return nil, fieldErr("type", CodeUnknownType, "type %q is not supported: use track, identify, page, screen, group or alias", ev.Type)
 	}
-	if in.MessageID == nil || strings.TrimSpace(*in.MessageID) == "" {
-		return nil, fieldErr("messageId", CodeMissingField, "messageId is required: a unique id per event, reused on retries so duplicates can be removed")
-	}
-	if len(*in.MessageID) > maxIDLen {
+	switch {
+	case in.MessageID == nil || strings.TrimSpace(*in.MessageID) == "":
+		key := m.WriteKey
+		if key == "" {
+			key = m.Source
+		}
+		ev.MessageID = DerivedMessageID(key, raw)
+	case len(*in.MessageID) > maxIDLen:
 		return nil, fieldErr("messageId", CodeInvalidField, "messageId is longer than %d characters", maxIDLen)
+	default:
+		ev.MessageID = *in.MessageID
 	}
-	ev.MessageID = *in.MessageID
 	var err error
 	if ev.UserID, err = idString("userId", in.UserID); err != nil {
 		return nil, err
@@ -153,11 +213,29 @@ func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time
 	if ev.UserID == "" && ev.AnonymousID == "" {
 		return nil, fieldErr("userId", CodeMissingField, "userId or anonymousId is required")
 	}
-	if ev.Type == TypeTrack {
+	if ev.PreviousID, err = idString("previousId", in.PreviousID); err != nil {
+		return nil, err
+	}
+	if ev.GroupID, err = idString("groupId", in.GroupID); err != nil {
+		return nil, err
+	}
+	switch ev.Type {
+	case TypeTrack:
 		if in.Event == nil || strings.TrimSpace(*in.Event) == "" {
 			return nil, fieldErr("event", CodeMissingField, "event (the event name) is required for track")
 		}
 		ev.Event = *in.Event
+	case TypeGroup:
+		if ev.GroupID == "" {
+			return nil, fieldErr("groupId", CodeMissingField, "groupId is required for group")
+		}
+	case TypeAlias:
+		if ev.PreviousID == "" {
+			return nil, fieldErr("previousId", CodeMissingField, "previousId is required for alias: the id userId now stands for")
+		}
+		if ev.UserID == "" {
+			return nil, fieldErr("userId", CodeMissingField, "userId is required for alias")
+		}
 	}
 	if in.Name != nil {
 		ev.Name = *in.Name
@@ -165,12 +243,18 @@ func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time
 	if ev.Properties, err = object("properties", in.Properties); err != nil {
 		return nil, err
 	}
-	traits := in.Traits
-	if len(traits) == 0 && in.Context != nil {
-		traits = in.Context.Traits
-	}
-	if ev.Traits, err = object("traits", traits); err != nil {
+	if ev.Context, err = object("context", in.Context); err != nil {
 		return nil, err
+	}
+	traits, err := object("traits", in.Traits)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Traits, ev.Properties, err = eventTraits(ev, traits); err != nil {
+		return nil, err
+	}
+	if m.IP != "" && !contextHas(ev.Context, "ip") {
+		ev.IP = m.IP
 	}
 	sentAt := batchSentAt
 	if in.SentAt != nil {
@@ -207,10 +291,12 @@ func ParseMessage(raw []byte, typ string, batchSentAt time.Time, receivedAt time
 // fitsRecord refuses an event whose Kafka record the loader would refuse for
 // its size, while the client can still be told. The record can be larger
 // than what the client sent: json.Marshal writes <, > and & as \u003c (six
-// bytes for one) and adds the collector's fields. Input below an eighth of
-// the limit cannot grow past it, so only larger events are encoded here.
+// bytes for one) and adds the collector's fields, and context.traits is
+// kept twice (in the context and as the traits). Input below a sixteenth
+// of the limit cannot grow past it (at most 2 × 6 times), so only larger
+// events are encoded here.
 func fitsRecord(ev *Event, rawLen int) error {
-	if rawLen <= maxRecordBytes/8 && len(ev.Source) <= maxIDLen {
+	if rawLen <= maxRecordBytes/16 && len(ev.Source) <= maxIDLen {
 		return nil
 	}
 	rec, err := json.Marshal(ev)
@@ -250,9 +336,9 @@ func DecodeRecord(value []byte) (*Event, error) {
 }
 
 func (e *Event) validate() error {
-	switch e.Type {
-	case TypeTrack, TypeIdentify, TypePage:
-	case "":
+	switch {
+	case knownType(e.Type):
+	case e.Type == "":
 		return fieldErr("type", CodeMissingField, "type is required")
 	default:
 		return fieldErr("type", CodeUnknownType, "type %q is not supported", e.Type)
@@ -270,6 +356,11 @@ func (e *Event) validate() error {
 		return fieldErr("anonymousId", CodeInvalidField, "anonymousId is longer than %d characters", maxIDLen)
 	case e.Type == TypeTrack && e.Event == "":
 		return fieldErr("event", CodeMissingField, "event is required for track")
+	// A group without groupId or an alias without previousId is kept: the
+	// collector refuses them, but a backfill archive (which has no such
+	// columns) re-ingests them without, and the row is still the event.
+	case len(e.PreviousID) > maxIDLen || len(e.GroupID) > maxIDLen:
+		return fieldErr("groupId", CodeInvalidField, "previousId and groupId are at most %d characters", maxIDLen)
 	case e.Timestamp.IsZero():
 		return fieldErr("timestamp", CodeMissingField, "timestamp is required")
 	case e.Timestamp.Before(minEventTime):
@@ -284,7 +375,84 @@ func (e *Event) validate() error {
 	if _, err := object("traits", e.Traits); err != nil {
 		return err
 	}
+	if _, err := object("context", e.Context); err != nil {
+		return err
+	}
 	return nil
+}
+
+// GroupTraitPrefix starts the attribute name a group trait is stored under
+// for the customer who joined the group: {"plan": "enterprise"} sent with
+// group becomes the customer's attribute group_plan, beside group_id.
+const GroupTraitPrefix = "group_"
+
+// eventTraits returns the traits and properties stored for ev: identify
+// traits, else the context's traits. A group's traits describe the group,
+// not the customer, so they are stored as sent in properties and, renamed
+// with GroupTraitPrefix beside group_id, as the customer's traits: the
+// attribute views then keep the customer's latest group and its traits
+// without overwriting the customer's own attributes of the same name.
+func eventTraits(ev *Event, traits json.RawMessage) (json.RawMessage, json.RawMessage, error) {
+	if ev.Type != TypeGroup {
+		if len(traits) == 0 {
+			var err error
+			if traits, err = object("context.traits", contextTraits(ev.Context)); err != nil {
+				return nil, nil, err
+			}
+		}
+		return traits, ev.Properties, nil
+	}
+	fields := map[string]json.RawMessage{}
+	if len(traits) > 0 {
+		if err := json.Unmarshal(traits, &fields); err != nil {
+			return nil, nil, fieldErr("traits", CodeInvalidField, "traits must be a JSON object: %s", err)
+		}
+	}
+	renamed := make(map[string]json.RawMessage, len(fields)+1)
+	for k, v := range fields {
+		renamed[GroupTraitPrefix+k] = v
+	}
+	id, err := json.Marshal(ev.GroupID)
+	if err != nil {
+		return nil, nil, fieldErr("groupId", CodeInvalidField, "groupId cannot be encoded: %s", err)
+	}
+	renamed[GroupTraitPrefix+"id"] = id
+	out, err := json.Marshal(renamed)
+	if err != nil {
+		return nil, nil, fieldErr("traits", CodeInvalidField, "traits cannot be encoded: %s", err)
+	}
+	props := ev.Properties
+	if len(props) == 0 {
+		props = traits
+	}
+	return out, props, nil
+}
+
+// contextTraits is the context's traits object (nil when absent).
+func contextTraits(ctx json.RawMessage) json.RawMessage {
+	if len(ctx) == 0 {
+		return nil
+	}
+	var c struct {
+		Traits json.RawMessage `json:"traits"`
+	}
+	if json.Unmarshal(ctx, &c) != nil {
+		return nil
+	}
+	return c.Traits
+}
+
+// contextHas reports whether the context object has key with a value other than null.
+func contextHas(ctx json.RawMessage, key string) bool {
+	if len(ctx) == 0 {
+		return false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(ctx, &fields) != nil {
+		return false
+	}
+	v, ok := fields[key]
+	return ok && string(bytes.TrimSpace(v)) != "null"
 }
 
 func idString(field string, raw json.RawMessage) (string, error) {
@@ -406,4 +574,117 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// ContextColumns are the context values stored in typed columns of events:
+// what audiences and analysts filter on. The whole context stays in the
+// context column as JSON.
+type ContextColumns struct {
+	CampaignSource, CampaignMedium, CampaignName, CampaignTerm, CampaignContent string
+	PageURL, PagePath, PageReferrer, PageTitle                                  string
+	IP, UserAgent, Locale, Timezone, LibraryName, LibraryVersion                string
+}
+
+// text decodes any JSON value as text: a string as itself, another scalar
+// as its JSON text, so a number sent where a string is usual is kept.
+type text string
+
+func (t *text) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || string(b) == "null":
+		*t = ""
+	case b[0] == '"':
+		var s string
+		if err := gojson.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = text(s)
+	case b[0] == '{' || b[0] == '[':
+		*t = ""
+	default:
+		*t = text(b)
+	}
+	return nil
+}
+
+// contextStrings is the context's typed columns as a browser or server SDK
+// sends them: all strings, decoded in one pass.
+type contextStrings struct {
+	Campaign struct {
+		Source, Medium, Name, Term, Content string
+	} `json:"campaign"`
+	Page struct {
+		URL      string `json:"url"`
+		Path     string `json:"path"`
+		Referrer string `json:"referrer"`
+		Title    string `json:"title"`
+	} `json:"page"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"userAgent"`
+	Locale    string `json:"locale"`
+	Timezone  string `json:"timezone"`
+	Library   struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"library"`
+}
+
+// ContextColumns extracts the typed context columns of e. A context whose
+// values have unexpected shapes leaves those columns empty; the JSON keeps
+// them.
+func (e *Event) ContextColumns() ContextColumns {
+	var c contextStrings
+	if len(e.Context) > 0 && gojson.Unmarshal(e.Context, &c) != nil {
+		c = contextLenient(e.Context)
+	}
+	out := ContextColumns{
+		CampaignSource: c.Campaign.Source, CampaignMedium: c.Campaign.Medium,
+		CampaignName: c.Campaign.Name, CampaignTerm: c.Campaign.Term, CampaignContent: c.Campaign.Content,
+		PageURL: c.Page.URL, PagePath: c.Page.Path, PageReferrer: c.Page.Referrer, PageTitle: c.Page.Title,
+		IP: c.IP, UserAgent: c.UserAgent, Locale: c.Locale, Timezone: c.Timezone,
+		LibraryName: c.Library.Name, LibraryVersion: c.Library.Version,
+	}
+	if out.IP == "" {
+		out.IP = e.IP
+	}
+	return out
+}
+
+// contextLenient decodes a context some of whose values are not strings
+// (a number as the campaign term, an object as the page): field by field,
+// a scalar kept as its JSON text, so one odd value costs no other.
+func contextLenient(ctx json.RawMessage) contextStrings {
+	var c struct {
+		Campaign struct {
+			Source, Medium, Name, Term, Content text
+		} `json:"campaign"`
+		Page struct {
+			URL      text `json:"url"`
+			Path     text `json:"path"`
+			Referrer text `json:"referrer"`
+			Title    text `json:"title"`
+		} `json:"page"`
+		IP, UserAgent, Locale, Timezone text
+		Library                         struct {
+			Name    text `json:"name"`
+			Version text `json:"version"`
+		} `json:"library"`
+	}
+	var fields map[string]json.RawMessage
+	if gojson.Unmarshal(ctx, &fields) == nil {
+		for key, into := range map[string]any{"campaign": &c.Campaign, "page": &c.Page, "ip": &c.IP,
+			"userAgent": &c.UserAgent, "locale": &c.Locale, "timezone": &c.Timezone, "library": &c.Library} {
+			if v, ok := fields[key]; ok {
+				_ = gojson.Unmarshal(v, into)
+			}
+		}
+	}
+	var out contextStrings
+	out.Campaign.Source, out.Campaign.Medium, out.Campaign.Name = string(c.Campaign.Source), string(c.Campaign.Medium), string(c.Campaign.Name)
+	out.Campaign.Term, out.Campaign.Content = string(c.Campaign.Term), string(c.Campaign.Content)
+	out.Page.URL, out.Page.Path, out.Page.Referrer, out.Page.Title = string(c.Page.URL), string(c.Page.Path), string(c.Page.Referrer), string(c.Page.Title)
+	out.IP, out.UserAgent, out.Locale, out.Timezone = string(c.IP), string(c.UserAgent), string(c.Locale), string(c.Timezone)
+	out.Library.Name, out.Library.Version = string(c.Library.Name), string(c.Library.Version)
+	return out
 }

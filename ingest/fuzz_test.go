@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,8 +83,10 @@ func checkAccepted(t *testing.T, ev *ingest.Event, typ string, received time.Tim
 		t.Fatalf("accepted messageId %q", ev.MessageID)
 	case ev.UserID == "" && ev.AnonymousID == "":
 		t.Fatalf("accepted an event without ids")
-	case ev.Type != ingest.TypeTrack && ev.Type != ingest.TypeIdentify && ev.Type != ingest.TypePage:
+	case !slices.Contains(callTypes, ev.Type):
 		t.Fatalf("accepted type %q", ev.Type)
+	case ev.Type == ingest.TypeGroup && ev.GroupID == "", ev.Type == ingest.TypeAlias && (ev.PreviousID == "" || ev.UserID == ""):
+		t.Fatalf("accepted a %s without its ids: %s", ev.Type, eventString(ev))
 	case typ != "" && ev.Type != typ:
 		t.Fatalf("type %q accepted on the %s endpoint", ev.Type, typ)
 	case ev.Type == ingest.TypeTrack && strings.TrimSpace(ev.Event) == "":
@@ -110,7 +113,10 @@ func checkAccepted(t *testing.T, ev *ingest.Event, typ string, received time.Tim
 	}
 }
 
-var fuzzTypes = []string{"", ingest.TypeTrack, ingest.TypeIdentify, ingest.TypePage}
+// callTypes are the Segment call types the collector stores.
+var callTypes = []string{ingest.TypeTrack, ingest.TypeIdentify, ingest.TypePage, ingest.TypeScreen, ingest.TypeGroup, ingest.TypeAlias}
+
+var fuzzTypes = append([]string{""}, callTypes...)
 
 // FuzzParseMessage feeds arbitrary bytes to the collector's decoder: it
 // must never panic, every rejection carries a code, and every accepted
@@ -163,7 +169,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("accepted ids %q %q %q", ev.MessageID, ev.UserID, ev.AnonymousID)
 		case ev.UserID == "" && ev.AnonymousID == "":
 			t.Fatalf("accepted an event without ids")
-		case ev.Type != ingest.TypeTrack && ev.Type != ingest.TypeIdentify && ev.Type != ingest.TypePage:
+		case !slices.Contains(callTypes, ev.Type):
 			t.Fatalf("accepted type %q", ev.Type)
 		case ev.Type == ingest.TypeTrack && ev.Event == "":
 			t.Fatalf("accepted a track without event name")
@@ -181,7 +187,7 @@ func FuzzDecodeRecord(f *testing.F) {
 }
 
 var (
-	fuzzPaths        = []string{"/v1/track", "/v1/identify", "/v1/page", "/v1/batch", "/v1/import"}
+	fuzzPaths        = []string{"/v1/track", "/v1/identify", "/v1/page", "/v1/batch", "/v1/import", "/v1/screen", "/v1/group", "/v1/alias"}
 	fuzzContentTypes = []string{"", "application/json", "application/json; charset=utf-8", "text/plain", "text/html", "application/x-www-form-urlencoded", "application/json;;"}
 	// unsupported are the content types the collector must refuse with 415;
 	// analytics.js beacons send text/plain, and no header is taken as JSON.
@@ -268,12 +274,13 @@ func FuzzCollectorHandler(f *testing.F) {
 			t.Fatalf("Content-Type %q", got)
 		}
 		var resp struct {
-			Success    bool   `json:"success"`
-			Accepted   int    `json:"accepted"`
-			Duplicates int    `json:"duplicates"`
-			Error      string `json:"error"`
-			Field      string `json:"field"`
-			Code       string `json:"code"`
+			Success    bool              `json:"success"`
+			Accepted   int               `json:"accepted"`
+			Duplicates int               `json:"duplicates"`
+			Error      string            `json:"error"`
+			Field      string            `json:"field"`
+			Code       string            `json:"code"`
+			Refused    []json.RawMessage `json:"refused"`
 		}
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
 			t.Fatalf("status %d: body is not JSON: %v: %q", w.Code, err, w.Body.String())
@@ -286,14 +293,16 @@ func FuzzCollectorHandler(f *testing.F) {
 		}
 		switch w.Code {
 		case http.StatusOK:
-			if !resp.Success || resp.Accepted < 1 || resp.Code != "" {
+			if resp.Success != (len(resp.Refused) == 0) || resp.Accepted < 1 || resp.Code != "" {
 				t.Fatalf("200 with %+v", resp)
 			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 			if resp.Success || resp.Error == "" || !decoderCodes[resp.Code] && !collectorCodes[resp.Code] {
 				t.Fatalf("%d with %+v", w.Code, resp)
 			}
-			if (w.Code == http.StatusRequestEntityTooLarge) != (resp.Code == ingest.CodeTooLarge) {
+			// A batch whose every item was refused is a 400 whatever the
+			// items' reasons; a request refused whole says why by its status.
+			if len(resp.Refused) == 0 && (w.Code == http.StatusRequestEntityTooLarge) != (resp.Code == ingest.CodeTooLarge) {
 				t.Fatalf("status %d for code %q", w.Code, resp.Code)
 			}
 		default:
@@ -322,7 +331,7 @@ func FuzzCollectorHandler(f *testing.F) {
 			if err := json.Unmarshal(body, &b); err != nil {
 				t.Fatalf("batch accepted but does not decode: %v", err)
 			}
-			if resp.Accepted+resp.Duplicates != len(b.Batch) {
+			if resp.Accepted+resp.Duplicates+len(resp.Refused) != len(b.Batch) {
 				t.Fatalf("batch of %d answered %+v", len(b.Batch), resp)
 			}
 		}

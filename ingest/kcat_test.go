@@ -84,7 +84,7 @@ func kcatMessages() []kcatMessage {
 		{key: "bad", value: `[1,2,3]`, reason: "malformed_json: body is not a valid JSON object: *"},
 		{key: "bad", value: `{"type":"track","userId":"u","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, reason: "missing_field: messageId is required", field: "messageId"},
 		{key: "bad", value: `{"messageId":"x-1","userId":"u","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, reason: "missing_field: type is required", field: "type"},
-		{key: "bad", value: `{"messageId":"x-2","type":"alias","userId":"u","timestamp":"2025-12-14T18:58:00Z"}`, reason: `unknown_type: type "alias" is not supported`, field: "type"},
+		{key: "bad", value: `{"messageId":"x-2","type":"merge","userId":"u","timestamp":"2025-12-14T18:58:00Z"}`, reason: `unknown_type: type "merge" is not supported`, field: "type"},
 		{key: "bad", value: `{"messageId":"x-3","type":"track","event":"e","timestamp":"2025-12-14T18:58:00Z"}`, reason: "missing_field: userId or anonymousId is required", field: "userId"},
 		{key: "bad", value: `{"messageId":"x-4","type":"track","userId":"u","timestamp":"2025-12-14T18:58:00Z"}`, reason: "missing_field: event is required for track", field: "event"},
 		{key: "bad", value: `{"messageId":"x-5","type":"track","userId":"u","event":"e"}`, reason: "missing_field: timestamp is required", field: "timestamp"},
@@ -199,7 +199,9 @@ func TestKcatToClickHouse(t *testing.T) {
 			}
 			end := chdb.NowMs()
 
-			rows, err := conn.Query(context.Background(), "SELECT "+ingest.EventColumns+" FROM events FINAL ORDER BY kafka_partition, kafka_offset")
+			rows, err := conn.Query(context.Background(), "SELECT message_id, type, customer_id, user_id, anonymous_id, event, properties, traits, "+
+				"event_time, event_time_ms, sent_at_ms, received_at_ms, ingest_time_ms, source, lane, kafka_topic, kafka_partition, kafka_offset "+
+				"FROM events FINAL ORDER BY kafka_partition, kafka_offset")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,11 @@
 package ingest
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -61,4 +65,55 @@ func OriginOf(r *kgo.Record) (o Origin, ok bool) {
 		return Origin{}, false
 	}
 	return o, true
+}
+
+// originPattern is an entry of a source's allowed_origins: a web origin
+// (scheme://host[:port]), with "*" as the port for any port, or "*" alone
+// for every origin.
+type originPattern struct {
+	any                bool
+	scheme, host, port string // port "*": any; "": the scheme's default
+}
+
+func parseOriginPattern(s string) (originPattern, error) {
+	if s == "*" {
+		return originPattern{any: true}, nil
+	}
+	p, err := splitOrigin(strings.Replace(s, ":*", ":0", 1))
+	if err != nil {
+		return originPattern{}, fmt.Errorf("%q: %w (e.g. https://shop.example.com or http://localhost:*)", s, err)
+	}
+	if strings.HasSuffix(s, ":*") {
+		p.port = "*"
+	}
+	return p, nil
+}
+
+// splitOrigin parses an Origin header's value.
+func splitOrigin(s string) (originPattern, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return originPattern{}, err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return originPattern{}, errors.New("the scheme must be http or https")
+	case u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return originPattern{}, errors.New("an origin is scheme://host[:port] and nothing more")
+	}
+	port := u.Port()
+	if port == "80" && u.Scheme == "http" || port == "443" && u.Scheme == "https" {
+		port = ""
+	}
+	return originPattern{scheme: u.Scheme, host: strings.ToLower(u.Hostname()), port: port}, nil
+}
+
+func (p originPattern) matches(origin string) bool {
+	if p.any {
+		return true
+	}
+	o, err := splitOrigin(origin)
+	if err != nil {
+		return false
+	}
+	return o.scheme == p.scheme && o.host == p.host && (p.port == "*" || o.port == p.port)
 }

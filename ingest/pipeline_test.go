@@ -140,9 +140,9 @@ func TestHTTPToClickHouse(t *testing.T) {
 				t.Fatalf("batch: %d %v", code, body)
 			}
 			// A bad request is refused with the field named, and kept.
-			code, body = p.post(t, "/v1/track", "web-demo-key", map[string]any{"userId": "u-2", "event": "x"})
-			if code != 400 || body["field"] != "messageId" {
-				t.Fatalf("missing messageId: %d %v", code, body)
+			code, body = p.post(t, "/v1/track", "web-demo-key", map[string]any{"messageId": "m-x", "event": "x"})
+			if code != 400 || body["field"] != "userId" {
+				t.Fatalf("missing userId: %d %v", code, body)
 			}
 			// A record produced by another client that is not an event.
 			prod, _ := kgo.NewClient(kgo.SeedBrokers(br.Seeds...))
@@ -177,7 +177,7 @@ func TestHTTPToClickHouse(t *testing.T) {
 			if n := queryUint(t, conn, "SELECT count() FROM dead_letters WHERE lane = 'server' AND reason LIKE 'malformed_json%' AND raw = '{not json'"); n != 1 {
 				t.Errorf("loader dead letter missing")
 			}
-			if n := queryUint(t, conn, "SELECT count() FROM dead_letters WHERE lane = 'collector:web' AND field = 'messageId'"); n != 1 {
+			if n := queryUint(t, conn, "SELECT count() FROM dead_letters WHERE lane = 'collector:web' AND field = 'userId'"); n != 1 {
 				t.Errorf("collector dead letter missing")
 			}
 			eventually(t, 20*time.Second, "watermarks recorded", func() (bool, string) {

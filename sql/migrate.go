@@ -3,12 +3,15 @@ package sql
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
@@ -103,6 +106,24 @@ func Version(ctx context.Context, conn *chdb.Conn) (int, error) {
 	return max, nil
 }
 
+// ClickHouse's codes for a column added twice: ILLEGAL_COLUMN on 18.16,
+// DUPLICATE_COLUMN on later servers.
+const (
+	codeIllegalColumn   = 44
+	codeDuplicateColumn = 15
+)
+
+// alreadyAdded reports whether err is an ALTER TABLE ... ADD COLUMN finding
+// its column there: the statement ran before and its record was lost with
+// the process that ran it. ClickHouse 18.16 has no ADD COLUMN IF NOT
+// EXISTS, and the columns of one ALTER are added together, so such a
+// migration is done.
+func alreadyAdded(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && (ex.Code == codeDuplicateColumn || ex.Code == codeIllegalColumn && strings.Contains(ex.Message, "already exists")) &&
+		strings.Contains(strings.ToUpper(stmt), "ADD COLUMN")
+}
+
 // Up applies every embedded migration not yet recorded, in order, and
 // returns how many it applied.
 func Up(ctx context.Context, conn *chdb.Conn, log *slog.Logger) (int, error) {
@@ -119,7 +140,7 @@ func Up(ctx context.Context, conn *chdb.Conn, log *slog.Logger) (int, error) {
 		if applied[m.Version] {
 			continue
 		}
-		if err := conn.Exec(ctx, m.Statement); err != nil {
+		if err := conn.Exec(ctx, m.Statement); err != nil && !alreadyAdded(m.Statement, err) {
 			return n, fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
 		batch, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at_ms)")

@@ -78,7 +78,7 @@ func (r *Row) ToEvent() *ingest.Event {
 		ReceivedAt:  msTime(r.ReceivedAtMs),
 		Source:      r.Source,
 	}
-	if r.Type == ingest.TypePage {
+	if r.Type == ingest.TypePage || r.Type == ingest.TypeScreen {
 		ev.Name = r.Event
 	} else {
 		ev.Event = r.Event

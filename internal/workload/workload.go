@@ -150,7 +150,9 @@ func (g *Generator) breakMessage(m *Message) {
 	m.Malformed = true
 	switch g.rng.IntN(3) {
 	case 0:
-		delete(m.Body, "messageId")
+		// A messageId sent as a number (a missing one is derived, so
+		// that is no longer a refusal).
+		m.Body["messageId"] = g.rng.IntN(1 << 30)
 	case 1:
 		m.Body["timestamp"] = "yesterday at noon"
 	default:
