@@ -124,13 +124,30 @@ func decide(d Direction, member, eager, complete bool) bool {
 // inputKey names an input in input_lanes: a track or page event, or traits.
 type inputKey struct{ typ, event string }
 
-var traitsInput = inputKey{"traits", ""}
+var (
+	traitsInput  = inputKey{"traits", ""}
+	contextInput = inputKey{"context", ""}
+)
+
+// contextAttributePrefix starts the names of the attributes kept from
+// events' context (campaign, page, device) rather than from traits.
+const contextAttributePrefix = "context_"
 
 // inputs are the inputs that can change c.
 func (c *Compiled) inputs() []inputKey {
 	var out []inputKey
-	if len(c.Attributes) > 0 {
+	traits, context := false, false
+	for _, a := range c.Attributes {
+		// A trait may be named like a context attribute: such a name
+		// depends on both.
+		traits = true
+		context = context || strings.HasPrefix(a, contextAttributePrefix)
+	}
+	if traits {
 		out = append(out, traitsInput)
+	}
+	if context {
+		out = append(out, contextInput)
 	}
 	for _, s := range c.Signals() {
 		out = append(out, inputKey{s.Type, s.Event})

@@ -486,6 +486,10 @@ func (e *Evaluator) windowCandidates(ctx context.Context, pc *pass) ([]string, e
 			return
 		}
 		for _, in := range c.inputs() {
+			if in == contextInput {
+				// customer_activity keeps context and traits as one kind.
+				in = traitsInput
+			}
 			ranges[in] = append(ranges[in], rng{prev + 1, asOf})
 		}
 		for _, f := range c.Features {

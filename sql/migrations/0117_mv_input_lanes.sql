@@ -9,6 +9,22 @@ SELECT
 FROM events
 ARRAY JOIN arrayFilter(x -> x.1 != '', [
     (if(type IN ('track', 'page'), type, ''), event),
-    (if(traits NOT IN ('', '{}'), 'traits', ''), '')
+    (if(traits NOT IN ('', '{}'), 'traits', ''), ''),
+    (if(arrayExists(x -> x != '', [
+            context_campaign_source,
+            context_campaign_medium,
+            context_campaign_name,
+            context_campaign_term,
+            context_campaign_content,
+            context_page_url,
+            context_page_path,
+            context_page_referrer,
+            context_ip,
+            context_user_agent,
+            context_locale,
+            context_timezone,
+            context_library_name,
+            context_library_version
+        ]), 'context', ''), '')
 ]) AS k
 GROUP BY lane, input_type, input_event

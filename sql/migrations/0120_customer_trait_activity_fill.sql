@@ -14,6 +14,21 @@ FROM
     UNION ALL
     SELECT toStartOfMinute(event_time) AS minute, 'traits' AS type, '' AS event, customer_id
     FROM events
-    WHERE traits NOT IN ('', '{}')
+    WHERE traits NOT IN ('', '{}') OR arrayExists(x -> x != '', [
+              context_campaign_source,
+              context_campaign_medium,
+              context_campaign_name,
+              context_campaign_term,
+              context_campaign_content,
+              context_page_url,
+              context_page_path,
+              context_page_referrer,
+              context_ip,
+              context_user_agent,
+              context_locale,
+              context_timezone,
+              context_library_name,
+              context_library_version
+          ])
     GROUP BY minute, customer_id
 )
