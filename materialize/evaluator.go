@@ -1147,7 +1147,7 @@ func (e *Evaluator) write(ctx context.Context, changes []change) error {
 		return err
 	}
 	derived := chdb.NowMs()
-	tb, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_transitions (audience_id, customer_id, episode, kind, event_time_ms, ingest_time_ms, derived_at_ms, message_id, lane, derived_at)")
+	tb, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_transitions (audience_id, customer_id, episode, kind, event_time_ms, ingest_time_ms, derived_at_ms, message_id, lane, derived_at, redated)")
 	if err != nil {
 		return fmt.Errorf("prepare audience_transitions insert: %w", err)
 	}
@@ -1158,7 +1158,7 @@ func (e *Evaluator) write(ctx context.Context, changes []change) error {
 			kind = "entered"
 		}
 		c := ch.cause
-		if err := tb.Append(ch.audience, ch.customer, ch.episode, kind, c.eventTime, c.ingestTime, derived, c.message, c.lane, derivedAt); err != nil {
+		if err := tb.Append(ch.audience, ch.customer, ch.episode, kind, c.eventTime, c.ingestTime, derived, c.message, c.lane, derivedAt, boolByte(ch.redate)); err != nil {
 			_ = tb.Abort()
 			return fmt.Errorf("append transition: %w", err)
 		}
