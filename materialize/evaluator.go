@@ -591,6 +591,11 @@ type change struct {
 	// redate marks a membership that did not change but whose date late
 	// data may have moved: it is written only if its date differs.
 	redate bool
+	// recorded is a redate's current date, and floor the earliest event
+	// time among the customer's touches: no instant before it can have
+	// changed its value.
+	recorded dated
+	floor    uint64
 }
 
 // evalRow is a customer evaluated at one moment: m_<i> per audience.
@@ -712,7 +717,9 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 	for _, ch := range redates {
 		// Only an input, or an event before the recorded date (which can
 		// move when the customer's history begins), can move the date.
-		if d, ok := recorded[ch.key()]; ok && (pc.touchedInput(pc.plan.Audiences[ch.index], ch.members) || pc.earliestTouch(ch.members) < d.t) {
+		d, ok := recorded[ch.key()]
+		if ok && (pc.touchedInput(pc.plan.Audiences[ch.index], ch.members) || pc.earliestTouch(ch.members) < d.t) {
+			ch.recorded, ch.floor = d, pc.earliestTouch(ch.members)
 			changes = append(changes, ch)
 		}
 	}
@@ -897,7 +904,22 @@ func (e *Evaluator) date(ctx context.Context, pc *pass, res *resolution, changes
 		if in == nil {
 			in = &customerInputs{}
 		}
-		jobs[i] = &job{ch: ch, cands: pc.plan.Audiences[ch.index].instants(in, ch.until)}
+		cands := pc.plan.Audiences[ch.index].instants(in, ch.until)
+		if ch.redate && ch.floor > ch.recorded.t {
+			// Every event new to this pass is later than the recorded
+			// date, so the value before the earliest of them is as it was
+			// when that date was found: only the instants from there on
+			// can break the run, and if none does the date stands.
+			cut := len(cands)
+			for k, in := range cands {
+				if in.t < ch.floor {
+					cut = k
+					break
+				}
+			}
+			cands = cands[:max(cut, 1)]
+		}
+		jobs[i] = &job{ch: ch, cands: cands}
 	}
 	for {
 		var rows [][3]any
@@ -938,7 +960,14 @@ func (e *Evaluator) date(ctx context.Context, pc *pass, res *resolution, changes
 				j.ch.cause, j.done = cause{eventTime: j.ch.until}, true
 				continue
 			}
-			if since, ok := becameAt(j.cands[:len(j.holds)], j.holds, len(j.holds) == len(j.cands)); ok {
+			exhausted := len(j.holds) == len(j.cands)
+			if j.ch.redate && j.ch.floor > j.ch.recorded.t && exhausted && !slices.Contains(j.holds, !j.ch.entered) {
+				// Unbroken since the earliest new event: the date stands.
+				j.ch.cause = cause{eventTime: j.ch.recorded.t, message: j.ch.recorded.msg}
+				j.done = true
+				continue
+			}
+			if since, ok := becameAt(j.cands[:len(j.holds)], j.holds, exhausted); ok {
 				j.ch.cause = cause{eventTime: since.t, message: since.message, lookup: since.message != ""}
 				j.done = true
 			}
