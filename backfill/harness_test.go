@@ -178,7 +178,7 @@ func (e *env) eventually(what string, cond func() (bool, string)) {
 func (e *env) waitPositions(n int) {
 	e.t.Helper()
 	e.eventually(fmt.Sprintf("%d positions loaded", n), func() (bool, string) {
-		got := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events")
+		got := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions")
 		return got == uint64(n), fmt.Sprintf("%d", got)
 	})
 }
