@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +161,13 @@ func TestPlanIgnoresMerges(t *testing.T) {
 			}
 			second := plan()
 
+			for i, p := range []*backfill.Plan{first, second} {
+				var sb strings.Builder
+				if err := backfill.WriteSummary(&sb, p, "plan.json"); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("plan %s OPTIMIZE TABLE events FINAL:\n%s", []string{"before", "after"}[i], sb.String())
+			}
 			if first.ID != second.ID || !reflect.DeepEqual(first.LaneFindings, second.LaneFindings) || !reflect.DeepEqual(first.Stale, second.Stale) {
 				t.Fatalf("the plan changed with merges:\nbefore %s %+v %+v\n after %s %+v %+v", first.ID, first.LaneFindings, first.Stale, second.ID, second.LaneFindings, second.Stale)
 			}
