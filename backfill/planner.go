@@ -351,7 +351,10 @@ func (lf *LaneFinding) setDuplicates(dups map[int32][]int64) {
 // messageKey is what events deduplicates on.
 type messageKey struct{ customer, message string }
 
-// loadedMessagesChunk bounds the customers of one lookup query.
+// loadedMessagesChunk bounds the messages of one lookup query: ids are
+// bound into the query text, which the server parses within
+// max_query_size (raised for these queries to fit ids of the longest
+// allowed length).
 const loadedMessagesChunk = 2000
 
 // loadedMessages returns which of keys have a row in events. events is
@@ -359,27 +362,32 @@ const loadedMessagesChunk = 2000
 // customers' granules, and a message's presence is what a merge never
 // changes: it keeps one row per key.
 func loadedMessages(ctx context.Context, conn *chdb.Conn, keys []messageKey) (map[messageKey]bool, error) {
-	byCustomer := map[string][]string{}
-	for _, k := range keys {
-		byCustomer[k.customer] = append(byCustomer[k.customer], k.message)
-	}
-	customers := make([]string, 0, len(byCustomer))
-	for c := range byCustomer {
-		customers = append(customers, c)
-	}
-	sort.Strings(customers)
 	wanted := map[messageKey]bool{}
 	for _, k := range keys {
 		wanted[k] = true
 	}
-	out := map[messageKey]bool{}
-	for lo := 0; lo < len(customers); lo += loadedMessagesChunk {
-		chunk := customers[lo:min(lo+loadedMessagesChunk, len(customers))]
-		var messages []string
-		for _, c := range chunk {
-			messages = append(messages, byCustomer[c]...)
+	sorted := make([]messageKey, 0, len(wanted))
+	for k := range wanted {
+		sorted = append(sorted, k)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].customer != sorted[j].customer {
+			return sorted[i].customer < sorted[j].customer
 		}
-		rows, err := conn.Query(ctx, "SELECT DISTINCT customer_id, message_id FROM events WHERE customer_id IN ? AND message_id IN ?", groupSet(chunk), groupSet(messages))
+		return sorted[i].message < sorted[j].message
+	})
+	qctx := chdb.Settings(ctx, map[string]any{"max_query_size": 16 << 20})
+	out := map[messageKey]bool{}
+	for lo := 0; lo < len(sorted); lo += loadedMessagesChunk {
+		chunk := sorted[lo:min(lo+loadedMessagesChunk, len(sorted))]
+		var customers, messages []string
+		for i, k := range chunk {
+			if i == 0 || k.customer != chunk[i-1].customer {
+				customers = append(customers, k.customer)
+			}
+			messages = append(messages, k.message)
+		}
+		rows, err := conn.Query(qctx, "SELECT DISTINCT customer_id, message_id FROM events WHERE customer_id IN ? AND message_id IN ?", groupSet(customers), groupSet(messages))
 		if err != nil {
 			return nil, fmt.Errorf("look up messages in events: %w", err)
 		}
