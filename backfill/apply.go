@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -143,7 +144,9 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 	if err := a.checkOverlap(ctx, run); err != nil {
 		run.State, run.Error, run.FinishedAtMs = StateRefused, err.Error(), chdb.NowMs()
-		_ = run.save(context.WithoutCancel(ctx), a.Conn)
+		if serr := run.save(context.WithoutCancel(ctx), a.Conn); serr != nil {
+			return nil, errors.Join(err, fmt.Errorf("record the refusal in backfill_runs: %w", serr))
+		}
 		return nil, err
 	}
 	prior, err := runsOf(ctx, a.Conn, plan.ID)
@@ -185,6 +188,24 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return run.save(ctx, a.Conn)
+	}
+	// enter records the phase the run is in. backfill_runs is what status,
+	// the overlap guard and a resume read: a ClickHouse that refuses this
+	// small insert would refuse the phase's own work, so it ends the apply
+	// (resumable) instead of carrying on unrecorded.
+	enter := func(ctx context.Context, phase string) error {
+		update(func(r *Run) { r.Phase = phase })
+		if err := saveRun(ctx); err != nil {
+			return fmt.Errorf("record phase %s in backfill_runs: %w", phase, err)
+		}
+		return nil
+	}
+	// progress records counters; a failure is logged, and the next save
+	// (every heartbeat at the latest) writes them again.
+	progress := func(ctx context.Context) {
+		if err := saveRun(ctx); err != nil && ctx.Err() == nil {
+			a.log().Warn("record backfill progress", "run", run.RunID, "err", err)
+		}
 	}
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	hbDone := make(chan struct{})
@@ -228,8 +249,9 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 
 	// Re-ingest what is missing, from where a killed apply of this plan stopped.
-	update(func(r *Run) { r.Phase = PhaseReingest })
-	_ = saveRun(ctx)
+	if err := enter(ctx, PhaseReingest); err != nil {
+		return finish(err)
+	}
 	want := map[string]map[int32]Ranges{}
 	for t, ps := range td.reingest {
 		for p, rs := range ps {
@@ -244,9 +266,7 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	n, unavailable, err := a.produce(ctx, want, cp, func(n int64) {
 		// Each checkpoint also shows in backfill_runs.
 		update(func(r *Run) { r.EventsReingested = uint64(n) })
-		if err := saveRun(ctx); err != nil {
-			a.log().Warn("record backfill progress", "err", err)
-		}
+		progress(ctx)
 	})
 	res.Reingested += n
 	if err != nil {
@@ -254,8 +274,9 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 
 	// Wait until the backfill lane loaded it, and re-ingest what did not arrive.
-	update(func(r *Run) { r.Phase = PhaseLoad })
-	_ = saveRun(ctx)
+	if err := enter(ctx, PhaseLoad); err != nil {
+		return finish(err)
+	}
 	left := td.reingest
 	for attempt := 0; ; attempt++ {
 		if err := a.waitLoaded(ctx, adm); err != nil {
@@ -286,8 +307,9 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 
 	// Re-derive the customers whose state differs.
-	update(func(r *Run) { r.Phase = PhaseDerive })
-	_ = saveRun(ctx)
+	if err := enter(ctx, PhaseDerive); err != nil {
+		return finish(err)
+	}
 	if a.State != nil {
 		customers, err := a.rederiveSet(ctx, plan, td)
 		if err != nil {
@@ -317,8 +339,9 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 
 	// Decide the qualifications without a ledger entry.
-	update(func(r *Run) { r.Phase = PhaseQualify })
-	_ = saveRun(ctx)
+	if err := enter(ctx, PhaseQualify); err != nil {
+		return finish(err)
+	}
 	if a.Qualifier != nil {
 		all, _, err := a.Qualifier.Unledgered(ctx, plan.Window, plan.Campaigns, a.now())
 		if err != nil {
@@ -356,7 +379,7 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 				r.Fired, r.FiredLate, r.Skipped = uint64(res.Decided["fire"]), uint64(res.Decided["fire_late"]), uint64(res.Decided["skip"])
 			})
 			bar.Set(int64(min(i+chunk, len(pending))))
-			_ = saveRun(ctx)
+			progress(ctx)
 		}
 		bar.Done()
 	}
@@ -731,7 +754,7 @@ func (a *Applier) rederiveSet(ctx context.Context, plan *Plan, td *remaining) ([
 	}
 	if len(spans) > 0 {
 		filter, args := windowFilter(spans)
-		rows, err := a.Conn.Query(ctx, "SELECT customer_id, kafka_topic, kafka_partition, kafka_offset FROM events WHERE lane = 'backfill' AND ("+filter+")", args...)
+		rows, err := a.Conn.Query(ctx, "SELECT customer_id, kafka_topic, kafka_partition, kafka_offset FROM event_positions WHERE lane = 'backfill' AND ("+filter+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("list re-ingested customers: %w", err)
 		}
@@ -860,10 +883,7 @@ func subtract(a, b map[string]map[int32]Ranges) map[string]map[int32]Ranges {
 	out := map[string]map[int32]Ranges{}
 	for t, ps := range a {
 		for p, rs := range ps {
-			keep := rs
-			for _, r := range b[t][p] {
-				keep = Normalize(append(keep.Clip(0, r.From), keep.Clip(r.To, 1<<62)...))
-			}
+			keep := rs.Minus(b[t][p])
 			if len(keep) > 0 {
 				if out[t] == nil {
 					out[t] = map[int32]Ranges{}

@@ -60,9 +60,10 @@ func (e *env) tideline(t *testing.T, env []string, args ...string) string {
 }
 
 // TestArchiveRestore: events produced and loaded, exported with the real
-// binary, then gone from Kafka (retention) and from ClickHouse (truncated
-// events and attributes); `tideline backfill apply --source` restores the
-// same events, and the same attributes and memberships.
+// binary, then gone from Kafka (retention) and from ClickHouse (events,
+// their positions and attributes truncated); `tideline backfill apply
+// --source` restores the same events, and the same attributes and
+// memberships.
 func TestArchiveRestore(t *testing.T) {
 	for _, br := range testenv.Brokers(t) {
 		t.Run(br.Name, func(t *testing.T) {
@@ -90,7 +91,7 @@ func TestArchiveRestore(t *testing.T) {
 			e.tideline(t, nil, "export", "--from", from.UTC().Format(exact), "--to", to.UTC().Format(exact), "--out", archivePath)
 
 			e.deleteKafkaRecords()
-			for _, table := range []string{"events", "customer_attributes"} {
+			for _, table := range []string{"events", "event_positions", "customer_attributes"} {
 				if err := e.conn.Exec(ctx, "TRUNCATE TABLE "+table); err != nil {
 					t.Fatal(err)
 				}

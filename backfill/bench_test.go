@@ -265,7 +265,7 @@ func BenchmarkReingest(b *testing.B) {
 	cfg.PollInterval = 100 * time.Millisecond
 	count := func() uint64 {
 		var c uint64
-		if err := conn.QueryRow(ctx, "SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events").Scan(&c); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions").Scan(&c); err != nil {
 			b.Fatal(err)
 		}
 		return c

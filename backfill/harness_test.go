@@ -178,7 +178,7 @@ func (e *env) eventually(what string, cond func() (bool, string)) {
 func (e *env) waitPositions(n int) {
 	e.t.Helper()
 	e.eventually(fmt.Sprintf("%d positions loaded", n), func() (bool, string) {
-		got := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events")
+		got := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions")
 		return got == uint64(n), fmt.Sprintf("%d", got)
 	})
 }
@@ -208,15 +208,18 @@ func (e *env) skipCommitted(lane string, to map[int32]int64) {
 	}
 }
 
-// deleteRows removes rows from events (a mutation on 18.16) and waits for it.
+// deleteRows loses rows from ClickHouse: it deletes them from events and
+// their positions from event_positions (mutations on 18.16) and waits.
 func (e *env) deleteRows(where string, args ...any) {
 	e.t.Helper()
 	ctx := context.Background()
-	if err := e.conn.Exec(ctx, "ALTER TABLE events DELETE WHERE "+where, args...); err != nil {
-		e.t.Fatal(err)
+	for _, table := range []string{"events", "event_positions"} {
+		if err := e.conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where, args...); err != nil {
+			e.t.Fatal(err)
+		}
 	}
-	e.eventually("delete mutation done", func() (bool, string) {
-		n := e.queryUint("SELECT count() FROM system.mutations WHERE database = ? AND table = 'events' AND is_done = 0", e.conn.Database)
+	e.eventually("delete mutations done", func() (bool, string) {
+		n := e.queryUint("SELECT count() FROM system.mutations WHERE database = ? AND table IN ('events', 'event_positions') AND is_done = 0", e.conn.Database)
 		return n == 0, fmt.Sprintf("%d pending", n)
 	})
 }

@@ -74,7 +74,7 @@ func replayIncident(t *testing.T, e *env) *incident {
 		}
 	}
 	e.eventually("web lane keeps loading during the outage", func() (bool, string) {
-		n := e.queryUint("SELECT uniqExact(kafka_partition, kafka_offset) FROM events WHERE kafka_topic = ?", e.br.Config.MustTopic("web"))
+		n := e.queryUint("SELECT uniqExact(kafka_partition, kafka_offset) FROM event_positions WHERE kafka_topic = ?", e.br.Config.MustTopic("web"))
 		return n == uint64(web), ""
 	})
 	// Every server event of the outage waits at least this long.
@@ -222,7 +222,7 @@ func TestIncidentReplay(t *testing.T) {
 			if res.Reingested != missing || res.Restored != missing || res.Run.State != backfill.StateCompleted || res.StillDiffer != 0 {
 				t.Fatalf("apply: %+v; want %d re-ingested and restored, state converged", res, missing)
 			}
-			if n := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events WHERE lane = 'backfill'"); n != uint64(missing) {
+			if n := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions WHERE lane = 'backfill'"); n != uint64(missing) {
 				t.Fatalf("%d positions loaded through the backfill lane, want %d", n, missing)
 			}
 			if left := staleCustomers(readState(t, e.conn), e.control(e.asOf())); len(left) != 0 {

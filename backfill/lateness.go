@@ -14,10 +14,12 @@ var lagBoundsMs = []int64{1_000, 10_000, 60_000, 10 * 60_000, 3_600_000, 6 * 3_6
 
 // rowLagSQL is one row per Kafka position in the window with the delay
 // between the collector receiving the event and ClickHouse first holding
-// it (redeliveries and re-ingests keep the first load). %s is windowFilter.
+// it (redeliveries and re-ingests keep the first load). It reads
+// event_positions, which keeps every delivery whatever merges did to
+// events. %s is windowFilter.
 const rowLagSQL = `SELECT kafka_topic, any(customer_id) AS customer_id,
     greatest(toInt64(min(ingest_time_ms)) - toInt64(any(received_at_ms)), 0) AS lag
-FROM events WHERE %s
+FROM event_positions WHERE %s
 GROUP BY kafka_topic, kafka_partition, kafka_offset`
 
 // windowFilter selects rows whose position is in the spans.

@@ -49,14 +49,25 @@ type LaneFinding struct {
 	Topic string `json:"topic"`
 	// InWindow is the number of records Kafka (or the archive) holds in the window.
 	InWindow int64 `json:"in_window"`
-	// Loaded is the number of those ClickHouse holds (as events or dead letters).
+	// Loaded is the number of those ClickHouse holds: their position is in
+	// event_positions (or dead_letters), or their message is in events.
 	Loaded int64 `json:"loaded"`
-	// Missing is InWindow - Loaded; Backlog of them are at or past the
+	// Missing is InWindow - Loaded: records neither whose position nor
+	// whose messageId was loaded. Backlog of them are at or past the
 	// loader's committed offset (the live loader has yet to reach them) and
 	// Unavailable are no longer in the source.
 	Missing     int64 `json:"missing"`
 	Backlog     int64 `json:"backlog"`
 	Unavailable int64 `json:"unavailable"`
+	// Duplicates counts loaded records of the window that carry a message
+	// another record of the window (or, for a record whose own position was
+	// not loaded, any record) already delivered: client retries of one
+	// messageId, a producer's redelivery. They are part of Loaded, never of
+	// Missing, and apply re-ingests none of them.
+	Duplicates int64 `json:"duplicate_deliveries"`
+	// Redelivered counts extra loads of positions of the window: the same
+	// record inserted again by a replayed batch or a second re-ingest.
+	Redelivered int64 `json:"redelivered"`
 	// Late counts loaded events whose ingest lagged their receipt by more
 	// than the threshold; Lag is the distribution over every loaded event.
 	Late       int64              `json:"late"`
@@ -78,6 +89,9 @@ type PartitionFinding struct {
 	Truncated bool `json:"retention_truncated,omitempty"`
 	// Missing lists the offsets in the window that ClickHouse does not hold.
 	Missing Ranges `json:"missing"`
+	// Duplicates lists the offsets whose position was not loaded but whose
+	// message was, from another record: counted as duplicate deliveries.
+	Duplicates Ranges `json:"duplicates,omitempty"`
 }
 
 // LagStats is a distribution of delays in milliseconds.
@@ -221,6 +235,15 @@ func (p *Plan) Totals() (inWindow, loaded, missing, backlog, unavailable, late i
 		backlog += l.Backlog
 		unavailable += l.Unavailable
 		late += l.Late
+	}
+	return
+}
+
+// Deliveries sums the lanes' duplicate deliveries and redelivered records.
+func (p *Plan) Deliveries() (duplicates, redelivered int64) {
+	for _, l := range p.LaneFindings {
+		duplicates += l.Duplicates
+		redelivered += l.Redelivered
 	}
 	return
 }

@@ -144,6 +144,14 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 		return nil, err
 	}
 	plan.Stale.LateCustomers, plan.Stale.StaleFor, plan.Stale.Examples = n, stats, examples
+	dels, err := windowDeliveries(ctx, p.Conn, spans)
+	if err != nil {
+		return nil, err
+	}
+	for i := range plan.LaneFindings {
+		lf := &plan.LaneFindings[i]
+		lf.Duplicates, lf.Redelivered = dels[lf.Topic][0], dels[lf.Topic][1]
+	}
 	p.log().Info("lateness measured", "took", time.Since(start).Round(time.Millisecond))
 
 	unloaded, err := p.missingEvents(ctx, plan, laneOf, req.Examples)
@@ -213,49 +221,79 @@ func (p *Planner) lane(ctx context.Context, plan *Plan, lane, topic string) (Lan
 	return lf, nil
 }
 
-// missingEvents reads the missing records from the source: who they
-// belong to, how long their state has been stale, and (for the replay) the
-// events themselves.
+// missingEvents reads the records missing by position from the source and
+// sorts them. A record whose message (customer and messageId) is in events
+// was delivered by another record, a client's retry or a producer's
+// redelivery: it is a duplicate delivery, loaded, not missing. The others
+// are missing: for those it finds who they belong to, how long their state
+// has been stale, and (for the replay) the events themselves.
 func (p *Planner) missingEvents(ctx context.Context, plan *Plan, laneOf map[string]string, examples int) ([]*ingest.Event, error) {
 	want := plan.MissingRanges()
 	if len(want) == 0 {
 		return nil, nil
 	}
-	now := p.now()
-	type cust struct {
-		lane   string
-		oldest time.Time
+	type record struct {
+		topic     string
+		partition int32
+		offset    int64
+		ev        *ingest.Event
 	}
-	custs := map[string]*cust{}
-	var events []*ingest.Event
+	var recs []record
 	var undecodable int64
-	unavailable, err := p.Source.Read(ctx, want, func(recs []*kgo.Record) error {
-		for _, rec := range recs {
+	unavailable, err := p.Source.Read(ctx, want, func(batch []*kgo.Record) error {
+		for _, rec := range batch {
 			ev, err := ingest.DecodeRecord(rec.Value)
 			if err != nil {
-				// The loader would dead-letter it; it changes no state.
+				// The loader would dead-letter it; it changes no state,
+				// and with no messageId it can only be missing.
 				undecodable++
 				continue
 			}
-			if p.State != nil {
-				events = append(events, ev)
-			}
-			c := custs[ev.CustomerID()]
-			if c == nil {
-				c = &cust{lane: laneOf[rec.Topic], oldest: ev.ReceivedAt}
-				custs[ev.CustomerID()] = c
-			}
-			if ev.ReceivedAt.Before(c.oldest) {
-				c.oldest = ev.ReceivedAt
-			}
+			recs = append(recs, record{topic: rec.Topic, partition: rec.Partition, offset: rec.Offset, ev: ev})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read missing records: %w", err)
 	}
+	keys := make([]messageKey, len(recs))
+	for i, r := range recs {
+		keys[i] = messageKey{customer: r.ev.CustomerID(), message: r.ev.MessageID}
+	}
+	loaded, err := loadedMessages(ctx, p.Conn, keys)
+	if err != nil {
+		return nil, err
+	}
+	dups := map[string]map[int32][]int64{}
+	type cust struct {
+		lane   string
+		oldest time.Time
+	}
+	custs := map[string]*cust{}
+	var events []*ingest.Event
+	for i, r := range recs {
+		if loaded[keys[i]] {
+			if dups[r.topic] == nil {
+				dups[r.topic] = map[int32][]int64{}
+			}
+			dups[r.topic][r.partition] = append(dups[r.topic][r.partition], r.offset)
+			continue
+		}
+		if p.State != nil {
+			events = append(events, r.ev)
+		}
+		c := custs[keys[i].customer]
+		if c == nil {
+			c = &cust{lane: laneOf[r.topic], oldest: r.ev.ReceivedAt}
+			custs[keys[i].customer] = c
+		}
+		if r.ev.ReceivedAt.Before(c.oldest) {
+			c.oldest = r.ev.ReceivedAt
+		}
+	}
 	for i := range plan.LaneFindings {
 		lf := &plan.LaneFindings[i]
+		lf.setDuplicates(dups[lf.Topic])
 		for _, rs := range unavailable[lf.Topic] {
 			lf.Unavailable += rs.Len()
 		}
@@ -266,6 +304,7 @@ func (p *Planner) missingEvents(ctx context.Context, plan *Plan, laneOf map[stri
 	if undecodable > 0 {
 		plan.Notes = append(plan.Notes, fmt.Sprintf("%d missing records are not valid events; apply re-ingests them and the loader dead-letters them", undecodable))
 	}
+	now := p.now()
 	plan.Stale.MissingCustomers = int64(len(custs))
 	var stale []StaleCustomer
 	for id, c := range custs {
@@ -286,10 +325,121 @@ func (p *Planner) missingEvents(ctx context.Context, plan *Plan, laneOf map[stri
 	return events, nil
 }
 
+// setDuplicates moves the offsets of dups (per partition: records whose
+// position was not loaded but whose message was) from Missing to
+// Duplicates and recounts the lane.
+func (lf *LaneFinding) setDuplicates(dups map[int32][]int64) {
+	lf.Missing, lf.Backlog = 0, 0
+	for i := range lf.Partitions {
+		pf := &lf.Partitions[i]
+		if offs := dups[pf.Partition]; len(offs) > 0 {
+			pf.Duplicates = RangesOf(offs)
+			pf.Missing = pf.Missing.Minus(pf.Duplicates)
+			if pf.Missing == nil {
+				pf.Missing = Ranges{}
+			}
+			lf.Duplicates += pf.Duplicates.Len()
+		}
+		lf.Missing += pf.Missing.Len()
+		if pf.Committed >= 0 {
+			lf.Backlog += pf.Missing.Clip(pf.Committed, 1<<62).Len()
+		}
+	}
+	lf.Loaded = lf.InWindow - lf.Missing
+}
+
+// messageKey is what events deduplicates on.
+type messageKey struct{ customer, message string }
+
+// loadedMessagesChunk bounds the messages of one lookup query: ids are
+// bound into the query text, which the server parses within
+// max_query_size (raised for these queries to fit ids of the longest
+// allowed length).
+const loadedMessagesChunk = 2000
+
+// loadedMessages returns which of keys have a row in events. events is
+// ordered by (customer_id, message_id), so each lookup reads only the
+// customers' granules, and a message's presence is what a merge never
+// changes: it keeps one row per key.
+func loadedMessages(ctx context.Context, conn *chdb.Conn, keys []messageKey) (map[messageKey]bool, error) {
+	wanted := map[messageKey]bool{}
+	for _, k := range keys {
+		wanted[k] = true
+	}
+	sorted := make([]messageKey, 0, len(wanted))
+	for k := range wanted {
+		sorted = append(sorted, k)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].customer != sorted[j].customer {
+			return sorted[i].customer < sorted[j].customer
+		}
+		return sorted[i].message < sorted[j].message
+	})
+	qctx := chdb.Settings(ctx, map[string]any{"max_query_size": 16 << 20})
+	out := map[messageKey]bool{}
+	for lo := 0; lo < len(sorted); lo += loadedMessagesChunk {
+		chunk := sorted[lo:min(lo+loadedMessagesChunk, len(sorted))]
+		var customers, messages []string
+		for i, k := range chunk {
+			if i == 0 || k.customer != chunk[i-1].customer {
+				customers = append(customers, k.customer)
+			}
+			messages = append(messages, k.message)
+		}
+		rows, err := conn.Query(qctx, "SELECT DISTINCT customer_id, message_id FROM events WHERE customer_id IN ? AND message_id IN ?", groupSet(customers), groupSet(messages))
+		if err != nil {
+			return nil, fmt.Errorf("look up messages in events: %w", err)
+		}
+		for rows.Next() {
+			var k messageKey
+			if err := rows.Scan(&k.customer, &k.message); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan loaded message: %w", err)
+			}
+			if wanted[k] {
+				out[k] = true
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("look up messages in events: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// windowDeliveries counts, per topic, what event_positions holds for the
+// window's positions beyond one message per record: Duplicates are
+// positions carrying a message another position of the window carries too,
+// Redelivered the extra loads of one position. event_positions keeps every
+// delivery, so neither count changes when events merges.
+func windowDeliveries(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range) (map[string][2]int64, error) {
+	filter, args := windowFilter(spans)
+	rows, err := conn.Query(ctx, "SELECT kafka_topic, uniqExact(kafka_partition, kafka_offset), uniqExact(customer_id, message_id), count() FROM event_positions WHERE "+filter+" GROUP BY kafka_topic", args...)
+	if err != nil {
+		return nil, fmt.Errorf("count the window's deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][2]int64{}
+	for rows.Next() {
+		var topic string
+		var positions, messages, deliveries uint64
+		if err := rows.Scan(&topic, &positions, &messages, &deliveries); err != nil {
+			return nil, fmt.Errorf("scan the window's deliveries: %w", err)
+		}
+		out[topic] = [2]int64{int64(positions) - int64(messages), int64(deliveries) - int64(positions)}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count the window's deliveries: %w", err)
+	}
+	return out, nil
+}
+
 // windowCustomers lists the customers with loaded events in the window.
 func windowCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range) ([]string, error) {
 	filter, args := windowFilter(spans)
-	out, err := conn.Strings(ctx, "SELECT DISTINCT customer_id FROM events WHERE "+filter, args...)
+	out, err := conn.Strings(ctx, "SELECT DISTINCT customer_id FROM event_positions WHERE "+filter, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list the window's customers: %w", err)
 	}

@@ -10,10 +10,13 @@ import (
 )
 
 // positionsSQL selects the Kafka positions ClickHouse holds for a topic: the
-// loaded events and the records the loader dead-lettered (those were
-// consumed too, so they are not missing). The %s is the partition filter
-// built by partitionFilter, made only of placeholders.
-const positionsSQL = `SELECT kafka_partition, kafka_offset FROM events WHERE kafka_topic = ? AND (%[1]s)
+// positions of every event ever inserted (event_positions, which merges do
+// not collapse, unlike events, where only one delivery of each message
+// survives a merge) and the records the loader dead-lettered (those were
+// consumed too, so they are not missing; dead_letters is keyed by position,
+// so a merge keeps each one). The %s is the partition filter built by
+// partitionFilter, made only of placeholders.
+const positionsSQL = `SELECT kafka_partition, kafka_offset FROM event_positions WHERE kafka_topic = ? AND (%[1]s)
 UNION ALL
 SELECT kafka_partition, kafka_offset FROM dead_letters WHERE kafka_topic = ? AND (%[1]s)`
 

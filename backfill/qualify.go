@@ -20,18 +20,28 @@ import (
 // events received in the window that match an event trigger. A window is
 // Kafka record time, like the offsets a plan compares, so the records a
 // plan finds missing and the qualifications they cause are in one window.
+// Whether a message was received in the window, and when it was first and
+// last loaded, are read from event_positions, which keeps every delivery:
+// in events a merge keeps one delivery of a retried message, whose receive
+// and ingest times may lie elsewhere.
 const (
 	qWindowTransitions = `SELECT audience_id, customer_id, episode, kind,
     any(event_time_ms), any(ingest_time_ms), min(derived_at_ms), max(derived_at_ms), any(message_id), any(lane)
 FROM audience_transitions
 WHERE audience_id IN ? AND kind IN ?
-  AND (message_id IN (SELECT message_id FROM events WHERE received_at_ms >= ? AND received_at_ms < ?)
+  AND (message_id IN (SELECT message_id FROM event_positions WHERE received_at_ms >= ? AND received_at_ms < ?)
        OR (message_id = '' AND event_time_ms >= ? AND event_time_ms < ?))
 GROUP BY audience_id, customer_id, episode, kind`
 
-	qWindowEvents = `SELECT customer_id, message_id, any(event), any(properties), any(event_time_ms), min(ingest_time_ms), max(ingest_time_ms), any(lane)
-FROM events
-WHERE event IN ? AND received_at_ms >= ? AND received_at_ms < ?
+	qWindowEvents = `SELECT customer_id, message_id, any(event), any(properties), any(event_time_ms), any(first_ms), any(last_ms), any(lane)
+FROM (
+    SELECT customer_id, message_id, event, properties, event_time_ms, lane FROM events WHERE event IN ?
+) AS e
+ANY INNER JOIN (
+    SELECT customer_id, message_id, min(ingest_time_ms) AS first_ms, max(ingest_time_ms) AS last_ms
+    FROM event_positions WHERE received_at_ms >= ? AND received_at_ms < ?
+    GROUP BY customer_id, message_id
+) AS w USING (customer_id, message_id)
 GROUP BY customer_id, message_id`
 
 	qPollerCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms), max(updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`

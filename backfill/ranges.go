@@ -146,3 +146,25 @@ func Intersect(a, b Ranges) Ranges {
 func (rs Ranges) Clip(from, to int64) Ranges {
 	return Intersect(rs, Ranges{{From: from, To: to}})
 }
+
+// Minus returns the offsets of rs not in o.
+func (rs Ranges) Minus(o Ranges) Ranges {
+	var out Ranges
+	j := 0
+	for _, r := range rs {
+		from := r.From
+		for j < len(o) && o[j].To <= from {
+			j++
+		}
+		for k := j; k < len(o) && o[k].From < r.To; k++ {
+			if o[k].From > from {
+				out = append(out, Range{From: from, To: o[k].From})
+			}
+			from = max(from, o[k].To)
+		}
+		if from < r.To {
+			out = append(out, Range{From: from, To: r.To})
+		}
+	}
+	return Normalize(out)
+}

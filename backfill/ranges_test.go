@@ -96,3 +96,31 @@ func TestPartitionFilterEmpty(t *testing.T) {
 		t.Fatalf("partitionFilter(one) = %q, %v", f, args)
 	}
 }
+
+// TestMinusOracle compares Minus with a set of offsets.
+func TestMinusOracle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := func() (Ranges, map[int64]bool) {
+		set := map[int64]bool{}
+		var offs []int64
+		for i := 0; i < rng.IntN(120); i++ {
+			off := int64(rng.IntN(200))
+			set[off] = true
+			offs = append(offs, off)
+		}
+		return RangesOf(offs), set
+	}
+	for round := 0; round < 500; round++ {
+		a, inA := random()
+		b, inB := random()
+		got := a.Minus(b)
+		for off := int64(0); off < 200; off++ {
+			if want := inA[off] && !inB[off]; got.Contains(off) != want {
+				t.Fatalf("round %d: offset %d in %v minus %v = %v, want %v", round, off, a, b, !want, want)
+			}
+		}
+		if len(got) > 0 && !reflect.DeepEqual(Normalize(got), got) {
+			t.Fatalf("not normalized: %v", got)
+		}
+	}
+}

@@ -22,6 +22,10 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 	inWindow, loaded, missing, backlog, unavailable, late := p.Totals()
 	ew.printf("\nEvents: %s in the window, %s loaded, %s missing, %s loaded late (over %s)\n",
 		num(inWindow), num(loaded), num(missing), num(late), dur(p.LateAfterMs))
+	if dups, again := p.Deliveries(); dups > 0 || again > 0 {
+		ew.printf("Duplicate deliveries: %s records carry a message already loaded from another record (client retries, redelivery) and %s records were loaded more than once; none of them is missing\n",
+			num(dups), num(again))
+	}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "lane\tin window\tloaded\tmissing\tbacklog\tlate\tlag p50\tp90\tp99\tmax\t")
 	for _, l := range p.LaneFindings {

@@ -38,7 +38,7 @@ func incidentPlan() *Plan {
 		Database: "tideline", Window: Window{From: at(18, 0), To: at(22, 15)}, Lanes: []string{"web", "server"},
 		Source: "kafka", LateAfterMs: 60_000,
 		LaneFindings: []LaneFinding{
-			{Lane: "web", Topic: "events.web", InWindow: 1_204_331, Loaded: 1_204_331, Late: 212_004,
+			{Lane: "web", Topic: "events.web", InWindow: 1_204_331, Loaded: 1_204_331, Late: 212_004, Duplicates: 1_830, Redelivered: 4_096,
 				Lag:        LagStats{P50: 420, P90: 95_000, P99: 1_380_000, Max: 2_050_000, Histogram: []LagBucket{{1000, 800_000}, {10_000, 150_000}, {60_000, 42_327}, {600_000, 130_000}, {3_600_000, 82_004}, {0, 0}}},
 				Partitions: []PartitionFinding{{Partition: 0, Window: Range{0, 602_000}, Committed: 610_000, Missing: Ranges{}}, {Partition: 1, Window: Range{0, 602_331}, Committed: 611_000, Missing: Ranges{}}}},
 			{Lane: "server", Topic: "events.server", InWindow: 843_120, Loaded: 842_870, Missing: 250, Late: 801_993,

@@ -232,14 +232,23 @@ func materializedViews(ctx context.Context, conn *chdb.Conn) ([]string, error) {
 	return names, nil
 }
 
-// dropViews removes every materialized view the migrations created, so
-// "views detached" measures inserts into events alone.
+// positionsView records every loaded position (event_positions). It is
+// part of ingest itself, what backfill plans from, not a downstream view,
+// so it stays when the views are detached.
+const positionsView = "event_positions_mv"
+
+// dropViews removes every materialized view the migrations created but the
+// position record, so "views detached" measures inserts into events and
+// their positions alone.
 func dropViews(ctx context.Context, conn *chdb.Conn) error {
 	names, err := materializedViews(ctx, conn)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
+		if n == positionsView {
+			continue
+		}
 		if !chdb.ValidIdentifier(n) {
 			return fmt.Errorf("materialized view %q has a name the bench cannot quote", n)
 		}

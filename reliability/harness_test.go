@@ -386,20 +386,11 @@ func countEvents(ctx context.Context, conn *chdb.Conn, seed uint64, n int) (even
 
 // redelivered counts the rows the loader inserted more than once for the
 // events whose id starts with prefix. Merges collapse duplicates in events
-// within minutes, so the count comes from customer_touches, a per-insert
-// log that is never merged away (one row per inserted event, plus an alias
-// row for a linking identify); without that table it falls back to the
-// events rows not merged yet.
+// within minutes, so the count comes from event_positions, which keeps a
+// row for every delivery and is never merged away.
 func redelivered(ctx context.Context, conn *chdb.Conn, prefix string, f eventFigures) (uint64, error) {
-	var exists uint8
-	if err := conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = 'customer_touches'", conn.Database).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("look for customer_touches: %w", err)
-	}
-	if exists == 0 {
-		return f.RawRows - f.Unique, nil
-	}
 	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT countIf(alias = 0) FROM customer_touches WHERE startsWith(message_id, ?)", prefix).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count() FROM event_positions WHERE startsWith(message_id, ?)", prefix).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count deliveries: %w", err)
 	}
 	if n < f.Unique {
@@ -425,7 +416,7 @@ type tableFigures struct {
 // derivedTables lists the tables the pipeline derives from events (every
 // table of the schema except the raw inputs and the bookkeeping ones).
 func derivedTables(ctx context.Context, conn *chdb.Conn) ([]tableFigures, error) {
-	skip := map[string]bool{"events": true, "dead_letters": true, "loader_progress": true, "schema_migrations": true, "audiences": true, "campaigns": true}
+	skip := map[string]bool{"events": true, "event_positions": true, "dead_letters": true, "loader_progress": true, "schema_migrations": true, "audiences": true, "campaigns": true}
 	rows, err := conn.Query(ctx, "SELECT name, engine, sorting_key FROM system.tables WHERE database = ? AND engine LIKE '%MergeTree' AND NOT startsWith(name, '.inner') ORDER BY name", conn.Database)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)

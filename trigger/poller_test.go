@@ -245,6 +245,7 @@ deliver:
 					t.Errorf("fire %s missing from the fires topic (got %v)", k, gotKafka)
 				}
 			}
+			testenv.Merge(t, conn, "campaigns")
 			if n := count(t, conn, "SELECT count() FROM campaigns WHERE active = 1"); n != 3 {
 				t.Errorf("campaigns table holds %d active definitions, want 3", n)
 			}

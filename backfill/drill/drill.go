@@ -328,7 +328,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 	rep.Produced = cfg.Events
 	if cfg.DeleteEvery > 0 {
 		var deleted uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM events WHERE kafka_topic = ? AND kafka_offset % ? = 0 AND received_at_ms >= ? AND received_at_ms < ?",
+		if err := conn.QueryRow(ctx, "SELECT uniqExact(kafka_partition, kafka_offset) FROM event_positions WHERE kafka_topic = ? AND kafka_offset % ? = 0 AND received_at_ms >= ? AND received_at_ms < ?",
 			serverTopic, uint64(cfg.DeleteEvery), uint64(rep.From.UnixMilli()), uint64(rep.To.UnixMilli())).Scan(&deleted); err != nil {
 			return fmt.Errorf("count rows to delete: %w", err)
 		}
@@ -520,7 +520,7 @@ func (s *stack) waitLoaded(ctx context.Context, produced, lost int) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		var n uint64
-		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM events").Scan(&n); err != nil {
+		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions").Scan(&n); err != nil {
 			return fmt.Errorf("count loaded events: %w", err)
 		}
 		if n >= want {
@@ -638,14 +638,17 @@ func (s *stack) commit(ctx context.Context, lane string, to map[int32]int64) err
 	return nil
 }
 
-// deleteRows deletes from events (a mutation) and waits until it is done.
+// deleteRows loses rows from ClickHouse: it deletes them from events and
+// their positions from event_positions (mutations) and waits until done.
 func (s *stack) deleteRows(ctx context.Context, where string, args ...any) error {
-	if err := s.conn.Exec(ctx, "ALTER TABLE events DELETE WHERE "+where, args...); err != nil {
-		return fmt.Errorf("delete rows: %w", err)
+	for _, table := range []string{"events", "event_positions"} {
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where, args...); err != nil {
+			return fmt.Errorf("delete rows from %s: %w", table, err)
+		}
 	}
 	for i := 0; i < 600; i++ {
 		var n uint64
-		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table = 'events' AND is_done = 0", s.conn.Database).Scan(&n); err != nil {
+		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table IN ('events', 'event_positions') AND is_done = 0", s.conn.Database).Scan(&n); err != nil {
 			return fmt.Errorf("wait for the delete: %w", err)
 		}
 		if n == 0 {

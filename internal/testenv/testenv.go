@@ -156,3 +156,29 @@ func Kafka(t testing.TB) Broker {
 	}
 	return Broker{Name: "kafka", Seeds: seeds, Config: c}
 }
+
+// Merge runs OPTIMIZE TABLE ... FINAL on each table, so an assertion that
+// follows sees what every background merge would eventually leave: a
+// ReplacingMergeTree holds one row per key, an AggregatingMergeTree one
+// state per key. Tests call it before asserting a count, which makes the
+// assertion independent of when ClickHouse happens to merge; an assertion
+// that only passes on unmerged rows fails every time instead of sometimes.
+// A table busy with a merge of its own refuses the OPTIMIZE for a moment
+// (optimize_throw_if_noop makes that an error rather than a silent no-op),
+// so it is asked again until the merge it wants could run.
+func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
+	t.Helper()
+	ctx := chdb.Settings(context.Background(), map[string]any{"optimize_throw_if_noop": 1})
+	for _, table := range tables {
+		var err error
+		for attempt := 0; attempt < 50; attempt++ {
+			if err = conn.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"); err == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", table, err)
+		}
+	}
+}
