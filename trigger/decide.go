@@ -26,10 +26,11 @@ const (
 	ReasonNotReeligible = "not_reeligible" // a previous send is too close (or re-eligibility is never)
 	ReasonConverted     = "converted"      // the unless follow-up happened within its window
 	ReasonWatermark     = "watermark_not_reached"
-	ReasonNoConsent     = "no_consent"    // the required consent attribute is missing or different
-	ReasonSuppressed    = "suppressed"    // the customer is on the suppression list
-	ReasonCappedGlobal  = "capped_global" // a cap across campaigns is reached
-	ReasonQuietHours    = "quiet_hours"   // in the customer's quiet hours, skipped by policy
+	ReasonNoConsent     = "no_consent"     // the required consent attribute is missing or different
+	ReasonSuppressed    = "suppressed"     // the customer is on the suppression list
+	ReasonCappedGlobal  = "capped_global"  // a cap across campaigns is reached
+	ReasonQuietHours    = "quiet_hours"    // in the customer's quiet hours, skipped by policy
+	ReasonTemplateError = "template_error" // the body template failed for the customer's values
 )
 
 // Fires reports whether a decision sends something.

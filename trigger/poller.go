@@ -44,6 +44,7 @@ type Poller struct {
 
 	disp      *Dispatcher
 	kafka     *kgo.Client
+	supp      *recentSuppressions
 	lastSave  time.Time
 	lastScan  time.Time
 	lastPrune time.Time
@@ -163,6 +164,8 @@ func (p *Poller) run(ctx context.Context) error {
 	defer p.own.close()
 	p.disp = newDispatcher(p.cfg, p.conn, p.routes, p.kafka, p.bc.TopicPrefix, p.m, &p.c, p.log)
 	p.disp.owns = p.own.ownsCustomer
+	p.supp = &recentSuppressions{sinceMs: sub(chdb.NowMs(), ms(suppressionSlack)), m: map[string]*Suppression{}}
+	p.disp.suppressed = p.supp.get
 	if err := p.disp.loadDisabled(ctx); err != nil {
 		return err
 	}
@@ -269,6 +272,9 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
+	if err := p.supp.refresh(ctx, p.conn); err != nil {
+		return false, err
+	}
 	now := chdb.NowMs()
 	shard, shardArgs := shardFilter(p.cfg.Shards, owned)
 	type readerBatch struct {
@@ -327,8 +333,9 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		delete(p.pending, n.Entry.Key)
 		p.c.decided(n.Decision)
 		p.m.decisions.WithLabelValues(n.Q.CampaignID, string(n.Decision.Action), n.Decision.Reason).Inc()
-		if n.Decision.Action.Fires() {
-			// A full queue leaves the entry open in the ledger for the next scan.
+		if n.Decision.Action.Fires() && n.Entry.DeliveryState == StatePending {
+			// A full queue leaves the entry open in the ledger for the next
+			// scan; a deferred one waits there for its release time.
 			p.disp.enqueue(n.Entry, n.Body, nil, false)
 		}
 	}
@@ -560,13 +567,29 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 		if err != nil {
 			return err
 		}
-		var untracked []*Entry
+		var untracked, deferred []*Entry
 		for _, e := range entries {
 			if !p.disp.tracking(e.Key) && p.byID[e.CampaignID] != nil {
 				untracked = append(untracked, e)
+				if e.DeliveryState == StateDeferred {
+					deferred = append(deferred, e)
+				}
 			}
 		}
-		if err := p.deliverOpen(ctx, untracked); err != nil {
+		if err := p.ledger.Controls(ctx, deferred); err != nil {
+			return err
+		}
+		// A deferred fire is released once its quiet period has ended; the
+		// ledger row its delivery writes ends its deferral, so whichever
+		// poller owns the customer sends it once (under its one webhook id).
+		now := chdb.NowMs()
+		due := untracked[:0]
+		for _, e := range untracked {
+			if e.DeliveryState != StateDeferred || e.ReleaseAtMs <= now {
+				due = append(due, e)
+			}
+		}
+		if err := p.deliverOpen(ctx, due); err != nil {
 			return err
 		}
 		if len(entries) < p.cfg.BatchSize {
@@ -581,8 +604,9 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 // An entry whose payload is missing (written by a tool that stored none)
 // gets one built now and stored, before it is sent.
 func (p *Poller) deliverOpen(ctx context.Context, entries []*Entry) error {
-	if len(entries) == 0 {
-		return nil
+	entries, err := p.suppressAtSend(ctx, entries)
+	if err != nil || len(entries) == 0 {
+		return err
 	}
 	ks := make([]string, len(entries))
 	for i, e := range entries {
