@@ -278,14 +278,18 @@ func (v *validator) quiet(field string, r *rawQuiet) *QuietHours {
 	return q
 }
 
-// clock reads "HH:MM" as minutes after midnight.
+// clock reads "HH:MM" or "HH:MM:SS" as seconds after midnight.
 func (v *validator) clock(field, s string) int {
-	t, err := time.Parse("15:04", strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		t, err = time.Parse("15:04:05", s)
+	}
 	if err != nil {
 		v.fail(field, "%q: want a local clock time such as \"21:00\"", s)
 		return 0
 	}
-	return t.Hour()*60 + t.Minute()
+	return t.Hour()*3600 + t.Minute()*60 + t.Second()
 }
 
 func (v *validator) trigger(r *rawTrigger, t *Trigger) {

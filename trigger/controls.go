@@ -23,7 +23,7 @@ const (
 )
 
 // QuietHours is a daily period in the customer's local time during which
-// nothing is sent. From and To are minutes after local midnight; From > To
+// nothing is sent. From and To are seconds after local midnight; From > To
 // spans midnight (21:00 to 08:00).
 type QuietHours struct {
 	From, To int
@@ -93,7 +93,12 @@ func (g GlobalCap) String() string {
 	return s
 }
 
-func clock(min int) string { return fmt.Sprintf("%02d:%02d", min/60, min%60) }
+func clock(sec int) string {
+	if sec%60 != 0 {
+		return fmt.Sprintf("%02d:%02d:%02d", sec/3600, sec/60%60, sec%60)
+	}
+	return fmt.Sprintf("%02d:%02d", sec/3600, sec/60%60)
+}
 
 // quietHours returns the quiet hours that apply to c: its own, else the
 // policy's.
@@ -178,7 +183,7 @@ func quietUntil(q *QuietHours, loc *time.Location, nowMs uint64) (uint64, bool) 
 		return 0, false
 	}
 	t := time.UnixMilli(int64(nowMs)).In(loc)
-	m := t.Hour()*60 + t.Minute()
+	m := t.Hour()*3600 + t.Minute()*60 + t.Second()
 	var quiet bool
 	if q.From < q.To {
 		quiet = m >= q.From && m < q.To
@@ -193,7 +198,7 @@ func quietUntil(q *QuietHours, loc *time.Location, nowMs uint64) (uint64, bool) 
 		// Before midnight of a period spanning it: it ends tomorrow.
 		d++
 	}
-	end := time.Date(y, mo, d, q.To/60, q.To%60, 0, 0, loc)
+	end := time.Date(y, mo, d, q.To/3600, q.To/60%60, q.To%60, 0, loc)
 	return uint64(end.UnixMilli()), true
 }
 

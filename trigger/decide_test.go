@@ -147,7 +147,7 @@ func TestDecideControls(t *testing.T) {
 	)
 	// 2026-06-10 14:00 UTC: afternoon in Paris (16:00), night in Tokyo (23:00).
 	T := uint64(time.Date(2026, 6, 10, 14, 0, 0, 0, time.UTC).UnixMilli())
-	night := &QuietHours{From: 21 * 60, To: 8 * 60, Policy: QuietDefer}
+	night := &QuietHours{From: 21 * 3600, To: 8 * 3600, Policy: QuietDefer}
 	policy := &Policy{
 		Caps:     []GlobalCap{{Max: 3, Per: 24 * time.Hour}, {Max: 1, Per: time.Hour, Group: "promo"}},
 		TimeZone: TimeZone{Attribute: "timezone", Default: "Europe/Paris"},
@@ -225,7 +225,7 @@ func TestDecideControls(t *testing.T) {
 			want: Decision{Action: Fire, Reason: ReasonFresh, LagMs: minute}},
 		{name: "quiet hours: the same instant is night in Tokyo, deferred to 08:00 Tokyo", c: base(quiet), now: T, attrs: tokyo,
 			want: Decision{Action: Fire, Reason: ReasonFresh, ReleaseAtMs: tokyoMorning, Detail: "21:00 to 08:00, defer in Asia/Tokyo"}},
-		{name: "quiet hours: skip by policy", c: base(func(c *Campaign) { c.Quiet = &QuietHours{From: 21 * 60, To: 8 * 60, Policy: QuietSkip} }), now: T, attrs: tokyo,
+		{name: "quiet hours: skip by policy", c: base(func(c *Campaign) { c.Quiet = &QuietHours{From: 21 * 3600, To: 8 * 3600, Policy: QuietSkip} }), now: T, attrs: tokyo,
 			want: Decision{Action: Skip, Reason: ReasonQuietHours, Detail: "21:00 to 08:00, skip in Asia/Tokyo"}},
 		{name: "quiet hours: an invalid zone falls back to the policy default", c: base(quiet), now: T, attrs: map[string]any{"email_opt_in": true, "timezone": "Mars/Olympus"},
 			want: Decision{Action: Fire, Reason: ReasonFresh}},
@@ -260,7 +260,7 @@ func TestQuietHoursAcrossDST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &QuietHours{From: 22 * 60, To: 8 * 60, Policy: QuietDefer}
+	q := &QuietHours{From: 22 * 3600, To: 8 * 3600, Policy: QuietDefer}
 	tests := []struct {
 		name      string
 		now, want time.Time

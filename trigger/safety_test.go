@@ -1,0 +1,158 @@
+package trigger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// TestQuietHoursDeferralSurvivesKill defers a fire to the end of the
+// customer's quiet hours, SIGKILLs the `tideline trigger` process twice
+// while the fire waits, and checks that the restarted poller releases it
+// once, not before its release time, under its one webhook id; a customer
+// in another time zone, outside their quiet hours at the same instant, is
+// sent at once.
+func TestQuietHoursDeferralSurvivesKill(t *testing.T) {
+	bin := buildTideline(t)
+	conn := testenv.ClickHouse(t)
+	h := newHook(t)
+	dir := t.TempDir()
+	// Quiet from an hour ago until 30 seconds from now in UTC (time for the
+	// poller to start, decide and be killed twice). Tokyo (UTC+9, no DST)
+	// is nine hours ahead: outside the period whenever this runs.
+	now := time.Now().UTC()
+	until := now.Add(30 * time.Second).Truncate(time.Second)
+	from := now.Add(-time.Hour)
+	writeCampaign(t, dir, "night", fmt.Sprintf(`
+id: night
+trigger: {audience_entered: night_audience}
+staleness: {budget: 1h, late: skip}
+reeligible_after: 0
+quiet_hours: {from: "%s", to: "%s", policy: defer}
+deliver:
+  webhook: {url: %s/night, secret_env: NIGHT_SECRET}`, from.Format("15:04:05"), until.Format("15:04:05"), h.URL))
+	if err := os.WriteFile(filepath.Join(dir, PolicyFile), []byte("timezone: {attribute: timezone, default: UTC}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The customers' attributes, as the materialize component's profile
+	// view would give them (no evaluator runs here).
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS customer_profile",
+		`CREATE VIEW customer_profile AS SELECT 'tokyo' AS customer_id, ['timezone'] AS attribute_names, ['"Asia/Tokyo"'] AS attribute_values`,
+	} {
+		if err := conn.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chc := testenv.ClickHouseConfig(t)
+	env := append(os.Environ(),
+		"TIDELINE_CLICKHOUSE_ADDR="+chc.Addr,
+		"TIDELINE_CLICKHOUSE_DATABASE="+conn.Database,
+		"TIDELINE_TRIGGER_CAMPAIGNS_DIR="+dir,
+		"TIDELINE_TRIGGER_SHARDING=none",
+		"TIDELINE_TRIGGER_POLL_INTERVAL=20ms",
+		"TIDELINE_TRIGGER_CURSOR_INTERVAL=200ms",
+		"TIDELINE_TRIGGER_OPEN_SCAN_INTERVAL=500ms",
+		"TIDELINE_TRIGGER_METRICS_ADDR=",
+		"NIGHT_SECRET="+h.Secret.String(),
+	)
+	logs := filepath.Join(t.TempDir(), "poller")
+	run := 0
+	start := func() *exec.Cmd {
+		run++
+		f, err := os.Create(fmt.Sprintf("%s-%02d.log", logs, run))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "trigger", "--log-json")
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = cmd.Wait(); f.Close() }()
+		return cmd
+	}
+	kill := func(cmd *exec.Cmd) {
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("kill: %v", err)
+		}
+		for cmd.ProcessState == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	proc := start()
+	t.Logf("poller started %s after the test began", time.Since(now).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if proc.ProcessState == nil {
+			kill(proc)
+		}
+	})
+	at := uint64(now.Add(-10 * time.Second).UnixMilli())
+	insertTransitions(t, conn, []transition{
+		{audience: "night_audience", customer: "utc", episode: 1, eventMs: at},
+		{audience: "night_audience", customer: "tokyo", episode: 1, eventMs: at},
+	})
+	utcKey, tokyoKey := LedgerKey("night", "utc", "1"), LedgerKey("night", "tokyo", "1")
+	eventually(t, time.Minute, "both decided, the Tokyo customer sent", func() (bool, string) {
+		es := ledgerState(t, conn)
+		u, k := es[utcKey], es[tokyoKey]
+		return u != nil && k != nil && k.DeliveryState == StateDelivered, describe(es)
+	})
+	t.Logf("decided %s after the test began", time.Since(now).Round(time.Millisecond))
+	if time.Now().Before(until) {
+		if e := ledgerState(t, conn)[utcKey]; e.DeliveryState != StateDeferred {
+			t.Errorf("the UTC customer's fire is %s during quiet hours, want deferred", e.DeliveryState)
+		}
+		if h.Accepted()[utcKey] {
+			t.Fatal("the deferred fire was sent during quiet hours")
+		}
+	} else {
+		t.Logf("this machine took past the quiet period to decide; the kills below happen after the release")
+	}
+	var release uint64
+	{
+		e := ledgerState(t, conn)[utcKey]
+		if err := NewLedger(conn).Controls(context.Background(), []*Entry{e}); err != nil {
+			t.Fatal(err)
+		}
+		release = e.ReleaseAtMs
+		if want := uint64(until.UnixMilli()); release != want {
+			t.Errorf("release at %d, want the end of the quiet period %d", release, want)
+		}
+	}
+	// Two kills while the fire waits; the second poller is killed as soon
+	// as it has started.
+	kill(proc)
+	proc = start()
+	eventually(t, time.Minute, "the second poller started", func() (bool, string) {
+		b, _ := os.ReadFile(fmt.Sprintf("%s-%02d.log", logs, run))
+		return bytes.Contains(b, []byte("trigger poller started")), "no start line yet"
+	})
+	kill(proc)
+	proc = start()
+	eventually(t, time.Minute, "the deferred fire released and delivered", func() (bool, string) {
+		e := ledgerState(t, conn)[utcKey]
+		return e != nil && e.DeliveryState == StateDelivered, describe(ledgerState(t, conn))
+	})
+	ds := h.Deliveries()[utcKey]
+	if len(ds) != 1 {
+		t.Fatalf("the deferred fire reached the receiver %d times, want once", len(ds))
+	}
+	if got := uint64(ds[0].At.UnixMilli()); got < release {
+		t.Errorf("sent at %d, before its release time %d", got, release)
+	}
+	if n := len(h.Deliveries()[tokyoKey]); n != 1 {
+		t.Errorf("the Tokyo customer got %d webhooks, want 1", n)
+	}
+	if n := count(t, conn, "SELECT uniqExact(ledger_key) FROM send_ledger"); n != 2 {
+		t.Errorf("%d ledger entries, want 2", n)
+	}
+}
