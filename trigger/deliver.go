@@ -274,6 +274,25 @@ func (d *Dispatcher) enqueueJob(e *Entry, body []byte, dests []Destination, rede
 	return j
 }
 
+// room is how many more fires of a campaign its queues take now: the
+// open-delivery scan offers no more than that, so a release larger than
+// the queues waits in the ledger, not in memory.
+func (d *Dispatcher) room(campaignID string) int {
+	rt := d.routes[campaignID]
+	if rt == nil {
+		return 0
+	}
+	free := -1
+	for _, dest := range rt.dests {
+		if q := d.queues[dest.ID()]; q != nil {
+			if n := cap(q.ch) - len(q.ch); free < 0 || n < free {
+				free = n
+			}
+		}
+	}
+	return max(free, 0)
+}
+
 // tracking reports whether key is queued, in flight, waiting for a retry,
 // or finished within the last interval.
 func (d *Dispatcher) tracking(key string) bool {

@@ -582,10 +582,20 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 		// A deferred fire is released once its quiet period has ended; the
 		// ledger row its delivery writes ends its deferral, so whichever
 		// poller owns the customer sends it once (under its one webhook id).
+		// No more is offered than the queues take: the rest of a large
+		// release waits in the ledger for the next scan.
 		now := chdb.NowMs()
-		due := untracked[:0]
+		room := map[string]int{}
+		var due []*Entry
 		for _, e := range untracked {
-			if e.DeliveryState != StateDeferred || e.ReleaseAtMs <= now {
+			if e.DeliveryState == StateDeferred && e.ReleaseAtMs > now {
+				continue
+			}
+			if _, ok := room[e.CampaignID]; !ok {
+				room[e.CampaignID] = p.disp.room(e.CampaignID)
+			}
+			if room[e.CampaignID] > 0 {
+				room[e.CampaignID]--
 				due = append(due, e)
 			}
 		}

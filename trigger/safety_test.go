@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -155,4 +157,75 @@ deliver:
 	if n := count(t, conn, "SELECT uniqExact(ledger_key) FROM send_ledger"); n != 2 {
 		t.Errorf("%d ledger entries, want 2", n)
 	}
+}
+
+// TestSuppressionDuringBacklog releases a backlog of late qualifications
+// through a slow throttle and unsubscribes some customers while their
+// fires wait in the queue: those fires are never delivered and the ledger
+// says why; a customer who unsubscribed before the backlog was read is
+// skipped at decision time.
+func TestSuppressionDuringBacklog(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	h := newHook(t)
+	t.Setenv("BACKLOG_SECRET", h.Secret.String())
+	c := campaign(t, fmt.Sprintf(`
+id: backlog
+trigger: {audience_entered: backlogged}
+staleness: {budget: 15m, late: fire_late}
+reeligible_after: 0
+deliver:
+  webhook:
+    url: %s/backlog
+    secret_env: BACKLOG_SECRET
+    throttle: {rate: 4, burst: 1}`, h.URL))
+	now := time.Now()
+	// u00 unsubscribed before anything was read.
+	insertEvents(t, conn, []*ingest.Event{unsubscribe("unsub-u00b", "u00", now.Add(-4*time.Hour))})
+	var trs []transition
+	at := uint64(now.Add(-3 * time.Hour).UnixMilli())
+	for i := range 20 {
+		trs = append(trs, transition{audience: "backlogged", customer: fmt.Sprintf("u%02d", i), episode: 1, eventMs: at})
+	}
+	startPoller(t, testConfig(), []*Campaign{c}, conn, broker.Config{}, nil)
+	insertTransitions(t, conn, trs)
+	eventually(t, 30*time.Second, "the backlog decided", func() (bool, string) {
+		es := ledgerState(t, conn)
+		return len(es) == 20, describe(es)
+	})
+	// The throttle sends four a second: u15 to u19 are still queued.
+	var unsubs []*ingest.Event
+	for i := 15; i < 20; i++ {
+		unsubs = append(unsubs, unsubscribe(fmt.Sprintf("unsub-u%02d", i), fmt.Sprintf("u%02d", i), now))
+	}
+	insertEvents(t, conn, unsubs)
+	eventually(t, time.Minute, "every fire delivered or suppressed", func() (bool, string) {
+		es := ledgerState(t, conn)
+		done := 0
+		for _, e := range es {
+			if e.DeliveryState == StateDelivered || e.DeliveryState == StateSuppressed || e.DeliveryState == StateSkipped {
+				done++
+			}
+		}
+		return done == 20, describe(es)
+	})
+	es := byQualification(ledgerState(t, conn))
+	acc := h.Accepted()
+	if e := es["backlog/u00/1"]; e.Decision != string(Skip) || e.Reason != ReasonSuppressed {
+		t.Errorf("u00 (unsubscribed before): %s/%s, want skip/suppressed", e.Decision, e.Reason)
+	}
+	for i := 1; i < 20; i++ {
+		e := es[fmt.Sprintf("backlog/u%02d/1", i)]
+		switch {
+		case i < 15 && (e.DeliveryState != StateDelivered || !acc[e.Key]):
+			t.Errorf("u%02d: %s, received %v; want delivered", i, e.DeliveryState, acc[e.Key])
+		case i >= 15 && (e.DeliveryState != StateSuppressed || acc[e.Key]):
+			t.Errorf("u%02d (unsubscribed while queued): %s, received %v; want suppressed, not received", i, e.DeliveryState, acc[e.Key])
+		case i >= 15 && e.LastError != "suppressed before sending: unsubscribe":
+			t.Errorf("u%02d: reason %q", i, e.LastError)
+		}
+	}
+}
+
+func unsubscribe(id, customer string, at time.Time) *ingest.Event {
+	return track(id, customer, "unsubscribe", at, nil)
 }
