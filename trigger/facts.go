@@ -40,8 +40,8 @@ func LoadFacts(ctx context.Context, conn *chdb.Conn, ledger *Ledger, attrs Attri
 			f.global = true
 		}
 	}
-	// The attributes are read beside the ledger: one round trip less on
-	// the path from qualification to webhook.
+	// The attributes and suppressions are read beside the ledger: the
+	// path from qualification to webhook keeps one round trip here.
 	type attrResult struct {
 		m   map[string]map[string]any
 		err error
@@ -55,19 +55,29 @@ func LoadFacts(ctx context.Context, conn *chdb.Conn, ledger *Ledger, attrs Attri
 		m, err := attrs.Attributes(ctx, customers)
 		attrc <- attrResult{m, err}
 	}()
+	type suppResult struct {
+		m   map[string]*Suppression
+		err error
+	}
+	suppc := make(chan suppResult, 1)
+	go func() {
+		m, err := Suppressions(ctx, conn, customers)
+		suppc <- suppResult{m, err}
+	}()
 	var err error
 	if f.global {
 		f.Existing, err = ledger.ByCustomersAll(ctx, customers)
 	} else {
 		f.Existing, err = ledger.ByCustomers(ctx, campaigns, customers)
 	}
-	if err == nil {
-		f.Suppressed, err = Suppressions(ctx, conn, customers)
-	}
-	a := <-attrc
+	a, sp := <-attrc, <-suppc
 	if err != nil {
 		return nil, err
 	}
+	if sp.err != nil {
+		return nil, sp.err
+	}
+	f.Suppressed = sp.m
 	if a.err != nil {
 		return nil, a.err
 	}
