@@ -3,10 +3,9 @@
 // each qualification (fire, fire late, defer to the end of quiet hours,
 // skip as stale, capped, capped across campaigns, suppressed, without
 // consent, not re-eligible or converted) with the pure function Decide,
-// records the
-// decision in the send ledger, and delivers the fires as Standard Webhooks
-// (and optionally to a Kafka topic) with retries, a dead-letter table and
-// `tideline trigger redeliver`.
+// records the decision in the send ledger, and delivers the fires as
+// Standard Webhooks (and optionally to a Kafka topic) with retries, a
+// dead-letter table and `tideline trigger redeliver`.
 //
 // # Reading
 //
