@@ -13,6 +13,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -228,4 +229,72 @@ deliver:
 
 func unsubscribe(id, customer string, at time.Time) *ingest.Event {
 	return track(id, customer, "unsubscribe", at, nil)
+}
+
+// TestRecorderGlobalCapAndConsent records qualifications of two campaigns
+// for the same customers through the Recorder: the global cap counts the
+// other campaign's fire (read from the ledger, and within one batch), the
+// consent attribute comes from the customer's profile, and the cap's window
+// is kept in send_ledger_controls.
+func TestRecorderGlobalCapAndConsent(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS customer_profile",
+		`CREATE VIEW customer_profile AS SELECT arrayJoin(['ada', 'bob', 'eve']) AS customer_id, ['email_opt_in'] AS attribute_names,
+			[if(customer_id = 'eve', 'false', 'true')] AS attribute_values`,
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := &Policy{Caps: []GlobalCap{{Max: 1, Per: 24 * time.Hour}}, File: "_policy.yaml"}
+	mk := func(id string) *Campaign {
+		c := campaign(t, fmt.Sprintf(`
+id: %s
+trigger: {audience_entered: %s_audience}
+staleness: {budget: 1h}
+reeligible_after: 0
+consent: {attribute: email_opt_in, equals: true}
+deliver: {kafka_topic: fires}`, id, id))
+		c.Policy = policy
+		return c
+	}
+	first, second := mk("first"), mk("second")
+	cs := map[string]*Campaign{"first": first, "second": second}
+	rec := &Recorder{Ledger: NewLedger(conn), Conn: conn, Attributes: NewAttributeSource(conn, testenv.Logger(t)), Origin: OriginPoller}
+	now := chdb.NowMs()
+	q := func(c, cust string, minutesAgo uint64) Qualification {
+		return Qualification{CampaignID: c, CustomerID: cust, AudienceID: c + "_audience", Episode: "1", EventTimeMs: now - minutesAgo*60_000}
+	}
+	// ada: "first" is recorded in an earlier batch; bob: both in one batch.
+	if _, err := rec.Record(ctx, cs, []Qualification{q("first", "ada", 5)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rec.Record(ctx, cs, []Qualification{q("second", "ada", 1), q("first", "bob", 3), q("second", "bob", 2), q("first", "eve", 1)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, n := range res.New {
+		got[n.Q.CampaignID+"/"+n.Q.CustomerID] = string(n.Decision.Action) + ":" + n.Decision.Reason + ":" + n.Decision.Detail
+	}
+	want := map[string]string{
+		"second/ada": "skip:capped_global:1 per 1d",
+		"first/bob":  "fire:fresh:",
+		"second/bob": "skip:capped_global:1 per 1d",
+		"first/eve":  "skip:no_consent:email_opt_in = true required",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %q, want %q", k, got[k], w)
+		}
+	}
+	e := &Entry{Key: LedgerKey("second", "ada", "1")}
+	if err := NewLedger(conn).Controls(ctx, []*Entry{e}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Detail != "1 per 1d" {
+		t.Errorf("recorded window %q, want \"1 per 1d\"", e.Detail)
+	}
 }
