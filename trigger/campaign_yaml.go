@@ -37,8 +37,9 @@ type rawCampaign struct {
 }
 
 type rawConsent struct {
-	Attribute string `yaml:"attribute"`
-	Equals    any    `yaml:"equals"`
+	Attribute         string `yaml:"attribute"`
+	Equals            any    `yaml:"equals"`
+	SubscriptionGroup string `yaml:"subscription_group"`
 }
 
 type rawQuiet struct {
@@ -212,13 +213,19 @@ func (v *validator) campaign(r *rawCampaign) *Campaign {
 	}
 	c.Groups = r.Groups
 	if cn := r.Consent; cn != nil {
-		switch {
-		case !propertyRe.MatchString(cn.Attribute):
-			v.fail("consent.attribute", "%q is not an attribute name: e.g. email_opt_in", cn.Attribute)
-		case cn.Equals == nil:
-			v.fail("consent.equals", "is required: the value that means consent, e.g. true")
+		attr := cn.Attribute
+		if attr == "" && cn.SubscriptionGroup != "" {
+			attr = "subscription_groups"
 		}
-		c.Consent = &Consent{Attribute: cn.Attribute, Equals: cn.Equals}
+		switch {
+		case !propertyRe.MatchString(attr):
+			v.fail("consent.attribute", "%q is not an attribute name: e.g. email_opt_in", attr)
+		case cn.Equals == nil && cn.SubscriptionGroup == "":
+			v.fail("consent", "needs equals (the attribute's value that means consent, e.g. true) or subscription_group")
+		case cn.Equals != nil && cn.SubscriptionGroup != "":
+			v.fail("consent", "sets both equals and subscription_group: a campaign requires one of them")
+		}
+		c.Consent = &Consent{Attribute: attr, Equals: cn.Equals, Contains: cn.SubscriptionGroup}
 	}
 	if r.QuietHours != nil {
 		c.Quiet = v.quiet("quiet_hours", r.QuietHours)

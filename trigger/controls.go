@@ -9,11 +9,15 @@ import (
 )
 
 // Consent is an attribute a campaign requires: a qualification of a
-// customer whose attribute does not equal Equals is skipped ("no_consent").
-// A missing attribute is no consent.
+// customer whose attribute does not equal Equals (or, for a subscription
+// group, does not contain Contains) is skipped ("no_consent"). A missing
+// attribute is no consent.
 type Consent struct {
 	Attribute string
 	Equals    any
+	// Contains, when set, is a subscription group the attribute (a list,
+	// or a comma-separated string) must hold.
+	Contains string
 }
 
 // Quiet-hours policies.
@@ -202,11 +206,36 @@ func quietUntil(q *QuietHours, loc *time.Location, nowMs uint64) (uint64, bool) 
 	return uint64(end.UnixMilli()), true
 }
 
-// consents reports whether attrs satisfy the consent requirement.
+// consents reports whether attrs satisfy the consent requirement. Values
+// compare as text, so true and "true" agree.
 func (cn *Consent) consents(attrs map[string]any) bool {
 	v, ok := attrs[cn.Attribute]
 	if !ok {
 		return false
 	}
-	return fmt.Sprint(v) == fmt.Sprint(cn.Equals)
+	if cn.Contains == "" {
+		return fmt.Sprint(v) == fmt.Sprint(cn.Equals)
+	}
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			if fmt.Sprint(e) == cn.Contains {
+				return true
+			}
+		}
+	case string:
+		for _, e := range strings.Split(x, ",") {
+			if strings.TrimSpace(e) == cn.Contains {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (cn *Consent) String() string {
+	if cn.Contains != "" {
+		return fmt.Sprintf("%s contains %s", cn.Attribute, cn.Contains)
+	}
+	return fmt.Sprintf("%s = %v", cn.Attribute, cn.Equals)
 }

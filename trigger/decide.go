@@ -1,9 +1,6 @@
 package trigger
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Action is what the poller does with a qualification.
 type Action string
@@ -132,7 +129,7 @@ func Decide(in Input) Decision {
 		}
 	}
 	if cn := c.Consent; cn != nil && !cn.consents(in.Attributes) {
-		return skip(ReasonNoConsent, fmt.Sprintf("%s = %v required", cn.Attribute, cn.Equals))
+		return skip(ReasonNoConsent, cn.String()+" required")
 	}
 	if s := in.Suppression; s != nil {
 		return skip(ReasonSuppressed, s.Reason)

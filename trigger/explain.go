@@ -202,7 +202,11 @@ func Explain(w io.Writer, c *Campaign, cfg Config, topicPrefix string) error {
 	}
 	if cn := c.Consent; cn != nil {
 		step++
-		fmt.Fprintf(b, "  %d. consent: skips it as \"no_consent\" unless the customer's attribute %s is %v.\n", step, cn.Attribute, cn.Equals)
+		if cn.Contains != "" {
+			fmt.Fprintf(b, "  %d. consent: skips it as \"no_consent\" unless the customer's attribute %s lists subscription group %s.\n", step, cn.Attribute, cn.Contains)
+		} else {
+			fmt.Fprintf(b, "  %d. consent: skips it as \"no_consent\" unless the customer's attribute %s is %v.\n", step, cn.Attribute, cn.Equals)
+		}
 	}
 	step++
 	fmt.Fprintf(b, "  %d. suppression: skips it as \"suppressed\" if the customer is in the suppressions table\n     (loaded by an operator, or added by an \"unsubscribe\" event); checked again before each send.\n", step)
