@@ -169,8 +169,17 @@ func (d *Dispatcher) start(ctx context.Context) {
 					case t := <-q.ch:
 						d.m.queued.WithLabelValues(q.dest.Campaign, q.dest.Kind).Dec()
 						if q.lim != nil {
+							// A throttled queue can hold minutes of sends: on
+							// shutdown the ones not started stay open in the
+							// ledger instead of holding the drain.
+							d.mu.Lock()
+							closing := d.closed
+							d.mu.Unlock()
+							if closing {
+								d.abandon(t)
+								continue
+							}
 							if err := q.lim.Wait(ctx); err != nil {
-								// Shutting down: the entry stays open in the ledger.
 								d.abandon(t)
 								continue
 							}
