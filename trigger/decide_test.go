@@ -297,3 +297,56 @@ func TestQuietHoursAcrossDST(t *testing.T) {
 		t.Error("08:00 is the end of the quiet period, not inside it")
 	}
 }
+
+// TestDecideGlobalCapInvariant checks the global cap against an oracle:
+// qualifications of three campaigns for one customer, decided in random
+// event-time order (late data), never put more than Max fires of all
+// campaigns in any window of Per, nor more than the group's cap in the
+// group's campaigns.
+func TestDecideGlobalCapInvariant(t *testing.T) {
+	const day = uint64(24 * time.Hour / time.Millisecond)
+	policy := &Policy{Caps: []GlobalCap{{Max: 3, Per: 24 * time.Hour}, {Max: 1, Per: 24 * time.Hour, Group: "promo"}}}
+	cs := []*Campaign{
+		{ID: "a", Staleness: Staleness{Budget: time.Hour}, Policy: policy, Groups: []string{"promo"}},
+		{ID: "b", Staleness: Staleness{Budget: time.Hour}, Policy: policy, Groups: []string{"promo"}},
+		{ID: "c", Staleness: Staleness{Budget: time.Hour}, Policy: policy},
+	}
+	seed := uint64(11)
+	next := func() uint64 { seed = seed*6364136223846793005 + 1442695040888963407; return seed >> 33 }
+	type sent struct {
+		c  *Campaign
+		at uint64
+	}
+	for round := 0; round < 50; round++ {
+		var fires []sent
+		for i := 0; i < 60; i++ {
+			c := cs[next()%3]
+			ev := 10*day + next()%(5*day)
+			in := Input{Campaign: c, Q: Qualification{CampaignID: c.ID, EventTimeMs: ev}, NowMs: ev}
+			for _, f := range fires {
+				if f.c == c {
+					in.History = append(in.History, f.at)
+				} else {
+					in.Others = append(in.Others, Sent{Campaign: f.c.ID, Groups: f.c.Groups, EventMs: f.at})
+				}
+			}
+			if Decide(in).Action.Fires() {
+				fires = append(fires, sent{c, ev})
+			}
+		}
+		for _, a := range fires {
+			all, promo := 0, 0
+			for _, b := range fires {
+				if b.at >= a.at && b.at < a.at+day {
+					all++
+					if b.c.InGroup("promo") {
+						promo++
+					}
+				}
+			}
+			if all > 3 || promo > 1 {
+				t.Fatalf("round %d: %d fires (%d promo) within a day from %d", round, all, promo, a.at)
+			}
+		}
+	}
+}
