@@ -16,13 +16,13 @@ import (
 type Facts struct {
 	// Existing are the ledger entries of the batch's campaigns (and, with
 	// global caps, of every campaign) for its customers, by key.
-	Existing    map[string]*Entry
-	Attributes  map[string]map[string]any
-	Suppressed  map[string]*Suppression
-	history     map[string][]fire // by campaign \x00 customer
-	others      map[string][]Sent // by customer: fires of every campaign
-	global      bool
-	campaignsBy map[string]*Campaign
+	Existing   map[string]*Entry
+	Attributes map[string]map[string]any
+	Suppressed map[string]*Suppression
+	history    map[string][]fire // by campaign \x00 customer
+	others     map[string][]Sent // by customer: fires of every campaign
+	global     bool
+	campaigns  map[string]*Campaign // by id, for the groups of other campaigns' fires
 }
 
 type fire struct {
@@ -34,7 +34,7 @@ type fire struct {
 // attrs may be nil (no attributes: consent fails, the default time zone
 // applies).
 func LoadFacts(ctx context.Context, conn *chdb.Conn, ledger *Ledger, attrs AttributeSource, cs map[string]*Campaign, campaigns, customers []string) (*Facts, error) {
-	f := &Facts{history: map[string][]fire{}, others: map[string][]Sent{}, campaignsBy: cs}
+	f := &Facts{history: map[string][]fire{}, others: map[string][]Sent{}, campaigns: cs}
 	for _, id := range campaigns {
 		if c := cs[id]; c != nil && c.Policy != nil && len(c.Policy.Caps) > 0 {
 			f.global = true
@@ -94,7 +94,7 @@ func (f *Facts) add(campaign, customer, key string, eventMs uint64) {
 	k := campaign + "\x00" + customer
 	f.history[k] = append(f.history[k], fire{key: key, eventMs: eventMs})
 	var groups []string
-	if c := f.campaignsBy[campaign]; c != nil {
+	if c := f.campaigns[campaign]; c != nil {
 		groups = c.Groups
 	}
 	f.others[customer] = append(f.others[customer], Sent{Campaign: campaign, Groups: groups, EventMs: eventMs})

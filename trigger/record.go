@@ -11,9 +11,11 @@ import (
 
 // Recorder decides qualifications and records the decisions: the one path
 // by which the poller and the backfill write ledger entries. For a batch it
-// reads the ledger first (existing entries keep their decision; the
-// customers' other fires feed re-eligibility and caps), decides in event
-// time order, and writes the fires' payloads and the new ledger rows.
+// reads the decisions' facts first (LoadFacts: existing entries keep their
+// decision; the customers' other fires feed re-eligibility and caps; their
+// attributes and suppressions feed consent, quiet hours and suppression),
+// decides in event time order, and writes the control rows, then the fires'
+// payloads and the new ledger rows.
 type Recorder struct {
 	Ledger     *Ledger
 	Conn       *chdb.Conn
