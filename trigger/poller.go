@@ -42,12 +42,15 @@ type Poller struct {
 	names   map[*feed][]string
 	pending map[string]*waiting
 
-	disp      *Dispatcher
-	kafka     *kgo.Client
-	supp      *recentSuppressions
-	lastSave  time.Time
-	lastScan  time.Time
-	lastPrune time.Time
+	disp  *Dispatcher
+	kafka *kgo.Client
+	supp  *recentSuppressions
+	// nextRelease is the earliest release time of a deferred fire the last
+	// open scan saw (0: none): the next scan runs then, not a scan interval later.
+	nextRelease uint64
+	lastSave    time.Time
+	lastScan    time.Time
+	lastPrune   time.Time
 }
 
 // waiting is a qualification held until the watermark passes its due time.
@@ -333,6 +336,9 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		delete(p.pending, n.Entry.Key)
 		p.c.decided(n.Decision)
 		p.m.decisions.WithLabelValues(n.Q.CampaignID, string(n.Decision.Action), n.Decision.Reason).Inc()
+		if n.Entry.DeliveryState == StateDeferred && (p.nextRelease == 0 || n.Entry.ReleaseAtMs < p.nextRelease) {
+			p.nextRelease = n.Entry.ReleaseAtMs
+		}
 		if n.Decision.Action.Fires() && n.Entry.DeliveryState == StatePending {
 			// A full queue leaves the entry open in the ledger for the next
 			// scan; a deferred one waits there for its release time.
@@ -362,7 +368,7 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 	for _, r := range p.readers {
 		p.m.cursorAge.WithLabelValues(r.f.id).Set(float64(sub(chdb.NowMs(), p.effectivePos(r))) / 1000)
 	}
-	if time.Since(p.lastScan) >= p.cfg.OpenScanInterval {
+	if time.Since(p.lastScan) >= p.cfg.OpenScanInterval || (p.nextRelease > 0 && chdb.NowMs() >= p.nextRelease) {
 		if err := p.scanOpen(ctx, owned); err != nil {
 			p.log.Warn("scan open deliveries", "err", err)
 		} else {
@@ -560,6 +566,7 @@ func (p *Poller) dropPending(shards []int32) {
 // overflow, and the entries the backfill recorded.
 func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 	since := sub(chdb.NowMs(), ms(p.cfg.OpenScanWindow))
+	p.nextRelease = 0
 	var afterMs uint64
 	var afterKey string
 	for {
@@ -589,6 +596,9 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 		var due []*Entry
 		for _, e := range untracked {
 			if e.DeliveryState == StateDeferred && e.ReleaseAtMs > now {
+				if p.nextRelease == 0 || e.ReleaseAtMs < p.nextRelease {
+					p.nextRelease = e.ReleaseAtMs
+				}
 				continue
 			}
 			if _, ok := room[e.CampaignID]; !ok {
