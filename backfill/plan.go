@@ -194,6 +194,22 @@ type CampaignFinding struct {
 	// LeftToPoller counts pending qualifications a running poller has yet
 	// to read: it decides them itself.
 	LeftToPoller int64 `json:"left_to_poller,omitempty"`
+	// Deferred counts the fires that would wait for the end of the
+	// customers' quiet hours (the skips by control are in Reasons).
+	Deferred int64 `json:"deferred,omitempty"`
+	// Throttle, for a campaign with a webhook throttle, is how long its
+	// immediate fires take to drain at that rate.
+	Throttle *ThrottleEstimate `json:"throttle,omitempty"`
+}
+
+// ThrottleEstimate is the release of a campaign's fires at its throttle.
+type ThrottleEstimate struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
+	// Fires are the fires sent as soon as they are recorded (not deferred).
+	Fires int64 `json:"fires"`
+	// ReleaseSeconds is how long they take: (fires - burst) / rate.
+	ReleaseSeconds float64 `json:"release_seconds"`
 }
 
 // Qualification is one customer qualifying for a campaign.

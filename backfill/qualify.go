@@ -259,21 +259,6 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 		pending = append(pending, f)
 		custs[f.q.CustomerID] = true
 	}
-	history := map[string][]uint64{}
-	if len(pending) > 0 {
-		ids := sortedKeys(custs)
-		for i := 0; i < len(ids); i += 5000 {
-			m, err := ledger.ByCustomers(ctx, sortedKeys(boolSet(mapKeys(cs))), ids[i:min(i+5000, len(ids))])
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, e := range m {
-				if e.Fires() {
-					history[e.CampaignID+"\x00"+e.CustomerID] = append(history[e.CampaignID+"\x00"+e.CustomerID], e.QualifiedEventTimeMs)
-				}
-			}
-		}
-	}
 	wm, err := c.watermark(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -296,21 +281,45 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 	}
 	out := make([]Qualification, 0, len(pending))
 	nowMs := uint64(now.UnixMilli())
-	for _, f := range pending {
+	ledger, attrs := trigger.NewLedger(c.Conn), trigger.NewAttributeSource(c.Conn, c.Log)
+	var (
+		facts       *trigger.Facts
+		loadedUntil int
+	)
+	for i, f := range pending {
 		q := f.q
 		cp := cs[q.CampaignID]
-		hk := q.CampaignID + "\x00" + q.CustomerID
-		in := trigger.Input{Campaign: cp, Q: q, History: history[hk], NowMs: nowMs, WatermarkMs: wm}
+		if i >= loadedUntil {
+			// The facts of the next customers (about 5000 qualifications'
+			// worth, never splitting a customer, whose qualifications are
+			// adjacent), read as the Recorder reads them when apply records.
+			end := min(i+5000, len(pending))
+			for end < len(pending) && pending[end].q.CustomerID == pending[end-1].q.CustomerID {
+				end++
+			}
+			ids := map[string]bool{}
+			for _, g := range pending[i:end] {
+				ids[g.q.CustomerID] = true
+			}
+			if facts, err = trigger.LoadFacts(ctx, c.Conn, ledger, attrs, cs, sortedKeys(boolSet(mapKeys(cs))), sortedKeys(ids)); err != nil {
+				return nil, nil, err
+			}
+			loadedUntil = end
+		}
+		in := facts.Input(cp, q, nowMs, wm)
 		if fu, ok := followUps[q.Key()]; ok {
 			in.FollowUp = &fu
 		}
 		d := trigger.Decide(in)
 		if d.Action.Fires() {
-			history[hk] = append(history[hk], q.EventTimeMs)
+			facts.Fired(cp, q)
 		}
 		fd := findings[q.CampaignID]
 		fd.Decisions[string(d.Action)]++
 		fd.Reasons[string(d.Action)+":"+d.Reason]++
+		if d.ReleaseAtMs > 0 {
+			fd.Deferred++
+		}
 		pq := fromTrigger(q, string(d.Action), d.Reason)
 		pq.Owner = OwnerBackfill
 		if positions != nil {
@@ -321,11 +330,29 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 		}
 		out = append(out, pq)
 	}
+	for id, cp := range cs {
+		findings[id].Throttle = throttleEstimate(cp, findings[id])
+	}
 	var cf []CampaignFinding
 	for _, id := range sortedKeys(boolSet(mapKeys(cs))) {
 		cf = append(cf, *findings[id])
 	}
 	return out, cf, nil
+}
+
+// throttleEstimate says how long the fires the backfill would release
+// take at the campaign's webhook throttle (nil without one).
+func throttleEstimate(cp *trigger.Campaign, fd *CampaignFinding) *ThrottleEstimate {
+	wh := cp.Deliver.Webhook
+	if wh == nil || wh.Throttle == nil {
+		return nil
+	}
+	fires := fd.Decisions[string(trigger.Fire)] + fd.Decisions[string(trigger.FireLate)] - fd.Deferred
+	est := &ThrottleEstimate{Rate: wh.Throttle.Rate, Burst: wh.Throttle.Burst, Fires: max(fires, 0)}
+	if over := float64(est.Fires - int64(est.Burst)); over > 0 {
+		est.ReleaseSeconds = over / est.Rate
+	}
+	return est
 }
 
 // followUps reports, for the pending qualifications of unless campaigns

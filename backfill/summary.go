@@ -141,6 +141,15 @@ func WriteSummary(w io.Writer, p *Plan, planPath string) error {
 				}
 				ew.printf("  %s: %s\n", c.CampaignID, strings.Join(parts, ", "))
 			}
+			for _, c := range q.Campaigns {
+				if c.Deferred > 0 {
+					ew.printf("  %s: %s fires deferred to the end of the customers' quiet hours\n", c.CampaignID, num(c.Deferred))
+				}
+				if th := c.Throttle; th != nil && th.Fires > 0 {
+					ew.printf("  %s: %s fires throttled at %g/s (burst %d): the release takes about %s\n",
+						c.CampaignID, num(th.Fires), th.Rate, th.Burst, time.Duration(th.ReleaseSeconds*float64(time.Second)).Round(time.Second))
+				}
+			}
 		}
 	}
 

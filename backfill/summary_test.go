@@ -58,7 +58,9 @@ func incidentPlan() *Plan {
 		},
 		Qualifications: QualificationFindings{Checked: true,
 			Campaigns: []CampaignFinding{
-				{CampaignID: "big_purchase_thanks", Qualified: 9_120, Ledgered: 8_900, Decisions: map[string]int64{"fire_late": 210, "skip": 10}, Reasons: map[string]int64{"fire_late:late": 210, "skip:capped": 10}},
+				{CampaignID: "big_purchase_thanks", Qualified: 9_120, Ledgered: 8_900, Decisions: map[string]int64{"fire_late": 210, "skip": 10},
+					Reasons:  map[string]int64{"fire_late:late": 210, "skip:capped": 4, "skip:capped_global": 3, "skip:suppressed": 2, "skip:quiet_hours": 1},
+					Deferred: 40, Throttle: &ThrottleEstimate{Rate: 2, Burst: 10, Fires: 170, ReleaseSeconds: 80}},
 				{CampaignID: "welcome_gold", AudienceID: "gold_repeat_buyers", Qualified: 412, Ledgered: 400, Decisions: map[string]int64{"skip": 11}, Reasons: map[string]int64{"skip:stale": 11}, LeftToPoller: 1},
 			},
 			Pending: []Qualification{{CampaignID: "welcome_gold", CustomerID: "user-004211", Episode: "3", Decision: "skip", Reason: "stale", Owner: OwnerPoller}},

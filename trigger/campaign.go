@@ -59,6 +59,17 @@ type Campaign struct {
 	Reeligible Reeligibility
 	// Cap bounds sends per customer in a sliding window (nil: no cap).
 	Cap *FrequencyCap
+	// Groups are the campaign's tags; a global cap with a group counts the
+	// sends of the campaigns in it.
+	Groups []string
+	// Consent, when set, is required of every customer sent to.
+	Consent *Consent
+	// Quiet is the campaign's own quiet hours (nil: the policy's, if any).
+	Quiet *QuietHours
+	// Template, when set, shapes the webhook body (see RenderBody).
+	Template *BodyTemplate
+	// Policy is the shared policy of the campaigns folder (nil: none).
+	Policy *Policy
 	// Deliver lists the destinations.
 	Deliver Delivery
 	// Active is false for a definition with "enabled: false": it is
@@ -144,6 +155,8 @@ type Webhook struct {
 	// PreviousSecretEnv, during a rotation, names the variable of the old
 	// secret: both signatures are sent until it is removed.
 	PreviousSecretEnv string
+	// Throttle bounds the send rate to the URL (nil: max_in_flight only).
+	Throttle *Throttle
 }
 
 // Destinations returns the ids of c's destinations, in delivery order.
@@ -224,8 +237,22 @@ func loadFS(fsys fs.FS, dir, display string) ([]*Campaign, error) {
 		return nil, fmt.Errorf("read campaigns folder %s: %w", display, err)
 	}
 	var names []string
+	var policy *Policy
 	for _, e := range entries {
 		if e.IsDir() {
+			continue
+		}
+		if e.Name() == PolicyFile {
+			data, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("read policy %s: %w", e.Name(), err)
+			}
+			if policy, err = ParsePolicy(filepath.Join(display, e.Name()), data); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if strings.HasPrefix(e.Name(), "_") {
 			continue
 		}
 		if ext := path.Ext(e.Name()); ext == ".yaml" || ext == ".yml" {
@@ -258,6 +285,7 @@ func loadFS(fsys fs.FS, dir, display string) ([]*Campaign, error) {
 			continue
 		}
 		seen[c.ID] = file
+		c.Policy = policy
 		out = append(out, c)
 	}
 	if len(errs) > 0 {

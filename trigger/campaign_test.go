@@ -166,3 +166,48 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestSafetyCampaigns loads a folder with a policy file and a campaign
+// using every control, and checks explain's account of them against a
+// golden file.
+func TestSafetyCampaigns(t *testing.T) {
+	cs, err := LoadCampaigns("testdata/safety")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 {
+		t.Fatalf("%d campaigns, want 2 (the policy file is not one)", len(cs))
+	}
+	for _, c := range cs {
+		p := c.Policy
+		if p == nil || len(p.Caps) != 2 || p.Caps[1] != (GlobalCap{Max: 1, Per: 4 * time.Hour, Group: "promotions"}) ||
+			*p.QuietHours != (QuietHours{From: 21 * 3600, To: 8 * 3600, Policy: QuietDefer}) || p.TimeZone.Default != "Europe/Paris" {
+			t.Fatalf("%s: policy = %+v", c.ID, p)
+		}
+		var b bytes.Buffer
+		if err := Explain(&b, c, DefaultConfig(), "prod."); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "explain/safety_"+c.ID+".txt", b.Bytes())
+	}
+	sale := cs[1]
+	if sale.ID != "spring_sale" || sale.Consent.Attribute != "email_opt_in" || sale.Consent.Equals != true ||
+		*sale.Quiet != (QuietHours{From: 20*3600 + 1800, To: 9 * 3600, Policy: QuietSkip}) ||
+		*sale.Deliver.Webhook.Throttle != (Throttle{Rate: 200, Burst: 20}) || sale.Template == nil {
+		t.Fatalf("spring_sale = %+v", sale)
+	}
+	q := Qualification{CampaignID: "spring_sale", CustomerID: "ada", AudienceID: "sale_prospects", Episode: "1", EventTimeMs: 1}
+	e := NewEntry(q, Decision{Action: FireLate}, 2, OriginPoller)
+	b, err := BuildBody(sale, q, e, Decision{Action: FireLate}, map[string]any{"first_name": `Ada "the first"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"to": "ada",
+ "name": "Ada \"the first\"",
+ "late": true,
+ "webhook_id": "` + e.Key + `"}
+`
+	if string(b) != want {
+		t.Errorf("rendered body:\n%s\nwant:\n%s", b, want)
+	}
+}

@@ -29,7 +29,28 @@ type rawCampaign struct {
 	Staleness       *rawStale   `yaml:"staleness"`
 	ReeligibleAfter any         `yaml:"reeligible_after"`
 	FrequencyCap    *rawCap     `yaml:"frequency_cap"`
+	Groups          []string    `yaml:"groups"`
+	Consent         *rawConsent `yaml:"consent"`
+	QuietHours      *rawQuiet   `yaml:"quiet_hours"`
+	BodyTemplate    *string     `yaml:"body_template"`
 	Deliver         *rawDeliver `yaml:"deliver"`
+}
+
+type rawConsent struct {
+	Attribute         string `yaml:"attribute"`
+	Equals            any    `yaml:"equals"`
+	SubscriptionGroup string `yaml:"subscription_group"`
+}
+
+type rawQuiet struct {
+	From   string `yaml:"from"`
+	To     string `yaml:"to"`
+	Policy string `yaml:"policy"`
+}
+
+type rawThrottle struct {
+	Rate  any `yaml:"rate"`
+	Burst any `yaml:"burst"`
 }
 
 type rawTrigger struct {
@@ -65,9 +86,10 @@ type rawDeliver struct {
 }
 
 type rawWebhook struct {
-	URL               string `yaml:"url"`
-	SecretEnv         string `yaml:"secret_env"`
-	PreviousSecretEnv string `yaml:"previous_secret_env"`
+	URL               string       `yaml:"url"`
+	SecretEnv         string       `yaml:"secret_env"`
+	PreviousSecretEnv string       `yaml:"previous_secret_env"`
+	Throttle          *rawThrottle `yaml:"throttle"`
 }
 
 var (
@@ -184,8 +206,97 @@ func (v *validator) campaign(r *rawCampaign) *Campaign {
 		fc.Max = n
 		c.Cap = fc
 	}
+	for i, g := range r.Groups {
+		if !campaignIDRe.MatchString(g) {
+			v.fail("groups", "group %d %q: use lower-case letters, digits and underscores", i+1, g)
+		}
+	}
+	c.Groups = r.Groups
+	if cn := r.Consent; cn != nil {
+		attr := cn.Attribute
+		if attr == "" && cn.SubscriptionGroup != "" {
+			attr = "subscription_groups"
+		}
+		switch {
+		case !propertyRe.MatchString(attr):
+			v.fail("consent.attribute", "%q is not an attribute name: e.g. email_opt_in", attr)
+		case cn.Equals == nil && cn.SubscriptionGroup == "":
+			v.fail("consent", "needs equals (the attribute's value that means consent, e.g. true) or subscription_group")
+		case cn.Equals != nil && cn.SubscriptionGroup != "":
+			v.fail("consent", "sets both equals and subscription_group: a campaign requires one of them")
+		}
+		c.Consent = &Consent{Attribute: attr, Equals: cn.Equals, Contains: cn.SubscriptionGroup}
+	}
+	if r.QuietHours != nil {
+		c.Quiet = v.quiet("quiet_hours", r.QuietHours)
+	}
+	if r.BodyTemplate != nil {
+		bt, line, err := ParseBodyTemplate(*r.BodyTemplate)
+		if err != nil {
+			v.failAt("body_template", line, "%v", err)
+		}
+		c.Template = bt
+	}
 	v.deliver(r.Deliver, &c.Deliver)
 	return c
+}
+
+// failAt reports a problem at a line inside a field's (multi-line) value:
+// line 1 is the value's first line.
+func (v *validator) failAt(field string, line int, format string, args ...any) {
+	at := lineOf(v.root, strings.Split(field, ".")...)
+	if line > 0 {
+		at += line - 1
+		if mv := findPath(v.root, strings.Split(field, ".")...); mv != nil {
+			if _, block := mv.Value.(*ast.LiteralNode); block {
+				// A block scalar's text starts on the line after its key.
+				at++
+			}
+		}
+	}
+	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: at, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func findPath(node ast.Node, path ...string) *ast.MappingValueNode {
+	var mv *ast.MappingValueNode
+	for _, seg := range path {
+		if mv = findKey(node, seg); mv == nil {
+			return nil
+		}
+		node = mv.Value
+	}
+	return mv
+}
+
+func (v *validator) quiet(field string, r *rawQuiet) *QuietHours {
+	q := &QuietHours{Policy: r.Policy}
+	q.From = v.clock(field+".from", r.From)
+	q.To = v.clock(field+".to", r.To)
+	switch r.Policy {
+	case "":
+		q.Policy = QuietDefer
+	case QuietDefer, QuietSkip:
+	default:
+		v.fail(field+".policy", "%q: want defer or skip", r.Policy)
+	}
+	if r.From != "" && q.From == q.To {
+		v.fail(field+".to", "equals from: quiet hours need a period, e.g. from: \"21:00\", to: \"08:00\"")
+	}
+	return q
+}
+
+// clock reads "HH:MM" or "HH:MM:SS" as seconds after midnight.
+func (v *validator) clock(field, s string) int {
+	s = strings.TrimSpace(s)
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		t, err = time.Parse("15:04:05", s)
+	}
+	if err != nil {
+		v.fail(field, "%q: want a local clock time such as \"21:00\"", s)
+		return 0
+	}
+	return t.Hour()*3600 + t.Minute()*60 + t.Second()
 }
 
 func (v *validator) trigger(r *rawTrigger, t *Trigger) {
@@ -288,6 +399,21 @@ func (v *validator) deliver(r *rawDeliver, d *Delivery) {
 			v.fail("deliver.webhook.previous_secret_env", "%q is not an environment variable name (A-Z, 0-9, _)", w.PreviousSecretEnv)
 		}
 		d.Webhook = &Webhook{URL: w.URL, SecretEnv: w.SecretEnv, PreviousSecretEnv: w.PreviousSecretEnv}
+		if th := w.Throttle; th != nil {
+			rate, ok := asFloat(th.Rate)
+			if !ok || rate <= 0 {
+				v.fail("deliver.webhook.throttle.rate", "want messages per second above 0, got %v", th.Rate)
+			}
+			burst := 1
+			if th.Burst != nil {
+				n, ok := asInt(th.Burst)
+				if !ok || n < 1 {
+					v.fail("deliver.webhook.throttle.burst", "want a whole number of at least 1, got %v", th.Burst)
+				}
+				burst = n
+			}
+			d.Webhook.Throttle = &Throttle{Rate: rate, Burst: burst}
+		}
 	}
 }
 
@@ -337,6 +463,18 @@ func asInt(x any) (int, bool) {
 		return n, err == nil
 	}
 	return 0, false
+}
+
+func asFloat(x any) (float64, bool) {
+	switch t := x.(type) {
+	case float64:
+		return t, true
+	case string:
+		f, err := strconv.ParseFloat(t, 64)
+		return f, err == nil
+	}
+	n, ok := asInt(x)
+	return float64(n), ok
 }
 
 // lineOf finds the line of the key at path in a YAML tree, or of the

@@ -161,6 +161,9 @@ type RedeliverResult struct {
 	Selected  int
 	Delivered int
 	Failed    int
+	// Suppressed counts deliveries not sent because the customer is
+	// suppressed now (their ledger entry says so; the dead letter stays).
+	Suppressed int
 	// Unknown counts dead letters of campaigns no longer defined: they are
 	// left as they are.
 	Unknown   int
@@ -241,8 +244,18 @@ func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config,
 	if err != nil {
 		return res, err
 	}
+	var custs []string
+	for _, e := range entries {
+		custs = append(custs, e.CustomerID)
+	}
+	// A customer who unsubscribed since the delivery died is not sent to.
+	supp, err := Suppressions(ctx, conn, custs)
+	if err != nil {
+		return res, err
+	}
 	m, ctrs := newMetrics(prometheus.NewRegistry()), &counters{}
 	d := newDispatcher(cfg, conn, routes, kafka, topicPrefix, m, ctrs, log)
+	d.suppressed = func(customerID string) *Suppression { return supp[customerID] }
 	if err := d.loadDisabled(ctx); err != nil {
 		return res, err
 	}
@@ -312,9 +325,12 @@ func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config,
 		case <-j.done:
 		}
 		j.mu.Lock()
-		if j.outcome == StateDelivered && !j.abandoned {
+		switch {
+		case j.outcome == StateDelivered && !j.abandoned:
 			res.Delivered++
-		} else {
+		case j.outcome == StateSuppressed:
+			res.Suppressed++
+		default:
 			res.Failed++
 		}
 		j.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
@@ -54,6 +55,10 @@ type task struct {
 type destQueue struct {
 	dest Destination
 	ch   chan *task
+	// lim, when the destination has a throttle, paces attempts (retries
+	// included). Only the in-memory queue (QueueSize) waits on it; the
+	// rest of a release waits in the ledger as open entries.
+	lim *rate.Limiter
 }
 
 // Dispatcher delivers fires. Each destination has its own queue and its own
@@ -75,7 +80,10 @@ type Dispatcher struct {
 	routes map[string]*route
 	queues map[string]*destQueue
 	owns   func(customerID string) bool
-	writer *progressWriter
+	// suppressed reports a suppression of the customer added since the
+	// fire was enqueued (nil: none): checked right before every attempt.
+	suppressed func(customerID string) *Suppression
+	writer     *progressWriter
 
 	mu       sync.Mutex
 	tracked  map[string]*job
@@ -92,12 +100,13 @@ type Dispatcher struct {
 func newDispatcher(cfg Config, conn *chdb.Conn, routes map[string]*route, kafka *kgo.Client, prefix string, m *metrics, c *counters, log *slog.Logger) *Dispatcher {
 	d := &Dispatcher{
 		cfg: cfg, log: log, m: m, c: c, conn: conn, kafka: kafka, prefix: prefix, routes: routes,
-		queues:   map[string]*destQueue{},
-		owns:     func(string) bool { return true },
-		tracked:  map[string]*job{},
-		finished: map[string]time.Time{},
-		disabled: map[string]string{},
-		timers:   map[*task]*time.Timer{},
+		queues:     map[string]*destQueue{},
+		owns:       func(string) bool { return true },
+		suppressed: func(string) *Suppression { return nil },
+		tracked:    map[string]*job{},
+		finished:   map[string]time.Time{},
+		disabled:   map[string]string{},
+		timers:     map[*task]*time.Timer{},
 		httpc: &http.Client{
 			Transport: &http.Transport{
 				Proxy:               http.ProxyFromEnvironment,
@@ -115,7 +124,11 @@ func newDispatcher(cfg Config, conn *chdb.Conn, routes map[string]*route, kafka 
 	d.writer = newProgressWriter(conn, log)
 	for _, rt := range routes {
 		for _, dest := range rt.dests {
-			d.queues[dest.ID()] = &destQueue{dest: dest, ch: make(chan *task, cfg.QueueSize)}
+			q := &destQueue{dest: dest, ch: make(chan *task, cfg.QueueSize)}
+			if wh := rt.c.Deliver.Webhook; wh != nil && wh.Throttle != nil && dest.Kind == DestinationWebhook {
+				q.lim = rate.NewLimiter(rate.Limit(wh.Throttle.Rate), wh.Throttle.Burst)
+			}
+			d.queues[dest.ID()] = q
 		}
 	}
 	return d
@@ -155,6 +168,22 @@ func (d *Dispatcher) start(ctx context.Context) {
 						return
 					case t := <-q.ch:
 						d.m.queued.WithLabelValues(q.dest.Campaign, q.dest.Kind).Dec()
+						if q.lim != nil {
+							// A throttled queue can hold minutes of sends: on
+							// shutdown the ones not started stay open in the
+							// ledger instead of holding the drain.
+							d.mu.Lock()
+							closing := d.closed
+							d.mu.Unlock()
+							if closing {
+								d.abandon(t)
+								continue
+							}
+							if err := q.lim.Wait(ctx); err != nil {
+								d.abandon(t)
+								continue
+							}
+						}
 						d.attempt(ctx, t)
 					}
 				}
@@ -254,6 +283,25 @@ func (d *Dispatcher) enqueueJob(e *Entry, body []byte, dests []Destination, rede
 	return j
 }
 
+// room is how many more fires of a campaign its queues take now: the
+// open-delivery scan offers no more than that, so a release larger than
+// the queues waits in the ledger, not in memory.
+func (d *Dispatcher) room(campaignID string) int {
+	rt := d.routes[campaignID]
+	if rt == nil {
+		return 0
+	}
+	free := -1
+	for _, dest := range rt.dests {
+		if q := d.queues[dest.ID()]; q != nil {
+			if n := cap(q.ch) - len(q.ch); free < 0 || n < free {
+				free = n
+			}
+		}
+	}
+	return max(free, 0)
+}
+
 // tracking reports whether key is queued, in flight, waiting for a retry,
 // or finished within the last interval.
 func (d *Dispatcher) tracking(key string) bool {
@@ -280,6 +328,14 @@ func (d *Dispatcher) attempt(ctx context.Context, t *task) {
 		// The customer's shard moved to another poller, which finds the
 		// entry open in the ledger.
 		d.abandon(t)
+		return
+	}
+	if s := d.suppressed(t.job.entry.CustomerID); s != nil {
+		// Unsubscribed while the fire waited (a backlog's release, a
+		// throttle, a retry): it is not sent, and the ledger says why.
+		t.lastErr = "suppressed before sending: " + s.Reason
+		d.m.deliveries.WithLabelValues(t.dest.Campaign, t.dest.Kind, "suppressed").Inc()
+		d.finishTask(t, StateSuppressed)
 		return
 	}
 	d.mu.Lock()
@@ -412,6 +468,8 @@ func (d *Dispatcher) finishTask(t *task, state string) {
 		j.outcome, j.lastErr = StateDead, t.lastErr
 	case state == StateDisabled && j.outcome != StateDead:
 		j.outcome, j.lastErr = StateDisabled, t.lastErr
+	case state == StateSuppressed:
+		j.outcome, j.lastErr = StateSuppressed, t.lastErr
 	}
 	last := j.open == 0
 	var final *Entry
@@ -432,6 +490,8 @@ func (d *Dispatcher) finishTask(t *task, state string) {
 	if final != nil {
 		d.writer.add(final)
 		switch final.DeliveryState {
+		case StateSuppressed:
+			d.c.suppressed.Add(1)
 		case StateDelivered:
 			d.c.delivered.Add(1)
 			now := time.Now()
@@ -575,10 +635,40 @@ type progressWriter struct {
 	rows []*Entry
 	dead []DeadLetter
 	kick chan struct{}
+	// limit bounds the ledger rows kept while ClickHouse refuses them.
+	limit int
 }
 
+// progressLimit is the default bound of pending progress rows: beyond it
+// the oldest are dropped. A lost progress row only makes its entry look
+// open again, to be sent again under the same webhook id.
+const progressLimit = 100_000
+
 func newProgressWriter(conn *chdb.Conn, log *slog.Logger) *progressWriter {
-	return &progressWriter{conn: conn, log: log, kick: make(chan struct{}, 1)}
+	return &progressWriter{conn: conn, log: log, kick: make(chan struct{}, 1), limit: progressLimit}
+}
+
+// compactProgress keeps the newest row of each key (a later row carries
+// the whole entry, so an older one adds nothing), then at most limit
+// rows, the newest ones. The dead letters are never dropped: an entry is
+// only written dead after its dead letter.
+func compactProgress(rows []*Entry, limit int) []*Entry {
+	newest := make(map[string]int, len(rows))
+	for i, e := range rows {
+		if j, ok := newest[e.Key]; !ok || e.UpdatedAtMs >= rows[j].UpdatedAtMs {
+			newest[e.Key] = i
+		}
+	}
+	out := rows[:0:0]
+	for i, e := range rows {
+		if newest[e.Key] == i {
+			out = append(out, e)
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
 }
 
 func (w *progressWriter) add(e *Entry) {
@@ -641,7 +731,7 @@ func (w *progressWriter) flush(ctx context.Context) error {
 	w.mu.Unlock()
 	requeue := func(rows []*Entry, dead []DeadLetter) {
 		w.mu.Lock()
-		w.rows = append(rows, w.rows...)
+		w.rows = compactProgress(append(rows, w.rows...), w.limit)
 		w.dead = append(dead, w.dead...)
 		w.mu.Unlock()
 	}

@@ -1,10 +1,11 @@
 // Package trigger fires campaigns when customers qualify: the poller reads
 // audience transitions and matching events past durable cursors, decides
-// each qualification (fire, fire late, skip as stale, capped,
-// not re-eligible or converted) with the pure function Decide, records the
-// decision in the send ledger, and delivers the fires as Standard Webhooks
-// (and optionally to a Kafka topic) with retries, a dead-letter table and
-// `tideline trigger redeliver`.
+// each qualification (fire, fire late, defer to the end of quiet hours,
+// skip as stale, capped, capped across campaigns, suppressed, without
+// consent, not re-eligible or converted) with the pure function Decide,
+// records the decision in the send ledger, and delivers the fires as
+// Standard Webhooks (and optionally to a Kafka topic) with retries, a
+// dead-letter table and `tideline trigger redeliver`.
 //
 // # Reading
 //
@@ -76,4 +77,21 @@
 // trigger_dead_letters with the last error. The ledger is the durable
 // queue: an entry in state pending or failed is delivered by whichever
 // poller owns its customer, including entries the backfill records.
+//
+// # Campaign safety
+//
+// The controls that keep a post-incident release from harming customers
+// are part of Decide, so live fires and backfilled ones meet the same rules
+// and `campaigns explain` and `backfill plan` can show them: consent,
+// suppression, global caps (by event time, over the customer's fires of
+// every campaign, which one writer per customer makes exact) and quiet
+// hours in the customer's time zone. A deferred fire is a ledger entry in
+// state deferred whose release time is written beside it first
+// (send_ledger_controls); the open-delivery scan offers it once the time
+// has passed, and its delivery row ends the deferral, so it is sent once.
+// What Decide cannot know — a suppression added while a fire waits — is
+// checked again when an open entry is picked up and before each attempt.
+// A per-destination throttle paces the workers; the in-memory queue is
+// bounded and the scan offers no more than it takes, so the rest of a
+// release waits in the ledger.
 package trigger

@@ -200,6 +200,16 @@ func Explain(w io.Writer, c *Campaign, cfg Config, topicPrefix string) error {
 		}
 		b.WriteString(" within that window.\n")
 	}
+	if cn := c.Consent; cn != nil {
+		step++
+		if cn.Contains != "" {
+			fmt.Fprintf(b, "  %d. consent: skips it as \"no_consent\" unless the customer's attribute %s lists subscription group %s.\n", step, cn.Attribute, cn.Contains)
+		} else {
+			fmt.Fprintf(b, "  %d. consent: skips it as \"no_consent\" unless the customer's attribute %s is %v.\n", step, cn.Attribute, cn.Equals)
+		}
+	}
+	step++
+	fmt.Fprintf(b, "  %d. suppression: skips it as \"suppressed\" if the customer is in the suppressions table\n     (loaded by an operator, or added by an \"unsubscribe\" event); checked again before each send.\n", step)
 	step++
 	switch {
 	case c.Reeligible.Never:
@@ -213,19 +223,54 @@ func Explain(w io.Writer, c *Campaign, cfg Config, topicPrefix string) error {
 		step++
 		fmt.Fprintf(b, "  %d. skips it as \"capped\" if %d sends are already within %s of its event time.\n", step, c.Cap.Max, FormatDuration(c.Cap.Per))
 	}
-	step++
 	due := "its event time"
 	if c.Trigger.Unless != nil {
 		due = "the end of its unless window"
 	}
+	if c.Policy != nil {
+		for _, g := range c.Policy.Caps {
+			if !c.InGroup(g.Group) {
+				continue
+			}
+			step++
+			scope := "all campaigns"
+			if g.Group != "" {
+				scope = "the campaigns of group " + g.Group
+			}
+			fmt.Fprintf(b, "  %d. global cap (%s): skips it as \"capped_global\" if %s already sent the customer %d within %s of its event time.\n",
+				step, c.Policy.File, scope, g.Max, FormatDuration(g.Per))
+		}
+	}
+	step++
 	fmt.Fprintf(b, "  %d. fires (\"fresh\") if detected within %s of %s; beyond that ", step, FormatDuration(c.Staleness.Budget), due)
 	if c.Staleness.Late == LateFire {
 		b.WriteString("fires late (\"late\": true and lag_ms in the payload).\n")
 	} else {
 		b.WriteString("skips it as \"stale\".\n")
 	}
+	if qh := c.quietHours(); qh != nil {
+		step++
+		tz := c.timeZone()
+		from := "the campaign's"
+		if c.Quiet == nil {
+			from = c.Policy.File + "'s"
+		}
+		action := "defers it (ledger state \"deferred\" with its release time) to the end of the period"
+		if qh.Policy == QuietSkip {
+			action = "skips it as \"quiet_hours\""
+		}
+		fmt.Fprintf(b, "  %d. quiet hours (%s): %s to %s in the customer's time zone (attribute %s, else %s):\n     a fire decided then %s.\n",
+			step, from, clock(qh.From), clock(qh.To), tz.Attribute, tz.Default, action)
+	}
 	b.WriteString("\nDelivers\n")
+	if c.Template != nil {
+		b.WriteString("  the body rendered from body_template when the fire is decided, stored with the ledger entry: retries send the same bytes.\n")
+	}
 	if wh := c.Deliver.Webhook; wh != nil {
+		if th := wh.Throttle; th != nil {
+			fmt.Fprintf(b, "  throttled to %g messages/s (burst %d) on top of %d in flight; fires beyond the in-memory queue (%d) wait in the ledger.\n",
+				th.Rate, th.Burst, cfg.MaxInFlight, cfg.QueueSize)
+		}
 		fmt.Fprintf(b, "  POST %s, signed per Standard Webhooks with the secret in $%s", wh.URL, wh.SecretEnv)
 		if wh.PreviousSecretEnv != "" {
 			fmt.Fprintf(b, " (and $%s while a rotation lasts)", wh.PreviousSecretEnv)

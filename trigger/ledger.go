@@ -22,6 +22,12 @@ const (
 	StateDead      = "dead"      // retries exhausted: in trigger_dead_letters
 	StateDisabled  = "disabled"  // a destination answered 410 Gone: in trigger_dead_letters
 	StateSkipped   = "skipped"   // the decision was skip: nothing to deliver
+	// StateDeferred is a fire held until its release time (the end of the
+	// customer's quiet hours, in send_ledger_controls); then it is pending.
+	StateDeferred = "deferred"
+	// StateSuppressed is a fire not sent because the customer was
+	// suppressed between the decision and the send.
+	StateSuppressed = "suppressed"
 )
 
 // Origins of ledger entries.
@@ -89,6 +95,12 @@ type Entry struct {
 	LastError, Origin, Lane                          string
 	// UpdatedAtMs is the version of the entry's newest row.
 	UpdatedAtMs uint64
+	// ReleaseAtMs and Detail are kept beside the ledger, in
+	// send_ledger_controls: when a deferred fire may be sent, and what a
+	// control recorded (the cap window, the suppression's reason). They
+	// are set on new entries and on entries read by Ledger.Controls.
+	ReleaseAtMs uint64
+	Detail      string
 }
 
 // Fires reports whether the entry's decision sends something.
@@ -111,14 +123,18 @@ func (e *Entry) next(nowMs uint64) *Entry {
 // NewEntry builds the first ledger row of a decided qualification.
 func NewEntry(q Qualification, d Decision, nowMs uint64, origin string) *Entry {
 	state := StatePending
-	if !d.Action.Fires() {
+	switch {
+	case !d.Action.Fires():
 		state = StateSkipped
+	case d.ReleaseAtMs > 0:
+		state = StateDeferred
 	}
 	return &Entry{
 		Key: q.Key(), CampaignID: q.CampaignID, CustomerID: q.CustomerID, AudienceID: q.AudienceID, Episode: q.Episode,
 		Decision: string(d.Action), Reason: d.Reason,
 		QualifiedEventTimeMs: q.EventTimeMs, QualifiedIngestTimeMs: q.IngestTimeMs, DerivedAtMs: q.DerivedAtMs,
 		DetectedAtMs: nowMs, DeliveryState: state, Origin: origin, Lane: q.Lane, UpdatedAtMs: nowMs,
+		ReleaseAtMs: d.ReleaseAtMs, Detail: d.Detail,
 	}
 }
 
@@ -137,6 +153,15 @@ func (l *Ledger) ByCustomers(ctx context.Context, campaignIDs, customerIDs []str
 		return map[string]*Entry{}, nil
 	}
 	return l.query(ctx, "read ledger by customer", qLedgerByCustomers, stringSet(campaignIDs), stringSet(customerIDs))
+}
+
+// ByCustomersAll returns the newest state of every entry of the given
+// customers, of every campaign.
+func (l *Ledger) ByCustomersAll(ctx context.Context, customerIDs []string) (map[string]*Entry, error) {
+	if len(customerIDs) == 0 {
+		return map[string]*Entry{}, nil
+	}
+	return l.query(ctx, "read ledger of customers", qLedgerByCustomersAll, stringSet(customerIDs))
 }
 
 // ByKeys returns the newest state of the given entries.

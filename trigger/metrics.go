@@ -87,6 +87,9 @@ type Stats struct {
 	Retrying int64
 	// Waiting is the number of qualifications held for the watermark now.
 	Waiting int64
+	// Suppressed counts fires not sent because the customer was suppressed
+	// after the decision.
+	Suppressed int64
 }
 
 type counters struct {
@@ -94,6 +97,7 @@ type counters struct {
 	stale, capped, notReeligible     atomic.Int64
 	converted, otherSkip             atomic.Int64
 	delivered, failed, retrying, wai atomic.Int64
+	suppressed                       atomic.Int64
 }
 
 func (c *counters) decided(d Decision) {
@@ -123,7 +127,7 @@ func (c *counters) stats() Stats {
 	s := Stats{
 		Fired: c.fired.Load(), Late: c.late.Load(), Skipped: c.skipped.Load(), Reused: c.reused.Load(),
 		Delivered: c.delivered.Load(), Failed: c.failed.Load(), Retrying: c.retrying.Load(), Waiting: c.wai.Load(),
-		SkippedBy: map[string]int64{},
+		Suppressed: c.suppressed.Load(), SkippedBy: map[string]int64{},
 	}
 	for reason, v := range map[string]int64{
 		ReasonStale: c.stale.Load(), ReasonCapped: c.capped.Load(), ReasonNotReeligible: c.notReeligible.Load(),

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -87,6 +88,9 @@ func BuildBody(c *Campaign, q Qualification, e *Entry, d Decision, attrs map[str
 	if q.Properties != "" && json.Valid([]byte(q.Properties)) {
 		b.Data.Trigger.Properties = json.RawMessage(q.Properties)
 	}
+	if c.Template != nil {
+		return renderTemplate(c.Template, b.Data, q)
+	}
 	out, err := json.Marshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode payload of %s: %w", e.Key, err)
@@ -99,4 +103,30 @@ func msTime(ms uint64) string {
 		return ""
 	}
 	return time.UnixMilli(int64(ms)).UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// ErrTemplate marks a body template that failed for one fire (its output
+// is not JSON, or a function failed on the customer's values).
+var ErrTemplate = errors.New("body template")
+
+func renderTemplate(bt *BodyTemplate, d BodyData, q Qualification) ([]byte, error) {
+	td := TemplateData{
+		WebhookID: d.WebhookID, CustomerID: d.CustomerID, Campaign: d.Campaign, Attributes: d.Attributes,
+		Late: d.Late, LagMs: d.LagMs, DetectedAt: d.DetectedAt,
+		Qualification: TemplateQualification{
+			Kind: string(d.Trigger.Kind), AudienceID: q.AudienceID, Episode: q.Episode, Event: q.Event,
+			MessageID: q.MessageID, Lane: q.Lane, EventTime: d.QualifiedAt, Properties: map[string]any{},
+		},
+	}
+	if len(d.Trigger.Properties) > 0 {
+		_ = json.Unmarshal(d.Trigger.Properties, &td.Qualification.Properties)
+	}
+	out, err := bt.Render(td)
+	if err != nil {
+		return nil, fmt.Errorf("%w of %s: %w", ErrTemplate, d.WebhookID, err)
+	}
+	if !json.Valid(out) {
+		return nil, fmt.Errorf("%w of %s: the rendered body is not JSON", ErrTemplate, d.WebhookID)
+	}
+	return out, nil
 }

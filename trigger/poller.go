@@ -42,11 +42,15 @@ type Poller struct {
 	names   map[*feed][]string
 	pending map[string]*waiting
 
-	disp      *Dispatcher
-	kafka     *kgo.Client
-	lastSave  time.Time
-	lastScan  time.Time
-	lastPrune time.Time
+	disp  *Dispatcher
+	kafka *kgo.Client
+	supp  *recentSuppressions
+	// nextRelease is the earliest release time of a deferred fire the last
+	// open scan saw (0: none): the next scan runs then, not a scan interval later.
+	nextRelease uint64
+	lastSave    time.Time
+	lastScan    time.Time
+	lastPrune   time.Time
 }
 
 // waiting is a qualification held until the watermark passes its due time.
@@ -163,6 +167,8 @@ func (p *Poller) run(ctx context.Context) error {
 	defer p.own.close()
 	p.disp = newDispatcher(p.cfg, p.conn, p.routes, p.kafka, p.bc.TopicPrefix, p.m, &p.c, p.log)
 	p.disp.owns = p.own.ownsCustomer
+	p.supp = &recentSuppressions{sinceMs: sub(chdb.NowMs(), ms(suppressionSlack)), m: map[string]*Suppression{}}
+	p.disp.suppressed = p.supp.get
 	if err := p.disp.loadDisabled(ctx); err != nil {
 		return err
 	}
@@ -269,6 +275,9 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
+	if err := p.supp.refresh(ctx, p.conn); err != nil {
+		return false, err
+	}
 	now := chdb.NowMs()
 	shard, shardArgs := shardFilter(p.cfg.Shards, owned)
 	type readerBatch struct {
@@ -327,8 +336,12 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		delete(p.pending, n.Entry.Key)
 		p.c.decided(n.Decision)
 		p.m.decisions.WithLabelValues(n.Q.CampaignID, string(n.Decision.Action), n.Decision.Reason).Inc()
-		if n.Decision.Action.Fires() {
-			// A full queue leaves the entry open in the ledger for the next scan.
+		if n.Entry.DeliveryState == StateDeferred && (p.nextRelease == 0 || n.Entry.ReleaseAtMs < p.nextRelease) {
+			p.nextRelease = n.Entry.ReleaseAtMs
+		}
+		if n.Decision.Action.Fires() && n.Entry.DeliveryState == StatePending {
+			// A full queue leaves the entry open in the ledger for the next
+			// scan; a deferred one waits there for its release time.
 			p.disp.enqueue(n.Entry, n.Body, nil, false)
 		}
 	}
@@ -355,7 +368,7 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 	for _, r := range p.readers {
 		p.m.cursorAge.WithLabelValues(r.f.id).Set(float64(sub(chdb.NowMs(), p.effectivePos(r))) / 1000)
 	}
-	if time.Since(p.lastScan) >= p.cfg.OpenScanInterval {
+	if time.Since(p.lastScan) >= p.cfg.OpenScanInterval || (p.nextRelease > 0 && chdb.NowMs() >= p.nextRelease) {
 		if err := p.scanOpen(ctx, owned); err != nil {
 			p.log.Warn("scan open deliveries", "err", err)
 		} else {
@@ -553,6 +566,7 @@ func (p *Poller) dropPending(shards []int32) {
 // overflow, and the entries the backfill recorded.
 func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 	since := sub(chdb.NowMs(), ms(p.cfg.OpenScanWindow))
+	p.nextRelease = 0
 	var afterMs uint64
 	var afterKey string
 	for {
@@ -560,13 +574,42 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 		if err != nil {
 			return err
 		}
-		var untracked []*Entry
+		var untracked, deferred []*Entry
 		for _, e := range entries {
 			if !p.disp.tracking(e.Key) && p.byID[e.CampaignID] != nil {
 				untracked = append(untracked, e)
+				if e.DeliveryState == StateDeferred {
+					deferred = append(deferred, e)
+				}
 			}
 		}
-		if err := p.deliverOpen(ctx, untracked); err != nil {
+		if err := p.ledger.Controls(ctx, deferred); err != nil {
+			return err
+		}
+		// A deferred fire is released once its quiet period has ended; the
+		// ledger row its delivery writes ends its deferral, so whichever
+		// poller owns the customer sends it once (under its one webhook id).
+		// No more is offered than the queues take: the rest of a large
+		// release waits in the ledger for the next scan.
+		now := chdb.NowMs()
+		room := map[string]int{}
+		var due []*Entry
+		for _, e := range untracked {
+			if e.DeliveryState == StateDeferred && e.ReleaseAtMs > now {
+				if p.nextRelease == 0 || e.ReleaseAtMs < p.nextRelease {
+					p.nextRelease = e.ReleaseAtMs
+				}
+				continue
+			}
+			if _, ok := room[e.CampaignID]; !ok {
+				room[e.CampaignID] = p.disp.room(e.CampaignID)
+			}
+			if room[e.CampaignID] > 0 {
+				room[e.CampaignID]--
+				due = append(due, e)
+			}
+		}
+		if err := p.deliverOpen(ctx, due); err != nil {
 			return err
 		}
 		if len(entries) < p.cfg.BatchSize {
@@ -581,8 +624,9 @@ func (p *Poller) scanOpen(ctx context.Context, owned []int32) error {
 // An entry whose payload is missing (written by a tool that stored none)
 // gets one built now and stored, before it is sent.
 func (p *Poller) deliverOpen(ctx context.Context, entries []*Entry) error {
-	if len(entries) == 0 {
-		return nil
+	entries, err := p.suppressAtSend(ctx, entries)
+	if err != nil || len(entries) == 0 {
+		return err
 	}
 	ks := make([]string, len(entries))
 	for i, e := range entries {

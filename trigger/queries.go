@@ -57,11 +57,36 @@ GROUP BY ledger_key`
 	qLedgerPending = ledgerLatest + `
 WHERE detected_at >= toDateTime(?) %s
 GROUP BY ledger_key
-HAVING l_state IN ('pending', 'failed') AND l_decision IN ('fire', 'fire_late') AND (l_detected_ms, ledger_key) > (?, ?)
+HAVING l_state IN ('pending', 'failed', 'deferred') AND l_decision IN ('fire', 'fire_late') AND (l_detected_ms, ledger_key) > (?, ?)
 ORDER BY l_detected_ms, ledger_key
 LIMIT ?`
 
+	// qLedgerByCustomersAll reads every entry of some customers, of every
+	// campaign: the global caps count them all.
+	qLedgerByCustomersAll = ledgerLatest + `
+WHERE customer_id IN ?
+GROUP BY ledger_key`
+
 	qInsertLedger = "INSERT INTO send_ledger (" + ledgerColumns + ")"
+
+	qInsertControls = "INSERT INTO send_ledger_controls (ledger_key, campaign_id, customer_id, control, detail, release_at_ms, updated_at_ms, updated_at)"
+
+	qControls = `SELECT ledger_key, argMax(detail, updated_at_ms), argMax(release_at_ms, updated_at_ms)
+FROM send_ledger_controls WHERE ledger_key IN ? GROUP BY ledger_key`
+
+	// The newest row per customer decides; an operator lifts a
+	// suppression by inserting a row with active = 0.
+	suppressionLatest = `SELECT customer_id, argMax(active, updated_at_ms) AS s_active, argMax(reason, updated_at_ms),
+    argMax(source, updated_at_ms), argMax(suppressed_at_ms, updated_at_ms), max(loaded_at_ms)
+FROM suppressions`
+
+	qSuppressions = suppressionLatest + `
+WHERE customer_id IN ?
+GROUP BY customer_id`
+
+	qSuppressionsSince = suppressionLatest + `
+WHERE customer_id IN (SELECT customer_id FROM suppressions WHERE loaded_at_ms >= ?)
+GROUP BY customer_id`
 
 	qInsertPayloads = "INSERT INTO trigger_payloads (ledger_key, campaign_id, payload, created_at_ms, created_at)"
 

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -10,9 +11,11 @@ import (
 
 // Recorder decides qualifications and records the decisions: the one path
 // by which the poller and the backfill write ledger entries. For a batch it
-// reads the ledger first (existing entries keep their decision; the
-// customers' other fires feed re-eligibility and caps), decides in event
-// time order, and writes the fires' payloads and the new ledger rows.
+// reads the decisions' facts first (LoadFacts: existing entries keep their
+// decision; the customers' other fires feed re-eligibility and caps; their
+// attributes and suppressions feed consent, quiet hours and suppression),
+// decides in event time order, and writes the control rows, then the fires'
+// payloads and the new ledger rows.
 type Recorder struct {
 	Ledger     *Ledger
 	Conn       *chdb.Conn
@@ -67,34 +70,11 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 		}
 		camps[q.CampaignID], custs[q.CustomerID] = true, true
 	}
-	// The customers' attributes are read beside the ledger, before the
-	// decisions say which of them fire: one round trip less on the path
-	// from qualification to webhook, for a read that skips rarely waste.
-	type attrResult struct {
-		m   map[string]map[string]any
-		err error
-	}
-	attrc := make(chan attrResult, 1)
-	go func() {
-		if r.Attributes == nil {
-			attrc <- attrResult{}
-			return
-		}
-		m, err := r.Attributes.Attributes(ctx, keys(custs))
-		attrc <- attrResult{m, err}
-	}()
-	existing, err := r.Ledger.ByCustomers(ctx, keys(camps), keys(custs))
-	attrs := <-attrc
+	facts, err := LoadFacts(ctx, r.Conn, r.Ledger, r.Attributes, cs, keys(camps), keys(custs))
 	if err != nil {
 		return nil, err
 	}
-	history := map[string][]fire{}
-	for _, e := range existing {
-		if e.Fires() {
-			k := e.CampaignID + "\x00" + e.CustomerID
-			history[k] = append(history[k], fire{key: e.Key, eventMs: e.QualifiedEventTimeMs})
-		}
-	}
+	existing := facts.Existing
 	followUps, err := r.followUps(ctx, cs, qs, existing, watermarkMs)
 	if err != nil {
 		return nil, err
@@ -117,13 +97,7 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 	for _, q := range qs {
 		c := cs[q.CampaignID]
 		key := q.Key()
-		hk := q.CampaignID + "\x00" + q.CustomerID
-		in := Input{Campaign: c, Q: q, Existing: existing[key], NowMs: detected, WatermarkMs: watermarkMs}
-		for _, f := range history[hk] {
-			if f.key != key {
-				in.History = append(in.History, f.eventMs)
-			}
-		}
+		in := facts.Input(c, q, detected, watermarkMs)
 		if fu, ok := followUps[key]; ok {
 			in.FollowUp = &fu
 		}
@@ -136,7 +110,7 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 		default:
 			e := NewEntry(q, d, detected, r.Origin)
 			if d.Action.Fires() {
-				history[hk] = append(history[hk], fire{key: key, eventMs: q.EventTimeMs})
+				facts.Fired(c, q)
 				fires = append(fires, len(res.New))
 			}
 			res.New = append(res.New, Recorded{Q: q, Campaign: c, Decision: d, Entry: e})
@@ -145,22 +119,30 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 	if len(res.New) == 0 {
 		return res, nil
 	}
-	if len(fires) > 0 && attrs.err != nil {
-		return nil, attrs.err
-	}
-	if err := r.buildBodies(res, fires, attrs.m); err != nil {
+	if err := r.buildBodies(res, fires, facts.Attributes); err != nil {
 		return nil, err
 	}
 	payloads := make([]Payload, 0, len(fires))
-	for _, i := range fires {
-		n := res.New[i]
-		payloads = append(payloads, Payload{Key: n.Entry.Key, CampaignID: n.Q.CampaignID, Body: n.Body})
+	var controls []Control
+	for _, n := range res.New {
+		if n.Body != nil {
+			payloads = append(payloads, Payload{Key: n.Entry.Key, CampaignID: n.Q.CampaignID, Body: n.Body})
+		}
+		if ct, ok := controlOf(n.Entry); ok {
+			controls = append(controls, ct)
+		}
 	}
 	// The payloads and the ledger rows are written at once (one round trip
 	// on the path to the webhook). Nothing is sent before both succeeded, so
 	// if only the ledger rows land (an error, a crash), whoever delivers the
 	// entry finds no payload, builds one and stores it before sending: every
 	// send of a webhook id still carries the same body.
+	//
+	// Control rows go first, on their own: a deferred entry must never be
+	// visible without its release time, or a poller would send it at once.
+	if err := r.Ledger.InsertControls(ctx, controls); err != nil {
+		return nil, err
+	}
 	perr := make(chan error, 1)
 	go func() { perr <- r.Ledger.InsertPayloads(ctx, payloads, detected) }()
 	entries := make([]*Entry, len(res.New))
@@ -177,15 +159,20 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 	return res, nil
 }
 
-type fire struct {
-	key     string
-	eventMs uint64
-}
-
+// buildBodies renders the payload of every new fire. A body template that
+// fails for one customer's values turns that fire into a skip
+// ("template_error", the error in the entry's detail) rather than holding
+// the batch: the same values would fail again on every retry.
 func (r *Recorder) buildBodies(res *Result, fires []int, attrs map[string]map[string]any) error {
 	for _, i := range fires {
 		n := &res.New[i]
 		body, err := BuildBody(n.Campaign, n.Q, n.Entry, n.Decision, attrs[n.Q.CustomerID])
+		if errors.Is(err, ErrTemplate) {
+			n.Decision = Decision{Action: Skip, Reason: ReasonTemplateError, LagMs: n.Decision.LagMs, Detail: truncateErr(err.Error())}
+			n.Entry.Decision, n.Entry.Reason, n.Entry.DeliveryState = string(Skip), ReasonTemplateError, StateSkipped
+			n.Entry.Detail, n.Entry.ReleaseAtMs = n.Decision.Detail, 0
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -192,8 +192,8 @@ the endpoint is back.`,
 			if opts.DryRun {
 				verb = "would redeliver"
 			}
-			fmt.Printf("%s: %d selected, %d delivered, %d failed (still dead), %d of campaigns no longer defined\n",
-				verb, res.Selected, res.Delivered, res.Failed, res.Unknown)
+			fmt.Printf("%s: %d selected, %d delivered, %d failed (still dead), %d suppressed (not sent), %d of campaigns no longer defined\n",
+				verb, res.Selected, res.Delivered, res.Failed, res.Suppressed, res.Unknown)
 			if res.Failed > 0 {
 				return errSilent
 			}
