@@ -329,16 +329,16 @@ func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb
 	if err != nil {
 		return devenv.Component{}, err
 	}
-	sizes := func(ctx context.Context) string {
+	sizes := func(ctx context.Context) []devenv.Reading {
 		s, err := materialize.AudienceSizes(ctx, conn)
 		if err != nil {
-			return "audiences ?"
+			return nil
 		}
-		parts := make([]string, 0, len(s))
+		out := make([]devenv.Reading, 0, len(s))
 		for _, id := range sortedIDs(s) {
-			parts = append(parts, fmt.Sprintf("%s=%d", id, s[id]))
+			out = append(out, devenv.Reading{Group: "audiences", Name: id, Value: int64(s[id])})
 		}
-		return "audiences " + strings.Join(parts, " ")
+		return out
 	}
 	return devenv.Component{
 		Name:   "evaluator",
@@ -347,7 +347,11 @@ func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb
 		Summary: func(ctx context.Context) string {
 			var n uint64
 			_ = conn.QueryRow(ctx, "SELECT count() FROM audience_transitions FINAL").Scan(&n)
-			return fmt.Sprintf("%s; %d transitions (look: SELECT * FROM audience_members, membership_transitions)", sizes(ctx), n)
+			parts := []string{}
+			for _, r := range sizes(ctx) {
+				parts = append(parts, fmt.Sprintf("%s=%d", r.Name, r.Value))
+			}
+			return fmt.Sprintf("audiences %s; %d transitions (look: SELECT * FROM audience_members, membership_transitions)", strings.Join(parts, " "), n)
 		},
 	}, nil
 }

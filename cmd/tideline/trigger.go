@@ -125,7 +125,7 @@ func triggerSeeds(ctx context.Context, a *app, cfg trigger.Config, cs []*trigger
 	if !needsKafka(cfg, cs) {
 		return nil, func() {}, nil
 	}
-	seeds, stop, err := broker.Seeds(a.kafka)
+	seeds, stop, err := broker.Connect(ctx, a.kafka, a.log)
 	if err != nil {
 		return nil, func() {}, err
 	}
