@@ -159,7 +159,8 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 		},
 	})
 
-	cmd.AddCommand(&cobra.Command{
+	var listJSON bool
+	list := &cobra.Command{
 		Use:   "list",
 		Short: "Show the applied audiences, their sizes, and how the local definitions differ",
 		Args:  cobra.NoArgs,
@@ -190,11 +191,51 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 			} else {
 				localErr = err.Error()
 			}
+			if listJSON {
+				return printListJSON(applied, sizes, local, localErr)
+			}
 			printList(applied, sizes, local, localErr)
 			return nil
 		},
-	})
+	}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	cmd.AddCommand(list)
 	return cmd
+}
+
+// printListJSON is printList as JSON: one object per audience, applied or local.
+func printListJSON(applied []materialize.AppliedAudience, sizes map[string]uint64, local map[string]string, localErr string) error {
+	type row struct {
+		ID           string  `json:"id"`
+		Name         string  `json:"name,omitempty"`
+		Active       bool    `json:"active"`
+		Applied      bool    `json:"applied"`
+		Members      *uint64 `json:"members,omitempty"`
+		AppliedAt    string  `json:"applied_at,omitempty"`
+		Version      string  `json:"version,omitempty"`
+		LocalVersion string  `json:"local_version,omitempty"`
+	}
+	out := struct {
+		Audiences  []row  `json:"audiences"`
+		LocalError string `json:"local_error,omitempty"`
+	}{Audiences: []row{}, LocalError: localErr}
+	seen := map[string]bool{}
+	for _, a := range applied {
+		seen[a.ID] = true
+		r := row{ID: a.ID, Name: a.Name, Active: a.Active, Applied: true, Version: a.Version, LocalVersion: local[a.ID],
+			AppliedAt: time.UnixMilli(int64(a.AppliedAtMs)).UTC().Format(time.RFC3339)}
+		if a.Active {
+			n := sizes[a.ID]
+			r.Members = &n
+		}
+		out.Audiences = append(out.Audiences, r)
+	}
+	for _, id := range sortedIDs(local) {
+		if !seen[id] {
+			out.Audiences = append(out.Audiences, row{ID: id, LocalVersion: local[id]})
+		}
+	}
+	return writeJSON(out)
 }
 
 func printApply(rep *materialize.ApplyReport) {
@@ -356,7 +397,7 @@ func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb
 	}, nil
 }
 
-func sortedIDs(m map[string]uint64) []string {
+func sortedIDs[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,15 +172,16 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(plan)
+				if err := writeJSON(plan); err != nil {
+					return err
+				}
+				return planExit(plan)
 			}
 			if err := backfill.WriteSummary(os.Stdout, plan, out); err != nil {
 				return err
 			}
 			fmt.Printf("\nPlan written to %s\n", out)
-			return nil
+			return planExit(plan)
 		},
 	}
 	bound = backfillFlags(cmd, &cfg)
@@ -459,9 +459,7 @@ func newBackfillStatusCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(runs)
+				return writeJSON(runs)
 			}
 			return backfill.WriteStatus(os.Stdout, runs, time.Now(), cfg.StaleAfter)
 		},
@@ -505,4 +503,21 @@ func backfillDerivation(a *app, conn *chdb.Conn, d *derivedSections) (*backfill.
 	}
 	q := &backfill.CampaignQualifier{Conn: conn, Campaigns: campaigns, WatermarkLanes: d.trg.WatermarkLanes, Shards: d.trg.Shards, Log: a.log}
 	return replay, q, nil
+}
+
+// planExit is errPending (exit status 3) when apply would change
+// something: missing events to re-ingest, customers whose state differs
+// from a replay, or qualifications the backfill would decide.
+func planExit(p *backfill.Plan) error {
+	_, _, missing, _, _, _ := p.Totals()
+	pending := 0
+	for _, q := range p.Qualifications.Pending {
+		if q.Owner == backfill.OwnerBackfill {
+			pending++
+		}
+	}
+	if missing > 0 || len(p.StaleCustomers()) > 0 || pending > 0 {
+		return errPending
+	}
+	return nil
 }

@@ -13,7 +13,7 @@ import (
 func init() { subcommands = append(subcommands, newMigrateCmd) }
 
 func newMigrateCmd(a *app) *cobra.Command {
-	var status bool
+	var status, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the ClickHouse schema (idempotent)",
@@ -33,6 +33,9 @@ not yet recorded in schema_migrations, in order. Running it again changes nothin
 				if err != nil {
 					return err
 				}
+				if asJSON {
+					return writeJSON(map[string]any{"database": a.ch.Database, "version": v, "latest": tsql.Latest(), "clickhouse": conn.Version.String()})
+				}
 				fmt.Printf("database %s at version %d of %d (ClickHouse %s)\n", a.ch.Database, v, tsql.Latest(), conn.Version)
 				return nil
 			}
@@ -40,10 +43,14 @@ not yet recorded in schema_migrations, in order. Running it again changes nothin
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(map[string]any{"database": a.ch.Database, "applied": n, "version": tsql.Latest()})
+			}
 			fmt.Printf("applied %d migrations; database %s is at version %d\n", n, a.ch.Database, tsql.Latest())
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&status, "status", false, "print the schema version and change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
