@@ -15,6 +15,7 @@ import (
 
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/backfill/drill"
+	"github.com/tideline-dev/tideline/backfill/report"
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
@@ -47,11 +48,13 @@ func newBackfillCmd(a *app) *cobra.Command {
       second apply of the same plan changes nothing.
   tideline backfill status
       runs in progress and past runs, from the backfill_runs table.
+  tideline backfill report PLAN|RUN
+      an incident report with charts (HTML, and Markdown for a status page).
 
 When Kafka's retention has deleted the window, export it beforehand
 (tideline export) and pass the archive with --source.`,
 	}
-	cmd.AddCommand(newBackfillPlanCmd(a), newBackfillApplyCmd(a), newBackfillStatusCmd(a), newBackfillDrillCmd(a))
+	cmd.AddCommand(newBackfillPlanCmd(a), newBackfillApplyCmd(a), newBackfillStatusCmd(a), newBackfillDrillCmd(a), newBackfillReportCmd(a))
 	return cmd
 }
 
@@ -520,4 +523,62 @@ func planExit(p *backfill.Plan) error {
 		return errPending
 	}
 	return nil
+}
+
+func newBackfillReportCmd(a *app) *cobra.Command {
+	var out string
+	var lateAfter time.Duration
+	cmd := &cobra.Command{
+		Use:   "report PLAN|RUN",
+		Short: "Write an incident report with charts for a plan file or a recorded run",
+		Long: `report writes a self-contained HTML page (one file, no network) and a
+Markdown version for a status page, with charts of the window: per-lane lag
+and watermark age, events received vs loaded per interval, the missing
+offset ranges, customers with stale state over time, pending qualifications
+by decision and reason, and what each apply of the plan did. PLAN is a plan
+file from 'backfill plan'; RUN is a run id from 'backfill status' (its
+window and the applies of its plan). It changes nothing.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd, nil); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			src := report.Source{LateAfter: lateAfter}
+			if _, err := os.Stat(args[0]); err == nil {
+				plan, err := backfill.LoadPlan(args[0])
+				if err != nil {
+					return err
+				}
+				src.Plan = plan
+			} else {
+				src.RunID = args[0]
+			}
+			conn, err := chdb.Open(ctx, a.ch, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			d, err := report.Gather(ctx, conn, src)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				id := src.RunID
+				if src.Plan != nil {
+					id = src.Plan.ID
+				}
+				out = "report-" + id + ".html"
+			}
+			md, err := d.WriteFiles(out)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Report written to %s (Markdown: %s)\n", out, md)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "o", "", "HTML file (default report-<plan or run id>.html; the Markdown goes beside it)")
+	cmd.Flags().DurationVar(&lateAfter, "late-after", 0, "a customer is stale while an event waits longer than this (default the plan's threshold, else 1m)")
+	return cmd
 }
