@@ -164,7 +164,9 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 			defer env.close()
 			p := &backfill.Planner{Cfg: cfg, Conn: env.conn, Kafka: a.kafka, State: env.state, Qualifier: env.qual, Log: a.log,
 				Source: sourceOf(source, env.seeds, a)}
+			stopTicker := tick(a.progress("plan").Phase("plan", "s elapsed", 0))
 			plan, err := p.Plan(ctx, backfill.PlanRequest{Window: w, Lanes: cfg.Lanes, Campaigns: campaigns, Command: commandLine()})
+			stopTicker()
 			if err != nil {
 				return err
 			}
@@ -279,11 +281,7 @@ is planned and applied in one go.`,
 			}
 			ap := &backfill.Applier{Cfg: cfg, Conn: env.conn, Kafka: a.kafka, Seeds: env.seeds, Source: src,
 				State: env.state, Qualifier: env.qual, Log: a.log, Yes: yes, DryRun: dryRun, Command: commandLine(), Out: os.Stdout}
-			if term.IsTerminal(int(os.Stderr.Fd())) {
-				ap.Progress = backfill.TerminalProgress{W: os.Stderr}
-			} else {
-				ap.Progress = backfill.LogProgress{Log: a.log, Interval: 2 * time.Second}
-			}
+			ap.Progress = a.progress("backfill")
 			if term.IsTerminal(int(os.Stdin.Fd())) {
 				ap.Confirm = func(q string) bool { return askYes(os.Stdin, os.Stderr, q) }
 			}
@@ -383,6 +381,9 @@ the pipeline running (the backfill lane needs a loader) until Ctrl-C.`,
 			if !cmd.Flags().Changed("clickhouse-database") && os.Getenv("TIDELINE_CLICKHOUSE_DATABASE") == "" {
 				a.ch.Database = "tideline_drill"
 			}
+			// A drill is throw-away: its embedded broker keeps nothing on
+			// disk, so it never mixes with dev's log.
+			a.kafka.EmbeddedDataDir = ""
 			cfg.ClickHouse, cfg.Kafka, cfg.Loader, cfg.Materialize, cfg.Trigger = a.ch, a.kafka, ld, derived.mat, derived.trg
 			cfg.Out, cfg.Log = os.Stdout, a.log
 			db := "--clickhouse-database " + a.ch.Database
@@ -581,4 +582,32 @@ window and the applies of its plan). It changes nothing.`,
 	cmd.Flags().StringVarP(&out, "out", "o", "", "HTML file (default report-<plan or run id>.html; the Markdown goes beside it)")
 	cmd.Flags().DurationVar(&lateAfter, "late-after", 0, "a customer is stale while an event waits longer than this (default the plan's threshold, else 1m)")
 	return cmd
+}
+
+// tick advances bar with the seconds elapsed until the returned func is
+// called: the planner reports no steps, but a long plan should not look hung.
+func tick(bar backfill.Bar) func() {
+	start := time.Now()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	// The ticker goroutine ends when the returned func closes done.
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				bar.Set(int64(time.Since(start).Seconds()))
+				bar.Done()
+				return
+			case <-t.C:
+				bar.Set(int64(time.Since(start).Seconds()))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
 	tsql "github.com/tideline-dev/tideline/sql"
@@ -39,7 +41,7 @@ not yet recorded in schema_migrations, in order. Running it again changes nothin
 				fmt.Printf("database %s at version %d of %d (ClickHouse %s)\n", a.ch.Database, v, tsql.Latest(), conn.Version)
 				return nil
 			}
-			n, err := tsql.Up(cmd.Context(), conn, a.log)
+			n, err := tsql.UpWith(cmd.Context(), conn, a.log, fillProgress(a.progress("migrate")))
 			if err != nil {
 				return err
 			}
@@ -53,4 +55,16 @@ not yet recorded in schema_migrations, in order. Running it again changes nothin
 	cmd.Flags().BoolVar(&status, "status", false, "print the schema version and change nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// fillProgress shows a bar for each fill migration, the statements that
+// copy existing data and can run for minutes; the others take milliseconds.
+func fillProgress(p backfill.Progress) tsql.StepProgress {
+	return func(m tsql.Migration) (func(rows, total uint64), func()) {
+		if !strings.HasSuffix(m.Name, "_fill.sql") {
+			return func(uint64, uint64) {}, func() {}
+		}
+		bar := p.Phase("migrate", "rows read by "+m.Name, 0)
+		return func(rows, _ uint64) { bar.Set(int64(rows)) }, bar.Done
+	}
 }

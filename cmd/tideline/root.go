@@ -4,10 +4,12 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
@@ -109,4 +111,13 @@ func (a *app) load(cmd *cobra.Command, own config.Sections, ownFlags ...config.F
 	}
 	a.log = telemetry.Logger(os.Stderr, level, a.logJSON)
 	return usage(errors.Join(a.ch.Validate(), a.kafka.Validate()))
+}
+
+// progress shows long operations: bars with rate and ETA on a terminal,
+// structured progress lines in the log otherwise.
+func (a *app) progress(what string) backfill.Progress {
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		return backfill.TerminalProgress{W: os.Stderr}
+	}
+	return backfill.LogProgress{Log: a.log, Interval: 2 * time.Second, Msg: what + " progress"}
 }
