@@ -187,9 +187,29 @@ func (s Snapshot) Block() []string {
 		byGroup[r.Group] = append(byGroup[r.Group], fmt.Sprintf("%s %d", r.Name, r.Value))
 	}
 	for _, g := range groups {
-		lines = append(lines, fmt.Sprintf("  %-9s %s", g, strings.Join(byGroup[g], "  ")))
+		lines = append(lines, wrap(fmt.Sprintf("  %-9s ", g), byGroup[g], blockWidth)...)
 	}
 	return lines
+}
+
+// blockWidth keeps the block on one screen line per row of an 80-column terminal.
+const blockWidth = 79
+
+// wrap lays items out after head, two spaces apart, continuing on
+// indented lines so none is longer than width.
+func wrap(head string, items []string, width int) []string {
+	var lines []string
+	line := head
+	for i, it := range items {
+		if i > 0 && len(line)+2+len(it) > width {
+			lines = append(lines, line)
+			line = strings.Repeat(" ", len(head))
+		} else if i > 0 {
+			line += "  "
+		}
+		line += it
+	}
+	return append(lines, line)
 }
 
 // attrs are the snapshot as flat log attributes (lane.web.lag=...).
