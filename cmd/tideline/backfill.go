@@ -17,6 +17,7 @@ import (
 	"github.com/tideline-dev/tideline/backfill/drill"
 	"github.com/tideline-dev/tideline/backfill/report"
 	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/materialize"
@@ -86,6 +87,9 @@ func (a *app) backfillEnv(ctx context.Context, needKafka bool, d *derivedSection
 			// An operator tool never starts its own empty broker: it talks
 			// to the embedded broker of the running `tideline dev`.
 			env.seeds = []string{fmt.Sprintf("127.0.0.1:%d", a.kafka.EmbeddedPort)}
+			if !broker.Answers(ctx, env.seeds[0]) {
+				return nil, fmt.Errorf("no embedded broker answers on %s: start `tideline dev` (or `tideline collect`) first, or use --broker kafka --brokers HOST:PORT", env.seeds[0])
+			}
 		}
 	}
 	conn, err := chdb.Open(ctx, a.ch, false)
