@@ -44,10 +44,15 @@ func (d *Data) Charts() []Chart {
 }
 
 func fmtBucket(b time.Duration) string {
-	if b == time.Minute {
+	switch b {
+	case time.Second:
+		return "second"
+	case time.Minute:
 		return "minute"
+	case time.Hour:
+		return "hour"
 	}
-	return b.String()
+	return strings.TrimSuffix(strings.TrimSuffix(b.String(), "0s"), "0m")
 }
 
 // Headline are the few numbers a reader wants first.

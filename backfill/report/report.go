@@ -58,7 +58,20 @@ type Source struct {
 }
 
 // maxBuckets bounds the points of a series: wider windows get wider intervals.
-const maxBuckets = 240
+const maxBuckets = 120
+
+// bucketFor is the shortest round interval that splits span into at most
+// maxBuckets: seconds for a drill's window, minutes or hours for an outage.
+func bucketFor(span time.Duration) time.Duration {
+	for _, b := range []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second,
+		30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute,
+		30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour} {
+		if span/b <= maxBuckets {
+			return b
+		}
+	}
+	return 24 * time.Hour
+}
 
 // Gather reads what the report shows.
 func Gather(ctx context.Context, conn *chdb.Conn, src Source) (*Data, error) {
@@ -120,10 +133,7 @@ func (d *Data) series(ctx context.Context, conn *chdb.Conn, src Source) error {
 		return fmt.Errorf("read the window's last load: %w", err)
 	}
 	end := max(to, min(int64(lastLoad), to+(to-from)))
-	bucket := int64(time.Minute / time.Millisecond)
-	if span := end - from; span/bucket > maxBuckets {
-		bucket = (span/maxBuckets/bucket + 1) * bucket
-	}
+	bucket := bucketFor(time.Duration(end-from) * time.Millisecond).Milliseconds()
 	d.Bucket = time.Duration(bucket) * time.Millisecond
 	n := int((end-from)/bucket) + 1
 	for i := range n {

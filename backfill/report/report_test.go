@@ -99,11 +99,12 @@ func TestReportRendersInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Bucket != time.Minute {
-		t.Fatalf("bucket %s, want 1m", d.Bucket)
+	// 40 minutes in at most 120 intervals.
+	if d.Bucket != 30*time.Second {
+		t.Fatalf("bucket %s, want 30s", d.Bucket)
 	}
 	// The axis runs until the server lane's last load, outage after the start.
-	if got, want := len(d.Times), int(outage/time.Minute)+1; got != want {
+	if got, want := len(d.Times), int(outage/d.Bucket)+1; got != want {
 		t.Errorf("%d intervals, want %d", got, want)
 	}
 	ages := map[string]float64{}
@@ -256,4 +257,18 @@ func hasClass(n *html.Node, c string) bool {
 		}
 	}
 	return false
+}
+
+func TestBucketFor(t *testing.T) {
+	for _, c := range []struct{ span, want time.Duration }{
+		{30 * time.Second, time.Second},
+		{3 * time.Minute, 2 * time.Second},
+		{40 * time.Minute, 30 * time.Second},
+		{270 * time.Minute, 5 * time.Minute},
+		{30 * 24 * time.Hour, 6 * time.Hour},
+	} {
+		if got := bucketFor(c.span); got != c.want {
+			t.Errorf("bucketFor(%s) = %s, want %s", c.span, got, c.want)
+		}
+	}
 }

@@ -120,10 +120,14 @@ func LineChart(id, title, unit string, xs []time.Time, series []Series) string {
 		return float64(marginL) + float64(plotW)*float64(i)/float64(len(xs)-1)
 	}
 	y := func(v float64) float64 { return float64(marginT+plotH) - float64(plotH)*v/top }
-	// Five time labels along the x axis.
+	// Five time labels along the x axis, with seconds when the axis is short.
+	layout := "15:04"
+	if len(xs) > 1 && xs[len(xs)-1].Sub(xs[0]) < 10*time.Minute {
+		layout = "15:04:05"
+	}
 	for k := 0; k <= 4; k++ {
 		i := k * (len(xs) - 1) / 4
-		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, x(i), marginT+plotH+16, xs[i].UTC().Format("15:04"))
+		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, x(i), marginT+plotH+16, xs[i].UTC().Format(layout))
 	}
 	names := make([]string, len(series))
 	for si, s := range series {
