@@ -18,8 +18,8 @@ type Chart struct {
 
 // Charts renders every chart of the report, in reading order.
 func (d *Data) Charts() []Chart {
-	lagAge := d.laneSeries(func(l LaneSeries) []float64 { return l.WatermarkAgeSeconds }, "watermark age")
-	lagAge = append(lagAge, d.laneSeries(func(l LaneSeries) []float64 { return l.LagSeconds }, "mean lag")...)
+	lagAge := d.laneSeries(func(l LaneSeries) []float64 { return l.WatermarkAgeSeconds }, "wm age")
+	lagAge = append(lagAge, d.laneSeries(func(l LaneSeries) []float64 { return l.LagSeconds }, "lag")...)
 	flow := d.laneSeries(func(l LaneSeries) []float64 { return l.Received }, "received")
 	flow = append(flow, d.laneSeries(func(l LaneSeries) []float64 { return l.Loaded }, "loaded")...)
 	campaigns, byDecision, byReason := d.Decisions()

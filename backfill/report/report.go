@@ -116,7 +116,11 @@ func Gather(ctx context.Context, conn *chdb.Conn, src Source) (*Data, error) {
 			d.Applies = append(d.Applies, r)
 		}
 	}
-	d.Title = fmt.Sprintf("Incident report: %s to %s", d.Window.From.UTC().Format("2006-01-02 15:04"), d.Window.To.UTC().Format("2006-01-02 15:04 MST"))
+	layout := "2006-01-02 15:04"
+	if d.Window.To.Sub(d.Window.From) < time.Hour {
+		layout += ":05"
+	}
+	d.Title = fmt.Sprintf("Incident report: %s to %s UTC", d.Window.From.UTC().Format(layout), d.Window.To.UTC().Format(layout))
 	if err := d.series(ctx, conn, src); err != nil {
 		return nil, err
 	}
@@ -279,7 +283,7 @@ func (d *Data) ApplyChart() (runs []string, series []Series) {
 	vals := make([][]float64, len(names))
 	for i := len(d.Applies) - 1; i >= 0; i-- {
 		r := d.Applies[i]
-		runs = append(runs, fmt.Sprintf("%s %s", r.RunID[:min(8, len(r.RunID))], r.State))
+		runs = append(runs, fmt.Sprintf("%s %s", time.UnixMilli(int64(r.StartedAtMs)).UTC().Format("15:04:05"), r.State))
 		for k, v := range []uint64{r.EventsReingested, r.EventsRestored, r.CustomersRederive, r.Fired, r.FiredLate, r.Skipped} {
 			vals[k] = append(vals[k], float64(v))
 		}

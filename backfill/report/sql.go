@@ -11,18 +11,23 @@ const lastLoadSQL = `SELECT max(ingest_time_ms) FROM events
 WHERE received_at_ms >= ? AND received_at_ms < ?`
 
 // flowSQL counts the window's events per lane, receive interval and load
-// interval, with the oldest receive time and the lag sum and maximum.
-const flowSQL = `SELECT lane, intDiv(r, ?) AS rb, intDiv(i, ?) AS ib, count() AS n, min(r) AS min_r,
+// interval, with the oldest receive time and the lag sum and maximum. A row
+// the backfill re-ingested counts for the lane of the topic it was first
+// written to (its kafka_topic), so a lane's watermark covers its records
+// however they were loaded.
+const flowSQL = `SELECT l, intDiv(r, ?) AS rb, intDiv(i, ?) AS ib, count() AS n, min(r) AS min_r,
     sum(i - r) AS lag_sum, max(i - r) AS lag_max
 FROM (
-    SELECT lane, message_id, any(received_at_ms) AS r, min(ingest_time_ms) AS i
+    SELECT multiIf(lane != 'backfill', lane, kafka_topic LIKE '%events.web', 'web',
+                   kafka_topic LIKE '%events.server', 'server', lane) AS l,
+        message_id, any(received_at_ms) AS r, min(ingest_time_ms) AS i
     FROM events
     WHERE received_at_ms >= ? AND received_at_ms < ?
-    GROUP BY lane, message_id
+    GROUP BY l, message_id
 ) AS e
 WHERE i >= r
-GROUP BY lane, rb, ib
-ORDER BY lane, rb, ib`
+GROUP BY l, rb, ib
+ORDER BY l, rb, ib`
 
 // staleSQL counts customers by the interval their first late event was
 // received and the interval their last late event was loaded.

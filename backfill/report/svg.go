@@ -62,9 +62,10 @@ func fmtNum(v float64) string {
 	}
 }
 
-func open(b *strings.Builder, id, title, kind string) {
+func open(b *strings.Builder, id, title, kind string, legendNames []string) {
+	h := chartH + legendHeight(legendNames)
 	fmt.Fprintf(b, `<svg class="chart" data-chart="%s" data-kind="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
-		id, kind, chartW, chartH, chartW, chartH, html.EscapeString(title))
+		id, kind, chartW, h, chartW, h, html.EscapeString(title))
 	fmt.Fprintf(b, `<title>%s</title><text class="chart-title" x="%d" y="18" font-size="14" font-weight="600">%s</text>`,
 		html.EscapeString(title), marginL, html.EscapeString(title))
 }
@@ -83,12 +84,36 @@ func yAxis(b *strings.Builder, top float64, unit string) {
 	}
 }
 
+// legendRows lays the legend out in rows that fit the chart's width and
+// returns each item's row and x.
+func legendRows(names []string) (rows, xs []int) {
+	x, row := marginL, 0
+	for _, n := range names {
+		w := 14 + 7*len(n) + legendGap
+		if x > marginL && x+w > chartW-marginR {
+			x, row = marginL, row+1
+		}
+		rows, xs = append(rows, row), append(xs, x)
+		x += w
+	}
+	return rows, xs
+}
+
+// legendHeight is the extra height the legend's rows past the first need.
+func legendHeight(names []string) int {
+	rows, _ := legendRows(names)
+	if len(rows) == 0 {
+		return 0
+	}
+	return 16 * rows[len(rows)-1]
+}
+
 func legend(b *strings.Builder, names []string) {
-	x := marginL
+	rows, xs := legendRows(names)
 	for i, n := range names {
+		y := chartH - 14 + 16*rows[i]
 		fmt.Fprintf(b, `<g class="legend-item" data-series="%s"><rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d" font-size="11">%s</text></g>`,
-			html.EscapeString(n), x, chartH-14, color(i), x+14, chartH-5, html.EscapeString(n))
-		x += 14 + 7*len(n) + legendGap
+			html.EscapeString(n), xs[i], y, color(i), xs[i]+14, y+9, html.EscapeString(n))
 	}
 }
 
@@ -100,7 +125,11 @@ func noData(b *strings.Builder) {
 // LineChart draws series over the times xs (one value per time).
 func LineChart(id, title, unit string, xs []time.Time, series []Series) string {
 	var b strings.Builder
-	open(&b, id, title, "line")
+	names := make([]string, len(series))
+	for si, s := range series {
+		names[si] = s.Name
+	}
+	open(&b, id, title, "line", names)
 	top := 0.0
 	for _, s := range series {
 		for _, v := range s.Values {
@@ -127,11 +156,14 @@ func LineChart(id, title, unit string, xs []time.Time, series []Series) string {
 	}
 	for k := 0; k <= 4; k++ {
 		i := k * (len(xs) - 1) / 4
-		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, x(i), marginT+plotH+16, xs[i].UTC().Format(layout))
+		// The outer labels align inside the plot so they are not cut.
+		anchor := map[int]string{0: "start", 4: "end"}[k]
+		if anchor == "" {
+			anchor = "middle"
+		}
+		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" font-size="11" text-anchor="%s">%s</text>`, x(i), marginT+plotH+16, anchor, xs[i].UTC().Format(layout))
 	}
-	names := make([]string, len(series))
 	for si, s := range series {
-		names[si] = s.Name
 		var d strings.Builder
 		for i, v := range s.Values {
 			cmd := "L"
@@ -151,7 +183,11 @@ func LineChart(id, title, unit string, xs []time.Time, series []Series) string {
 // BarChart draws one stacked bar per category; series are the stacks.
 func BarChart(id, title, unit string, categories []string, series []Series) string {
 	var b strings.Builder
-	open(&b, id, title, "bar")
+	names := make([]string, len(series))
+	for si, s := range series {
+		names[si] = s.Name
+	}
+	open(&b, id, title, "bar", names)
 	top := 0.0
 	for ci := range categories {
 		sum := 0.0
@@ -168,10 +204,6 @@ func BarChart(id, title, unit string, categories []string, series []Series) stri
 	yAxis(&b, top, unit)
 	slot := float64(plotW) / float64(len(categories))
 	w := math.Min(slot*0.6, 80)
-	names := make([]string, len(series))
-	for si, s := range series {
-		names[si] = s.Name
-	}
 	for ci, c := range categories {
 		x := float64(marginL) + slot*float64(ci) + (slot-w)/2
 		base := float64(marginT + plotH)
