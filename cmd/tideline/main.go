@@ -15,6 +15,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a command's orderly stop (dev drains what
+	// it accepted); a second one ends the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := newRoot().ExecuteContext(ctx)
 	if err != nil && !errors.Is(err, errSilent) && !errors.Is(err, errPending) {
 		fmt.Fprintln(os.Stderr, "tideline:", err)

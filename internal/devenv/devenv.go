@@ -241,7 +241,15 @@ loop:
 		}
 	}
 	st.finish()
+	fmt.Fprintf(cfg.Out, "stopping: no new events; loading everything accepted (at most %s; Ctrl-C again quits at once)\n", cfg.Loader.ShutdownTimeout)
 
+	// The drain ends early if the loader itself has stopped (it failed).
+	// This goroutine ends with the loader's, which stop ends at the latest.
+	loaderGone := make(chan struct{})
+	go func() {
+		loadDone.Wait()
+		close(loaderGone)
+	}()
 	sum := &Summary{Database: cfg.ClickHouse.Database, Before: before}
 	sum.Left, sum.Drained, err = stop(cfg, stopper{
 		drive:    func() { close(stopDrive) },
@@ -250,6 +258,7 @@ loop:
 		serve:    func() { stopServe(); serveDone.Wait() },
 		flush:    func(ctx context.Context) error { return prod.Flush(ctx) },
 		loader:   loader,
+		gone:     loaderGone,
 		load:     func() { stopLoad(); loadDone.Wait() },
 		down:     func() { stopDown(); downDone.Wait() },
 	}, log)
@@ -267,6 +276,7 @@ type stopper struct {
 	serve    func()
 	flush    func(context.Context) error
 	loader   *ingest.Loader
+	gone     <-chan struct{}
 	load     func()
 	down     func()
 }
@@ -314,6 +324,15 @@ func stop(cfg Config, s stopper, log *slog.Logger) ([]ingest.Backlog, int64, err
 		err = fmt.Errorf("read the lanes' end offsets to drain the loader: %w", err)
 	} else {
 		wctx, cancel := context.WithTimeout(context.Background(), grace)
+		// Ends when the wait does (cancel below) or cuts it short when
+		// the loader has already stopped.
+		go func() {
+			select {
+			case <-s.gone:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
 		if bs, berr := s.loader.Behind(wctx, ends); berr == nil {
 			for _, b := range bs {
 				behind += b.Records()
