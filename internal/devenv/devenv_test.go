@@ -3,6 +3,9 @@ package devenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -33,8 +36,26 @@ func TestStopLosesNothingAccepted(t *testing.T) {
 				ClickHouse: chCfg, Kafka: b.Config, Seeds: b.Seeds, Collector: col, Loader: ld,
 				Rate: 1500, Customers: 500, Seed: 7, Duration: 2 * time.Second, Out: &out,
 			}
+			cfg.StatusAddr, cfg.StatusInterval = freeAddr(t), 200*time.Millisecond
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
+			// /status is read while dev runs.
+			got := make(chan Snapshot, 1)
+			go func() {
+				for ctx.Err() == nil {
+					var snap Snapshot
+					resp, err := http.Get("http://" + cfg.StatusAddr + "/status")
+					if err == nil {
+						err = json.NewDecoder(resp.Body).Decode(&snap)
+						resp.Body.Close()
+						if err == nil && snap.Accepted > 0 {
+							got <- snap
+							return
+						}
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}()
 			sum, err := Run(ctx, cfg, nil, testenv.Logger(t))
 			t.Log("\n" + out.String())
 			if err != nil {
@@ -73,9 +94,27 @@ func TestStopLosesNothingAccepted(t *testing.T) {
 			if sum.Drained == 0 {
 				t.Errorf("the loader had no backlog when dev stopped: the test proves nothing")
 			}
+			select {
+			case snap := <-got:
+				if len(snap.Lanes) < 2 || snap.Lanes[0].Lane != "web" || snap.Lanes[1].Lane != "server" {
+					t.Errorf("/status lanes %+v, want web and server", snap.Lanes)
+				}
+			default:
+				t.Errorf("/status never showed an accepted event while dev ran")
+			}
 			if len(sum.Left) > 0 {
 				t.Errorf("left unloaded: %s", ingest.DescribeBacklog(sum.Left))
 			}
 		})
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
