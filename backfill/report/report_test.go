@@ -130,6 +130,18 @@ func TestReportRendersInChromium(t *testing.T) {
 		t.Fatalf("%d applies, want 1", len(d.Applies))
 	}
 
+	// A report of the recorded run finds its window and its plan's applies.
+	byRun, err := Gather(context.Background(), conn, Source{RunID: "run-apply-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !byRun.Window.From.Equal(w.From) || !byRun.Window.To.Equal(w.To) || len(byRun.Applies) != 1 || len(byRun.Times) != len(d.Times) {
+		t.Errorf("report of the run: window %v, %d applies, %d intervals; want %v, 1, %d", byRun.Window, len(byRun.Applies), len(byRun.Times), w, len(d.Times))
+	}
+	if _, err := Gather(context.Background(), conn, Source{RunID: "no-such-run"}); err == nil {
+		t.Error("a report of an unknown run did not fail")
+	}
+
 	dir := t.TempDir()
 	page := filepath.Join(dir, "report.html")
 	md, err := d.WriteFiles(page)
