@@ -23,6 +23,9 @@ func Connect(ctx context.Context, c Config, log *slog.Logger) ([]string, func(),
 	if c.Mode == "kafka" {
 		return c.Brokers, func() {}, nil
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if c.EmbeddedPort != 0 {
 		addr := fmt.Sprintf("127.0.0.1:%d", c.EmbeddedPort)
 		if Answers(ctx, addr) {
