@@ -14,7 +14,7 @@ test:
 
 ## build: the tideline binary in bin/
 build:
-	$(GO) build -o bin/tideline ./cmd/tideline
+	$(GO) build -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o bin/tideline ./cmd/tideline
 
 ## services: start the local ClickHouse and Apache Kafka
 services:

@@ -64,6 +64,8 @@ func (t *termBar) Done()          { _ = t.b.Finish() }
 type LogProgress struct {
 	Log      *slog.Logger
 	Interval time.Duration
+	// Msg is the lines' message (default "backfill progress").
+	Msg string
 }
 
 // Phase implements Progress.
@@ -72,14 +74,19 @@ func (l LogProgress) Phase(name, what string, total int64) Bar {
 	if iv <= 0 {
 		iv = 5 * time.Second
 	}
-	b := &logBar{log: l.Log, name: name, what: what, total: total, start: time.Now(), every: iv}
-	b.log.Info("backfill progress", "phase", name, "state", "started", "total", total, "unit", what)
+	msg := l.Msg
+	if msg == "" {
+		msg = "backfill progress"
+	}
+	b := &logBar{log: l.Log, msg: msg, name: name, what: what, total: total, start: time.Now(), every: iv}
+	b.log.Info(msg, "phase", name, "state", "started", "total", total, "unit", what)
 	return b
 }
 
 type logBar struct {
 	mu          sync.Mutex
 	log         *slog.Logger
+	msg         string
 	name, what  string
 	note        string
 	total, done int64
@@ -126,7 +133,7 @@ func (b *logBar) emit(state string) {
 	if b.note != "" {
 		attrs = append(attrs, "note", b.note)
 	}
-	b.log.Info("backfill progress", attrs...)
+	b.log.Info(b.msg, attrs...)
 }
 
 // NoProgress shows nothing.

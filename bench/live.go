@@ -220,7 +220,10 @@ func (p *pipeline) settle(ctx context.Context, within time.Duration) error {
 	}
 }
 
-// stop ends the driver, the poller and the children, recording their peak RSS.
+// stop ends the driver and the children in the order data flows through
+// them (collector, loaders, then the downstream children and the webhook
+// receiver they deliver to), recording their peak RSS: the collector
+// accepts nothing once the loaders are gone.
 func (p *pipeline) stop(scenario string) error {
 	if p.stopDrv != nil {
 		p.stopDrv()
@@ -228,6 +231,14 @@ func (p *pipeline) stop(scenario string) error {
 	p.stopVis()
 	p.wg.Wait()
 	errs := p.errs
+	final, err := p.col.stop()
+	p.r.memory("collector", scenario, final.PeakRSSKB)
+	errs = append(errs, err)
+	for _, c := range p.loaders {
+		final, err := c.stop()
+		p.r.memory("loader", scenario+": "+c.name, final.PeakRSSKB)
+		errs = append(errs, err)
+	}
 	for _, c := range p.others {
 		final, err := c.stop()
 		p.r.memory(c.name, scenario, final.PeakRSSKB)
@@ -236,14 +247,6 @@ func (p *pipeline) stop(scenario string) error {
 	if p.hooks != nil {
 		p.hooks.close()
 	}
-	for _, c := range p.loaders {
-		final, err := c.stop()
-		p.r.memory("loader", scenario+": "+c.name, final.PeakRSSKB)
-		errs = append(errs, err)
-	}
-	final, err := p.col.stop()
-	p.r.memory("collector", scenario, final.PeakRSSKB)
-	errs = append(errs, err)
 	p.conn.Close()
 	return errors.Join(errs...)
 }

@@ -236,9 +236,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 	if err != nil {
 		return err
 	}
-	// The topic prefix separates deployments sharing a cluster, so it
-	// separates their groups too.
-	group := l.bc.TopicPrefix + l.cfg.Group + "." + ln.name
+	group := l.cfg.GroupOf(l.bc, ln.name)
 	r := &laneRun{l: l, ln: ln, topic: topic, group: group, parts: map[int32]*partState{}}
 	opts := append(broker.ClientOpts(l.seeds, l.log),
 		kgo.ClientID("tideline-loader-"+ln.name),

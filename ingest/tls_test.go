@@ -158,6 +158,7 @@ func TestCollectCommandTLS(t *testing.T) {
 		"TIDELINE_COLLECTOR_TLS_CERT=" + certFile,
 		"TIDELINE_COLLECTOR_TLS_KEY=" + keyFile,
 		"TIDELINE_KAFKA_EMBEDDED_PORT=0",
+		"TIDELINE_KAFKA_EMBEDDED_DATA_DIR=",
 	}, logPath)
 
 	var addr string

@@ -16,6 +16,15 @@ scripts/kafka.sh start
 export TIDELINE_TEST_KAFKA=127.0.0.1:${TIDELINE_KAFKA_PORT:-19092}
 export TIDELINE_TEST_CLICKHOUSE=127.0.0.1:${TIDELINE_CH_TCP_PORT:-19000}
 
+# The incident report's test renders its page in headless Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+	step "installing Chromium (Debian's chromium) for the report's rendering test"
+	SUDO=""
+	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq chromium
+fi
+
 if [ -f grafana/app/package.json ]; then
 	step "Grafana plugin frontend: typecheck, unit tests, build"
 	bash scripts/grafana-frontend.sh

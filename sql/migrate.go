@@ -127,6 +127,17 @@ func alreadyAdded(stmt string, err error) bool {
 // Up applies every embedded migration not yet recorded, in order, and
 // returns how many it applied.
 func Up(ctx context.Context, conn *chdb.Conn, log *slog.Logger) (int, error) {
+	return UpWith(ctx, conn, log, nil)
+}
+
+// StepProgress is told when a migration starts; it returns what receives
+// the rows the server read so far (with its estimate of the total, 0 when
+// it has none) and what is called when the statement ended. A fill
+// migration (INSERT ... SELECT over existing data) can take minutes.
+type StepProgress func(m Migration) (read func(rows, total uint64), done func())
+
+// UpWith is Up reporting each statement's progress to progress (nil: none).
+func UpWith(ctx context.Context, conn *chdb.Conn, log *slog.Logger, progress StepProgress) (int, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return 0, err
@@ -140,7 +151,7 @@ func Up(ctx context.Context, conn *chdb.Conn, log *slog.Logger) (int, error) {
 		if applied[m.Version] {
 			continue
 		}
-		if err := conn.Exec(ctx, m.Statement); err != nil && !alreadyAdded(m.Statement, err) {
+		if err := exec(ctx, conn, m, progress); err != nil && !alreadyAdded(m.Statement, err) {
 			return n, fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
 		batch, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at_ms)")
@@ -157,4 +168,20 @@ func Up(ctx context.Context, conn *chdb.Conn, log *slog.Logger) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+func exec(ctx context.Context, conn *chdb.Conn, m Migration, progress StepProgress) error {
+	if progress == nil {
+		return conn.Exec(ctx, m.Statement)
+	}
+	read, done := progress(m)
+	defer done()
+	// Progress packets carry increments.
+	var rows, total uint64
+	ctx = clickhouse.Context(ctx, clickhouse.WithProgress(func(p *clickhouse.Progress) {
+		rows += p.Rows
+		total += p.TotalRows
+		read(rows, total)
+	}))
+	return conn.Exec(ctx, m.Statement)
 }

@@ -137,13 +137,18 @@ func (s *stack) stop(name string) error {
 	return <-b.done
 }
 
+// stopAll stops what runs in the order data flows: the loaders (each
+// inserting and committing the batch in hand), then the evaluator, then the
+// poller, so no downstream part stops while an upstream one still feeds it.
 func (s *stack) stopAll() {
+	rank := map[string]int{"evaluator": 1, "poller": 2}
 	s.mu.Lock()
 	names := make([]string, 0, len(s.running))
 	for n := range s.running {
 		names = append(names, n)
 	}
 	s.mu.Unlock()
+	sort.Slice(names, func(i, j int) bool { return rank[names[i]] < rank[names[j]] })
 	for _, n := range names {
 		if err := s.stop(n); err != nil {
 			s.cfg.Log.Warn("stopping "+n, "err", err)

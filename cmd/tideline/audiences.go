@@ -159,7 +159,8 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 		},
 	})
 
-	cmd.AddCommand(&cobra.Command{
+	var listJSON bool
+	list := &cobra.Command{
 		Use:   "list",
 		Short: "Show the applied audiences, their sizes, and how the local definitions differ",
 		Args:  cobra.NoArgs,
@@ -194,11 +195,60 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 			if err != nil {
 				return err
 			}
+			if listJSON {
+				return printListJSON(applied, sizes, complete, local, localErr)
+			}
 			printList(applied, sizes, complete, local, localErr)
 			return nil
 		},
-	})
+	}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	cmd.AddCommand(list)
 	return cmd
+}
+
+// printListJSON is printList as JSON: one object per audience, applied or local.
+func printListJSON(applied []materialize.AppliedAudience, sizes map[string]uint64, complete map[string]materialize.AudienceCompleteness, local map[string]string, localErr string) error {
+	type row struct {
+		ID           string  `json:"id"`
+		Name         string  `json:"name,omitempty"`
+		Active       bool    `json:"active"`
+		Applied      bool    `json:"applied"`
+		Members      *uint64 `json:"members,omitempty"`
+		AppliedAt    string  `json:"applied_at,omitempty"`
+		Version      string  `json:"version,omitempty"`
+		LocalVersion string  `json:"local_version,omitempty"`
+		// What the evaluator last recorded of its completeness.
+		Lanes      []string `json:"lanes,omitempty"`
+		Direction  string   `json:"direction,omitempty"`
+		CompleteTo string   `json:"complete_to,omitempty"`
+		HeldBy     string   `json:"held_by,omitempty"`
+	}
+	out := struct {
+		Audiences  []row  `json:"audiences"`
+		LocalError string `json:"local_error,omitempty"`
+	}{Audiences: []row{}, LocalError: localErr}
+	seen := map[string]bool{}
+	for _, a := range applied {
+		seen[a.ID] = true
+		r := row{ID: a.ID, Name: a.Name, Active: a.Active, Applied: true, Version: a.Version, LocalVersion: local[a.ID],
+			AppliedAt: time.UnixMilli(int64(a.AppliedAtMs)).UTC().Format(time.RFC3339)}
+		if a.Active {
+			n := sizes[a.ID]
+			r.Members = &n
+		}
+		if c, ok := complete[a.ID]; ok && a.Active {
+			r.Lanes, r.Direction, r.HeldBy = c.Lanes, c.Direction, c.HeldBy
+			r.CompleteTo = time.UnixMilli(int64(c.CompleteMs)).UTC().Format(time.RFC3339Nano)
+		}
+		out.Audiences = append(out.Audiences, r)
+	}
+	for _, id := range sortedIDs(local) {
+		if !seen[id] {
+			out.Audiences = append(out.Audiences, row{ID: id, LocalVersion: local[id]})
+		}
+	}
+	return writeJSON(out)
 }
 
 func printApply(rep *materialize.ApplyReport) {
@@ -341,16 +391,16 @@ func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb
 	if err != nil {
 		return devenv.Component{}, err
 	}
-	sizes := func(ctx context.Context) string {
+	sizes := func(ctx context.Context) []devenv.Reading {
 		s, err := materialize.AudienceSizes(ctx, conn)
 		if err != nil {
-			return "audiences ?"
+			return nil
 		}
-		parts := make([]string, 0, len(s))
+		out := make([]devenv.Reading, 0, len(s))
 		for _, id := range sortedIDs(s) {
-			parts = append(parts, fmt.Sprintf("%s=%d", id, s[id]))
+			out = append(out, devenv.Reading{Group: "audiences", Name: id, Value: int64(s[id])})
 		}
-		return "audiences " + strings.Join(parts, " ")
+		return out
 	}
 	return devenv.Component{
 		Name:   "evaluator",
@@ -359,12 +409,16 @@ func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb
 		Summary: func(ctx context.Context) string {
 			var n uint64
 			_ = conn.QueryRow(ctx, "SELECT count() FROM audience_transitions FINAL").Scan(&n)
-			return fmt.Sprintf("%s; %d transitions (look: SELECT * FROM audience_members, membership_transitions)", sizes(ctx), n)
+			parts := []string{}
+			for _, r := range sizes(ctx) {
+				parts = append(parts, fmt.Sprintf("%s=%d", r.Name, r.Value))
+			}
+			return fmt.Sprintf("audiences %s; %d transitions (look: SELECT * FROM audience_members, membership_transitions)", strings.Join(parts, " "), n)
 		},
 	}, nil
 }
 
-func sortedIDs(m map[string]uint64) []string {
+func sortedIDs[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

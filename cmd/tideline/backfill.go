@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,9 @@ import (
 
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/backfill/drill"
+	"github.com/tideline-dev/tideline/backfill/report"
 	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/materialize"
@@ -48,11 +49,13 @@ func newBackfillCmd(a *app) *cobra.Command {
       second apply of the same plan changes nothing.
   tideline backfill status
       runs in progress and past runs, from the backfill_runs table.
+  tideline backfill report PLAN|RUN
+      an incident report with charts (HTML, and Markdown for a status page).
 
 When Kafka's retention has deleted the window, export it beforehand
 (tideline export) and pass the archive with --source.`,
 	}
-	cmd.AddCommand(newBackfillPlanCmd(a), newBackfillApplyCmd(a), newBackfillStatusCmd(a), newBackfillDrillCmd(a))
+	cmd.AddCommand(newBackfillPlanCmd(a), newBackfillApplyCmd(a), newBackfillStatusCmd(a), newBackfillDrillCmd(a), newBackfillReportCmd(a))
 	return cmd
 }
 
@@ -84,6 +87,9 @@ func (a *app) backfillEnv(ctx context.Context, needKafka bool, d *derivedSection
 			// An operator tool never starts its own empty broker: it talks
 			// to the embedded broker of the running `tideline dev`.
 			env.seeds = []string{fmt.Sprintf("127.0.0.1:%d", a.kafka.EmbeddedPort)}
+			if !broker.Answers(ctx, env.seeds[0]) {
+				return nil, fmt.Errorf("no embedded broker answers on %s: start `tideline dev` (or `tideline collect`) first, or use --broker kafka --brokers HOST:PORT", env.seeds[0])
+			}
 		}
 	}
 	conn, err := chdb.Open(ctx, a.ch, false)
@@ -162,7 +168,9 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 			defer env.close()
 			p := &backfill.Planner{Cfg: cfg, Conn: env.conn, Kafka: a.kafka, State: env.state, Qualifier: env.qual, Log: a.log,
 				Source: sourceOf(source, env.seeds, a)}
+			stopTicker := tick(a.progress("plan").Phase("plan", "s elapsed", 0))
 			plan, err := p.Plan(ctx, backfill.PlanRequest{Window: w, Lanes: cfg.Lanes, Campaigns: campaigns, Command: commandLine()})
+			stopTicker()
 			if err != nil {
 				return err
 			}
@@ -173,15 +181,16 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(plan)
+				if err := writeJSON(plan); err != nil {
+					return err
+				}
+				return planExit(plan)
 			}
 			if err := backfill.WriteSummary(os.Stdout, plan, out); err != nil {
 				return err
 			}
 			fmt.Printf("\nPlan written to %s\n", out)
-			return nil
+			return planExit(plan)
 		},
 	}
 	bound = backfillFlags(cmd, &cfg)
@@ -276,11 +285,7 @@ is planned and applied in one go.`,
 			}
 			ap := &backfill.Applier{Cfg: cfg, Conn: env.conn, Kafka: a.kafka, Seeds: env.seeds, Source: src,
 				State: env.state, Qualifier: env.qual, Log: a.log, Yes: yes, DryRun: dryRun, Command: commandLine(), Out: os.Stdout}
-			if term.IsTerminal(int(os.Stderr.Fd())) {
-				ap.Progress = backfill.TerminalProgress{W: os.Stderr}
-			} else {
-				ap.Progress = backfill.LogProgress{Log: a.log, Interval: 2 * time.Second}
-			}
+			ap.Progress = a.progress("backfill")
 			if term.IsTerminal(int(os.Stdin.Fd())) {
 				ap.Confirm = func(q string) bool { return askYes(os.Stdin, os.Stderr, q) }
 			}
@@ -380,6 +385,9 @@ the pipeline running (the backfill lane needs a loader) until Ctrl-C.`,
 			if !cmd.Flags().Changed("clickhouse-database") && os.Getenv("TIDELINE_CLICKHOUSE_DATABASE") == "" {
 				a.ch.Database = "tideline_drill"
 			}
+			// A drill is throw-away: its embedded broker keeps nothing on
+			// disk, so it never mixes with dev's log.
+			a.kafka.EmbeddedDataDir = ""
 			cfg.ClickHouse, cfg.Kafka, cfg.Loader, cfg.Materialize, cfg.Trigger = a.ch, a.kafka, ld, derived.mat, derived.trg
 			cfg.Out, cfg.Log = os.Stdout, a.log
 			db := "--clickhouse-database " + a.ch.Database
@@ -459,9 +467,7 @@ func newBackfillStatusCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(runs)
+				return writeJSON(runs)
 			}
 			return backfill.WriteStatus(os.Stdout, runs, time.Now(), cfg.StaleAfter)
 		},
@@ -505,4 +511,107 @@ func backfillDerivation(a *app, conn *chdb.Conn, d *derivedSections) (*backfill.
 	}
 	q := &backfill.CampaignQualifier{Conn: conn, Campaigns: campaigns, WatermarkLanes: d.trg.WatermarkLanes, Shards: d.trg.Shards, Log: a.log}
 	return replay, q, nil
+}
+
+// planExit is errPending (exit status 3) when apply would change
+// something: missing events to re-ingest, customers whose state differs
+// from a replay, or qualifications the backfill would decide.
+func planExit(p *backfill.Plan) error {
+	_, _, missing, _, _, _ := p.Totals()
+	pending := 0
+	for _, q := range p.Qualifications.Pending {
+		if q.Owner == backfill.OwnerBackfill {
+			pending++
+		}
+	}
+	if missing > 0 || len(p.StaleCustomers()) > 0 || pending > 0 {
+		return errPending
+	}
+	return nil
+}
+
+func newBackfillReportCmd(a *app) *cobra.Command {
+	var out string
+	var lateAfter time.Duration
+	cmd := &cobra.Command{
+		Use:   "report PLAN|RUN",
+		Short: "Write an incident report with charts for a plan file or a recorded run",
+		Long: `report writes a self-contained HTML page (one file, no network) and a
+Markdown version for a status page, with charts of the window: per-lane lag
+and watermark age, events received vs loaded per interval, the missing
+offset ranges, customers with stale state over time, pending qualifications
+by decision and reason, and what each apply of the plan did. PLAN is a plan
+file from 'backfill plan'; RUN is a run id from 'backfill status' (its
+window and the applies of its plan). It changes nothing.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(cmd, nil); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			src := report.Source{LateAfter: lateAfter}
+			if _, err := os.Stat(args[0]); err == nil {
+				plan, err := backfill.LoadPlan(args[0])
+				if err != nil {
+					return err
+				}
+				src.Plan = plan
+			} else {
+				src.RunID = args[0]
+			}
+			conn, err := chdb.Open(ctx, a.ch, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			d, err := report.Gather(ctx, conn, src)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				id := src.RunID
+				if src.Plan != nil {
+					id = src.Plan.ID
+				}
+				out = "report-" + id + ".html"
+			}
+			md, err := d.WriteFiles(out)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Report written to %s (Markdown: %s)\n", out, md)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "o", "", "HTML file (default report-<plan or run id>.html; the Markdown goes beside it)")
+	cmd.Flags().DurationVar(&lateAfter, "late-after", 0, "a customer is stale while an event waits longer than this (default the plan's threshold, else 1m)")
+	return cmd
+}
+
+// tick advances bar with the seconds elapsed until the returned func is
+// called: the planner reports no steps, but a long plan should not look hung.
+func tick(bar backfill.Bar) func() {
+	start := time.Now()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	// The ticker goroutine ends when the returned func closes done.
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				bar.Set(int64(time.Since(start).Seconds()))
+				bar.Done()
+				return
+			case <-t.C:
+				bar.Set(int64(time.Since(start).Seconds()))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
 }

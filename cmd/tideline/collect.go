@@ -34,7 +34,7 @@ lane topic; the request is answered 2xx only after Kafka acknowledged it.`,
 				config.Flag{Name: "addr", Key: "collector.addr"}, config.Flag{Name: "metrics-addr", Key: "collector.metrics_addr"}); err != nil {
 				return err
 			}
-			seeds, stop, err := broker.Seeds(a.kafka)
+			seeds, stop, err := broker.Connect(cmd.Context(), a.kafka, a.log)
 			if err != nil {
 				return err
 			}

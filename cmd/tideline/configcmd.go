@@ -35,7 +35,7 @@ func sectionDefaults(a *app) config.Sections {
 var extraSections = map[string]func() any{}
 
 func newConfigCmd(a *app) *cobra.Command {
-	var env bool
+	var env, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Print the effective configuration (or every setting with --env)",
@@ -51,10 +51,19 @@ func newConfigCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				// Through YAML, so the keys are the ones the file and --env use.
+				var m map[string]any
+				if err := yaml.Unmarshal(out, &m); err != nil {
+					return err
+				}
+				return writeJSON(m)
+			}
 			fmt.Print(string(out))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the effective configuration as JSON")
 	cmd.Flags().BoolVar(&env, "env", false, "list every setting as key, environment variable and default (markdown)")
 	return cmd
 }

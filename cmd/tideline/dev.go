@@ -48,7 +48,12 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 			dc.ClickHouse, dc.Kafka, dc.Collector, dc.Loader = a.ch, a.kafka, col, ld
 			dc.Out = os.Stdout
 			dc.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
-			return devenv.Run(cmd.Context(), dc, devComponents(a, &tc, &mc), a.log)
+			sum, err := devenv.Run(cmd.Context(), dc, devComponents(a, &tc, &mc), a.log)
+			if err == nil && sum != nil && !sum.Complete() {
+				// The summary said what is missing and where.
+				return errSilent
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -59,6 +64,7 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 	f.DurationVar(&dc.Duration, "duration", 0, "stop after this long (0: run until Ctrl-C)")
 	f.IntVar(&dc.Customers, "customers", dc.Customers, "distinct customers in the demo workload")
 	f.Uint64Var(&dc.Seed, "seed", dc.Seed, "seed of the demo workload")
+	f.StringVar(&dc.StatusAddr, "status-addr", "127.0.0.1:9100", "serve the status as JSON at /status (and /metrics) here (empty: off)")
 	return cmd
 }
 
@@ -79,9 +85,17 @@ func devComponents(a *app, tc *trigger.Config, mc *materialize.Config) devenv.Co
 		return []devenv.Component{evaluator, {
 			Name: "trigger",
 			Run:  poller.Run,
-			Status: func(context.Context) string {
+			Status: func(context.Context) []devenv.Reading {
 				st := poller.Stats()
-				return fmt.Sprintf("campaigns fired=%d late=%d skipped=%d webhooks=%d", st.Fired, st.Late, st.Skipped, recv.Counts().UniqueAccepted)
+				rc := recv.Counts()
+				return []devenv.Reading{
+					{Group: "campaigns", Name: "fired", Value: int64(st.Fired)},
+					{Group: "campaigns", Name: "late", Value: int64(st.Late)},
+					{Group: "campaigns", Name: "skipped", Value: int64(st.Skipped)},
+					{Group: "webhooks", Name: "delivered", Value: int64(st.Delivered)},
+					{Group: "webhooks", Name: "failed", Value: int64(st.Failed)},
+					{Group: "webhooks", Name: "received", Value: int64(rc.UniqueAccepted)},
+				}
 			},
 			Summary: func(context.Context) string {
 				st := poller.Stats()

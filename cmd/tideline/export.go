@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/backfill/archive"
@@ -70,17 +69,9 @@ restores them exactly.`,
 				return err
 			}
 			start := time.Now()
-			tty := term.IsTerminal(int(os.Stderr.Fd()))
-			n, err := archive.Export(ctx, conn, aw, w.From, w.To, topics, func(n int64) {
-				if tty {
-					fmt.Fprintf(os.Stderr, "\rexported %d events", n)
-				} else {
-					a.log.Info("export progress", "events", n)
-				}
-			})
-			if tty {
-				fmt.Fprintln(os.Stderr)
-			}
+			bar := a.progress("export").Phase("export", "events", 0)
+			n, err := archive.Export(ctx, conn, aw, w.From, w.To, topics, bar.Set)
+			bar.Done()
 			if err != nil {
 				aw.Abort()
 				return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,7 +31,7 @@ them. SIGTERM drains: the batch in hand is inserted and committed before exit.`,
 				return err
 			}
 			ctx := cmd.Context()
-			seeds, stop, err := broker.Seeds(a.kafka)
+			seeds, stop, err := broker.Connect(cmd.Context(), a.kafka, a.log)
 			if err != nil {
 				return err
 			}
@@ -53,7 +54,9 @@ them. SIGTERM drains: the batch in hand is inserted and committed before exit.`,
 			if err := telemetry.Serve(ctx, cfg.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
 				return err
 			}
-			return l.Run(ctx)
+			runErr := l.Run(ctx)
+			reportLeft(l, a)
+			return runErr
 		},
 	}
 	cmd.Flags().StringSlice("lanes", cfg.Lanes, "lanes to load: web, server, backfill, dlq")
@@ -61,4 +64,34 @@ them. SIGTERM drains: the batch in hand is inserted and committed before exit.`,
 	cmd.Flags().Duration("flush-interval", cfg.FlushInterval, "flush a non-empty batch at least this often")
 	cmd.Flags().String("metrics-addr", cfg.MetricsAddr, "listen address of /metrics and /healthz (empty: off)")
 	return cmd
+}
+
+// reportLeft says, after the loader stopped, what it leaves in Kafka and
+// where: the next loader of the same groups starts there.
+func reportLeft(l *ingest.Loader, a *app) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := l.Ends(ctx)
+	if err != nil {
+		a.log.Warn("could not read what is left to load", "err", err)
+		return
+	}
+	left, err := l.Behind(ctx, ends)
+	if err != nil {
+		a.log.Warn("could not read what is left to load", "err", err)
+		return
+	}
+	if len(left) == 0 {
+		a.log.Info("loader stopped with every record in the lanes loaded")
+		return
+	}
+	var n int64
+	for _, b := range left {
+		n += b.Records()
+	}
+	where := "they stay in Kafka; the next `tideline ingest` loads them"
+	if a.kafka.Mode == "embedded" && a.kafka.EmbeddedDataDir == "" {
+		where = "they are in the embedded broker's memory: they survive only while the process serving it runs"
+	}
+	a.log.Warn("loader stopped with records not loaded yet; "+where, "records", n, "left", ingest.DescribeBacklog(left))
 }

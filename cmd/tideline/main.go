@@ -15,10 +15,19 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
-		if !errors.Is(err, errSilent) {
-			fmt.Fprintln(os.Stderr, "tideline:", err)
+	// The first signal starts a command's orderly stop (dev drains what
+	// it accepted); a second one ends the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	err := newRoot().ExecuteContext(ctx)
+	if err != nil && !errors.Is(err, errSilent) && !errors.Is(err, errPending) {
+		fmt.Fprintln(os.Stderr, "tideline:", err)
+		if exitCode(err) == exitUsage {
+			fmt.Fprintln(os.Stderr, "see: tideline --help, or tideline COMMAND --help")
 		}
-		os.Exit(1)
 	}
+	stop()
+	os.Exit(exitCode(err))
 }

@@ -4,18 +4,17 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 )
-
-// errSilent ends a command whose failure was already reported.
-var errSilent = errors.New("failed")
 
 // subcommands lists the constructors of every subcommand; each file adds its own.
 var subcommands []func(*app) *cobra.Command
@@ -50,10 +49,26 @@ Start here:
 
 Settings come from flags, then TIDELINE_* environment variables, then the
 YAML file given by --config (or TIDELINE_CONFIG), then defaults. The README
-lists every setting.`,
+lists every setting.
+
+Exit codes: 0 ok, 1 failure, 2 usage error (a wrong flag, argument or
+setting: nothing ran), 3 backfill plan found something to do.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Only --version runs the root itself; anything else is a
+		// subcommand, and an unknown one is a usage error.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if v, _ := cmd.Flags().GetBool("version"); v {
+				if err := a.load(cmd, nil); err != nil {
+					return err
+				}
+				return writeVersion(cmd.Context(), cmd.OutOrStdout(), a, false)
+			}
+			return cmd.Help()
+		},
 	}
+	root.Flags().Bool("version", false, "print the version of tideline and of the ClickHouse and Kafka it talks to")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", os.Getenv("TIDELINE_CONFIG"), "YAML config file (env TIDELINE_CONFIG)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -66,6 +81,8 @@ lists every setting.`,
 	for _, sub := range subcommands {
 		root.AddCommand(sub(a))
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	markUsage(root)
 	return root
 }
 
@@ -86,12 +103,21 @@ func (a *app) load(cmd *cobra.Command, own config.Sections, ownFlags ...config.F
 		sections[k] = v
 	}
 	if err := config.Load(a.configPath, cmd.Flags(), append(globalFlags, ownFlags...), sections); err != nil {
-		return err
+		return usage(err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return errors.New("--log-level: want debug, info, warn or error")
+		return usage(errors.New("--log-level: want debug, info, warn or error"))
 	}
 	a.log = telemetry.Logger(os.Stderr, level, a.logJSON)
-	return errors.Join(a.ch.Validate(), a.kafka.Validate())
+	return usage(errors.Join(a.ch.Validate(), a.kafka.Validate()))
+}
+
+// progress shows long operations: bars with rate and ETA on a terminal,
+// structured progress lines in the log otherwise.
+func (a *app) progress(what string) backfill.Progress {
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		return backfill.TerminalProgress{W: os.Stderr}
+	}
+	return backfill.LogProgress{Log: a.log, Interval: 2 * time.Second, Msg: what + " progress"}
 }

@@ -125,7 +125,7 @@ func triggerSeeds(ctx context.Context, a *app, cfg trigger.Config, cs []*trigger
 	if !needsKafka(cfg, cs) {
 		return nil, func() {}, nil
 	}
-	seeds, stop, err := broker.Seeds(a.kafka)
+	seeds, stop, err := broker.Connect(ctx, a.kafka, a.log)
 	if err != nil {
 		return nil, func() {}, err
 	}
@@ -269,6 +269,7 @@ func newCampaignsValidateCmd(a *app) *cobra.Command {
 
 func newCampaignsListCmd(a *app) *cobra.Command {
 	cfg := trigger.DefaultConfig()
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the campaigns",
@@ -278,9 +279,13 @@ func newCampaignsListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(campaignRows(cs))
+			}
 			return trigger.List(os.Stdout, cs)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	addCampaignsFlag(cmd, &cfg)
 	return cmd
 }
@@ -334,4 +339,26 @@ func newCampaignsApplyCmd(a *app) *cobra.Command {
 	}
 	addCampaignsFlag(cmd, &cfg)
 	return cmd
+}
+
+// campaignRow is one campaign in `campaigns list --json`.
+type campaignRow struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Active    bool   `json:"active"`
+	Trigger   string `json:"trigger"`
+	Audience  string `json:"audience,omitempty"`
+	Event     string `json:"event,omitempty"`
+	Staleness string `json:"staleness"`
+	File      string `json:"file"`
+	Version   string `json:"version"`
+}
+
+func campaignRows(cs []*trigger.Campaign) []campaignRow {
+	out := make([]campaignRow, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, campaignRow{ID: c.ID, Name: c.Name, Active: c.Active, Trigger: string(c.Trigger.Kind),
+			Audience: c.Trigger.Audience, Event: c.Trigger.Event.Name, Staleness: c.Staleness.String(), File: c.File, Version: c.Version})
+	}
+	return out
 }

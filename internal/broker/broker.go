@@ -79,7 +79,10 @@ type Config struct {
 	// 19192, so kcat and other processes can reach it without clashing with
 	// a local Apache Kafka on 19092; 0 picks one).
 	EmbeddedPort int `koanf:"embedded_port"`
-	// EmbeddedDataDir persists the embedded broker's log ("" keeps it in memory).
+	// EmbeddedDataDir keeps the embedded broker's log, offsets and groups on
+	// disk, so a restarted broker continues where it stopped (default
+	// .state/kafka-embedded, beside the local ClickHouse's data; "" keeps
+	// them in memory, lost when the process serving the broker exits).
 	EmbeddedDataDir string `koanf:"embedded_data_dir"`
 	// Partitions of each lane topic when tideline creates it (default 4).
 	Partitions int32 `koanf:"partitions"`
@@ -90,12 +93,17 @@ type Config struct {
 	TopicPrefix string `koanf:"topic_prefix"`
 }
 
+// DefaultDataDir is where the embedded broker keeps its log by default,
+// relative to the working directory (the repository root for `make dev`).
+const DefaultDataDir = ".state/kafka-embedded"
+
 // DefaultConfig is the embedded broker with four partitions per lane.
 func DefaultConfig() Config {
 	return Config{
 		Mode:              "embedded",
 		Brokers:           []string{"127.0.0.1:19092"},
 		EmbeddedPort:      19192,
+		EmbeddedDataDir:   DefaultDataDir,
 		Partitions:        4,
 		ReplicationFactor: 1,
 	}
@@ -145,7 +153,7 @@ func StartEmbedded(c Config) (*Embedded, error) {
 	}
 	cl, err := kfake.NewCluster(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("start embedded broker on port %d (is another one running? pick --kafka-embedded-port): %w", c.EmbeddedPort, err)
+		return nil, fmt.Errorf("start the embedded broker on port %d (something else listens there: stop it, or pick another port with TIDELINE_KAFKA_EMBEDDED_PORT): %w", c.EmbeddedPort, err)
 	}
 	return &Embedded{cluster: cl}, nil
 }
@@ -160,7 +168,8 @@ func (e *Embedded) Cluster() *kfake.Cluster { return e.cluster }
 func (e *Embedded) Close() { e.cluster.Close() }
 
 // Seeds returns the seed brokers for c, starting the embedded broker when
-// c.Mode is "embedded". The returned stop func is never nil.
+// c.Mode is "embedded" (so the port must be free: see Connect for sharing
+// one). The returned stop func is never nil.
 func Seeds(c Config) ([]string, func(), error) {
 	if err := c.Validate(); err != nil {
 		return nil, func() {}, err

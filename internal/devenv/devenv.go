@@ -2,8 +2,8 @@
 // it starts (or reuses) the local ClickHouse through the repo's script,
 // runs the embedded broker (or uses real Kafka), applies migrations, serves
 // the collector, runs the loader and the downstream components, drives the
-// demo workload through the HTTP API, and prints a live status line and a
-// final summary.
+// demo workload through the HTTP API, shows a live status, and stops in
+// data-flow order so that nothing the collector accepted is lost.
 package devenv
 
 import (
@@ -13,14 +13,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tideline-dev/tideline/ingest"
@@ -34,8 +34,11 @@ import (
 type Config struct {
 	ClickHouse chdb.Config
 	Kafka      broker.Config
-	Collector  ingest.CollectorConfig
-	Loader     ingest.LoaderConfig
+	// Seeds, when set, are a running broker to use instead of the one
+	// Kafka describes (tests pass theirs).
+	Seeds     []string
+	Collector ingest.CollectorConfig
+	Loader    ingest.LoaderConfig
 	// Rate of the demo workload in events/s (0: as fast as the collector answers).
 	Rate float64
 	// NoWorkload runs the pipeline without the demo workload.
@@ -50,9 +53,14 @@ type Config struct {
 	Seed uint64
 	// ClickHouseScript starts ClickHouse when it does not answer ("" never starts it).
 	ClickHouseScript string
-	// Out receives the status line and summary; Terminal rewrites one line.
+	// StatusAddr serves /status (JSON) and /metrics ("" turns it off).
+	StatusAddr string
+	// Out receives the status and the summary. With Terminal the status is
+	// a block redrawn in place; without, one structured line per interval.
 	Out      io.Writer
 	Terminal bool
+	// StatusInterval is how often the status is shown (default 1s).
+	StatusInterval time.Duration
 }
 
 // Component is a downstream part of the pipeline (evaluator, poller, ...)
@@ -61,93 +69,128 @@ type Component struct {
 	Name string
 	// Run works until ctx is cancelled.
 	Run func(ctx context.Context) error
-	// Status is a short text for the status line (may be nil).
-	Status func(ctx context.Context) string
+	// Status reports the component's figures for the status (may be nil).
+	Status func(ctx context.Context) []Reading
 	// Summary is printed at the end (may be nil).
 	Summary func(ctx context.Context) string
+}
+
+// Reading is one figure of a component's status: Group is the row of the
+// status block it belongs to ("audiences", "campaigns", "webhooks").
+type Reading struct {
+	Group string `json:"group"`
+	Name  string `json:"name"`
+	Value int64  `json:"value"`
 }
 
 // Components builds the downstream components once the database is ready.
 type Components func(ctx context.Context, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) ([]Component, error)
 
 // Run runs the stack until ctx ends, cfg.Duration passes, or the workload
-// finishes and the pipeline caught up.
-func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) error {
+// finishes and the pipeline caught up; then it stops in data-flow order
+// (see stop) and prints the summary, which it also returns.
+func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) (*Summary, error) {
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = time.Second
+	}
 	conn, err := ensureClickHouse(ctx, cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close()
 	if _, err := tsql.Up(ctx, conn, log); err != nil {
-		return err
+		return nil, err
 	}
 
-	seeds, stopBroker, err := broker.Seeds(cfg.Kafka)
-	if err != nil {
-		return err
+	seeds := cfg.Seeds
+	if len(seeds) == 0 {
+		var stopBroker func()
+		if seeds, stopBroker, err = broker.Connect(ctx, cfg.Kafka, log); err != nil {
+			return nil, err
+		}
+		defer stopBroker()
 	}
-	defer stopBroker()
 	if cfg.Kafka.Mode == "kafka" {
 		if err := broker.EnsureTopics(ctx, seeds, cfg.Kafka); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	fmt.Fprintf(cfg.Out, "tideline dev: ClickHouse %s (database %s), Kafka %s %v, collector http://%s\n",
-		cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.Kafka.Mode, seeds, cfg.Collector.Addr)
 
 	reg := prometheus.NewRegistry()
 	prod, err := kgo.NewClient(append(broker.ClientOpts(seeds, log), ingest.ProducerOpts(cfg.Collector)...)...)
 	if err != nil {
-		return fmt.Errorf("kafka producer: %w", err)
+		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	defer prod.Close()
 	col, err := ingest.NewCollector(cfg.Collector, cfg.Kafka, prod, reg, log)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	loader, err := ingest.NewLoader(cfg.Loader, cfg.Kafka, seeds, conn, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	// Records already waiting in the lanes (left by an earlier run on a
+	// persistent broker) are loaded too; the summary accounts for them.
+	before, err := backlogNow(ctx, loader)
+	if err != nil {
+		// Only the summary's accounting needs it; it then counts from zero.
+		log.Warn("could not measure what waits in the lanes from an earlier run", "err", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Collector.Addr)
 	if err != nil {
-		return fmt.Errorf("collector listener on %s (is another tideline running? pick another with --addr): %w", cfg.Collector.Addr, err)
+		return nil, fmt.Errorf("collector listener on %s (is another tideline running? pick another with --addr): %w", cfg.Collector.Addr, err)
 	}
-	serveCtx, stopServe := context.WithCancel(context.Background())
-	defer stopServe()
-	// The collector stops when Run returns.
-	go func() { _ = col.Serve(serveCtx, ln) }()
+	kafka := fmt.Sprintf("Kafka %v", seeds)
+	if cfg.Kafka.Mode == "embedded" {
+		data := "in memory"
+		if cfg.Kafka.EmbeddedDataDir != "" {
+			data = "log in " + cfg.Kafka.EmbeddedDataDir
+		}
+		kafka = fmt.Sprintf("embedded Kafka %v (%s)", seeds, data)
+	}
+	fmt.Fprintf(cfg.Out, "tideline dev: ClickHouse %s (database %s), %s, collector http://%s\n",
+		cfg.ClickHouse.Addr, cfg.ClickHouse.Database, kafka, ln.Addr())
 
-	loader, err := ingest.NewLoader(cfg.Loader, cfg.Kafka, seeds, conn, reg, log)
-	if err != nil {
-		return err
-	}
 	var comps []Component
 	if extra != nil {
 		if comps, err = extra(ctx, conn, seeds, reg); err != nil {
-			return err
+			ln.Close()
+			return nil, err
 		}
 	}
 
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	var wg sync.WaitGroup
+	// Each stage has its own context, cancelled by stop in data-flow order.
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	loadCtx, stopLoad := context.WithCancel(context.WithoutCancel(ctx))
+	downCtx, stopDown := context.WithCancel(context.WithoutCancel(ctx))
+	driveCtx, cutDrive := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServe()
+	defer stopLoad()
+	defer stopDown()
+	defer cutDrive()
+
 	errc := make(chan error, len(comps)+2)
-	start := func(name string, fn func(context.Context) error) {
+	var serveDone, loadDone, downDone sync.WaitGroup
+	start := func(wg *sync.WaitGroup, stageCtx context.Context, name string, fn func(context.Context) error) {
 		wg.Add(1)
-		// Each component stops when runCtx is cancelled.
+		// Each stage's goroutine stops when its context is cancelled by stop.
 		go func() {
 			defer wg.Done()
-			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
+			if err := fn(stageCtx); err != nil && stageCtx.Err() == nil {
 				errc <- fmt.Errorf("%s: %w", name, err)
-				stopRun()
 			}
 		}()
 	}
-	start("loader", loader.Run)
+	start(&serveDone, serveCtx, "collector", func(ctx context.Context) error { return col.Serve(ctx, ln) })
+	start(&loadDone, loadCtx, "loader", loader.Run)
 	for _, c := range comps {
-		start(c.Name, c.Run)
+		start(&downDone, downCtx, c.Name, c.Run)
 	}
 
 	driver := &workload.Driver{
@@ -155,11 +198,14 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) er
 		Gen:    workload.New(workload.Config{Customers: cfg.Customers, Seed: cfg.Seed, MalformedRate: 0.005}),
 		Rate:   cfg.Rate,
 	}
+	stopDrive := make(chan struct{})
 	driveDone := make(chan struct{})
 	if !cfg.NoWorkload {
+		// The driver stops sending when stopDrive closes, and gives up
+		// requests in flight when driveCtx is cancelled.
 		go func() {
 			defer close(driveDone)
-			if err := driver.Run(runCtx, cfg.Events); err != nil {
+			if err := driver.RunUntil(driveCtx, stopDrive, cfg.Events); err != nil {
 				log.Warn("demo workload", "err", err)
 			}
 		}()
@@ -167,8 +213,13 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) er
 		close(driveDone)
 	}
 
-	st := &status{cfg: cfg, conn: conn, loader: loader, driver: driver, comps: comps, started: time.Now()}
-	tick := time.NewTicker(time.Second)
+	st := newStatus(cfg, conn, loader, driver, comps, reg)
+	if cfg.StatusAddr != "" {
+		if err := serveStatus(serveCtx, cfg.StatusAddr, st, reg, log); err != nil {
+			return nil, err
+		}
+	}
+	tick := time.NewTicker(cfg.StatusInterval)
 	defer tick.Stop()
 	var runErr error
 loop:
@@ -179,7 +230,7 @@ loop:
 		case runErr = <-errc:
 			break loop
 		case <-tick.C:
-			st.print(ctx)
+			st.show(ctx)
 			select {
 			case <-driveDone:
 				if cfg.Events > 0 && st.caughtUp() {
@@ -189,13 +240,136 @@ loop:
 			}
 		}
 	}
-	stopRun()
-	wg.Wait()
-	if cfg.Terminal {
-		fmt.Fprintln(cfg.Out)
+	st.finish()
+	fmt.Fprintf(cfg.Out, "stopping: no new events; loading everything accepted (at most %s; Ctrl-C again quits at once)\n", cfg.Loader.ShutdownTimeout)
+
+	// The drain ends early if the loader itself has stopped (it failed).
+	// This goroutine ends with the loader's, which stop ends at the latest.
+	loaderGone := make(chan struct{})
+	go func() {
+		loadDone.Wait()
+		close(loaderGone)
+	}()
+	sum := &Summary{Database: cfg.ClickHouse.Database, Before: before}
+	sum.Left, sum.Drained, err = stop(cfg, stopper{
+		drive:    func() { close(stopDrive) },
+		drived:   driveDone,
+		cutDrive: cutDrive,
+		serve:    func() { stopServe(); serveDone.Wait() },
+		flush:    func(ctx context.Context) error { return prod.Flush(ctx) },
+		loader:   loader,
+		gone:     loaderGone,
+		load:     func() { stopLoad(); loadDone.Wait() },
+		down:     func() { stopDown(); downDone.Wait() },
+	}, log)
+	runErr = errors.Join(runErr, err)
+	sum.fill(st, loader, driver, reg)
+	sum.Print(context.Background(), cfg.Out, conn, comps)
+	return sum, runErr
+}
+
+// stopper holds the stages Run started, for stop.
+type stopper struct {
+	drive    func()
+	drived   <-chan struct{}
+	cutDrive func()
+	serve    func()
+	flush    func(context.Context) error
+	loader   *ingest.Loader
+	gone     <-chan struct{}
+	load     func()
+	down     func()
+}
+
+// stop ends the pipeline in data-flow order, so nothing accepted is lost:
+//
+//  1. stop accepting: the workload sends no new batch and the collector
+//     stops listening, letting its in-flight requests (and their Kafka
+//     produces) finish and be answered;
+//  2. record the lanes' end offsets: everything accepted lies below them;
+//  3. let the loader run until its groups committed up to them, bounded by
+//     loader.shutdown_timeout (a commit follows ClickHouse's acknowledgement,
+//     so a commit at the end means everything is inserted or dead-lettered);
+//  4. stop the loader, then the downstream components.
+//
+// It returns what the loader had not committed when its time was up, and
+// how many records it was behind by when the collector stopped.
+func stop(cfg Config, s stopper, log *slog.Logger) ([]ingest.Backlog, int64, error) {
+	grace := cfg.Loader.ShutdownTimeout
+	if grace <= 0 {
+		grace = 30 * time.Second
 	}
-	st.summary(context.Background())
-	return runErr
+	s.drive()
+	select {
+	case <-s.drived:
+	case <-time.After(cfg.Collector.ProduceTimeout + 5*time.Second):
+		// A request the collector still holds after its produce timeout
+		// is answered with an error anyway.
+		s.cutDrive()
+		<-s.drived
+	}
+	s.serve()
+	fctx, cancel := context.WithTimeout(context.Background(), cfg.Collector.ProduceTimeout)
+	err := s.flush(fctx)
+	cancel()
+	if err != nil {
+		log.Warn("flush the collector's producer", "err", err)
+	}
+	ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ends, err := s.loader.Ends(ectx)
+	cancel()
+	var left []ingest.Backlog
+	var behind int64
+	if err != nil {
+		err = fmt.Errorf("read the lanes' end offsets to drain the loader: %w", err)
+	} else {
+		wctx, cancel := context.WithTimeout(context.Background(), grace)
+		// Ends when the wait does (cancel below) or cuts it short when
+		// the loader has already stopped.
+		go func() {
+			select {
+			case <-s.gone:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+		if bs, berr := s.loader.Behind(wctx, ends); berr == nil {
+			for _, b := range bs {
+				behind += b.Records()
+			}
+		}
+		left, err = s.loader.WaitLoaded(wctx, ends)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("check what the loader committed: %w", err)
+		}
+	}
+	for _, b := range left {
+		behind -= b.Records()
+	}
+	s.load()
+	s.down()
+	if len(left) > 0 {
+		log.Warn("the loader did not load everything accepted within loader.shutdown_timeout", "timeout", grace, "left", ingest.DescribeBacklog(left))
+	}
+	return left, behind, err
+}
+
+// backlogNow counts what the loader's groups have not committed yet.
+func backlogNow(ctx context.Context, l *ingest.Loader) (map[string]int64, error) {
+	ends, err := l.Ends(ctx)
+	if err != nil {
+		return nil, err
+	}
+	behind, err := l.Behind(ctx, ends)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, b := range behind {
+		out[b.Lane] += b.Records()
+	}
+	return out, nil
 }
 
 func keyOf(c ingest.CollectorConfig, lane string) string {
@@ -229,114 +403,19 @@ func ensureClickHouse(ctx context.Context, cfg Config, log *slog.Logger) (*chdb.
 	return chdb.Open(ctx, cfg.ClickHouse, true)
 }
 
-type status struct {
-	cfg      Config
-	conn     *chdb.Conn
-	loader   *ingest.Loader
-	driver   *workload.Driver
-	comps    []Component
-	started  time.Time
-	lastIns  int64
-	lastTime time.Time
-}
-
-func (s *status) caughtUp() bool {
-	var sent, accepted, loaded int64
-	for _, c := range s.driver.Lanes() {
-		sent += c.Sent.Load()
-		accepted += c.Accepted.Load()
+// serveStatus serves /status and /metrics until ctx ends.
+func serveStatus(ctx context.Context, addr string, st *status, reg *prometheus.Registry, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("status listener on %s (pick another with --status-addr, or \"\" for none): %w", addr, err)
 	}
-	for lane, st := range s.loader.Stats() {
-		if lane == "web" || lane == "server" {
-			loaded += st.Inserted + st.DeadLettered
-		}
-	}
-	return sent > 0 && loaded >= accepted
-}
-
-func (s *status) print(ctx context.Context) {
-	stats := s.loader.Stats()
-	var ins int64
-	var parts []string
-	for _, lane := range []string{"web", "server", "backfill"} {
-		st, ok := stats[lane]
-		if !ok {
-			continue
-		}
-		ins += st.Inserted
-		wm := "-"
-		if st.WatermarkMs > 0 {
-			wm = time.Since(time.UnixMilli(int64(st.WatermarkMs))).Truncate(100 * time.Millisecond).String()
-		}
-		parts = append(parts, fmt.Sprintf("%s ins=%d dlq=%d lag=%d wm-age=%s", lane, st.Inserted, st.DeadLettered, st.Lag, wm))
-	}
-	now := time.Now()
-	rate := 0.0
-	if !s.lastTime.IsZero() {
-		rate = float64(ins-s.lastIns) / now.Sub(s.lastTime).Seconds()
-	}
-	s.lastIns, s.lastTime = ins, now
-	line := fmt.Sprintf("%s  %6.0f ev/s  %s", now.Sub(s.started).Truncate(time.Second), rate, strings.Join(parts, "  "))
-	for _, c := range s.comps {
-		if c.Status != nil {
-			sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			if txt := c.Status(sctx); txt != "" {
-				line += "  " + txt
-			}
-			cancel()
-		}
-	}
-	if s.cfg.Terminal {
-		fmt.Fprintf(s.cfg.Out, "\r\033[K%s", line)
-	} else {
-		fmt.Fprintln(s.cfg.Out, line)
-	}
-}
-
-func (s *status) summary(ctx context.Context) {
-	out := s.cfg.Out
-	fmt.Fprintf(out, "\nsummary after %s\n", time.Since(s.started).Truncate(time.Second))
-	fmt.Fprintf(out, "%-8s %10s %10s %10s %10s %10s\n", "lane", "sent", "accepted", "rejected", "inserted", "dead-lett.")
-	stats := s.loader.Stats()
-	lanes := s.driver.Lanes()
-	names := []string{"web", "server"}
-	for _, lane := range names {
-		c := lanes[lane]
-		st := stats[lane]
-		fmt.Fprintf(out, "%-8s %10d %10d %10d %10d %10d\n", lane, c.Sent.Load(), c.Accepted.Load(), c.Rejected.Load(), st.Inserted, st.DeadLettered)
-	}
-	if st, ok := stats["dlq"]; ok {
-		fmt.Fprintf(out, "%-8s %10s %10s %10s %10s %10d   (collector rejects kept in dead_letters)\n", "dlq", "", "", "", "", st.DeadLettered)
-	}
-	var counts []string
-	if err := s.tableCounts(ctx, &counts); err == nil {
-		fmt.Fprintf(out, "ClickHouse %s: %s\n", s.cfg.ClickHouse.Database, strings.Join(counts, ", "))
-	}
-	for _, c := range s.comps {
-		if c.Summary != nil {
-			fmt.Fprintln(out, c.Summary(ctx))
-		}
-	}
-	fmt.Fprintf(out, "look:  scripts/clickhouse.sh client -d %s -q 'SELECT lane, count() FROM events_unique GROUP BY lane'\n", s.cfg.ClickHouse.Database)
-}
-
-func (s *status) tableCounts(ctx context.Context, out *[]string) error {
-	qs := map[string]string{
-		"events (unique)": "SELECT uniqExact(message_id) FROM events",
-		"dead_letters":    "SELECT count() FROM dead_letters FINAL",
-		"watermarks":      "SELECT count() FROM lane_watermarks",
-	}
-	keys := make([]string, 0, len(qs))
-	for k := range qs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		var n uint64
-		if err := s.conn.QueryRow(ctx, qs[k]).Scan(&n); err != nil {
-			return errors.Join(err)
-		}
-		*out = append(*out, fmt.Sprintf("%s=%d", k, n))
-	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/status", st.serveHTTP)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The server goroutine ends when ctx ends and Close returns.
+	go func() { _ = srv.Serve(ln) }()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	log.Info("status served", "url", "http://"+ln.Addr().String()+"/status")
 	return nil
 }

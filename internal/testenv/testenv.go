@@ -127,6 +127,7 @@ func Embedded(t testing.TB) Broker {
 	t.Helper()
 	c := broker.DefaultConfig()
 	c.EmbeddedPort = 0
+	c.EmbeddedDataDir = ""
 	c.Partitions = 4
 	e, err := broker.StartEmbedded(c)
 	if err != nil {

@@ -62,6 +62,14 @@ type batchReq struct {
 
 // Run sends n events (0: until ctx ends) and returns when done.
 func (d *Driver) Run(ctx context.Context, n int64) error {
+	return d.RunUntil(ctx, ctx.Done(), n)
+}
+
+// RunUntil sends n events (0: until stop is closed or ctx ends). Closing
+// stop ends the sending of new batches but lets requests in flight get
+// their answer, so every event the collector accepted is counted as
+// accepted; ending ctx cuts them short.
+func (d *Driver) RunUntil(ctx context.Context, stop <-chan struct{}, n int64) error {
 	if d.BatchSize <= 0 {
 		d.BatchSize = 100
 	}
@@ -90,7 +98,7 @@ func (d *Driver) Run(ctx context.Context, n int64) error {
 			}
 		}()
 	}
-	err := d.produce(ctx, n, work)
+	err := d.produce(ctx, stop, n, work)
 	close(work)
 	wg.Wait()
 	select {
@@ -104,7 +112,7 @@ func (d *Driver) Run(ctx context.Context, n int64) error {
 	return err
 }
 
-func (d *Driver) produce(ctx context.Context, n int64, work chan<- batchReq) error {
+func (d *Driver) produce(ctx context.Context, stop <-chan struct{}, n int64, work chan<- batchReq) error {
 	pending := map[string][]Message{}
 	start := time.Now()
 	var made int64
@@ -118,11 +126,17 @@ func (d *Driver) produce(ctx context.Context, n int64, work chan<- batchReq) err
 			return true
 		case <-ctx.Done():
 			return false
+		case <-stop:
+			return false
 		}
 	}
 	for n == 0 || made < n {
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return nil
+		case <-stop:
+			return nil
+		default:
 		}
 		m := d.Gen.Next()
 		made++
@@ -140,6 +154,8 @@ func (d *Driver) produce(ctx context.Context, n int64, work chan<- batchReq) err
 				select {
 				case <-time.After(wait):
 				case <-ctx.Done():
+					return nil
+				case <-stop:
 					return nil
 				}
 			}
