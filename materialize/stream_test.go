@@ -253,12 +253,13 @@ func (h *harness) produce(recs []record) {
 	}
 }
 
-// waitRows waits until the events table holds n rows (deliveries).
+// waitRows waits until n deliveries are loaded (event_positions keeps one
+// row per delivery, where events collapses them on merge).
 func (h *harness) waitRows(n int64) {
 	h.t.Helper()
 	eventually(h.t, 90*time.Second, func() (bool, string) {
 		var got uint64
-		if err := h.conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&got); err != nil {
+		if err := h.conn.QueryRow(context.Background(), "SELECT count() FROM event_positions").Scan(&got); err != nil {
 			return false, err.Error()
 		}
 		return int64(got) >= n, fmt.Sprintf("%d of %d event rows loaded", got, n)
