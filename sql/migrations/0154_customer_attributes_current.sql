@@ -23,18 +23,18 @@ FROM
         (
             SELECT customer_id AS raw_id, attribute, last_value, first_value
             FROM customer_attributes
-        )
+        ) AS attrs
         ANY LEFT JOIN
         (
             SELECT anonymous_customer_id AS raw_id, tupleElement(argMinMerge(link), 1) AS user_id
             FROM identity_links
             GROUP BY anonymous_customer_id
-        ) USING raw_id
+        ) AS links USING raw_id
         GROUP BY customer_id, attribute
-    )
+    ) AS resolved
     ANY INNER JOIN
     (
         SELECT attribute, set_once FROM attribute_catalog FINAL WHERE active = 1
-    ) USING attribute
+    ) AS catalog USING attribute
 )
 WHERE tupleElement(chosen, 2) = 0

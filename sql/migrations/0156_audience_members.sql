@@ -24,9 +24,9 @@ FROM
         argMax(derived_at_ms, updated_at_ms) AS derived_at_ms
     FROM audience_membership
     GROUP BY audience_id, customer_id
-)
+) AS membership
 ANY INNER JOIN
 (
     SELECT audience_id, name AS audience_name FROM audiences FINAL WHERE active = 1
-) USING audience_id
+) AS active USING audience_id
 WHERE member = 1
