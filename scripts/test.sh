@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it: starts the local ClickHouse and Apache Kafka
-# (installing what is missing), checks the plugin frontend, then runs every Go
+# (installing what is missing) and a current ClickHouse in-process (chdb-core,
+# for sql/conformance), checks the plugin frontend, then runs every Go
 # test against the real servers. A service that fails to start fails the run.
 #
 #   scripts/test.sh [go test args...]     e.g. scripts/test.sh -run TestOracle ./materialize/
@@ -15,6 +16,9 @@ step "starting Apache Kafka (KRaft)"
 scripts/kafka.sh start
 export TIDELINE_TEST_KAFKA=127.0.0.1:${TIDELINE_KAFKA_PORT:-19092}
 export TIDELINE_TEST_CLICKHOUSE=127.0.0.1:${TIDELINE_CH_TCP_PORT:-19000}
+
+step "current ClickHouse in-process (chdb-core) for sql/conformance"
+echo "ClickHouse $(scripts/chdb.sh version) embedded through chdb"
 
 if [ -f grafana/app/package.json ]; then
 	step "Grafana plugin frontend: typecheck, unit tests, build"

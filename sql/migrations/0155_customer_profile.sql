@@ -1,6 +1,6 @@
 -- customer_profile: one row per resolved customer: its anonymous ids, when
 -- it was first and last seen, how many distinct events it sent, and its
--- current attributes as parallel arrays. Read one attribute with
+-- current attributes as parallel arrays sorted by name. Read one attribute with
 -- attribute_values[indexOf(attribute_names, 'plan')].
 CREATE VIEW IF NOT EXISTS customer_profile AS
 SELECT
@@ -38,7 +38,10 @@ FROM
 ) AS activity
 ANY LEFT JOIN
 (
-    SELECT customer_id, groupArray(attribute) AS attribute_names, groupArray(value) AS attribute_values
+    SELECT customer_id,
+           arraySort(groupArray((attribute, value))) AS pairs,
+           arrayMap(p -> tupleElement(p, 1), pairs) AS attribute_names,
+           arrayMap(p -> tupleElement(p, 2), pairs) AS attribute_values
     FROM customer_attributes_current
     GROUP BY customer_id
 ) AS attrs USING customer_id

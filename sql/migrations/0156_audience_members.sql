@@ -1,6 +1,8 @@
 -- audience_members: the current members of every active audience, with the
 -- event that made them enter (event time, ingest time) and when tideline
--- derived it.
+-- derived it. The audiences side of the join has one row per audience
+-- (FINAL), so ALL INNER JOIN keeps every member: ANY INNER JOIN would keep
+-- one per audience on ClickHouse 20.x and later.
 CREATE VIEW IF NOT EXISTS audience_members AS
 SELECT
     audience_id,
@@ -25,7 +27,7 @@ FROM
     FROM audience_membership
     GROUP BY audience_id, customer_id
 ) AS membership
-ANY INNER JOIN
+ALL INNER JOIN
 (
     SELECT audience_id, name AS audience_name FROM audiences FINAL WHERE active = 1
 ) AS active USING audience_id
