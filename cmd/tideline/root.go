@@ -93,5 +93,10 @@ func (a *app) load(cmd *cobra.Command, own config.Sections, ownFlags ...config.F
 		return errors.New("--log-level: want debug, info, warn or error")
 	}
 	a.log = telemetry.Logger(os.Stderr, level, a.logJSON)
-	return errors.Join(a.ch.Validate(), a.kafka.Validate())
+	if err := errors.Join(a.ch.Validate(), a.kafka.Validate()); err != nil {
+		return err
+	}
+	// Every Kafka client of every command dials with the configured TLS
+	// and SASL from here on.
+	return broker.Secure(a.kafka)
 }

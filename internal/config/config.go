@@ -142,6 +142,9 @@ var scriptVariables = map[string]bool{
 	"TIDELINE_CH_INTERSERVER_PORT":   true,
 	"TIDELINE_KAFKA_PORT":            true,
 	"TIDELINE_KAFKA_CONTROLLER_PORT": true,
+	"TIDELINE_KAFKA_LIBS":            true,
+	"TIDELINE_KAFKA_SECURE_PORT":     true,
+	"TIDELINE_KAFKA_SECURE_DIR":      true,
 	"TIDELINE_M2_REPO":               true,
 	"TIDELINE_CHDB_VERSION":          true,
 }
