@@ -495,6 +495,8 @@ func newChdb(t *testing.T) *chdbSession {
 		t.Fatalf("current ClickHouse (chdb) is required and could not be installed: scripts/chdb.sh python: %v", err)
 	}
 	cmd := exec.Command(strings.TrimSpace(string(py)), "chdb_runner.py", t.TempDir(), "conformance")
+	// The local server formats times in UTC (scripts/clickhouse/config.xml).
+	cmd.Env = append(os.Environ(), "TZ=UTC")
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
