@@ -88,6 +88,10 @@ func (a *app) load(cmd *cobra.Command, own config.Sections, ownFlags ...config.F
 	if err := config.Load(a.configPath, cmd.Flags(), append(globalFlags, ownFlags...), sections); err != nil {
 		return err
 	}
+	// The file may hold every command's sections: check all of its keys.
+	if err := config.CheckFile(a.configPath, sectionDefaults(&app{ch: chdb.DefaultConfig(), kafka: broker.DefaultConfig()})); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return errors.New("--log-level: want debug, info, warn or error")

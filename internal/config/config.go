@@ -60,7 +60,7 @@ func Load(path string, flags *pflag.FlagSet, bound []Flag, sections Sections) er
 		if err := f.Load(file.Provider(path), yaml.Parser()); err != nil {
 			return fmt.Errorf("config file %s: %w", path, err)
 		}
-		if unknown := unknownKeys(k, f); len(unknown) > 0 {
+		if unknown := unknownKeys(k, f, sections); len(unknown) > 0 {
 			return fmt.Errorf("config file %s: unknown keys %s: see the README for the settings", path, strings.Join(unknown, ", "))
 		}
 		if err := k.Merge(f); err != nil {
@@ -118,16 +118,52 @@ func Load(path string, flags *pflag.FlagSet, bound []Flag, sections Sections) er
 	return errors.Join(errs...)
 }
 
-// unknownKeys lists the keys of file that no setting has: a misspelt key in
-// a config file is as wrong as a misspelt variable.
-func unknownKeys(defaults, file *koanf.Koanf) []string {
+// unknownKeys lists the keys of file under the given sections that no
+// setting has: a misspelt key in a config file is as wrong as a misspelt
+// variable. Other sections belong to other commands, which check them
+// (CheckFile checks them all).
+func unknownKeys(defaults, file *koanf.Koanf, sections Sections) []string {
 	var unknown []string
 	for _, key := range file.Keys() {
-		if !defaults.Exists(key) {
+		section, _, _ := strings.Cut(key, ".")
+		if _, ours := sections[section]; ours && !defaults.Exists(key) {
 			unknown = append(unknown, key)
 		}
 	}
 	return unknown
+}
+
+// CheckFile reports every key of the YAML file at path that is not a
+// setting of one of all, the sections of every command, so a file shared by
+// several commands is checked whole whichever command reads it.
+func CheckFile(path string, all Sections) error {
+	if path == "" {
+		return nil
+	}
+	defaults := koanf.New(".")
+	for name, v := range all {
+		sub := koanf.New(".")
+		if err := sub.Load(structs.Provider(v, "koanf"), nil); err != nil {
+			return fmt.Errorf("defaults of %s: %w", name, err)
+		}
+		if err := defaults.MergeAt(sub, name); err != nil {
+			return fmt.Errorf("defaults of %s: %w", name, err)
+		}
+	}
+	f := koanf.New(".")
+	if err := f.Load(file.Provider(path), yaml.Parser()); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	var unknown []string
+	for _, key := range f.Keys() {
+		if !defaults.Exists(key) {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("config file %s: unknown keys %s: see the README for the settings", path, strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 // scriptVariables are the TIDELINE_* variables of the repository's scripts
@@ -147,6 +183,10 @@ var scriptVariables = map[string]bool{
 	"TIDELINE_KAFKA_SECURE_DIR":      true,
 	"TIDELINE_M2_REPO":               true,
 	"TIDELINE_CHDB_VERSION":          true,
+	// docker-compose.yml's own variables, read from a .env file
+	"TIDELINE_CH_PASSWORD":         true,
+	"TIDELINE_GRAFANA_CH_USER":     true,
+	"TIDELINE_GRAFANA_CH_PASSWORD": true,
 }
 
 // ignorable reports whether an unknown TIDELINE_* variable is not meant as

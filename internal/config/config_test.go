@@ -56,8 +56,15 @@ func TestUnknownFileKeyRejected(t *testing.T) {
 	}
 	s := sample{}
 	err := Load(path, nil, nil, Sections{"loader": &s})
+	if err == nil || !contains(err.Error(), "loader.batchsize") {
+		t.Fatalf("want an error naming the unknown key, got %v", err)
+	}
+	err = CheckFile(path, Sections{"loader": &s, "kafka": &sample{}})
 	if err == nil || !contains(err.Error(), "loader.batchsize") || !contains(err.Error(), "loder.addr") {
 		t.Fatalf("want an error naming both unknown keys, got %v", err)
+	}
+	if err := CheckFile(path, Sections{"loader": &sample{}, "loder": &sample{}}); err == nil || contains(err.Error(), "loder") {
+		t.Fatalf("want only loader.batchsize, got %v", err)
 	}
 }
 
