@@ -60,8 +60,16 @@ start() {
 		"$repo/scripts/clickhouse/config.xml" >"$state/etc/config.xml"
 	cp "$repo/scripts/clickhouse/users.xml" "$state/etc/users.xml"
 	log "starting on 127.0.0.1:$tcp_port (data in $state)"
-	(cd "$state" && nohup clickhouse-server --config-file="$state/etc/config.xml" \
-		--pid-file="$pidfile" >"$state/log/stdout.log" 2>&1 &)
+	# Only the server goes to the background: a backgrounded "cd && server"
+	# list would leave a shell waiting on it that holds the caller's stdout,
+	# so a caller reading this script's output would never see it end.
+	(
+		cd "$state"
+		nohup clickhouse-server --config-file="$state/etc/config.xml" \
+			</dev/null >"$state/log/stdout.log" 2>&1 &
+		# The server writes no pid file when it runs in the foreground.
+		echo $! >"$pidfile"
+	)
 	wait_ready 90
 	log "ready: clickhouse-client --port $tcp_port"
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it: starts the local ClickHouse and Apache Kafka
-# (installing what is missing), checks the plugin frontend, then runs every Go
+# (installing what is missing) and a current ClickHouse in-process (chdb-core,
+# for sql/conformance), checks the plugin frontend, then runs every Go
 # test against the real servers. A service that fails to start fails the run.
 #
 #   scripts/test.sh [go test args...]     e.g. scripts/test.sh -run TestOracle ./materialize/
@@ -16,14 +17,18 @@ scripts/kafka.sh start
 export TIDELINE_TEST_KAFKA=127.0.0.1:${TIDELINE_KAFKA_PORT:-19092}
 export TIDELINE_TEST_CLICKHOUSE=127.0.0.1:${TIDELINE_CH_TCP_PORT:-19000}
 
-# The incident report's test renders its page in headless Chromium.
+# The incident report's and the browser SDK's tests render pages in
+# headless Chromium.
 if ! command -v chromium >/dev/null 2>&1; then
-	step "installing Chromium (Debian's chromium) for the report's rendering test"
+	step "installing Chromium (Debian's chromium) for the browser tests"
 	SUDO=""
 	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y -qq chromium
 fi
+
+step "current ClickHouse in-process (chdb-core) for sql/conformance"
+echo "ClickHouse $(scripts/chdb.sh version) embedded through chdb"
 
 if [ -f grafana/app/package.json ]; then
 	step "Grafana plugin frontend: typecheck, unit tests, build"

@@ -47,6 +47,9 @@ func newConfigCmd(a *app) *cobra.Command {
 			if err := a.load(cmd, sections); err != nil {
 				return err
 			}
+			for _, v := range sections {
+				redact(reflect.ValueOf(v).Elem())
+			}
 			out, err := yaml.MarshalWithOptions(sections, yaml.UseLiteralStyleIfMultiline(true))
 			if err != nil {
 				return err
@@ -66,6 +69,23 @@ func newConfigCmd(a *app) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the effective configuration as JSON")
 	cmd.Flags().BoolVar(&env, "env", false, "list every setting as key, environment variable and default (markdown)")
 	return cmd
+}
+
+// redact blanks every field tagged secret:"true" that is set, so printing
+// the configuration never shows a password.
+func redact(v reflect.Value) {
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch {
+		case v.Type().Field(i).Tag.Get("secret") == "true" && f.Kind() == reflect.String && f.String() != "":
+			f.SetString("(redacted)")
+		case f.Kind() == reflect.Struct:
+			redact(f)
+		}
+	}
 }
 
 type setting struct{ key, env, def, doc string }

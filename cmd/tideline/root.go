@@ -105,12 +105,21 @@ func (a *app) load(cmd *cobra.Command, own config.Sections, ownFlags ...config.F
 	if err := config.Load(a.configPath, cmd.Flags(), append(globalFlags, ownFlags...), sections); err != nil {
 		return usage(err)
 	}
+	// The file may hold every command's sections: check all of its keys.
+	if err := config.CheckFile(a.configPath, sectionDefaults(&app{ch: chdb.DefaultConfig(), kafka: broker.DefaultConfig()})); err != nil {
+		return usage(err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return usage(errors.New("--log-level: want debug, info, warn or error"))
 	}
 	a.log = telemetry.Logger(os.Stderr, level, a.logJSON)
-	return usage(errors.Join(a.ch.Validate(), a.kafka.Validate()))
+	if err := errors.Join(a.ch.Validate(), a.kafka.Validate()); err != nil {
+		return usage(err)
+	}
+	// Every Kafka client of every command dials with the configured TLS
+	// and SASL from here on.
+	return broker.Secure(a.kafka)
 }
 
 // progress shows long operations: bars with rate and ETA on a terminal,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the README's settings table")
@@ -47,4 +48,13 @@ func TestREADMESettings(t *testing.T) {
 		return
 	}
 	t.Errorf("README.md settings table is stale; run: go test ./cmd/tideline -run TestREADMESettings -update")
+}
+
+// TestComposeConfigKnown: every key of the compose stack's config file is a
+// setting of some command, so each service accepts the file it shares.
+func TestComposeConfigKnown(t *testing.T) {
+	a := &app{ch: chdb.DefaultConfig(), kafka: broker.DefaultConfig()}
+	if err := config.CheckFile("../../grafana/compose/tideline.yaml", sectionDefaults(a)); err != nil {
+		t.Fatal(err)
+	}
 }

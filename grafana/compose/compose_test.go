@@ -21,6 +21,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 var root = filepath.Join("..", "..")
@@ -334,5 +335,55 @@ func readYAML(t *testing.T, path string, v any) {
 	}
 	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestWebhooksReachTheReceiver: the poller can sign every shipped campaign
+// (each secret_env is set to a valid whsec_ secret), its webhooks go to the
+// demo receiver, and the receiver verifies with the same secrets.
+func TestWebhooksReachTheReceiver(t *testing.T) {
+	p := load(t)
+	poller, recv := service(t, p, "poller"), service(t, p, "receiver")
+	campaigns, err := trigger.LoadCampaigns(filepath.Join(root, "trigger", "campaigns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := map[string]bool{}
+	var addr string
+	for i, arg := range recv.Command {
+		switch {
+		case arg == "--secret-env" && i+1 < len(recv.Command):
+			accepted[recv.Command[i+1]] = true
+		case arg == "--addr" && i+1 < len(recv.Command):
+			addr = recv.Command[i+1]
+		}
+	}
+	webhooks := 0
+	for _, c := range campaigns {
+		if c.Deliver.Webhook == nil {
+			continue
+		}
+		webhooks++
+		name := c.Deliver.Webhook.SecretEnv
+		secret := env(poller, name)
+		if _, err := trigger.ParseSecret(secret); err != nil {
+			t.Errorf("campaign %s: the poller's %s is not a usable secret (%v): the poller would not start", c.ID, name, err)
+		}
+		if !accepted[name] || env(recv, name) != secret {
+			t.Errorf("campaign %s: the receiver does not verify with %s", c.ID, name)
+		}
+	}
+	if webhooks == 0 {
+		t.Fatal("no shipped campaign delivers a webhook: nothing checked")
+	}
+	u, err := url.Parse(env(poller, "TIDELINE_TRIGGER_WEBHOOK_URL_OVERRIDE"))
+	if err != nil || u.Hostname() != "receiver" || u.Port() != port(t, addr) {
+		t.Errorf("the poller delivers to %q; the receiver listens on %s", env(poller, "TIDELINE_TRIGGER_WEBHOOK_URL_OVERRIDE"), addr)
+	}
+	if d, ok := poller.DependsOn["receiver"]; !ok || d.Condition != types.ServiceConditionHealthy {
+		t.Error("the poller does not wait for the receiver to be healthy")
+	}
+	if hc := recv.HealthCheck; hc == nil || !strings.Contains(strings.Join(hc.Test, " "), "127.0.0.1:"+port(t, addr)+"/healthz") {
+		t.Errorf("receiver health check %v does not probe its address %s", recv.HealthCheck, addr)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tideline-dev/tideline/internal/tlsconf"
 )
 
 // Topic names without the configured prefix. One customer's events always
@@ -91,6 +93,10 @@ type Config struct {
 	// TopicPrefix is put before every topic name (default ""), so several
 	// deployments or test runs can share one cluster.
 	TopicPrefix string `koanf:"topic_prefix"`
+	// TLS to the brokers (kafka.tls.*), for Mode "kafka".
+	TLS tlsconf.Config `koanf:"tls"`
+	// SASL authentication (kafka.sasl.*), for Mode "kafka".
+	SASL SASLConfig `koanf:"sasl"`
 }
 
 // DefaultDataDir is where the embedded broker keeps its log by default,
@@ -129,6 +135,7 @@ func (c Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("kafka.partitions must be at least 1, got %d", c.Partitions))
 	}
+	errs = append(errs, c.TLS.Validate("kafka.tls"), c.SASL.validate())
 	return errors.Join(errs...)
 }
 
@@ -175,7 +182,7 @@ func Seeds(c Config) ([]string, func(), error) {
 		return nil, func() {}, err
 	}
 	if c.Mode == "kafka" {
-		return c.Brokers, func() {}, nil
+		return c.Brokers, func() {}, Secure(c)
 	}
 	e, err := StartEmbedded(c)
 	if err != nil {
@@ -184,13 +191,15 @@ func Seeds(c Config) ([]string, func(), error) {
 	return e.Addrs(), e.Close, nil
 }
 
-// ClientOpts are the options every tideline Kafka client starts from.
+// ClientOpts are the options every tideline Kafka client starts from,
+// with the TLS and SASL settings Secure recorded for these brokers.
 func ClientOpts(seeds []string, log *slog.Logger) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DialTimeout(5 * time.Second),
 		kgo.RetryTimeout(30 * time.Second),
 	}
+	opts = append(opts, securityFor(seeds)...)
 	if log != nil {
 		opts = append(opts, kgo.WithLogger(kslog{log}))
 	}

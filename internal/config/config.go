@@ -56,7 +56,14 @@ func Load(path string, flags *pflag.FlagSet, bound []Flag, sections Sections) er
 		}
 	}
 	if path != "" {
-		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+		f := koanf.New(".")
+		if err := f.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+		if unknown := unknownKeys(k, f, sections); len(unknown) > 0 {
+			return fmt.Errorf("config file %s: unknown keys %s: see the README for the settings", path, strings.Join(unknown, ", "))
+		}
+		if err := k.Merge(f); err != nil {
 			return fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
@@ -111,19 +118,81 @@ func Load(path string, flags *pflag.FlagSet, bound []Flag, sections Sections) er
 	return errors.Join(errs...)
 }
 
-// ignorable reports whether an unknown TIDELINE_* variable is not meant as
-// a setting: the scripts' and tests' own variables.
-func ignorable(name string) bool {
-	switch name {
-	case "TIDELINE_CONFIG", "TIDELINE_STATE_DIR", "TIDELINE_ALLOW_UNKNOWN_ENV":
-		return true
-	}
-	for _, p := range []string{"TIDELINE_TEST_", "TIDELINE_CH_", "TIDELINE_KAFKA_", "TIDELINE_M2_"} {
-		if strings.HasPrefix(name, p) {
-			return true
+// unknownKeys lists the keys of file under the given sections that no
+// setting has: a misspelt key in a config file is as wrong as a misspelt
+// variable. Other sections belong to other commands, which check them
+// (CheckFile checks them all).
+func unknownKeys(defaults, file *koanf.Koanf, sections Sections) []string {
+	var unknown []string
+	for _, key := range file.Keys() {
+		section, _, _ := strings.Cut(key, ".")
+		if _, ours := sections[section]; ours && !defaults.Exists(key) {
+			unknown = append(unknown, key)
 		}
 	}
-	return false
+	return unknown
+}
+
+// CheckFile reports every key of the YAML file at path that is not a
+// setting of one of all, the sections of every command, so a file shared by
+// several commands is checked whole whichever command reads it.
+func CheckFile(path string, all Sections) error {
+	if path == "" {
+		return nil
+	}
+	defaults := koanf.New(".")
+	for name, v := range all {
+		sub := koanf.New(".")
+		if err := sub.Load(structs.Provider(v, "koanf"), nil); err != nil {
+			return fmt.Errorf("defaults of %s: %w", name, err)
+		}
+		if err := defaults.MergeAt(sub, name); err != nil {
+			return fmt.Errorf("defaults of %s: %w", name, err)
+		}
+	}
+	f := koanf.New(".")
+	if err := f.Load(file.Provider(path), yaml.Parser()); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	var unknown []string
+	for _, key := range f.Keys() {
+		if !defaults.Exists(key) {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("config file %s: unknown keys %s: see the README for the settings", path, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// scriptVariables are the TIDELINE_* variables of the repository's scripts
+// and test harness, which are not settings. They are named one by one: a
+// prefix such as TIDELINE_KAFKA_ would also hide a misspelt kafka.* setting.
+var scriptVariables = map[string]bool{
+	"TIDELINE_CONFIG":                true,
+	"TIDELINE_STATE_DIR":             true,
+	"TIDELINE_ALLOW_UNKNOWN_ENV":     true,
+	"TIDELINE_CH_TCP_PORT":           true,
+	"TIDELINE_CH_HTTP_PORT":          true,
+	"TIDELINE_CH_INTERSERVER_PORT":   true,
+	"TIDELINE_KAFKA_PORT":            true,
+	"TIDELINE_KAFKA_CONTROLLER_PORT": true,
+	"TIDELINE_KAFKA_LIBS":            true,
+	"TIDELINE_KAFKA_SECURE_PORT":     true,
+	"TIDELINE_KAFKA_SECURE_DIR":      true,
+	"TIDELINE_M2_REPO":               true,
+	"TIDELINE_CHDB_VERSION":          true,
+	// docker-compose.yml's own variables, read from a .env file
+	"TIDELINE_CH_PASSWORD":         true,
+	"TIDELINE_GRAFANA_CH_USER":     true,
+	"TIDELINE_GRAFANA_CH_PASSWORD": true,
+}
+
+// ignorable reports whether an unknown TIDELINE_* variable is not meant as
+// a setting: the scripts' variables, and the tests' (TIDELINE_TEST_*).
+func ignorable(name string) bool {
+	return scriptVariables[name] || strings.HasPrefix(name, "TIDELINE_TEST_")
 }
 
 // strictEnv rejects unknown TIDELINE_* variables, which are almost always a

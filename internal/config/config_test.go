@@ -49,6 +49,38 @@ func TestUnknownEnvRejected(t *testing.T) {
 	}
 }
 
+func TestUnknownFileKeyRejected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tideline.yaml")
+	if err := os.WriteFile(path, []byte("loader:\n  addr: file\n  batchsize: 7\nloder:\n  addr: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := sample{}
+	err := Load(path, nil, nil, Sections{"loader": &s})
+	if err == nil || !contains(err.Error(), "loader.batchsize") {
+		t.Fatalf("want an error naming the unknown key, got %v", err)
+	}
+	err = CheckFile(path, Sections{"loader": &s, "kafka": &sample{}})
+	if err == nil || !contains(err.Error(), "loader.batchsize") || !contains(err.Error(), "loder.addr") {
+		t.Fatalf("want an error naming both unknown keys, got %v", err)
+	}
+	if err := CheckFile(path, Sections{"loader": &sample{}, "loder": &sample{}}); err == nil || contains(err.Error(), "loder") {
+		t.Fatalf("want only loader.batchsize, got %v", err)
+	}
+}
+
+func TestScriptVariablesOnlyIgnored(t *testing.T) {
+	t.Setenv("TIDELINE_KAFKA_PORT", "19092")
+	t.Setenv("TIDELINE_CH_TCP_PORT", "19000")
+	s := sample{}
+	if err := Load("", nil, nil, Sections{"kafka": &s}); err != nil {
+		t.Fatalf("the scripts' own variables must be accepted: %v", err)
+	}
+	t.Setenv("TIDELINE_KAFKA_ADR", "x")
+	if err := Load("", nil, nil, Sections{"kafka": &s}); err == nil || !contains(err.Error(), "TIDELINE_KAFKA_ADR") {
+		t.Fatalf("want an error naming the misspelt kafka variable, got %v", err)
+	}
+}
+
 func TestBadFile(t *testing.T) {
 	s := sample{}
 	if err := Load("/nonexistent/tideline.yaml", nil, nil, Sections{"loader": &s}); err == nil {

@@ -1,7 +1,10 @@
 -- customer_attributes_current: one row per resolved customer and maintained
 -- attribute that has a value: the latest by event time (or the first, for
 -- set_once attributes), with when and by which message it was set.
--- Unset attributes (the last value was null) are left out.
+-- Unset attributes (the last value was null) are left out. The catalog side
+-- of the join has one row per attribute (FINAL), so ALL INNER JOIN keeps
+-- every customer: ANY INNER JOIN would keep one row per attribute on
+-- ClickHouse 20.x and later, which match each right row at most once.
 CREATE VIEW IF NOT EXISTS customer_attributes_current AS
 SELECT
     customer_id,
@@ -23,18 +26,18 @@ FROM
         (
             SELECT customer_id AS raw_id, attribute, last_value, first_value
             FROM customer_attributes
-        )
+        ) AS attrs
         ANY LEFT JOIN
         (
             SELECT anonymous_customer_id AS raw_id, tupleElement(argMinMerge(link), 1) AS user_id
             FROM identity_links
             GROUP BY anonymous_customer_id
-        ) USING raw_id
+        ) AS links USING raw_id
         GROUP BY customer_id, attribute
-    )
-    ANY INNER JOIN
+    ) AS resolved
+    ALL INNER JOIN
     (
         SELECT attribute, set_once FROM attribute_catalog FINAL WHERE active = 1
-    ) USING attribute
+    ) AS catalog USING attribute
 )
 WHERE tupleElement(chosen, 2) = 0

@@ -1,6 +1,8 @@
 -- audience_members: the current members of every active audience, with the
 -- event that made them enter (event time, ingest time) and when tideline
--- derived it.
+-- derived it. The audiences side of the join has one row per audience
+-- (FINAL), so ALL INNER JOIN keeps every member: ANY INNER JOIN would keep
+-- one per audience on ClickHouse 20.x and later.
 CREATE VIEW IF NOT EXISTS audience_members AS
 SELECT
     audience_id,
@@ -24,9 +26,9 @@ FROM
         argMax(derived_at_ms, updated_at_ms) AS derived_at_ms
     FROM audience_membership
     GROUP BY audience_id, customer_id
-)
-ANY INNER JOIN
+) AS membership
+ALL INNER JOIN
 (
     SELECT audience_id, name AS audience_name FROM audiences FINAL WHERE active = 1
-) USING audience_id
+) AS active USING audience_id
 WHERE member = 1
