@@ -163,16 +163,6 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		return nil, fmt.Errorf("connect to clickhouse %s (is it running? scripts/clickhouse.sh start): %w", c.Addr, err)
 	}
 	v := Version{int(sv.Version.Major), int(sv.Version.Minor)}
-	if v.AtLeast(20, 0) {
-		// The analyzer of current servers refuses a joined subquery without
-		// an alias, which some generated statements still have; 18.16
-		// neither needs nor knows the setting that relaxes it.
-		conn.Close()
-		o.Settings = clickhouse.Settings{"joined_subquery_requires_alias": 0}
-		if conn, err = clickhouse.Open(o); err != nil {
-			return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
-		}
-	}
 	return &Conn{Conn: conn, Database: c.Database, Version: v}, nil
 }
 

@@ -19,28 +19,14 @@ import (
 	tsql "github.com/tideline-dev/tideline/sql"
 )
 
-// The evaluation time of the audience queries ({T}, {T_prev}) and the end
-// of the window the data set covers: 2026-11-02 16:00 and 15:00 UTC.
+// The evaluation time of the audience queries ({T}, {T_prev}; {T_low} the
+// earliest time of the times table) and the end of the window the data set
+// covers: 2026-11-02 16:00 and 15:00 UTC.
 const (
 	evalT     = "1793635200000"
 	evalTPrev = "1793631600000"
 	windowLo  = "1793613600000"
 )
-
-// refusedByCurrent lists SQL current ClickHouse is known to refuse: a
-// statement that matches is run as generated with the setting chdb.Open
-// gives current servers (joined_subquery_requires_alias = 0) and with its
-// joined subqueries aliased (aliasJoins); both must give the rows 18.16
-// gives. The statement as generated must still be refused without the
-// setting: once its generator is fixed the test fails until the entry is
-// removed, so the list can only shrink.
-var refusedByCurrent = []struct {
-	match *regexp.Regexp
-	why   string
-}{
-	{regexp.MustCompile(`FROM\s+\(\s*SELECT DISTINCT customer_id FROM batch\s*\)\s+ANY LEFT JOIN`),
-		"materialize's evaluation query joins subqueries without aliases (Code 206 on the new analyzer)"},
-}
 
 // TestConformance applies every migration to a current ClickHouse (26.9,
 // embedded through chdb) and to the 18.16 server, creates the audience
@@ -88,31 +74,6 @@ func TestConformance(t *testing.T) {
 				t.Fatalf("ClickHouse 18.16 refuses it: %v\n%s", errOld, c.sql)
 			}
 			got, errCur := cur.run(c.sql)
-			for _, r := range refusedByCurrent {
-				if !r.match.MatchString(c.sql) {
-					continue
-				}
-				if errCur == nil {
-					t.Fatalf("current ClickHouse now accepts it (known refusal: %s): remove it from refusedByCurrent", r.why)
-				}
-				t.Logf("known refusal (%s): %v", r.why, firstLine(errCur.Error()))
-				// What chdb.Open sends to a current server: the statement as
-				// generated, the alias requirement relaxed.
-				relaxed, err := cur.run(c.sql + "\nSETTINGS joined_subquery_requires_alias = 0")
-				if err != nil {
-					t.Fatalf("current ClickHouse refuses it with joined_subquery_requires_alias = 0: %v", err)
-				}
-				if a, b := sortedLines(want), sortedLines(relaxed); !slices.Equal(a, b) {
-					t.Fatalf("results differ with joined_subquery_requires_alias = 0\nonly on 18.16:\n%s\nonly on current:\n%s", missing(a, b), missing(b, a))
-				}
-				aliased := aliasJoins(c.sql)
-				if want, errOld = old.run(aliased); errOld != nil {
-					t.Fatalf("ClickHouse 18.16 refuses the aliased form: %v\n%s", errOld, aliased)
-				}
-				if got, errCur = cur.run(aliased); errCur != nil {
-					t.Fatalf("current ClickHouse refuses the aliased form too: %v\n%s", errCur, aliased)
-				}
-			}
 			if errCur != nil {
 				t.Fatalf("current ClickHouse refuses it: %v\n%s", errCur, c.sql)
 			}
@@ -151,7 +112,7 @@ func tableChecks(t *testing.T, old *client) []check {
 	}
 	// schema_migrations is written by the Go runner, which only 18.16 ran.
 	// Materialized views are read through the tables they write.
-	out, err := old.run("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() AND table NOT IN ('batch', 'schema_migrations') AND table NOT IN (SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView')")
+	out, err := old.run("SELECT table, name, type FROM system.columns WHERE database = currentDatabase() AND table NOT IN ('batch', 'times', 'schema_migrations') AND table NOT IN (SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView')")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +163,7 @@ func materializeChecks(t *testing.T) []check {
 			continue
 		}
 		for i, s := range statements(t, read(t, f)) {
-			s = strings.NewReplacer("{T_prev}", evalTPrev, "{T}", evalT).Replace(s)
+			s = strings.NewReplacer("{T_prev}", evalTPrev, "{T_low}", evalTPrev, "{T}", evalT).Replace(s)
 			s = finalizeStates(s)
 			checks = append(checks, check{fmt.Sprintf("materialize/%s/%d", base, i+1), s})
 		}
@@ -293,25 +254,6 @@ func grafanaChecks(t *testing.T) []check {
 	}
 	return checks
 }
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
-
-// aliasJoins gives every subquery on either side of a JOIN an alias, the
-// form current ClickHouse requires.
-func aliasJoins(s string) string {
-	n := 0
-	next := func() string { n++; return fmt.Sprintf(" AS j%d", n) }
-	s = joinLeft.ReplaceAllStringFunc(s, func(m string) string { return ")" + next() + m[1:] })
-	return joinRight.ReplaceAllStringFunc(s, func(m string) string { return ")" + next() + m[1:] })
-}
-
-var (
-	joinLeft  = regexp.MustCompile(`\)\s*\n\s*(ANY|ALL) (LEFT|INNER) JOIN`)
-	joinRight = regexp.MustCompile(`\) USING `)
-)
 
 // finalizeStates wraps every -State aggregate of s in finalizeAggregation,
 // so a statement that computes states returns comparable values: the binary

@@ -103,9 +103,16 @@ INSERT INTO backfill_runs (run_id, plan_id, kind, state, phase, who, host, pid, 
 SELECT concat('run', toString(number)), concat('plan', toString(intDiv(number, 2))), ['plan', 'apply'][number % 2 + 1], ['done', 'running', 'failed'][number % 3 + 1], 'reingest', 'ops', 'host1', toUInt32(100 + number), 'tideline backfill', 'kafka', 'web,server', '', 1793613600000, 1793620800000, 1793613600000 + number * 1800000, if(number % 3 = 1, toUInt64(0), 1793613600000 + number * 1800000 + 60000), toUInt64(1000), toUInt64(10 * number), toUInt64(3), toUInt64(5 * number), toUInt64(0), toUInt64(number), toUInt64(number), toUInt64(4), toUInt64(2), toUInt64(1), toUInt64(1), '', 1793613600000 + number * 1800000 + 60000
 FROM numbers(8);
 
--- the evaluator's batch: raw ids (an anonymous id among them) and the
--- customer each belongs to
-CREATE TABLE batch (member_id String, customer_id String) ENGINE = Memory;
+-- the evaluator's batch: raw ids (an anonymous id among them), the
+-- customer each belongs to, and when its history started to count for it
+CREATE TABLE batch (member_id String, customer_id String, linked_ms UInt64) ENGINE = Memory;
 
-INSERT INTO batch (member_id, customer_id)
-SELECT m, c FROM system.one ARRAY JOIN ['u0', 'u1', 'u2', 'u3', 'u5', 'u8', 'u13', 'anon:a3', 'anon:a7'] AS m, ['u0', 'u1', 'u2', 'u3', 'u5', 'u8', 'u13', 'u3', 'anon:a7'] AS c;
+INSERT INTO batch (member_id, customer_id, linked_ms)
+SELECT m, c, if(m = 'anon:a3', toUInt64(1793620800000), toUInt64(0)) FROM system.one ARRAY JOIN ['u0', 'u1', 'u2', 'u3', 'u5', 'u8', 'u13', 'anon:a3', 'anon:a7'] AS m, ['u0', 'u1', 'u2', 'u3', 'u5', 'u8', 'u13', 'u3', 'anon:a7'] AS c;
+
+-- the moments to evaluate each customer at: the evaluation time and the
+-- previous one (t), eager attributes as of the evaluation time (te)
+CREATE TABLE times (customer_id String, t UInt64, te UInt64) ENGINE = Memory;
+
+INSERT INTO times (customer_id, t, te)
+SELECT DISTINCT customer_id, t, toUInt64(1793635200000) FROM batch ARRAY JOIN [toUInt64(1793635200000), toUInt64(1793631600000)] AS t;
