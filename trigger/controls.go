@@ -142,14 +142,21 @@ func (c *Campaign) timeZone() TimeZone {
 	return tz
 }
 
+// contextTimeZone is the attribute the collector keeps from Segment's
+// context.timezone: the zone the customer's own device reported.
+const contextTimeZone = "context_timezone"
+
 // CustomerLocation is the time zone of a customer with attrs for c: the
-// zone named by the time-zone attribute when it is a valid IANA name,
-// else the default.
+// zone named by the time-zone attribute when it is a valid IANA name, else
+// the zone the customer's device last reported (context.timezone), else
+// the default.
 func CustomerLocation(c *Campaign, attrs map[string]any) *time.Location {
 	tz := c.timeZone()
-	if s, ok := attrs[tz.Attribute].(string); ok && s != "" {
-		if loc, err := location(s); err == nil {
-			return loc
+	for _, name := range []string{tz.Attribute, contextTimeZone} {
+		if s, ok := attrs[name].(string); ok && s != "" {
+			if loc, err := location(s); err == nil {
+				return loc
+			}
 		}
 	}
 	if loc, err := location(tz.Default); err == nil {
