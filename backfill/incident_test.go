@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,11 +145,45 @@ func (e *env) applier() *backfill.Applier {
 	return a
 }
 
+// steps records the progress a plan reports.
+type steps struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+type stepBar struct {
+	s          *steps
+	name       string
+	total, got int64
+}
+
+func (s *steps) Phase(name, _ string, total int64) backfill.Bar {
+	return &stepBar{s: s, name: name, total: total}
+}
+func (b *stepBar) Set(done int64) { b.got = done }
+func (b *stepBar) Note(string)    {}
+func (b *stepBar) Done() {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	b.s.seen = append(b.s.seen, fmt.Sprintf("%s %d/%d", b.name, b.got, b.total))
+}
+
 func (e *env) plan(w backfill.Window) *backfill.Plan {
 	e.t.Helper()
-	p, err := e.planner().Plan(context.Background(), backfill.PlanRequest{Window: w, Command: e.t.Name()})
+	pl := e.planner()
+	rec := &steps{}
+	pl.Progress = rec
+	p, err := pl.Plan(context.Background(), backfill.PlanRequest{Window: w, Command: e.t.Name()})
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	// A plan shows its steps as they end: every lane's offsets, the three
+	// lateness queries, the missing events, then (with state and
+	// campaigns) the replay and the campaigns.
+	want := []string{fmt.Sprintf("offsets %d/%d", len(e.cfg.Lanes), len(e.cfg.Lanes)), "lateness 3/3"}
+	if len(rec.seen) < 3 || rec.seen[0] != want[0] || rec.seen[1] != want[1] || !strings.HasPrefix(rec.seen[2], "missing ") ||
+		e.derived != nil && (len(rec.seen) != 5 || !strings.HasPrefix(rec.seen[3], "replay") || !strings.HasPrefix(rec.seen[4], "campaigns")) {
+		e.t.Errorf("plan progress steps %v, want %v, missing, and replay and campaigns with derived state", rec.seen, want)
 	}
 	return p
 }

@@ -58,8 +58,18 @@ type Planner struct {
 	State     StateReplayer
 	Qualifier Qualifier
 	Log       *slog.Logger
+	// Progress shows the plan's steps as they run (default none).
+	Progress Progress
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// step starts one step of a plan on Progress.
+func (p *Planner) step(name, what string, total int64) Bar {
+	if p.Progress == nil {
+		return nopBar{}
+	}
+	return p.Progress.Phase(name, what, total)
 }
 
 // PlanRequest says what to plan.
@@ -110,7 +120,8 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 	}
 	laneOf := map[string]string{}
 	spans := map[string]map[int32]Range{}
-	for _, lane := range lanes {
+	bar := p.step("offsets", "lanes", int64(len(lanes)))
+	for i, lane := range lanes {
 		topic, err := p.Kafka.Topic(lane)
 		if err != nil {
 			return nil, err
@@ -127,9 +138,12 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 			}
 		}
 		plan.LaneFindings = append(plan.LaneFindings, lf)
+		bar.Set(int64(i + 1))
 	}
+	bar.Done()
 	p.log().Info("offsets compared", "took", time.Since(start).Round(time.Millisecond))
 
+	bar = p.step("lateness", "queries", 3)
 	lat, err := laneLateness(ctx, p.Conn, spans, plan.LateAfterMs)
 	if err != nil {
 		return nil, err
@@ -139,11 +153,13 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 		tl := lat[lf.Topic]
 		lf.Late, lf.Lag = tl.late, tl.lag
 	}
+	bar.Set(1)
 	n, stats, examples, err := lateCustomers(ctx, p.Conn, spans, plan.LateAfterMs, req.Examples, laneOf)
 	if err != nil {
 		return nil, err
 	}
 	plan.Stale.LateCustomers, plan.Stale.StaleFor, plan.Stale.Examples = n, stats, examples
+	bar.Set(2)
 	dels, err := windowDeliveries(ctx, p.Conn, spans)
 	if err != nil {
 		return nil, err
@@ -152,25 +168,35 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 		lf := &plan.LaneFindings[i]
 		lf.Duplicates, lf.Redelivered = dels[lf.Topic][0], dels[lf.Topic][1]
 	}
+	bar.Set(3)
+	bar.Done()
 	p.log().Info("lateness measured", "took", time.Since(start).Round(time.Millisecond))
 
+	bar = p.step("missing", "events", 0)
 	unloaded, err := p.missingEvents(ctx, plan, laneOf, req.Examples)
 	if err != nil {
 		return nil, err
 	}
+	bar.Set(int64(len(unloaded)))
+	bar.Done()
 	if p.State != nil && p.Cfg.Replay != "off" {
+		bar = p.step("replay", "steps", 0)
 		if err := p.derived(ctx, plan, spans, unloaded, req.Examples); err != nil {
 			return nil, err
 		}
+		bar.Done()
 		p.log().Info("state replayed", "took", time.Since(start).Round(time.Millisecond))
 	} else {
 		plan.Notes = append(plan.Notes, "derived state was not compared (no replay available)")
 	}
 	if p.Qualifier != nil {
+		bar = p.step("campaigns", "steps", 0)
 		pending, camps, err := p.Qualifier.Unledgered(ctx, plan.Window, req.Campaigns, p.now())
 		if err != nil {
 			return nil, fmt.Errorf("find unledgered qualifications: %w", err)
 		}
+		bar.Set(int64(len(pending)))
+		bar.Done()
 		plan.Qualifications = QualificationFindings{Checked: true, Campaigns: camps, Pending: pending}
 	} else {
 		plan.Notes = append(plan.Notes, "qualifications were not checked (no campaigns available)")

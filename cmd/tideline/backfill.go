@@ -167,10 +167,8 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 			}
 			defer env.close()
 			p := &backfill.Planner{Cfg: cfg, Conn: env.conn, Kafka: a.kafka, State: env.state, Qualifier: env.qual, Log: a.log,
-				Source: sourceOf(source, env.seeds, a)}
-			stopTicker := tick(a.progress("plan").Phase("plan", "s elapsed", 0))
+				Source: sourceOf(source, env.seeds, a), Progress: a.progress("plan")}
 			plan, err := p.Plan(ctx, backfill.PlanRequest{Window: w, Lanes: cfg.Lanes, Campaigns: campaigns, Command: commandLine()})
-			stopTicker()
 			if err != nil {
 				return err
 			}
@@ -586,32 +584,4 @@ window and the applies of its plan). It changes nothing.`,
 	cmd.Flags().StringVarP(&out, "out", "o", "", "HTML file (default report-<plan or run id>.html; the Markdown goes beside it)")
 	cmd.Flags().DurationVar(&lateAfter, "late-after", 0, "a customer is stale while an event waits longer than this (default the plan's threshold, else 1m)")
 	return cmd
-}
-
-// tick advances bar with the seconds elapsed until the returned func is
-// called: the planner reports no steps, but a long plan should not look hung.
-func tick(bar backfill.Bar) func() {
-	start := time.Now()
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	// The ticker goroutine ends when the returned func closes done.
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				bar.Set(int64(time.Since(start).Seconds()))
-				bar.Done()
-				return
-			case <-t.C:
-				bar.Set(int64(time.Since(start).Seconds()))
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-stopped
-	}
 }
