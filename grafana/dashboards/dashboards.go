@@ -162,6 +162,14 @@ func PipelineHealth() *dashboard.DashboardBuilder {
 			Datasource(Datasource()).
 			WithTarget(target(query.PipelineLag)).
 			Height(7).Span(24)).
+		WithPanel(table.NewPanelBuilder().
+			Title("Audience completeness").
+			Id(9).
+			Description("Per audience, the time its result is complete to (decisions late data could change are made up to here) and the lane holding it back; empty: the evaluator has not recorded the audience yet.").
+			Datasource(Datasource()).
+			WithTarget(target(query.AudienceCompleteness)).
+			SortBy([]cog.Builder[common.TableSortByFieldState]{sortBy(frames.FieldCompleteTo, false)}).
+			Height(8).Span(24)).
 		WithRow(dashboard.NewRowBuilder("Backfill").Id(7)).
 		WithPanel(table.NewPanelBuilder().
 			Title("Backfill runs").

@@ -304,3 +304,52 @@ func TestFramesSerialise(t *testing.T) {
 		eq(t, f.Name, fieldNames(back), fieldNames(f))
 	}
 }
+
+func TestAudienceCompleteness(t *testing.T) {
+	now := t0.Add(time.Hour)
+	rows := []Completeness{
+		{"gold", []string{"server", "web"}, "rising", ms(40 * time.Minute), ms(59 * time.Minute), "server", ms(59 * time.Minute)},
+		{"gone", []string{"web"}, "fixed", ms(58 * time.Minute), ms(58 * time.Minute), "", ms(58 * time.Minute)},
+	}
+	audiences := []Entity{{"gold", "Gold buyers", true}, {"new", "Never evaluated", true}, {"old", "Inactive", false}}
+	fs := AudienceCompleteness(req(query.AudienceCompleteness, nil), rows, audiences, now)
+	f := fs[0]
+	eq(t, "fields", fieldNames(f), CompletenessFields)
+	var ids, held []string
+	for i := 0; i < f.Rows(); i++ {
+		ids = append(ids, f.Fields[0].At(i).(string))
+		held = append(held, f.Fields[3].At(i).(string))
+	}
+	// An audience with a record lists even when no longer active; an
+	// active one without a record lists with nulls; an inactive one
+	// without a record does not list.
+	eq(t, "audiences", ids, []string{"gold", "gone", "new"})
+	eq(t, "held by", held, []string{"server", "", ""})
+	if v, _ := f.Fields[1].ConcreteAt(0); v != "Gold buyers" {
+		t.Errorf("gold's name %v", v)
+	}
+	if v, _ := f.Fields[2].ConcreteAt(0); !v.(time.Time).Equal(t0.Add(40 * time.Minute)) {
+		t.Errorf("gold complete to %v", v)
+	}
+	if v, _ := f.Fields[4].ConcreteAt(0); v != int64(19*time.Minute/time.Millisecond) {
+		t.Errorf("gold behind the freshest lane by %v, want 19 min", v)
+	}
+	if v, _ := f.Fields[5].ConcreteAt(0); v != int64(20*time.Minute/time.Millisecond) {
+		t.Errorf("gold complete age %v, want 20 min", v)
+	}
+	if v, _ := f.Fields[6].ConcreteAt(0); v != "server, web" {
+		t.Errorf("gold lanes %q", v)
+	}
+	if v, _ := f.Fields[4].ConcreteAt(1); v != int64(0) {
+		t.Errorf("gone is held back by %v, want 0", v)
+	}
+	for _, i := range []int{2, 4, 5, 8, 9} {
+		if _, ok := f.Fields[i].ConcreteAt(2); ok {
+			t.Errorf("new's %s should be null: the evaluator never recorded it", f.Fields[i].Name)
+		}
+	}
+	asked := AudienceCompleteness(req(query.AudienceCompleteness, func(r *query.Request) { r.Audiences = []string{"gold", "nope"} }), rows[:1], audiences, now)
+	if asked[0].Rows() != 2 || !strings.Contains(notices(asked), "unknown audience nope") {
+		t.Fatalf("filtered: %d rows, notices %q", asked[0].Rows(), notices(asked))
+	}
+}

@@ -104,3 +104,15 @@ type Key struct {
 func (q Qualification) Key() Key {
 	return Key{q.AudienceID, q.CustomerID, q.Episode, q.Kind}
 }
+
+// Completeness is the evaluator's newest record of an audience's
+// completeness (audience_completeness).
+type Completeness struct {
+	AudienceID  string
+	Lanes       []string
+	Direction   string
+	CompleteMs  uint64
+	EagerMs     uint64
+	HeldBy      string
+	UpdatedAtMs uint64
+}

@@ -23,6 +23,7 @@ var expectedFields = map[query.Type][]string{
 	query.PipelineLag:          frames.PipelineLagFields,
 	query.BackfillRuns:         frames.BackfillFields,
 	query.LiveQualifications:   frames.LiveFields,
+	query.AudienceCompleteness: frames.CompletenessFields,
 }
 
 type panel struct {

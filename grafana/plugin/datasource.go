@@ -171,6 +171,8 @@ func (d *Datasource) Frames(ctx context.Context, r query.Request) (data.Frames, 
 		return frames.PipelineLag(r, res.watermarks, res.delays, res.deadLetters, d.now()), nil
 	case query.BackfillRuns:
 		return frames.BackfillRuns(res.runs), nil
+	case query.AudienceCompleteness:
+		return frames.AudienceCompleteness(r, res.completeness, res.audiences, d.now()), nil
 	case query.LiveQualifications:
 		path, err := query.LivePath(r.Audiences)
 		if err != nil {
@@ -193,18 +195,19 @@ func nameMap(es []frames.Entity) map[string]string {
 
 // results holds the rows of every statement of one query, by kind.
 type results struct {
-	sizes       []frames.SizeDelta
-	audiences   []frames.Entity
-	campaigns   []frames.Entity
-	transitions []frames.TransitionCount
-	derive      []frames.Latency
-	send        []frames.Latency
-	outcomes    []frames.Outcome
-	watermarks  []frames.LaneWatermark
-	delays      []frames.IngestDelay
-	deadLetters []frames.DeadLetters
-	runs        []frames.BackfillRun
-	live        []frames.Qualification
+	sizes        []frames.SizeDelta
+	audiences    []frames.Entity
+	campaigns    []frames.Entity
+	transitions  []frames.TransitionCount
+	derive       []frames.Latency
+	send         []frames.Latency
+	outcomes     []frames.Outcome
+	watermarks   []frames.LaneWatermark
+	delays       []frames.IngestDelay
+	deadLetters  []frames.DeadLetters
+	runs         []frames.BackfillRun
+	live         []frames.Qualification
+	completeness []frames.Completeness
 }
 
 // fetch runs s and appends its rows to res.
@@ -268,6 +271,11 @@ func (d *Datasource) fetch(ctx context.Context, s query.Statement, res *results)
 			err := rows.Scan(&v.RunID, &v.PlanID, &v.State, &v.StartedAtMs, &v.FinishedAtMs, &v.WindowFromMs, &v.WindowToMs,
 				&v.EventsReingested, &v.Fired, &v.Skipped, &v.UpdatedAtMs)
 			res.runs = append(res.runs, v)
+			return err
+		case query.StmtCompleteness:
+			var v frames.Completeness
+			err := rows.Scan(&v.AudienceID, &v.Lanes, &v.Direction, &v.CompleteMs, &v.EagerMs, &v.HeldBy, &v.UpdatedAtMs)
+			res.completeness = append(res.completeness, v)
 			return err
 		case query.StmtLive:
 			v, err := scanQualification(rows)

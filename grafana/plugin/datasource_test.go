@@ -80,6 +80,7 @@ func TestFramesMatchOracle(t *testing.T) {
 		query.CampaignOutcomes:     func(r *query.Request) { r.Campaigns = []string{"camp_1"} },
 		query.PipelineLag:          func(r *query.Request) { r.Lanes = []string{"web", "backfill"} },
 		query.LiveQualifications:   func(r *query.Request) { r.Audiences = []string{"aud_0"} },
+		query.AudienceCompleteness: func(r *query.Request) { r.Audiences = []string{"aud_2", "aud_retired"} },
 	}
 	for _, rg := range ranges {
 		for _, typ := range query.Types {

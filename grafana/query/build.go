@@ -29,6 +29,7 @@ const (
 	StmtDeadLetters    = "dead_letters"
 	StmtBackfillRuns   = "backfill_runs"
 	StmtLive           = "live"
+	StmtCompleteness   = "completeness"
 )
 
 // Quantiles are the latency levels every latency statement computes, in
@@ -252,6 +253,9 @@ LIMIT ?`, to, from, BackfillRows)
 
 	case LiveQualifications:
 		return []Statement{live(r.Audiences, from, to, LiveRows), audienceNames()}, nil
+
+	case AudienceCompleteness:
+		return []Statement{completeness(r.Audiences), audienceNames()}, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownType, r.QueryType)
 }
@@ -296,6 +300,28 @@ WHERE derived_at >= toDateTime(?) AND derived_at_ms >= ?`, fromMs/1000, fromMs)
 ORDER BY derived_at_ms ASC, audience_id, customer_id, episode, kind
 LIMIT ?`, limit)
 	return b.stmt(StmtLive)
+}
+
+// completeness selects the evaluator's newest record of each audience's
+// completeness. It is the state now, whatever the panel's range: the
+// newest row wins by updated_at_ms, as the table's ReplacingMergeTree keeps
+// after a merge, so the answer does not change when ClickHouse merges.
+func completeness(audiences []string) Statement {
+	var b sqlBuilder
+	b.add(`SELECT audience_id,
+    argMax(lanes, updated_at_ms) AS c_lanes,
+    argMax(direction, updated_at_ms) AS c_direction,
+    argMax(complete_ms, updated_at_ms) AS c_complete,
+    argMax(eager_ms, updated_at_ms) AS c_eager,
+    argMax(held_by, updated_at_ms) AS c_held_by,
+    max(updated_at_ms) AS c_updated
+FROM audience_completeness
+WHERE 1`)
+	b.in("audience_id", audiences)
+	b.add(`
+GROUP BY audience_id
+ORDER BY audience_id`)
+	return b.stmt(StmtCompleteness)
 }
 
 // liveOversample is how many raw rows per shown row the live panel's query

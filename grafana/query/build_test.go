@@ -43,6 +43,8 @@ func TestBuildGolden(t *testing.T) {
 		"backfill_runs":                   req(BackfillRuns, nil),
 		"live_qualifications":             req(LiveQualifications, nil),
 		"live_qualifications_filtered":    req(LiveQualifications, func(r *Request) { r.Audiences = []string{"gold", "silver"} }),
+		"audience_completeness":           req(AudienceCompleteness, nil),
+		"audience_completeness_filtered":  req(AudienceCompleteness, func(r *Request) { r.Audiences = []string{"gold"} }),
 		"transitions_wide_range_5000_max": req(Transitions, func(r *Request) { r.From = t1.Add(-90 * 24 * time.Hour); r.Interval = time.Second; r.MaxDataPoints = 0 }),
 	}
 	for name, r := range cases {
@@ -195,4 +197,18 @@ func argList(args []any) string {
 		parts[i] = fmt.Sprintf("%T(%q)", a, fmt.Sprint(a))
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// TestFrontendKnowsEveryType: the query editor (grafana/app/src/types.ts)
+// offers every query type the backend serves, under the same wire name.
+func TestFrontendKnowsEveryType(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "app", "src", "types.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range Types {
+		if !strings.Contains(string(src), "value: '"+string(typ)+"'") {
+			t.Errorf("grafana/app/src/types.ts has no QUERY_TYPES entry %q", typ)
+		}
+	}
 }

@@ -29,10 +29,13 @@ const (
 	// LiveQualifications is the recent transitions, with a Grafana Live
 	// channel that streams new ones.
 	LiveQualifications Type = "live_qualifications"
+	// AudienceCompleteness is per audience the time its result is complete
+	// to and the lane holding it back (the evaluator's newest record).
+	AudienceCompleteness Type = "audience_completeness"
 )
 
 // Types lists every query type in the order the query editor shows them.
-var Types = []Type{AudienceSize, Transitions, QualificationLatency, CampaignOutcomes, PipelineLag, BackfillRuns, LiveQualifications}
+var Types = []Type{AudienceSize, Transitions, QualificationLatency, CampaignOutcomes, PipelineLag, BackfillRuns, LiveQualifications, AudienceCompleteness}
 
 // Valid reports whether t is a query type the backend serves.
 func (t Type) Valid() bool {

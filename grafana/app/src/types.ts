@@ -12,7 +12,8 @@ export type QueryType =
   | 'campaign_outcomes'
   | 'pipeline_lag'
   | 'backfill_runs'
-  | 'live_qualifications';
+  | 'live_qualifications'
+  | 'audience_completeness';
 
 /** Ingestion lanes an event can arrive through. */
 export type Lane = 'web' | 'server' | 'backfill';
@@ -113,6 +114,12 @@ export const QUERY_TYPES: QueryTypeInfo[] = [
     value: 'live_qualifications',
     label: 'Live qualifications',
     description: 'Streams qualifications as they happen (live)',
+    audiences: true,
+  },
+  {
+    value: 'audience_completeness',
+    label: 'Audience completeness',
+    description: 'Per audience, the time it is complete to and the lane holding it back',
     audiences: true,
   },
 ];

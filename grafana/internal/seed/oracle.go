@@ -193,6 +193,33 @@ func (d *Data) Verify(r query.Request, fs data.Frames) error {
 				fail("backfill %s events: got %d, want %d", run.RunID, got, run.EventsReingested)
 			}
 		}
+	case query.AudienceCompleteness:
+		newest := map[string]Completeness{}
+		for _, c := range d.Completeness {
+			if c.UpdatedAtMs > newest[c.AudienceID].UpdatedAtMs {
+				newest[c.AudienceID] = c
+			}
+		}
+		f := fs[0]
+		for i := 0; i < f.Rows(); i++ {
+			id := f.Fields[0].At(i).(string)
+			c, ok := newest[id]
+			got, recorded := f.Fields[2].ConcreteAt(i)
+			switch {
+			case !ok && recorded:
+				fail("completeness of %s: got %v, want null (never recorded)", id, got)
+			case ok && (!recorded || !got.(time.Time).Equal(time.UnixMilli(int64(c.CompleteMs)))):
+				fail("completeness of %s: got %v, want %d", id, got, c.CompleteMs)
+			case ok && f.Fields[3].At(i).(string) != c.HeldBy:
+				fail("completeness of %s held by %q, want %q", id, f.Fields[3].At(i), c.HeldBy)
+			}
+			delete(newest, id)
+		}
+		for id := range newest {
+			if len(r.Audiences) == 0 {
+				fail("completeness of %s recorded but not shown", id)
+			}
+		}
 	case query.LiveQualifications:
 		known := map[frames.Key]Transition{}
 		for _, t := range d.Transitions {

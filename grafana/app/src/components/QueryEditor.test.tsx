@@ -38,7 +38,7 @@ describe('QueryEditor', () => {
     expect(picker).toHaveValue('Pipeline lag');
   });
 
-  it.each<QueryType>(['audience_size', 'transitions', 'live_qualifications'])(
+  it.each<QueryType>(['audience_size', 'transitions', 'live_qualifications', 'audience_completeness'])(
     'shows the audience picker for %s, loaded from the audiences resource',
     async (queryType) => {
       const { ds } = renderEditor({ queryType, audiences: ['aud-2'] });
