@@ -116,3 +116,9 @@ type Completeness struct {
 	HeldBy      string
 	UpdatedAtMs uint64
 }
+
+// CampaignCount is a count of one campaign.
+type CampaignCount struct {
+	CampaignID string
+	N          uint64
+}

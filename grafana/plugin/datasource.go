@@ -114,7 +114,7 @@ func (d *Datasource) query(ctx context.Context, q backend.DataQuery) backend.Dat
 	r := query.Request{Model: model, From: q.TimeRange.From, To: q.TimeRange.To, Interval: q.Interval, MaxDataPoints: q.MaxDataPoints}
 	fs, err := d.Frames(ctx, r)
 	if err != nil {
-		if errors.Is(err, query.ErrUnknownType) || errors.Is(err, query.ErrTimeRange) || errors.Is(err, query.ErrFilter) {
+		if errors.Is(err, query.ErrUnknownType) || errors.Is(err, query.ErrTimeRange) || errors.Is(err, query.ErrFilter) || errors.Is(err, query.ErrUnknownMetric) {
 			return badRequest(err)
 		}
 		d.log.Warn("query failed", "queryType", r.QueryType, "refId", q.RefID, "error", err)
@@ -173,6 +173,17 @@ func (d *Datasource) Frames(ctx context.Context, r query.Request) (data.Frames, 
 		return frames.BackfillRuns(res.runs), nil
 	case query.AudienceCompleteness:
 		return frames.AudienceCompleteness(r, res.completeness, res.audiences, d.now()), nil
+	case query.AlertMetric:
+		var samples []frames.Sample
+		switch r.Metric {
+		case query.WatermarkAge, query.ConsumerLag, query.DeadLetterRate:
+			samples = frames.LaneSamples(r, res.watermarks, res.deadLetters, d.now())
+		case query.DeliveryFailures, query.DeliveryDeadLetters:
+			samples = frames.CampaignSamples(r, res.outcomes, res.deliveryDeadLetters, res.campaigns)
+		case query.EvaluatorLag, query.AudienceHeldBack:
+			samples = frames.AudienceSamples(r, res.completeness, d.now())
+		}
+		return frames.Numeric(r.Metric, samples), nil
 	case query.LiveQualifications:
 		path, err := query.LivePath(r.Audiences)
 		if err != nil {
@@ -208,6 +219,8 @@ type results struct {
 	runs         []frames.BackfillRun
 	live         []frames.Qualification
 	completeness []frames.Completeness
+	// deliveryDeadLetters counts trigger dead letters per campaign.
+	deliveryDeadLetters []frames.CampaignCount
 }
 
 // fetch runs s and appends its rows to res.
@@ -276,6 +289,11 @@ func (d *Datasource) fetch(ctx context.Context, s query.Statement, res *results)
 			var v frames.Completeness
 			err := rows.Scan(&v.AudienceID, &v.Lanes, &v.Direction, &v.CompleteMs, &v.EagerMs, &v.HeldBy, &v.UpdatedAtMs)
 			res.completeness = append(res.completeness, v)
+			return err
+		case query.StmtDeliveryDeadLetters:
+			var v frames.CampaignCount
+			err := rows.Scan(&v.CampaignID, &v.N)
+			res.deliveryDeadLetters = append(res.deliveryDeadLetters, v)
 			return err
 		case query.StmtLive:
 			v, err := scanQualification(rows)

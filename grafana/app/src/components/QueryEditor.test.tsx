@@ -77,6 +77,22 @@ describe('QueryEditor', () => {
     expect(screen.getByText('web')).toBeInTheDocument();
   });
 
+  it("shows the metric picker and the metric's own filter for alert_metric", async () => {
+    renderEditor({ queryType: 'alert_metric', metric: 'delivery_failures' });
+    expect(screen.getByLabelText('Metric')).toHaveValue('Delivery failures');
+    expect(screen.getByLabelText('Campaigns')).toBeInTheDocument();
+    expect(screen.queryByLabelText('Lanes')).not.toBeInTheDocument();
+    expect(screen.queryByLabelText('Audiences')).not.toBeInTheDocument();
+    await act(() => Promise.resolve()); // let the campaigns load before unmounting
+  });
+
+  it('offers the lane filter for the default metric of alert_metric', () => {
+    renderEditor({ queryType: 'alert_metric' });
+    expect(screen.getByLabelText('Metric')).toHaveValue('Watermark age');
+    expect(screen.getByLabelText('Lanes')).toBeInTheDocument();
+    expect(screen.queryByLabelText('Campaigns')).not.toBeInTheDocument();
+  });
+
   it('stores the default type for a query without one', async () => {
     const { onChange, ds } = renderEditor({});
     expect(onChange).toHaveBeenCalledWith({ refId: 'A', queryType: 'audience_size' });
