@@ -95,6 +95,12 @@ type Completeness struct {
 	UpdatedAtMs         uint64
 }
 
+// DeliveryDeadLetter is a trigger_dead_letters row.
+type DeliveryDeadLetter struct {
+	LedgerKey, CampaignID, CustomerID, DestinationID, State string
+	DeadAtMs, UpdatedAtMs                                   uint64
+}
+
 // Data is what Seed inserted, for oracles. Transitions holds each key once
 // (Seed inserts some twice, as a replayed evaluation would).
 type Data struct {
@@ -110,6 +116,9 @@ type Data struct {
 	// Completeness holds every row inserted, older ones included: the
 	// newest per audience is the one readers must show.
 	Completeness []Completeness
+	// DeliveryDeadLetters are deliveries given up (only InsertState
+	// writes them).
+	DeliveryDeadLetters []DeliveryDeadLetter
 	// EventCount is how many events were inserted, kept or not.
 	EventCount int
 }
@@ -269,6 +278,43 @@ func Seed(ctx context.Context, conn *chdb.Conn, c Config) (*Data, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// InsertState writes every row of d except events: entities,
+// transitions, ledger, loader progress, dead letters, completeness,
+// backfill runs and delivery dead letters. Tests that need data dated
+// relative to now build a Data by hand and insert it with this.
+func (d *Data) InsertState(ctx context.Context, conn *chdb.Conn) error {
+	if err := EnsureBackfillRuns(ctx, conn); err != nil {
+		return err
+	}
+	if err := d.insertEntities(ctx, conn); err != nil {
+		return err
+	}
+	if err := InsertTransitions(ctx, conn, d.Transitions); err != nil {
+		return err
+	}
+	if err := d.insertLedger(ctx, conn); err != nil {
+		return err
+	}
+	if err := d.insertRest(ctx, conn); err != nil {
+		return err
+	}
+	b, err := conn.PrepareBatch(ctx, `INSERT INTO trigger_dead_letters (ledger_key, campaign_id, customer_id, destination_id, destination,
+		payload, attempts, last_status, last_error, state, dead_at_ms, updated_at_ms, dead_at)`)
+	if err != nil {
+		return fmt.Errorf("prepare delivery dead letters: %w", err)
+	}
+	for _, dl := range d.DeliveryDeadLetters {
+		if err := b.Append(dl.LedgerKey, dl.CampaignID, dl.CustomerID, dl.DestinationID, "webhook:https://example.invalid/hook",
+			"{}", uint32(8), uint16(503), "503 Service Unavailable", dl.State, dl.DeadAtMs, dl.UpdatedAtMs, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
+			return fmt.Errorf("append delivery dead letter: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert delivery dead letters: %w", err)
+	}
+	return nil
 }
 
 func (d *Data) insertEntities(ctx context.Context, conn *chdb.Conn) error {
