@@ -353,3 +353,15 @@ func TestAudienceCompleteness(t *testing.T) {
 		t.Fatalf("filtered: %d rows, notices %q", asked[0].Rows(), notices(asked))
 	}
 }
+
+func TestLateEvents(t *testing.T) {
+	eq(t, "classes", LatenessClasses(), []string{"under 10s", "10s-1m", "1m-5m", "5m-30m", "30m-2h", "2h-24h", "24h+"})
+	rows := []LateCount{{"web", 0, 90}, {"web", 3, 4}, {"server", 6, 1}}
+	f := LateEvents(req(query.LateEvents, nil), rows)[0]
+	eq(t, "fields", fieldNames(f), []string{FieldLateness, "backfill", "server", "web"})
+	eq(t, "web", ints(t, f.Fields[3]), []int64{90, 0, 0, 4, 0, 0, 0})
+	eq(t, "server", ints(t, f.Fields[2]), []int64{0, 0, 0, 0, 0, 0, 1})
+	eq(t, "backfill", ints(t, f.Fields[1]), []int64{0, 0, 0, 0, 0, 0, 0})
+	only := LateEvents(req(query.LateEvents, func(r *query.Request) { r.Lanes = []string{"server"} }), rows[2:])[0]
+	eq(t, "filtered fields", fieldNames(only), []string{FieldLateness, "server"})
+}

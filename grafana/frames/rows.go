@@ -122,3 +122,10 @@ type CampaignCount struct {
 	CampaignID string
 	N          uint64
 }
+
+// LateCount is how many events of a lane fell in a lateness class.
+type LateCount struct {
+	Lane     string
+	Lateness uint8
+	N        uint64
+}

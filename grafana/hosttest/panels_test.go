@@ -24,6 +24,7 @@ var expectedFields = map[query.Type][]string{
 	query.BackfillRuns:         frames.BackfillFields,
 	query.LiveQualifications:   frames.LiveFields,
 	query.AudienceCompleteness: frames.CompletenessFields,
+	query.LateEvents:           {frames.FieldLateness},
 }
 
 type panel struct {

@@ -173,6 +173,8 @@ func (d *Datasource) Frames(ctx context.Context, r query.Request) (data.Frames, 
 		return frames.BackfillRuns(res.runs), nil
 	case query.AudienceCompleteness:
 		return frames.AudienceCompleteness(r, res.completeness, res.audiences, d.now()), nil
+	case query.LateEvents:
+		return frames.LateEvents(r, res.late), nil
 	case query.AlertMetric:
 		var samples []frames.Sample
 		switch r.Metric {
@@ -221,6 +223,7 @@ type results struct {
 	completeness []frames.Completeness
 	// deliveryDeadLetters counts trigger dead letters per campaign.
 	deliveryDeadLetters []frames.CampaignCount
+	late                []frames.LateCount
 }
 
 // fetch runs s and appends its rows to res.
@@ -294,6 +297,11 @@ func (d *Datasource) fetch(ctx context.Context, s query.Statement, res *results)
 			var v frames.CampaignCount
 			err := rows.Scan(&v.CampaignID, &v.N)
 			res.deliveryDeadLetters = append(res.deliveryDeadLetters, v)
+			return err
+		case query.StmtLateEvents:
+			var v frames.LateCount
+			err := rows.Scan(&v.Lane, &v.Lateness, &v.N)
+			res.late = append(res.late, v)
 			return err
 		case query.StmtLive:
 			v, err := scanQualification(rows)

@@ -81,6 +81,7 @@ func TestFramesMatchOracle(t *testing.T) {
 		query.PipelineLag:          func(r *query.Request) { r.Lanes = []string{"web", "backfill"} },
 		query.LiveQualifications:   func(r *query.Request) { r.Audiences = []string{"aud_0"} },
 		query.AudienceCompleteness: func(r *query.Request) { r.Audiences = []string{"aud_2", "aud_retired"} },
+		query.LateEvents:           func(r *query.Request) { r.Lanes = []string{"backfill", "web"} },
 	}
 	for _, rg := range ranges {
 		for _, m := range query.EveryModel() {

@@ -32,6 +32,7 @@ const (
 	StmtCompleteness   = "completeness"
 	// StmtDeliveryDeadLetters counts trigger dead letters per campaign.
 	StmtDeliveryDeadLetters = "delivery_dead_letters"
+	StmtLateEvents          = "late_events"
 )
 
 // Quantiles are the latency levels every latency statement computes, in
@@ -231,6 +232,19 @@ LIMIT ?`, to, from, BackfillRows)
 
 	case AudienceCompleteness:
 		return []Statement{completeness(r.Audiences), audienceNames()}, nil
+
+	case LateEvents:
+		// Kept per minute of receipt, like the ingest delay: the range
+		// widens to whole minutes.
+		var b sqlBuilder
+		b.add(`SELECT lane, lateness, countMerge(rows) AS n
+FROM late_event_minutes
+WHERE minute >= toDateTime(?) AND minute < toDateTime(?)`, from/60_000*60, (to+59_999)/60_000*60)
+		b.in("lane", r.Lanes)
+		b.add(`
+GROUP BY lane, lateness
+ORDER BY lane, lateness`)
+		return []Statement{b.stmt(StmtLateEvents)}, nil
 
 	case AlertMetric:
 		switch r.Metric {

@@ -50,6 +50,8 @@ func TestBuildGolden(t *testing.T) {
 		"alert_delivery_failures":         req(AlertMetric, func(r *Request) { r.Metric = DeliveryFailures }),
 		"alert_delivery_dead_letters":     req(AlertMetric, func(r *Request) { r.Metric = DeliveryDeadLetters; r.Campaigns = []string{"welcome"} }),
 		"alert_evaluator_lag":             req(AlertMetric, func(r *Request) { r.Metric = EvaluatorLag }),
+		"late_events":                     req(LateEvents, nil),
+		"late_events_lanes":               req(LateEvents, func(r *Request) { r.Lanes = []string{"server"} }),
 		"transitions_wide_range_5000_max": req(Transitions, func(r *Request) { r.From = t1.Add(-90 * 24 * time.Hour); r.Interval = time.Second; r.MaxDataPoints = 0 }),
 	}
 	for name, r := range cases {

@@ -35,10 +35,43 @@ const (
 	// AlertMetric is one number per lane, campaign or audience (the
 	// Metric of the query), as Grafana's alert rules evaluate.
 	AlertMetric Type = "alert_metric"
+	// LateEvents is per lane how many events the collector received how
+	// long after their event time, by lateness class.
+	LateEvents Type = "late_events"
 )
 
+// LatenessBoundsMs are the upper bounds of the lateness classes of
+// late_events (sql/migrations/0601 classes with the same bounds): class i
+// holds lateness under LatenessBoundsMs[i], the last class the rest.
+var LatenessBoundsMs = []uint64{10_000, 60_000, 300_000, 1_800_000, 7_200_000, 86_400_000}
+
+// Filters says which filters a query reads; the others it ignores.
+type Filters struct{ Audiences, Campaigns, Lanes bool }
+
+// Filters of m's query type (and metric).
+func (m Model) Filters() Filters {
+	switch m.QueryType {
+	case AudienceSize, Transitions, LiveQualifications, AudienceCompleteness:
+		return Filters{Audiences: true}
+	case CampaignOutcomes:
+		return Filters{Campaigns: true}
+	case QualificationLatency, PipelineLag, LateEvents:
+		return Filters{Lanes: true}
+	case AlertMetric:
+		switch m.Metric {
+		case WatermarkAge, ConsumerLag, DeadLetterRate:
+			return Filters{Lanes: true}
+		case DeliveryFailures, DeliveryDeadLetters:
+			return Filters{Campaigns: true}
+		case EvaluatorLag, AudienceHeldBack:
+			return Filters{Audiences: true}
+		}
+	}
+	return Filters{}
+}
+
 // Types lists every query type in the order the query editor shows them.
-var Types = []Type{AudienceSize, Transitions, QualificationLatency, CampaignOutcomes, PipelineLag, BackfillRuns, LiveQualifications, AudienceCompleteness, AlertMetric}
+var Types = []Type{AudienceSize, Transitions, QualificationLatency, CampaignOutcomes, PipelineLag, BackfillRuns, LiveQualifications, AudienceCompleteness, AlertMetric, LateEvents}
 
 // Metric names what an alert_metric query measures.
 type Metric string

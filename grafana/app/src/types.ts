@@ -14,7 +14,8 @@ export type QueryType =
   | 'backfill_runs'
   | 'live_qualifications'
   | 'audience_completeness'
-  | 'alert_metric';
+  | 'alert_metric'
+  | 'late_events';
 
 /** What an `alert_metric` query measures: one number per lane, campaign or audience. */
 export type Metric =
@@ -196,6 +197,12 @@ export const QUERY_TYPES: QueryTypeInfo[] = [
     label: 'Audience completeness',
     description: 'Per audience, the time it is complete to and the lane holding it back',
     audiences: true,
+  },
+  {
+    value: 'late_events',
+    label: 'Late events',
+    description: 'Events per lateness class (receipt minus event time), per lane',
+    lanes: true,
   },
   {
     value: 'alert_metric',

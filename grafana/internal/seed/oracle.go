@@ -193,6 +193,33 @@ func (d *Data) Verify(r query.Request, fs data.Frames) error {
 				fail("backfill %s events: got %d, want %d", run.RunID, got, run.EventsReingested)
 			}
 		}
+	case query.LateEvents:
+		if !d.Config.Keep {
+			break
+		}
+		f := fs[0]
+		minFrom, minTo := from/60_000*60_000, (to+59_999)/60_000*60_000
+		for _, field := range f.Fields[1:] {
+			want := make([]int64, f.Rows())
+			for _, e := range d.Events {
+				if e.Lane != field.Name || e.ReceivedAtMs < minFrom || e.ReceivedAtMs >= minTo {
+					continue
+				}
+				class := len(query.LatenessBoundsMs)
+				for i, b := range query.LatenessBoundsMs {
+					if e.ReceivedAtMs-e.EventTimeMs < b {
+						class = i
+						break
+					}
+				}
+				want[class]++
+			}
+			for i := range want {
+				if got := field.At(i).(int64); got != want[i] {
+					fail("lane %s late events in class %d: got %d, want %d", field.Name, i, got, want[i])
+				}
+			}
+		}
 	case query.AudienceCompleteness:
 		newest := map[string]Completeness{}
 		for _, c := range d.Completeness {
