@@ -203,7 +203,7 @@ func TestIncidentDashboard(t *testing.T) {
 			have[tg.QueryType] = append(have[tg.QueryType], p.Title)
 		}
 	}
-	for _, want := range []query.Type{query.PipelineLag, query.LateEvents, query.CampaignOutcomes, query.BackfillRuns, query.QualificationLatency, query.AudienceCompleteness} {
+	for _, want := range []query.Type{query.PipelineLag, query.LateEvents, query.CampaignOutcomes, query.BackfillRuns, query.QualificationLatency, query.AudienceCompleteness, query.IngestDelay} {
 		if len(have[want]) == 0 {
 			t.Errorf("incident dashboard has no %s panel (has %v)", want, have)
 		}

@@ -31,7 +31,7 @@ func IncidentURL(base string, from, to time.Time) string {
 }
 
 // Incident is the dashboard of an incident's window: per lane the consumer
-// lag, watermark and how late events arrived, what the lateness did to
+// lag, watermark, ingest delay over time and how late events arrived, what the lateness did to
 // audiences (completeness, qualification latency), the qualifications'
 // outcomes by decision and reason, and the backfill runs that repaired it.
 func Incident() *dashboard.DashboardBuilder {
@@ -56,6 +56,14 @@ func Incident() *dashboard.DashboardBuilder {
 			WithTarget(target(query.QualificationLatency)).
 			Unit("ms").
 			Height(8).Span(12)).
+		WithPanel(timeseries.NewPanelBuilder().
+			Title("Ingest delay per lane").
+			Id(13).
+			Description("Collector receipt to ClickHouse insert per lane over time (p50/p95/p99 and worst): how a backlog built up and drained.").
+			Datasource(Datasource()).
+			WithTarget(target(query.IngestDelay)).
+			Unit("ms").
+			Height(8).Span(24)).
 		WithRow(dashboard.NewRowBuilder("Late data").Id(5)).
 		WithPanel(barchart.NewPanelBuilder().
 			Title("Late events").

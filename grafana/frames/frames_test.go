@@ -365,3 +365,30 @@ func TestLateEvents(t *testing.T) {
 	only := LateEvents(req(query.LateEvents, func(r *query.Request) { r.Lanes = []string{"server"} }), rows[2:])[0]
 	eq(t, "filtered fields", fieldNames(only), []string{FieldLateness, "server"})
 }
+
+func TestIngestDelaySeries(t *testing.T) {
+	rows := []IngestDelayBucket{
+		{"web", ms(0), 4, []float32{10, 50, 90}, 120},
+		{"web", ms(2 * time.Minute), 1, []float32{7, 7, 7}, 7},
+		{"server", ms(0), 0, []float32{0, 0, 0}, 0},
+	}
+	fs := IngestDelaySeries(req(query.IngestDelay, nil), rows)
+	if len(fs) != 1 {
+		t.Fatalf("%d frames, want web only (server's bucket is empty)", len(fs))
+	}
+	web := fs[0]
+	eq(t, "fields", fieldNames(web), append([]string{FieldTime}, IngestDelayFields...))
+	if web.Rows() != 2 || web.Fields[1].Labels[FieldLane] != "web" {
+		t.Fatalf("web: %d rows, labels %v", web.Rows(), web.Fields[1].Labels)
+	}
+	if v, _ := web.Fields[2].ConcreteAt(0); v != 50.0 {
+		t.Errorf("web p95 of bucket 0 = %v, want 50", v)
+	}
+	if v, _ := web.Fields[4].ConcreteAt(1); v != 7.0 {
+		t.Errorf("web max of bucket 1 = %v, want 7", v)
+	}
+	asked := IngestDelaySeries(req(query.IngestDelay, func(r *query.Request) { r.Lanes = []string{"backfill"} }), nil)
+	if len(asked) != 1 || asked[0].Rows() != 0 || len(asked[0].Fields) != 5 {
+		t.Fatalf("asked for an idle lane: %d frames", len(asked))
+	}
+}

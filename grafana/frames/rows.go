@@ -129,3 +129,13 @@ type LateCount struct {
 	Lateness uint8
 	N        uint64
 }
+
+// IngestDelayBucket is the ingest delay quantiles (ms), row count and worst
+// case of a lane in a bucket of whole minutes.
+type IngestDelayBucket struct {
+	Lane     string
+	BucketMs uint64
+	N        uint64
+	Q        []float32
+	Worst    uint64
+}

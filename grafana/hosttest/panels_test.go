@@ -26,6 +26,7 @@ var expectedFields = map[query.Type][]string{
 	query.LiveQualifications:   frames.LiveFields,
 	query.AudienceCompleteness: frames.CompletenessFields,
 	query.LateEvents:           {frames.FieldLateness},
+	query.IngestDelay:          append([]string{frames.FieldTime}, frames.IngestDelayFields...),
 }
 
 type panel struct {

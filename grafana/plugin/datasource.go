@@ -175,6 +175,8 @@ func (d *Datasource) Frames(ctx context.Context, r query.Request) (data.Frames, 
 		return frames.AudienceCompleteness(r, res.completeness, res.audiences, d.now()), nil
 	case query.LateEvents:
 		return frames.LateEvents(r, res.late), nil
+	case query.IngestDelay:
+		return frames.IngestDelaySeries(r, res.delaySeries), nil
 	case query.AlertMetric:
 		var samples []frames.Sample
 		switch r.Metric {
@@ -224,6 +226,7 @@ type results struct {
 	// deliveryDeadLetters counts trigger dead letters per campaign.
 	deliveryDeadLetters []frames.CampaignCount
 	late                []frames.LateCount
+	delaySeries         []frames.IngestDelayBucket
 }
 
 // fetch runs s and appends its rows to res.
@@ -297,6 +300,11 @@ func (d *Datasource) fetch(ctx context.Context, s query.Statement, res *results)
 			var v frames.CampaignCount
 			err := rows.Scan(&v.CampaignID, &v.N)
 			res.deliveryDeadLetters = append(res.deliveryDeadLetters, v)
+			return err
+		case query.StmtIngestDelaySeries:
+			var v frames.IngestDelayBucket
+			err := rows.Scan(&v.Lane, &v.BucketMs, &v.N, &v.Q, &v.Worst)
+			res.delaySeries = append(res.delaySeries, v)
 			return err
 		case query.StmtLateEvents:
 			var v frames.LateCount

@@ -82,6 +82,7 @@ func TestFramesMatchOracle(t *testing.T) {
 		query.LiveQualifications:   func(r *query.Request) { r.Audiences = []string{"aud_0"} },
 		query.AudienceCompleteness: func(r *query.Request) { r.Audiences = []string{"aud_2", "aud_retired"} },
 		query.LateEvents:           func(r *query.Request) { r.Lanes = []string{"backfill", "web"} },
+		query.IngestDelay:          func(r *query.Request) { r.Lanes = []string{"server"} },
 	}
 	for _, rg := range ranges {
 		for _, m := range query.EveryModel() {

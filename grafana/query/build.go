@@ -33,6 +33,7 @@ const (
 	// StmtDeliveryDeadLetters counts trigger dead letters per campaign.
 	StmtDeliveryDeadLetters = "delivery_dead_letters"
 	StmtLateEvents          = "late_events"
+	StmtIngestDelaySeries   = "ingest_delay_series"
 )
 
 // Quantiles are the latency levels every latency statement computes, in
@@ -232,6 +233,24 @@ LIMIT ?`, to, from, BackfillRows)
 
 	case AudienceCompleteness:
 		return []Statement{completeness(r.Audiences), audienceNames()}, nil
+
+	case IngestDelay:
+		// Per minute of receipt, like pipeline_lag's: buckets of whole
+		// minutes over the range widened to whole minutes.
+		mstep := uint64(r.MinuteStep().Milliseconds())
+		var b sqlBuilder
+		b.add(`SELECT lane,
+    intDiv(toUInt64(minute) * 1000, ?) * ? AS bucket_ms,
+    countMerge(rows) AS n,
+    `+quantilesMergeSQL+`(delay) AS q,
+    maxMerge(worst) AS w
+FROM ingest_delay_minutes
+WHERE minute >= toDateTime(?) AND minute < toDateTime(?)`, mstep, mstep, from/60_000*60, (to+59_999)/60_000*60)
+		b.in("lane", r.Lanes)
+		b.add(`
+GROUP BY lane, bucket_ms
+ORDER BY lane, bucket_ms`)
+		return []Statement{b.stmt(StmtIngestDelaySeries)}, nil
 
 	case LateEvents:
 		// Kept per minute of receipt, like the ingest delay: the range

@@ -52,6 +52,8 @@ func TestBuildGolden(t *testing.T) {
 		"alert_evaluator_lag":             req(AlertMetric, func(r *Request) { r.Metric = EvaluatorLag }),
 		"late_events":                     req(LateEvents, nil),
 		"late_events_lanes":               req(LateEvents, func(r *Request) { r.Lanes = []string{"server"} }),
+		"ingest_delay":                    req(IngestDelay, func(r *Request) { r.Interval = 90 * time.Second }),
+		"ingest_delay_lanes":              req(IngestDelay, func(r *Request) { r.Lanes = []string{"web"} }),
 		"transitions_wide_range_5000_max": req(Transitions, func(r *Request) { r.From = t1.Add(-90 * 24 * time.Hour); r.Interval = time.Second; r.MaxDataPoints = 0 }),
 	}
 	for name, r := range cases {

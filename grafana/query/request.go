@@ -38,6 +38,10 @@ const (
 	// LateEvents is per lane how many events the collector received how
 	// long after their event time, by lateness class.
 	LateEvents Type = "late_events"
+	// IngestDelay is per lane over time the collector-to-ClickHouse delay
+	// quantiles and worst case: how the backlog of an incident built up and
+	// drained.
+	IngestDelay Type = "ingest_delay"
 )
 
 // LatenessBoundsMs are the upper bounds of the lateness classes of
@@ -55,7 +59,7 @@ func (m Model) Filters() Filters {
 		return Filters{Audiences: true}
 	case CampaignOutcomes:
 		return Filters{Campaigns: true}
-	case QualificationLatency, PipelineLag, LateEvents:
+	case QualificationLatency, PipelineLag, LateEvents, IngestDelay:
 		return Filters{Lanes: true}
 	case AlertMetric:
 		switch m.Metric {
@@ -71,7 +75,7 @@ func (m Model) Filters() Filters {
 }
 
 // Types lists every query type in the order the query editor shows them.
-var Types = []Type{AudienceSize, Transitions, QualificationLatency, CampaignOutcomes, PipelineLag, BackfillRuns, LiveQualifications, AudienceCompleteness, AlertMetric, LateEvents}
+var Types = []Type{AudienceSize, Transitions, QualificationLatency, CampaignOutcomes, PipelineLag, BackfillRuns, LiveQualifications, AudienceCompleteness, AlertMetric, LateEvents, IngestDelay}
 
 // Metric names what an alert_metric query measures.
 type Metric string
@@ -279,6 +283,16 @@ func (r Request) Step() time.Duration {
 		if step < min {
 			step += time.Second
 		}
+	}
+	return step
+}
+
+// MinuteStep is Step widened to whole minutes, for the states kept per
+// minute.
+func (r Request) MinuteStep() time.Duration {
+	step := r.Step()
+	if m := step.Truncate(time.Minute); m < step {
+		step = m + time.Minute
 	}
 	return step
 }

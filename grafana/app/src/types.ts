@@ -15,7 +15,8 @@ export type QueryType =
   | 'live_qualifications'
   | 'audience_completeness'
   | 'alert_metric'
-  | 'late_events';
+  | 'late_events'
+  | 'ingest_delay';
 
 /** What an `alert_metric` query measures: one number per lane, campaign or audience. */
 export type Metric =
@@ -202,6 +203,12 @@ export const QUERY_TYPES: QueryTypeInfo[] = [
     value: 'late_events',
     label: 'Late events',
     description: 'Events per lateness class (receipt minus event time), per lane',
+    lanes: true,
+  },
+  {
+    value: 'ingest_delay',
+    label: 'Ingest delay',
+    description: 'Collector to ClickHouse delay per lane over time (p50/p95/p99, max)',
     lanes: true,
   },
   {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -192,6 +193,50 @@ func (d *Data) Verify(r query.Request, fs data.Frames) error {
 			if got := f.Fields[8].At(i).(int64); got != int64(run.EventsReingested) {
 				fail("backfill %s events: got %d, want %d", run.RunID, got, run.EventsReingested)
 			}
+		}
+	case query.IngestDelay:
+		if !d.Config.Keep {
+			break
+		}
+		mstep := uint64(r.MinuteStep().Milliseconds())
+		minFrom, minTo := from/60_000*60_000, (to+59_999)/60_000*60_000
+		want := map[string]map[uint64][]float64{}
+		for _, e := range d.Events {
+			if e.ReceivedAtMs < minFrom || e.ReceivedAtMs >= minTo || (len(r.Lanes) > 0 && !slices.Contains(r.Lanes, e.Lane)) {
+				continue
+			}
+			if want[e.Lane] == nil {
+				want[e.Lane] = map[uint64][]float64{}
+			}
+			b := e.ReceivedAtMs / mstep * mstep
+			want[e.Lane][b] = append(want[e.Lane][b], float64(e.IngestMs-e.ReceivedAtMs))
+		}
+		for _, f := range fs {
+			if f.Rows() == 0 {
+				continue
+			}
+			lane := f.Fields[1].Labels[frames.FieldLane]
+			if f.Rows() != len(want[lane]) {
+				fail("lane %s ingest delay: %d buckets, want %d", lane, f.Rows(), len(want[lane]))
+			}
+			for i := 0; i < f.Rows(); i++ {
+				b := uint64(f.Fields[0].At(i).(time.Time).UnixMilli())
+				values := want[lane][b]
+				for j, level := range query.Quantiles {
+					checkQuantile(fail, fmt.Sprintf("lane %s ingest delay q%v at %d", lane, level, b), f.Fields[1+j], i, values, level)
+				}
+				worst := 0.0
+				for _, v := range values {
+					worst = math.Max(worst, v)
+				}
+				if got, _ := f.Fields[4].ConcreteAt(i); got != worst {
+					fail("lane %s worst ingest delay at %d: got %v, want %v", lane, b, got, worst)
+				}
+			}
+			delete(want, lane)
+		}
+		for lane := range want {
+			fail("lane %s received events but has no ingest delay frame", lane)
 		}
 	case query.LateEvents:
 		if !d.Config.Keep {
