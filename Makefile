@@ -30,10 +30,10 @@ stop-services:
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
-## plugin: the Grafana plugin (frontend + this platform's backend) in grafana/app/dist
+## plugin: the Grafana plugin in grafana/app/dist (frontend, backend for linux/amd64, linux/arm64 and
+## darwin/arm64) and its archive, checked with levitate and the plugin validator
 plugin:
 	bash scripts/grafana-frontend.sh
-	CGO_ENABLED=0 $(GO) build -o grafana/app/dist/gpx_tideline_$$($(GO) env GOOS)_$$($(GO) env GOARCH) ./cmd/gpx_tideline
 
 ## dashboards: regenerate grafana/dashboards/*.json from their Go code
 dashboards:

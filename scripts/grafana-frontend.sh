@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Builds and checks the Grafana data-source plugin frontend (grafana/app): install (when needed),
-# typecheck, unit tests, production build into grafana/app/dist (module.js, plugin.json, ...).
-# The backend binary gpx_tideline is built by the Go side of the repo, not here.
+# Builds and checks the Grafana data-source plugin (grafana/app) as published plugins are checked:
+# install (when needed), typecheck, unit tests, production build into grafana/app/dist (module.js,
+# plugin.json, ...), @grafana/levitate against the minimum Grafana version plugin.json declares,
+# the backend gpx_tideline for linux/amd64, linux/arm64 and darwin/arm64 beside module.js, the
+# archive Grafana's catalog takes (grafana/app/tideline-audience-datasource.zip), and
+# @grafana/plugin-validator on that archive.
 #
 # Usage: scripts/grafana-frontend.sh            (from anywhere)
 #   FORCE_INSTALL=1 scripts/grafana-frontend.sh  reinstall node_modules even if up to date
+#   REQUIRE_PLUGIN_VALIDATOR=1 ...               fail, instead of warning, when the validator's
+#                                                npm wrapper cannot download its binary (it fetches
+#                                                it from GitHub releases, which needs network)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,3 +61,52 @@ for f in dist/module.js dist/plugin.json; do
   [[ -s "$f" ]] || { echo "missing build output grafana/app/$f" >&2; exit 1; }
 done
 echo "==> plugin frontend built in grafana/app/dist" >&2
+
+# The npm tools are pinned: a check that changes under us is not a check.
+LEVITATE=@grafana/levitate@0.17.2
+VALIDATOR=@grafana/plugin-validator@0.31.0
+
+# The frontend must work on the oldest Grafana it claims (">=12.3.0" -> 12.3.0): levitate compares
+# what src/ uses of each @grafana package with that version's exports.
+min_grafana="$(node -e 'const d=require("./src/plugin.json").dependencies.grafanaDependency; const m=/(\d+\.\d+\.\d+)/.exec(d); if(!m||!d.trim().startsWith(">=")){console.error("grafanaDependency "+d+": want >=X.Y.Z");process.exit(1)} console.log(m[1])')"
+targets="@grafana/data@$min_grafana,@grafana/ui@$min_grafana,@grafana/runtime@$min_grafana"
+step "levitate against Grafana $min_grafana" npx -y "$LEVITATE" is-compatible --path src/module.ts --target "$targets"
+
+# The backend for the platforms Grafana runs on, named as Grafana looks for them
+# (plugin.json "executable" + _<os>_<arch>).
+executable="$(node -p 'require("./dist/plugin.json").executable')"
+for platform in linux/amd64 linux/arm64 darwin/arm64; do
+  os="${platform%/*}" arch="${platform#*/}"
+  step "backend $platform" env CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" \
+    go -C "$ROOT" build -trimpath -o "$APP/dist/${executable}_${os}_${arch}" ./cmd/gpx_tideline
+done
+
+# The archive as the catalog takes it: one folder named by the plugin id.
+plugin_id="$(node -p 'require("./dist/plugin.json").id')"
+archive="$APP/$plugin_id.zip"
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+cp -R dist "$stage/$plugin_id"
+rm -f "$archive" "$stage/$plugin_id"/*.map
+(cd "$stage" && zip -qr "$archive" "$plugin_id")
+echo "==> archive grafana/app/$plugin_id.zip" >&2
+
+# @grafana/plugin-validator is an npm wrapper that downloads the validator's binary from GitHub
+# releases on first use. Without that network it cannot run: say so loudly, and fail only when
+# asked to (CI with network sets REQUIRE_PLUGIN_VALIDATOR=1).
+echo "==> plugin-validator" >&2
+log="$stage/validator.log"
+if npx -y "$VALIDATOR" -sourceCodeUri "file://$APP" "$archive" >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "==> plugin-validator ok" >&2
+elif grep -q "Failed to download" "$log"; then
+  cat "$log" >&2
+  echo "==> plugin-validator NOT RUN: its npm wrapper could not download the validator binary (above)." >&2
+  if [[ "${REQUIRE_PLUGIN_VALIDATOR:-}" == 1 ]]; then
+    exit 1
+  fi
+else
+  cat "$log" >&2
+  echo "==> plugin-validator found problems (above)" >&2
+  exit 1
+fi

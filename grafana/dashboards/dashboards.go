@@ -23,6 +23,7 @@ func Files() (map[string]dashboard.Dashboard, error) {
 	for name, b := range map[string]*dashboard.DashboardBuilder{
 		"audience-qualification.json": AudienceQualification(),
 		"pipeline-health.json":        PipelineHealth(),
+		"incident.json":               Incident(),
 	} {
 		d, err := b.Build()
 		if err != nil {
@@ -64,7 +65,7 @@ func filterFields(names ...string) dashboard.DataTransformerConfig {
 // entries and exits, the live feed of qualifications, qualification and
 // send latency, and campaign outcomes.
 func AudienceQualification() *dashboard.DashboardBuilder {
-	return dashboard.NewDashboardBuilder("Audience qualification").
+	return withVariables(dashboard.NewDashboardBuilder("Audience qualification"), VarAudience, VarCampaign, VarLane).
 		Uid("tideline-audience-qualification").
 		Description("Audience sizes, entries and exits, live qualifications, latency and campaign outcomes, from tideline.").
 		Tags([]string{"tideline", "marketing"}).
@@ -128,28 +129,14 @@ func AudienceQualification() *dashboard.DashboardBuilder {
 // PipelineHealth is the operators' dashboard: consumer lag, watermark age,
 // ingest delay and dead letters per lane, and backfill runs.
 func PipelineHealth() *dashboard.DashboardBuilder {
-	lane := func(id uint32, title, description, field, unit string) *bargauge.PanelBuilder {
-		return bargauge.NewPanelBuilder().
-			Title(title).
-			Id(id).
-			Description(description).
-			Datasource(Datasource()).
-			WithTarget(target(query.PipelineLag)).
-			WithTransformation(filterFields(frames.FieldLane, field)).
-			ReduceOptions(common.NewReduceDataOptionsBuilder().Values(true).Calcs([]string{"lastNotNull"})).
-			DisplayMode(common.BarGaugeDisplayModeGradient).
-			Orientation(common.VizOrientationHorizontal).
-			Unit(unit).
-			Min(0).
-			Height(8).Span(6)
-	}
-	return dashboard.NewDashboardBuilder("Pipeline health & backfill").
+	return withVariables(dashboard.NewDashboardBuilder("Pipeline health & backfill"), VarAudience, VarLane).
 		Uid("tideline-pipeline-health").
 		Description("Per-lane consumer lag, watermarks, ingest delay and dead letters, and backfill runs, from tideline.").
 		Tags([]string{"tideline", "ops"}).
 		Editable().
 		Time("now-6h", "now").
 		Refresh("30s").
+		Link(dashboardLink("Incident", IncidentUID)).
 		WithRow(dashboard.NewRowBuilder("Lanes").Id(1)).
 		WithPanel(lane(2, "Consumer lag", "Records in Kafka not yet committed by the loader, per lane (lane_watermarks).", "consumer_lag", "short")).
 		WithPanel(lane(3, "Watermark age", "How far behind now each lane's watermark (data complete up to) is.", "watermark_age_ms", "ms")).
@@ -162,6 +149,14 @@ func PipelineHealth() *dashboard.DashboardBuilder {
 			Datasource(Datasource()).
 			WithTarget(target(query.PipelineLag)).
 			Height(7).Span(24)).
+		WithPanel(table.NewPanelBuilder().
+			Title("Audience completeness").
+			Id(9).
+			Description("Per audience, the time its result is complete to (decisions late data could change are made up to here) and the lane holding it back; empty: the evaluator has not recorded the audience yet.").
+			Datasource(Datasource()).
+			WithTarget(target(query.AudienceCompleteness)).
+			SortBy([]cog.Builder[common.TableSortByFieldState]{sortBy(frames.FieldCompleteTo, false)}).
+			Height(8).Span(24)).
 		WithRow(dashboard.NewRowBuilder("Backfill").Id(7)).
 		WithPanel(table.NewPanelBuilder().
 			Title("Backfill runs").
@@ -170,6 +165,33 @@ func PipelineHealth() *dashboard.DashboardBuilder {
 			Datasource(Datasource()).
 			WithTarget(target(query.BackfillRuns)).
 			Height(10).Span(24))
+}
+
+// lane is a bar per lane of one pipeline_lag field.
+func lane(id uint32, title, description, field, unit string) *bargauge.PanelBuilder {
+	return bargauge.NewPanelBuilder().
+		Title(title).
+		Id(id).
+		Description(description).
+		Datasource(Datasource()).
+		WithTarget(target(query.PipelineLag)).
+		WithTransformation(filterFields(frames.FieldLane, field)).
+		ReduceOptions(common.NewReduceDataOptionsBuilder().Values(true).Calcs([]string{"lastNotNull"})).
+		DisplayMode(common.BarGaugeDisplayModeGradient).
+		Orientation(common.VizOrientationHorizontal).
+		Unit(unit).
+		Min(0).
+		Height(8).Span(6)
+}
+
+// dashboardLink links to another tideline dashboard with the same time
+// range and variables.
+func dashboardLink(title, uid string) *dashboard.DashboardLinkBuilder {
+	return dashboard.NewDashboardLinkBuilder(title).
+		Type(dashboard.DashboardLinkTypeLink).
+		Url("/d/" + uid).
+		KeepTime(true).
+		IncludeVars(true)
 }
 
 func sortBy(field string, desc bool) *common.TableSortByFieldStateBuilder {

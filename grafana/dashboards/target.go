@@ -11,12 +11,14 @@ import (
 	"github.com/tideline-dev/tideline/grafana/query"
 )
 
-// DatasourceUID is the uid provisioning gives the tideline data source.
+// DatasourceUID is the uid provisioning gives the tideline data source:
+// the source variable's default.
 const DatasourceUID = "tideline"
 
-// Datasource references the provisioned tideline data source.
+// Datasource references the tideline data source the dashboard's source
+// variable picks.
 func Datasource() common.DataSourceRef {
-	typ, uid := plugin.PluginID, DatasourceUID
+	typ, uid := plugin.PluginID, "${"+VarSource+"}"
 	return common.DataSourceRef{Type: &typ, Uid: &uid}
 }
 
@@ -29,6 +31,7 @@ type Target struct {
 	Audiences  []string             `json:"audiences,omitempty"`
 	Campaigns  []string             `json:"campaigns,omitempty"`
 	Lanes      []string             `json:"lanes,omitempty"`
+	Metric     query.Metric         `json:"metric,omitempty"`
 }
 
 var _ variants.Dataquery = Target{}
@@ -59,7 +62,19 @@ type targetBuilder struct{ t Target }
 
 func (b targetBuilder) Build() (variants.Dataquery, error) { return b.t, nil }
 
-// target makes the query of a panel: refId A of the tideline data source.
+// target makes the query of a panel: refId A of the tideline data source,
+// filtered by the dashboard variable of each filter the query type reads.
 func target(typ query.Type) targetBuilder {
-	return targetBuilder{Target{RefID: "A", Datasource: Datasource(), QueryType: typ}}
+	t := Target{RefID: "A", Datasource: Datasource(), QueryType: typ}
+	f := query.Model{QueryType: typ}.Filters()
+	if f.Audiences {
+		t.Audiences = []string{"$" + VarAudience}
+	}
+	if f.Campaigns {
+		t.Campaigns = []string{"$" + VarCampaign}
+	}
+	if f.Lanes {
+		t.Lanes = []string{"$" + VarLane}
+	}
+	return targetBuilder{t}
 }

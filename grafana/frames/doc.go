@@ -6,7 +6,9 @@
 //
 // Shapes: time series are one frame per audience or lane (a time field and
 // value fields labelled with the audience or lane); tables (campaign
-// outcomes, pipeline lag, backfill runs, live qualifications) are one frame.
+// outcomes, pipeline lag, backfill runs, live qualifications, audience
+// completeness, late events) are one frame; alert metrics are one
+// numeric-multi frame per labelled number, as Grafana's alert rules read.
 // An empty answer keeps the fields, with no rows, so a panel shows "no data"
 // rather than an error.
 package frames

@@ -518,3 +518,57 @@ func Live(rows []Qualification, audiences map[string]string) *data.Frame {
 	}
 	return f
 }
+
+// CompletenessFields are the fields of the audience_completeness frame.
+var CompletenessFields = []string{
+	"audience_id", "audience", FieldCompleteTo, FieldHeldBy, "behind_freshest_ms", "complete_age_ms",
+	"lanes", "direction", "eager_to", "updated_at",
+}
+
+// Fields of the audience_completeness frame that dashboards name.
+const (
+	FieldCompleteTo = "complete_to"
+	FieldHeldBy     = "held_by"
+)
+
+// AudienceCompleteness is one row per audience: the time its result is
+// complete to, the lane holding it back ("" when none is behind the
+// freshest), how far it trails the freshest lane and now, its lanes and
+// what late data can do to it. An audience the evaluator has not recorded
+// yet has nulls: it is not known to be complete to any time.
+func AudienceCompleteness(r query.Request, rows []Completeness, audiences []Entity, now time.Time) data.Frames {
+	known := names(audiences)
+	byAudience := map[string]Completeness{}
+	withData := map[string]bool{}
+	for _, c := range rows {
+		byAudience[c.AudienceID] = c
+		withData[c.AudienceID] = true
+	}
+	f := data.NewFrame("audience_completeness",
+		data.NewField(CompletenessFields[0], nil, []string{}),
+		data.NewField(CompletenessFields[1], nil, []string{}),
+		data.NewField(CompletenessFields[2], nil, []*time.Time{}),
+		data.NewField(CompletenessFields[3], nil, []string{}),
+		data.NewField(CompletenessFields[4], nil, []*int64{}),
+		data.NewField(CompletenessFields[5], nil, []*int64{}),
+		data.NewField(CompletenessFields[6], nil, []string{}),
+		data.NewField(CompletenessFields[7], nil, []string{}),
+		data.NewField(CompletenessFields[8], nil, []*time.Time{}),
+		data.NewField(CompletenessFields[9], nil, []*time.Time{}),
+	)
+	f.Fields[4].Config = &data.FieldConfig{Unit: "ms"}
+	f.Fields[5].Config = &data.FieldConfig{Unit: "ms"}
+	for _, id := range subjects(r.Audiences, withData, activeIDs(audiences)) {
+		e, ok := known[id]
+		c, recorded := byAudience[id]
+		if !recorded {
+			f.AppendRow(id, displayName(e, ok, id), (*time.Time)(nil), "", (*int64)(nil), (*int64)(nil), "", "", (*time.Time)(nil), (*time.Time)(nil))
+			continue
+		}
+		f.AppendRow(id, displayName(e, ok, id), ptr(msTime(c.CompleteMs)), c.HeldBy,
+			ptr(max(int64(c.EagerMs)-int64(c.CompleteMs), 0)), ptr(max(now.UnixMilli()-int64(c.CompleteMs), 0)),
+			strings.Join(c.Lanes, ", "), c.Direction, ptr(msTime(c.EagerMs)), ptr(msTime(c.UpdatedAtMs)))
+	}
+	f.Meta = &data.FrameMeta{PreferredVisualization: data.VisTypeTable}
+	return withNotices(data.Frames{f}, missing("audience", r.Audiences, known, withData), nil)
+}

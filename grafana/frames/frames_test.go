@@ -304,3 +304,91 @@ func TestFramesSerialise(t *testing.T) {
 		eq(t, f.Name, fieldNames(back), fieldNames(f))
 	}
 }
+
+func TestAudienceCompleteness(t *testing.T) {
+	now := t0.Add(time.Hour)
+	rows := []Completeness{
+		{"gold", []string{"server", "web"}, "rising", ms(40 * time.Minute), ms(59 * time.Minute), "server", ms(59 * time.Minute)},
+		{"gone", []string{"web"}, "fixed", ms(58 * time.Minute), ms(58 * time.Minute), "", ms(58 * time.Minute)},
+	}
+	audiences := []Entity{{"gold", "Gold buyers", true}, {"new", "Never evaluated", true}, {"old", "Inactive", false}}
+	fs := AudienceCompleteness(req(query.AudienceCompleteness, nil), rows, audiences, now)
+	f := fs[0]
+	eq(t, "fields", fieldNames(f), CompletenessFields)
+	var ids, held []string
+	for i := 0; i < f.Rows(); i++ {
+		ids = append(ids, f.Fields[0].At(i).(string))
+		held = append(held, f.Fields[3].At(i).(string))
+	}
+	// An audience with a record lists even when no longer active; an
+	// active one without a record lists with nulls; an inactive one
+	// without a record does not list.
+	eq(t, "audiences", ids, []string{"gold", "gone", "new"})
+	eq(t, "held by", held, []string{"server", "", ""})
+	if v, _ := f.Fields[1].ConcreteAt(0); v != "Gold buyers" {
+		t.Errorf("gold's name %v", v)
+	}
+	if v, _ := f.Fields[2].ConcreteAt(0); !v.(time.Time).Equal(t0.Add(40 * time.Minute)) {
+		t.Errorf("gold complete to %v", v)
+	}
+	if v, _ := f.Fields[4].ConcreteAt(0); v != int64(19*time.Minute/time.Millisecond) {
+		t.Errorf("gold behind the freshest lane by %v, want 19 min", v)
+	}
+	if v, _ := f.Fields[5].ConcreteAt(0); v != int64(20*time.Minute/time.Millisecond) {
+		t.Errorf("gold complete age %v, want 20 min", v)
+	}
+	if v, _ := f.Fields[6].ConcreteAt(0); v != "server, web" {
+		t.Errorf("gold lanes %q", v)
+	}
+	if v, _ := f.Fields[4].ConcreteAt(1); v != int64(0) {
+		t.Errorf("gone is held back by %v, want 0", v)
+	}
+	for _, i := range []int{2, 4, 5, 8, 9} {
+		if _, ok := f.Fields[i].ConcreteAt(2); ok {
+			t.Errorf("new's %s should be null: the evaluator never recorded it", f.Fields[i].Name)
+		}
+	}
+	asked := AudienceCompleteness(req(query.AudienceCompleteness, func(r *query.Request) { r.Audiences = []string{"gold", "nope"} }), rows[:1], audiences, now)
+	if asked[0].Rows() != 2 || !strings.Contains(notices(asked), "unknown audience nope") {
+		t.Fatalf("filtered: %d rows, notices %q", asked[0].Rows(), notices(asked))
+	}
+}
+
+func TestLateEvents(t *testing.T) {
+	eq(t, "classes", LatenessClasses(), []string{"under 10s", "10s-1m", "1m-5m", "5m-30m", "30m-2h", "2h-24h", "24h+"})
+	rows := []LateCount{{"web", 0, 90}, {"web", 3, 4}, {"server", 6, 1}}
+	f := LateEvents(req(query.LateEvents, nil), rows)[0]
+	eq(t, "fields", fieldNames(f), []string{FieldLateness, "backfill", "server", "web"})
+	eq(t, "web", ints(t, f.Fields[3]), []int64{90, 0, 0, 4, 0, 0, 0})
+	eq(t, "server", ints(t, f.Fields[2]), []int64{0, 0, 0, 0, 0, 0, 1})
+	eq(t, "backfill", ints(t, f.Fields[1]), []int64{0, 0, 0, 0, 0, 0, 0})
+	only := LateEvents(req(query.LateEvents, func(r *query.Request) { r.Lanes = []string{"server"} }), rows[2:])[0]
+	eq(t, "filtered fields", fieldNames(only), []string{FieldLateness, "server"})
+}
+
+func TestIngestDelaySeries(t *testing.T) {
+	rows := []IngestDelayBucket{
+		{"web", ms(0), 4, []float32{10, 50, 90}, 120},
+		{"web", ms(2 * time.Minute), 1, []float32{7, 7, 7}, 7},
+		{"server", ms(0), 0, []float32{0, 0, 0}, 0},
+	}
+	fs := IngestDelaySeries(req(query.IngestDelay, nil), rows)
+	if len(fs) != 1 {
+		t.Fatalf("%d frames, want web only (server's bucket is empty)", len(fs))
+	}
+	web := fs[0]
+	eq(t, "fields", fieldNames(web), append([]string{FieldTime}, IngestDelayFields...))
+	if web.Rows() != 2 || web.Fields[1].Labels[FieldLane] != "web" {
+		t.Fatalf("web: %d rows, labels %v", web.Rows(), web.Fields[1].Labels)
+	}
+	if v, _ := web.Fields[2].ConcreteAt(0); v != 50.0 {
+		t.Errorf("web p95 of bucket 0 = %v, want 50", v)
+	}
+	if v, _ := web.Fields[4].ConcreteAt(1); v != 7.0 {
+		t.Errorf("web max of bucket 1 = %v, want 7", v)
+	}
+	asked := IngestDelaySeries(req(query.IngestDelay, func(r *query.Request) { r.Lanes = []string{"backfill"} }), nil)
+	if len(asked) != 1 || asked[0].Rows() != 0 || len(asked[0].Fields) != 5 {
+		t.Fatalf("asked for an idle lane: %d frames", len(asked))
+	}
+}

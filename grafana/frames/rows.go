@@ -104,3 +104,38 @@ type Key struct {
 func (q Qualification) Key() Key {
 	return Key{q.AudienceID, q.CustomerID, q.Episode, q.Kind}
 }
+
+// Completeness is the evaluator's newest record of an audience's
+// completeness (audience_completeness).
+type Completeness struct {
+	AudienceID  string
+	Lanes       []string
+	Direction   string
+	CompleteMs  uint64
+	EagerMs     uint64
+	HeldBy      string
+	UpdatedAtMs uint64
+}
+
+// CampaignCount is a count of one campaign.
+type CampaignCount struct {
+	CampaignID string
+	N          uint64
+}
+
+// LateCount is how many events of a lane fell in a lateness class.
+type LateCount struct {
+	Lane     string
+	Lateness uint8
+	N        uint64
+}
+
+// IngestDelayBucket is the ingest delay quantiles (ms), row count and worst
+// case of a lane in a bucket of whole minutes.
+type IngestDelayBucket struct {
+	Lane     string
+	BucketMs uint64
+	N        uint64
+	Q        []float32
+	Worst    uint64
+}

@@ -230,9 +230,9 @@ func TestQueryDataEveryType(t *testing.T) {
 	cfg, d := seeded(t)
 	pc := pluginContext(t, 1, cfg)
 	from, to := t0.Add(30*time.Minute), t0.Add(span)
-	for _, typ := range query.Types {
-		t.Run(string(typ), func(t *testing.T) {
-			model := query.Model{QueryType: typ}
+	for _, model := range query.EveryModel() {
+		typ := model.QueryType
+		t.Run(string(typ)+"/"+string(model.Metric), func(t *testing.T) {
 			fs, r := h.queryData(t, pc, dataQuery("A", model, from, to, 5*time.Minute))
 			if r.Error != "" {
 				t.Fatalf("error %q (source %s)", r.Error, r.ErrorSource)

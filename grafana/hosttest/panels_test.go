@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ var expectedFields = map[query.Type][]string{
 	query.PipelineLag:          frames.PipelineLagFields,
 	query.BackfillRuns:         frames.BackfillFields,
 	query.LiveQualifications:   frames.LiveFields,
+	query.AudienceCompleteness: frames.CompletenessFields,
+	query.LateEvents:           {frames.FieldLateness},
+	query.IngestDelay:          append([]string{frames.FieldTime}, frames.IngestDelayFields...),
 }
 
 type panel struct {
@@ -68,7 +72,9 @@ func (p panel) referencedFields() []string {
 }
 
 // TestEveryPanelAnswerable loads each generated dashboard, sends each
-// panel's target, exactly as stored, to the running plugin over gRPC, and
+// panel's target as stored, with the dashboard's variables replaced by
+// their stored current values as Grafana's frontend replaces them (All by
+// the variable's allValue), to the running plugin over gRPC, and
 // checks the answer: no error, rows from the seeded data, the query type's
 // fields, and every field the panel refers to.
 func TestEveryPanelAnswerable(t *testing.T) {
@@ -87,11 +93,13 @@ func TestEveryPanelAnswerable(t *testing.T) {
 			t.Fatal(err)
 		}
 		var dash struct {
-			Panels []panel `json:"panels"`
+			Panels     []panel    `json:"panels"`
+			Templating templating `json:"templating"`
 		}
 		if err := json.Unmarshal(raw, &dash); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
+		interpolate := dash.Templating.interpolator(t)
 		var all []panel
 		for _, p := range dash.Panels {
 			all = append(all, p)
@@ -106,7 +114,8 @@ func TestEveryPanelAnswerable(t *testing.T) {
 				if len(p.Targets) == 0 {
 					t.Fatal("panel has no target")
 				}
-				for _, raw := range p.Targets {
+				for _, stored := range p.Targets {
+					raw := interpolate(stored)
 					var tg struct {
 						RefID     string     `json:"refId"`
 						QueryType query.Type `json:"queryType"`
@@ -146,5 +155,42 @@ func TestEveryPanelAnswerable(t *testing.T) {
 	}
 	if panels < 10 {
 		t.Fatalf("only %d panels checked", panels)
+	}
+}
+
+// templating is a dashboard's variables as stored.
+type templating struct {
+	List []struct {
+		Name     string `json:"name"`
+		AllValue string `json:"allValue"`
+		Current  struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"current"`
+	} `json:"list"`
+}
+
+// interpolator replaces $name and ${name} in a target by the variable's
+// current value: its allValue when All is picked. A multi-value pick of
+// several values is not stored by the generated dashboards.
+func (tp templating) interpolator(t *testing.T) func(json.RawMessage) json.RawMessage {
+	t.Helper()
+	var pairs []string
+	for _, v := range tp.List {
+		var one string
+		var many []string
+		if err := json.Unmarshal(v.Current.Value, &one); err != nil {
+			if err := json.Unmarshal(v.Current.Value, &many); err != nil || len(many) != 1 {
+				t.Fatalf("variable %s: current value %s: want one value", v.Name, v.Current.Value)
+			}
+			one = many[0]
+		}
+		if one == "$__all" {
+			one = v.AllValue
+		}
+		pairs = append(pairs, "${"+v.Name+"}", one, "$"+v.Name, one)
+	}
+	r := strings.NewReplacer(pairs...)
+	return func(raw json.RawMessage) json.RawMessage {
+		return json.RawMessage(r.Replace(string(raw)))
 	}
 }

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -87,9 +88,14 @@ func BenchmarkQueryData(b *testing.B) {
 
 	d := open(b, instanceSettings(b, cfg))
 	to := from.Add(24 * time.Hour)
-	for _, typ := range query.Types {
-		b.Run(string(typ), func(b *testing.B) {
-			q := backend.DataQuery{RefID: "A", QueryType: string(typ), JSON: []byte(`{}`),
+	for _, m := range query.EveryModel() {
+		name := string(m.QueryType)
+		if m.Metric != "" {
+			name += "/" + string(m.Metric)
+		}
+		raw, _ := json.Marshal(m)
+		b.Run(name, func(b *testing.B) {
+			q := backend.DataQuery{RefID: "A", QueryType: string(m.QueryType), JSON: raw,
 				TimeRange: backend.TimeRange{From: to.Add(-6 * time.Hour), To: to}, Interval: 20 * time.Second, MaxDataPoints: 1000}
 			var lat []time.Duration
 			b.ResetTimer()

@@ -114,7 +114,7 @@ func (d *Datasource) query(ctx context.Context, q backend.DataQuery) backend.Dat
 	r := query.Request{Model: model, From: q.TimeRange.From, To: q.TimeRange.To, Interval: q.Interval, MaxDataPoints: q.MaxDataPoints}
 	fs, err := d.Frames(ctx, r)
 	if err != nil {
-		if errors.Is(err, query.ErrUnknownType) || errors.Is(err, query.ErrTimeRange) || errors.Is(err, query.ErrFilter) {
+		if errors.Is(err, query.ErrUnknownType) || errors.Is(err, query.ErrTimeRange) || errors.Is(err, query.ErrFilter) || errors.Is(err, query.ErrUnknownMetric) {
 			return badRequest(err)
 		}
 		d.log.Warn("query failed", "queryType", r.QueryType, "refId", q.RefID, "error", err)
@@ -171,6 +171,23 @@ func (d *Datasource) Frames(ctx context.Context, r query.Request) (data.Frames, 
 		return frames.PipelineLag(r, res.watermarks, res.delays, res.deadLetters, d.now()), nil
 	case query.BackfillRuns:
 		return frames.BackfillRuns(res.runs), nil
+	case query.AudienceCompleteness:
+		return frames.AudienceCompleteness(r, res.completeness, res.audiences, d.now()), nil
+	case query.LateEvents:
+		return frames.LateEvents(r, res.late), nil
+	case query.IngestDelay:
+		return frames.IngestDelaySeries(r, res.delaySeries), nil
+	case query.AlertMetric:
+		var samples []frames.Sample
+		switch r.Metric {
+		case query.WatermarkAge, query.ConsumerLag, query.DeadLetterRate:
+			samples = frames.LaneSamples(r, res.watermarks, res.deadLetters, d.now())
+		case query.DeliveryFailures, query.DeliveryDeadLetters:
+			samples = frames.CampaignSamples(r, res.outcomes, res.deliveryDeadLetters, res.campaigns)
+		case query.EvaluatorLag, query.AudienceHeldBack:
+			samples = frames.AudienceSamples(r, res.completeness, d.now())
+		}
+		return frames.Numeric(r.Metric, samples), nil
 	case query.LiveQualifications:
 		path, err := query.LivePath(r.Audiences)
 		if err != nil {
@@ -193,18 +210,23 @@ func nameMap(es []frames.Entity) map[string]string {
 
 // results holds the rows of every statement of one query, by kind.
 type results struct {
-	sizes       []frames.SizeDelta
-	audiences   []frames.Entity
-	campaigns   []frames.Entity
-	transitions []frames.TransitionCount
-	derive      []frames.Latency
-	send        []frames.Latency
-	outcomes    []frames.Outcome
-	watermarks  []frames.LaneWatermark
-	delays      []frames.IngestDelay
-	deadLetters []frames.DeadLetters
-	runs        []frames.BackfillRun
-	live        []frames.Qualification
+	sizes        []frames.SizeDelta
+	audiences    []frames.Entity
+	campaigns    []frames.Entity
+	transitions  []frames.TransitionCount
+	derive       []frames.Latency
+	send         []frames.Latency
+	outcomes     []frames.Outcome
+	watermarks   []frames.LaneWatermark
+	delays       []frames.IngestDelay
+	deadLetters  []frames.DeadLetters
+	runs         []frames.BackfillRun
+	live         []frames.Qualification
+	completeness []frames.Completeness
+	// deliveryDeadLetters counts trigger dead letters per campaign.
+	deliveryDeadLetters []frames.CampaignCount
+	late                []frames.LateCount
+	delaySeries         []frames.IngestDelayBucket
 }
 
 // fetch runs s and appends its rows to res.
@@ -268,6 +290,26 @@ func (d *Datasource) fetch(ctx context.Context, s query.Statement, res *results)
 			err := rows.Scan(&v.RunID, &v.PlanID, &v.State, &v.StartedAtMs, &v.FinishedAtMs, &v.WindowFromMs, &v.WindowToMs,
 				&v.EventsReingested, &v.Fired, &v.Skipped, &v.UpdatedAtMs)
 			res.runs = append(res.runs, v)
+			return err
+		case query.StmtCompleteness:
+			var v frames.Completeness
+			err := rows.Scan(&v.AudienceID, &v.Lanes, &v.Direction, &v.CompleteMs, &v.EagerMs, &v.HeldBy, &v.UpdatedAtMs)
+			res.completeness = append(res.completeness, v)
+			return err
+		case query.StmtDeliveryDeadLetters:
+			var v frames.CampaignCount
+			err := rows.Scan(&v.CampaignID, &v.N)
+			res.deliveryDeadLetters = append(res.deliveryDeadLetters, v)
+			return err
+		case query.StmtIngestDelaySeries:
+			var v frames.IngestDelayBucket
+			err := rows.Scan(&v.Lane, &v.BucketMs, &v.N, &v.Q, &v.Worst)
+			res.delaySeries = append(res.delaySeries, v)
+			return err
+		case query.StmtLateEvents:
+			var v frames.LateCount
+			err := rows.Scan(&v.Lane, &v.Lateness, &v.N)
+			res.late = append(res.late, v)
 			return err
 		case query.StmtLive:
 			v, err := scanQualification(rows)

@@ -80,11 +80,15 @@ func TestFramesMatchOracle(t *testing.T) {
 		query.CampaignOutcomes:     func(r *query.Request) { r.Campaigns = []string{"camp_1"} },
 		query.PipelineLag:          func(r *query.Request) { r.Lanes = []string{"web", "backfill"} },
 		query.LiveQualifications:   func(r *query.Request) { r.Audiences = []string{"aud_0"} },
+		query.AudienceCompleteness: func(r *query.Request) { r.Audiences = []string{"aud_2", "aud_retired"} },
+		query.LateEvents:           func(r *query.Request) { r.Lanes = []string{"backfill", "web"} },
+		query.IngestDelay:          func(r *query.Request) { r.Lanes = []string{"server"} },
 	}
 	for _, rg := range ranges {
-		for _, typ := range query.Types {
+		for _, m := range query.EveryModel() {
+			typ := m.QueryType
 			for _, filtered := range []bool{false, true} {
-				r := query.Request{Model: query.Model{QueryType: typ}, From: rg.from, To: rg.to, Interval: rg.interval}
+				r := query.Request{Model: m, From: rg.from, To: rg.to, Interval: rg.interval}
 				if filtered {
 					if filters[typ] == nil {
 						continue
@@ -92,6 +96,9 @@ func TestFramesMatchOracle(t *testing.T) {
 					filters[typ](&r)
 				}
 				name := rg.name + "/" + string(typ)
+				if m.Metric != "" {
+					name += "/" + string(m.Metric)
+				}
 				if filtered {
 					name += "/filtered"
 				}
@@ -324,10 +331,10 @@ func TestReadOnlyUser(t *testing.T) {
 	if res.Status != backend.HealthStatusOk {
 		t.Fatalf("health as grafana: %q (is scripts/clickhouse/users.xml's grafana user loaded? scripts/clickhouse.sh stop && scripts/clickhouse.sh start)", res.Message)
 	}
-	for _, typ := range query.Types {
-		fs, err := d.Frames(ctx, query.Request{Model: query.Model{QueryType: typ}, From: t0, To: t0.Add(time.Hour), Interval: time.Minute})
+	for _, m := range query.EveryModel() {
+		fs, err := d.Frames(ctx, query.Request{Model: m, From: t0, To: t0.Add(time.Hour), Interval: time.Minute})
 		if err != nil || len(fs) == 0 {
-			t.Errorf("%s as grafana: %v", typ, err)
+			t.Errorf("%s %s as grafana: %v", m.QueryType, m.Metric, err)
 		}
 	}
 	var c captured

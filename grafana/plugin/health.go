@@ -17,9 +17,9 @@ import (
 // RequiredTables are the tables and views the query types read; a database
 // without one of them cannot answer some panel.
 var RequiredTables = []string{
-	"audience_entry_times", "audience_membership", "audience_transition_keys", "audience_transitions",
-	"audiences", "campaigns", "dead_letters", "events", "ingest_delay_minutes", "lane_watermarks",
-	"ledger_sends", "loader_progress", "schema_migrations", "send_ledger",
+	"audience_completeness", "audience_entry_times", "audience_membership", "audience_transition_keys", "audience_transitions",
+	"audiences", "campaigns", "dead_letters", "events", "ingest_delay_minutes", "lane_watermarks", "late_event_minutes",
+	"ledger_sends", "loader_progress", "schema_migrations", "send_ledger", "trigger_dead_letters",
 }
 
 // OptionalTables are read by one query type each and reported when absent,

@@ -29,6 +29,11 @@ const (
 	StmtDeadLetters    = "dead_letters"
 	StmtBackfillRuns   = "backfill_runs"
 	StmtLive           = "live"
+	StmtCompleteness   = "completeness"
+	// StmtDeliveryDeadLetters counts trigger dead letters per campaign.
+	StmtDeliveryDeadLetters = "delivery_dead_letters"
+	StmtLateEvents          = "late_events"
+	StmtIngestDelaySeries   = "ingest_delay_series"
 )
 
 // Quantiles are the latency levels every latency statement computes, in
@@ -179,26 +184,9 @@ ORDER BY lane, bucket_ms`)
 		return []Statement{d.stmt(StmtDeriveLatency), s.stmt(StmtSendLatency)}, nil
 
 	case CampaignOutcomes:
-		var b sqlBuilder
-		b.add(`SELECT campaign_id, l_decision AS decision, l_reason AS reason, l_state IN (`+placeholders(len(failedStates))+`) AS failed, count() AS n
-FROM (`+uniqueLedger+`
-    WHERE detected_at_ms >= ? AND detected_at_ms < ?`, append(anys(failedStates), from, to)...)
-		b.in("campaign_id", r.Campaigns)
-		b.add(`
-    GROUP BY campaign_id, ledger_key
-)
-GROUP BY campaign_id, decision, reason, failed
-ORDER BY campaign_id, decision, reason, failed`)
-		return []Statement{b.stmt(StmtOutcomes), campaignNames()}, nil
+		return []Statement{outcomes(r.Campaigns, from, to), campaignNames()}, nil
 
 	case PipelineLag:
-		var w sqlBuilder
-		w.add(`SELECT lane, watermark_ms, toInt64(consumer_lag) AS lag, updated_at_ms
-FROM lane_watermarks
-WHERE 1`)
-		w.in("lane", r.Lanes)
-		w.add(`
-ORDER BY lane`)
 		// Ingest delay is what Kafka and the loader add: from the collector
 		// receiving an event to its row landing in ClickHouse. Each delivery
 		// of a redelivered event is its own ingest. It is filtered by
@@ -216,17 +204,7 @@ WHERE minute >= toDateTime(?) AND minute < toDateTime(?)`, from/60_000*60, (to+5
 		e.add(`
 GROUP BY lane
 ORDER BY lane`)
-		var dl sqlBuilder
-		// Counted by Kafka position, the table's key, so a replayed batch's
-		// copies count once.
-		dl.add(`SELECT lane, uniqExact(kafka_topic, kafka_partition, kafka_offset) AS n
-FROM dead_letters
-WHERE received_at_ms >= ? AND received_at_ms < ?`, from, to)
-		dl.in("lane", r.Lanes)
-		dl.add(`
-GROUP BY lane
-ORDER BY lane`)
-		return []Statement{w.stmt(StmtLaneWatermarks), e.stmt(StmtIngestDelay), dl.stmt(StmtDeadLetters)}, nil
+		return []Statement{laneWatermarks(r.Lanes), e.stmt(StmtIngestDelay), deadLetters(r.Lanes, from, to)}, nil
 
 	case BackfillRuns:
 		// argMax by updated_at_ms rather than FINAL: the newest row of a run
@@ -252,6 +230,55 @@ LIMIT ?`, to, from, BackfillRows)
 
 	case LiveQualifications:
 		return []Statement{live(r.Audiences, from, to, LiveRows), audienceNames()}, nil
+
+	case AudienceCompleteness:
+		return []Statement{completeness(r.Audiences), audienceNames()}, nil
+
+	case IngestDelay:
+		// Per minute of receipt, like pipeline_lag's: buckets of whole
+		// minutes over the range widened to whole minutes.
+		mstep := uint64(r.MinuteStep().Milliseconds())
+		var b sqlBuilder
+		b.add(`SELECT lane,
+    intDiv(toUInt64(minute) * 1000, ?) * ? AS bucket_ms,
+    countMerge(rows) AS n,
+    `+quantilesMergeSQL+`(delay) AS q,
+    maxMerge(worst) AS w
+FROM ingest_delay_minutes
+WHERE minute >= toDateTime(?) AND minute < toDateTime(?)`, mstep, mstep, from/60_000*60, (to+59_999)/60_000*60)
+		b.in("lane", r.Lanes)
+		b.add(`
+GROUP BY lane, bucket_ms
+ORDER BY lane, bucket_ms`)
+		return []Statement{b.stmt(StmtIngestDelaySeries)}, nil
+
+	case LateEvents:
+		// Kept per minute of receipt, like the ingest delay: the range
+		// widens to whole minutes.
+		var b sqlBuilder
+		b.add(`SELECT lane, lateness, countMerge(rows) AS n
+FROM late_event_minutes
+WHERE minute >= toDateTime(?) AND minute < toDateTime(?)`, from/60_000*60, (to+59_999)/60_000*60)
+		b.in("lane", r.Lanes)
+		b.add(`
+GROUP BY lane, lateness
+ORDER BY lane, lateness`)
+		return []Statement{b.stmt(StmtLateEvents)}, nil
+
+	case AlertMetric:
+		switch r.Metric {
+		case WatermarkAge, ConsumerLag:
+			return []Statement{laneWatermarks(r.Lanes)}, nil
+		case DeadLetterRate:
+			return []Statement{deadLetters(r.Lanes, from, to)}, nil
+		case DeliveryFailures:
+			return []Statement{outcomes(r.Campaigns, from, to), campaignNames()}, nil
+		case DeliveryDeadLetters:
+			return []Statement{deliveryDeadLetters(r.Campaigns, from, to), campaignNames()}, nil
+		case EvaluatorLag, AudienceHeldBack:
+			return []Statement{completeness(r.Audiences), audienceNames()}, nil
+		}
+		return nil, fmt.Errorf("%w %q", ErrUnknownMetric, r.Metric)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownType, r.QueryType)
 }
@@ -296,6 +323,94 @@ WHERE derived_at >= toDateTime(?) AND derived_at_ms >= ?`, fromMs/1000, fromMs)
 ORDER BY derived_at_ms ASC, audience_id, customer_id, episode, kind
 LIMIT ?`, limit)
 	return b.stmt(StmtLive)
+}
+
+// outcomes counts a campaign's ledger entries detected in [from, to) by
+// decision, reason and whether their delivery failed, one per ledger key.
+func outcomes(campaigns []string, from, to uint64) Statement {
+	var b sqlBuilder
+	b.add(`SELECT campaign_id, l_decision AS decision, l_reason AS reason, l_state IN (`+placeholders(len(failedStates))+`) AS failed, count() AS n
+FROM (`+uniqueLedger+`
+    WHERE detected_at_ms >= ? AND detected_at_ms < ?`, append(anys(failedStates), from, to)...)
+	b.in("campaign_id", campaigns)
+	b.add(`
+    GROUP BY campaign_id, ledger_key
+)
+GROUP BY campaign_id, decision, reason, failed
+ORDER BY campaign_id, decision, reason, failed`)
+	return b.stmt(StmtOutcomes)
+}
+
+// laneWatermarks reads the lane_watermarks view.
+func laneWatermarks(lanes []string) Statement {
+	var w sqlBuilder
+	w.add(`SELECT lane, watermark_ms, toInt64(consumer_lag) AS lag, updated_at_ms
+FROM lane_watermarks
+WHERE 1`)
+	w.in("lane", lanes)
+	w.add(`
+ORDER BY lane`)
+	return w.stmt(StmtLaneWatermarks)
+}
+
+// deadLetters counts per lane the records dead-lettered in [from, to),
+// by Kafka position, the table's key, so a replayed batch's copies count
+// once.
+func deadLetters(lanes []string, from, to uint64) Statement {
+	var dl sqlBuilder
+	dl.add(`SELECT lane, uniqExact(kafka_topic, kafka_partition, kafka_offset) AS n
+FROM dead_letters
+WHERE received_at_ms >= ? AND received_at_ms < ?`, from, to)
+	dl.in("lane", lanes)
+	dl.add(`
+GROUP BY lane
+ORDER BY lane`)
+	return dl.stmt(StmtDeadLetters)
+}
+
+// deliveryDeadLetters counts per campaign the deliveries given up in
+// [from, to) whose newest row is still dead (not redelivered since), one
+// per (ledger key, destination), the table's key, so neither replayed
+// copies nor a merge change the count.
+func deliveryDeadLetters(campaigns []string, from, to uint64) Statement {
+	var b sqlBuilder
+	b.add(`SELECT d_campaign AS campaign_id, count() AS n
+FROM (
+    SELECT ledger_key, destination_id,
+        any(campaign_id) AS d_campaign,
+        argMax(state, updated_at_ms) AS d_state
+    FROM trigger_dead_letters
+    WHERE dead_at >= toDateTime(?) AND dead_at_ms >= ? AND dead_at_ms < ?`, from/1000, from, to)
+	b.in("campaign_id", campaigns)
+	b.add(`
+    GROUP BY ledger_key, destination_id
+    HAVING d_state = 'dead'
+)
+GROUP BY campaign_id
+ORDER BY campaign_id`)
+	return b.stmt(StmtDeliveryDeadLetters)
+}
+
+// completeness selects the evaluator's newest record of each audience's
+// completeness. It is the state now, whatever the panel's range: the
+// newest row wins by updated_at_ms, as the table's ReplacingMergeTree keeps
+// after a merge, so the answer does not change when ClickHouse merges.
+func completeness(audiences []string) Statement {
+	var b sqlBuilder
+	b.add(`SELECT audience_id,
+    argMax(lanes, updated_at_ms) AS c_lanes,
+    argMax(direction, updated_at_ms) AS c_direction,
+    argMax(complete_ms, updated_at_ms) AS c_complete,
+    argMax(eager_ms, updated_at_ms) AS c_eager,
+    argMax(held_by, updated_at_ms) AS c_held_by,
+    max(updated_at_ms) AS c_updated
+FROM audience_completeness
+WHERE 1`)
+	b.in("audience_id", audiences)
+	b.add(`
+GROUP BY audience_id
+ORDER BY audience_id`)
+	return b.stmt(StmtCompleteness)
 }
 
 // liveOversample is how many raw rows per shown row the live panel's query

@@ -43,6 +43,17 @@ func TestBuildGolden(t *testing.T) {
 		"backfill_runs":                   req(BackfillRuns, nil),
 		"live_qualifications":             req(LiveQualifications, nil),
 		"live_qualifications_filtered":    req(LiveQualifications, func(r *Request) { r.Audiences = []string{"gold", "silver"} }),
+		"audience_completeness":           req(AudienceCompleteness, nil),
+		"audience_completeness_filtered":  req(AudienceCompleteness, func(r *Request) { r.Audiences = []string{"gold"} }),
+		"alert_watermark_age":             req(AlertMetric, func(r *Request) { r.Metric = WatermarkAge }),
+		"alert_dead_letter_rate_lanes":    req(AlertMetric, func(r *Request) { r.Metric = DeadLetterRate; r.Lanes = []string{"web"} }),
+		"alert_delivery_failures":         req(AlertMetric, func(r *Request) { r.Metric = DeliveryFailures }),
+		"alert_delivery_dead_letters":     req(AlertMetric, func(r *Request) { r.Metric = DeliveryDeadLetters; r.Campaigns = []string{"welcome"} }),
+		"alert_evaluator_lag":             req(AlertMetric, func(r *Request) { r.Metric = EvaluatorLag }),
+		"late_events":                     req(LateEvents, nil),
+		"late_events_lanes":               req(LateEvents, func(r *Request) { r.Lanes = []string{"server"} }),
+		"ingest_delay":                    req(IngestDelay, func(r *Request) { r.Interval = 90 * time.Second }),
+		"ingest_delay_lanes":              req(IngestDelay, func(r *Request) { r.Lanes = []string{"web"} }),
 		"transitions_wide_range_5000_max": req(Transitions, func(r *Request) { r.From = t1.Add(-90 * 24 * time.Hour); r.Interval = time.Second; r.MaxDataPoints = 0 }),
 	}
 	for name, r := range cases {
@@ -91,8 +102,9 @@ func golden(t *testing.T, path, got string) {
 // as a bound argument.
 func TestUserValuesNeverInSQL(t *testing.T) {
 	evil := []string{"x') OR 1=1 --", "gold; DROP TABLE events", "\\'"}
-	for _, typ := range Types {
-		r := req(typ, func(r *Request) { r.Audiences, r.Campaigns, r.Lanes = evil, evil, evil })
+	for _, m := range EveryModel() {
+		typ := m.QueryType
+		r := req(typ, func(r *Request) { r.Model = m; r.Audiences, r.Campaigns, r.Lanes = evil, evil, evil })
 		stmts, err := Build(r)
 		if err != nil {
 			t.Fatalf("%s: %v", typ, err)
@@ -195,4 +207,23 @@ func argList(args []any) string {
 		parts[i] = fmt.Sprintf("%T(%q)", a, fmt.Sprint(a))
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// TestFrontendKnowsEveryType: the query editor (grafana/app/src/types.ts)
+// offers every query type the backend serves, under the same wire name.
+func TestFrontendKnowsEveryType(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "app", "src", "types.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range Types {
+		if !strings.Contains(string(src), "value: '"+string(typ)+"'") {
+			t.Errorf("grafana/app/src/types.ts has no QUERY_TYPES entry %q", typ)
+		}
+	}
+	for _, m := range Metrics {
+		if !strings.Contains(string(src), "value: '"+string(m)+"'") {
+			t.Errorf("grafana/app/src/types.ts has no METRICS entry %q", m)
+		}
+	}
 }

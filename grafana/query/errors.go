@@ -11,4 +11,7 @@ var (
 	ErrTimeRange = errors.New("invalid time range")
 	// ErrFilter is an audience, campaign or lane filter value that cannot be used.
 	ErrFilter = errors.New("invalid filter")
+	// ErrUnknownMetric is an alert_metric query's metric the backend does
+	// not serve.
+	ErrUnknownMetric = errors.New("unknown metric")
 )

@@ -33,10 +33,10 @@ func TestStatementsRunOnServer(t *testing.T) {
 		}
 		rows.Close()
 	}
-	for _, typ := range query.Types {
+	for _, m := range query.EveryModel() {
 		for _, filtered := range []bool{false, true} {
 			from := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
-			r := query.Request{Model: query.Model{QueryType: typ}, From: from, To: from.Add(6 * time.Hour), Interval: time.Minute}
+			r := query.Request{Model: m, From: from, To: from.Add(6 * time.Hour), Interval: time.Minute}
 			if filtered {
 				r.Audiences, r.Campaigns, r.Lanes = []string{"a", "b"}, []string{"c"}, []string{"web"}
 			}

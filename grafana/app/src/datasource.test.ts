@@ -116,3 +116,24 @@ describe('DataSource resources', () => {
     expect(newDataSource().getDefaultQuery('dashboard' as never)).toEqual({ queryType: 'audience_size' });
   });
 });
+
+describe('DataSource.metricFindQuery', () => {
+  it('lists audiences and campaigns by name, valued by id, and the lanes', async () => {
+    const ds = newDataSource();
+    ds.getAudiences = jest.fn().mockResolvedValue([
+      { id: 'aud-1', name: 'Cart abandoners' },
+      { id: 'aud-2', name: '' },
+    ]);
+    ds.getCampaigns = jest.fn().mockResolvedValue([{ id: 'camp-1', name: 'Spring sale' }]);
+    expect(await ds.metricFindQuery('audiences')).toEqual([
+      { text: 'Cart abandoners', value: 'aud-1' },
+      { text: 'aud-2', value: 'aud-2' },
+    ]);
+    expect(await ds.metricFindQuery({ query: ' campaigns ' })).toEqual([{ text: 'Spring sale', value: 'camp-1' }]);
+    expect((await ds.metricFindQuery('lanes')).map((v) => v.value)).toEqual(['web', 'server', 'backfill']);
+  });
+
+  it('says which queries exist when given another', async () => {
+    await expect(newDataSource().metricFindQuery('customers')).rejects.toThrow(/audiences, campaigns, lanes/);
+  });
+});

@@ -1,7 +1,10 @@
-import { CoreApp, DataSourceInstanceSettings, ScopedVars } from '@grafana/data';
+import { CoreApp, DataSourceInstanceSettings, MetricFindValue, ScopedVars } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
 
-import { DEFAULT_QUERY, NamedEntity, TidelineDataSourceOptions, TidelineQuery, queryTypeInfo } from './types';
+import { DEFAULT_QUERY, LANES, NamedEntity, TidelineDataSourceOptions, TidelineQuery, queryTypeInfo } from './types';
+
+/** The queries a dashboard variable of this data source can use. */
+export const VARIABLE_QUERIES = ['audiences', 'campaigns', 'lanes'] as const;
 
 // Separator used while interpolating multi-value variables. It cannot appear in ids typed by
 // users, so splitting on it never cuts an id in two (unlike the 'csv' format would for ids with commas).
@@ -42,6 +45,24 @@ export class DataSource extends DataSourceWithBackend<TidelineQuery, TidelineDat
   /** Campaigns known to the backend (resource `GET campaigns`). */
   getCampaigns(): Promise<NamedEntity[]> {
     return this.getResource<NamedEntity[]>('campaigns');
+  }
+
+  /**
+   * Values of a dashboard variable: `audiences` or `campaigns` (the active ones, shown by name,
+   * valued by id) or `lanes`.
+   */
+  async metricFindQuery(query: string | { query?: string }): Promise<MetricFindValue[]> {
+    const q = (typeof query === 'string' ? query : (query?.query ?? '')).trim();
+    const entities = (list: NamedEntity[]) => (list ?? []).map((e) => ({ text: e.name || e.id, value: e.id }));
+    switch (q) {
+      case 'audiences':
+        return entities(await this.getAudiences());
+      case 'campaigns':
+        return entities(await this.getCampaigns());
+      case 'lanes':
+        return LANES.map((lane) => ({ text: lane, value: lane }));
+    }
+    throw new Error(`unknown variable query "${q}": use one of ${VARIABLE_QUERIES.join(', ')}`);
   }
 
   /** Dashboard variables, as `$name`, so that the pickers can offer them. */

@@ -12,7 +12,21 @@ export type QueryType =
   | 'campaign_outcomes'
   | 'pipeline_lag'
   | 'backfill_runs'
-  | 'live_qualifications';
+  | 'live_qualifications'
+  | 'audience_completeness'
+  | 'alert_metric'
+  | 'late_events'
+  | 'ingest_delay';
+
+/** What an `alert_metric` query measures: one number per lane, campaign or audience. */
+export type Metric =
+  | 'watermark_age_ms'
+  | 'consumer_lag'
+  | 'dead_letter_rate'
+  | 'delivery_failures'
+  | 'delivery_dead_letters'
+  | 'evaluator_lag_ms'
+  | 'audience_held_back_ms';
 
 /** Ingestion lanes an event can arrive through. */
 export type Lane = 'web' | 'server' | 'backfill';
@@ -28,6 +42,8 @@ export interface TidelineQuery extends DataQuery {
   campaigns?: string[];
   /** Lanes (web/server/backfill, or template variables before interpolation). */
   lanes?: string[];
+  /** What an `alert_metric` query measures. */
+  metric?: Metric;
 }
 
 export const DEFAULT_QUERY_TYPE: QueryType = 'audience_size';
@@ -71,6 +87,68 @@ export interface QueryTypeInfo {
   audiences?: boolean;
   campaigns?: boolean;
   lanes?: boolean;
+  /** Whether the query measures a metric (alert_metric), whose filters then apply. */
+  metric?: boolean;
+}
+
+export interface MetricInfo {
+  value: Metric;
+  label: string;
+  description: string;
+  audiences?: boolean;
+  campaigns?: boolean;
+  lanes?: boolean;
+}
+
+export const DEFAULT_METRIC: Metric = 'watermark_age_ms';
+
+export const METRICS: MetricInfo[] = [
+  {
+    value: 'watermark_age_ms',
+    label: 'Watermark age',
+    description: 'Per lane, how far behind now its watermark is (ms): a stalled lane grows',
+    lanes: true,
+  },
+  {
+    value: 'consumer_lag',
+    label: 'Consumer lag',
+    description: 'Per lane, records in Kafka the loader has not committed',
+    lanes: true,
+  },
+  {
+    value: 'dead_letter_rate',
+    label: 'Dead-letter rate',
+    description: 'Per lane, records dead-lettered per minute over the time range',
+    lanes: true,
+  },
+  {
+    value: 'delivery_failures',
+    label: 'Delivery failures',
+    description: 'Per campaign, fires whose delivery failed, died or met a disabled endpoint',
+    campaigns: true,
+  },
+  {
+    value: 'delivery_dead_letters',
+    label: 'Delivery dead letters',
+    description: 'Per campaign, deliveries given up and not redelivered',
+    campaigns: true,
+  },
+  {
+    value: 'evaluator_lag_ms',
+    label: 'Evaluator lag',
+    description: 'Per audience, how far behind now the time it is complete to is (ms)',
+    audiences: true,
+  },
+  {
+    value: 'audience_held_back_ms',
+    label: 'Audience held back',
+    description: 'Per audience, how far its slowest lane holds it behind the freshest (ms)',
+    audiences: true,
+  },
+];
+
+export function metricInfo(metric: string | undefined): MetricInfo | undefined {
+  return METRICS.find((m) => m.value === metric);
 }
 
 export const QUERY_TYPES: QueryTypeInfo[] = [
@@ -114,6 +192,30 @@ export const QUERY_TYPES: QueryTypeInfo[] = [
     label: 'Live qualifications',
     description: 'Streams qualifications as they happen (live)',
     audiences: true,
+  },
+  {
+    value: 'audience_completeness',
+    label: 'Audience completeness',
+    description: 'Per audience, the time it is complete to and the lane holding it back',
+    audiences: true,
+  },
+  {
+    value: 'late_events',
+    label: 'Late events',
+    description: 'Events per lateness class (receipt minus event time), per lane',
+    lanes: true,
+  },
+  {
+    value: 'ingest_delay',
+    label: 'Ingest delay',
+    description: 'Collector to ClickHouse delay per lane over time (p50/p95/p99, max)',
+    lanes: true,
+  },
+  {
+    value: 'alert_metric',
+    label: 'Alert metric',
+    description: 'One number per lane, campaign or audience, for alert rules',
+    metric: true,
   },
 ];
 

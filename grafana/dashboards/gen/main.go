@@ -1,7 +1,8 @@
 // Command gen writes tideline's Grafana dashboards as JSON into
-// grafana/dashboards (or the folder given as its argument):
+// grafana/dashboards and its alert rules into grafana/provisioning/alerting
+// (or the folders given as its arguments):
 //
-//	go run ./grafana/dashboards/gen
+//	go run ./grafana/dashboards/gen [dashboards-dir [alerting-dir]]
 package main
 
 import (
@@ -9,15 +10,24 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/tideline-dev/tideline/grafana/alerts"
 	"github.com/tideline-dev/tideline/grafana/dashboards"
 )
 
 func main() {
 	dir := filepath.Join("grafana", "dashboards")
+	alerting := filepath.Join("grafana", "provisioning", "alerting")
 	if len(os.Args) > 1 {
 		dir = os.Args[1]
 	}
+	if len(os.Args) > 2 {
+		alerting = os.Args[2]
+	}
 	if err := write(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+	if err := writeAlerts(alerting); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -39,5 +49,22 @@ func write(dir string) error {
 		}
 		fmt.Println("wrote", path)
 	}
+	return nil
+}
+
+func writeAlerts(dir string) error {
+	f, err := alerts.Rules()
+	if err != nil {
+		return err
+	}
+	b, err := alerts.JSON(f)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, alerts.FileName)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Println("wrote", path)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -191,6 +192,104 @@ func (d *Data) Verify(r query.Request, fs data.Frames) error {
 			}
 			if got := f.Fields[8].At(i).(int64); got != int64(run.EventsReingested) {
 				fail("backfill %s events: got %d, want %d", run.RunID, got, run.EventsReingested)
+			}
+		}
+	case query.IngestDelay:
+		if !d.Config.Keep {
+			break
+		}
+		mstep := uint64(r.MinuteStep().Milliseconds())
+		minFrom, minTo := from/60_000*60_000, (to+59_999)/60_000*60_000
+		want := map[string]map[uint64][]float64{}
+		for _, e := range d.Events {
+			if e.ReceivedAtMs < minFrom || e.ReceivedAtMs >= minTo || (len(r.Lanes) > 0 && !slices.Contains(r.Lanes, e.Lane)) {
+				continue
+			}
+			if want[e.Lane] == nil {
+				want[e.Lane] = map[uint64][]float64{}
+			}
+			b := e.ReceivedAtMs / mstep * mstep
+			want[e.Lane][b] = append(want[e.Lane][b], float64(e.IngestMs-e.ReceivedAtMs))
+		}
+		for _, f := range fs {
+			if f.Rows() == 0 {
+				continue
+			}
+			lane := f.Fields[1].Labels[frames.FieldLane]
+			if f.Rows() != len(want[lane]) {
+				fail("lane %s ingest delay: %d buckets, want %d", lane, f.Rows(), len(want[lane]))
+			}
+			for i := 0; i < f.Rows(); i++ {
+				b := uint64(f.Fields[0].At(i).(time.Time).UnixMilli())
+				values := want[lane][b]
+				for j, level := range query.Quantiles {
+					checkQuantile(fail, fmt.Sprintf("lane %s ingest delay q%v at %d", lane, level, b), f.Fields[1+j], i, values, level)
+				}
+				worst := 0.0
+				for _, v := range values {
+					worst = math.Max(worst, v)
+				}
+				if got, _ := f.Fields[4].ConcreteAt(i); got != worst {
+					fail("lane %s worst ingest delay at %d: got %v, want %v", lane, b, got, worst)
+				}
+			}
+			delete(want, lane)
+		}
+		for lane := range want {
+			fail("lane %s received events but has no ingest delay frame", lane)
+		}
+	case query.LateEvents:
+		if !d.Config.Keep {
+			break
+		}
+		f := fs[0]
+		minFrom, minTo := from/60_000*60_000, (to+59_999)/60_000*60_000
+		for _, field := range f.Fields[1:] {
+			want := make([]int64, f.Rows())
+			for _, e := range d.Events {
+				if e.Lane != field.Name || e.ReceivedAtMs < minFrom || e.ReceivedAtMs >= minTo {
+					continue
+				}
+				class := len(query.LatenessBoundsMs)
+				for i, b := range query.LatenessBoundsMs {
+					if e.ReceivedAtMs-e.EventTimeMs < b {
+						class = i
+						break
+					}
+				}
+				want[class]++
+			}
+			for i := range want {
+				if got := field.At(i).(int64); got != want[i] {
+					fail("lane %s late events in class %d: got %d, want %d", field.Name, i, got, want[i])
+				}
+			}
+		}
+	case query.AudienceCompleteness:
+		newest := map[string]Completeness{}
+		for _, c := range d.Completeness {
+			if c.UpdatedAtMs > newest[c.AudienceID].UpdatedAtMs {
+				newest[c.AudienceID] = c
+			}
+		}
+		f := fs[0]
+		for i := 0; i < f.Rows(); i++ {
+			id := f.Fields[0].At(i).(string)
+			c, ok := newest[id]
+			got, recorded := f.Fields[2].ConcreteAt(i)
+			switch {
+			case !ok && recorded:
+				fail("completeness of %s: got %v, want null (never recorded)", id, got)
+			case ok && (!recorded || !got.(time.Time).Equal(time.UnixMilli(int64(c.CompleteMs)))):
+				fail("completeness of %s: got %v, want %d", id, got, c.CompleteMs)
+			case ok && f.Fields[3].At(i).(string) != c.HeldBy:
+				fail("completeness of %s held by %q, want %q", id, f.Fields[3].At(i), c.HeldBy)
+			}
+			delete(newest, id)
+		}
+		for id := range newest {
+			if len(r.Audiences) == 0 {
+				fail("completeness of %s recorded but not shown", id)
 			}
 		}
 	case query.LiveQualifications:

@@ -86,6 +86,21 @@ type Run struct {
 	UpdatedAtMs                      uint64
 }
 
+// Completeness is an audience_completeness row.
+type Completeness struct {
+	AudienceID          string
+	Lanes               []string
+	Direction, HeldBy   string
+	CompleteMs, EagerMs uint64
+	UpdatedAtMs         uint64
+}
+
+// DeliveryDeadLetter is a trigger_dead_letters row.
+type DeliveryDeadLetter struct {
+	LedgerKey, CampaignID, CustomerID, DestinationID, State string
+	DeadAtMs, UpdatedAtMs                                   uint64
+}
+
 // Data is what Seed inserted, for oracles. Transitions holds each key once
 // (Seed inserts some twice, as a replayed evaluation would).
 type Data struct {
@@ -98,6 +113,12 @@ type Data struct {
 	Progress    []Progress
 	DeadLetters []DeadLetter
 	Runs        []Run
+	// Completeness holds every row inserted, older ones included: the
+	// newest per audience is the one readers must show.
+	Completeness []Completeness
+	// DeliveryDeadLetters are deliveries given up (only InsertState
+	// writes them).
+	DeliveryDeadLetters []DeliveryDeadLetter
 	// EventCount is how many events were inserted, kept or not.
 	EventCount int
 }
@@ -170,6 +191,15 @@ func Generate(c Config) *Data {
 	for i := 0; i < 7; i++ {
 		lane := append([]string{"collector"}, Lanes...)[i%4]
 		d.DeadLetters = append(d.DeadLetters, DeadLetter{Topic: "events.dlq", Partition: 0, Offset: int64(i), Lane: lane, Reason: "missing field", AtMs: from + span/8*uint64(i+1)})
+	}
+	// Each active audience was evaluated twice; the newer record has the
+	// server lane holding it back behind the web lane; readers must show
+	// the newer one whether or not ClickHouse merged them.
+	for i, a := range d.Audiences[:c.Audiences] {
+		d.Completeness = append(d.Completeness,
+			Completeness{AudienceID: a.ID, Lanes: []string{"web"}, Direction: "rising", CompleteMs: now - 60_000, EagerMs: now - 60_000, UpdatedAtMs: now - 50_000},
+			Completeness{AudienceID: a.ID, Lanes: []string{"server", "web"}, Direction: "rising", HeldBy: "server",
+				CompleteMs: now - 2000 - uint64(i)*1000, EagerMs: now - 1000, UpdatedAtMs: now - 500})
 	}
 	d.Runs = []Run{
 		{RunID: "run_1", PlanID: "plan_a", State: "done", StartedAtMs: from + span/10, FinishedAtMs: from + span/10 + 90_000, WindowFromMs: from - span, WindowToMs: from, EventsReingested: 1200, Fired: 40, Skipped: 3, UpdatedAtMs: from + span/10 + 90_000},
@@ -248,6 +278,43 @@ func Seed(ctx context.Context, conn *chdb.Conn, c Config) (*Data, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// InsertState writes every row of d except events: entities,
+// transitions, ledger, loader progress, dead letters, completeness,
+// backfill runs and delivery dead letters. Tests that need data dated
+// relative to now build a Data by hand and insert it with this.
+func (d *Data) InsertState(ctx context.Context, conn *chdb.Conn) error {
+	if err := EnsureBackfillRuns(ctx, conn); err != nil {
+		return err
+	}
+	if err := d.insertEntities(ctx, conn); err != nil {
+		return err
+	}
+	if err := InsertTransitions(ctx, conn, d.Transitions); err != nil {
+		return err
+	}
+	if err := d.insertLedger(ctx, conn); err != nil {
+		return err
+	}
+	if err := d.insertRest(ctx, conn); err != nil {
+		return err
+	}
+	b, err := conn.PrepareBatch(ctx, `INSERT INTO trigger_dead_letters (ledger_key, campaign_id, customer_id, destination_id, destination,
+		payload, attempts, last_status, last_error, state, dead_at_ms, updated_at_ms, dead_at)`)
+	if err != nil {
+		return fmt.Errorf("prepare delivery dead letters: %w", err)
+	}
+	for _, dl := range d.DeliveryDeadLetters {
+		if err := b.Append(dl.LedgerKey, dl.CampaignID, dl.CustomerID, dl.DestinationID, "webhook:https://example.invalid/hook",
+			"{}", uint32(8), uint16(503), "503 Service Unavailable", dl.State, dl.DeadAtMs, dl.UpdatedAtMs, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
+			return fmt.Errorf("append delivery dead letter: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert delivery dead letters: %w", err)
+	}
+	return nil
 }
 
 func (d *Data) insertEntities(ctx context.Context, conn *chdb.Conn) error {
@@ -407,7 +474,27 @@ func (d *Data) insertRest(ctx context.Context, conn *chdb.Conn) error {
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("insert dead letters: %w", err)
 	}
+	if err := InsertCompleteness(ctx, conn, d.Completeness); err != nil {
+		return err
+	}
 	return InsertRuns(ctx, conn, d.Runs)
+}
+
+// InsertCompleteness writes audience_completeness rows.
+func InsertCompleteness(ctx context.Context, conn *chdb.Conn, rows []Completeness) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO audience_completeness (audience_id, lanes, direction, complete_ms, eager_ms, held_by, updated_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare audience completeness: %w", err)
+	}
+	for _, c := range rows {
+		if err := b.Append(c.AudienceID, c.Lanes, c.Direction, c.CompleteMs, c.EagerMs, c.HeldBy, c.UpdatedAtMs); err != nil {
+			return fmt.Errorf("append audience completeness: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert audience completeness: %w", err)
+	}
+	return nil
 }
 
 // InsertRuns writes backfill runs.

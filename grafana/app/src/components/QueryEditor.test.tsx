@@ -38,7 +38,7 @@ describe('QueryEditor', () => {
     expect(picker).toHaveValue('Pipeline lag');
   });
 
-  it.each<QueryType>(['audience_size', 'transitions', 'live_qualifications'])(
+  it.each<QueryType>(['audience_size', 'transitions', 'live_qualifications', 'audience_completeness'])(
     'shows the audience picker for %s, loaded from the audiences resource',
     async (queryType) => {
       const { ds } = renderEditor({ queryType, audiences: ['aud-2'] });
@@ -75,6 +75,22 @@ describe('QueryEditor', () => {
     renderEditor({ queryType, lanes: ['web'] });
     expect(screen.getByLabelText('Lanes')).toBeInTheDocument();
     expect(screen.getByText('web')).toBeInTheDocument();
+  });
+
+  it("shows the metric picker and the metric's own filter for alert_metric", async () => {
+    renderEditor({ queryType: 'alert_metric', metric: 'delivery_failures' });
+    expect(screen.getByLabelText('Metric')).toHaveValue('Delivery failures');
+    expect(screen.getByLabelText('Campaigns')).toBeInTheDocument();
+    expect(screen.queryByLabelText('Lanes')).not.toBeInTheDocument();
+    expect(screen.queryByLabelText('Audiences')).not.toBeInTheDocument();
+    await act(() => Promise.resolve()); // let the campaigns load before unmounting
+  });
+
+  it('offers the lane filter for the default metric of alert_metric', () => {
+    renderEditor({ queryType: 'alert_metric' });
+    expect(screen.getByLabelText('Metric')).toHaveValue('Watermark age');
+    expect(screen.getByLabelText('Lanes')).toBeInTheDocument();
+    expect(screen.queryByLabelText('Campaigns')).not.toBeInTheDocument();
   });
 
   it('stores the default type for a query without one', async () => {

@@ -4,13 +4,17 @@ import { Combobox, ComboboxOption, InlineField, MultiCombobox, Stack } from '@gr
 
 import { DataSource } from '../datasource';
 import {
+  DEFAULT_METRIC,
   DEFAULT_QUERY_TYPE,
   LANES,
+  METRICS,
+  Metric,
   NamedEntity,
   QUERY_TYPES,
   QueryType,
   TidelineDataSourceOptions,
   TidelineQuery,
+  metricInfo,
   queryTypeInfo,
 } from '../types';
 
@@ -20,6 +24,12 @@ const LABEL_WIDTH = 14;
 const PICKER_WIDTH = 60;
 
 const QUERY_TYPE_OPTIONS: Array<ComboboxOption<QueryType>> = QUERY_TYPES.map(({ value, label, description }) => ({
+  value,
+  label,
+  description,
+}));
+
+const METRIC_OPTIONS: Array<ComboboxOption<Metric>> = METRICS.map(({ value, label, description }) => ({
   value,
   label,
   description,
@@ -153,6 +163,9 @@ interface PickerWrapperProps {
 export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) {
   const queryType = query.queryType ?? DEFAULT_QUERY_TYPE;
   const info = queryTypeInfo(queryType);
+  const metric = query.metric ?? DEFAULT_METRIC;
+  // An alert metric's filters are the metric's own (lanes, campaigns or audiences).
+  const filters = info?.metric ? metricInfo(metric) : info;
 
   const variables = useMemo(() => {
     try {
@@ -172,7 +185,12 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
   }, [query.queryType]);
 
   const update = (patch: Partial<TidelineQuery>) => {
-    onChange({ ...query, queryType, ...patch });
+    const next: TidelineQuery = { ...query, queryType, ...patch };
+    if (queryTypeInfo(next.queryType)?.metric && next.metric === undefined) {
+      // Store the metric the editor shows, so that what it shows is what runs.
+      next.metric = DEFAULT_METRIC;
+    }
+    onChange(next);
     onRunQuery();
   };
 
@@ -188,7 +206,19 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
         />
       </InlineField>
 
-      {info?.audiences && (
+      {info?.metric && (
+        <InlineField label="Metric" labelWidth={LABEL_WIDTH} tooltip={metricInfo(metric)?.description}>
+          <Combobox<Metric>
+            id="tideline-query-metric"
+            width={PICKER_WIDTH}
+            options={METRIC_OPTIONS}
+            value={metric}
+            onChange={(opt) => update({ metric: opt.value })}
+          />
+        </InlineField>
+      )}
+
+      {filters?.audiences && (
         <AudiencePicker
           datasource={datasource}
           variables={variables}
@@ -197,7 +227,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
         />
       )}
 
-      {info?.campaigns && (
+      {filters?.campaigns && (
         <CampaignPicker
           datasource={datasource}
           variables={variables}
@@ -206,7 +236,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
         />
       )}
 
-      {info?.lanes && (
+      {filters?.lanes && (
         <MultiPicker
           id="tideline-query-lanes"
           label="Lanes"
