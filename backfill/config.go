@@ -63,6 +63,10 @@ type Config struct {
 	// complete buckets are confirmed by a count, only incomplete ones are
 	// listed offset by offset (default 65536).
 	BucketSize int64 `koanf:"bucket_size"`
+	// GrafanaURL is the Grafana a plan links its window's incident
+	// dashboard on (default http://localhost:3000, what docker compose
+	// starts; empty: no link).
+	GrafanaURL string `koanf:"grafana_url"`
 }
 
 // DefaultConfig returns the defaults.
@@ -81,6 +85,7 @@ func DefaultConfig() Config {
 		QualifyBatch:       500,
 		Replay:             "window",
 		ReplayTimeout:      30 * time.Minute,
+		GrafanaURL:         "http://localhost:3000",
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tideline-dev/tideline/grafana/links"
 	"io"
 	"os"
 	"strings"
@@ -188,6 +189,9 @@ summary. Times: RFC 3339, "2025-12-14 18:58" (UTC), epoch ms, now, or -6h.`,
 				return err
 			}
 			fmt.Printf("\nPlan written to %s\n", out)
+			if cfg.GrafanaURL != "" {
+				fmt.Printf("The window on the incident dashboard: %s\n", links.IncidentURL(cfg.GrafanaURL, plan.Window.From, plan.Window.To))
+			}
 			return planExit(plan)
 		},
 	}

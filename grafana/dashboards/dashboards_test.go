@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tideline-dev/tideline/grafana/links"
 	"github.com/tideline-dev/tideline/grafana/plugin"
 	"github.com/tideline-dev/tideline/grafana/query"
 )
@@ -209,12 +210,12 @@ func TestIncidentDashboard(t *testing.T) {
 		}
 	}
 	from := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
-	got := IncidentURL("http://grafana:3000/", from, from.Add(90*time.Minute))
+	got := links.IncidentURL("http://grafana:3000/", from, from.Add(90*time.Minute))
 	want := "http://grafana:3000/d/tideline-incident/incident?from=1793613600000&to=1793619000000"
 	if got != want {
 		t.Errorf("IncidentURL = %s, want %s", got, want)
 	}
-	if !strings.Contains(IncidentURL("https://g.example/grafana", from, from), "https://g.example/grafana/d/") {
+	if !strings.Contains(links.IncidentURL("https://g.example/grafana", from, from), "https://g.example/grafana/d/") {
 		t.Error("IncidentURL drops a base path")
 	}
 }

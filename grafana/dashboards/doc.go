@@ -1,7 +1,7 @@
 // Package dashboards builds tideline's Grafana dashboards as code with the
 // Grafana Foundation SDK: the marketers' "Audience qualification", the
 // operators' "Pipeline health & backfill" and the "Incident" dashboard of one
-// window (IncidentURL links to it). Every dashboard picks the data source
+// window (links.IncidentURL links to it). Every dashboard picks the data source
 // with a variable, and every panel is filtered by the audience, campaign and
 // lane variables its query type reads. `go run ./grafana/dashboards/gen`
 // writes them as JSON beside this file (and the alert rules of package

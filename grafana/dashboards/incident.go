@@ -1,11 +1,6 @@
 package dashboards
 
 import (
-	"fmt"
-	"net/url"
-	"strings"
-	"time"
-
 	"github.com/grafana/grafana-foundation-sdk/go/barchart"
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
@@ -14,21 +9,12 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 
 	"github.com/tideline-dev/tideline/grafana/frames"
+	"github.com/tideline-dev/tideline/grafana/links"
 	"github.com/tideline-dev/tideline/grafana/query"
 )
 
-// IncidentUID is the incident dashboard's uid, stable across provisioning.
-const IncidentUID = "tideline-incident"
-
-// IncidentURL is the incident dashboard of the Grafana at base (e.g.
-// http://localhost:3000) over [from, to): what a backfill plan's window
-// links to, so that the people applying it see what the window looked like.
-func IncidentURL(base string, from, to time.Time) string {
-	v := url.Values{}
-	v.Set("from", fmt.Sprint(from.UnixMilli()))
-	v.Set("to", fmt.Sprint(to.UnixMilli()))
-	return strings.TrimRight(base, "/") + "/d/" + IncidentUID + "/incident?" + v.Encode()
-}
+// IncidentUID is the incident dashboard's uid (links.IncidentURL opens it).
+const IncidentUID = links.IncidentUID
 
 // Incident is the dashboard of an incident's window: per lane the consumer
 // lag, watermark, ingest delay over time and how late events arrived, what the lateness did to
