@@ -450,15 +450,22 @@ func newPass(p *Plan, st *evalState, wms map[string]uint64, freshest uint64, car
 	for _, c := range p.Audiences {
 		ls := audienceLanes(c, carried, evaluated)
 		k := timeKey(ls)
+		t, held := laneTime(ls, wms)
 		prev, ok := st.times[k]
-		if !ok {
+		if ok {
+			// A set's time never goes back (a lane's watermark row can
+			// lag a pass behind another's).
+			t = max(t, prev)
+		} else {
+			// Only for finding the customers whose windows moved: the
+			// time itself is the lanes' own.
 			prev = min(fallback, pc.prevEager)
 			if fallback == 0 {
 				prev = pc.prevEager
 			}
+			prev = min(prev, t)
 		}
-		t, held := laneTime(ls, wms)
-		t = min(max(t, prev), pc.eager)
+		t = min(t, pc.eager)
 		if t >= pc.eager {
 			held = ""
 		}

@@ -109,6 +109,7 @@ type stack struct {
 	campaigns []*trigger.Campaign
 	mu        sync.Mutex
 	running   map[string]*bg
+	loaders   map[string]*ingest.Loader
 }
 
 type bg struct {
@@ -141,6 +142,7 @@ func (s *stack) stop(name string) error {
 // inserting and committing the batch in hand), then the evaluator, then the
 // poller, so no downstream part stops while an upstream one still feeds it.
 func (s *stack) stopAll() {
+	s.drain()
 	rank := map[string]int{"evaluator": 1, "poller": 2}
 	s.mu.Lock()
 	names := make([]string, 0, len(s.running))
@@ -196,7 +198,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 	// A short overlap keeps the drill short: the poller that comes back
 	// misses what became visible more than twice the overlap before.
 	cfg.Trigger.Overlap = min(cfg.Trigger.Overlap, 2*time.Second)
-	s := &stack{cfg: cfg, conn: conn, seeds: seeds, prod: prod, running: map[string]*bg{},
+	s := &stack{cfg: cfg, conn: conn, seeds: seeds, prod: prod, running: map[string]*bg{}, loaders: map[string]*ingest.Loader{},
 		gen: workload.New(workload.Config{Customers: cfg.Customers, Seed: cfg.Seed, Start: time.Now().Add(-cfg.Hours), Step: cfg.Hours / time.Duration(max(cfg.Events, 1))})}
 	defer s.stopAll()
 
@@ -272,13 +274,16 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 	}
 	// Only what the stalled lane feeds waits: the web lane's audience and
 	// campaign carry on.
-	if err := s.waitLoaded(ctx, before+during-s.serverSince(ends, endsAfter), 0); err != nil {
+	if err := s.waitCommitted(ctx, "live"); err != nil {
 		return err
 	}
 	if err := s.waitEvaluated(ctx); err != nil {
 		return err
 	}
 	if err := s.waitPoller(ctx); err != nil {
+		return err
+	}
+	if err := s.waitDecided(ctx, "drill_browsers", "drill_browse_nudge"); err != nil {
 		return err
 	}
 	firedAfter, err := s.fires(ctx, "drill_browse_nudge")
@@ -375,14 +380,28 @@ func drillPlan(c materialize.Config) (*materialize.Plan, error) {
 	return materialize.Compile(append(auds, a), settings)
 }
 
-// serverSince is how many server records arrived between two sets of end
-// offsets.
-func (s *stack) serverSince(from, to map[int32]int64) int {
-	n := 0
-	for p, o := range to {
-		n += int(o - from[p])
+// waitCommitted waits until the named loader committed everything its
+// lanes hold: a loader commits only what ClickHouse acknowledged, so every
+// view of every insert is then filled (a row count can see one view's rows
+// before another's).
+func (s *stack) waitCommitted(ctx context.Context, name string) error {
+	s.mu.Lock()
+	l := s.loaders[name]
+	s.mu.Unlock()
+	if l == nil {
+		return fmt.Errorf("no loader %s", name)
 	}
-	return n
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	ends, err := l.Ends(wctx)
+	if err != nil {
+		return err
+	}
+	left, err := l.WaitLoaded(wctx, ends)
+	if err == nil && len(left) > 0 {
+		err = fmt.Errorf("the %s loader did not load its lanes within 5 minutes: %v left", name, left)
+	}
+	return err
 }
 
 // fires counts the ledger entries of campaign that fire.
@@ -392,6 +411,32 @@ func (s *stack) fires(ctx context.Context, campaign string) (int, error) {
 		return 0, fmt.Errorf("count fires: %w", err)
 	}
 	return int(n), nil
+}
+
+// waitDecided waits until the campaign has a ledger entry for every entry
+// into the audience: its poller decided every qualification it has seen.
+func (s *stack) waitDecided(ctx context.Context, audience, campaign string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var entries, decided uint64
+		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(customer_id, episode) FROM audience_transitions WHERE audience_id = ? AND kind = 'entered'", audience).Scan(&entries); err != nil {
+			return fmt.Errorf("count entries: %w", err)
+		}
+		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(ledger_key) FROM send_ledger WHERE campaign_id = ?", campaign).Scan(&decided); err != nil {
+			return fmt.Errorf("count decisions: %w", err)
+		}
+		if decided >= entries {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s decided %d of the %d entries into %s within 2 minutes", campaign, decided, entries, audience)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // held is, per audience held back by a lane, the time it is complete to.
@@ -460,13 +505,43 @@ func (s *stack) startLoader(name string, lanes ...string) {
 	cfg := s.cfg.Loader
 	cfg.Lanes = lanes
 	cfg.MetricsAddr = ""
-	s.start(name, func(ctx context.Context) error {
-		l, err := ingest.NewLoader(cfg, s.cfg.Kafka, s.seeds, s.conn, nil, s.cfg.Log)
-		if err != nil {
-			return err
+	l, err := ingest.NewLoader(cfg, s.cfg.Kafka, s.seeds, s.conn, nil, s.cfg.Log)
+	if err != nil {
+		s.start(name, func(context.Context) error { return err })
+		return
+	}
+	s.mu.Lock()
+	s.loaders[name] = l
+	s.mu.Unlock()
+	s.start(name, l.Run)
+}
+
+// drain lets the running loaders load everything produced so far before
+// they stop (bounded by loader.shutdown_timeout), and says what is left:
+// the drill stops in data-flow order like dev.
+func (s *stack) drain() {
+	s.mu.Lock()
+	var ls []*ingest.Loader
+	for name, l := range s.loaders {
+		if s.running[name] != nil {
+			ls = append(ls, l)
 		}
-		return l.Run(ctx)
-	})
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Loader.ShutdownTimeout)
+	defer cancel()
+	for _, l := range ls {
+		ends, err := l.Ends(ctx)
+		if err == nil {
+			var left []ingest.Backlog
+			if left, err = l.WaitLoaded(ctx, ends); len(left) > 0 {
+				s.cfg.Log.Warn("the drill stopped with records not loaded", "left", left)
+			}
+		}
+		if err != nil {
+			s.cfg.Log.Warn("drain the loader before stopping", "err", err)
+		}
+	}
 }
 
 func (s *stack) startEvaluator() error {
@@ -542,20 +617,25 @@ func (s *stack) waitLoaded(ctx context.Context, produced, lost int) error {
 	}
 }
 
-// waitEvaluated waits until the evaluator ran a pass after the last touch
-// settled, so the backlog's transitions exist before the poller returns.
+// waitEvaluated waits until the evaluator ran a pass that started after the
+// last touch settled, so the backlog's transitions exist before the poller
+// returns. A pass's saved evaluation time is the freshest lane watermark
+// when it started, never later than its start: a pass saved with one past
+// the settled touch started after it (a pass merely saved after it may have
+// started before, on a busy machine).
 func (s *stack) waitEvaluated(ctx context.Context) error {
 	settle := uint64(s.cfg.Materialize.TouchSettle.Milliseconds())
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		var last, pass uint64
+		var last, asOf uint64
 		if err := s.conn.QueryRow(ctx, "SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches").Scan(&last); err != nil {
 			return fmt.Errorf("read touches: %w", err)
 		}
-		if err := s.conn.QueryRow(ctx, "SELECT max(updated_at_ms) FROM evaluator_state WHERE evaluator = ?", s.cfg.Materialize.EvaluatorID).Scan(&pass); err != nil {
+		if err := s.conn.QueryRow(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ?", s.cfg.Materialize.EvaluatorID).Scan(&asOf); err != nil {
 			return fmt.Errorf("read evaluator state: %w", err)
 		}
-		if pass > last+settle+2000 {
+		// touched_at has whole seconds: the touch may be up to 1 s later.
+		if asOf > last+1000+settle {
 			return nil
 		}
 		select {
