@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -43,8 +42,6 @@ ANY INNER JOIN (
     GROUP BY customer_id, message_id
 ) AS w USING (customer_id, message_id)
 GROUP BY customer_id, message_id`
-
-	qPollerCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms), max(updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`
 
 	qFollowUps = `SELECT customer_id, message_id, event, properties, event_time_ms FROM events
 WHERE customer_id IN ? AND event IN ? AND event_time_ms >= ? AND event_time_ms <= ?`
@@ -117,6 +114,10 @@ type found struct {
 // poller would have built them from its feeds.
 func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map[string]*trigger.Campaign) ([]found, error) {
 	audiences, names := map[string]bool{}, map[string]bool{}
+	campaigns := make([]*trigger.Campaign, 0, len(cs))
+	for _, id := range sortedKeys(cs) {
+		campaigns = append(campaigns, cs[id])
+	}
 	for _, cp := range cs {
 		if cp.Trigger.Kind == trigger.TriggerEvent {
 			names[cp.Trigger.Event.Name] = true
@@ -141,15 +142,12 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 				rows.Close()
 				return nil, fmt.Errorf("scan transition: %w", err)
 			}
-			for _, cp := range cs {
-				if cp.Trigger.Audience != aud ||
-					!((cp.Trigger.Kind == trigger.TriggerAudienceEntered && kind == "entered") || (cp.Trigger.Kind == trigger.TriggerAudienceExited && kind == "exited")) {
-					continue
-				}
-				out = append(out, found{feed: "transitions", pos: pos, q: trigger.Qualification{
-					CampaignID: cp.ID, CustomerID: cust, AudienceID: aud, Episode: strconv.FormatUint(uint64(episode), 10),
-					MessageID: msg, Lane: lane, EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: derMs,
-				}})
+			o := trigger.Occurrence{
+				AudienceID: aud, Kind: kind, Episode: episode, CustomerID: cust, MessageID: msg, Lane: lane,
+				EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: derMs,
+			}
+			for _, q := range trigger.Match(campaigns, o) {
+				out = append(out, found{feed: "transitions", pos: pos, q: q})
 			}
 		}
 		rows.Close()
@@ -171,13 +169,12 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 				rows.Close()
 				return nil, fmt.Errorf("scan event: %w", err)
 			}
-			for _, cp := range cs {
-				if cp.Trigger.Kind == trigger.TriggerEvent && cp.Trigger.Event.Matches(name, props) {
-					out = append(out, found{feed: "events", pos: pos, q: trigger.Qualification{
-						CampaignID: cp.ID, CustomerID: cust, Episode: msg, MessageID: msg, Lane: lane,
-						Event: name, Properties: props, EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: ingMs,
-					}})
-				}
+			o := trigger.Occurrence{
+				Event: name, Properties: props, CustomerID: cust, MessageID: msg, Lane: lane,
+				EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: ingMs,
+			}
+			for _, q := range trigger.Match(campaigns, o) {
+				out = append(out, found{feed: "events", pos: pos, q: q})
 			}
 		}
 		rows.Close()
@@ -433,36 +430,17 @@ func (c *CampaignQualifier) pollerPositions(ctx context.Context) (map[string]map
 	if staleAfter <= 0 {
 		staleAfter = 15 * time.Second
 	}
-	rows, err := c.Conn.Query(ctx, qPollerCursors)
+	cs, err := trigger.ReadCursors(ctx, c.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("read the poller's positions: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]map[int32]uint64{}
-	alive := false
 	now := chdb.NowMs()
-	for rows.Next() {
-		var id string
-		var shard uint32
-		var pos, updated uint64
-		if err := rows.Scan(&id, &shard, &pos, &updated); err != nil {
-			return nil, fmt.Errorf("scan poller position: %w", err)
-		}
-		if out[id] == nil {
-			out[id] = map[int32]uint64{}
-		}
-		out[id][int32(shard)] = pos
-		if now-min(now, updated) < uint64(staleAfter.Milliseconds()) {
-			alive = true
+	for _, cur := range cs {
+		if now-min(now, cur.UpdatedAtMs) < uint64(staleAfter.Milliseconds()) {
+			return trigger.CursorPositions(cs), nil
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the poller's positions: %w", err)
-	}
-	if !alive {
-		return nil, nil
-	}
-	return out, nil
+	return nil, nil
 }
 
 // Record implements Qualifier with the trigger's Recorder: qualifications
@@ -530,7 +508,7 @@ func (q Qualification) toTrigger() trigger.Qualification {
 	}
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -298,7 +298,7 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		batches = append(batches, readerBatch{r, b})
 		more = more || b.full
 		for _, row := range b.rows {
-			for _, q := range p.qualify(r.f, &row) {
+			for _, q := range Match(p.active, row.occurrence()) {
 				qs = append(qs, q)
 				origin[q.Key()] = &waiting{q: q, feed: r.f, pos: row.pos}
 			}
@@ -383,27 +383,6 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		}
 	}
 	return more, nil
-}
-
-// qualify turns a feed row into the qualifications of the campaigns it matches.
-func (p *Poller) qualify(f *feed, row *feedRow) []Qualification {
-	var out []Qualification
-	for _, c := range p.active {
-		switch {
-		case f == transitionFeed && c.Trigger.Audience == row.audience &&
-			((c.Trigger.Kind == TriggerAudienceEntered && row.kind == "entered") || (c.Trigger.Kind == TriggerAudienceExited && row.kind == "exited")):
-			out = append(out, Qualification{
-				CampaignID: c.ID, CustomerID: row.customer, AudienceID: row.audience, Episode: episodeOf(row.episode),
-				MessageID: row.message, Lane: row.lane, EventTimeMs: row.eventMs, IngestTimeMs: row.ingestMs, DerivedAtMs: row.pos,
-			})
-		case f == eventFeed && c.Trigger.Kind == TriggerEvent && c.Trigger.Event.Matches(row.event, row.properties):
-			out = append(out, Qualification{
-				CampaignID: c.ID, CustomerID: row.customer, Episode: row.message, MessageID: row.message, Lane: row.lane,
-				Event: row.event, Properties: row.properties, EventTimeMs: row.eventMs, IngestTimeMs: row.ingestMs, DerivedAtMs: row.pos,
-			})
-		}
-	}
-	return out
 }
 
 func (p *Poller) needsWatermark() bool {
@@ -526,27 +505,11 @@ func (p *Poller) saveCursors(ctx context.Context, shards []int32) error {
 
 // loadCursors reads every saved position, by feed and shard.
 func loadCursors(ctx context.Context, conn *chdb.Conn) (map[string]map[int32]uint64, error) {
-	rows, err := conn.Query(ctx, qCursors)
+	cs, err := ReadCursors(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("read positions: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]map[int32]uint64{}
-	for rows.Next() {
-		var (
-			id    string
-			shard uint32
-			pos   uint64
-		)
-		if err := rows.Scan(&id, &shard, &pos); err != nil {
-			return nil, fmt.Errorf("scan position: %w", err)
-		}
-		if out[id] == nil {
-			out[id] = map[int32]uint64{}
-		}
-		out[id][int32(shard)] = pos
-	}
-	return out, rows.Err()
+	return CursorPositions(cs), nil
 }
 
 func (p *Poller) dropPending(shards []int32) {
