@@ -129,7 +129,7 @@ func Compile(auds []*Audience, attrs AttributeSettings) (*Plan, error) {
 	used := map[string]bool{}
 	for _, a := range auds {
 		if prev, dup := ids[a.ID]; dup {
-			errs = append(errs, &DefinitionError{File: a.File, Field: "id", Message: fmt.Sprintf("audience %q is also defined in %s: ids must be unique", a.ID, prev)})
+			errs = append(errs, &DefinitionError{File: a.File, Field: "id", Msg: fmt.Sprintf("audience %q is also defined in %s: ids must be unique", a.ID, prev)})
 			continue
 		}
 		ids[a.ID] = a.File

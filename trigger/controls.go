@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 	_ "time/tzdata" // customers' time zones must resolve the same on every host
+
+	"github.com/tideline-dev/tideline/definition"
 )
 
 // Consent is an attribute a campaign requires: a qualification of a
@@ -90,7 +92,7 @@ func (q *QuietHours) String() string {
 }
 
 func (g GlobalCap) String() string {
-	s := fmt.Sprintf("%d per %s", g.Max, FormatDuration(g.Per))
+	s := fmt.Sprintf("%d per %s", g.Max, definition.FormatDuration(g.Per))
 	if g.Group != "" {
 		s += " in group " + g.Group
 	}
