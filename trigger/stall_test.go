@@ -449,9 +449,7 @@ func pct(xs []float64, p float64) float64 {
 	return s[min(len(s)-1, int(float64(len(s))*p/100))]
 }
 
-func ms2d(ms float64) time.Duration {
-	return (time.Duration(ms) * time.Millisecond).Round(time.Millisecond)
-}
+func ms2d(ms float64) time.Duration { return (time.Duration(ms) * time.Millisecond).Round(time.Millisecond) }
 
 // splitDocs splits a multi-document YAML text.
 func splitDocs(s string) []string {
