@@ -700,7 +700,7 @@ func mergeRanges(a, b map[string]map[int32]Ranges) map[string]map[int32]Ranges {
 				if out[t] == nil {
 					out[t] = map[int32]Ranges{}
 				}
-				out[t][p] = Normalize(append(append(Ranges{}, out[t][p]...), rs...))
+				out[t][p] = normalize(append(append(Ranges{}, out[t][p]...), rs...))
 			}
 		}
 	}

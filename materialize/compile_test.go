@@ -314,9 +314,9 @@ func TestParseWindow(t *testing.T) {
 		{"7y", 0, true},
 		{"3651d", 0, true},
 	} {
-		got, err := ParseWindow(tc.in)
+		got, err := parseWindow(tc.in)
 		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ParseWindow(%q) = %v, %v", tc.in, got, err)
+			t.Errorf("parseWindow(%q) = %v, %v", tc.in, got, err)
 		}
 	}
 	for d, want := range map[time.Duration]string{0: "ever", 36 * time.Hour: "36h", 48 * time.Hour: "2d", 90 * time.Minute: "90m", 61 * time.Second: "61s"} {

@@ -177,9 +177,9 @@ var (
 	attributeRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 )
 
-// ValidAttributeName reports whether s can name a maintained attribute:
+// validAttributeName reports whether s can name a maintained attribute:
 // letters, digits and underscores, as the attribute's view is named after it.
-func ValidAttributeName(s string) bool { return attributeRe.MatchString(s) }
+func validAttributeName(s string) bool { return attributeRe.MatchString(s) }
 
 // ParseAudience reads one audience definition. file names it in errors.
 // A non-nil error is DefinitionErrors listing every problem found.
@@ -693,7 +693,7 @@ func (p *defParser) performed(c *Condition, entries []entry, kind, field string)
 			if !ok {
 				continue
 			}
-			d, err := ParseWindow(s)
+			d, err := parseWindow(s)
 			if err != nil {
 				p.fail(e.value, f, "%v", err)
 				continue

@@ -138,7 +138,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		e.log.Error("applied audiences that no longer compile are not evaluated; fix and re-apply them", "err", skipped)
 	}
 	stats.Audiences = len(plan.Audiences)
-	wms, err := LaneWatermarks(ctx, e.conn)
+	wms, err := laneWatermarks(ctx, e.conn)
 	if err != nil {
 		return stats, err
 	}

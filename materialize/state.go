@@ -95,9 +95,9 @@ func (e *Evaluator) version() uint64 {
 	return v
 }
 
-// LaneWatermarks reads every lane's watermark: everything the lane
+// laneWatermarks reads every lane's watermark: everything the lane
 // received before it is in ClickHouse.
-func LaneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
+func laneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
 	rows, err := conn.Query(ctx, "SELECT lane, watermark_ms FROM lane_watermarks")
 	if err != nil {
 		return nil, fmt.Errorf("read lane_watermarks: %w", err)
@@ -124,7 +124,7 @@ func LaneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, er
 // lane has one. The evaluator (per audience, over the lanes that feed it),
 // the trigger poller and backfill all decide by this one rule.
 func Watermark(ctx context.Context, conn *chdb.Conn, lanes []string) (ms uint64, ok bool, err error) {
-	got, err := LaneWatermarks(ctx, conn)
+	got, err := laneWatermarks(ctx, conn)
 	if err != nil {
 		return 0, false, err
 	}

@@ -20,10 +20,10 @@ var windowUnits = []struct {
 	{"s", time.Second},
 }
 
-// ParseWindow reads a window such as "7d", "36h", "1d12h" or "90m", in the
+// parseWindow reads a window such as "7d", "36h", "1d12h" or "90m", in the
 // duration grammar of every definition file (definition.ParseDuration).
 // Windows are whole seconds, at least one second and at most ten years.
-func ParseWindow(s string) (time.Duration, error) {
+func parseWindow(s string) (time.Duration, error) {
 	d, err := definition.ParseDuration(s)
 	if err != nil {
 		return 0, err

@@ -175,8 +175,8 @@ func TestSafetyCampaigns(t *testing.T) {
 		t.Fatalf("spring_sale = %+v", sale)
 	}
 	q := Qualification{CampaignID: "spring_sale", CustomerID: "ada", AudienceID: "sale_prospects", Episode: "1", EventTimeMs: 1}
-	e := NewEntry(q, Decision{Action: FireLate}, 2, OriginPoller)
-	b, err := BuildBody(sale, q, e, Decision{Action: FireLate}, map[string]any{"first_name": `Ada "the first"`})
+	e := newEntry(q, Decision{Action: FireLate}, 2, OriginPoller)
+	b, err := buildBody(sale, q, e, Decision{Action: FireLate}, map[string]any{"first_name": `Ada "the first"`})
 	if err != nil {
 		t.Fatal(err)
 	}

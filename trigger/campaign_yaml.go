@@ -234,7 +234,7 @@ func (v *validator) campaign(r *rawCampaign) *Campaign {
 		c.Quiet = v.quiet("quiet_hours", r.QuietHours)
 	}
 	if r.BodyTemplate != nil {
-		bt, line, err := ParseBodyTemplate(*r.BodyTemplate)
+		bt, line, err := parseBodyTemplate(*r.BodyTemplate)
 		if err != nil {
 			v.failAt("body_template", line, "%v", err)
 		}

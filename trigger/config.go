@@ -182,7 +182,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("trigger.feed_retention %s is too short: keep at least a day more than the overlap", c.FeedRetention))
 	}
 	if c.SecretOverride != "" {
-		if _, err := ParseSecret(c.SecretOverride); err != nil {
+		if _, err := parseSecret(c.SecretOverride); err != nil {
 			errs = append(errs, fmt.Errorf("trigger.secret_override: %w", err))
 		}
 	}

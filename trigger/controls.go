@@ -144,10 +144,10 @@ func (c *Campaign) timeZone() TimeZone {
 	return tz
 }
 
-// CustomerLocation is the time zone of a customer with attrs for c: the
+// customerLocation is the time zone of a customer with attrs for c: the
 // zone named by the time-zone attribute when it is a valid IANA name,
 // else the default.
-func CustomerLocation(c *Campaign, attrs map[string]any) *time.Location {
+func customerLocation(c *Campaign, attrs map[string]any) *time.Location {
 	tz := c.timeZone()
 	if s, ok := attrs[tz.Attribute].(string); ok && s != "" {
 		if loc, err := location(s); err == nil {

@@ -216,9 +216,9 @@ func Suppressions(ctx context.Context, conn *chdb.Conn, customers []string) (map
 	return m, err
 }
 
-// SuppressionsSince returns the suppression changes stamped at or after
+// suppressionsSince returns the suppression changes stamped at or after
 // sinceMs (a lifted suppression has a nil value), and the newest stamp.
-func SuppressionsSince(ctx context.Context, conn *chdb.Conn, sinceMs uint64) (map[string]*Suppression, uint64, error) {
+func suppressionsSince(ctx context.Context, conn *chdb.Conn, sinceMs uint64) (map[string]*Suppression, uint64, error) {
 	return scanSuppressions(ctx, conn, qSuppressionsSince, sinceMs)
 }
 

@@ -644,7 +644,7 @@ func (p *Poller) rebuildPayloads(ctx context.Context, entries []*Entry) (map[str
 			q.MessageID, q.Event = e.Episode, c.Trigger.Event.Name
 		}
 		d := Decision{Action: Action(e.Decision), Reason: e.Reason, LagMs: sub(e.DetectedAtMs, DueMs(c, q))}
-		b, err := BuildBody(c, q, e, d, attrs[e.CustomerID])
+		b, err := buildBody(c, q, e, d, attrs[e.CustomerID])
 		if err != nil {
 			return nil, err
 		}

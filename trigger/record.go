@@ -108,7 +108,7 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 		case d.Action == Wait:
 			res.Waiting = append(res.Waiting, q)
 		default:
-			e := NewEntry(q, d, detected, r.Origin)
+			e := newEntry(q, d, detected, r.Origin)
 			if d.Action.Fires() {
 				facts.Fired(c, q)
 				fires = append(fires, len(res.New))
@@ -166,7 +166,7 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 func (r *Recorder) buildBodies(res *Result, fires []int, attrs map[string]map[string]any) error {
 	for _, i := range fires {
 		n := &res.New[i]
-		body, err := BuildBody(n.Campaign, n.Q, n.Entry, n.Decision, attrs[n.Q.CustomerID])
+		body, err := buildBody(n.Campaign, n.Q, n.Entry, n.Decision, attrs[n.Q.CustomerID])
 		if errors.Is(err, ErrTemplate) {
 			n.Decision = Decision{Action: Skip, Reason: ReasonTemplateError, LagMs: n.Decision.LagMs, Detail: truncateErr(err.Error())}
 			n.Entry.Decision, n.Entry.Reason, n.Entry.DeliveryState = string(Skip), ReasonTemplateError, StateSkipped

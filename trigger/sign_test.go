@@ -11,16 +11,16 @@ import (
 	"github.com/tideline-dev/tideline/trigger/webhooktest"
 )
 
-// TestSignSpecVector checks Sign against the example of the Standard
+// TestSignSpecVector checks sign against the example of the Standard
 // Webhooks specification.
 func TestSignSpecVector(t *testing.T) {
-	s, err := ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	s, err := parseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := Sign([]Secret{s}, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	got := sign([]Secret{s}, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
 	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
-		t.Fatalf("Sign = %q, want %q", got, want)
+		t.Fatalf("sign = %q, want %q", got, want)
 	}
 }
 
@@ -97,18 +97,18 @@ func TestSignatureTamper(t *testing.T) {
 }
 
 func TestParseSecret(t *testing.T) {
-	if _, err := ParseSecret("whsec_c2hvcnQ="); err == nil {
+	if _, err := parseSecret("whsec_c2hvcnQ="); err == nil {
 		t.Error("a 5-byte secret was accepted")
 	}
-	if _, err := ParseSecret("whsec_not base64!"); err == nil {
+	if _, err := parseSecret("whsec_not base64!"); err == nil {
 		t.Error("a non-base64 secret was accepted")
 	}
 	s := NewSecret()
-	back, err := ParseSecret(s.String())
+	back, err := parseSecret(s.String())
 	if err != nil || !bytes.Equal(back, s) {
 		t.Errorf("round trip: %v", err)
 	}
-	if _, err := ParseSecret(strings.TrimPrefix(s.String(), "whsec_")); err != nil {
+	if _, err := parseSecret(strings.TrimPrefix(s.String(), "whsec_")); err != nil {
 		t.Errorf("secret without prefix: %v", err)
 	}
 }

@@ -35,7 +35,7 @@ func (r *recentSuppressions) refresh(ctx context.Context, conn *chdb.Conn) error
 	r.mu.RLock()
 	since := r.sinceMs
 	r.mu.RUnlock()
-	changes, newest, err := SuppressionsSince(ctx, conn, since)
+	changes, newest, err := suppressionsSince(ctx, conn, since)
 	if err != nil {
 		return err
 	}
