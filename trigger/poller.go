@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +51,6 @@ type Poller struct {
 	nextRelease uint64
 	lastSave    time.Time
 	lastScan    time.Time
-	lastPrune   time.Time
 }
 
 // waiting is a qualification held until the watermark passes its due time.
@@ -177,6 +177,19 @@ func (p *Poller) run(ctx context.Context) error {
 	dctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	p.disp.start(dctx)
 	p.log.Info("trigger poller started", "campaigns", len(p.active), "sharding", p.cfg.Sharding, "shards", p.cfg.Shards)
+
+	// Dropping old feed partitions needs no shard, so it keeps its own
+	// schedule outside the ownership lock: a rebalance never waits for it.
+	// It stops with ctx, and run returns after it.
+	if p.cfg.FeedRetention > 0 {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.keepFeedsPruned(ctx)
+		}()
+		defer wg.Wait()
+	}
 
 	failures := 0
 	for ctx.Err() == nil {
@@ -374,12 +387,6 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		} else {
 			p.lastScan = time.Now()
 			p.disp.forget(2 * p.cfg.OpenScanInterval)
-		}
-	}
-	if p.cfg.FeedRetention > 0 && time.Since(p.lastPrune) >= time.Hour {
-		p.lastPrune = time.Now()
-		if err := p.pruneFeeds(ctx); err != nil {
-			p.log.Warn("drop old feed partitions", "err", err)
 		}
 	}
 	return more, nil
@@ -658,6 +665,25 @@ func (p *Poller) rebuildPayloads(ctx context.Context, entries []*Entry) (map[str
 }
 
 var partitionRe = regexp.MustCompile(`^[0-9]{8}$`)
+
+// pruneEvery is how often old feed partitions are dropped.
+const pruneEvery = time.Hour
+
+// keepFeedsPruned prunes the feeds now and every pruneEvery until ctx is done.
+func (p *Poller) keepFeedsPruned(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if err := p.pruneFeeds(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("drop old feed partitions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // pruneFeeds drops daily feed partitions older than the retention and than
 // every saved position (of all pollers).
