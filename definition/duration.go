@@ -93,3 +93,14 @@ func FormatDuration(d time.Duration) string {
 	}
 	return b.String()
 }
+
+// FormatUnit writes d in its largest whole unit, days at most ("14d",
+// "36h", "90m"), the form generated names use.
+func FormatUnit(d time.Duration) string {
+	for _, u := range units[1:] {
+		if d%u.d == 0 {
+			return strconv.FormatInt(int64(d/u.d), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(d), 10) + "ns"
+}

@@ -69,3 +69,13 @@ func TestErrorPosition(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatUnit(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		14 * 24 * time.Hour: "14d", 36 * time.Hour: "36h", 90 * time.Minute: "90m", 61 * time.Second: "61s", 1500 * time.Millisecond: "1500ms",
+	} {
+		if got := FormatUnit(d); got != want {
+			t.Errorf("FormatUnit(%v) = %s, want %s", d, got, want)
+		}
+	}
+}

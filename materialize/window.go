@@ -2,23 +2,11 @@ package materialize
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tideline-dev/tideline/definition"
 )
-
-var windowUnits = []struct {
-	suffix string
-	d      time.Duration
-}{
-	{"w", 7 * 24 * time.Hour},
-	{"d", 24 * time.Hour},
-	{"h", time.Hour},
-	{"m", time.Minute},
-	{"s", time.Second},
-}
 
 // parseWindow reads a window such as "7d", "36h", "1d12h" or "90m", in the
 // duration grammar of every definition file (definition.ParseDuration).
@@ -41,15 +29,10 @@ func parseWindow(s string) (time.Duration, error) {
 }
 
 // FormatWindow writes d in its largest whole unit ("7d", "36h"), the form
-// generated names and explanations use.
+// generated names and explanations use; 0 is "ever".
 func FormatWindow(d time.Duration) string {
 	if d == 0 {
 		return "ever"
 	}
-	for _, u := range windowUnits[1:] {
-		if d%u.d == 0 {
-			return strconv.FormatInt(int64(d/u.d), 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	return definition.FormatUnit(d)
 }
