@@ -42,9 +42,6 @@ ANY INNER JOIN (
     GROUP BY customer_id, message_id
 ) AS w USING (customer_id, message_id)
 GROUP BY customer_id, message_id`
-
-	qFollowUps = `SELECT customer_id, message_id, event, properties, event_time_ms FROM events
-WHERE customer_id IN ? AND event IN ? AND event_time_ms >= ? AND event_time_ms <= ?`
 )
 
 // CampaignQualifier finds and decides qualifications with the trigger
@@ -352,75 +349,15 @@ func throttleEstimate(cp *trigger.Campaign, fd *CampaignFinding) *ThrottleEstima
 	return est
 }
 
-// followUps reports, for the pending qualifications of unless campaigns
-// whose window the watermark has passed, whether the customer performed the
-// follow-up event within it: the check the trigger's Recorder makes before
-// deciding, repeated here so a preview is the decision apply will record.
+// followUps reports whether the customers of pending qualifications of
+// unless campaigns performed the follow-up, with the check the trigger's
+// Recorder makes before deciding.
 func (c *CampaignQualifier) followUps(ctx context.Context, cs map[string]*trigger.Campaign, pending []found, wm uint64) (map[string]bool, error) {
-	type due struct {
-		q   trigger.Qualification
-		u   *trigger.Unless
-		end uint64
+	qs := make([]trigger.Qualification, len(pending))
+	for i, f := range pending {
+		qs[i] = f.q
 	}
-	var dues []due
-	names, custs := map[string]bool{}, map[string]bool{}
-	var lo, hi uint64
-	for _, f := range pending {
-		cp := cs[f.q.CampaignID]
-		if cp.Trigger.Unless == nil {
-			continue
-		}
-		end := trigger.DueMs(cp, f.q)
-		if wm < end {
-			continue
-		}
-		dues = append(dues, due{q: f.q, u: cp.Trigger.Unless, end: end})
-		names[cp.Trigger.Unless.Event.Name], custs[f.q.CustomerID] = true, true
-		if lo == 0 || f.q.EventTimeMs < lo {
-			lo = f.q.EventTimeMs
-		}
-		hi = max(hi, end)
-	}
-	out := map[string]bool{}
-	if len(dues) == 0 {
-		return out, nil
-	}
-	type ev struct {
-		msg, name, props string
-		at               uint64
-	}
-	byCustomer := map[string][]ev{}
-	ids := sortedKeys(custs)
-	for i := 0; i < len(ids); i += 5000 {
-		rows, err := c.Conn.Query(ctx, qFollowUps, groupSet(ids[i:min(i+5000, len(ids))]), groupSet(sortedKeys(names)), lo, hi)
-		if err != nil {
-			return nil, fmt.Errorf("read follow-up events: %w", err)
-		}
-		for rows.Next() {
-			var cust string
-			var e ev
-			if err := rows.Scan(&cust, &e.msg, &e.name, &e.props, &e.at); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan follow-up event: %w", err)
-			}
-			byCustomer[cust] = append(byCustomer[cust], e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read follow-up events: %w", err)
-		}
-	}
-	for _, d := range dues {
-		hit := false
-		for _, e := range byCustomer[d.q.CustomerID] {
-			if e.msg != d.q.MessageID && e.at >= d.q.EventTimeMs && e.at <= d.end && d.u.Event.Matches(e.name, e.props) {
-				hit = true
-				break
-			}
-		}
-		out[d.q.Key()] = hit
-	}
-	return out, nil
+	return trigger.FollowUps(ctx, c.Conn, cs, qs, wm)
 }
 
 // pollerPositions returns the saved positions of a running poller by feed
