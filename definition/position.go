@@ -37,3 +37,46 @@ func Unwrap(n ast.Node) ast.Node {
 		}
 	}
 }
+
+// Entries are the key-value pairs of a mapping node, in order; nil when n
+// is not a mapping.
+func Entries(n ast.Node) []*ast.MappingValueNode {
+	switch m := Unwrap(n).(type) {
+	case *ast.MappingNode:
+		return m.Values
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{m}
+	}
+	return nil
+}
+
+// Key is a mapping key's text.
+func Key(k ast.MapKeyNode) string {
+	if s, ok := Unwrap(k).(*ast.StringNode); ok {
+		return s.Value
+	}
+	if tok := k.GetToken(); tok != nil {
+		return tok.Value
+	}
+	return k.String()
+}
+
+// Find returns the pair at path (a key per level of nested mappings), or
+// nil when a key is missing.
+func Find(n ast.Node, path ...string) *ast.MappingValueNode {
+	var found *ast.MappingValueNode
+	for _, key := range path {
+		found = nil
+		for _, mv := range Entries(n) {
+			if Key(mv.Key) == key {
+				found = mv
+				break
+			}
+		}
+		if found == nil {
+			return nil
+		}
+		n = found.Value
+	}
+	return found
+}

@@ -231,7 +231,7 @@ func (p *defParser) mapping(n ast.Node, field, what string) ([]entry, bool) {
 	out := make([]entry, 0, len(values))
 	ok := true
 	for _, mv := range values {
-		key := keyString(mv.Key)
+		key := definition.Key(mv.Key)
 		if seen[key] {
 			p.fail(mv.Key, join(field, key), "%q is given twice", key)
 			ok = false
@@ -241,16 +241,6 @@ func (p *defParser) mapping(n ast.Node, field, what string) ([]entry, bool) {
 		out = append(out, entry{key: key, keyN: mv.Key, value: mv.Value})
 	}
 	return out, ok
-}
-
-func keyString(k ast.MapKeyNode) string {
-	if s, ok := definition.Unwrap(k).(*ast.StringNode); ok {
-		return s.Value
-	}
-	if tok := k.GetToken(); tok != nil {
-		return tok.Value
-	}
-	return k.String()
 }
 
 func describe(n ast.Node) string {

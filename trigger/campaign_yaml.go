@@ -252,7 +252,7 @@ func (v *validator) failAt(field string, line int, format string, args ...any) {
 		// The column of a line inside the value is not known.
 		col = 0
 		at += line - 1
-		if mv := findPath(v.root, strings.Split(field, ".")...); mv != nil {
+		if mv := definition.Find(v.root, strings.Split(field, ".")...); mv != nil {
 			if _, block := mv.Value.(*ast.LiteralNode); block {
 				// A block scalar's text starts on the line after its key.
 				at++
@@ -260,17 +260,6 @@ func (v *validator) failAt(field string, line int, format string, args ...any) {
 		}
 	}
 	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: at, Column: col, Field: field, Msg: fmt.Sprintf(format, args...)})
-}
-
-func findPath(node ast.Node, path ...string) *ast.MappingValueNode {
-	var mv *ast.MappingValueNode
-	for _, seg := range path {
-		if mv = findKey(node, seg); mv == nil {
-			return nil
-		}
-		node = mv.Value
-	}
-	return mv
 }
 
 func (v *validator) quiet(field string, r *rawQuiet) *QuietHours {
@@ -487,7 +476,7 @@ func asFloat(x any) (float64, bool) {
 func positionOf(node ast.Node, path ...string) (line, col int) {
 	line = 1
 	for _, seg := range path {
-		mv := findKey(node, seg)
+		mv := definition.Find(node, seg)
 		if mv == nil {
 			return line, col
 		}
@@ -497,22 +486,4 @@ func positionOf(node ast.Node, path ...string) (line, col int) {
 		node = mv.Value
 	}
 	return line, col
-}
-
-func findKey(node ast.Node, key string) *ast.MappingValueNode {
-	var values []*ast.MappingValueNode
-	switch n := node.(type) {
-	case *ast.MappingNode:
-		values = n.Values
-	case *ast.MappingValueNode:
-		values = []*ast.MappingValueNode{n}
-	default:
-		return nil
-	}
-	for _, mv := range values {
-		if tk := mv.Key.GetToken(); tk != nil && tk.Value == key {
-			return mv
-		}
-	}
-	return nil
 }
