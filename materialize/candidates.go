@@ -9,6 +9,44 @@ import (
 	"time"
 )
 
+// candidates are the customers a pass evaluates, resolved to their
+// canonical ids: those touched since the last pass (whose touches the
+// pass keeps), and every customer on a full sweep or else those whose
+// windows moved.
+func (e *Evaluator) candidates(ctx context.Context, pc *pass, touches []touch, full bool) (*resolution, error) {
+	raw := map[string]bool{}
+	var relinked []string
+	for _, t := range touches {
+		raw[t.customer] = true
+		pc.touchesOf[t.customer] = append(pc.touchesOf[t.customer], t)
+		if t.alias {
+			relinked = append(relinked, t.customer)
+		}
+	}
+	var (
+		more []string
+		err  error
+	)
+	if full {
+		more, err = e.allCustomers(ctx)
+	} else {
+		more, err = e.windowCandidates(ctx, pc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range more {
+		raw[id] = true
+	}
+	rawIDs := make([]string, 0, len(raw))
+	for id := range raw {
+		rawIDs = append(rawIDs, id)
+	}
+	sort.Strings(rawIDs)
+	sort.Strings(relinked)
+	return resolve(ctx, e.conn, rawIDs, relinked)
+}
+
 // allCustomers lists every customer id with an event, and every id with a
 // membership row, for a full sweep.
 func (e *Evaluator) allCustomers(ctx context.Context) ([]string, error) {

@@ -183,35 +183,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		return stats, e.commit(ctx, next, false)
 	}
 
-	raw := map[string]bool{}
-	var relinked []string
-	for _, t := range touches {
-		raw[t.customer] = true
-		pc.touchesOf[t.customer] = append(pc.touchesOf[t.customer], t)
-		if t.alias {
-			relinked = append(relinked, t.customer)
-		}
-	}
-	var more []string
-	if full {
-		more, err = e.allCustomers(ctx)
-	} else {
-		more, err = e.windowCandidates(ctx, pc)
-	}
-	if err != nil {
-		e.touches.reset()
-		return stats, err
-	}
-	for _, id := range more {
-		raw[id] = true
-	}
-	rawIDs := make([]string, 0, len(raw))
-	for id := range raw {
-		rawIDs = append(rawIDs, id)
-	}
-	sort.Strings(rawIDs)
-	sort.Strings(relinked)
-	res, err := resolve(ctx, e.conn, rawIDs, relinked)
+	res, err := e.candidates(ctx, pc, touches, full)
 	if err != nil {
 		e.touches.reset()
 		return stats, err
