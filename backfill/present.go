@@ -129,7 +129,7 @@ func missingIn(ctx context.Context, conn *chdb.Conn, topic string, want map[int3
 			offs := present[p]
 			for _, b := range buckets {
 				cover := Range{From: max(spans[p].From, b*bucketSize), To: min(spans[p].To, (b+1)*bucketSize)}
-				gaps := Gaps(cover, offs)
+				gaps := gapsIn(cover, offs)
 				out[p] = append(out[p], intersect(gaps, want[p])...)
 			}
 		}

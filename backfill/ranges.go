@@ -101,9 +101,9 @@ func RangesOf(offsets []int64) Ranges {
 	return out
 }
 
-// Gaps returns the offsets of w not in present, which must be sorted
+// gapsIn returns the offsets of w not in present, which must be sorted
 // ascending (duplicates allowed; offsets outside w are ignored).
-func Gaps(w Range, present []int64) Ranges {
+func gapsIn(w Range, present []int64) Ranges {
 	var out Ranges
 	next := w.From
 	for _, off := range present {

@@ -46,7 +46,7 @@ func TestGapsOracle(t *testing.T) {
 			offs = append(offs, off)
 		}
 		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
-		gaps := Gaps(w, offs)
+		gaps := gapsIn(w, offs)
 		for off := int64(0); off < 300; off++ {
 			want := w.Contains(off) && !present[off]
 			if gaps.Contains(off) != want {

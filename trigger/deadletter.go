@@ -249,7 +249,7 @@ func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config,
 		custs = append(custs, e.CustomerID)
 	}
 	// A customer who unsubscribed since the delivery died is not sent to.
-	supp, err := Suppressions(ctx, conn, custs)
+	supp, err := readSuppressions(ctx, conn, custs)
 	if err != nil {
 		return res, err
 	}

@@ -61,7 +61,7 @@ func LoadFacts(ctx context.Context, conn *chdb.Conn, ledger *Ledger, attrs Attri
 	}
 	suppc := make(chan suppResult, 1)
 	go func() {
-		m, err := Suppressions(ctx, conn, customers)
+		m, err := readSuppressions(ctx, conn, customers)
 		suppc <- suppResult{m, err}
 	}()
 	var err error
@@ -202,8 +202,8 @@ func (l *Ledger) Controls(ctx context.Context, entries []*Entry) error {
 	return rows.Err()
 }
 
-// Suppressions returns the active suppressions of customers.
-func Suppressions(ctx context.Context, conn *chdb.Conn, customers []string) (map[string]*Suppression, error) {
+// readSuppressions returns the active suppressions of customers.
+func readSuppressions(ctx context.Context, conn *chdb.Conn, customers []string) (map[string]*Suppression, error) {
 	if len(customers) == 0 {
 		return map[string]*Suppression{}, nil
 	}

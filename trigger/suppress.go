@@ -71,7 +71,7 @@ func (p *Poller) suppressAtSend(ctx context.Context, entries []*Entry) ([]*Entry
 	for _, e := range entries {
 		custs[e.CustomerID] = true
 	}
-	supp, err := Suppressions(ctx, p.conn, keys(custs))
+	supp, err := readSuppressions(ctx, p.conn, keys(custs))
 	if err != nil {
 		return nil, err
 	}
