@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +75,10 @@ type Result struct {
 	// LeftToPoller counts unledgered qualifications a running poller has
 	// yet to read; it decides them itself.
 	LeftToPoller int64
+	// UnrecordedProgress counts progress and heartbeat writes to
+	// backfill_runs that failed; each later write carries the counters
+	// again, so status may have lagged but the final row is whole.
+	UnrecordedProgress int64
 }
 
 // remaining is what is left of a plan.
@@ -178,215 +181,9 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		return res, nil
 	}
 
-	var mu sync.Mutex
-	update := func(f func(r *Run)) {
-		mu.Lock()
-		defer mu.Unlock()
-		f(run)
-	}
-	saveRun := func(ctx context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return run.save(ctx, a.Conn)
-	}
-	// enter records the phase the run is in. backfill_runs is what status,
-	// the overlap guard and a resume read: a ClickHouse that refuses this
-	// small insert would refuse the phase's own work, so it ends the apply
-	// (resumable) instead of carrying on unrecorded.
-	enter := func(ctx context.Context, phase string) error {
-		update(func(r *Run) { r.Phase = phase })
-		if err := saveRun(ctx); err != nil {
-			return fmt.Errorf("record phase %s in backfill_runs: %w", phase, err)
-		}
-		return nil
-	}
-	// progress records counters; a failure is logged, and the next save
-	// (every heartbeat at the latest) writes them again.
-	progress := func(ctx context.Context) {
-		if err := saveRun(ctx); err != nil && ctx.Err() == nil {
-			a.log().Warn("record backfill progress", "run", run.RunID, "err", err)
-		}
-	}
-	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
-	hbDone := make(chan struct{})
-	// The heartbeat goroutine refreshes the run row until stopHB is called.
-	go func() {
-		defer close(hbDone)
-		t := time.NewTicker(a.Cfg.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-hbCtx.Done():
-				return
-			case <-t.C:
-				if err := saveRun(hbCtx); err != nil && hbCtx.Err() == nil {
-					a.log().Warn("backfill heartbeat", "err", err)
-				}
-			}
-		}
-	}()
-	finish := func(runErr error) (*Result, error) {
-		stopHB()
-		<-hbDone
-		update(func(r *Run) {
-			r.FinishedAtMs = chdb.NowMs()
-			switch {
-			case runErr == nil:
-				r.State, r.Phase = StateCompleted, PhaseDone
-			case ctx.Err() != nil:
-				r.State, r.Error = StateInterrupted, "interrupted: "+runErr.Error()
-			default:
-				r.State, r.Error = StateFailed, runErr.Error()
-			}
-		})
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := saveRun(sctx); err != nil && runErr == nil {
-			runErr = err
-		}
-		res.Run = *run
-		return res, runErr
-	}
-
-	// Re-ingest what is missing, from where a killed apply of this plan stopped.
-	if err := enter(ctx, PhaseReingest); err != nil {
-		return finish(err)
-	}
-	want := map[string]map[int32]Ranges{}
-	for t, ps := range td.reingest {
-		for p, rs := range ps {
-			if left := rs.Clip(cp.next(t, p), 1<<62); len(left) > 0 {
-				if want[t] == nil {
-					want[t] = map[int32]Ranges{}
-				}
-				want[t][p] = left
-			}
-		}
-	}
-	n, unavailable, err := a.produce(ctx, want, cp, func(n int64) {
-		// Each checkpoint also shows in backfill_runs.
-		update(func(r *Run) { r.EventsReingested = uint64(n) })
-		progress(ctx)
-	})
-	res.Reingested += n
-	if err != nil {
-		return finish(err)
-	}
-
-	// Wait until the backfill lane loaded it, and re-ingest what did not arrive.
-	if err := enter(ctx, PhaseLoad); err != nil {
-		return finish(err)
-	}
-	left := td.reingest
-	for attempt := 0; ; attempt++ {
-		if err := a.waitLoaded(ctx, adm); err != nil {
-			return finish(err)
-		}
-		if left, err = a.stillMissing(ctx, left); err != nil {
-			return finish(err)
-		}
-		left = subtract(left, unavailable)
-		if countRanges(left) == 0 || attempt == 2 {
-			break
-		}
-		a.log().Warn("re-ingested records are not in ClickHouse yet; producing them again", "records", countRanges(left), "attempt", attempt+1)
-		n, more, err := a.produce(ctx, left, nil, nil)
-		res.Reingested += n
-		update(func(r *Run) { r.EventsReingested = uint64(res.Reingested) })
-		if err != nil {
-			return finish(err)
-		}
-		unavailable = mergeRanges(unavailable, more)
-	}
-	res.Unavailable = countRanges(unavailable)
-	res.Backlog = td.backlog
-	res.Restored = td.reingestN - countRanges(left) - res.Unavailable
-	update(func(r *Run) { r.EventsRestored = uint64(res.Restored) })
-	if n := countRanges(left); n > 0 {
-		return finish(fmt.Errorf("%w: %d records re-ingested through %s are not in ClickHouse at their original position (is `tideline ingest` running the backfill lane, and is it as new as this tideline?)", ErrNotLoaded, n, a.Kafka.MustTopic("backfill")))
-	}
-
-	// Re-derive the customers whose state differs.
-	if err := enter(ctx, PhaseDerive); err != nil {
-		return finish(err)
-	}
-	if a.State != nil {
-		customers, err := a.rederiveSet(ctx, plan, td)
-		if err != nil {
-			return finish(err)
-		}
-		bar := a.progress().Phase("derive", "customers", int64(len(customers)))
-		// Re-deriving a customer whose state is right changes nothing, so
-		// every candidate is re-derived and the replay only checks after.
-		if err := a.State.Rederive(ctx, customers); err != nil {
-			bar.Done()
-			return finish(fmt.Errorf("re-derive %d customers: %w", len(customers), err))
-		}
-		bar.Set(int64(len(customers)))
-		bar.Done()
-		res.Rederived = len(customers)
-		update(func(r *Run) { r.CustomersRederive = uint64(len(customers)) })
-		if len(customers) > 0 {
-			after, err := a.State.Diff(ctx, customers, nil)
-			if err != nil {
-				return finish(fmt.Errorf("replay customers: %w", err))
-			}
-			res.StillDiffer = len(customersOf(after))
-			if res.StillDiffer > 0 {
-				a.log().Warn("customers still differ from a replay after re-derivation", "customers", res.StillDiffer, "example", after[0])
-			}
-		}
-	}
-
-	// Decide the qualifications without a ledger entry.
-	if err := enter(ctx, PhaseQualify); err != nil {
-		return finish(err)
-	}
-	if a.Qualifier != nil {
-		all, _, err := a.Qualifier.Unledgered(ctx, plan.Window, plan.Campaigns, a.now())
-		if err != nil {
-			return finish(fmt.Errorf("find unledgered qualifications: %w", err))
-		}
-		// What a running poller has yet to read is its own to decide.
-		var pending []Qualification
-		for _, q := range all {
-			switch {
-			case q.Owner == OwnerPoller:
-				res.LeftToPoller++
-			case q.Decision == "wait":
-				res.Waiting++
-			default:
-				pending = append(pending, q)
-			}
-		}
-		update(func(r *Run) { r.Qualifications = uint64(len(pending)) })
-		bar := a.progress().Phase("qualify", "decisions", int64(len(pending)))
-		chunk := a.Cfg.QualifyBatch
-		for i := 0; i < len(pending); i += chunk {
-			rr, err := a.Qualifier.Record(ctx, pending[i:min(i+chunk, len(pending))])
-			if err != nil {
-				bar.Done()
-				return finish(fmt.Errorf("record qualifications: %w", err))
-			}
-			for _, q := range rr.Created {
-				res.Decided[q.Decision]++
-			}
-			res.AlreadyDecided += int64(len(rr.Existing))
-			// The watermark can fall back below a window between preview
-			// and record; those wait for the next apply.
-			res.Waiting += int64(len(rr.Waiting))
-			update(func(r *Run) {
-				r.Fired, r.FiredLate, r.Skipped = uint64(res.Decided["fire"]), uint64(res.Decided["fire_late"]), uint64(res.Decided["skip"])
-			})
-			bar.Set(int64(min(i+chunk, len(pending))))
-			progress(ctx)
-		}
-		bar.Done()
-	}
-	if res.Unavailable > 0 {
-		return finish(fmt.Errorf("%w: %d missing records are in neither %s nor ClickHouse; everything else was applied (give an archive that holds them with --source)", ErrUnavailable, res.Unavailable, a.Source.Name()))
-	}
-	return finish(nil)
+	r := &applyRun{a: a, plan: plan, td: td, cp: cp, adm: adm, res: res, run: run}
+	r.startHeartbeat(ctx)
+	return r.finish(ctx, r.phases(ctx))
 }
 
 // assess finds what is left of plan now.
@@ -903,7 +700,7 @@ func mergeRanges(a, b map[string]map[int32]Ranges) map[string]map[int32]Ranges {
 				if out[t] == nil {
 					out[t] = map[int32]Ranges{}
 				}
-				out[t][p] = Normalize(append(append(Ranges{}, out[t][p]...), rs...))
+				out[t][p] = normalize(append(append(Ranges{}, out[t][p]...), rs...))
 			}
 		}
 	}

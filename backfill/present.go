@@ -129,13 +129,13 @@ func missingIn(ctx context.Context, conn *chdb.Conn, topic string, want map[int3
 			offs := present[p]
 			for _, b := range buckets {
 				cover := Range{From: max(spans[p].From, b*bucketSize), To: min(spans[p].To, (b+1)*bucketSize)}
-				gaps := Gaps(cover, offs)
-				out[p] = append(out[p], Intersect(gaps, want[p])...)
+				gaps := gapsIn(cover, offs)
+				out[p] = append(out[p], intersect(gaps, want[p])...)
 			}
 		}
 	}
 	for p, rs := range out {
-		out[p] = Normalize(rs)
+		out[p] = normalize(rs)
 	}
 	return out, nil
 }

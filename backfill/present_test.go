@@ -73,7 +73,7 @@ func TestMissingInOracle(t *testing.T) {
 	for off := int64(0); off < 6000; off += 1 + int64(rng.IntN(40)) {
 		scattered = append(scattered, Range{From: off, To: off + 1 + int64(rng.IntN(5))})
 	}
-	scattered = Normalize(scattered)
+	scattered = normalize(scattered)
 	for _, bucket := range []int64{1 << 16, 1024, 1000} {
 		for name, want := range map[string]map[int32]Ranges{
 			"window":    {0: {{0, 5000}}, 1: {{100, 4900}}, 2: {{0, 6000}}},

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -43,11 +42,6 @@ ANY INNER JOIN (
     GROUP BY customer_id, message_id
 ) AS w USING (customer_id, message_id)
 GROUP BY customer_id, message_id`
-
-	qPollerCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms), max(updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`
-
-	qFollowUps = `SELECT customer_id, message_id, event, properties, event_time_ms FROM events
-WHERE customer_id IN ? AND event IN ? AND event_time_ms >= ? AND event_time_ms <= ?`
 )
 
 // CampaignQualifier finds and decides qualifications with the trigger
@@ -117,6 +111,10 @@ type found struct {
 // poller would have built them from its feeds.
 func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map[string]*trigger.Campaign) ([]found, error) {
 	audiences, names := map[string]bool{}, map[string]bool{}
+	campaigns := make([]*trigger.Campaign, 0, len(cs))
+	for _, id := range sortedKeys(cs) {
+		campaigns = append(campaigns, cs[id])
+	}
 	for _, cp := range cs {
 		if cp.Trigger.Kind == trigger.TriggerEvent {
 			names[cp.Trigger.Event.Name] = true
@@ -141,15 +139,12 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 				rows.Close()
 				return nil, fmt.Errorf("scan transition: %w", err)
 			}
-			for _, cp := range cs {
-				if cp.Trigger.Audience != aud ||
-					!((cp.Trigger.Kind == trigger.TriggerAudienceEntered && kind == "entered") || (cp.Trigger.Kind == trigger.TriggerAudienceExited && kind == "exited")) {
-					continue
-				}
-				out = append(out, found{feed: "transitions", pos: pos, q: trigger.Qualification{
-					CampaignID: cp.ID, CustomerID: cust, AudienceID: aud, Episode: strconv.FormatUint(uint64(episode), 10),
-					MessageID: msg, Lane: lane, EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: derMs,
-				}})
+			o := trigger.Occurrence{
+				AudienceID: aud, Kind: kind, Episode: episode, CustomerID: cust, MessageID: msg, Lane: lane,
+				EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: derMs,
+			}
+			for _, q := range trigger.Match(campaigns, o) {
+				out = append(out, found{feed: "transitions", pos: pos, q: q})
 			}
 		}
 		rows.Close()
@@ -171,13 +166,12 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 				rows.Close()
 				return nil, fmt.Errorf("scan event: %w", err)
 			}
-			for _, cp := range cs {
-				if cp.Trigger.Kind == trigger.TriggerEvent && cp.Trigger.Event.Matches(name, props) {
-					out = append(out, found{feed: "events", pos: pos, q: trigger.Qualification{
-						CampaignID: cp.ID, CustomerID: cust, Episode: msg, MessageID: msg, Lane: lane,
-						Event: name, Properties: props, EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: ingMs,
-					}})
-				}
+			o := trigger.Occurrence{
+				Event: name, Properties: props, CustomerID: cust, MessageID: msg, Lane: lane,
+				EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: ingMs,
+			}
+			for _, q := range trigger.Match(campaigns, o) {
+				out = append(out, found{feed: "events", pos: pos, q: q})
 			}
 		}
 		rows.Close()
@@ -355,75 +349,15 @@ func throttleEstimate(cp *trigger.Campaign, fd *CampaignFinding) *ThrottleEstima
 	return est
 }
 
-// followUps reports, for the pending qualifications of unless campaigns
-// whose window the watermark has passed, whether the customer performed the
-// follow-up event within it: the check the trigger's Recorder makes before
-// deciding, repeated here so a preview is the decision apply will record.
+// followUps reports whether the customers of pending qualifications of
+// unless campaigns performed the follow-up, with the check the trigger's
+// Recorder makes before deciding.
 func (c *CampaignQualifier) followUps(ctx context.Context, cs map[string]*trigger.Campaign, pending []found, wm uint64) (map[string]bool, error) {
-	type due struct {
-		q   trigger.Qualification
-		u   *trigger.Unless
-		end uint64
+	qs := make([]trigger.Qualification, len(pending))
+	for i, f := range pending {
+		qs[i] = f.q
 	}
-	var dues []due
-	names, custs := map[string]bool{}, map[string]bool{}
-	var lo, hi uint64
-	for _, f := range pending {
-		cp := cs[f.q.CampaignID]
-		if cp.Trigger.Unless == nil {
-			continue
-		}
-		end := trigger.DueMs(cp, f.q)
-		if wm < end {
-			continue
-		}
-		dues = append(dues, due{q: f.q, u: cp.Trigger.Unless, end: end})
-		names[cp.Trigger.Unless.Event.Name], custs[f.q.CustomerID] = true, true
-		if lo == 0 || f.q.EventTimeMs < lo {
-			lo = f.q.EventTimeMs
-		}
-		hi = max(hi, end)
-	}
-	out := map[string]bool{}
-	if len(dues) == 0 {
-		return out, nil
-	}
-	type ev struct {
-		msg, name, props string
-		at               uint64
-	}
-	byCustomer := map[string][]ev{}
-	ids := sortedKeys(custs)
-	for i := 0; i < len(ids); i += 5000 {
-		rows, err := c.Conn.Query(ctx, qFollowUps, groupSet(ids[i:min(i+5000, len(ids))]), groupSet(sortedKeys(names)), lo, hi)
-		if err != nil {
-			return nil, fmt.Errorf("read follow-up events: %w", err)
-		}
-		for rows.Next() {
-			var cust string
-			var e ev
-			if err := rows.Scan(&cust, &e.msg, &e.name, &e.props, &e.at); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan follow-up event: %w", err)
-			}
-			byCustomer[cust] = append(byCustomer[cust], e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read follow-up events: %w", err)
-		}
-	}
-	for _, d := range dues {
-		hit := false
-		for _, e := range byCustomer[d.q.CustomerID] {
-			if e.msg != d.q.MessageID && e.at >= d.q.EventTimeMs && e.at <= d.end && d.u.Event.Matches(e.name, e.props) {
-				hit = true
-				break
-			}
-		}
-		out[d.q.Key()] = hit
-	}
-	return out, nil
+	return trigger.FollowUps(ctx, c.Conn, cs, qs, wm)
 }
 
 // pollerPositions returns the saved positions of a running poller by feed
@@ -433,36 +367,17 @@ func (c *CampaignQualifier) pollerPositions(ctx context.Context) (map[string]map
 	if staleAfter <= 0 {
 		staleAfter = 15 * time.Second
 	}
-	rows, err := c.Conn.Query(ctx, qPollerCursors)
+	cs, err := trigger.ReadCursors(ctx, c.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("read the poller's positions: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]map[int32]uint64{}
-	alive := false
 	now := chdb.NowMs()
-	for rows.Next() {
-		var id string
-		var shard uint32
-		var pos, updated uint64
-		if err := rows.Scan(&id, &shard, &pos, &updated); err != nil {
-			return nil, fmt.Errorf("scan poller position: %w", err)
-		}
-		if out[id] == nil {
-			out[id] = map[int32]uint64{}
-		}
-		out[id][int32(shard)] = pos
-		if now-min(now, updated) < uint64(staleAfter.Milliseconds()) {
-			alive = true
+	for _, cur := range cs {
+		if now-min(now, cur.UpdatedAtMs) < uint64(staleAfter.Milliseconds()) {
+			return trigger.CursorPositions(cs), nil
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the poller's positions: %w", err)
-	}
-	if !alive {
-		return nil, nil
-	}
-	return out, nil
+	return nil, nil
 }
 
 // Record implements Qualifier with the trigger's Recorder: qualifications
@@ -530,7 +445,7 @@ func (q Qualification) toTrigger() trigger.Qualification {
 	}
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -64,8 +64,8 @@ func (rs Ranges) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// Normalize sorts rs and merges overlapping and adjacent ranges.
-func Normalize(rs []Range) Ranges {
+// normalize sorts rs and merges overlapping and adjacent ranges.
+func normalize(rs []Range) Ranges {
 	out := make(Ranges, 0, len(rs))
 	for _, r := range rs {
 		if r.Len() > 0 {
@@ -101,9 +101,9 @@ func RangesOf(offsets []int64) Ranges {
 	return out
 }
 
-// Gaps returns the offsets of w not in present, which must be sorted
+// gapsIn returns the offsets of w not in present, which must be sorted
 // ascending (duplicates allowed; offsets outside w are ignored).
-func Gaps(w Range, present []int64) Ranges {
+func gapsIn(w Range, present []int64) Ranges {
 	var out Ranges
 	next := w.From
 	for _, off := range present {
@@ -124,8 +124,8 @@ func Gaps(w Range, present []int64) Ranges {
 	return out
 }
 
-// Intersect returns the offsets in both a and b.
-func Intersect(a, b Ranges) Ranges {
+// intersect returns the offsets in both a and b.
+func intersect(a, b Ranges) Ranges {
 	var out Ranges
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
@@ -139,12 +139,12 @@ func Intersect(a, b Ranges) Ranges {
 			j++
 		}
 	}
-	return Normalize(out)
+	return normalize(out)
 }
 
 // Clip returns the offsets of rs in [from, to).
 func (rs Ranges) Clip(from, to int64) Ranges {
-	return Intersect(rs, Ranges{{From: from, To: to}})
+	return intersect(rs, Ranges{{From: from, To: to}})
 }
 
 // Minus returns the offsets of rs not in o.
@@ -166,5 +166,5 @@ func (rs Ranges) Minus(o Ranges) Ranges {
 			out = append(out, Range{From: from, To: r.To})
 		}
 	}
-	return Normalize(out)
+	return normalize(out)
 }

@@ -23,7 +23,7 @@ func TestRangesOf(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
-	got := Normalize([]Range{{10, 12}, {0, 3}, {3, 5}, {11, 15}, {20, 20}, {7, 8}})
+	got := normalize([]Range{{10, 12}, {0, 3}, {3, 5}, {11, 15}, {20, 20}, {7, 8}})
 	want := Ranges{{0, 5}, {7, 8}, {10, 15}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
@@ -33,7 +33,7 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-// TestGapsOracle compares Gaps, Intersect and Contains with a set of offsets.
+// TestGapsOracle compares Gaps, intersect and Contains with a set of offsets.
 func TestGapsOracle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := 0; round < 500; round++ {
@@ -46,18 +46,18 @@ func TestGapsOracle(t *testing.T) {
 			offs = append(offs, off)
 		}
 		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
-		gaps := Gaps(w, offs)
+		gaps := gapsIn(w, offs)
 		for off := int64(0); off < 300; off++ {
 			want := w.Contains(off) && !present[off]
 			if gaps.Contains(off) != want {
 				t.Fatalf("round %d: offset %d in gaps = %v, want %v (window %v, gaps %v)", round, off, !want, want, w, gaps)
 			}
 		}
-		if !reflect.DeepEqual(Normalize(gaps), gaps) && len(gaps) > 0 {
+		if !reflect.DeepEqual(normalize(gaps), gaps) && len(gaps) > 0 {
 			t.Fatalf("gaps not normalized: %v", gaps)
 		}
 		other := RangesOf(offs)
-		both := Intersect(gaps, other)
+		both := intersect(gaps, other)
 		if both.Len() != 0 {
 			t.Fatalf("gaps %v intersect present %v = %v", gaps, other, both)
 		}
@@ -119,7 +119,7 @@ func TestMinusOracle(t *testing.T) {
 				t.Fatalf("round %d: offset %d in %v minus %v = %v, want %v", round, off, a, b, !want, want)
 			}
 		}
-		if len(got) > 0 && !reflect.DeepEqual(Normalize(got), got) {
+		if len(got) > 0 && !reflect.DeepEqual(normalize(got), got) {
 			t.Fatalf("not normalized: %v", got)
 		}
 	}

@@ -184,8 +184,8 @@ func processAlive(pid int) bool {
 	return err == nil || strings.Contains(err.Error(), "operation not permitted")
 }
 
-// Operator names who runs a command: user@host.
-func Operator() string {
+// operatorName names who runs a command: user@host.
+func operatorName() string {
 	name := "unknown"
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
@@ -207,7 +207,7 @@ func newRun(kind string, p *Plan, command string, now time.Time) *Run {
 	inWindow, _, missing, _, _, late := p.Totals()
 	r := &Run{
 		RunID: newRunID(now), PlanID: p.ID, Kind: kind, Phase: PhaseStart,
-		Who: Operator(), Host: host, PID: uint32(os.Getpid()), Command: command, Source: p.Source,
+		Who: operatorName(), Host: host, PID: uint32(os.Getpid()), Command: command, Source: p.Source,
 		Lanes: strings.Join(p.Lanes, ","), Campaigns: strings.Join(p.Campaigns, ","),
 		WindowFromMs: uint64(p.Window.FromMs()), WindowToMs: uint64(p.Window.ToMs()),
 		StartedAtMs:    uint64(now.UnixMilli()),

@@ -127,7 +127,7 @@ func (k *KafkaSource) Read(ctx context.Context, want map[string]map[int32]Ranges
 		if unavailable[t] == nil {
 			unavailable[t] = map[int32]Ranges{}
 		}
-		unavailable[t][p] = Normalize(append(unavailable[t][p], rs...))
+		unavailable[t][p] = normalize(append(unavailable[t][p], rs...))
 	}
 	var topics []string
 	for t := range want {

@@ -147,7 +147,7 @@ func (a *ArchiveSource) Read(ctx context.Context, want map[string]map[int32]Rang
 			offs := seen[t][p]
 			sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
 			for _, r := range rs {
-				gaps = append(gaps, Gaps(r, offs)...)
+				gaps = append(gaps, gapsIn(r, offs)...)
 			}
 			if len(gaps) > 0 {
 				if unavailable[t] == nil {

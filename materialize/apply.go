@@ -109,7 +109,7 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 	// The new views first (the old ones keep working meanwhile), then the
 	// history of what is new, then the catalog: a catalog row means the
 	// attribute or signal is complete.
-	av, hv, sv := AttributesView(plan.Attributes), AttributeHistoryView(plan.Attributes), SignalsView(plan.Signals)
+	av, hv, sv := attributesView(plan.Attributes), attributeHistoryView(plan.Attributes), signalsView(plan.Signals)
 	created := false
 	historyCreated := false
 	for _, v := range []*View{av, hv, sv} {
@@ -145,7 +145,7 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 	}
 	for _, a := range newAttrs {
 		start := time.Now()
-		if err := conn.Exec(ctx, "INSERT INTO customer_attributes (customer_id, attribute, last_value, first_value)\n"+AttributeSelect(a.Name)); err != nil {
+		if err := conn.Exec(ctx, "INSERT INTO customer_attributes (customer_id, attribute, last_value, first_value)\n"+attributeSelect(a.Name)); err != nil {
 			return nil, fmt.Errorf("backfill attribute %s from events: %w", a.Name, err)
 		}
 		log.Info("attribute backfilled from events", "attribute", a.Name, "took", time.Since(start).Round(time.Millisecond).String())
@@ -157,13 +157,13 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 		if !historyCreated && !slices.ContainsFunc(newAttrs, func(n AttributeMode) bool { return n.Name == a.Name }) {
 			continue
 		}
-		if err := conn.Exec(ctx, "INSERT INTO customer_attribute_history (customer_id, attribute, changes)\n"+AttributeHistorySelect(a.Name)); err != nil {
+		if err := conn.Exec(ctx, "INSERT INTO customer_attribute_history (customer_id, attribute, changes)\n"+attributeHistorySelect(a.Name)); err != nil {
 			return nil, fmt.Errorf("backfill the history of attribute %s from events: %w", a.Name, err)
 		}
 	}
 	for _, s := range newSigs {
 		start := time.Now()
-		if err := conn.Exec(ctx, "INSERT INTO customer_signals (customer_id, signal, bucket, occurrences)\n"+SignalSelect(s)); err != nil {
+		if err := conn.Exec(ctx, "INSERT INTO customer_signals (customer_id, signal, bucket, occurrences)\n"+signalSelect(s)); err != nil {
 			return nil, fmt.Errorf("backfill signal %s from events: %w", s.ID, err)
 		}
 		log.Info("signal backfilled from events", "signal", s.ID, "event", s.Event, "took", time.Since(start).Round(time.Millisecond).String())

@@ -129,7 +129,7 @@ func Compile(auds []*Audience, attrs AttributeSettings) (*Plan, error) {
 	used := map[string]bool{}
 	for _, a := range auds {
 		if prev, dup := ids[a.ID]; dup {
-			errs = append(errs, &DefinitionError{File: a.File, Field: "id", Message: fmt.Sprintf("audience %q is also defined in %s: ids must be unique", a.ID, prev)})
+			errs = append(errs, &DefinitionError{File: a.File, Field: "id", Msg: fmt.Sprintf("audience %q is also defined in %s: ids must be unique", a.ID, prev)})
 			continue
 		}
 		ids[a.ID] = a.File
@@ -173,7 +173,7 @@ func (cp *compiler) audience(a *Audience, setOnce map[string]bool) *Compiled {
 	cp.attrs, cp.feats = map[string]bool{}, nil
 	cp.eager = a.Completeness == CompletenessEager
 	cond := cp.cond(a.When, "", true)
-	c := &Compiled{Audience: a, Condition: cond, Features: cp.feats, Direction: DirectionOf(a.When, a.Completeness)}
+	c := &Compiled{Audience: a, Condition: cond, Features: cp.feats, Direction: directionOf(a.When, a.Completeness)}
 	for name := range cp.attrs {
 		c.Attributes = append(c.Attributes, name)
 	}
@@ -337,11 +337,11 @@ func slug(s string) string {
 	return out
 }
 
-// AttributeSelect is the SELECT that turns events rows into
+// attributeSelect is the SELECT that turns events rows into
 // customer_attributes states for attribute name: what the attributes view
 // computes for it on every insert, and what apply runs once over history
 // when the attribute is new.
-func AttributeSelect(name string) string {
+func attributeSelect(name string) string {
 	v, isNull := jsonValue("traits", name), jsonIsNull("traits", name)
 	tuple := "(" + v + ", " + isNull + ", event_time_ms, ingest_time_ms, message_id)"
 	return "SELECT\n" +
@@ -354,9 +354,9 @@ func AttributeSelect(name string) string {
 		"GROUP BY customer_id"
 }
 
-// SignalSelect is the SELECT that turns events rows into customer_signals
-// states for s, as AttributeSelect is for an attribute.
-func SignalSelect(s *Signal) string {
+// signalSelect is the SELECT that turns events rows into customer_signals
+// states for s, as attributeSelect is for an attribute.
+func signalSelect(s *Signal) string {
 	return "SELECT\n" +
 		"    customer_id,\n" +
 		"    " + quote(s.ID) + " AS signal,\n" +
@@ -378,8 +378,8 @@ type View struct {
 	DDL  string
 }
 
-// AttributesView is the view that maintains attrs (nil when there are none).
-func AttributesView(attrs []AttributeMode) *View {
+// attributesView is the view that maintains attrs (nil when there are none).
+func attributesView(attrs []AttributeMode) *View {
 	if len(attrs) == 0 {
 		return nil
 	}
@@ -411,10 +411,10 @@ func AttributesView(attrs []AttributeMode) *View {
 	return &View{Name: name, DDL: ddl}
 }
 
-// AttributeHistorySelect is the SELECT that turns events rows into
-// customer_attribute_history states for attribute name, as AttributeSelect
+// attributeHistorySelect is the SELECT that turns events rows into
+// customer_attribute_history states for attribute name, as attributeSelect
 // is for customer_attributes.
-func AttributeHistorySelect(name string) string {
+func attributeHistorySelect(name string) string {
 	return "SELECT\n" +
 		"    customer_id,\n" +
 		"    " + quote(name) + " AS attribute,\n" +
@@ -424,9 +424,9 @@ func AttributeHistorySelect(name string) string {
 		"GROUP BY customer_id"
 }
 
-// AttributeHistoryView is the view that keeps the history of attrs (nil
+// attributeHistoryView is the view that keeps the history of attrs (nil
 // when there are none).
-func AttributeHistoryView(attrs []AttributeMode) *View {
+func attributeHistoryView(attrs []AttributeMode) *View {
 	if len(attrs) == 0 {
 		return nil
 	}
@@ -456,8 +456,8 @@ func AttributeHistoryView(attrs []AttributeMode) *View {
 	return &View{Name: name, DDL: ddl}
 }
 
-// SignalsView is the view that maintains sigs (nil when there are none).
-func SignalsView(sigs []*Signal) *View {
+// signalsView is the view that maintains sigs (nil when there are none).
+func signalsView(sigs []*Signal) *View {
 	if len(sigs) == 0 {
 		return nil
 	}

@@ -192,9 +192,9 @@ func TestDefinitionErrors(t *testing.T) {
 		{"no kind", "id: a\nwhen:\n  equals: gold\n",
 			[]string{"f.yaml:3:3: when: a condition needs one of all, any, not, attribute, performed or not_performed"}},
 		{"bad window", "id: a\nwhen:\n  all:\n    - performed: purchase\n      within: 7days\n",
-			[]string{`f.yaml:5:15: when.all[0].within: "7days" is not a window: write whole numbers with a unit w, d, h, m or s, e.g. 7d or 1d12h`}},
+			[]string{`f.yaml:5:15: when.all[0].within: "7days" is not a duration: unknown unit "days"; write numbers each followed by a unit ms, s, m, h, d (24h) or w (7d), e.g. 15m, 7d or 1d12h`}},
 		{"window unit missing", "id: a\nwhen: {performed: purchase, within: 30}\n",
-			[]string{`f.yaml:2:37: when.within: "30" is not a window: write whole numbers with a unit w, d, h, m or s, e.g. 7d or 1d12h`}},
+			[]string{`f.yaml:2:37: when.within: "30" is not a duration: 30 has no unit; write numbers each followed by a unit ms, s, m, h, d (24h) or w (7d), e.g. 15m, 7d or 1d12h`}},
 		{"count on not_performed", "id: a\nwhen:\n  not_performed: purchase\n  at_least: 2\n",
 			[]string{"f.yaml:4:3: when.at_least: not_performed takes no at_least: it means zero times (use performed with at_most instead)"}},
 		{"sum without bound", "id: a\nwhen:\n  performed: purchase\n  sum: amount\n",
@@ -235,7 +235,7 @@ func TestDefinitionErrors(t *testing.T) {
 			[]string{`f.yaml:2:19: when.attribute: "first name" is not a valid attribute name: use letters, digits and underscores (at most 63)`}},
 		{"several errors at once", "id: a\nwhen:\n  all:\n    - performed: purchase\n      within: soon\n    - attribute: plan\n      gte: gold\n",
 			[]string{
-				`f.yaml:5:15: when.all[0].within: "soon" is not a window: write whole numbers with a unit w, d, h, m or s, e.g. 7d or 1d12h`,
+				`f.yaml:5:15: when.all[0].within: "soon" is not a duration: expected a number at "soon"; write numbers each followed by a unit ms, s, m, h, d (24h) or w (7d), e.g. 15m, 7d or 1d12h`,
 				`f.yaml:7:12: when.all[1].gte: gte compares numbers; "gold" is not a number`,
 			}},
 	} {
@@ -252,7 +252,7 @@ func TestDefinitionErrors(t *testing.T) {
 				t.Fatalf("error %T is not DefinitionErrors", err)
 			}
 			if tc.want == nil {
-				if len(des) != 1 || des[0].Line == 0 || !strings.HasPrefix(des[0].Message, "not valid YAML: ") {
+				if len(des) != 1 || des[0].Line == 0 || !strings.HasPrefix(des[0].Msg, "not valid YAML: ") {
 					t.Fatalf("want one YAML syntax error with a position, got %v", err)
 				}
 				return
@@ -308,13 +308,15 @@ func TestParseWindow(t *testing.T) {
 		{"0s", 0, true},
 		{"7", 0, true},
 		{"d", 0, true},
-		{"1.5d", 0, true},
+		{"1.5d", 36 * time.Hour, false},
+		{"1.5s", 0, true},
+		{"500ms", 0, true},
 		{"7y", 0, true},
 		{"3651d", 0, true},
 	} {
-		got, err := ParseWindow(tc.in)
+		got, err := parseWindow(tc.in)
 		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ParseWindow(%q) = %v, %v", tc.in, got, err)
+			t.Errorf("parseWindow(%q) = %v, %v", tc.in, got, err)
 		}
 	}
 	for d, want := range map[time.Duration]string{0: "ever", 36 * time.Hour: "36h", 48 * time.Hour: "2d", 90 * time.Minute: "90m", 61 * time.Second: "61s"} {

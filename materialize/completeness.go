@@ -48,17 +48,17 @@ func (d Direction) String() string {
 	}
 }
 
-// DirectionOf classifies condition n under the attribute policy.
-func DirectionOf(n *Condition, policy Completeness) Direction {
+// directionOf classifies condition n under the attribute policy.
+func directionOf(n *Condition, policy Completeness) Direction {
 	switch n.Kind {
 	case KindAll, KindAny:
 		d := DirectionFixed
 		for _, ch := range n.Children {
-			d = combine(d, DirectionOf(ch, policy))
+			d = combine(d, directionOf(ch, policy))
 		}
 		return d
 	case KindNot:
-		switch d := DirectionOf(n.Children[0], policy); d {
+		switch d := directionOf(n.Children[0], policy); d {
 		case DirectionRising:
 			return DirectionFalling
 		case DirectionFalling:

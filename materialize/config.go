@@ -82,7 +82,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("materialize.audiences_dir is empty: give the folder of audience YAML files"))
 	}
 	for _, a := range append(append([]string(nil), c.Attributes...), c.SetOnce...) {
-		if !ValidAttributeName(a) {
+		if !validAttributeName(a) {
 			errs = append(errs, fmt.Errorf("materialize.attributes / set_once: %q is not a valid attribute name (letters, digits, underscores)", a))
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tideline-dev/tideline/definition"
 )
 
 // Audience is one audience definition, as read from its YAML file.
@@ -175,9 +177,9 @@ var (
 	attributeRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 )
 
-// ValidAttributeName reports whether s can name a maintained attribute:
+// validAttributeName reports whether s can name a maintained attribute:
 // letters, digits and underscores, as the attribute's view is named after it.
-func ValidAttributeName(s string) bool { return attributeRe.MatchString(s) }
+func validAttributeName(s string) bool { return attributeRe.MatchString(s) }
 
 // ParseAudience reads one audience definition. file names it in errors.
 // A non-nil error is DefinitionErrors listing every problem found.
@@ -199,31 +201,9 @@ type defParser struct {
 }
 
 func (p *defParser) fail(n ast.Node, field, format string, args ...any) {
-	e := &DefinitionError{File: p.file, Field: field, Message: fmt.Sprintf(format, args...)}
-	e.Line, e.Column = position(n)
+	e := &DefinitionError{File: p.file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	e.Line, e.Column = definition.Position(n)
 	p.errs = append(p.errs, e)
-}
-
-// position is where n starts: for a mapping, its first key (the parser's
-// own token for a mapping is a colon).
-func position(n ast.Node) (line, col int) {
-	switch m := unwrap(n).(type) {
-	case nil:
-		return 0, 0
-	case *ast.MappingNode:
-		if len(m.Values) > 0 {
-			n = m.Values[0].Key
-		}
-	case *ast.MappingValueNode:
-		n = m.Key
-	}
-	if n == nil {
-		return 0, 0
-	}
-	if tok := n.GetToken(); tok != nil && tok.Position != nil {
-		return tok.Position.Line, tok.Position.Column
-	}
-	return 0, 0
 }
 
 // entry is one key of a mapping, with its nodes for positions.
@@ -236,7 +216,7 @@ type entry struct {
 // mapping returns n's entries in order, or false (after reporting) when n
 // is not a mapping or repeats a key.
 func (p *defParser) mapping(n ast.Node, field, what string) ([]entry, bool) {
-	n = unwrap(n)
+	n = definition.Unwrap(n)
 	var values []*ast.MappingValueNode
 	switch m := n.(type) {
 	case *ast.MappingNode:
@@ -251,7 +231,7 @@ func (p *defParser) mapping(n ast.Node, field, what string) ([]entry, bool) {
 	out := make([]entry, 0, len(values))
 	ok := true
 	for _, mv := range values {
-		key := keyString(mv.Key)
+		key := definition.Key(mv.Key)
 		if seen[key] {
 			p.fail(mv.Key, join(field, key), "%q is given twice", key)
 			ok = false
@@ -261,29 +241,6 @@ func (p *defParser) mapping(n ast.Node, field, what string) ([]entry, bool) {
 		out = append(out, entry{key: key, keyN: mv.Key, value: mv.Value})
 	}
 	return out, ok
-}
-
-func unwrap(n ast.Node) ast.Node {
-	for {
-		switch t := n.(type) {
-		case *ast.AnchorNode:
-			n = t.Value
-		case *ast.TagNode:
-			n = t.Value
-		default:
-			return n
-		}
-	}
-}
-
-func keyString(k ast.MapKeyNode) string {
-	if s, ok := unwrap(k).(*ast.StringNode); ok {
-		return s.Value
-	}
-	if tok := k.GetToken(); tok != nil {
-		return tok.Value
-	}
-	return k.String()
 }
 
 func describe(n ast.Node) string {
@@ -318,9 +275,9 @@ func (p *defParser) audience(src []byte) *Audience {
 	a := &Audience{}
 	f, err := parser.ParseBytes(src, 0)
 	if err != nil {
-		e := &DefinitionError{File: p.file, Message: "not valid YAML: " + err.Error()}
+		e := &DefinitionError{File: p.file, Msg: "not valid YAML: " + err.Error()}
 		if se, ok := err.(*yaml.SyntaxError); ok {
-			e.Message = "not valid YAML: " + se.Message
+			e.Msg = "not valid YAML: " + se.Message
 			if se.Token != nil && se.Token.Position != nil {
 				e.Line, e.Column = se.Token.Position.Line, se.Token.Position.Column
 			}
@@ -394,9 +351,9 @@ var laneRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // lanes reads a non-empty list of distinct lane names.
 func (p *defParser) lanes(n ast.Node, field string) []string {
-	seq, ok := unwrap(n).(*ast.SequenceNode)
+	seq, ok := definition.Unwrap(n).(*ast.SequenceNode)
 	if !ok || len(seq.Values) == 0 {
-		p.fail(n, field, "expected a non-empty list of lanes, e.g. [web], found %s", describe(unwrap(n)))
+		p.fail(n, field, "expected a non-empty list of lanes, e.g. [web], found %s", describe(definition.Unwrap(n)))
 		return nil
 	}
 	var out []string
@@ -482,7 +439,7 @@ func (p *defParser) condition(n ast.Node, field string, depth int) *Condition {
 				p.fail(e.keyN, join(field, e.key), "unknown field: %s takes only a list of conditions", kinds[0])
 			}
 		}
-		list := unwrap(findValue(entries, kinds[0]))
+		list := definition.Unwrap(findValue(entries, kinds[0]))
 		seq, ok := list.(*ast.SequenceNode)
 		if !ok || len(seq.Values) == 0 {
 			p.fail(list, join(field, kinds[0]), "expected a non-empty list of conditions, found %s", describe(list))
@@ -568,16 +525,16 @@ func (p *defParser) predicate(op Op, n ast.Node, field string) *Predicate {
 	pr := &Predicate{Op: op}
 	switch op {
 	case OpExists:
-		b, ok := unwrap(n).(*ast.BoolNode)
+		b, ok := definition.Unwrap(n).(*ast.BoolNode)
 		if !ok {
-			p.fail(n, field, "expected true or false, found %s", describe(unwrap(n)))
+			p.fail(n, field, "expected true or false, found %s", describe(definition.Unwrap(n)))
 			return nil
 		}
 		pr.Exists = b.Value
 	case OpIn, OpNotIn:
-		seq, ok := unwrap(n).(*ast.SequenceNode)
+		seq, ok := definition.Unwrap(n).(*ast.SequenceNode)
 		if !ok || len(seq.Values) == 0 {
-			p.fail(n, field, "expected a non-empty list of values, e.g. [gold, silver], found %s", describe(unwrap(n)))
+			p.fail(n, field, "expected a non-empty list of values, e.g. [gold, silver], found %s", describe(definition.Unwrap(n)))
 			return nil
 		}
 		if len(seq.Values) > maxInValues {
@@ -612,7 +569,7 @@ func (p *defParser) predicate(op Op, n ast.Node, field string) *Predicate {
 }
 
 func (p *defParser) value(n ast.Node, field string) (Value, bool) {
-	switch v := unwrap(n).(type) {
+	switch v := definition.Unwrap(n).(type) {
 	case *ast.StringNode:
 		return Value{Kind: ValueString, Str: v.Value}, p.checkText(n, field, v.Value, 4096) && p.matchable(n, field, v.Value)
 	case *ast.LiteralNode:
@@ -633,7 +590,7 @@ func (p *defParser) value(n ast.Node, field string) (Value, bool) {
 	case *ast.BoolNode:
 		return Value{Kind: ValueBool, Bool: v.Value}, true
 	}
-	p.fail(n, field, "expected a text, number or true/false value, found %s", describe(unwrap(n)))
+	p.fail(n, field, "expected a text, number or true/false value, found %s", describe(definition.Unwrap(n)))
 	return Value{}, false
 }
 
@@ -657,7 +614,7 @@ func (p *defParser) matchable(n ast.Node, field, s string) bool {
 // text reads a scalar as text (numbers as written).
 func (p *defParser) text(n ast.Node, field string) (string, bool) {
 	var s string
-	switch v := unwrap(n).(type) {
+	switch v := definition.Unwrap(n).(type) {
 	case *ast.StringNode:
 		s = v.Value
 	case *ast.LiteralNode:
@@ -665,7 +622,7 @@ func (p *defParser) text(n ast.Node, field string) (string, bool) {
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
 		s = v.GetToken().Value
 	default:
-		p.fail(n, field, "expected text, found %s", describe(unwrap(n)))
+		p.fail(n, field, "expected text, found %s", describe(definition.Unwrap(n)))
 		return "", false
 	}
 	return s, p.checkText(n, field, s, 4096)
@@ -726,7 +683,7 @@ func (p *defParser) performed(c *Condition, entries []entry, kind, field string)
 			if !ok {
 				continue
 			}
-			d, err := ParseWindow(s)
+			d, err := parseWindow(s)
 			if err != nil {
 				p.fail(e.value, f, "%v", err)
 				continue
@@ -785,9 +742,9 @@ func (p *defParser) performed(c *Condition, entries []entry, kind, field string)
 }
 
 func (p *defParser) where(c *Condition, n ast.Node, field string) {
-	seq, ok := unwrap(n).(*ast.SequenceNode)
+	seq, ok := definition.Unwrap(n).(*ast.SequenceNode)
 	if !ok || len(seq.Values) == 0 {
-		p.fail(n, field, "expected a non-empty list of property filters, e.g. - {property: currency, equals: USD}, found %s", describe(unwrap(n)))
+		p.fail(n, field, "expected a non-empty list of property filters, e.g. - {property: currency, equals: USD}, found %s", describe(definition.Unwrap(n)))
 		return
 	}
 	for i, item := range seq.Values {

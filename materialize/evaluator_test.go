@@ -104,7 +104,7 @@ func TestApplyReplacesViews(t *testing.T) {
 		t.Fatalf("second apply: %+v", rep)
 	}
 	views, err := managedViews(ctx, conn)
-	if err != nil || len(views) != 2 || !views[AttributesView(p2.Attributes).Name] || !views[AttributeHistoryView(p2.Attributes).Name] {
+	if err != nil || len(views) != 2 || !views[attributesView(p2.Attributes).Name] || !views[attributeHistoryView(p2.Attributes).Name] {
 		t.Fatalf("views after the second apply: %v, %v", views, err)
 	}
 	insertDirect(t, conn, "web", &ingest.Event{MessageID: "i2", Type: "identify", UserID: "u2", Timestamp: now, Traits: obj(t, map[string]any{"country": "DE", "email": "e@x"})})

@@ -77,13 +77,13 @@ func (p *Plan) Explain(id string) (string, error) {
 -- For this audience they compute:
 `)
 	for _, m := range sub.Attributes {
-		b.WriteString(AttributeSelect(m.Name))
+		b.WriteString(attributeSelect(m.Name))
 		b.WriteString(";\n\n")
-		b.WriteString(AttributeHistorySelect(m.Name))
+		b.WriteString(attributeHistorySelect(m.Name))
 		b.WriteString(";\n\n")
 	}
 	for _, s := range sub.Signals {
-		b.WriteString(SignalSelect(s))
+		b.WriteString(signalSelect(s))
 		b.WriteString(";\n\n")
 	}
 	b.WriteString(`-- evaluation query, run for batches of customers: ` + "`batch`" + ` is an external
@@ -127,7 +127,7 @@ func wrap(s string, width int) []string {
 // for every attribute, one for every signal.
 func (p *Plan) ViewsSQL() string {
 	var b strings.Builder
-	for _, v := range []*View{AttributesView(p.Attributes), AttributeHistoryView(p.Attributes), SignalsView(p.Signals)} {
+	for _, v := range []*View{attributesView(p.Attributes), attributeHistoryView(p.Attributes), signalsView(p.Signals)} {
 		if v != nil {
 			b.WriteString(v.DDL)
 			b.WriteString(";\n\n")

@@ -202,7 +202,7 @@ var defaultCampaigns embed.FS
 // DefaultCampaigns returns the example campaigns shipped in
 // trigger/campaigns, for `tideline dev` and tests.
 func DefaultCampaigns() ([]*Campaign, error) {
-	return LoadCampaignsFS(defaultCampaigns, "campaigns")
+	return loadCampaignsFS(defaultCampaigns, "campaigns")
 }
 
 // LoadCampaigns reads every *.yaml and *.yml file in dir. All problems of
@@ -226,8 +226,8 @@ func LoadCampaigns(dir string) ([]*Campaign, error) {
 	return loadFS(os.DirFS(dir), ".", dir)
 }
 
-// LoadCampaignsFS is LoadCampaigns over a file system (e.g. an embed.FS).
-func LoadCampaignsFS(fsys fs.FS, dir string) ([]*Campaign, error) {
+// loadCampaignsFS is LoadCampaigns over a file system (e.g. an embed.FS).
+func loadCampaignsFS(fsys fs.FS, dir string) ([]*Campaign, error) {
 	return loadFS(fsys, dir, dir)
 }
 
@@ -247,7 +247,7 @@ func loadFS(fsys fs.FS, dir, display string) ([]*Campaign, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read policy %s: %w", e.Name(), err)
 			}
-			if policy, err = ParsePolicy(filepath.Join(display, e.Name()), data); err != nil {
+			if policy, err = parsePolicy(filepath.Join(display, e.Name()), data); err != nil {
 				return nil, err
 			}
 			continue

@@ -145,28 +145,6 @@ func TestDuplicateIDs(t *testing.T) {
 	}
 }
 
-func TestParseDuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{
-		"0": 0, "15m": 15 * time.Minute, "30d": 30 * 24 * time.Hour, "1d12h": 36 * time.Hour, "2w": 14 * 24 * time.Hour,
-		"250ms": 250 * time.Millisecond, "1.5h": 90 * time.Minute, " 45s ": 45 * time.Second,
-	} {
-		got, err := ParseDuration(in)
-		if err != nil || got != want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
-		}
-		if in != "1.5h" && in != " 45s " && in != "1d12h" {
-			if back, _ := ParseDuration(FormatDuration(got)); back != got {
-				t.Errorf("FormatDuration(%v) = %q does not read back", got, FormatDuration(got))
-			}
-		}
-	}
-	for _, bad := range []string{"", "15", "m", "15 minutes", "3y", "-1h", "1h-"} {
-		if _, err := ParseDuration(bad); err == nil {
-			t.Errorf("ParseDuration(%q) accepted", bad)
-		}
-	}
-}
-
 // TestSafetyCampaigns loads a folder with a policy file and a campaign
 // using every control, and checks explain's account of them against a
 // golden file.
@@ -197,8 +175,8 @@ func TestSafetyCampaigns(t *testing.T) {
 		t.Fatalf("spring_sale = %+v", sale)
 	}
 	q := Qualification{CampaignID: "spring_sale", CustomerID: "ada", AudienceID: "sale_prospects", Episode: "1", EventTimeMs: 1}
-	e := NewEntry(q, Decision{Action: FireLate}, 2, OriginPoller)
-	b, err := BuildBody(sale, q, e, Decision{Action: FireLate}, map[string]any{"first_name": `Ada "the first"`})
+	e := newEntry(q, Decision{Action: FireLate}, 2, OriginPoller)
+	b, err := buildBody(sale, q, e, Decision{Action: FireLate}, map[string]any{"first_name": `Ada "the first"`})
 	if err != nil {
 		t.Fatal(err)
 	}

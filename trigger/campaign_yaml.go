@@ -15,6 +15,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tideline-dev/tideline/definition"
 )
 
 // rawCampaign is the YAML shape of a campaign file. Fields whose YAML may be
@@ -132,16 +134,16 @@ func ParseCampaign(file string, data []byte) (*Campaign, error) {
 func yamlError(file string, err error) error {
 	var ye yaml.Error
 	if errors.As(err, &ye) {
-		line := 0
+		line, col := 0, 0
 		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			line = tk.Position.Line
+			line, col = tk.Position.Line, tk.Position.Column
 		}
 		msg := ye.GetMessage()
 		var uf *yaml.UnknownFieldError
 		if errors.As(err, &uf) {
 			msg += ": check the spelling against the campaign reference in the README"
 		}
-		return &DefinitionError{File: file, Line: line, Msg: msg}
+		return &DefinitionError{File: file, Line: line, Column: col, Msg: msg}
 	}
 	return &DefinitionError{File: file, Msg: err.Error()}
 }
@@ -154,7 +156,8 @@ type validator struct {
 }
 
 func (v *validator) fail(field, format string, args ...any) {
-	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: lineOf(v.root, strings.Split(field, ".")...), Field: field, Msg: fmt.Sprintf(format, args...)})
+	line, col := positionOf(v.root, strings.Split(field, ".")...)
+	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: line, Column: col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) campaign(r *rawCampaign) *Campaign {
@@ -231,7 +234,7 @@ func (v *validator) campaign(r *rawCampaign) *Campaign {
 		c.Quiet = v.quiet("quiet_hours", r.QuietHours)
 	}
 	if r.BodyTemplate != nil {
-		bt, line, err := ParseBodyTemplate(*r.BodyTemplate)
+		bt, line, err := parseBodyTemplate(*r.BodyTemplate)
 		if err != nil {
 			v.failAt("body_template", line, "%v", err)
 		}
@@ -244,28 +247,19 @@ func (v *validator) campaign(r *rawCampaign) *Campaign {
 // failAt reports a problem at a line inside a field's (multi-line) value:
 // line 1 is the value's first line.
 func (v *validator) failAt(field string, line int, format string, args ...any) {
-	at := lineOf(v.root, strings.Split(field, ".")...)
+	at, col := positionOf(v.root, strings.Split(field, ".")...)
 	if line > 0 {
+		// The column of a line inside the value is not known.
+		col = 0
 		at += line - 1
-		if mv := findPath(v.root, strings.Split(field, ".")...); mv != nil {
+		if mv := definition.Find(v.root, strings.Split(field, ".")...); mv != nil {
 			if _, block := mv.Value.(*ast.LiteralNode); block {
 				// A block scalar's text starts on the line after its key.
 				at++
 			}
 		}
 	}
-	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: at, Field: field, Msg: fmt.Sprintf(format, args...)})
-}
-
-func findPath(node ast.Node, path ...string) *ast.MappingValueNode {
-	var mv *ast.MappingValueNode
-	for _, seg := range path {
-		if mv = findKey(node, seg); mv == nil {
-			return nil
-		}
-		node = mv.Value
-	}
-	return mv
+	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: at, Column: col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) quiet(field string, r *rawQuiet) *QuietHours {
@@ -428,12 +422,12 @@ func (v *validator) duration(field string, x any, positive bool) time.Duration {
 		v.fail(field, "is required: a duration such as 15m, 2h or 30d")
 		return 0
 	case string:
-		d, err = ParseDuration(t)
+		d, err = definition.ParseDuration(t)
 	default:
 		if n, ok := asInt(t); ok && n == 0 {
 			d = 0
 		} else {
-			err = fmt.Errorf("%v has no unit: write e.g. 15m, 2h or 30d", x)
+			_, err = definition.ParseDuration(fmt.Sprint(x))
 		}
 	}
 	if err != nil {
@@ -477,37 +471,19 @@ func asFloat(x any) (float64, bool) {
 	return float64(n), ok
 }
 
-// lineOf finds the line of the key at path in a YAML tree, or of the
-// deepest existing parent, so a missing field points at where it belongs.
-func lineOf(node ast.Node, path ...string) int {
-	line := 1
+// positionOf finds the line and column of the key at path in a YAML tree,
+// or of the deepest key of path that exists (line 1 when none does).
+func positionOf(node ast.Node, path ...string) (line, col int) {
+	line = 1
 	for _, seg := range path {
-		mv := findKey(node, seg)
+		mv := definition.Find(node, seg)
 		if mv == nil {
-			return line
+			return line, col
 		}
-		if tk := mv.Key.GetToken(); tk != nil && tk.Position != nil {
-			line = tk.Position.Line
+		if l, c := definition.Position(mv.Key); l > 0 {
+			line, col = l, c
 		}
 		node = mv.Value
 	}
-	return line
-}
-
-func findKey(node ast.Node, key string) *ast.MappingValueNode {
-	var values []*ast.MappingValueNode
-	switch n := node.(type) {
-	case *ast.MappingNode:
-		values = n.Values
-	case *ast.MappingValueNode:
-		values = []*ast.MappingValueNode{n}
-	default:
-		return nil
-	}
-	for _, mv := range values {
-		if tk := mv.Key.GetToken(); tk != nil && tk.Value == key {
-			return mv
-		}
-	}
-	return nil
+	return line, col
 }

@@ -67,7 +67,7 @@ deliver:
 	r.stop(t)
 
 	es := ledgerState(t, conn)
-	dead, err := DeadLetters(context.Background(), conn)
+	dead, err := deadLetters(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ deliver:
 	if first410.IsZero() || after > cfg.MaxInFlight {
 		t.Errorf("%d requests reached the 410 endpoint after its first 410 (max in flight %d)", after, cfg.MaxInFlight)
 	}
-	dis, err := DisabledDestinations(context.Background(), conn)
+	dis, err := disabledDestinations(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ deliver:
 			t.Errorf("%s never accepted", e.Key)
 		}
 	}
-	if left, _ := DeadLetters(context.Background(), conn); len(left) != 0 {
+	if left, _ := deadLetters(context.Background(), conn); len(left) != 0 {
 		t.Errorf("%d dead letters left after redelivery", len(left))
 	}
 	// Every attempt of an id, first or redelivered, carried the same body.

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 	_ "time/tzdata" // customers' time zones must resolve the same on every host
+
+	"github.com/tideline-dev/tideline/definition"
 )
 
 // Consent is an attribute a campaign requires: a qualification of a
@@ -90,7 +92,7 @@ func (q *QuietHours) String() string {
 }
 
 func (g GlobalCap) String() string {
-	s := fmt.Sprintf("%d per %s", g.Max, FormatDuration(g.Per))
+	s := fmt.Sprintf("%d per %s", g.Max, definition.FormatDuration(g.Per))
 	if g.Group != "" {
 		s += " in group " + g.Group
 	}
@@ -146,11 +148,11 @@ func (c *Campaign) timeZone() TimeZone {
 // context.timezone: the zone the customer's own device reported.
 const contextTimeZone = "context_timezone"
 
-// CustomerLocation is the time zone of a customer with attrs for c: the
+// customerLocation is the time zone of a customer with attrs for c: the
 // zone named by the time-zone attribute when it is a valid IANA name, else
 // the zone the customer's device last reported (context.timezone), else
 // the default.
-func CustomerLocation(c *Campaign, attrs map[string]any) *time.Location {
+func customerLocation(c *Campaign, attrs map[string]any) *time.Location {
 	tz := c.timeZone()
 	for _, name := range []string{tz.Attribute, contextTimeZone} {
 		if s, ok := attrs[name].(string); ok && s != "" {

@@ -51,8 +51,8 @@ func insertDeadLetters(ctx context.Context, conn *chdb.Conn, dls []DeadLetter) e
 	return nil
 }
 
-// DeadLetters returns the deliveries currently dead (not redelivered).
-func DeadLetters(ctx context.Context, conn *chdb.Conn) ([]DeadLetter, error) {
+// deadLetters returns the deliveries currently dead (not redelivered).
+func deadLetters(ctx context.Context, conn *chdb.Conn) ([]DeadLetter, error) {
 	rows, err := conn.Query(ctx, qDeadLetters)
 	if err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
@@ -70,8 +70,8 @@ func DeadLetters(ctx context.Context, conn *chdb.Conn) ([]DeadLetter, error) {
 	return out, rows.Err()
 }
 
-// DisabledDestinations returns the disabled destinations and why, by id.
-func DisabledDestinations(ctx context.Context, conn *chdb.Conn) (map[string]string, error) {
+// disabledDestinations returns the disabled destinations and why, by id.
+func disabledDestinations(ctx context.Context, conn *chdb.Conn) (map[string]string, error) {
 	rows, err := conn.Query(ctx, qDisabledDestinations)
 	if err != nil {
 		return nil, fmt.Errorf("read disabled destinations: %w", err)
@@ -91,8 +91,8 @@ func DisabledDestinations(ctx context.Context, conn *chdb.Conn) (map[string]stri
 	return out, rows.Err()
 }
 
-// SetDestination disables or re-enables a destination.
-func SetDestination(ctx context.Context, conn *chdb.Conn, dest Destination, disabled bool, reason string) error {
+// setDestination disables or re-enables a destination.
+func setDestination(ctx context.Context, conn *chdb.Conn, dest Destination, disabled bool, reason string) error {
 	batch, err := conn.PrepareBatch(ctx, qInsertDestinations)
 	if err != nil {
 		return fmt.Errorf("prepare destination insert: %w", err)
@@ -180,7 +180,7 @@ type RedeliverResult struct {
 // kafka may be nil when no selected campaign delivers to Kafka.
 func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config, kafka *kgo.Client, topicPrefix string, opts RedeliverOptions, log *slog.Logger) (RedeliverResult, error) {
 	var res RedeliverResult
-	all, err := DeadLetters(ctx, conn)
+	all, err := deadLetters(ctx, conn)
 	if err != nil {
 		return res, err
 	}
@@ -207,7 +207,7 @@ func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config,
 		selected = append(selected, dl)
 	}
 	res.Selected = len(selected)
-	disabled, err := DisabledDestinations(ctx, conn)
+	disabled, err := disabledDestinations(ctx, conn)
 	if err != nil {
 		return res, err
 	}
@@ -220,7 +220,7 @@ func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config,
 				continue
 			}
 			if opts.Reenable && !opts.DryRun {
-				if err := SetDestination(ctx, conn, dest, false, "re-enabled by tideline trigger redeliver"); err != nil {
+				if err := setDestination(ctx, conn, dest, false, "re-enabled by tideline trigger redeliver"); err != nil {
 					return res, err
 				}
 				res.Reenabled = append(res.Reenabled, dest.String())
@@ -249,7 +249,7 @@ func Redeliver(ctx context.Context, conn *chdb.Conn, cs []*Campaign, cfg Config,
 		custs = append(custs, e.CustomerID)
 	}
 	// A customer who unsubscribed since the delivery died is not sent to.
-	supp, err := Suppressions(ctx, conn, custs)
+	supp, err := readSuppressions(ctx, conn, custs)
 	if err != nil {
 		return res, err
 	}

@@ -173,7 +173,7 @@ func Decide(in Input) Decision {
 		d.Action, d.Reason = FireLate, ReasonLate
 	}
 	if qh := c.quietHours(); qh != nil {
-		loc := CustomerLocation(c, in.Attributes)
+		loc := customerLocation(c, in.Attributes)
 		if until, quiet := quietUntil(qh, loc, in.NowMs); quiet {
 			detail := qh.String() + " in " + loc.String()
 			if qh.Policy == QuietSkip {

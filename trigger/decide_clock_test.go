@@ -76,7 +76,7 @@ func TestDecideReadsNoClock(t *testing.T) {
 		})
 	}
 	visit("Decide", "Decide")
-	if !seen["quietUntil"] || !seen["CustomerLocation"] {
+	if !seen["quietUntil"] || !seen["customerLocation"] {
 		t.Fatalf("the walk missed Decide's callees (saw %d functions)", len(seen))
 	}
 }

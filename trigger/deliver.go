@@ -136,7 +136,7 @@ func newDispatcher(cfg Config, conn *chdb.Conn, routes map[string]*route, kafka 
 
 // loadDisabled reads the destinations disabled by an earlier 410.
 func (d *Dispatcher) loadDisabled(ctx context.Context) error {
-	dis, err := DisabledDestinations(ctx, d.conn)
+	dis, err := disabledDestinations(ctx, d.conn)
 	if err != nil {
 		return err
 	}
@@ -541,7 +541,7 @@ func (d *Dispatcher) disable(ctx context.Context, dest Destination, reason strin
 		return
 	}
 	d.log.Error("destination disabled: it answered 410 Gone; re-enable with `tideline trigger redeliver --reenable`", "campaign", dest.Campaign, "destination", dest.String())
-	if err := SetDestination(ctx, d.conn, dest, true, reason); err != nil {
+	if err := setDestination(ctx, d.conn, dest, true, reason); err != nil {
 		d.log.Error("record disabled destination (it stays disabled in this process)", "destination", dest.String(), "err", err)
 	}
 }

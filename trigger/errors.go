@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tideline-dev/tideline/definition"
 )
 
 // Sentinel errors of the trigger package.
@@ -21,28 +23,9 @@ var (
 	ErrClosed = errors.New("dispatcher closed")
 )
 
-// DefinitionError is a problem in a campaign definition, located in its file.
-type DefinitionError struct {
-	// File is the definition's path.
-	File string
-	// Line is the 1-based line of the offending field (0 when unknown).
-	Line int
-	// Field is the dotted path of the offending field, e.g. "staleness.budget".
-	Field string
-	// Msg says what is wrong and what to write instead.
-	Msg string
-}
-
-func (e *DefinitionError) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
-	}
-	if e.Field == "" {
-		return loc + ": " + e.Msg
-	}
-	return loc + ": " + e.Field + ": " + e.Msg
-}
+// DefinitionError is a problem in a campaign or policy definition,
+// located in its file; audiences report theirs with the same type.
+type DefinitionError = definition.Error
 
 // deliveryError is one failed delivery attempt. Retryable says whether
 // another attempt may succeed; every failure is retryable except a 410,

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+
+	"github.com/tideline-dev/tideline/definition"
 )
 
 // ApplyCampaigns records the definitions in the campaigns table: a row for
@@ -110,12 +112,14 @@ func (t Trigger) short() string {
 		s = string(t.Kind) + " " + t.Audience
 	}
 	if t.Unless != nil {
-		s += " unless " + t.Unless.Event.Name + " within " + FormatDuration(t.Unless.Within)
+		s += " unless " + t.Unless.Event.Name + " within " + definition.FormatDuration(t.Unless.Within)
 	}
 	return s
 }
 
-func (s Staleness) String() string { return FormatDuration(s.Budget) + " then " + string(s.Late) }
+func (s Staleness) String() string {
+	return definition.FormatDuration(s.Budget) + " then " + string(s.Late)
+}
 
 func (r Reeligibility) String() string {
 	switch {
@@ -124,14 +128,14 @@ func (r Reeligibility) String() string {
 	case r.After == 0:
 		return "always"
 	}
-	return "after " + FormatDuration(r.After)
+	return "after " + definition.FormatDuration(r.After)
 }
 
 func (c *Campaign) capString() string {
 	if c.Cap == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%d per %s", c.Cap.Max, FormatDuration(c.Cap.Per))
+	return fmt.Sprintf("%d per %s", c.Cap.Max, definition.FormatDuration(c.Cap.Per))
 }
 
 func (c *Campaign) deliverString() string {
@@ -188,13 +192,13 @@ func Explain(w io.Writer, c *Campaign, cfg Config, topicPrefix string) error {
 	q := feedQuery(f, shard, false)
 	fmt.Fprintf(b, "  %s\n", q)
 	fmt.Fprintf(b, "  with %s IN (%s), batches of %d, an overlap window of %s re-checked each poll.\n",
-		f.nameCol, quoteList(names), cfg.BatchSize, FormatDuration(cfg.Overlap))
+		f.nameCol, quoteList(names), cfg.BatchSize, definition.FormatDuration(cfg.Overlap))
 	b.WriteString("\nDecides, in this order\n")
 	step := 1
 	b.WriteString("  1. an existing ledger entry for (campaign, customer, episode) keeps its decision.\n")
 	if u := c.Trigger.Unless; u != nil {
 		step++
-		fmt.Fprintf(b, "  %d. waits until the lane watermarks (%s) pass event time + %s, then skips it as \"converted\"\n     if the customer sent %q", step, strings.Join(cfg.WatermarkLanes, ", "), FormatDuration(u.Within), u.Event.Name)
+		fmt.Fprintf(b, "  %d. waits until the lane watermarks (%s) pass event time + %s, then skips it as \"converted\"\n     if the customer sent %q", step, strings.Join(cfg.WatermarkLanes, ", "), definition.FormatDuration(u.Within), u.Event.Name)
 		for _, cond := range u.Event.Where {
 			b.WriteString(" with " + cond.String())
 		}
@@ -215,13 +219,13 @@ func Explain(w io.Writer, c *Campaign, cfg Config, topicPrefix string) error {
 	case c.Reeligible.Never:
 		fmt.Fprintf(b, "  %d. skips it as \"not_reeligible\" if the customer was ever sent this campaign.\n", step)
 	case c.Reeligible.After > 0:
-		fmt.Fprintf(b, "  %d. skips it as \"not_reeligible\" if another send is within %s of its event time.\n", step, FormatDuration(c.Reeligible.After))
+		fmt.Fprintf(b, "  %d. skips it as \"not_reeligible\" if another send is within %s of its event time.\n", step, definition.FormatDuration(c.Reeligible.After))
 	default:
 		fmt.Fprintf(b, "  %d. every qualification is eligible (reeligible_after: 0).\n", step)
 	}
 	if c.Cap != nil {
 		step++
-		fmt.Fprintf(b, "  %d. skips it as \"capped\" if %d sends are already within %s of its event time.\n", step, c.Cap.Max, FormatDuration(c.Cap.Per))
+		fmt.Fprintf(b, "  %d. skips it as \"capped\" if %d sends are already within %s of its event time.\n", step, c.Cap.Max, definition.FormatDuration(c.Cap.Per))
 	}
 	due := "its event time"
 	if c.Trigger.Unless != nil {
@@ -238,11 +242,11 @@ func Explain(w io.Writer, c *Campaign, cfg Config, topicPrefix string) error {
 				scope = "the campaigns of group " + g.Group
 			}
 			fmt.Fprintf(b, "  %d. global cap (%s): skips it as \"capped_global\" if %s already sent the customer %d within %s of its event time.\n",
-				step, c.Policy.File, scope, g.Max, FormatDuration(g.Per))
+				step, c.Policy.File, scope, g.Max, definition.FormatDuration(g.Per))
 		}
 	}
 	step++
-	fmt.Fprintf(b, "  %d. fires (\"fresh\") if detected within %s of %s; beyond that ", step, FormatDuration(c.Staleness.Budget), due)
+	fmt.Fprintf(b, "  %d. fires (\"fresh\") if detected within %s of %s; beyond that ", step, definition.FormatDuration(c.Staleness.Budget), due)
 	if c.Staleness.Late == LateFire {
 		b.WriteString("fires late (\"late\": true and lag_ms in the payload).\n")
 	} else {
@@ -276,7 +280,7 @@ func Explain(w io.Writer, c *Campaign, cfg Config, topicPrefix string) error {
 			fmt.Fprintf(b, " (and $%s while a rotation lasts)", wh.PreviousSecretEnv)
 		}
 		fmt.Fprintf(b, ";\n  up to %d attempts, backoff from %s to %s with jitter, Retry-After honoured; 410 disables it.\n",
-			cfg.MaxAttempts, FormatDuration(cfg.BackoffBase), FormatDuration(cfg.BackoffMax))
+			cfg.MaxAttempts, definition.FormatDuration(cfg.BackoffBase), definition.FormatDuration(cfg.BackoffMax))
 	}
 	if c.Deliver.KafkaTopic != "" {
 		fmt.Fprintf(b, "  produce to Kafka topic %s, keyed by the webhook id.\n", topicPrefix+c.Deliver.KafkaTopic)

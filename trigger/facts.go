@@ -61,7 +61,7 @@ func LoadFacts(ctx context.Context, conn *chdb.Conn, ledger *Ledger, attrs Attri
 	}
 	suppc := make(chan suppResult, 1)
 	go func() {
-		m, err := Suppressions(ctx, conn, customers)
+		m, err := readSuppressions(ctx, conn, customers)
 		suppc <- suppResult{m, err}
 	}()
 	var err error
@@ -202,8 +202,8 @@ func (l *Ledger) Controls(ctx context.Context, entries []*Entry) error {
 	return rows.Err()
 }
 
-// Suppressions returns the active suppressions of customers.
-func Suppressions(ctx context.Context, conn *chdb.Conn, customers []string) (map[string]*Suppression, error) {
+// readSuppressions returns the active suppressions of customers.
+func readSuppressions(ctx context.Context, conn *chdb.Conn, customers []string) (map[string]*Suppression, error) {
 	if len(customers) == 0 {
 		return map[string]*Suppression{}, nil
 	}
@@ -216,9 +216,9 @@ func Suppressions(ctx context.Context, conn *chdb.Conn, customers []string) (map
 	return m, err
 }
 
-// SuppressionsSince returns the suppression changes stamped at or after
+// suppressionsSince returns the suppression changes stamped at or after
 // sinceMs (a lifted suppression has a nil value), and the newest stamp.
-func SuppressionsSince(ctx context.Context, conn *chdb.Conn, sinceMs uint64) (map[string]*Suppression, uint64, error) {
+func suppressionsSince(ctx context.Context, conn *chdb.Conn, sinceMs uint64) (map[string]*Suppression, uint64, error) {
 	return scanSuppressions(ctx, conn, qSuppressionsSince, sinceMs)
 }
 

@@ -37,6 +37,16 @@ type feedRow struct {
 	eventMs, ingestMs                                          uint64
 }
 
+// occurrence is the row as Match reads it; a feed's position is the
+// transition's derivation time or the event's ingest time.
+func (r *feedRow) occurrence() Occurrence {
+	return Occurrence{
+		AudienceID: r.audience, Kind: r.kind, Episode: r.episode, Event: r.event, Properties: r.properties,
+		CustomerID: r.customer, MessageID: r.message, Lane: r.lane,
+		EventTimeMs: r.eventMs, IngestTimeMs: r.ingestMs, DerivedAtMs: r.pos,
+	}
+}
+
 func (r *feedRow) id() string {
 	var b strings.Builder
 	fmt.Fprint(&b, r.pos)

@@ -59,15 +59,15 @@ type Qualification struct {
 }
 
 // Key is the ledger key and webhook id of q.
-func (q Qualification) Key() string { return LedgerKey(q.CampaignID, q.CustomerID, q.Episode) }
+func (q Qualification) Key() string { return ledgerKey(q.CampaignID, q.CustomerID, q.Episode) }
 
-// LedgerKey is the deterministic ledger key of (campaign, customer,
+// ledgerKey is the deterministic ledger key of (campaign, customer,
 // episode), which is also the webhook id: "msg_" and 32 hex digits of a
 // SHA-256 over the three values separated by NUL bytes (which none of them
 // can contain ambiguously). Any process computing it for the same
 // qualification gets the same id, so a re-sent webhook always carries the
 // id the receiver saw first.
-func LedgerKey(campaignID, customerID, episode string) string {
+func ledgerKey(campaignID, customerID, episode string) string {
 	h := sha256.New()
 	h.Write([]byte(campaignID))
 	h.Write([]byte{0})
@@ -120,8 +120,8 @@ func (e *Entry) next(nowMs uint64) *Entry {
 	return &c
 }
 
-// NewEntry builds the first ledger row of a decided qualification.
-func NewEntry(q Qualification, d Decision, nowMs uint64, origin string) *Entry {
+// newEntry builds the first ledger row of a decided qualification.
+func newEntry(q Qualification, d Decision, nowMs uint64, origin string) *Entry {
 	state := StatePending
 	switch {
 	case !d.Action.Fires():

@@ -22,7 +22,7 @@ func TestCustomerLocation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := CustomerLocation(tc.c, tc.attrs).String(); got != tc.want {
+			if got := customerLocation(tc.c, tc.attrs).String(); got != tc.want {
 				t.Errorf("CustomerLocation = %s, want %s", got, tc.want)
 			}
 		})

@@ -47,7 +47,7 @@ deliver:
 	if err != nil || len(again.New) != 0 || len(again.Reused) != 30 {
 		t.Fatalf("second Record: %d new, %d reused, %v", len(again.New), len(again.Reused), err)
 	}
-	bare := NewEntry(Qualification{CampaignID: "queued", CustomerID: "bare", AudienceID: "backfilled", Episode: "7", EventTimeMs: now, DerivedAtMs: now},
+	bare := newEntry(Qualification{CampaignID: "queued", CustomerID: "bare", AudienceID: "backfilled", Episode: "7", EventTimeMs: now, DerivedAtMs: now},
 		Decision{Action: Fire, Reason: ReasonFresh}, now, OriginBackfill)
 	if err := NewLedger(conn).Insert(context.Background(), []*Entry{bare}); err != nil {
 		t.Fatal(err)

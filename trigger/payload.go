@@ -59,9 +59,9 @@ type BodyTrigger struct {
 	Properties json.RawMessage `json:"properties,omitempty"`
 }
 
-// BuildBody builds the body of a fire. It is built once, when the fire is
+// buildBody builds the body of a fire. It is built once, when the fire is
 // decided, and stored: every attempt and redelivery sends the same bytes.
-func BuildBody(c *Campaign, q Qualification, e *Entry, d Decision, attrs map[string]any) ([]byte, error) {
+func buildBody(c *Campaign, q Qualification, e *Entry, d Decision, attrs map[string]any) ([]byte, error) {
 	if attrs == nil {
 		attrs = map[string]any{}
 	}

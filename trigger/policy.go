@@ -29,9 +29,9 @@ type rawTimeZone struct {
 	Default   string `yaml:"default"`
 }
 
-// ParsePolicy parses and validates a policy file. Errors name the file,
+// parsePolicy parses and validates a policy file. Errors name the file,
 // the line and the field, as campaign errors do.
-func ParsePolicy(file string, data []byte) (*Policy, error) {
+func parsePolicy(file string, data []byte) (*Policy, error) {
 	astFile, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, yamlError(file, err)

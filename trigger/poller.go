@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +51,6 @@ type Poller struct {
 	nextRelease uint64
 	lastSave    time.Time
 	lastScan    time.Time
-	lastPrune   time.Time
 }
 
 // waiting is a qualification held until the watermark passes its due time.
@@ -178,6 +178,19 @@ func (p *Poller) run(ctx context.Context) error {
 	p.disp.start(dctx)
 	p.log.Info("trigger poller started", "campaigns", len(p.active), "sharding", p.cfg.Sharding, "shards", p.cfg.Shards)
 
+	// Dropping old feed partitions needs no shard, so it keeps its own
+	// schedule outside the ownership lock: a rebalance never waits for it.
+	// It stops with ctx, and run returns after it.
+	if p.cfg.FeedRetention > 0 {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.keepFeedsPruned(ctx)
+		}()
+		defer wg.Wait()
+	}
+
 	failures := 0
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -298,7 +311,7 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 		batches = append(batches, readerBatch{r, b})
 		more = more || b.full
 		for _, row := range b.rows {
-			for _, q := range p.qualify(r.f, &row) {
+			for _, q := range Match(p.active, row.occurrence()) {
 				qs = append(qs, q)
 				origin[q.Key()] = &waiting{q: q, feed: r.f, pos: row.pos}
 			}
@@ -376,34 +389,7 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 			p.disp.forget(2 * p.cfg.OpenScanInterval)
 		}
 	}
-	if p.cfg.FeedRetention > 0 && time.Since(p.lastPrune) >= time.Hour {
-		p.lastPrune = time.Now()
-		if err := p.pruneFeeds(ctx); err != nil {
-			p.log.Warn("drop old feed partitions", "err", err)
-		}
-	}
 	return more, nil
-}
-
-// qualify turns a feed row into the qualifications of the campaigns it matches.
-func (p *Poller) qualify(f *feed, row *feedRow) []Qualification {
-	var out []Qualification
-	for _, c := range p.active {
-		switch {
-		case f == transitionFeed && c.Trigger.Audience == row.audience &&
-			((c.Trigger.Kind == TriggerAudienceEntered && row.kind == "entered") || (c.Trigger.Kind == TriggerAudienceExited && row.kind == "exited")):
-			out = append(out, Qualification{
-				CampaignID: c.ID, CustomerID: row.customer, AudienceID: row.audience, Episode: episodeOf(row.episode),
-				MessageID: row.message, Lane: row.lane, EventTimeMs: row.eventMs, IngestTimeMs: row.ingestMs, DerivedAtMs: row.pos,
-			})
-		case f == eventFeed && c.Trigger.Kind == TriggerEvent && c.Trigger.Event.Matches(row.event, row.properties):
-			out = append(out, Qualification{
-				CampaignID: c.ID, CustomerID: row.customer, Episode: row.message, MessageID: row.message, Lane: row.lane,
-				Event: row.event, Properties: row.properties, EventTimeMs: row.eventMs, IngestTimeMs: row.ingestMs, DerivedAtMs: row.pos,
-			})
-		}
-	}
-	return out
 }
 
 func (p *Poller) needsWatermark() bool {
@@ -526,27 +512,11 @@ func (p *Poller) saveCursors(ctx context.Context, shards []int32) error {
 
 // loadCursors reads every saved position, by feed and shard.
 func loadCursors(ctx context.Context, conn *chdb.Conn) (map[string]map[int32]uint64, error) {
-	rows, err := conn.Query(ctx, qCursors)
+	cs, err := ReadCursors(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("read positions: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]map[int32]uint64{}
-	for rows.Next() {
-		var (
-			id    string
-			shard uint32
-			pos   uint64
-		)
-		if err := rows.Scan(&id, &shard, &pos); err != nil {
-			return nil, fmt.Errorf("scan position: %w", err)
-		}
-		if out[id] == nil {
-			out[id] = map[int32]uint64{}
-		}
-		out[id][int32(shard)] = pos
-	}
-	return out, rows.Err()
+	return CursorPositions(cs), nil
 }
 
 func (p *Poller) dropPending(shards []int32) {
@@ -681,7 +651,7 @@ func (p *Poller) rebuildPayloads(ctx context.Context, entries []*Entry) (map[str
 			q.MessageID, q.Event = e.Episode, c.Trigger.Event.Name
 		}
 		d := Decision{Action: Action(e.Decision), Reason: e.Reason, LagMs: sub(e.DetectedAtMs, DueMs(c, q))}
-		b, err := BuildBody(c, q, e, d, attrs[e.CustomerID])
+		b, err := buildBody(c, q, e, d, attrs[e.CustomerID])
 		if err != nil {
 			return nil, err
 		}
@@ -695,6 +665,25 @@ func (p *Poller) rebuildPayloads(ctx context.Context, entries []*Entry) (map[str
 }
 
 var partitionRe = regexp.MustCompile(`^[0-9]{8}$`)
+
+// pruneEvery is how often old feed partitions are dropped.
+const pruneEvery = time.Hour
+
+// keepFeedsPruned prunes the feeds now and every pruneEvery until ctx is done.
+func (p *Poller) keepFeedsPruned(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if err := p.pruneFeeds(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("drop old feed partitions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // pruneFeeds drops daily feed partitions older than the retention and than
 // every saved position (of all pollers).

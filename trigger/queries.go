@@ -92,7 +92,7 @@ GROUP BY customer_id`
 
 	qPayloads = `SELECT ledger_key, argMax(payload, created_at_ms) FROM trigger_payloads WHERE ledger_key IN ? GROUP BY ledger_key`
 
-	qCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`
+	qCursors = `SELECT cursor_id, shard, argMax(position_ms, updated_at_ms), max(updated_at_ms) FROM trigger_cursors GROUP BY cursor_id, shard`
 
 	qInsertCursors = "INSERT INTO trigger_cursors (cursor_id, shard, position_ms, updated_at_ms)"
 

@@ -108,7 +108,7 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 		case d.Action == Wait:
 			res.Waiting = append(res.Waiting, q)
 		default:
-			e := NewEntry(q, d, detected, r.Origin)
+			e := newEntry(q, d, detected, r.Origin)
 			if d.Action.Fires() {
 				facts.Fired(c, q)
 				fires = append(fires, len(res.New))
@@ -166,7 +166,7 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 func (r *Recorder) buildBodies(res *Result, fires []int, attrs map[string]map[string]any) error {
 	for _, i := range fires {
 		n := &res.New[i]
-		body, err := BuildBody(n.Campaign, n.Q, n.Entry, n.Decision, attrs[n.Q.CustomerID])
+		body, err := buildBody(n.Campaign, n.Q, n.Entry, n.Decision, attrs[n.Q.CustomerID])
 		if errors.Is(err, ErrTemplate) {
 			n.Decision = Decision{Action: Skip, Reason: ReasonTemplateError, LagMs: n.Decision.LagMs, Detail: truncateErr(err.Error())}
 			n.Entry.Decision, n.Entry.Reason, n.Entry.DeliveryState = string(Skip), ReasonTemplateError, StateSkipped
@@ -182,9 +182,27 @@ func (r *Recorder) buildBodies(res *Result, fires []int, attrs map[string]map[st
 }
 
 // followUps checks the unless condition of the qualifications that are
-// due (watermark past the end of their window) and not yet in the ledger:
-// true when the customer performed the follow-up event within the window.
+// due and not yet in the ledger.
 func (r *Recorder) followUps(ctx context.Context, cs map[string]*Campaign, qs []Qualification, existing map[string]*Entry, watermarkMs uint64) (map[string]bool, error) {
+	var open []Qualification
+	for _, q := range qs {
+		if existing[q.Key()] == nil {
+			open = append(open, q)
+		}
+	}
+	return FollowUps(ctx, r.Conn, cs, open, watermarkMs)
+}
+
+// followUpChunk is how many customers one follow-up query names, keeping
+// its text small.
+const followUpChunk = 5000
+
+// FollowUps reports, by ledger key, for the qualifications of unless
+// campaigns whose window the watermark has passed, whether the customer
+// performed the follow-up event within it. The Recorder checks with it
+// before deciding and the backfill's preview with it, so a preview is the
+// decision apply records.
+func FollowUps(ctx context.Context, conn *chdb.Conn, cs map[string]*Campaign, qs []Qualification, watermarkMs uint64) (map[string]bool, error) {
 	type pending struct {
 		q   Qualification
 		c   *Campaign
@@ -195,7 +213,7 @@ func (r *Recorder) followUps(ctx context.Context, cs map[string]*Campaign, qs []
 	var lo, hi uint64
 	for _, q := range qs {
 		c := cs[q.CampaignID]
-		if c.Trigger.Unless == nil || existing[q.Key()] != nil {
+		if c == nil || c.Trigger.Unless == nil {
 			continue
 		}
 		d := DueMs(c, q)
@@ -213,26 +231,30 @@ func (r *Recorder) followUps(ctx context.Context, cs map[string]*Campaign, qs []
 	if len(due) == 0 {
 		return out, nil
 	}
-	rows, err := r.Conn.Query(ctx, qFollowUps, stringSet(keys(custs)), stringSet(keys(names)), lo, hi)
-	if err != nil {
-		return nil, fmt.Errorf("read follow-up events: %w", err)
-	}
-	defer rows.Close()
 	type ev struct {
 		msg, name, props string
 		at               uint64
 	}
 	byCustomer := map[string][]ev{}
-	for rows.Next() {
-		var cust string
-		var e ev
-		if err := rows.Scan(&cust, &e.msg, &e.name, &e.props, &e.at); err != nil {
-			return nil, fmt.Errorf("scan follow-up event: %w", err)
+	ids := keys(custs)
+	for i := 0; i < len(ids); i += followUpChunk {
+		rows, err := conn.Query(ctx, qFollowUps, stringSet(ids[i:min(i+followUpChunk, len(ids))]), stringSet(keys(names)), lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("read follow-up events: %w", err)
 		}
-		byCustomer[cust] = append(byCustomer[cust], e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read follow-up events: %w", err)
+		for rows.Next() {
+			var cust string
+			var e ev
+			if err := rows.Scan(&cust, &e.msg, &e.name, &e.props, &e.at); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan follow-up event: %w", err)
+			}
+			byCustomer[cust] = append(byCustomer[cust], e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read follow-up events: %w", err)
+		}
 	}
 	for _, p := range due {
 		found := false

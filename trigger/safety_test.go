@@ -117,7 +117,7 @@ deliver:
 		{audience: "night_audience", customer: "utc", episode: 1, eventMs: at},
 		{audience: "night_audience", customer: "tokyo", episode: 1, eventMs: at},
 	})
-	utcKey, tokyoKey := LedgerKey("night", "utc", "1"), LedgerKey("night", "tokyo", "1")
+	utcKey, tokyoKey := ledgerKey("night", "utc", "1"), ledgerKey("night", "tokyo", "1")
 	eventually(t, time.Minute, "both decided, the Tokyo customer sent", func() (bool, string) {
 		es := ledgerState(t, conn)
 		u, k := es[utcKey], es[tokyoKey]
@@ -305,7 +305,7 @@ deliver: {kafka_topic: fires}`, id, id))
 			t.Errorf("%s: %q, want %q", k, got[k], w)
 		}
 	}
-	e := &Entry{Key: LedgerKey("second", "ada", "1")}
+	e := &Entry{Key: ledgerKey("second", "ada", "1")}
 	if err := NewLedger(conn).Controls(ctx, []*Entry{e}); err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,10 @@ func ParseSecret(s string) (Secret, error) {
 // String writes the secret in its whsec_ form.
 func (s Secret) String() string { return secretPrefix + base64.StdEncoding.EncodeToString(s) }
 
-// Sign returns the webhook-signature header value for one message: one
+// sign returns the webhook-signature header value for one message: one
 // "v1,<base64 HMAC-SHA256 of id.timestamp.body>" per secret, separated by
 // spaces, so a receiver holding either secret of a rotation can verify it.
-func Sign(secrets []Secret, id string, ts time.Time, body []byte) string {
+func sign(secrets []Secret, id string, ts time.Time, body []byte) string {
 	unix := strconv.FormatInt(ts.Unix(), 10)
 	sigs := make([]string, 0, len(secrets))
 	for _, s := range secrets {
@@ -65,7 +65,7 @@ func Sign(secrets []Secret, id string, ts time.Time, body []byte) string {
 func SetHeaders(h http.Header, secrets []Secret, id string, ts time.Time, body []byte) {
 	h.Set(HeaderWebhookID, id)
 	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	h.Set(HeaderWebhookSignature, Sign(secrets, id, ts, body))
+	h.Set(HeaderWebhookSignature, sign(secrets, id, ts, body))
 }
 
 // NewSecret returns a random 32-byte secret, for tests and `tideline dev`.

@@ -11,16 +11,16 @@ import (
 	"github.com/tideline-dev/tideline/trigger/webhooktest"
 )
 
-// TestSignSpecVector checks Sign against the example of the Standard
+// TestSignSpecVector checks sign against the example of the Standard
 // Webhooks specification.
 func TestSignSpecVector(t *testing.T) {
 	s, err := ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := Sign([]Secret{s}, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	got := sign([]Secret{s}, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
 	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
-		t.Fatalf("Sign = %q, want %q", got, want)
+		t.Fatalf("sign = %q, want %q", got, want)
 	}
 }
 

@@ -35,7 +35,7 @@ func (r *recentSuppressions) refresh(ctx context.Context, conn *chdb.Conn) error
 	r.mu.RLock()
 	since := r.sinceMs
 	r.mu.RUnlock()
-	changes, newest, err := SuppressionsSince(ctx, conn, since)
+	changes, newest, err := suppressionsSince(ctx, conn, since)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (p *Poller) suppressAtSend(ctx context.Context, entries []*Entry) ([]*Entry
 	for _, e := range entries {
 		custs[e.CustomerID] = true
 	}
-	supp, err := Suppressions(ctx, p.conn, keys(custs))
+	supp, err := readSuppressions(ctx, p.conn, keys(custs))
 	if err != nil {
 		return nil, err
 	}

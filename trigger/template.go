@@ -66,10 +66,10 @@ var templateFuncs = template.FuncMap{
 
 var templateLineRe = regexp.MustCompile(`^template: [^:]*:(\d+):(?:\d+:)? ?(.*)$`)
 
-// ParseBodyTemplate parses and checks a body template: it must parse, and
+// parseBodyTemplate parses and checks a body template: it must parse, and
 // rendering it for a sample fire must give JSON. Errors carry the line
 // within the template (1-based) for the caller to offset into its file.
-func ParseBodyTemplate(src string) (*BodyTemplate, int, error) {
+func parseBodyTemplate(src string) (*BodyTemplate, int, error) {
 	t, err := template.New("body").Option("missingkey=zero").Funcs(templateFuncs).Parse(src)
 	if err != nil {
 		line, msg := templateErrorLine(err)

@@ -664,11 +664,21 @@ func (s *stack) waitPoller(ctx context.Context) error {
 		}{
 			{"SELECT max(ingest_time_ms) FROM trigger_event_feed", &events},
 			{"SELECT max(derived_at_ms) FROM trigger_transition_feed", &transitions},
-			{"SELECT max(position_ms) FROM trigger_cursors WHERE cursor_id = 'events'", &evPos},
-			{"SELECT max(position_ms) FROM trigger_cursors WHERE cursor_id = 'transitions'", &trPos},
 		} {
 			if err := q(x.sql, x.out); err != nil {
 				return err
+			}
+		}
+		cursors, err := trigger.ReadCursors(ctx, s.conn)
+		if err != nil {
+			return fmt.Errorf("read the poller's progress: %w", err)
+		}
+		for _, c := range cursors {
+			switch c.Feed {
+			case "events":
+				evPos = max(evPos, c.PositionMs)
+			case "transitions":
+				trPos = max(trPos, c.PositionMs)
 			}
 		}
 		if evPos >= events && trPos >= transitions {

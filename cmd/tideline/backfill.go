@@ -444,6 +444,9 @@ func printQualificationNotes(w io.Writer, res *backfill.Result) {
 	if res.Waiting > 0 {
 		fmt.Fprintf(w, "  %d qualifications wait until the watermarks pass the end of their unless window: apply again later to decide them.\n", res.Waiting)
 	}
+	if res.UnrecordedProgress > 0 {
+		fmt.Fprintf(w, "  %d progress writes to backfill_runs failed (see the log): status lagged during the run; the final row is complete.\n", res.UnrecordedProgress)
+	}
 }
 
 func newBackfillStatusCmd(a *app) *cobra.Command {

@@ -1,0 +1,106 @@
+package materialize
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// write records changes: transitions first, then memberships, so a
+// membership never shows a change its transition lacks.
+func (e *Evaluator) write(ctx context.Context, changes []change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := e.lookupCauses(ctx, changes); err != nil {
+		return err
+	}
+	derived := chdb.NowMs()
+	tb, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_transitions (audience_id, customer_id, episode, kind, event_time_ms, ingest_time_ms, derived_at_ms, message_id, lane, derived_at, redated)")
+	if err != nil {
+		return fmt.Errorf("prepare audience_transitions insert: %w", err)
+	}
+	derivedAt := time.UnixMilli(int64(derived))
+	for _, ch := range changes {
+		kind := "exited"
+		if ch.entered {
+			kind = "entered"
+		}
+		c := ch.cause
+		if err := tb.Append(ch.audience, ch.customer, ch.episode, kind, c.eventTime, c.ingestTime, derived, c.message, c.lane, derivedAt, boolByte(ch.redate)); err != nil {
+			_ = tb.Abort()
+			return fmt.Errorf("append transition: %w", err)
+		}
+	}
+	if err := tb.Send(); err != nil {
+		return fmt.Errorf("insert %d audience transitions: %w", len(changes), err)
+	}
+	mb, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_membership (audience_id, customer_id, member, episode, changed_event_time_ms, changed_ingest_time_ms, derived_at_ms, updated_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare audience_membership insert: %w", err)
+	}
+	version := e.version()
+	for _, ch := range changes {
+		if err := mb.Append(ch.audience, ch.customer, boolByte(ch.entered), ch.episode, ch.cause.eventTime, ch.cause.ingestTime, derived, version); err != nil {
+			_ = mb.Abort()
+			return fmt.Errorf("append membership: %w", err)
+		}
+	}
+	if err := mb.Send(); err != nil {
+		return fmt.Errorf("insert %d audience memberships: %w", len(changes), err)
+	}
+	for _, ch := range changes {
+		if ch.redate {
+			e.metrics.redated.WithLabelValues(ch.audience).Inc()
+			continue
+		}
+		kind := "exited"
+		if ch.entered {
+			kind = "entered"
+		}
+		e.metrics.transitions.WithLabelValues(ch.audience, kind).Inc()
+	}
+	return nil
+}
+
+// AudienceSizes returns the number of current members of each active
+// audience.
+func AudienceSizes(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
+	rows, err := conn.Query(ctx, `SELECT audience_id, countIf(m = 1)
+FROM
+(
+    SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m
+    FROM audience_membership
+    GROUP BY audience_id, customer_id
+)
+WHERE audience_id IN (SELECT audience_id FROM audiences FINAL WHERE active = 1)
+GROUP BY audience_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count audience members: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var id string
+		var n uint64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("scan audience sizes: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count audience members: %w", err)
+	}
+	applied, err := ListApplied(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range applied {
+		if _, ok := out[a.ID]; a.Active && !ok {
+			out[a.ID] = 0
+		}
+	}
+	return out, nil
+}

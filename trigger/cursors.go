@@ -1,0 +1,61 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// Cursor is a poller's newest saved position in one feed and shard.
+type Cursor struct {
+	// Feed is the feed's id: "transitions" or "events".
+	Feed  string
+	Shard int32
+	// PositionMs is the feed position every row before it was read at.
+	PositionMs uint64
+	// UpdatedAtMs is when a poller last saved the position; a recent one
+	// means a poller is running.
+	UpdatedAtMs uint64
+}
+
+// ReadCursors reads the newest saved position of every feed and shard.
+// It is the one reader of trigger_cursors: the poller resumes from it, the
+// backfill tells from it whether a poller is running and how far it read,
+// and drills wait on it.
+func ReadCursors(ctx context.Context, conn *chdb.Conn) ([]Cursor, error) {
+	rows, err := conn.Query(ctx, qCursors)
+	if err != nil {
+		return nil, fmt.Errorf("read positions: %w", err)
+	}
+	defer rows.Close()
+	var out []Cursor
+	for rows.Next() {
+		var (
+			c     Cursor
+			shard uint32
+		)
+		if err := rows.Scan(&c.Feed, &shard, &c.PositionMs, &c.UpdatedAtMs); err != nil {
+			return nil, fmt.Errorf("scan position: %w", err)
+		}
+		c.Shard = int32(shard)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read positions: %w", err)
+	}
+	return out, nil
+}
+
+// CursorPositions arranges cursors by feed and shard, the form the poller
+// resumes from and the backfill compares with.
+func CursorPositions(cs []Cursor) map[string]map[int32]uint64 {
+	out := map[string]map[int32]uint64{}
+	for _, c := range cs {
+		if out[c.Feed] == nil {
+			out[c.Feed] = map[int32]uint64{}
+		}
+		out[c.Feed][c.Shard] = c.PositionMs
+	}
+	return out
+}
