@@ -287,14 +287,29 @@ func TestSourceDeterministic(t *testing.T) {
 // TestFlatRow checks the peer's record carries the loader's column values.
 func TestFlatRow(t *testing.T) {
 	ev := &ingest.Event{MessageID: "m1", Type: ingest.TypeIdentify, AnonymousID: "a1", Traits: []byte(`{"plan":"gold"}`),
+		Context: []byte(`{"ip":"10.0.0.1","page":{"path":"/p"}}`),
 		Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC), ReceivedAt: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC), Source: "web"}
 	var rows ingest.EventRows
 	rows.Add(ev, "web", "peer.web", 0, 0)
 	f := flatOf(&rows, 0)
 	want := flatRow{MessageID: "m1", Type: "identify", CustomerID: "anon:a1", AnonymousID: "a1", Properties: "{}", Traits: `{"plan":"gold"}`,
-		EventTime: 1767323045, EventTimeMs: 1767323045678, ReceivedAtMs: 1767323046000, Source: "web", Lane: "web", KafkaTopic: "peer.web"}
+		EventTime: 1767323045, EventTimeMs: 1767323045678, ReceivedAtMs: 1767323046000, Source: "web", Lane: "web", KafkaTopic: "peer.web",
+		Context: `{"ip":"10.0.0.1","page":{"path":"/p"}}`, ContextIP: "10.0.0.1", ContextPagePath: "/p"}
 	if f != want {
 		t.Errorf("got %+v\nwant %+v", f, want)
+	}
+}
+
+// TestPeerColumns checks that the peer writes every column the loader
+// writes: ClickHouse 18.16 fails an insert through a view that leaves a
+// column of its TO table out.
+func TestPeerColumns(t *testing.T) {
+	tail := ", kafka_offset, " + strings.Join(peerContextColumns, ", ")
+	if !strings.HasSuffix(ingest.EventColumns, tail) {
+		t.Errorf("ingest.EventColumns = %q, want it to end with %q", ingest.EventColumns, tail)
+	}
+	if len(peerContextColumns) != len(ingest.EventRows{}.Ctx) {
+		t.Errorf("%d context columns, ingest.EventRows has %d", len(peerContextColumns), len(ingest.EventRows{}.Ctx))
 	}
 }
 
