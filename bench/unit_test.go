@@ -287,7 +287,7 @@ func TestSourceDeterministic(t *testing.T) {
 // TestFlatRow checks the peer's record carries the loader's column values.
 func TestFlatRow(t *testing.T) {
 	ev := &ingest.Event{MessageID: "m1", Type: ingest.TypeIdentify, AnonymousID: "a1", Traits: []byte(`{"plan":"gold"}`),
-		Context: []byte(`{"ip":"10.0.0.1","page":{"path":"/p"}}`),
+		Context:   []byte(`{"ip":"10.0.0.1","page":{"path":"/p"}}`),
 		Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC), ReceivedAt: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC), Source: "web"}
 	var rows ingest.EventRows
 	rows.Add(ev, "web", "peer.web", 0, 0)
