@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,7 +187,7 @@ func TestRun(t *testing.T) {
 // ingest time, which differ by design).
 func eventRows(t *testing.T, conn *chdb.Conn, db string) map[string]string {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), "SELECT message_id, concat(type, '|', customer_id, '|', user_id, '|', anonymous_id, '|', event, '|', properties, '|', traits, '|', toString(event_time), '|', toString(event_time_ms), '|', toString(sent_at_ms), '|', toString(received_at_ms), '|', source, '|', lane) FROM "+db+".events")
+	rows, err := conn.Query(context.Background(), "SELECT message_id, concat(type, '|', customer_id, '|', user_id, '|', anonymous_id, '|', event, '|', properties, '|', traits, '|', toString(event_time), '|', toString(event_time_ms), '|', toString(sent_at_ms), '|', toString(received_at_ms), '|', source, '|', lane, '|', "+strings.Join(peerContextColumns, ", '|', ")+") FROM "+db+".events")
 	if err != nil {
 		t.Fatal(err)
 	}

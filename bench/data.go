@@ -180,6 +180,26 @@ type flatRow struct {
 	Source       string `json:"source"`
 	Lane         string `json:"lane"`
 	KafkaTopic   string `json:"kafka_topic"`
+	// The columns of the message's context and of the group and alias
+	// calls (peerContextColumns), in ingest.EventRows.Ctx's order.
+	PreviousID             string `json:"previous_id"`
+	GroupID                string `json:"group_id"`
+	Context                string `json:"context"`
+	ContextCampaignSource  string `json:"context_campaign_source"`
+	ContextCampaignMedium  string `json:"context_campaign_medium"`
+	ContextCampaignName    string `json:"context_campaign_name"`
+	ContextCampaignTerm    string `json:"context_campaign_term"`
+	ContextCampaignContent string `json:"context_campaign_content"`
+	ContextPageURL         string `json:"context_page_url"`
+	ContextPagePath        string `json:"context_page_path"`
+	ContextPageReferrer    string `json:"context_page_referrer"`
+	ContextPageTitle       string `json:"context_page_title"`
+	ContextIP              string `json:"context_ip"`
+	ContextUserAgent       string `json:"context_user_agent"`
+	ContextLocale          string `json:"context_locale"`
+	ContextTimezone        string `json:"context_timezone"`
+	ContextLibraryName     string `json:"context_library_name"`
+	ContextLibraryVersion  string `json:"context_library_version"`
 }
 
 // flatOf returns row i of rows as the peer's record, so the peer loads
@@ -191,5 +211,23 @@ func flatOf(rows *ingest.EventRows, i int) flatRow {
 		Properties: rows.Properties[i], Traits: rows.Traits[i],
 		EventTime: rows.EventTime[i].Unix(), EventTimeMs: rows.EventTimeMs[i], SentAtMs: rows.SentAtMs[i],
 		ReceivedAtMs: rows.ReceivedAtMs[i], Source: rows.Source[i], Lane: rows.Lane[i], KafkaTopic: rows.Topic[i],
+		PreviousID:             rows.Ctx[0][i],
+		GroupID:                rows.Ctx[1][i],
+		Context:                rows.Ctx[2][i],
+		ContextCampaignSource:  rows.Ctx[3][i],
+		ContextCampaignMedium:  rows.Ctx[4][i],
+		ContextCampaignName:    rows.Ctx[5][i],
+		ContextCampaignTerm:    rows.Ctx[6][i],
+		ContextCampaignContent: rows.Ctx[7][i],
+		ContextPageURL:         rows.Ctx[8][i],
+		ContextPagePath:        rows.Ctx[9][i],
+		ContextPageReferrer:    rows.Ctx[10][i],
+		ContextPageTitle:       rows.Ctx[11][i],
+		ContextIP:              rows.Ctx[12][i],
+		ContextUserAgent:       rows.Ctx[13][i],
+		ContextLocale:          rows.Ctx[14][i],
+		ContextTimezone:        rows.Ctx[15][i],
+		ContextLibraryName:     rows.Ctx[16][i],
+		ContextLibraryVersion:  rows.Ctx[17][i],
 	}
 }

@@ -18,28 +18,30 @@ const (
 	peerView       = "peer_to_events"
 )
 
+// peerContextColumns are the String columns of events for the message's
+// context and the group and alias calls, in ingest.EventRows.Ctx's order
+// (a test checks them against ingest.EventColumns).
+var peerContextColumns = []string{"previous_id", "group_id", "context",
+	"context_campaign_source", "context_campaign_medium", "context_campaign_name", "context_campaign_term", "context_campaign_content",
+	"context_page_url", "context_page_path", "context_page_referrer", "context_page_title",
+	"context_ip", "context_user_agent", "context_locale", "context_timezone", "context_library_name", "context_library_version"}
+
 // peerColumns are the flat record's columns as the Kafka engine reads them.
-const peerColumns = `message_id String, type String, customer_id String, user_id String, anonymous_id String,
+var peerColumns = `message_id String, type String, customer_id String, user_id String, anonymous_id String,
     event String, properties String, traits String, event_time DateTime, event_time_ms UInt64,
-    sent_at_ms UInt64, received_at_ms UInt64, source String, lane String, kafka_topic String`
+    sent_at_ms UInt64, received_at_ms UInt64, source String, lane String, kafka_topic String,
+    ` + strings.Join(peerContextColumns, " String, ") + ` String`
 
 // peerViewSQL moves what the engine reads into events, selecting every
 // column (18.16 fails an insert through a view that leaves one to its
 // DEFAULT). 18.16's Kafka engine has no _partition or _offset virtual
-// columns, so those are 0; ingest_time_ms is the insert's second. The bench
-// workload sends no context, group or alias ids, so those columns are empty
-// for the peer as for the loader.
-const peerViewSQL = `CREATE MATERIALIZED VIEW ` + peerView + ` TO events AS
+// columns, so those are 0; ingest_time_ms is the insert's second.
+var peerViewSQL = `CREATE MATERIALIZED VIEW ` + peerView + ` TO events AS
 SELECT message_id, type, customer_id, user_id, anonymous_id, event, properties, traits,
     event_time, event_time_ms, sent_at_ms, received_at_ms,
     toUInt64(toUnixTimestamp(now())) * 1000 AS ingest_time_ms,
     source, lane, kafka_topic, toInt32(0) AS kafka_partition, toInt64(0) AS kafka_offset,
-    '' AS previous_id, '' AS group_id, '' AS context,
-    '' AS context_campaign_source, '' AS context_campaign_medium, '' AS context_campaign_name,
-    '' AS context_campaign_term, '' AS context_campaign_content,
-    '' AS context_page_url, '' AS context_page_path, '' AS context_page_referrer, '' AS context_page_title,
-    '' AS context_ip, '' AS context_user_agent, '' AS context_locale, '' AS context_timezone,
-    '' AS context_library_name, '' AS context_library_version
+    ` + strings.Join(peerContextColumns, ", ") + `
 FROM ` + peerKafkaTable
 
 var (

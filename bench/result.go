@@ -88,47 +88,127 @@ func (r *Result) summarise() {
 		r.Ratios = append(r.Ratios, Ratio{Name: fmt.Sprintf("tideline (views %s) / peer (views %s)", tl.Views, peer.Views), Value: tl.EventsPerSec / peer.EventsPerSec})
 	}
 
+	r.Targets = r.checkTargets()
+}
+
+// The targets every run is judged against; the figures come from the same
+// run, so the ratios hold on a busy machine even when the rates do not.
+const (
+	// peerTarget and peerGoal are tideline's rate over the Kafka-engine
+	// peer's, both with every view attached: the target, and the goal the
+	// bench keeps printing once the target is met.
+	peerTarget = 1.5
+	peerGoal   = 2.0
+	// ceilingTarget is tideline's share of the views-attached ceiling.
+	ceilingTarget = 0.75
+	// latencyTargetMS bounds event → transition and event → webhook p99 at
+	// latencyTargetRate events/s.
+	latencyTargetMS   = 1000
+	latencyTargetRate = 2000
+	// backlogTarget is the drain's real-time multiple; the live lane keeps
+	// latencyTargetMS meanwhile.
+	backlogTarget = 100
+	// rssTargetMB bounds every loader's peak RSS.
+	rssTargetMB = 512
+)
+
+// checkTargets lists every target, met or not; one the run did not measure
+// (scenario skipped, views unavailable, a lower rate than the target's)
+// has Met nil, so a partial run never reads as a pass.
+func (r *Result) checkTargets() []TargetOutcome {
 	yes := func(b bool) *bool { return &b }
+	var out []TargetOutcome
 	add := func(target, got string, met *bool) {
-		r.Targets = append(r.Targets, TargetOutcome{Target: target, Got: got, Met: met})
+		out = append(out, TargetOutcome{Target: target, Got: got, Met: met})
 	}
-	if t := r.find("tideline", "attached"); t != nil {
-		add("ingest with all views ≥ 200000 events/s", fmt.Sprintf("%.0f", t.EventsPerSec), yes(t.EventsPerSec >= 200000))
-	} else if t := r.find("tideline", "detached"); t != nil {
-		add("ingest with all views ≥ 200000 events/s", fmt.Sprintf("views not available; detached %.0f", t.EventsPerSec), nil)
+
+	tl, peer, ceil := r.find("tideline", "attached"), r.find("peer", "attached"), r.find("ceiling", "attached")
+	for _, want := range []float64{peerTarget, peerGoal} {
+		name := fmt.Sprintf("tideline ≥ %.1f× the Kafka-engine peer, views attached", want)
+		if want == peerGoal {
+			name = "goal: " + name
+		}
+		if tl == nil || peer == nil {
+			add(name, notMeasured(tl, peer, "tideline", "peer"), nil)
+			continue
+		}
+		ratio := tl.EventsPerSec / peer.EventsPerSec
+		add(name, fmt.Sprintf("%.2f× (%.0f / %.0f events/s)", ratio, tl.EventsPerSec, peer.EventsPerSec), yes(ratio >= want))
 	}
-	for _, ra := range r.Ratios {
+	name := fmt.Sprintf("tideline ≥ %.0f%% of the ceiling, views attached", 100*ceilingTarget)
+	if tl == nil || ceil == nil {
+		add(name, notMeasured(tl, ceil, "tideline", "ceiling"), nil)
+	} else {
+		ratio := tl.EventsPerSec / ceil.EventsPerSec
+		add(name, fmt.Sprintf("%.0f%% (%.0f / %.0f events/s)", 100*ratio, tl.EventsPerSec, ceil.EventsPerSec), yes(ratio >= ceilingTarget))
+	}
+
+	for _, st := range []struct {
+		stage string
+		p     func(*Latency) *Percentiles
+	}{
+		{"transition derived", func(l *Latency) *Percentiles { return l.Transition }},
+		{"webhook received", func(l *Latency) *Percentiles { return l.Webhook }},
+	} {
+		name := fmt.Sprintf("event → %s p99 < %d ms at %d events/s", st.stage, latencyTargetMS, latencyTargetRate)
+		l := r.Latency
 		switch {
-		case strings.HasPrefix(ra.Name, "tideline / ceiling (views "+views):
-			add("≥ 50% of the ceiling", fmt.Sprintf("%.0f%% (views %s)", 100*ra.Value, views), yes(ra.Value >= 0.5))
-		case strings.HasPrefix(ra.Name, "tideline (views"):
-			add("≥ 2× the Kafka-engine peer", fmt.Sprintf("%.2f×", ra.Value), yes(ra.Value >= 2))
+		case l == nil:
+			add(name, "latency scenario not run", nil)
+		case l.Error != "":
+			add(name, "error: "+oneLine(l.Error), yes(false))
+		case st.p(l) == nil || st.p(l).Count == 0:
+			add(name, "no "+st.stage+" in the window", nil)
+		case l.Rate < latencyTargetRate:
+			add(name, fmt.Sprintf("%.0f ms, but at %.0f events/s", st.p(l).P99, l.Rate), nil)
+		default:
+			add(name, fmt.Sprintf("%.0f ms (%d events)", st.p(l).P99, st.p(l).Count), yes(st.p(l).P99 < latencyTargetMS))
 		}
 	}
-	if l := r.Latency; l != nil && l.Error == "" && l.Visible.Count > 0 {
-		// The target is end to end: the last stage measured.
-		stage, p := "row visible", l.Visible
-		if l.Transition != nil && l.Transition.Count > 0 {
-			stage, p = "transition derived", *l.Transition
+
+	drain := fmt.Sprintf("backlog drain ≥ %d× real time", backlogTarget)
+	live := fmt.Sprintf("live-lane p99 < %d ms during the drain", latencyTargetMS)
+	switch b := r.Backlog; {
+	case b == nil:
+		add(drain, "backlog scenario not run", nil)
+		add(live, "backlog scenario not run", nil)
+	case !b.Drained:
+		add(drain, fmt.Sprintf("not drained (%s)", oneLine(b.Error)), yes(false))
+		add(live, "no drain to measure during", nil)
+	default:
+		add(drain, fmt.Sprintf("%.0f×", b.RealTimeMultiple), yes(b.RealTimeMultiple >= backlogTarget))
+		if b.LiveDuringDrain.Count == 0 {
+			add(live, "no live event during the drain", nil)
+		} else {
+			add(live, fmt.Sprintf("%.0f ms (%d events)", b.LiveDuringDrain.P99, b.LiveDuringDrain.Count), yes(b.LiveDuringDrain.P99 < latencyTargetMS))
 		}
-		if l.Webhook != nil && l.Webhook.Count > 0 {
-			stage, p = "webhook received", *l.Webhook
-		}
-		add(fmt.Sprintf("latency p99 < 1 s at %.0f events/s (event → %s)", l.Rate, stage), fmt.Sprintf("%.0f ms", p.P99), yes(p.P99 < 1000))
 	}
-	if b := r.Backlog; b != nil && b.Drained {
-		add("backlog drain ≥ 50× real time", fmt.Sprintf("%.0f×", b.RealTimeMultiple), yes(b.RealTimeMultiple >= 50))
-		add("live-lane p99 < 2 s during the drain", fmt.Sprintf("%.0f ms", b.LiveDuringDrain.P99), yes(b.LiveDuringDrain.Count > 0 && b.LiveDuringDrain.P99 < 2000))
-	}
+
 	var peak float64
 	for _, m := range r.Memory {
 		if m.Process == "loader" {
 			peak = max(peak, m.PeakRSSMB)
 		}
 	}
+	name = fmt.Sprintf("loader peak RSS < %d MB", rssTargetMB)
 	if peak > 0 {
-		add("loader peak RSS < 512 MB", fmt.Sprintf("%.0f MB", peak), yes(peak < 512))
+		add(name, fmt.Sprintf("%.0f MB", peak), yes(peak < rssTargetMB))
+	} else {
+		add(name, "no loader ran", nil)
 	}
+	return out
+}
+
+// notMeasured says which of two throughputs a ratio target lacks.
+func notMeasured(a, b *Throughput, aName, bName string) string {
+	var missing []string
+	if a == nil {
+		missing = append(missing, aName)
+	}
+	if b == nil {
+		missing = append(missing, bName)
+	}
+	return strings.Join(missing, " and ") + " not measured with the views attached"
 }
 
 // WriteJSON writes r as indented JSON.
