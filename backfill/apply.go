@@ -226,6 +226,9 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		}
 	}()
 	finish := func(runErr error) (*Result, error) {
+		// A permanent ClickHouse error (chdb.Retryable) names its remedy in
+		// the run's recorded error as well as in the returned one.
+		runErr = chdb.Permanent(runErr)
 		stopHB()
 		<-hbDone
 		update(func(r *Run) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,4 +197,27 @@ func fastLoader() ingest.LoaderConfig {
 	c.FlushInterval = 50 * time.Millisecond
 	c.WatermarkInterval = 200 * time.Millisecond
 	return c
+}
+
+// TestLoaderStopsOnMissingColumn: a schema older than the loader is a
+// permanent error; the loader stops and says to migrate instead of
+// retrying the batch forever, and commits nothing.
+func TestLoaderStopsOnMissingColumn(t *testing.T) {
+	for _, br := range testenv.Brokers(t) {
+		t.Run(br.Name, func(t *testing.T) {
+			conn := testenv.ClickHouse(t)
+			if err := conn.Exec(context.Background(), "ALTER TABLE events DROP COLUMN context_ip"); err != nil {
+				t.Fatal(err)
+			}
+			p := startPipeline(t, br, conn, fastLoader())
+			if code, body := p.post(t, "/v1/track", "web-demo-key", map[string]any{"messageId": "m-1", "userId": "u-1", "event": "view"}); code != 200 {
+				t.Fatalf("track: %d %v", code, body)
+			}
+			err := <-p.done
+			p.cancel = nil
+			if err == nil || !strings.Contains(err.Error(), "tideline migrate") {
+				t.Fatalf("loader ended with %v, want a permanent error naming `tideline migrate`", err)
+			}
+		})
+	}
 }
