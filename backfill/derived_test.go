@@ -164,7 +164,7 @@ func (e *env) replay() *backfill.Replay {
 func (e *env) evaluatorCaughtUp() {
 	e.t.Helper()
 	settle := uint64(e.derived.mcfg.TouchSettle.Milliseconds())
-	e.eventually("evaluator caught up", func() (bool, string) {
+	e.testenv.Eventually("evaluator caught up", func() (bool, string) {
 		last := e.queryUint("SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches")
 		if last == 0 {
 			return false, "no touches yet"

@@ -159,7 +159,7 @@ func (e *env) queryUint(q string, args ...any) uint64 {
 }
 
 // eventually polls cond until it holds or a generous deadline passes.
-func (e *env) eventually(what string, cond func() (bool, string)) {
+func (e *env) testenv.Eventually(what string, cond func() (bool, string)) {
 	e.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	var last string
@@ -177,7 +177,7 @@ func (e *env) eventually(what string, cond func() (bool, string)) {
 // waitPositions waits until ClickHouse holds n distinct positions.
 func (e *env) waitPositions(n int) {
 	e.t.Helper()
-	e.eventually(fmt.Sprintf("%d positions loaded", n), func() (bool, string) {
+	e.testenv.Eventually(fmt.Sprintf("%d positions loaded", n), func() (bool, string) {
 		got := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions")
 		return got == uint64(n), fmt.Sprintf("%d", got)
 	})
@@ -218,7 +218,7 @@ func (e *env) deleteRows(where string, args ...any) {
 			e.t.Fatal(err)
 		}
 	}
-	e.eventually("delete mutations done", func() (bool, string) {
+	e.testenv.Eventually("delete mutations done", func() (bool, string) {
 		n := e.queryUint("SELECT count() FROM system.mutations WHERE database = ? AND table IN ('events', 'event_positions') AND is_done = 0", e.conn.Database)
 		return n == 0, fmt.Sprintf("%d pending", n)
 	})

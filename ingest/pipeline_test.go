@@ -96,22 +96,6 @@ func queryUint(t *testing.T, conn *chdb.Conn, q string, args ...any) uint64 {
 	return n
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached in %s (last: %s)", what, d, last)
-}
-
 func TestHTTPToClickHouse(t *testing.T) {
 	for _, br := range testenv.Brokers(t) {
 		t.Run(br.Name, func(t *testing.T) {
@@ -152,7 +136,7 @@ func TestHTTPToClickHouse(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			eventually(t, 30*time.Second, "events and dead letters loaded", func() (bool, string) {
+			testenv.Eventually(t, 30*time.Second, "events and dead letters loaded", func() (bool, string) {
 				// Distinct keys: a redelivered batch adds rows until a merge
 				// collapses them, never keys.
 				ev := queryUint(t, conn, "SELECT uniqExact(customer_id, message_id) FROM events")
@@ -184,7 +168,7 @@ func TestHTTPToClickHouse(t *testing.T) {
 			if n := queryUint(t, conn, "SELECT count() FROM dead_letters WHERE lane = 'collector:web' AND field = 'userId'"); n != 1 {
 				t.Errorf("collector dead letter missing")
 			}
-			eventually(t, 20*time.Second, "watermarks recorded", func() (bool, string) {
+			testenv.Eventually(t, 20*time.Second, "watermarks recorded", func() (bool, string) {
 				n := queryUint(t, conn, "SELECT count() FROM lane_watermarks WHERE lane IN ('web','server') AND watermark_ms > 0")
 				return n == 2, fmt.Sprintf("lanes with watermark=%d", n)
 			})

@@ -114,7 +114,7 @@ deliver:
 		insertTransitions(b, conn, trs)
 	}
 	t.Stop()
-	eventually(b, 2*time.Minute, "every qualification delivered", func() (bool, string) {
+	testenv.Eventually(b, 2*time.Minute, "every qualification delivered", func() (bool, string) {
 		n := len(rcv.Accepted())
 		return n >= b.N, fmt.Sprintf("%d of %d", n, b.N)
 	})
@@ -222,7 +222,7 @@ deliver:
 		}
 	}
 	t.Stop()
-	eventually(b, 3*time.Minute, "every purchase delivered", func() (bool, string) {
+	testenv.Eventually(b, 3*time.Minute, "every purchase delivered", func() (bool, string) {
 		n := len(rcv.Accepted())
 		return n >= fires, fmt.Sprintf("%d of %d", n, fires)
 	})

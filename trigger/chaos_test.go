@@ -54,7 +54,7 @@ deliver:
 		trs = append(trs, transition{audience: "gone", customer: fmt.Sprintf("g%03d", i), episode: 1, eventMs: now})
 	}
 	insertTransitions(t, conn, trs)
-	eventually(t, 90*time.Second, "every delivery ended", func() (bool, string) {
+	testenv.Eventually(t, 90*time.Second, "every delivery ended", func() (bool, string) {
 		es := ledgerState(t, conn)
 		open := 0
 		for _, e := range es {

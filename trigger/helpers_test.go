@@ -169,22 +169,6 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s (last: %s)", what, d, last)
-}
-
 // ledger returns the newest state of every ledger entry, by key.
 func ledgerState(t testing.TB, conn *chdb.Conn) map[string]*Entry {
 	t.Helper()

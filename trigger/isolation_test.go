@@ -56,13 +56,13 @@ deliver:
 		}
 		return n
 	}
-	eventually(t, 60*time.Second, "the fast campaign delivered", func() (bool, string) {
+	testenv.Eventually(t, 60*time.Second, "the fast campaign delivered", func() (bool, string) {
 		return delivered("/fast") == 40, fmt.Sprintf("fast %d, slow %d", delivered("/fast"), delivered("/slow"))
 	})
 	if slow := delivered("/slow"); slow >= 20 {
 		t.Fatalf("the slow endpoint had all %d deliveries by the time the fast one finished: the test did not exercise isolation", slow)
 	}
-	eventually(t, 90*time.Second, "the slow campaign delivered too", func() (bool, string) {
+	testenv.Eventually(t, 90*time.Second, "the slow campaign delivered too", func() (bool, string) {
 		return delivered("/slow") == 20, fmt.Sprintf("slow %d", delivered("/slow"))
 	})
 }

@@ -154,11 +154,11 @@ deliver:
 	r.mu.Lock()
 	sent := slices.Clone(r.sent)
 	r.mu.Unlock()
-	eventually(t, 2*time.Minute, "every event loaded", func() (bool, string) {
+	testenv.Eventually(t, 2*time.Minute, "every event loaded", func() (bool, string) {
 		n := count(t, conn, "SELECT uniqExact(message_id) FROM events")
 		return n == uint64(len(sent)), fmt.Sprintf("%d of %d", n, len(sent))
 	})
-	eventually(t, time.Minute, "the evaluator past the end", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "the evaluator past the end", func() (bool, string) {
 		n := count(t, conn, "SELECT min(complete_ms) FROM audience_completeness FINAL")
 		return n > uint64(end.Add(5*time.Second).UnixMilli()), fmt.Sprintf("complete to %d", n)
 	})

@@ -2,16 +2,14 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the README's settings table")
 
 const (
 	settingsBegin = "<!-- settings:begin (go test ./cmd/tideline -run TestREADMESettings -update) -->\n"
@@ -39,7 +37,7 @@ func TestREADMESettings(t *testing.T) {
 	if got == table.String() {
 		return
 	}
-	if *update {
+	if golden.Update() {
 		s = s[:i+len(settingsBegin)] + table.String() + s[j:]
 		if err := os.WriteFile("../../README.md", []byte(s), 0o644); err != nil {
 			t.Fatal(err)
