@@ -14,7 +14,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/trigger"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // derived is the downstream half of a test deployment: the repo's
@@ -25,7 +25,7 @@ type derived struct {
 	mplan     *materialize.Plan
 	campaigns []*trigger.Campaign
 	byID      map[string]*trigger.Campaign
-	hook      *webhooktest.Receiver
+	hook      *receiver.Receiver
 	evaluator *background
 	poller    *background
 	replay    *backfill.Replay
@@ -74,7 +74,7 @@ func (e *env) withDerived() *derived {
 		t.Fatal(err)
 	}
 	secret := trigger.NewSecret()
-	d.hook, err = webhooktest.NewReceiver(secret.String())
+	d.hook, err = receiver.NewReceiver(secret.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func (e *env) replay() *backfill.Replay {
 func (e *env) evaluatorCaughtUp() {
 	e.t.Helper()
 	settle := uint64(e.derived.mcfg.TouchSettle.Milliseconds())
-	e.testenv.Eventually("evaluator caught up", func() (bool, string) {
+	e.eventually("evaluator caught up", func() (bool, string) {
 		last := e.queryUint("SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches")
 		if last == 0 {
 			return false, "no touches yet"

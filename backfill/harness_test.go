@@ -158,26 +158,16 @@ func (e *env) queryUint(q string, args ...any) uint64 {
 	return n
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
-func (e *env) testenv.Eventually(what string, cond func() (bool, string)) {
+// eventually is testenv.Eventually with the harness's generous deadline.
+func (e *env) eventually(what string, cond func() (bool, string)) {
 	e.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.t.Fatalf("%s: not reached (last: %s)", what, last)
+	testenv.Eventually(e.t, 2*time.Minute, what, cond)
 }
 
 // waitPositions waits until ClickHouse holds n distinct positions.
 func (e *env) waitPositions(n int) {
 	e.t.Helper()
-	e.testenv.Eventually(fmt.Sprintf("%d positions loaded", n), func() (bool, string) {
+	e.eventually(fmt.Sprintf("%d positions loaded", n), func() (bool, string) {
 		got := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions")
 		return got == uint64(n), fmt.Sprintf("%d", got)
 	})
@@ -218,7 +208,7 @@ func (e *env) deleteRows(where string, args ...any) {
 			e.t.Fatal(err)
 		}
 	}
-	e.testenv.Eventually("delete mutations done", func() (bool, string) {
+	e.eventually("delete mutations done", func() (bool, string) {
 		n := e.queryUint("SELECT count() FROM system.mutations WHERE database = ? AND table IN ('events', 'event_positions') AND is_done = 0", e.conn.Database)
 		return n == 0, fmt.Sprintf("%d pending", n)
 	})

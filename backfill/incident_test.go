@@ -73,7 +73,7 @@ func replayIncident(t *testing.T, e *env) *incident {
 			web++
 		}
 	}
-	e.testenv.Eventually("web lane keeps loading during the outage", func() (bool, string) {
+	e.eventually("web lane keeps loading during the outage", func() (bool, string) {
 		n := e.queryUint("SELECT uniqExact(kafka_partition, kafka_offset) FROM event_positions WHERE kafka_topic = ?", e.br.Config.MustTopic("web"))
 		return n == uint64(web), ""
 	})
@@ -289,7 +289,7 @@ func TestIncidentReplay(t *testing.T) {
 // checks the receiver saw each exactly once, under its ledger key.
 func (e *env) assertDelivered() {
 	e.t.Helper()
-	e.testenv.Eventually("every fire delivered", func() (bool, string) {
+	e.eventually("every fire delivered", func() (bool, string) {
 		n := e.queryUint(`SELECT count() FROM (SELECT ledger_key, argMax(decision, updated_at_ms) AS d, argMax(delivery_state, updated_at_ms) AS s
 			FROM send_ledger GROUP BY ledger_key) WHERE d IN ('fire', 'fire_late') AND s != 'delivered'`)
 		return n == 0, fmt.Sprintf("%d open", n)

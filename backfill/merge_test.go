@@ -118,7 +118,7 @@ func TestPlanIgnoresMerges(t *testing.T) {
 			}
 			serverBefore := inWindow(before, serverTopic)
 			serverLoaded := inWindow(during, serverTopic) + inWindow(retries, serverTopic)
-			e.testenv.Eventually("the server lane redelivered", func() (bool, string) {
+			e.eventually("the server lane redelivered", func() (bool, string) {
 				n := e.queryUint("SELECT count() FROM event_positions WHERE kafka_topic = ?", serverTopic)
 				return n == uint64(serverBefore+2*serverLoaded), ""
 			})

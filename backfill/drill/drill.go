@@ -31,7 +31,7 @@ import (
 	"github.com/tideline-dev/tideline/materialize"
 	tsql "github.com/tideline-dev/tideline/sql"
 	"github.com/tideline-dev/tideline/trigger"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // Config shapes a drill.
@@ -97,7 +97,7 @@ type Report struct {
 	// never reached ClickHouse or were removed from it.
 	Produced, Lost, Deleted int
 	// Receiver counts the webhooks the local receiver got.
-	Receiver *webhooktest.Receiver
+	Receiver *receiver.Receiver
 }
 
 type stack struct {
@@ -420,7 +420,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // campaignsToReceiver records the campaigns with every webhook pointed at
 // a local receiver, signed with a secret made for this run.
-func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver, error) {
+func (s *stack) campaignsToReceiver(ctx context.Context) (*receiver.Receiver, error) {
 	campaigns, err := trigger.LoadCampaigns(s.cfg.Trigger.CampaignsDir)
 	if err != nil {
 		return nil, err
@@ -431,7 +431,7 @@ func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver,
 	}
 	campaigns = append(campaigns, nudge)
 	secret := trigger.NewSecret()
-	recv, err := trigger.NewReceiver(secret.String())
+	recv, err := receiver.NewReceiver(secret.String())
 	if err != nil {
 		return nil, err
 	}
