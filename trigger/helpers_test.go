@@ -17,7 +17,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // testConfig is a poller config for tests: short intervals, one poller.
@@ -40,7 +40,7 @@ func testConfig() Config {
 
 // hook is a webhook receiver served over HTTP, with its secret.
 type hook struct {
-	*webhooktest.Receiver
+	*receiver.Receiver
 	URL    string
 	Secret Secret
 }
@@ -48,7 +48,7 @@ type hook struct {
 func newHook(t *testing.T) *hook {
 	t.Helper()
 	s := NewSecret()
-	r, err := webhooktest.NewReceiver(s.String())
+	r, err := receiver.NewReceiver(s.String())
 	if err != nil {
 		t.Fatal(err)
 	}

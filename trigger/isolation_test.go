@@ -9,7 +9,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // TestSlowDestinationIsolated checks that a slow endpoint only holds its
@@ -19,7 +19,7 @@ import (
 func TestSlowDestinationIsolated(t *testing.T) {
 	conn := testenv.ClickHouse(t)
 	h := newHook(t)
-	h.SetChaos("/slow", webhooktest.Chaos{Timeout: 1, TimeoutDelay: 1500 * time.Millisecond})
+	h.SetChaos("/slow", receiver.Chaos{Timeout: 1, TimeoutDelay: 1500 * time.Millisecond})
 	t.Setenv("ISO_SECRET", h.Secret.String())
 	var cs []*Campaign
 	for _, id := range []string{"slow", "fast"} {

@@ -16,7 +16,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/devenv"
 	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/trigger"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 func init() { subcommands = append(subcommands, newDevCmd) }
@@ -109,13 +109,13 @@ func devComponents(a *app, tc *trigger.Config, mc *materialize.Config) devenv.Co
 
 // devPoller starts a local receiver and a poller whose campaigns deliver
 // to it, signed with a secret made for this run.
-func devPoller(ctx context.Context, a *app, cfg trigger.Config, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) (*trigger.Poller, *webhooktest.Receiver, error) {
+func devPoller(ctx context.Context, a *app, cfg trigger.Config, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) (*trigger.Poller, *receiver.Receiver, error) {
 	campaigns, err := trigger.LoadCampaigns(cfg.CampaignsDir)
 	if err != nil {
 		return nil, nil, err
 	}
 	secret := trigger.NewSecret()
-	recv, err := trigger.NewReceiver(secret.String())
+	recv, err := receiver.NewReceiver(secret.String())
 	if err != nil {
 		return nil, nil, err
 	}
