@@ -1,10 +1,4 @@
-// Package devenv runs the whole pipeline on one machine for `tideline dev`:
-// it starts (or reuses) the local ClickHouse through the repo's script,
-// runs the embedded broker (or uses real Kafka), applies migrations, serves
-// the collector, runs the loader and the downstream components, drives the
-// demo workload through the HTTP API, shows a live status, and stops in
-// data-flow order so that nothing the collector accepted is lost.
-package devenv
+package pipeline
 
 import (
 	"context"
@@ -84,7 +78,7 @@ type Reading struct {
 }
 
 // Components builds the downstream components once the database is ready.
-type Components func(ctx context.Context, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) ([]Component, error)
+type Components func(ctx context.Context, env Env) ([]Component, error)
 
 // Run runs the stack until ctx ends, cfg.Duration passes, or the workload
 // finishes and the pipeline caught up; then it stops in data-flow order
@@ -127,11 +121,12 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) (*
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	defer prod.Close()
-	col, err := ingest.NewCollector(cfg.Collector, cfg.Kafka, prod, reg, log)
+	env := Env{Conn: conn, Kafka: cfg.Kafka, Seeds: seeds, Registry: reg, Log: log}
+	col, err := NewCollector(cfg.Collector, env, prod)
 	if err != nil {
 		return nil, err
 	}
-	loader, err := ingest.NewLoader(cfg.Loader, cfg.Kafka, seeds, conn, reg, log)
+	loader, err := NewLoader(cfg.Loader, env)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +154,7 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) (*
 
 	var comps []Component
 	if extra != nil {
-		if comps, err = extra(ctx, conn, seeds, reg); err != nil {
+		if comps, err = extra(ctx, env); err != nil {
 			ln.Close()
 			return nil, err
 		}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/workload"
 	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/pipeline"
 	tsql "github.com/tideline-dev/tideline/sql"
 	"github.com/tideline-dev/tideline/trigger"
 	"github.com/tideline-dev/tideline/trigger/receiver"
@@ -444,11 +444,10 @@ func (s *stack) campaignsToReceiver(ctx context.Context) (*receiver.Receiver, er
 			continue
 		}
 		c.Deliver.Webhook.URL = url + "/hooks/" + c.ID
-		c.Deliver.Webhook.PreviousSecretEnv = ""
-		if err := os.Setenv(c.Deliver.Webhook.SecretEnv, secret.String()); err != nil {
-			return nil, err
-		}
 	}
+	// The run's secret signs every webhook (trigger.secret_override), not
+	// the campaigns' secret_env read from the process environment.
+	s.cfg.Trigger.SecretOverride = secret.String()
 	if err := trigger.ApplyCampaigns(ctx, s.conn, campaigns); err != nil {
 		return nil, err
 	}
@@ -456,12 +455,18 @@ func (s *stack) campaignsToReceiver(ctx context.Context) (*receiver.Receiver, er
 	return recv, nil
 }
 
+// env is what the drill's components share; their metrics stay
+// unregistered.
+func (s *stack) env() pipeline.Env {
+	return pipeline.Env{Conn: s.conn, Kafka: s.cfg.Kafka, Seeds: s.seeds, Log: s.cfg.Log}
+}
+
 func (s *stack) startLoader(name string, lanes ...string) {
 	cfg := s.cfg.Loader
 	cfg.Lanes = lanes
 	cfg.MetricsAddr = ""
 	s.start(name, func(ctx context.Context) error {
-		l, err := ingest.NewLoader(cfg, s.cfg.Kafka, s.seeds, s.conn, nil, s.cfg.Log)
+		l, err := pipeline.NewLoader(cfg, s.env())
 		if err != nil {
 			return err
 		}
@@ -470,7 +475,7 @@ func (s *stack) startLoader(name string, lanes ...string) {
 }
 
 func (s *stack) startEvaluator() error {
-	ev, err := materialize.NewEvaluator(s.conn, s.cfg.Materialize, nil, s.cfg.Log)
+	ev, err := pipeline.NewEvaluator(s.cfg.Materialize, s.env())
 	if err != nil {
 		return err
 	}
@@ -481,7 +486,7 @@ func (s *stack) startEvaluator() error {
 func (s *stack) startPoller(startFrom string) error {
 	cfg := s.cfg.Trigger
 	cfg.Sharding, cfg.StartFrom, cfg.MetricsAddr = "none", startFrom, ""
-	p, err := trigger.NewPoller(cfg, s.campaigns, s.conn, s.cfg.Kafka, s.seeds, nil, s.cfg.Log)
+	p, err := pipeline.NewPoller(cfg, s.campaigns, s.env())
 	if err != nil {
 		return err
 	}
