@@ -3,8 +3,9 @@ package lint
 import (
 	"go/ast"
 	"go/token"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,15 +53,6 @@ func tableRefs(t *testing.T, files []file, tables map[string]bool) map[string]ma
 		})
 	}
 	return refs
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // owners maps every table and view the migrations create to the one
@@ -165,12 +157,12 @@ func TestTableOwners(t *testing.T) {
 		}
 	}
 	refs := tableRefs(t, moduleFiles(t), tables)
-	for _, tb := range sortedKeys(tables) {
+	for _, tb := range slices.Sorted(maps.Keys(tables)) {
 		allowed := map[string]bool{}
 		for _, p := range exceptions[tb] {
 			allowed[p] = true
 		}
-		for _, pkg := range sortedKeys(refs[tb]) {
+		for _, pkg := range slices.Sorted(maps.Keys(refs[tb])) {
 			if pkg == owners[tb] || readers[pkg] || allowed[pkg] {
 				continue
 			}
