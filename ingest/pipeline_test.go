@@ -17,6 +17,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	assembly "github.com/tideline-dev/tideline/pipeline"
 )
 
 // pipeline is a collector and a loader wired to a broker and a test database.
@@ -37,7 +38,7 @@ func startPipeline(t *testing.T, br testenv.Broker, conn *chdb.Conn, lcfg ingest
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), br.Config, prod, nil, log)
+	col, err := assembly.NewCollector(ingest.DefaultCollectorConfig(), assembly.Env{Kafka: br.Config, Seeds: br.Seeds, Log: log}, prod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func startPipeline(t *testing.T, br testenv.Broker, conn *chdb.Conn, lcfg ingest
 
 func (p *pipeline) startLoader(t *testing.T, lcfg ingest.LoaderConfig) {
 	t.Helper()
-	l, err := ingest.NewLoader(lcfg, p.br.Config, p.br.Seeds, p.conn, nil, testenv.Logger(t))
+	l, err := assembly.NewLoader(lcfg, assembly.Env{Conn: p.conn, Kafka: p.br.Config, Seeds: p.br.Seeds, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
