@@ -60,13 +60,19 @@ func Code(err error) int32 {
 
 // Retryable reports whether sending the same statement again may succeed:
 // network failures and server errors of load or availability are
-// retryable; schema, syntax, type and permission errors are not, nor are
-// values the driver could not convert, nor a cancelled context. Every
-// retry loop on ClickHouse asks here, so a missing column stops the loader
-// with what to fix instead of looping with backoff.
+// retryable, and so is a statement's timeout; schema, syntax, type and
+// permission errors are not, nor are values the driver could not convert.
+// Every retry loop on ClickHouse asks here, so a missing column stops the
+// loader with what to fix instead of looping with backoff.
 func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil {
 		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		// A statement's own timeout (a slow merge, an overloaded server)
+		// passes. Whether the caller itself is stopping is its own
+		// context's to say, which every retry loop checks before asking.
+		return true
 	}
 	if code := Code(err); code != 0 {
 		_, permanent := fix[code]

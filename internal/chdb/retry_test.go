@@ -26,8 +26,8 @@ func TestRetryable(t *testing.T) {
 		want bool
 	}{
 		{"nil", nil, false},
-		{"cancelled", fmt.Errorf("query: %w", context.Canceled), false},
-		{"deadline", context.DeadlineExceeded, false},
+		{"cancelled statement", fmt.Errorf("query: %w", context.Canceled), true},
+		{"statement timeout", fmt.Errorf("query: %w", context.DeadlineExceeded), true},
 		{"no such column", ex(16), false},
 		{"unknown table", ex(chdb.CodeUnknownTable), false},
 		{"unknown database", ex(chdb.CodeUnknownDatabase), false},
