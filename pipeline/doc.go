@@ -5,7 +5,7 @@
 // one here, from the component's own Config and one Env that carries the
 // ClickHouse connection, the brokers, the metrics registry and the logger.
 //
-// Run is `tideline dev`: it starts (or reuses) the local ClickHouse through
+// RunDev is `tideline dev`: it starts (or reuses) the local ClickHouse through
 // the repo's script, runs the embedded broker (or uses real Kafka), applies
 // migrations, serves the collector, runs the loader and the downstream
 // components, drives the demo workload through the HTTP API, shows a live

@@ -23,7 +23,7 @@ func newDevCmd(a *app) *cobra.Command {
 	ld := ingest.DefaultLoaderConfig()
 	tc := trigger.DefaultConfig()
 	mc := materialize.DefaultConfig()
-	dc := pipeline.Config{Rate: 2000, Customers: 5000, Seed: 1, ClickHouseScript: "scripts/clickhouse.sh"}
+	dc := pipeline.DevConfig{Rate: 2000, Customers: 5000, Seed: 1, ClickHouseScript: "scripts/clickhouse.sh"}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything locally with a demo workload (the README's first command)",
@@ -45,7 +45,7 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 			dc.ClickHouse, dc.Kafka, dc.Collector, dc.Loader = a.ch, a.kafka, col, ld
 			dc.Out = os.Stdout
 			dc.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
-			sum, err := pipeline.Run(cmd.Context(), dc, devComponents(a, &tc, &mc), a.log)
+			sum, err := pipeline.RunDev(cmd.Context(), dc, devComponents(a, &tc, &mc), a.log)
 			if err == nil && sum != nil && !sum.Complete() {
 				// The summary said what is missing and where.
 				return errSilent
