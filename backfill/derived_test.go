@@ -13,8 +13,9 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/pipeline"
 	"github.com/tideline-dev/tideline/trigger"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // derived is the downstream half of a test deployment: the repo's
@@ -25,7 +26,7 @@ type derived struct {
 	mplan     *materialize.Plan
 	campaigns []*trigger.Campaign
 	byID      map[string]*trigger.Campaign
-	hook      *webhooktest.Receiver
+	hook      *receiver.Receiver
 	evaluator *background
 	poller    *background
 	replay    *backfill.Replay
@@ -74,7 +75,7 @@ func (e *env) withDerived() *derived {
 		t.Fatal(err)
 	}
 	secret := trigger.NewSecret()
-	d.hook, err = webhooktest.NewReceiver(secret.String())
+	d.hook, err = receiver.NewReceiver(secret.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func (e *env) withDerived() *derived {
 
 func (e *env) startEvaluator() {
 	e.t.Helper()
-	ev, err := materialize.NewEvaluator(e.conn, e.derived.mcfg, nil, testenv.Logger(e.t))
+	ev, err := pipeline.NewEvaluator(e.derived.mcfg, e.env())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func (e *env) pollerConfig(startFrom string) trigger.Config {
 
 func (e *env) startPoller(startFrom string) {
 	e.t.Helper()
-	p, err := trigger.NewPoller(e.pollerConfig(startFrom), e.derived.campaigns, e.conn, e.br.Config, e.br.Seeds, nil, testenv.Logger(e.t))
+	p, err := pipeline.NewPoller(e.pollerConfig(startFrom), e.derived.campaigns, e.env())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/internal/workload"
+	"github.com/tideline-dev/tideline/pipeline"
 )
 
 // produced is one event the test wrote to Kafka, where it landed.
@@ -83,6 +84,11 @@ func newEnv(t *testing.T, br testenv.Broker, simStart time.Time, step time.Durat
 	return e
 }
 
+// env is what the harness's components share, as pipeline assembles them.
+func (e *env) env() pipeline.Env {
+	return pipeline.Env{Conn: e.conn, Kafka: e.br.Config, Seeds: e.br.Seeds, Log: testenv.Logger(e.t)}
+}
+
 // startLoader runs a loader for lanes under name.
 func (e *env) startLoader(name string, lanes ...string) {
 	e.t.Helper()
@@ -91,7 +97,7 @@ func (e *env) startLoader(name string, lanes ...string) {
 	cfg.MetricsAddr = ""
 	cfg.FlushInterval = 50 * time.Millisecond
 	cfg.WatermarkInterval = 200 * time.Millisecond
-	l, err := ingest.NewLoader(cfg, e.br.Config, e.br.Seeds, e.conn, nil, testenv.Logger(e.t))
+	l, err := pipeline.NewLoader(cfg, e.env())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -158,20 +164,10 @@ func (e *env) queryUint(q string, args ...any) uint64 {
 	return n
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
+// eventually is testenv.Eventually with the harness's generous deadline.
 func (e *env) eventually(what string, cond func() (bool, string)) {
 	e.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.t.Fatalf("%s: not reached (last: %s)", what, last)
+	testenv.Eventually(e.t, 2*time.Minute, what, cond)
 }
 
 // waitPositions waits until ClickHouse holds n distinct positions.

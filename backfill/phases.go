@@ -117,6 +117,9 @@ func (r *applyRun) startHeartbeat(ctx context.Context) {
 // finish stops the heartbeat and records how the run ended; a failure to
 // record a run that otherwise succeeded is its error.
 func (r *applyRun) finish(ctx context.Context, runErr error) (*Result, error) {
+	// A permanent ClickHouse error (chdb.Retryable) names its remedy in the
+	// run's recorded error as well as in the returned one.
+	runErr = chdb.Permanent(runErr)
 	r.stopHB()
 	<-r.hbDone
 	r.update(func(run *Run) {

@@ -39,22 +39,38 @@ const (
 	PhaseDone     = "done"
 )
 
-// Run is one row of backfill_runs.
+// Run is one row of backfill_runs; its tags name the columns, so reads
+// are one conn.Select.
 type Run struct {
-	RunID, PlanID, Kind, State, Phase string
-	Who, Host                         string
-	PID                               uint32
-	Command, Source, Lanes, Campaigns string
-	WindowFromMs, WindowToMs          uint64
-	StartedAtMs, FinishedAtMs         uint64
-	EventsInWindow, EventsMissing     uint64
-	EventsLate, EventsReingested      uint64
-	EventsRestored                    uint64
-	CustomersStale, CustomersRederive uint64
-	Qualifications                    uint64
-	Fired, FiredLate, Skipped         uint64
-	Error                             string
-	UpdatedAtMs                       uint64
+	RunID             string `ch:"run_id"`
+	PlanID            string `ch:"plan_id"`
+	Kind              string `ch:"kind"`
+	State             string `ch:"state"`
+	Phase             string `ch:"phase"`
+	Who               string `ch:"who"`
+	Host              string `ch:"host"`
+	PID               uint32 `ch:"pid"`
+	Command           string `ch:"command"`
+	Source            string `ch:"source"`
+	Lanes             string `ch:"lanes"`
+	Campaigns         string `ch:"campaigns"`
+	WindowFromMs      uint64 `ch:"window_from_ms"`
+	WindowToMs        uint64 `ch:"window_to_ms"`
+	StartedAtMs       uint64 `ch:"started_at_ms"`
+	FinishedAtMs      uint64 `ch:"finished_at_ms"`
+	EventsInWindow    uint64 `ch:"events_in_window"`
+	EventsMissing     uint64 `ch:"events_missing"`
+	EventsLate        uint64 `ch:"events_late"`
+	EventsReingested  uint64 `ch:"events_reingested"`
+	EventsRestored    uint64 `ch:"events_restored"`
+	CustomersStale    uint64 `ch:"customers_stale"`
+	CustomersRederive uint64 `ch:"customers_rederived"`
+	Qualifications    uint64 `ch:"qualifications"`
+	Fired             uint64 `ch:"fired"`
+	FiredLate         uint64 `ch:"fired_late"`
+	Skipped           uint64 `ch:"skipped"`
+	Error             string `ch:"error"`
+	UpdatedAtMs       uint64 `ch:"updated_at_ms"`
 }
 
 const runColumns = `run_id, plan_id, kind, state, phase, who, host, pid, command, source, lanes, campaigns,
@@ -67,13 +83,6 @@ func (r *Run) fields() []any {
 		r.WindowFromMs, r.WindowToMs, r.StartedAtMs, r.FinishedAtMs, r.EventsInWindow, r.EventsMissing, r.EventsLate,
 		r.EventsReingested, r.EventsRestored, r.CustomersStale, r.CustomersRederive, r.Qualifications, r.Fired, r.FiredLate,
 		r.Skipped, r.Error, r.UpdatedAtMs}
-}
-
-func (r *Run) scanTargets() []any {
-	return []any{&r.RunID, &r.PlanID, &r.Kind, &r.State, &r.Phase, &r.Who, &r.Host, &r.PID, &r.Command, &r.Source, &r.Lanes, &r.Campaigns,
-		&r.WindowFromMs, &r.WindowToMs, &r.StartedAtMs, &r.FinishedAtMs, &r.EventsInWindow, &r.EventsMissing, &r.EventsLate,
-		&r.EventsReingested, &r.EventsRestored, &r.CustomersStale, &r.CustomersRederive, &r.Qualifications, &r.Fired, &r.FiredLate,
-		&r.Skipped, &r.Error, &r.UpdatedAtMs}
 }
 
 // Window is the run's window.
@@ -103,58 +112,31 @@ func (r *Run) save(ctx context.Context, conn *chdb.Conn) error {
 // first; kind filters ("" for all).
 func ListRuns(ctx context.Context, conn *chdb.Conn, kind string, limit int) ([]Run, error) {
 	q := "SELECT " + runColumns + " FROM backfill_runs FINAL WHERE (? = '' OR kind = ?) ORDER BY started_at_ms DESC, run_id LIMIT ?"
-	rows, err := conn.Query(ctx, q, kind, kind, limit)
-	if err != nil {
+	var out []Run
+	if err := conn.Select(ctx, &out, q, kind, kind, limit); err != nil {
 		return nil, fmt.Errorf("read backfill_runs: %w", err)
 	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		var r Run
-		if err := rows.Scan(r.scanTargets()...); err != nil {
-			return nil, fmt.Errorf("scan backfill_runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // runsOf returns the applies of a plan, newest first.
 func runsOf(ctx context.Context, conn *chdb.Conn, planID string) ([]Run, error) {
 	q := "SELECT " + runColumns + " FROM backfill_runs FINAL WHERE plan_id = ? AND kind = ? ORDER BY started_at_ms DESC, run_id"
-	rows, err := conn.Query(ctx, q, planID, KindApply)
-	if err != nil {
+	var out []Run
+	if err := conn.Select(ctx, &out, q, planID, KindApply); err != nil {
 		return nil, fmt.Errorf("read backfill_runs: %w", err)
 	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		var r Run
-		if err := rows.Scan(r.scanTargets()...); err != nil {
-			return nil, fmt.Errorf("scan backfill_runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // running returns the applies recorded as running.
 func running(ctx context.Context, conn *chdb.Conn) ([]Run, error) {
 	q := "SELECT " + runColumns + " FROM backfill_runs FINAL WHERE kind = ? AND state = ? ORDER BY started_at_ms, run_id"
-	rows, err := conn.Query(ctx, q, KindApply, StateRunning)
-	if err != nil {
+	var out []Run
+	if err := conn.Select(ctx, &out, q, KindApply, StateRunning); err != nil {
 		return nil, fmt.Errorf("read running applies: %w", err)
 	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		var r Run
-		if err := rows.Scan(r.scanTargets()...); err != nil {
-			return nil, fmt.Errorf("scan backfill_runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Alive reports whether a running apply is still at work: on this host its

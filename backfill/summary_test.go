@@ -2,32 +2,13 @@ package backfill
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tideline-dev/tideline/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./backfill -run %s -update)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./backfill -run %s -update):\n%s", path, t.Name(), got)
-	}
-}
 
 // incidentPlan is the plan of the status page's incident as the summary
 // golden shows it.
@@ -79,7 +60,7 @@ func TestSummaryGolden(t *testing.T) {
 	if err := WriteSummary(&b, incidentPlan(), "backfill-plan.json"); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "summary.golden", b.Bytes())
+	golden.Check(t, "summary.golden", b.Bytes())
 }
 
 func TestSummaryNothingToDo(t *testing.T) {
@@ -90,7 +71,7 @@ func TestSummaryNothingToDo(t *testing.T) {
 	if err := WriteSummary(&b, p, "x.json"); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "summary_nothing.golden", b.Bytes())
+	golden.Check(t, "summary_nothing.golden", b.Bytes())
 }
 
 func TestStatusGolden(t *testing.T) {
@@ -114,7 +95,7 @@ func TestStatusGolden(t *testing.T) {
 	if err := WriteStatus(&b, []Run{live, dead, done, plan}, now, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "status.golden", b.Bytes())
+	golden.Check(t, "status.golden", b.Bytes())
 }
 
 func TestPlanFileRoundTrip(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/materialize"
+	assembly "github.com/tideline-dev/tideline/pipeline"
 	"github.com/tideline-dev/tideline/trigger"
 )
 
@@ -126,13 +127,19 @@ func RunChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) er
 	return err
 }
 
+// env is what a child's components share; a child's metrics stay
+// unregistered (the bench measures from outside).
+func (spec childSpec) env(conn *chdb.Conn, log *slog.Logger) assembly.Env {
+	return assembly.Env{Conn: conn, Kafka: spec.Kafka, Seeds: spec.Seeds, Log: log}
+}
+
 func runLoaderChild(ctx context.Context, spec childSpec, enc *json.Encoder, log *slog.Logger, stats *func() map[string]ingest.LaneStats) error {
 	conn, err := chdb.Open(ctx, spec.ClickHouse, false)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	l, err := ingest.NewLoader(spec.Loader, spec.Kafka, spec.Seeds, conn, nil, log)
+	l, err := assembly.NewLoader(spec.Loader, spec.env(conn, log))
 	if err != nil {
 		return err
 	}
@@ -151,7 +158,7 @@ func runCollectorChild(ctx context.Context, spec childSpec, enc *json.Encoder, l
 		return fmt.Errorf("kafka producer: %w", err)
 	}
 	defer client.Close()
-	col, err := ingest.NewCollector(spec.Collector, spec.Kafka, client, nil, log)
+	col, err := assembly.NewCollector(spec.Collector, spec.env(nil, log), client)
 	if err != nil {
 		return err
 	}

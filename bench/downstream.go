@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/materialize"
+	assembly "github.com/tideline-dev/tideline/pipeline"
 	"github.com/tideline-dev/tideline/trigger"
 )
 
@@ -50,7 +50,7 @@ func runEvaluatorChild(ctx context.Context, spec childSpec, enc *json.Encoder, l
 		return err
 	}
 	defer conn.Close()
-	ev, err := materialize.NewEvaluator(conn, spec.Materialize, nil, log)
+	ev, err := assembly.NewEvaluator(spec.Materialize, spec.env(conn, log))
 	if err != nil {
 		return err
 	}
@@ -76,10 +76,6 @@ func runTriggerChild(ctx context.Context, spec childSpec, enc *json.Encoder, log
 			continue
 		}
 		c.Deliver.Webhook.URL = spec.WebhookURL + "/hooks/" + c.ID
-		c.Deliver.Webhook.PreviousSecretEnv = ""
-		if err := os.Setenv(c.Deliver.Webhook.SecretEnv, spec.WebhookSecret); err != nil {
-			return err
-		}
 	}
 	conn, err := chdb.Open(ctx, spec.ClickHouse, false)
 	if err != nil {
@@ -89,7 +85,10 @@ func runTriggerChild(ctx context.Context, spec childSpec, enc *json.Encoder, log
 	cfg := spec.Trigger
 	cfg.Sharding = "none"
 	cfg.MetricsAddr = ""
-	p, err := trigger.NewPoller(cfg, campaigns, conn, spec.Kafka, spec.Seeds, nil, log)
+	// The bench's receiver secret signs every webhook, whatever
+	// secret_env the campaigns name.
+	cfg.SecretOverride = spec.WebhookSecret
+	p, err := assembly.NewPoller(cfg, campaigns, spec.env(conn, log))
 	if err != nil {
 		return err
 	}

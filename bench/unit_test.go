@@ -3,37 +3,15 @@ package bench
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/golden"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./bench -run %s -update)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run go test ./bench -run %s -update and review the diff.\ngot:\n%s", path, t.Name(), got)
-	}
-}
 
 func TestPercentiles(t *testing.T) {
 	seq := func(n int) []float64 {
@@ -67,7 +45,7 @@ func TestPeerTableSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "peer_table.sql", []byte(sql+"\n\n"+peerViewSQL+"\n"))
+	golden.Check(t, "peer_table.sql", []byte(sql+"\n\n"+peerViewSQL+"\n"))
 	for _, tc := range []struct {
 		name    string
 		brokers []string
@@ -188,7 +166,7 @@ func TestWriteTable(t *testing.T) {
 	if err := sampleResult().WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table.txt", b.Bytes())
+	golden.Check(t, "table.txt", b.Bytes())
 }
 
 // TestVisibility checks the poller against rows whose times it knows: each

@@ -118,7 +118,7 @@ func TestLoaderSIGKILL(t *testing.T) {
 			ctx := context.Background()
 			var last uint64
 			for k, at := range kills {
-				eventually(t, 3*time.Minute, fmt.Sprintf("kill %d: %d rows written", k+1, at), func() (bool, string) {
+				testenv.Eventually(t, 3*time.Minute, fmt.Sprintf("kill %d: %d rows written", k+1, at), func() (bool, string) {
 					n := queryUint(t, conn, "SELECT count() FROM event_positions")
 					return n >= at && n > last, fmt.Sprintf("rows=%d produced=%d", n, produced.Load())
 				})
@@ -138,7 +138,7 @@ func TestLoaderSIGKILL(t *testing.T) {
 				t.Fatalf("%d events failed to produce", n)
 			}
 
-			eventually(t, 3*time.Minute, "every event loaded after the restarts", func() (bool, string) {
+			testenv.Eventually(t, 3*time.Minute, "every event loaded after the restarts", func() (bool, string) {
 				n := queryUint(t, conn, "SELECT uniqExact(message_id) FROM events")
 				return n == crashEvents, fmt.Sprintf("unique=%d of %d", n, crashEvents)
 			})

@@ -187,7 +187,7 @@ func TestKcatToClickHouse(t *testing.T) {
 					wantDead = append(wantDead, m)
 				}
 			}
-			eventually(t, 90*time.Second, "every record loaded or dead-lettered", func() (bool, string) {
+			testenv.Eventually(t, 90*time.Second, "every record loaded or dead-lettered", func() (bool, string) {
 				st := l.Stats()["web"]
 				return st.Consumed == int64(len(msgs)) && st.Inserted+st.DeadLettered == st.Consumed,
 					fmt.Sprintf("consumed=%d inserted=%d dead=%d of %d", st.Consumed, st.Inserted, st.DeadLettered, len(msgs))

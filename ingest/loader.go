@@ -179,15 +179,21 @@ func (l *Loader) Run(ctx context.Context) error {
 	defer producer.Close()
 	l.producer = producer
 
+	// A lane that fails (a permanent ClickHouse error, its client closed)
+	// stops the others, which drain and commit what they inserted: the
+	// loader ends with the error instead of running with lanes missing.
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
 	errc := make(chan error, len(l.lanes))
 	var wg sync.WaitGroup
 	for _, ln := range l.lanes {
 		wg.Add(1)
-		// Each lane's goroutine stops when ctx is cancelled or its client fails.
+		// Each lane's goroutine stops when lctx is cancelled or its client fails.
 		go func() {
 			defer wg.Done()
-			if err := l.runLane(ctx, ln); err != nil {
+			if err := l.runLane(lctx, ln); err != nil {
 				errc <- fmt.Errorf("lane %s: %w", ln.name, err)
+				stop()
 			}
 		}()
 	}
@@ -410,8 +416,9 @@ func (r *laneRun) part(p int32) *partState {
 	return ps
 }
 
-// flush inserts the batch, retrying with backoff until ClickHouse takes it or
-// ctx ends, then commits the offsets. Offsets are never committed for a batch
+// flush inserts the batch, retrying with backoff until ClickHouse takes it,
+// ctx ends or the error is permanent (chdb.Retryable), then commits the
+// offsets. Offsets are never committed for a batch
 // ClickHouse did not acknowledge.
 func (r *laneRun) flush(ctx context.Context) error {
 	start := time.Now()
@@ -629,6 +636,12 @@ func (r *laneRun) retry(ctx context.Context, what string, fn func(context.Contex
 			return ctx.Err()
 		}
 		r.l.metrics.insertErrors.WithLabelValues(r.ln.name, what).Inc()
+		if !chdb.Retryable(err) {
+			// The same batch would fail the same way forever (a missing
+			// column, a type the table does not have): stop, saying what
+			// to fix. The offsets stay uncommitted, so nothing is lost.
+			return fmt.Errorf("loader lane %s: %s: %w", r.ln.name, what, chdb.Permanent(err))
+		}
 		r.l.log.Warn("loader retrying", "lane", r.ln.name, "op", what, "attempt", attempt, "backoff", backoff, "err", err)
 		jitter := time.Duration(rand.Int64N(int64(backoff) / 2))
 		select {
@@ -697,7 +710,7 @@ func newLoaderMetrics(reg prometheus.Registerer) *loaderMetrics {
 		consumed:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_records_consumed_total", Help: "Kafka records consumed, by lane."}, []string{"lane"}),
 		inserted:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_rows_inserted_total", Help: "Event rows ClickHouse acknowledged, by lane."}, []string{"lane"}),
 		deadLettered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_dead_letters_total", Help: "Records sent to the dead-letter table, by lane."}, []string{"lane"}),
-		insertErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_errors_total", Help: "Failed flush steps (retried), by lane and step."}, []string{"lane", "op"}),
+		insertErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_loader_errors_total", Help: "Failed flush steps (retried unless permanent), by lane and step."}, []string{"lane", "op"}),
 		batchSeconds:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tideline_loader_batch_duration_seconds", Help: "Time to insert and commit one batch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"lane"}),
 		batchRows:      prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tideline_loader_batch_records", Help: "Records per flushed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"lane"}),
 		lag:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tideline_loader_consumer_lag_records", Help: "Records not yet committed, by lane and partition."}, []string{"lane", "partition"}),

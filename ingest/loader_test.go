@@ -50,7 +50,7 @@ func TestLoaderDrainsHeldBatchOnShutdown(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- l.Run(ctx) }()
-			eventually(t, 60*time.Second, "records polled into the batch", func() (bool, string) {
+			testenv.Eventually(t, 60*time.Second, "records polled into the batch", func() (bool, string) {
 				c := l.Stats()["web"].Consumed
 				return c == n, fmt.Sprintf("consumed=%d", c)
 			})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	assembly "github.com/tideline-dev/tideline/pipeline"
 )
 
 // pipeline is a collector and a loader wired to a broker and a test database.
@@ -36,7 +38,7 @@ func startPipeline(t *testing.T, br testenv.Broker, conn *chdb.Conn, lcfg ingest
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), br.Config, prod, nil, log)
+	col, err := assembly.NewCollector(ingest.DefaultCollectorConfig(), assembly.Env{Kafka: br.Config, Seeds: br.Seeds, Log: log}, prod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func startPipeline(t *testing.T, br testenv.Broker, conn *chdb.Conn, lcfg ingest
 
 func (p *pipeline) startLoader(t *testing.T, lcfg ingest.LoaderConfig) {
 	t.Helper()
-	l, err := ingest.NewLoader(lcfg, p.br.Config, p.br.Seeds, p.conn, nil, testenv.Logger(t))
+	l, err := assembly.NewLoader(lcfg, assembly.Env{Conn: p.conn, Kafka: p.br.Config, Seeds: p.br.Seeds, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,22 +97,6 @@ func queryUint(t *testing.T, conn *chdb.Conn, q string, args ...any) uint64 {
 	return n
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached in %s (last: %s)", what, d, last)
-}
-
 func TestHTTPToClickHouse(t *testing.T) {
 	for _, br := range testenv.Brokers(t) {
 		t.Run(br.Name, func(t *testing.T) {
@@ -151,7 +137,7 @@ func TestHTTPToClickHouse(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			eventually(t, 30*time.Second, "events and dead letters loaded", func() (bool, string) {
+			testenv.Eventually(t, 30*time.Second, "events and dead letters loaded", func() (bool, string) {
 				// Distinct keys: a redelivered batch adds rows until a merge
 				// collapses them, never keys.
 				ev := queryUint(t, conn, "SELECT uniqExact(customer_id, message_id) FROM events")
@@ -183,7 +169,7 @@ func TestHTTPToClickHouse(t *testing.T) {
 			if n := queryUint(t, conn, "SELECT count() FROM dead_letters WHERE lane = 'collector:web' AND field = 'userId'"); n != 1 {
 				t.Errorf("collector dead letter missing")
 			}
-			eventually(t, 20*time.Second, "watermarks recorded", func() (bool, string) {
+			testenv.Eventually(t, 20*time.Second, "watermarks recorded", func() (bool, string) {
 				n := queryUint(t, conn, "SELECT count() FROM lane_watermarks WHERE lane IN ('web','server') AND watermark_ms > 0")
 				return n == 2, fmt.Sprintf("lanes with watermark=%d", n)
 			})
@@ -196,4 +182,27 @@ func fastLoader() ingest.LoaderConfig {
 	c.FlushInterval = 50 * time.Millisecond
 	c.WatermarkInterval = 200 * time.Millisecond
 	return c
+}
+
+// TestLoaderStopsOnMissingColumn: a schema older than the loader is a
+// permanent error; the loader stops and says to migrate instead of
+// retrying the batch forever, and commits nothing.
+func TestLoaderStopsOnMissingColumn(t *testing.T) {
+	for _, br := range testenv.Brokers(t) {
+		t.Run(br.Name, func(t *testing.T) {
+			conn := testenv.ClickHouse(t)
+			if err := conn.Exec(context.Background(), "ALTER TABLE events DROP COLUMN context_ip"); err != nil {
+				t.Fatal(err)
+			}
+			p := startPipeline(t, br, conn, fastLoader())
+			if code, body := p.post(t, "/v1/track", "web-demo-key", map[string]any{"messageId": "m-1", "userId": "u-1", "event": "view"}); code != 200 {
+				t.Fatalf("track: %d %v", code, body)
+			}
+			err := <-p.done
+			p.cancel = nil
+			if err == nil || !strings.Contains(err.Error(), "tideline migrate") {
+				t.Fatalf("loader ended with %v, want a permanent error naming `tideline migrate`", err)
+			}
+		})
+	}
 }

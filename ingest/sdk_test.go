@@ -117,7 +117,7 @@ type sdkRow struct {
 func sdkRows(t *testing.T, conn *chdb.Conn, user, anon string, want ...string) map[string]sdkRow {
 	t.Helper()
 	var rows map[string]sdkRow
-	eventually(t, 60*time.Second, "the SDK's events in ClickHouse", func() (bool, string) {
+	testenv.Eventually(t, 60*time.Second, "the SDK's events in ClickHouse", func() (bool, string) {
 		rows = map[string]sdkRow{}
 		rs, err := conn.Query(context.Background(), `SELECT type, customer_id, user_id, anonymous_id, event, previous_id, group_id, traits, properties, lane,
 			context_campaign_source, context_campaign_medium, context_campaign_name, context_campaign_term, context_campaign_content,
@@ -159,7 +159,7 @@ func sdkRows(t *testing.T, conn *chdb.Conn, user, anon string, want ...string) m
 func linkedUser(t *testing.T, conn *chdb.Conn, id string) string {
 	t.Helper()
 	var u string
-	eventually(t, 30*time.Second, "the identity link of "+id, func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "the identity link of "+id, func() (bool, string) {
 		rs, err := conn.Query(context.Background(), "SELECT customer_id FROM customer_identity WHERE anonymous_customer_id = ?", "anon:"+id)
 		if err != nil {
 			t.Fatal(err)

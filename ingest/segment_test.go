@@ -222,7 +222,7 @@ func TestMissingMessageIDRetried(t *testing.T) {
 			t.Fatalf("send %d: %d %s", i, status, raw)
 		}
 	}
-	eventually(t, 30*time.Second, "three deliveries loaded", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "three deliveries loaded", func() (bool, string) {
 		n := queryUint(t, conn, "SELECT count() FROM events WHERE customer_id = 'u-retry'")
 		return n == 3, fmt.Sprintf("%d rows", n)
 	})

@@ -162,7 +162,7 @@ func TestCollectCommandTLS(t *testing.T) {
 	}, logPath)
 
 	var addr string
-	eventually(t, time.Minute, "collector listening", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "collector listening", func() (bool, string) {
 		f, err := os.Open(logPath)
 		if err != nil {
 			return false, err.Error()

@@ -2,15 +2,14 @@ package materialize
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
+	"github.com/tideline-dev/tideline/internal/golden"
+)
 
 // testSettings are the attribute settings the golden files were made with.
 var testSettings = AttributeSettings{Declared: []string{"email"}, SetOnce: []string{"first_source"}}
@@ -32,26 +31,6 @@ func loadTestPlan(t *testing.T) *Plan {
 	return plan
 }
 
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./materialize -run %s -update to create it)", err, t.Name())
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the generated text (rerun with -update if the change is intended):\n--- got ---\n%s", path, got)
-	}
-}
-
 // TestExplainGolden pins the SQL every audience compiles to: the condition,
 // the views and the evaluation query.
 func TestExplainGolden(t *testing.T) {
@@ -65,14 +44,14 @@ func TestExplainGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", "explain", c.Audience.ID+".sql"), got)
+			golden.String(t, filepath.Join("explain", c.Audience.ID+".sql"), got)
 		})
 	}
 	t.Run("views", func(t *testing.T) {
-		golden(t, filepath.Join("testdata", "explain", "views.sql"), plan.ViewsSQL())
+		golden.String(t, filepath.Join("explain", "views.sql"), plan.ViewsSQL())
 	})
 	t.Run("evaluation_query", func(t *testing.T) {
-		golden(t, filepath.Join("testdata", "explain", "all_audiences.sql"), plan.evalQuery(symbolicLow)+"\n")
+		golden.String(t, filepath.Join("explain", "all_audiences.sql"), plan.evalQuery(symbolicLow)+"\n")
 	})
 }
 

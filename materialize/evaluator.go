@@ -2,6 +2,7 @@ package materialize
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -76,7 +77,8 @@ func NewEvaluator(conn *chdb.Conn, cfg Config, reg prometheus.Registerer, log *s
 }
 
 // Run evaluates every Interval until ctx is cancelled, backing off after
-// errors (a ClickHouse outage is waited out, not fatal).
+// errors (a ClickHouse outage is waited out, not fatal). An error no retry
+// cures (chdb.Retryable: a missing table or column) ends Run with what to fix.
 func (e *Evaluator) Run(ctx context.Context) error {
 	e.log.Info("audience evaluator started", "evaluator", e.cfg.EvaluatorID, "interval", e.cfg.Interval, "lanes", e.cfg.Lanes)
 	// Housekeeping keeps its own schedule, so dropping partitions never
@@ -102,6 +104,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case err != nil && !chdb.Retryable(err):
+			return fmt.Errorf("audience evaluator: %w", chdb.Permanent(err))
 		case err != nil:
 			backoff = min(backoff*2, 10*time.Second)
 			wait = backoff

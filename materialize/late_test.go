@@ -81,7 +81,7 @@ func runStalledLane(t *testing.T, br testenv.Broker) {
 	hs.produce(serverEarly)
 	hs.rows += int64(len(serverEarly))
 	hs.waitRows(hs.rows)
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, t.Name(), func() (bool, string) {
 		wm, ok, err := Watermark(t.Context(), stalled, []string{"server"})
 		return err == nil && ok && wm > ms(start), fmt.Sprintf("server watermark %d (%v)", wm, err)
 	})
@@ -97,7 +97,7 @@ func runStalledLane(t *testing.T, br testenv.Broker) {
 	// A lane without a watermark holds evaluation back entirely: wait for
 	// the web lane's first progress row, so the passes below evaluate as of
 	// the stalled server lane.
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, t.Name(), func() (bool, string) {
 		wm, ok, err := Watermark(t.Context(), stalled, []string{"web", "server"})
 		return err == nil && ok, fmt.Sprintf("watermark %d (%v)", wm, err)
 	})

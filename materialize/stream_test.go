@@ -257,7 +257,7 @@ func (h *harness) produce(recs []record) {
 // row per delivery, where events collapses them on merge).
 func (h *harness) waitRows(n int64) {
 	h.t.Helper()
-	eventually(h.t, 90*time.Second, func() (bool, string) {
+	testenv.Eventually(h.t, 90*time.Second, h.t.Name(), func() (bool, string) {
 		var got uint64
 		if err := h.conn.QueryRow(context.Background(), "SELECT count() FROM event_positions").Scan(&got); err != nil {
 			return false, err.Error()
@@ -269,27 +269,11 @@ func (h *harness) waitRows(n int64) {
 // waitWatermark waits until the evaluated lanes' watermark reaches ms.
 func (h *harness) waitWatermark(ms uint64) {
 	h.t.Helper()
-	eventually(h.t, 90*time.Second, func() (bool, string) {
+	testenv.Eventually(h.t, 90*time.Second, h.t.Name(), func() (bool, string) {
 		wm, ok, err := Watermark(context.Background(), h.conn, []string{"web", "server"})
 		if err != nil {
 			return false, err.Error()
 		}
 		return ok && wm >= ms, fmt.Sprintf("watermark %d, want %d", wm, ms)
 	})
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s: %s", within, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

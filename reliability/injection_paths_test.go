@@ -18,6 +18,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/pipeline"
 	"github.com/tideline-dev/tideline/trigger"
 )
 
@@ -162,7 +163,7 @@ func TestInjectionCampaignDefinitions(t *testing.T) {
 	cfg.Sharding, cfg.MetricsAddr = "none", ""
 	cfg.PollInterval, cfg.CursorInterval, cfg.Overlap = 20*time.Millisecond, 200*time.Millisecond, 5*time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
-	p, err := trigger.NewPoller(cfg, cs, conn, br.Config, br.Seeds, nil, testenv.Logger(t))
+	p, err := pipeline.NewPoller(cfg, cs, pipeline.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/pipeline"
 )
 
 // hostile is text shaped to break out of a SQL string literal, comment out
@@ -138,7 +139,7 @@ func TestInjectionAudienceValues(t *testing.T) {
 	}, chdb.NowMs()); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := materialize.NewEvaluator(conn, materialize.DefaultConfig(), nil, testenv.Logger(t))
+	ev, err := pipeline.NewEvaluator(materialize.DefaultConfig(), pipeline.Env{Conn: conn, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestInjectionAudienceIdentifiers(t *testing.T) {
 		if _, err := materialize.Apply(context.Background(), conn, plan, 0, testenv.Logger(t)); err != nil {
 			t.Fatalf("apply of accepted property names failed (broken quoting?): %v", err)
 		}
-		ev, err := materialize.NewEvaluator(conn, materialize.DefaultConfig(), nil, testenv.Logger(t))
+		ev, err := pipeline.NewEvaluator(materialize.DefaultConfig(), pipeline.Env{Conn: conn, Log: testenv.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

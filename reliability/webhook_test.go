@@ -18,6 +18,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/pipeline"
 	"github.com/tideline-dev/tideline/trigger"
 )
 
@@ -214,7 +215,7 @@ deliver:
 	cfg.Sharding, cfg.MetricsAddr = "none", ""
 	cfg.PollInterval, cfg.CursorInterval, cfg.Overlap = 20*time.Millisecond, 200*time.Millisecond, 5*time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
-	p, err := trigger.NewPoller(cfg, []*trigger.Campaign{c}, conn, br.Config, br.Seeds, nil, testenv.Logger(t))
+	p, err := pipeline.NewPoller(cfg, []*trigger.Campaign{c}, pipeline.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // latencies collects durations and reports percentiles.
@@ -48,8 +48,8 @@ func parseMs(b *testing.B, s string) time.Time {
 }
 
 // firstAccepted returns, per webhook id, the first accepted delivery.
-func firstAccepted(r *webhooktest.Receiver) map[string]webhooktest.Delivery {
-	out := map[string]webhooktest.Delivery{}
+func firstAccepted(r *receiver.Receiver) map[string]receiver.Delivery {
+	out := map[string]receiver.Delivery{}
 	for id, ds := range r.Deliveries() {
 		for _, d := range ds {
 			if d.Status >= 200 && d.Status < 300 {
@@ -69,7 +69,7 @@ func firstAccepted(r *webhooktest.Receiver) map[string]webhooktest.Delivery {
 func BenchmarkPollerLatency(b *testing.B) {
 	conn := testenv.ClickHouse(b)
 	s := NewSecret()
-	rcv, err := webhooktest.NewReceiver(s.String())
+	rcv, err := receiver.NewReceiver(s.String())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,7 +114,7 @@ deliver:
 		insertTransitions(b, conn, trs)
 	}
 	t.Stop()
-	eventually(b, 2*time.Minute, "every qualification delivered", func() (bool, string) {
+	testenv.Eventually(b, 2*time.Minute, "every qualification delivered", func() (bool, string) {
 		n := len(rcv.Accepted())
 		return n >= b.N, fmt.Sprintf("%d of %d", n, b.N)
 	})
@@ -159,7 +159,7 @@ func BenchmarkPipelineLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := NewSecret()
-	rcv, err := webhooktest.NewReceiver(s.String())
+	rcv, err := receiver.NewReceiver(s.String())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -222,7 +222,7 @@ deliver:
 		}
 	}
 	t.Stop()
-	eventually(b, 3*time.Minute, "every purchase delivered", func() (bool, string) {
+	testenv.Eventually(b, 3*time.Minute, "every purchase delivered", func() (bool, string) {
 		n := len(rcv.Accepted())
 		return n >= fires, fmt.Sprintf("%d of %d", n, fires)
 	})

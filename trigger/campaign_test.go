@@ -3,37 +3,14 @@ package trigger
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tideline-dev/tideline/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./trigger -run %s -update to create it)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (rerun with -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 // TestInvalidCampaigns checks that every broken definition in
 // testdata/invalid is refused with errors naming file, line and field.
@@ -61,7 +38,7 @@ func TestInvalidCampaigns(t *testing.T) {
 					t.Errorf("error line %q does not start with the file and line", line)
 				}
 			}
-			golden(t, strings.TrimSuffix(f, ".yaml")[len("testdata/"):]+".err", []byte(err.Error()+"\n"))
+			golden.Check(t, strings.TrimSuffix(f, ".yaml")[len("testdata/"):]+".err", []byte(err.Error()+"\n"))
 		})
 	}
 }
@@ -114,13 +91,13 @@ func TestDefaultCampaigns(t *testing.T) {
 	if err := List(&list, fromDir); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "explain/list.txt", list.Bytes())
+	golden.Check(t, "explain/list.txt", list.Bytes())
 	for _, c := range fromDir {
 		var b bytes.Buffer
 		if err := Explain(&b, c, DefaultConfig(), ""); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "explain/"+c.ID+".txt", b.Bytes())
+		golden.Check(t, "explain/"+c.ID+".txt", b.Bytes())
 	}
 	warn := Warnings(cs, func(string) string { return "" })
 	if len(warn) != 3 || !strings.Contains(warn[0], "WELCOME_SECRET") && !strings.Contains(strings.Join(warn, "\n"), "WELCOME_SECRET") {
@@ -166,7 +143,7 @@ func TestSafetyCampaigns(t *testing.T) {
 		if err := Explain(&b, c, DefaultConfig(), "prod."); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "explain/safety_"+c.ID+".txt", b.Bytes())
+		golden.Check(t, "explain/safety_"+c.ID+".txt", b.Bytes())
 	}
 	sale := cs[1]
 	if sale.ID != "spring_sale" || sale.Consent.Attribute != "email_opt_in" || sale.Consent.Equals != true ||

@@ -12,7 +12,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // TestReceiverChaos delivers to an endpoint that answers 500, 429 with
@@ -25,8 +25,8 @@ func TestReceiverChaos(t *testing.T) {
 	conn := testenv.ClickHouse(t)
 	h := newHook(t)
 	h.Seed(42)
-	h.SetChaos("/chaos", webhooktest.Chaos{Fail500: 0.2, TooMany: 0.1, RetryAfter: time.Second, Timeout: 0.1, TimeoutDelay: 3 * time.Second})
-	h.SetChaos("/gone", webhooktest.Chaos{GoneAfter: 5})
+	h.SetChaos("/chaos", receiver.Chaos{Fail500: 0.2, TooMany: 0.1, RetryAfter: time.Second, Timeout: 0.1, TimeoutDelay: 3 * time.Second})
+	h.SetChaos("/gone", receiver.Chaos{GoneAfter: 5})
 	t.Setenv("CHAOS_SECRET", h.Secret.String())
 	var cs []*Campaign
 	for _, id := range []string{"chaos", "gone"} {
@@ -54,7 +54,7 @@ deliver:
 		trs = append(trs, transition{audience: "gone", customer: fmt.Sprintf("g%03d", i), episode: 1, eventMs: now})
 	}
 	insertTransitions(t, conn, trs)
-	eventually(t, 90*time.Second, "every delivery ended", func() (bool, string) {
+	testenv.Eventually(t, 90*time.Second, "every delivery ended", func() (bool, string) {
 		es := ledgerState(t, conn)
 		open := 0
 		for _, e := range es {
@@ -161,8 +161,8 @@ deliver:
 	}
 
 	// Redeliver every dead letter once the endpoints are healthy again.
-	h.SetChaos("/chaos", webhooktest.Chaos{})
-	h.SetChaos("/gone", webhooktest.Chaos{})
+	h.SetChaos("/chaos", receiver.Chaos{})
+	h.SetChaos("/gone", receiver.Chaos{})
 	res, err := Redeliver(context.Background(), conn, cs, cfg, nil, "", RedeliverOptions{Reenable: true}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -142,14 +142,14 @@ deliver:
 			}
 			t.Logf("SIGKILLed the poller %d times", kills)
 
-			eventually(t, 3*time.Minute, "every qualification recorded and every fire delivered", func() (bool, string) {
+			testenv.Eventually(t, 3*time.Minute, "every qualification recorded and every fire delivered", func() (bool, string) {
 				keys := count(t, conn, "SELECT uniqExact(ledger_key) FROM send_ledger")
 				open := count(t, conn, `SELECT count() FROM (`+ledgerLatest+` GROUP BY ledger_key) WHERE l_state IN ('pending', 'failed') AND l_decision != 'skip'`)
 				return keys == uint64(len(all)) && open == 0, fmt.Sprintf("%d ledger keys, %d open, receiver %+v", keys, open, h.Counts())
 			})
 			// SIGTERM once the last poller is up (a signal before Go's
 			// handler is installed would end it like a kill).
-			eventually(t, time.Minute, "the last poller started", func() (bool, string) {
+			testenv.Eventually(t, time.Minute, "the last poller started", func() (bool, string) {
 				b, _ := os.ReadFile(fmt.Sprintf("%s-%02d.log", logs, run))
 				return bytes.Contains(b, []byte("trigger poller started")), "no start line yet"
 			})

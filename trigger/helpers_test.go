@@ -17,7 +17,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // testConfig is a poller config for tests: short intervals, one poller.
@@ -40,7 +40,7 @@ func testConfig() Config {
 
 // hook is a webhook receiver served over HTTP, with its secret.
 type hook struct {
-	*webhooktest.Receiver
+	*receiver.Receiver
 	URL    string
 	Secret Secret
 }
@@ -48,7 +48,7 @@ type hook struct {
 func newHook(t *testing.T) *hook {
 	t.Helper()
 	s := NewSecret()
-	r, err := webhooktest.NewReceiver(s.String())
+	r, err := receiver.NewReceiver(s.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,22 +167,6 @@ func (r *running) stop(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Error("poller did not stop within 60s")
 	}
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s (last: %s)", what, d, last)
 }
 
 // ledger returns the newest state of every ledger entry, by key.

@@ -9,7 +9,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // TestSlowDestinationIsolated checks that a slow endpoint only holds its
@@ -19,7 +19,7 @@ import (
 func TestSlowDestinationIsolated(t *testing.T) {
 	conn := testenv.ClickHouse(t)
 	h := newHook(t)
-	h.SetChaos("/slow", webhooktest.Chaos{Timeout: 1, TimeoutDelay: 1500 * time.Millisecond})
+	h.SetChaos("/slow", receiver.Chaos{Timeout: 1, TimeoutDelay: 1500 * time.Millisecond})
 	t.Setenv("ISO_SECRET", h.Secret.String())
 	var cs []*Campaign
 	for _, id := range []string{"slow", "fast"} {
@@ -56,13 +56,13 @@ deliver:
 		}
 		return n
 	}
-	eventually(t, 60*time.Second, "the fast campaign delivered", func() (bool, string) {
+	testenv.Eventually(t, 60*time.Second, "the fast campaign delivered", func() (bool, string) {
 		return delivered("/fast") == 40, fmt.Sprintf("fast %d, slow %d", delivered("/fast"), delivered("/slow"))
 	})
 	if slow := delivered("/slow"); slow >= 20 {
 		t.Fatalf("the slow endpoint had all %d deliveries by the time the fast one finished: the test did not exercise isolation", slow)
 	}
-	eventually(t, 90*time.Second, "the slow campaign delivered too", func() (bool, string) {
+	testenv.Eventually(t, 90*time.Second, "the slow campaign delivered too", func() (bool, string) {
 		return delivered("/slow") == 20, fmt.Sprintf("slow %d", delivered("/slow"))
 	})
 }

@@ -55,7 +55,7 @@ deliver:
 	cfg := testConfig()
 	cfg.BatchSize = 7 // several pages of open entries
 	startPoller(t, cfg, []*Campaign{c}, conn, broker.Config{}, nil)
-	eventually(t, 30*time.Second, "the open entries delivered", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "the open entries delivered", func() (bool, string) {
 		es := ledgerState(t, conn)
 		delivered := 0
 		for _, e := range es {

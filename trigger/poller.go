@@ -178,6 +178,9 @@ func (p *Poller) run(ctx context.Context) error {
 	p.disp.start(dctx)
 	p.log.Info("trigger poller started", "campaigns", len(p.active), "sharding", p.cfg.Sharding, "shards", p.cfg.Shards)
 
+	var fatal error
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	// Dropping old feed partitions needs no shard, so it keeps its own
 	// schedule outside the ownership lock: a rebalance never waits for it.
 	// It stops with ctx, and run returns after it.
@@ -198,6 +201,11 @@ func (p *Poller) run(ctx context.Context) error {
 		p.m.pollSeconds.Observe(time.Since(start).Seconds())
 		wait := p.cfg.PollInterval
 		switch {
+		case err != nil && ctx.Err() == nil && !chdb.Retryable(err):
+			// A missing table or column fails every cycle the same way:
+			// stop, after the same orderly shutdown as on SIGTERM.
+			fatal = fmt.Errorf("trigger poller: %w", chdb.Permanent(err))
+			stop()
 		case err != nil && ctx.Err() == nil:
 			failures++
 			p.m.pollErrors.Inc()
@@ -228,7 +236,7 @@ func (p *Poller) run(ctx context.Context) error {
 	p.disp.wait()
 	s := p.Stats()
 	p.log.Info("trigger poller stopped", "fired", s.Fired, "late", s.Late, "skipped", s.Skipped, "delivered", s.Delivered, "failed", s.Failed)
-	return nil
+	return fatal
 }
 
 func (p *Poller) startKafka(ctx context.Context) error {

@@ -145,7 +145,7 @@ deliver:
 			// qualify twice.
 			pipe.post(t, "/v1/batch", map[string]any{"batch": batch[:1]})
 
-			eventually(t, 60*time.Second, "every qualification decided and every fire delivered", func() (bool, string) {
+			testenv.Eventually(t, 60*time.Second, "every qualification decided and every fire delivered", func() (bool, string) {
 				es := ledgerState(t, conn)
 				open := 0
 				for _, e := range es {
@@ -318,7 +318,7 @@ deliver:
 	})
 	cfg := testConfig()
 	r := startPoller(t, cfg, []*Campaign{c}, conn, broker.Config{}, nil)
-	eventually(t, 30*time.Second, "both checkouts held for the watermark", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "both checkouts held for the watermark", func() (bool, string) {
 		s := r.p.Stats()
 		return s.Waiting == 2, fmt.Sprintf("%+v", s)
 	})
@@ -327,7 +327,7 @@ deliver:
 	}
 	// A restart while they wait: the saved position is behind them, so the
 	// new poller finds them again.
-	eventually(t, 10*time.Second, "position saved", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "position saved", func() (bool, string) {
 		n := count(t, conn, "SELECT count() FROM trigger_cursors WHERE cursor_id = 'events'")
 		return n > 0, "no cursor rows"
 	})
@@ -343,12 +343,12 @@ deliver:
 		}
 	}
 	r = startPoller(t, cfg, []*Campaign{c}, conn, broker.Config{}, nil)
-	eventually(t, 30*time.Second, "held again after the restart", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "held again after the restart", func() (bool, string) {
 		s := r.p.Stats()
 		return s.Waiting == 2, fmt.Sprintf("%+v", s)
 	})
 	setWatermark(now)
-	eventually(t, 30*time.Second, "decided once the watermark passed", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "decided once the watermark passed", func() (bool, string) {
 		es := ledgerState(t, conn)
 		open := 0
 		for _, e := range es {

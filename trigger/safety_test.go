@@ -108,7 +108,7 @@ deliver:
 			kill(proc)
 		}
 	})
-	eventually(t, time.Minute, "the first poller took its shards over", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "the first poller took its shards over", func() (bool, string) {
 		b, _ := os.ReadFile(fmt.Sprintf("%s-%02d.log", logs, run))
 		return bytes.Contains(b, []byte("took over trigger shards")), "not yet"
 	})
@@ -118,7 +118,7 @@ deliver:
 		{audience: "night_audience", customer: "tokyo", episode: 1, eventMs: at},
 	})
 	utcKey, tokyoKey := ledgerKey("night", "utc", "1"), ledgerKey("night", "tokyo", "1")
-	eventually(t, time.Minute, "both decided, the Tokyo customer sent", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "both decided, the Tokyo customer sent", func() (bool, string) {
 		es := ledgerState(t, conn)
 		u, k := es[utcKey], es[tokyoKey]
 		return u != nil && k != nil && k.DeliveryState == StateDelivered, describe(es)
@@ -148,13 +148,13 @@ deliver:
 	// as it has started.
 	kill(proc)
 	proc = start()
-	eventually(t, time.Minute, "the second poller started", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "the second poller started", func() (bool, string) {
 		b, _ := os.ReadFile(fmt.Sprintf("%s-%02d.log", logs, run))
 		return bytes.Contains(b, []byte("trigger poller started")), "no start line yet"
 	})
 	kill(proc)
 	proc = start()
-	eventually(t, time.Minute, "the deferred fire released and delivered", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "the deferred fire released and delivered", func() (bool, string) {
 		e := ledgerState(t, conn)[utcKey]
 		return e != nil && e.DeliveryState == StateDelivered, describe(ledgerState(t, conn))
 	})
@@ -202,7 +202,7 @@ deliver:
 	}
 	startPoller(t, testConfig(), []*Campaign{c}, conn, broker.Config{}, nil)
 	insertTransitions(t, conn, trs)
-	eventually(t, 30*time.Second, "the backlog decided", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "the backlog decided", func() (bool, string) {
 		es := ledgerState(t, conn)
 		return len(es) == 20, describe(es)
 	})
@@ -214,7 +214,7 @@ deliver:
 		unsubs = append(unsubs, unsubscribe(fmt.Sprintf("unsub-u%02d", i), fmt.Sprintf("u%02d", i), now))
 	}
 	insertEvents(t, conn, unsubs)
-	eventually(t, time.Minute, "every fire delivered or suppressed", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "every fire delivered or suppressed", func() (bool, string) {
 		es := ledgerState(t, conn)
 		done := 0
 		for _, e := range es {

@@ -42,7 +42,7 @@ deliver:
 				}
 				return n
 			}
-			eventually(t, 60*time.Second, "the two pollers split the shards", func() (bool, string) {
+			testenv.Eventually(t, 60*time.Second, "the two pollers split the shards", func() (bool, string) {
 				a, b := owned(p1), owned(p2)
 				return a > 0 && b > 0 && a+b == 8, fmt.Sprintf("%d + %d shards", a, b)
 			})
@@ -54,7 +54,7 @@ deliver:
 				insertTransitions(t, conn, trs)
 			}
 			settled := func(n int) {
-				eventually(t, 60*time.Second, fmt.Sprintf("%d qualifications delivered", n), func() (bool, string) {
+				testenv.Eventually(t, 60*time.Second, fmt.Sprintf("%d qualifications delivered", n), func() (bool, string) {
 					es := ledgerState(t, conn)
 					delivered := 0
 					for _, e := range es {
@@ -72,7 +72,7 @@ deliver:
 				t.Errorf("fired %d + %d, want 2000 split between both pollers", f1, f2)
 			}
 			p1.stop(t)
-			eventually(t, 60*time.Second, "the remaining poller owns every shard", func() (bool, string) {
+			testenv.Eventually(t, 60*time.Second, "the remaining poller owns every shard", func() (bool, string) {
 				return owned(p2) == 8, fmt.Sprintf("%d shards", owned(p2))
 			})
 			insert(2000, 3000)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // TestSignSpecVector checks sign against the example of the Standard
@@ -36,7 +36,7 @@ func TestSignRotation(t *testing.T) {
 		status int
 	}{{"current", current, 204}, {"previous", previous, 204}, {"neither", other, 400}} {
 		t.Run(tc.name, func(t *testing.T) {
-			rcv, err := webhooktest.NewReceiver(tc.holds.String())
+			rcv, err := receiver.NewReceiver(tc.holds.String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +74,7 @@ func (s *statusOverride) WriteHeader(code int) {
 
 func TestSignatureTamper(t *testing.T) {
 	s := NewSecret()
-	rcv, err := webhooktest.NewReceiver(s.String())
+	rcv, err := receiver.NewReceiver(s.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,11 +154,11 @@ deliver:
 	r.mu.Lock()
 	sent := slices.Clone(r.sent)
 	r.mu.Unlock()
-	eventually(t, 2*time.Minute, "every event loaded", func() (bool, string) {
+	testenv.Eventually(t, 2*time.Minute, "every event loaded", func() (bool, string) {
 		n := count(t, conn, "SELECT uniqExact(message_id) FROM events")
 		return n == uint64(len(sent)), fmt.Sprintf("%d of %d", n, len(sent))
 	})
-	eventually(t, time.Minute, "the evaluator past the end", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "the evaluator past the end", func() (bool, string) {
 		n := count(t, conn, "SELECT min(complete_ms) FROM audience_completeness FINAL")
 		return n > uint64(end.Add(5*time.Second).UnixMilli()), fmt.Sprintf("complete to %d", n)
 	})
@@ -457,7 +457,9 @@ func pct(xs []float64, p float64) float64 {
 	return s[min(len(s)-1, int(float64(len(s))*p/100))]
 }
 
-func ms2d(ms float64) time.Duration { return (time.Duration(ms) * time.Millisecond).Round(time.Millisecond) }
+func ms2d(ms float64) time.Duration {
+	return (time.Duration(ms) * time.Millisecond).Round(time.Millisecond)
+}
 
 // splitDocs splits a multi-document YAML text.
 func splitDocs(s string) []string {

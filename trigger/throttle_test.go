@@ -52,7 +52,7 @@ deliver:
 	cfg.MaxInFlight = 8
 	start := time.Now()
 	startPoller(t, cfg, []*Campaign{c}, conn, broker.Config{}, nil)
-	eventually(t, 5*time.Minute, "the release delivered", func() (bool, string) {
+	testenv.Eventually(t, 5*time.Minute, "the release delivered", func() (bool, string) {
 		got := len(h.Accepted())
 		return got == n, fmt.Sprintf("%d of %d received", got, n)
 	})
@@ -68,7 +68,7 @@ deliver:
 			}
 		}
 	}
-	eventually(t, time.Minute, "every entry delivered in the ledger", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "every entry delivered in the ledger", func() (bool, string) {
 		delivered := 0
 		for _, e := range ledgerState(t, conn) {
 			if e.DeliveryState == StateDelivered {

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -29,9 +28,10 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/workload"
 	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/pipeline"
 	tsql "github.com/tideline-dev/tideline/sql"
 	"github.com/tideline-dev/tideline/trigger"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 // Config shapes a drill.
@@ -97,7 +97,7 @@ type Report struct {
 	// never reached ClickHouse or were removed from it.
 	Produced, Lost, Deleted int
 	// Receiver counts the webhooks the local receiver got.
-	Receiver *webhooktest.Receiver
+	Receiver *receiver.Receiver
 }
 
 type stack struct {
@@ -465,7 +465,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // campaignsToReceiver records the campaigns with every webhook pointed at
 // a local receiver, signed with a secret made for this run.
-func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver, error) {
+func (s *stack) campaignsToReceiver(ctx context.Context) (*receiver.Receiver, error) {
 	campaigns, err := trigger.LoadCampaigns(s.cfg.Trigger.CampaignsDir)
 	if err != nil {
 		return nil, err
@@ -476,7 +476,7 @@ func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver,
 	}
 	campaigns = append(campaigns, nudge)
 	secret := trigger.NewSecret()
-	recv, err := trigger.NewReceiver(secret.String())
+	recv, err := receiver.NewReceiver(secret.String())
 	if err != nil {
 		return nil, err
 	}
@@ -489,11 +489,10 @@ func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver,
 			continue
 		}
 		c.Deliver.Webhook.URL = url + "/hooks/" + c.ID
-		c.Deliver.Webhook.PreviousSecretEnv = ""
-		if err := os.Setenv(c.Deliver.Webhook.SecretEnv, secret.String()); err != nil {
-			return nil, err
-		}
 	}
+	// The run's secret signs every webhook (trigger.secret_override), not
+	// the campaigns' secret_env read from the process environment.
+	s.cfg.Trigger.SecretOverride = secret.String()
 	if err := trigger.ApplyCampaigns(ctx, s.conn, campaigns); err != nil {
 		return nil, err
 	}
@@ -501,11 +500,17 @@ func (s *stack) campaignsToReceiver(ctx context.Context) (*webhooktest.Receiver,
 	return recv, nil
 }
 
+// env is what the drill's components share; their metrics stay
+// unregistered.
+func (s *stack) env() pipeline.Env {
+	return pipeline.Env{Conn: s.conn, Kafka: s.cfg.Kafka, Seeds: s.seeds, Log: s.cfg.Log}
+}
+
 func (s *stack) startLoader(name string, lanes ...string) {
 	cfg := s.cfg.Loader
 	cfg.Lanes = lanes
 	cfg.MetricsAddr = ""
-	l, err := ingest.NewLoader(cfg, s.cfg.Kafka, s.seeds, s.conn, nil, s.cfg.Log)
+	l, err := pipeline.NewLoader(cfg, s.env())
 	if err != nil {
 		s.start(name, func(context.Context) error { return err })
 		return
@@ -545,7 +550,7 @@ func (s *stack) drain() {
 }
 
 func (s *stack) startEvaluator() error {
-	ev, err := materialize.NewEvaluator(s.conn, s.cfg.Materialize, nil, s.cfg.Log)
+	ev, err := pipeline.NewEvaluator(s.cfg.Materialize, s.env())
 	if err != nil {
 		return err
 	}
@@ -556,7 +561,7 @@ func (s *stack) startEvaluator() error {
 func (s *stack) startPoller(startFrom string) error {
 	cfg := s.cfg.Trigger
 	cfg.Sharding, cfg.StartFrom, cfg.MetricsAddr = "none", startFrom, ""
-	p, err := trigger.NewPoller(cfg, s.campaigns, s.conn, s.cfg.Kafka, s.seeds, nil, s.cfg.Log)
+	p, err := pipeline.NewPoller(cfg, s.campaigns, s.env())
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,9 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
-	"github.com/tideline-dev/tideline/internal/devenv"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/pipeline"
 )
 
 func init() {
@@ -384,25 +384,25 @@ func startEvaluator(ctx context.Context, a *app, mc materialize.Config, apply bo
 
 // devEvaluator is the evaluator `tideline dev` runs, with the audience
 // sizes on the status line.
-func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb.Conn, reg prometheus.Registerer) (devenv.Component, error) {
+func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb.Conn, reg prometheus.Registerer) (pipeline.Component, error) {
 	// dev starts from an empty or demo database: nothing to wait for.
 	mc.ApplySettle = 0
 	ev, err := startEvaluator(ctx, a, mc, true, conn, reg)
 	if err != nil {
-		return devenv.Component{}, err
+		return pipeline.Component{}, err
 	}
-	sizes := func(ctx context.Context) []devenv.Reading {
+	sizes := func(ctx context.Context) []pipeline.Reading {
 		s, err := materialize.AudienceSizes(ctx, conn)
 		if err != nil {
 			return nil
 		}
-		out := make([]devenv.Reading, 0, len(s))
+		out := make([]pipeline.Reading, 0, len(s))
 		for _, id := range sortedIDs(s) {
-			out = append(out, devenv.Reading{Group: "audiences", Name: id, Value: int64(s[id])})
+			out = append(out, pipeline.Reading{Group: "audiences", Name: id, Value: int64(s[id])})
 		}
 		return out
 	}
-	return devenv.Component{
+	return pipeline.Component{
 		Name:   "evaluator",
 		Run:    ev.Run,
 		Status: sizes,

@@ -5,18 +5,15 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/tideline-dev/tideline/ingest"
-	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
-	"github.com/tideline-dev/tideline/internal/devenv"
 	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/pipeline"
 	"github.com/tideline-dev/tideline/trigger"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 func init() { subcommands = append(subcommands, newDevCmd) }
@@ -26,7 +23,7 @@ func newDevCmd(a *app) *cobra.Command {
 	ld := ingest.DefaultLoaderConfig()
 	tc := trigger.DefaultConfig()
 	mc := materialize.DefaultConfig()
-	dc := devenv.Config{Rate: 2000, Customers: 5000, Seed: 1, ClickHouseScript: "scripts/clickhouse.sh"}
+	dc := pipeline.DevConfig{Rate: 2000, Customers: 5000, Seed: 1, ClickHouseScript: "scripts/clickhouse.sh"}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything locally with a demo workload (the README's first command)",
@@ -48,7 +45,7 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 			dc.ClickHouse, dc.Kafka, dc.Collector, dc.Loader = a.ch, a.kafka, col, ld
 			dc.Out = os.Stdout
 			dc.Terminal = term.IsTerminal(int(os.Stdout.Fd()))
-			sum, err := devenv.Run(cmd.Context(), dc, devComponents(a, &tc, &mc), a.log)
+			sum, err := pipeline.RunDev(cmd.Context(), dc, devComponents(a, &tc, &mc), a.log)
 			if err == nil && sum != nil && !sum.Complete() {
 				// The summary said what is missing and where.
 				return errSilent
@@ -72,23 +69,23 @@ lag and watermarks; Ctrl-C stops everything and prints a summary.`,
 // loader: the audience evaluator (with the default audiences applied), and
 // the trigger poller with a local webhook receiver that every campaign
 // delivers to instead of its configured URL.
-func devComponents(a *app, tc *trigger.Config, mc *materialize.Config) devenv.Components {
-	return func(ctx context.Context, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) ([]devenv.Component, error) {
-		evaluator, err := devEvaluator(ctx, a, *mc, conn, reg)
+func devComponents(a *app, tc *trigger.Config, mc *materialize.Config) pipeline.Components {
+	return func(ctx context.Context, env pipeline.Env) ([]pipeline.Component, error) {
+		evaluator, err := devEvaluator(ctx, a, *mc, env.Conn, env.Registry)
 		if err != nil {
 			return nil, err
 		}
-		poller, recv, err := devPoller(ctx, a, *tc, conn, seeds, reg)
+		poller, recv, err := devPoller(ctx, *tc, env)
 		if err != nil {
 			return nil, err
 		}
-		return []devenv.Component{evaluator, {
+		return []pipeline.Component{evaluator, {
 			Name: "trigger",
 			Run:  poller.Run,
-			Status: func(context.Context) []devenv.Reading {
+			Status: func(context.Context) []pipeline.Reading {
 				st := poller.Stats()
 				rc := recv.Counts()
-				return []devenv.Reading{
+				return []pipeline.Reading{
 					{Group: "campaigns", Name: "fired", Value: int64(st.Fired)},
 					{Group: "campaigns", Name: "late", Value: int64(st.Late)},
 					{Group: "campaigns", Name: "skipped", Value: int64(st.Skipped)},
@@ -109,13 +106,13 @@ func devComponents(a *app, tc *trigger.Config, mc *materialize.Config) devenv.Co
 
 // devPoller starts a local receiver and a poller whose campaigns deliver
 // to it, signed with a secret made for this run.
-func devPoller(ctx context.Context, a *app, cfg trigger.Config, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) (*trigger.Poller, *webhooktest.Receiver, error) {
+func devPoller(ctx context.Context, cfg trigger.Config, env pipeline.Env) (*trigger.Poller, *receiver.Receiver, error) {
 	campaigns, err := trigger.LoadCampaigns(cfg.CampaignsDir)
 	if err != nil {
 		return nil, nil, err
 	}
 	secret := trigger.NewSecret()
-	recv, err := trigger.NewReceiver(secret.String())
+	recv, err := receiver.NewReceiver(secret.String())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,15 +125,15 @@ func devPoller(ctx context.Context, a *app, cfg trigger.Config, conn *chdb.Conn,
 			continue
 		}
 		c.Deliver.Webhook.URL = url + "/hooks/" + c.ID
-		c.Deliver.Webhook.PreviousSecretEnv = ""
-		if err := os.Setenv(c.Deliver.Webhook.SecretEnv, secret.String()); err != nil {
-			return nil, nil, err
-		}
 	}
+	// The run's secret signs every webhook, whatever secret_env the
+	// campaigns name: the poller takes it as configuration, not from the
+	// process environment.
+	cfg.SecretOverride = secret.String()
 	// dev runs exactly one poller.
 	cfg.Sharding = "none"
 	cfg.MetricsAddr = ""
-	p, err := trigger.NewPoller(cfg, campaigns, conn, a.kafka, seeds, reg, a.log)
+	p, err := pipeline.NewPoller(cfg, campaigns, env)
 	if err != nil {
 		return nil, nil, err
 	}

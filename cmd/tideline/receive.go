@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tideline-dev/tideline/internal/config"
-	"github.com/tideline-dev/tideline/trigger/webhooktest"
+	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
 func init() { subcommands = append(subcommands, newReceiveCmd) }
@@ -44,7 +44,7 @@ not for production.`,
 			if len(secrets) == 0 {
 				return errors.New("give at least one --secret-env")
 			}
-			recv, err := webhooktest.NewReceiver(secrets...)
+			recv, err := receiver.NewReceiver(secrets...)
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -10,9 +9,8 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the README's settings table")
 
 const (
 	settingsBegin = "<!-- settings:begin (go test ./cmd/tideline -run TestREADMESettings -update) -->\n"
@@ -40,7 +38,7 @@ func TestREADMESettings(t *testing.T) {
 	if got == table.String() {
 		return
 	}
-	if *update {
+	if golden.Update() {
 		s = s[:i+len(settingsBegin)] + table.String() + s[j:]
 		if err := os.WriteFile("../../README.md", []byte(s), 0o644); err != nil {
 			t.Fatal(err)

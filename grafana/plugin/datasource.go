@@ -18,6 +18,7 @@ import (
 
 	"github.com/tideline-dev/tideline/grafana/frames"
 	"github.com/tideline-dev/tideline/grafana/query"
+	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
 // PluginID is the id in plugin.json.
@@ -146,7 +147,7 @@ func (d *Datasource) Frames(ctx context.Context, r query.Request) (data.Frames, 
 			if err == nil {
 				return nil
 			}
-			if r.QueryType == query.BackfillRuns && exceptionCode(err) == codeUnknownTable {
+			if r.QueryType == query.BackfillRuns && chdb.Code(err) == chdb.CodeUnknownTable {
 				return backend.DownstreamError(fmt.Errorf("%w in database %s: the backfill's migration creates it; run `tideline migrate` with a tideline that has `tideline backfill`", ErrBackfillTableMissing, d.settings.Database))
 			}
 			if !backend.IsPluginError(err) {

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
 // Sentinel errors of the plugin.
@@ -19,28 +20,13 @@ var (
 	ErrNotFound = errors.New("not found")
 )
 
-// ClickHouse error codes the plugin turns into clearer messages.
-const (
-	codeUnknownTable    = 60
-	codeUnknownDatabase = 81
-)
-
-// exceptionCode is the ClickHouse server error code inside err, 0 if none.
-func exceptionCode(err error) int32 {
-	var ex *clickhouse.Exception
-	if errors.As(err, &ex) {
-		return ex.Code
-	}
-	return 0
-}
-
 // downstream marks an error ClickHouse caused (or a failure to reach it)
 // as a downstream error, after making the common ones say what to do.
 func downstream(database string, err error) error {
-	switch exceptionCode(err) {
-	case codeUnknownDatabase:
+	switch chdb.Code(err) {
+	case chdb.CodeUnknownDatabase:
 		err = fmt.Errorf("database %s does not exist on the ClickHouse server: run `tideline migrate` or fix the database in the data source settings: %w", database, err)
-	case codeUnknownTable:
+	case chdb.CodeUnknownTable:
 		err = fmt.Errorf("a tideline table is missing in database %s: run `tideline migrate`: %w", database, err)
 	}
 	return backend.DownstreamError(err)

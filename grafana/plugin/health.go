@@ -11,6 +11,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/tideline-dev/tideline/grafana/query"
+	"github.com/tideline-dev/tideline/internal/chdb"
 	tsql "github.com/tideline-dev/tideline/sql"
 )
 
@@ -47,7 +48,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		return &backend.CheckHealthResult{Status: backend.HealthStatusError, Message: msg, JSONDetails: details}, nil
 	}
 	sv, err := d.conn.ServerVersion()
-	if exceptionCode(err) == codeUnknownDatabase {
+	if chdb.Code(err) == chdb.CodeUnknownDatabase {
 		return fail(fmt.Sprintf("ClickHouse at %s answers, but database %s does not exist: run `tideline migrate` against this server, or fix the database name.", h.Addr, h.Database))
 	}
 	if err != nil {

@@ -2,16 +2,15 @@ package query
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the builder's output")
+	"github.com/tideline-dev/tideline/internal/golden"
+)
 
 var (
 	t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
@@ -71,31 +70,14 @@ func TestBuildGolden(t *testing.T) {
 				}
 				fmt.Fprintf(&b, "\n-- statement: %s\n%s;\n-- args: %s\n", s.Name, s.SQL, argList(s.Args))
 			}
-			golden(t, filepath.Join("testdata", name+".golden"), b.String())
+			golden.String(t, filepath.Join(name+".golden"), b.String())
 		})
 	}
 }
 
 func TestLivePollGolden(t *testing.T) {
 	s := LivePoll([]string{"gold"}, uint64(t0.UnixMilli()))
-	golden(t, filepath.Join("testdata", "live_poll.golden"), fmt.Sprintf("%s;\n-- args: %s\n", s.SQL, argList(s.Args)))
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./grafana/query -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the builder's output (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	golden.String(t, filepath.Join("live_poll.golden"), fmt.Sprintf("%s;\n-- args: %s\n", s.SQL, argList(s.Args)))
 }
 
 // TestUserValuesNeverInSQL: whatever a filter holds, it reaches the SQL only

@@ -183,3 +183,22 @@ func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 		}
 	}
 }
+
+// Eventually polls cond every 50ms until it holds, and fails the test with
+// what and cond's last state once within has passed. Tests wait for what a
+// pipeline does asynchronously with it rather than sleeping; within bounds
+// a hang, it is not an assertion about speed.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %s (last: %s)", what, within, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,10 +1,4 @@
-// Package devenv runs the whole pipeline on one machine for `tideline dev`:
-// it starts (or reuses) the local ClickHouse through the repo's script,
-// runs the embedded broker (or uses real Kafka), applies migrations, serves
-// the collector, runs the loader and the downstream components, drives the
-// demo workload through the HTTP API, shows a live status, and stops in
-// data-flow order so that nothing the collector accepted is lost.
-package devenv
+package pipeline
 
 import (
 	"context"
@@ -30,8 +24,8 @@ import (
 	tsql "github.com/tideline-dev/tideline/sql"
 )
 
-// Config is what `tideline dev` runs.
-type Config struct {
+// DevConfig is what `tideline dev` runs.
+type DevConfig struct {
 	ClickHouse chdb.Config
 	Kafka      broker.Config
 	// Seeds, when set, are a running broker to use instead of the one
@@ -84,12 +78,12 @@ type Reading struct {
 }
 
 // Components builds the downstream components once the database is ready.
-type Components func(ctx context.Context, conn *chdb.Conn, seeds []string, reg prometheus.Registerer) ([]Component, error)
+type Components func(ctx context.Context, env Env) ([]Component, error)
 
-// Run runs the stack until ctx ends, cfg.Duration passes, or the workload
+// RunDev runs the stack until ctx ends, cfg.Duration passes, or the workload
 // finishes and the pipeline caught up; then it stops in data-flow order
 // (see stop) and prints the summary, which it also returns.
-func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) (*Summary, error) {
+func RunDev(ctx context.Context, cfg DevConfig, extra Components, log *slog.Logger) (*Summary, error) {
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -127,11 +121,12 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) (*
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	defer prod.Close()
-	col, err := ingest.NewCollector(cfg.Collector, cfg.Kafka, prod, reg, log)
+	env := Env{Conn: conn, Kafka: cfg.Kafka, Seeds: seeds, Registry: reg, Log: log}
+	col, err := NewCollector(cfg.Collector, env, prod)
 	if err != nil {
 		return nil, err
 	}
-	loader, err := ingest.NewLoader(cfg.Loader, cfg.Kafka, seeds, conn, reg, log)
+	loader, err := NewLoader(cfg.Loader, env)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +154,7 @@ func Run(ctx context.Context, cfg Config, extra Components, log *slog.Logger) (*
 
 	var comps []Component
 	if extra != nil {
-		if comps, err = extra(ctx, conn, seeds, reg); err != nil {
+		if comps, err = extra(ctx, env); err != nil {
 			ln.Close()
 			return nil, err
 		}
@@ -294,7 +289,7 @@ type stopper struct {
 //
 // It returns what the loader had not committed when its time was up, and
 // how many records it was behind by when the collector stopped.
-func stop(cfg Config, s stopper, log *slog.Logger) ([]ingest.Backlog, int64, error) {
+func stop(cfg DevConfig, s stopper, log *slog.Logger) ([]ingest.Backlog, int64, error) {
 	grace := cfg.Loader.ShutdownTimeout
 	if grace <= 0 {
 		grace = 30 * time.Second
@@ -383,7 +378,7 @@ func keyOf(c ingest.CollectorConfig, lane string) string {
 
 // ensureClickHouse connects, starting the local server with the repo's
 // script when it does not answer.
-func ensureClickHouse(ctx context.Context, cfg Config, log *slog.Logger) (*chdb.Conn, error) {
+func ensureClickHouse(ctx context.Context, cfg DevConfig, log *slog.Logger) (*chdb.Conn, error) {
 	conn, err := chdb.Open(ctx, cfg.ClickHouse, true)
 	if err == nil {
 		return conn, nil

@@ -1,4 +1,4 @@
-package devenv
+package pipeline
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func TestStopLosesNothingAccepted(t *testing.T) {
 			ld.BatchSize = 20
 			ld.ShutdownTimeout = 3 * time.Minute
 			var out bytes.Buffer
-			cfg := Config{
+			cfg := DevConfig{
 				ClickHouse: chCfg, Kafka: b.Config, Seeds: b.Seeds, Collector: col, Loader: ld,
 				Rate: 1500, Customers: 500, Seed: 7, Duration: 2 * time.Second, Out: &out,
 			}
@@ -56,7 +56,7 @@ func TestStopLosesNothingAccepted(t *testing.T) {
 					time.Sleep(200 * time.Millisecond)
 				}
 			}()
-			sum, err := Run(ctx, cfg, nil, testenv.Logger(t))
+			sum, err := RunDev(ctx, cfg, nil, testenv.Logger(t))
 			t.Log("\n" + out.String())
 			if err != nil {
 				t.Fatal(err)

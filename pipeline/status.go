@@ -1,4 +1,4 @@
-package devenv
+package pipeline
 
 import (
 	"context"
@@ -41,7 +41,7 @@ type LaneStatus struct {
 }
 
 type status struct {
-	cfg     Config
+	cfg     DevConfig
 	conn    *chdb.Conn
 	loader  *ingest.Loader
 	driver  *workload.Driver
@@ -57,7 +57,7 @@ type status struct {
 	drawn  int
 }
 
-func newStatus(cfg Config, conn *chdb.Conn, loader *ingest.Loader, driver *workload.Driver, comps []Component, reg prometheus.Gatherer) *status {
+func newStatus(cfg DevConfig, conn *chdb.Conn, loader *ingest.Loader, driver *workload.Driver, comps []Component, reg prometheus.Gatherer) *status {
 	return &status{cfg: cfg, conn: conn, loader: loader, driver: driver, comps: comps, reg: reg, started: time.Now(),
 		log: slog.New(slog.NewTextHandler(cfg.Out, nil)), prev: map[string]int64{}}
 }
