@@ -80,7 +80,7 @@ func TestCollectAndIngestShareEmbeddedBroker(t *testing.T) {
 	}
 	waitFor("the event in ClickHouse", func() bool {
 		var n uint64
-		err := conn.QueryRow(context.Background(), "SELECT count() FROM events WHERE message_id = 'two-terminals-1'").Scan(&n)
+		err := conn.QueryRow(context.Background(), "SELECT count() FROM event_positions WHERE message_id = 'two-terminals-1'").Scan(&n)
 		return err == nil && n > 0
 	})
 
