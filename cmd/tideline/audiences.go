@@ -126,6 +126,7 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 				return err
 			}
 			fmt.Print(text)
+			printDerivedLanes(cmd.Context(), a, args[0])
 			return nil
 		},
 	}
@@ -249,6 +250,32 @@ func printListJSON(applied []materialize.AppliedAudience, sizes map[string]uint6
 		}
 	}
 	return writeJSON(out)
+}
+
+// printDerivedLanes adds to explain what the evaluator last recorded of the
+// audience's lanes and completeness, when ClickHouse answers: the lanes
+// derived from what each lane has carried are known only there.
+func printDerivedLanes(ctx context.Context, a *app, id string) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := chdb.Open(cctx, a.ch, false)
+	if err != nil {
+		fmt.Printf("\n-- lanes as the evaluator derived them: unknown (%v)\n", err)
+		return
+	}
+	defer conn.Close()
+	all, err := materialize.ReadCompleteness(cctx, conn)
+	c, ok := all[id]
+	if err != nil || !ok {
+		fmt.Println("\n-- lanes as the evaluator derived them: not recorded yet (apply it, and run the evaluator)")
+		return
+	}
+	held := "no lane is behind the freshest"
+	if c.HeldBy != "" {
+		held = fmt.Sprintf("held back by %s, %s behind the freshest lane", c.HeldBy, (time.Duration(c.EagerMs-c.CompleteMs) * time.Millisecond).Round(time.Second))
+	}
+	fmt.Printf("\n-- lanes as the evaluator derived them: %s (%s); complete to %s, %s\n",
+		strings.Join(c.Lanes, ", "), c.Direction, time.UnixMilli(int64(c.CompleteMs)).UTC().Format(time.RFC3339), held)
 }
 
 func printApply(rep *materialize.ApplyReport) {
