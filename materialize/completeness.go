@@ -121,6 +121,22 @@ func decide(d Direction, member, eager, complete bool) bool {
 	}
 }
 
+// decidedAt is the moment a membership (member) is known as of, so that it
+// is dated on data complete up to it: the eager time where the data present
+// settles it for good (a rising entry, a falling exit, a fixed condition),
+// else the audience's complete time. Dating past the complete time would
+// find a start in data a late event can still change.
+func decidedAt(d Direction, member, eager bool, complete, eagerMs uint64) uint64 {
+	switch {
+	case d == DirectionFixed,
+		d == DirectionRising && member && eager,
+		d == DirectionFalling && !member && !eager:
+		return eagerMs
+	default:
+		return complete
+	}
+}
+
 // inputKey names an input in input_lanes: a track or page event, or traits.
 type inputKey struct{ typ, event string }
 

@@ -201,10 +201,7 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 			if want == h.member {
 				continue
 			}
-			until := pc.complete[i]
-			if eager == want {
-				until = pc.eager
-			}
+			until := decidedAt(a.Direction, want, eager, pc.complete[i], pc.eager)
 			ch := change{audience: a.Audience.ID, customer: c, entered: want, episode: h.episode, members: res.members[c], index: i, until: until}
 			if want {
 				ch.episode++
@@ -272,10 +269,7 @@ func (pc *pass) redates(customers []string, res *resolution, results map[string]
 			if decide(a.Direction, h.member, eager, r[pc.complete[i]][i] == 1) != h.member {
 				continue
 			}
-			until := pc.complete[i]
-			if eager == h.member {
-				until = pc.eager
-			}
+			until := decidedAt(a.Direction, h.member, eager, pc.complete[i], pc.eager)
 			out = append(out, change{audience: a.Audience.ID, customer: c, entered: h.member, episode: h.episode, members: res.members[c], index: i, until: until, redate: true})
 		}
 	}
