@@ -52,14 +52,40 @@ func Name(t testing.TB) string {
 	return fmt.Sprintf("%s_%06x", n, rand.Uint32()&0xffffff)
 }
 
-// ClickHouseConfig is the config of a new, empty test database.
+// ClickHouseConfig is the config of a new, empty test database. Whoever
+// creates it (the test, or a component such as the drill that migrates its
+// own database), it is dropped when the test ends.
 func ClickHouseConfig(t testing.TB) chdb.Config {
 	c := chdb.DefaultConfig()
 	if a := os.Getenv(EnvClickHouse); a != "" {
 		c.Addr = a
 	}
 	c.Database = "test_" + Name(t)
+	t.Cleanup(func() { dropDatabase(t, c) })
 	return c
+}
+
+// dropDatabase drops c's database unless EnvKeep asks to keep test
+// databases. It connects to the server's default database, as c's may
+// never have been created.
+func dropDatabase(t testing.TB, c chdb.Config) {
+	if os.Getenv(EnvKeep) != "" {
+		t.Logf("kept database %s", c.Database)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	server := c
+	server.Database = "default"
+	conn, err := chdb.Open(ctx, server, false)
+	if err != nil {
+		t.Logf("drop test database %s: %v", c.Database, err)
+		return
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database); err != nil {
+		t.Logf("drop test database %s: %v", c.Database, err)
+	}
 }
 
 // ClickHouse opens a fresh database with every migration applied and drops
@@ -82,12 +108,8 @@ func ClickHouseWith(t testing.TB, c chdb.Config) *chdb.Conn {
 		t.Fatalf("migrate test database %s: %v", c.Database, err)
 	}
 	t.Cleanup(func() {
-		if os.Getenv(EnvKeep) == "" {
-			_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+c.Database)
-		} else {
-			t.Logf("kept database %s", c.Database)
-		}
 		conn.Close()
+		dropDatabase(t, c)
 	})
 	return conn
 }
