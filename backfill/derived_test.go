@@ -370,7 +370,7 @@ func (e *env) windowQualifications(from, to time.Time) map[string]trigger.Qualif
 		}
 		inWindow[p.ev.MessageID] = true
 		for _, c := range e.derived.campaigns {
-			if c.Active && c.Trigger.Kind == trigger.TriggerEvent && c.Trigger.Event.Matches(p.ev.EventName(), string(p.ev.Properties)) {
+			if c.Active && c.Trigger.Kind == trigger.TriggerEvent && c.Trigger.Event.Matches(p.ev.EventName(), trigger.Fields{Properties: string(p.ev.Properties), Context: string(p.ev.Context), ContextIP: p.ev.IP}) {
 				q := trigger.Qualification{CampaignID: c.ID, CustomerID: p.ev.CustomerID(), Episode: p.ev.MessageID, MessageID: p.ev.MessageID, EventTimeMs: uint64(p.ev.Timestamp.UnixMilli())}
 				out[q.Key()] = q
 			}

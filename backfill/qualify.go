@@ -32,9 +32,10 @@ WHERE audience_id IN ? AND kind IN ?
        OR (message_id = '' AND event_time_ms >= ? AND event_time_ms < ?))
 GROUP BY audience_id, customer_id, episode, kind`
 
-	qWindowEvents = `SELECT customer_id, message_id, any(event), any(properties), any(event_time_ms), any(first_ms), any(last_ms), any(lane)
+	qWindowEvents = `SELECT customer_id, message_id, any(event), any(properties), any(context), any(context_ip),
+    any(event_time_ms), any(first_ms), any(last_ms), any(lane)
 FROM (
-    SELECT customer_id, message_id, event, properties, event_time_ms, lane FROM events WHERE event IN ?
+    SELECT customer_id, message_id, event, properties, context, context_ip, event_time_ms, lane FROM events WHERE event IN ?
 ) AS e
 ANY INNER JOIN (
     SELECT customer_id, message_id, min(ingest_time_ms) AS first_ms, max(ingest_time_ms) AS last_ms
@@ -159,15 +160,15 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 		}
 		for rows.Next() {
 			var (
-				cust, msg, name, props, lane string
-				evMs, ingMs, pos             uint64
+				cust, msg, name, props, ctx, ip, lane string
+				evMs, ingMs, pos                      uint64
 			)
-			if err := rows.Scan(&cust, &msg, &name, &props, &evMs, &ingMs, &pos, &lane); err != nil {
+			if err := rows.Scan(&cust, &msg, &name, &props, &ctx, &ip, &evMs, &ingMs, &pos, &lane); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("scan event: %w", err)
 			}
 			o := trigger.Occurrence{
-				Event: name, Properties: props, CustomerID: cust, MessageID: msg, Lane: lane,
+				Event: name, Properties: props, Context: ctx, ContextIP: ip, CustomerID: cust, MessageID: msg, Lane: lane,
 				EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: ingMs,
 			}
 			for _, q := range trigger.Match(campaigns, o) {

@@ -160,6 +160,13 @@ func (v *validator) fail(field, format string, args ...any) {
 	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: line, Column: col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
+// failKey is fail for a key that holds dots itself (a where path such as
+// context.campaign.source) inside the mapping at field.
+func (v *validator) failKey(field, key, format string, args ...any) {
+	line, col := positionOf(v.root, append(strings.Split(field, "."), key)...)
+	v.errs = append(v.errs, &DefinitionError{File: v.file, Line: line, Column: col, Field: field + "." + key, Msg: fmt.Sprintf(format, args...)})
+}
+
 func (v *validator) campaign(r *rawCampaign) *Campaign {
 	c := &Campaign{ID: r.ID, Name: r.Name, Description: r.Description, Active: true}
 	if r.Enabled != nil {
@@ -349,14 +356,9 @@ func (v *validator) event(field string, r *rawEvent) EventFilter {
 	}
 	sort.Strings(props)
 	for _, p := range props {
-		pf := field + ".where." + p
-		if !propertyRe.MatchString(p) {
-			v.fail(pf, "%q is not a property path (names separated by dots)", p)
-			continue
-		}
 		conds, err := parseConditions(p, r.Where[p])
 		if err != nil {
-			v.fail(pf, "%v", err)
+			v.failKey(field+".where", p, "%v", err)
 			continue
 		}
 		f.Where = append(f.Where, conds...)

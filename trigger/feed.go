@@ -32,9 +32,9 @@ type feedRow struct {
 	pos  uint64
 	keys []any
 	// Row content; which fields are set depends on the feed.
-	audience, customer, kind, message, lane, event, properties string
-	episode                                                    uint32
-	eventMs, ingestMs                                          uint64
+	audience, customer, kind, message, lane, event, properties, context, contextIP string
+	episode                                                                        uint32
+	eventMs, ingestMs                                                              uint64
 }
 
 // occurrence is the row as Match reads it; a feed's position is the
@@ -42,6 +42,7 @@ type feedRow struct {
 func (r *feedRow) occurrence() Occurrence {
 	return Occurrence{
 		AudienceID: r.audience, Kind: r.kind, Episode: r.episode, Event: r.event, Properties: r.properties,
+		Context: r.context, ContextIP: r.contextIP,
 		CustomerID: r.customer, MessageID: r.message, Lane: r.lane,
 		EventTimeMs: r.eventMs, IngestTimeMs: r.ingestMs, DerivedAtMs: r.pos,
 	}
@@ -79,11 +80,11 @@ var eventFeed = &feed{
 	posCol:     "ingest_time_ms",
 	keyCols:    []string{"event", "customer_id", "message_id"},
 	nameCol:    "event",
-	selectCols: []string{"ingest_time_ms", "event", "customer_id", "message_id", "properties", "event_time_ms", "lane"},
+	selectCols: []string{"ingest_time_ms", "event", "customer_id", "message_id", "properties", "event_time_ms", "lane", "context", "context_ip"},
 	zero:       []any{"", "", ""},
 	scan: func(rows driver.Rows) (feedRow, error) {
 		var r feedRow
-		err := rows.Scan(&r.pos, &r.event, &r.customer, &r.message, &r.properties, &r.eventMs, &r.lane)
+		err := rows.Scan(&r.pos, &r.event, &r.customer, &r.message, &r.properties, &r.eventMs, &r.lane, &r.context, &r.contextIP)
 		r.ingestMs = r.pos
 		r.keys = []any{r.event, r.customer, r.message}
 		return r, err

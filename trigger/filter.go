@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/tideline-dev/tideline/definition"
 )
 
 // Condition operators of event filters.
@@ -21,12 +23,15 @@ const (
 	OpExists = "exists"
 )
 
-// Condition is one test on an event property. Properties are matched in Go
-// after the poller read the event, so no value from a campaign file ever
-// reaches SQL.
+// Condition is one test on an event property or context field. Events are
+// matched in Go after the poller read them, so no value from a campaign
+// file ever reaches SQL.
 type Condition struct {
-	// Property is a dotted path into the event's properties.
+	// Property is the path as written: a dotted path into the event's
+	// properties, or into its context when it starts with "context.".
 	Property string
+	// Path is Property parsed.
+	Path definition.FieldPath
 	// Op is one of eq, ne, gt, gte, lt, lte, in, not_in, exists.
 	Op string
 	// Value is a string, float64 or bool; a []any for in and not_in; a
@@ -64,16 +69,20 @@ func fmtValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-// parseConditions reads one property's YAML: a scalar (equality) or a map
+// parseConditions reads one path's YAML: a scalar (equality) or a map
 // of operators to values, e.g. {gt: 100} or {in: [EUR, USD]}.
 func parseConditions(prop string, x any) ([]Condition, error) {
+	path, err := definition.ParseFieldPath(prop)
+	if err != nil {
+		return nil, err
+	}
 	m, ok := x.(map[string]any)
 	if !ok {
 		v, err := scalar(x)
 		if err != nil {
 			return nil, err
 		}
-		return []Condition{{Property: prop, Op: OpEq, Value: v}}, nil
+		return []Condition{{Property: prop, Path: path, Op: OpEq, Value: v}}, nil
 	}
 	if len(m) == 0 {
 		return nil, fmt.Errorf("no operator: write e.g. {gt: 100} or {in: [a, b]}")
@@ -86,7 +95,7 @@ func parseConditions(prop string, x any) ([]Condition, error) {
 	var out []Condition
 	for _, op := range ops {
 		raw := m[op]
-		c := Condition{Property: prop, Op: op}
+		c := Condition{Property: prop, Path: path, Op: op}
 		switch op {
 		case OpEq, OpNe:
 			v, err := scalar(raw)
@@ -157,32 +166,72 @@ func number(x any) (float64, bool) {
 	return 0, false
 }
 
-// Matches reports whether an event named name with the given properties
-// (a JSON object) passes the filter. Malformed properties match no
-// condition, so a filter with conditions rejects them.
-func (f EventFilter) Matches(name, properties string) bool {
+// Fields is what an event filter reads of an event besides its name.
+type Fields struct {
+	// Properties and Context are the event's objects as JSON.
+	Properties, Context string
+	// ContextIP is the events table's context_ip: context.ip as sent, else
+	// the address the collector saw the request from. context.ip reads it
+	// when the context has none, as Segment's API fills context.ip in.
+	ContextIP string
+}
+
+// Matches reports whether an event named name with the given fields
+// passes the filter. A malformed object matches no condition on it, so a
+// filter with such conditions rejects the event.
+func (f EventFilter) Matches(name string, in Fields) bool {
 	if name != f.Name {
 		return false
 	}
-	if len(f.Where) == 0 {
-		return true
-	}
-	var props map[string]any
-	dec := json.NewDecoder(strings.NewReader(properties))
-	dec.UseNumber()
-	if err := dec.Decode(&props); err != nil {
-		return false
-	}
+	var props, ctx map[string]any
+	var propsRead, ctxRead bool
 	for _, c := range f.Where {
-		if !c.holds(props) {
+		var doc map[string]any
+		switch c.Path.Source {
+		case definition.SourceContext:
+			if !ctxRead {
+				// The events table stores an absent context as ''.
+				ctx, ctxRead = map[string]any{}, true
+				if in.Context != "" {
+					ctx = decodeObject(in.Context)
+				}
+				if ip := in.ContextIP; ip != "" {
+					if ctx == nil {
+						ctx = map[string]any{}
+					}
+					if _, ok := ctx["ip"]; !ok {
+						ctx["ip"] = ip
+					}
+				}
+			}
+			doc = ctx
+		default:
+			if !propsRead {
+				props, propsRead = decodeObject(in.Properties), true
+			}
+			doc = props
+		}
+		if doc == nil || !c.holds(doc) {
 			return false
 		}
 	}
 	return true
 }
 
-func (c Condition) holds(props map[string]any) bool {
-	v, found := lookup(props, c.Property)
+// decodeObject reads a JSON object keeping numbers exact; nil when s is
+// not one.
+func decodeObject(s string) map[string]any {
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil
+	}
+	return m
+}
+
+func (c Condition) holds(doc map[string]any) bool {
+	v, found := lookup(doc, c.Path.Names)
 	switch c.Op {
 	case OpExists:
 		return found == c.Value.(bool)
@@ -231,10 +280,10 @@ func (c Condition) holds(props map[string]any) bool {
 	return false
 }
 
-// lookup follows a dotted path through nested objects.
-func lookup(m map[string]any, path string) (any, bool) {
+// lookup follows names through nested objects.
+func lookup(m map[string]any, names []string) (any, bool) {
 	var cur any = m
-	for _, part := range strings.Split(path, ".") {
+	for _, part := range names {
 		obj, ok := cur.(map[string]any)
 		if !ok {
 			return nil, false

@@ -44,11 +44,57 @@ func TestFilterMatches(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := EventFilter{Name: "purchase", Where: conds(tc.where)}
-			if got := f.Matches("purchase", tc.props); got != tc.want {
+			if got := f.Matches("purchase", Fields{Properties: tc.props}); got != tc.want {
 				t.Errorf("Matches(%s) = %v, want %v (conditions %v)", tc.props, got, tc.want, f.Where)
 			}
-			if f.Matches("refund", tc.props) {
+			if f.Matches("refund", Fields{Properties: tc.props}) {
 				t.Error("another event name matched")
+			}
+		})
+	}
+}
+
+// Paths starting "context." read the message's context; the others read
+// the properties, so a property named like a context field is not confused
+// with it.
+func TestFilterMatchesContext(t *testing.T) {
+	browser := `{"campaign": {"source": "newsletter", "name": "black_friday"}, "page": {"path": "/pricing", "url": "https://shop.example/pricing"}, "locale": "fr-FR", "library": {"name": "analytics.js", "version": "next-1.81.0"}}`
+	tests := []struct {
+		name  string
+		where map[string]any
+		in    Fields
+		want  bool
+	}{
+		{"campaign source", map[string]any{"context.campaign.source": "newsletter"}, Fields{Properties: `{}`, Context: browser}, true},
+		{"campaign name in", map[string]any{"context.campaign.name": map[string]any{"in": []any{"black_friday", "cyber_monday"}}}, Fields{Properties: `{}`, Context: browser}, true},
+		{"page path", map[string]any{"context.page.path": "/pricing"}, Fields{Properties: `{}`, Context: browser}, true},
+		{"other page", map[string]any{"context.page.path": "/cart"}, Fields{Properties: `{}`, Context: browser}, false},
+		{"locale", map[string]any{"context.locale": map[string]any{"ne": "en-US"}}, Fields{Properties: `{}`, Context: browser}, true},
+		{"library", map[string]any{"context.library.name": "analytics.js"}, Fields{Properties: `{}`, Context: browser}, true},
+		{"property of the same name is not context", map[string]any{"context.locale": "fr-FR"}, Fields{Properties: `{"locale": "fr-FR"}`, Context: `{}`}, false},
+		{"context field is not a property", map[string]any{"locale": "fr-FR"}, Fields{Properties: `{}`, Context: browser}, false},
+		{"both", map[string]any{"amount": map[string]any{"gt": uint64(10)}, "context.campaign.source": "newsletter"}, Fields{Properties: `{"amount": 12}`, Context: browser}, true},
+		{"both, property fails", map[string]any{"amount": map[string]any{"gt": uint64(10)}, "context.campaign.source": "newsletter"}, Fields{Properties: `{"amount": 2}`, Context: browser}, false},
+		{"absent context", map[string]any{"context.campaign.source": map[string]any{"exists": false}}, Fields{Properties: `{}`}, true},
+		{"absent context, equality", map[string]any{"context.campaign.source": "newsletter"}, Fields{Properties: `{}`}, false},
+		{"ip the collector saw", map[string]any{"context.ip": "203.0.113.9"}, Fields{Properties: `{}`, Context: browser, ContextIP: "203.0.113.9"}, true},
+		{"ip as sent wins", map[string]any{"context.ip": "198.51.100.1"}, Fields{Properties: `{}`, Context: `{"ip": "198.51.100.1"}`, ContextIP: "198.51.100.1"}, true},
+		{"malformed context", map[string]any{"context.locale": map[string]any{"exists": false}}, Fields{Properties: `{}`, Context: `{not json`}, false},
+		{"malformed properties do not stop a context filter", map[string]any{"context.locale": "fr-FR"}, Fields{Properties: `{not json`, Context: browser}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var where []Condition
+			for p, x := range tc.where {
+				cs, err := parseConditions(p, x)
+				if err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+				where = append(where, cs...)
+			}
+			f := EventFilter{Name: "Order Completed", Where: where}
+			if got := f.Matches("Order Completed", tc.in); got != tc.want {
+				t.Errorf("Matches(%+v) = %v, want %v (conditions %v)", tc.in, got, tc.want, f.Where)
 			}
 		})
 	}

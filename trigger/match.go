@@ -1,13 +1,15 @@
 package trigger
 
 // Occurrence is a row a campaign can qualify on: an audience transition
-// (AudienceID, Kind and Episode set) or an event (Event and Properties set).
+// (AudienceID, Kind and Episode set) or an event (Event, Properties and
+// Context set).
 type Occurrence struct {
 	// AudienceID, Kind ("entered" or "exited") and Episode: transitions only.
 	AudienceID, Kind string
 	Episode          uint32
-	// Event and Properties: events only.
-	Event, Properties string
+	// Event, Properties and Context (JSON), and ContextIP (the events
+	// table's context_ip): events only.
+	Event, Properties, Context, ContextIP string
 
 	CustomerID, MessageID, Lane            string
 	EventTimeMs, IngestTimeMs, DerivedAtMs uint64
@@ -30,7 +32,7 @@ func Match(campaigns []*Campaign, o Occurrence) []Qualification {
 				CampaignID: c.ID, CustomerID: o.CustomerID, AudienceID: o.AudienceID, Episode: episodeOf(o.Episode),
 				MessageID: o.MessageID, Lane: o.Lane, EventTimeMs: o.EventTimeMs, IngestTimeMs: o.IngestTimeMs, DerivedAtMs: o.DerivedAtMs,
 			})
-		case !o.transition() && c.Trigger.Kind == TriggerEvent && c.Trigger.Event.Matches(o.Event, o.Properties):
+		case !o.transition() && c.Trigger.Kind == TriggerEvent && c.Trigger.Event.Matches(o.Event, Fields{Properties: o.Properties, Context: o.Context, ContextIP: o.ContextIP}):
 			out = append(out, Qualification{
 				CampaignID: c.ID, CustomerID: o.CustomerID, Episode: o.MessageID, MessageID: o.MessageID, Lane: o.Lane,
 				Event: o.Event, Properties: o.Properties, EventTimeMs: o.EventTimeMs, IngestTimeMs: o.IngestTimeMs, DerivedAtMs: o.DerivedAtMs,

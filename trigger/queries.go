@@ -105,7 +105,7 @@ WHERE query LIKE 'INSERT INTO send_ledger%' OR query LIKE 'INSERT INTO trigger_p
 
 	qTableExists = `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?`
 
-	qFollowUps = `SELECT customer_id, message_id, event, properties, event_time_ms FROM events
+	qFollowUps = `SELECT customer_id, message_id, event, properties, context, context_ip, event_time_ms FROM events
 WHERE customer_id IN ? AND event IN ? AND event_time_ms >= ? AND event_time_ms <= ?`
 
 	qLatestTraits = `SELECT customer_id, traits FROM events

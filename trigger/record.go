@@ -232,8 +232,9 @@ func FollowUps(ctx context.Context, conn *chdb.Conn, cs map[string]*Campaign, qs
 		return out, nil
 	}
 	type ev struct {
-		msg, name, props string
-		at               uint64
+		msg, name string
+		fields    Fields
+		at        uint64
 	}
 	byCustomer := map[string][]ev{}
 	ids := keys(custs)
@@ -245,7 +246,7 @@ func FollowUps(ctx context.Context, conn *chdb.Conn, cs map[string]*Campaign, qs
 		for rows.Next() {
 			var cust string
 			var e ev
-			if err := rows.Scan(&cust, &e.msg, &e.name, &e.props, &e.at); err != nil {
+			if err := rows.Scan(&cust, &e.msg, &e.name, &e.fields.Properties, &e.fields.Context, &e.fields.ContextIP, &e.at); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("scan follow-up event: %w", err)
 			}
@@ -259,7 +260,7 @@ func FollowUps(ctx context.Context, conn *chdb.Conn, cs map[string]*Campaign, qs
 	for _, p := range due {
 		found := false
 		for _, e := range byCustomer[p.q.CustomerID] {
-			if e.msg != p.q.MessageID && e.at >= p.q.EventTimeMs && e.at <= p.due && p.c.Trigger.Unless.Event.Matches(e.name, e.props) {
+			if e.msg != p.q.MessageID && e.at >= p.q.EventTimeMs && e.at <= p.due && p.c.Trigger.Unless.Event.Matches(e.name, e.fields) {
 				found = true
 				break
 			}

@@ -87,7 +87,7 @@ var owners = map[string]string{
 	"campaigns": "trigger", "send_ledger": "trigger", "send_ledger_controls": "trigger", "ledger_sends": "trigger",
 	"ledger_sends_mv": "trigger", "suppressions": "trigger", "suppressions_unsubscribe_mv": "trigger",
 	"trigger_cursors": "trigger", "trigger_dead_letters": "trigger", "trigger_destinations": "trigger",
-	"trigger_payloads": "trigger", "trigger_event_feed": "trigger", "trigger_event_feed_mv": "trigger",
+	"trigger_payloads": "trigger", "trigger_event_feed": "trigger", "trigger_event_feed_mv": "trigger", "trigger_event_feed_context_mv": "trigger",
 	"trigger_transition_feed": "trigger", "trigger_transition_feed_mv": "trigger",
 
 	// Backfill runs and their checkpoints.
