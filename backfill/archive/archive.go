@@ -18,6 +18,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/tideline-dev/tideline/ingest"
 )
 
 // FormatTag is the schema metadata value that marks a tideline archive.
@@ -41,13 +43,46 @@ type Row struct {
 	Topic                                                                       string
 	Partition                                                                   int32
 	Offset                                                                      int64
+	// PreviousID (alias), GroupID (group) and Context (the context object
+	// as JSON, '' when absent) are what the collector received; Ctx are the
+	// typed context columns the loader derived from them.
+	PreviousID, GroupID, Context string
+	Ctx                          ingest.ContextColumns
+}
+
+// contextFields are the archive's columns of the group and alias calls
+// and of the message's context, after the original layout: an archive
+// written before them reads ” in each, and stays a valid source.
+var contextFields = []struct {
+	name string
+	col  func(*Row) *string
+}{
+	{"previous_id", func(r *Row) *string { return &r.PreviousID }},
+	{"group_id", func(r *Row) *string { return &r.GroupID }},
+	{"context", func(r *Row) *string { return &r.Context }},
+	{"context_campaign_source", func(r *Row) *string { return &r.Ctx.CampaignSource }},
+	{"context_campaign_medium", func(r *Row) *string { return &r.Ctx.CampaignMedium }},
+	{"context_campaign_name", func(r *Row) *string { return &r.Ctx.CampaignName }},
+	{"context_campaign_term", func(r *Row) *string { return &r.Ctx.CampaignTerm }},
+	{"context_campaign_content", func(r *Row) *string { return &r.Ctx.CampaignContent }},
+	{"context_page_url", func(r *Row) *string { return &r.Ctx.PageURL }},
+	{"context_page_path", func(r *Row) *string { return &r.Ctx.PagePath }},
+	{"context_page_referrer", func(r *Row) *string { return &r.Ctx.PageReferrer }},
+	{"context_page_title", func(r *Row) *string { return &r.Ctx.PageTitle }},
+	{"context_ip", func(r *Row) *string { return &r.Ctx.IP }},
+	{"context_user_agent", func(r *Row) *string { return &r.Ctx.UserAgent }},
+	{"context_locale", func(r *Row) *string { return &r.Ctx.Locale }},
+	{"context_timezone", func(r *Row) *string { return &r.Ctx.Timezone }},
+	{"context_library_name", func(r *Row) *string { return &r.Ctx.LibraryName }},
+	{"context_library_version", func(r *Row) *string { return &r.Ctx.LibraryVersion }},
 }
 
 var tsMs = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
 
 // fields is the archive layout; the column names are the events table's,
-// with *_ms times as timestamps.
-var fields = []arrow.Field{
+// with *_ms times as timestamps. The first baseFields are required of an
+// archive; contextFields follow.
+var fields = append([]arrow.Field{
 	{Name: "message_id", Type: arrow.BinaryTypes.String},
 	{Name: "type", Type: arrow.BinaryTypes.String},
 	{Name: "customer_id", Type: arrow.BinaryTypes.String},
@@ -65,6 +100,16 @@ var fields = []arrow.Field{
 	{Name: "kafka_topic", Type: arrow.BinaryTypes.String},
 	{Name: "kafka_partition", Type: arrow.PrimitiveTypes.Int32},
 	{Name: "kafka_offset", Type: arrow.PrimitiveTypes.Int64},
+}, contextArrowFields()...)
+
+const baseFields = 17
+
+func contextArrowFields() []arrow.Field {
+	out := make([]arrow.Field, len(contextFields))
+	for i, c := range contextFields {
+		out[i] = arrow.Field{Name: c.name, Type: arrow.BinaryTypes.String}
+	}
+	return out
 }
 
 // Schema returns the archive schema for a window.
@@ -191,6 +236,9 @@ func (w *Writer) append(rows []Row) {
 		str(14).Append(r.Topic)
 		w.b.Field(15).(*array.Int32Builder).Append(r.Partition)
 		w.b.Field(16).(*array.Int64Builder).Append(r.Offset)
+		for i, c := range contextFields {
+			str(baseFields + i).Append(*c.col(&r))
+		}
 	}
 	w.n += int64(len(rows))
 }
@@ -304,8 +352,13 @@ func Open(ctx context.Context, path string) (*Reader, error) {
 		r.Close()
 		return nil, fmt.Errorf("%w: %s has no %s=%s metadata (export it with tideline export)", ErrFormat, path, MetaFormat, FormatTag)
 	}
-	for _, want := range fields {
+	for i, want := range fields {
 		idx := schema.FieldIndices(want.Name)
+		if len(idx) == 0 && i >= baseFields {
+			// An archive exported before the context columns.
+			r.columns = append(r.columns, -1)
+			continue
+		}
 		if len(idx) != 1 || !arrow.TypeEqual(schema.Field(idx[0]).Type, want.Type) {
 			r.Close()
 			return nil, fmt.Errorf("%w: %s: column %s is missing or not %s", ErrFormat, path, want.Name, want.Type)
@@ -381,6 +434,15 @@ func (r *Reader) rows(rec arrow.RecordBatch) []Row {
 		row.ReceivedAtMs, row.IngestTimeMs = uint64(ts(10).Value(j)), uint64(ts(11).Value(j))
 		row.Source, row.Lane, row.Topic = str(12).Value(j), str(13).Value(j), str(14).Value(j)
 		row.Partition, row.Offset = part.Value(j), off.Value(j)
+	}
+	for i, c := range contextFields {
+		if r.columns[baseFields+i] < 0 {
+			continue
+		}
+		s := str(baseFields + i)
+		for j := range out {
+			*c.col(&out[j]) = s.Value(j)
+		}
 	}
 	return out
 }

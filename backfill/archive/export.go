@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tideline-dev/tideline/ingest"
@@ -14,7 +15,7 @@ import (
 // events received in the window, in Kafka order, which is the order a
 // restore re-ingests them in.
 const exportSQL = `SELECT message_id, type, customer_id, user_id, anonymous_id, event, properties, traits,
-    event_time_ms, sent_at_ms, received_at_ms, ingest_time_ms, source, lane, kafka_topic, kafka_partition, kafka_offset
+    event_time_ms, sent_at_ms, received_at_ms, ingest_time_ms, source, lane, kafka_topic, kafka_partition, kafka_offset, %s
 FROM events FINAL
 WHERE received_at_ms >= ? AND received_at_ms < ? %s
 ORDER BY kafka_topic, kafka_partition, kafka_offset`
@@ -22,9 +23,14 @@ ORDER BY kafka_topic, kafka_partition, kafka_offset`
 // Export writes the events received in [from, to) (restricted to topics
 // when not empty) to w, calling progress with the rows written so far.
 func Export(ctx context.Context, conn *chdb.Conn, w *Writer, from, to time.Time, topics []string, progress func(rows int64)) (int64, error) {
-	q, args := fmt.Sprintf(exportSQL, ""), []any{uint64(from.UnixMilli()), uint64(to.UnixMilli())}
+	names := make([]string, len(contextFields))
+	for i, c := range contextFields {
+		names[i] = c.name
+	}
+	cols := strings.Join(names, ", ")
+	q, args := fmt.Sprintf(exportSQL, cols, ""), []any{uint64(from.UnixMilli()), uint64(to.UnixMilli())}
 	if len(topics) > 0 {
-		q, args = fmt.Sprintf(exportSQL, "AND has(?, kafka_topic)"), append(args, topics)
+		q, args = fmt.Sprintf(exportSQL, cols, "AND has(?, kafka_topic)"), append(args, topics)
 	}
 	rows, err := conn.Query(ctx, q, args...)
 	if err != nil {
@@ -35,8 +41,12 @@ func Export(ctx context.Context, conn *chdb.Conn, w *Writer, from, to time.Time,
 	var n int64
 	for rows.Next() {
 		var r Row
-		if err := rows.Scan(&r.MessageID, &r.Type, &r.CustomerID, &r.UserID, &r.AnonymousID, &r.Event, &r.Properties, &r.Traits,
-			&r.EventTimeMs, &r.SentAtMs, &r.ReceivedAtMs, &r.IngestTimeMs, &r.Source, &r.Lane, &r.Topic, &r.Partition, &r.Offset); err != nil {
+		dest := []any{&r.MessageID, &r.Type, &r.CustomerID, &r.UserID, &r.AnonymousID, &r.Event, &r.Properties, &r.Traits,
+			&r.EventTimeMs, &r.SentAtMs, &r.ReceivedAtMs, &r.IngestTimeMs, &r.Source, &r.Lane, &r.Topic, &r.Partition, &r.Offset}
+		for _, c := range contextFields {
+			dest = append(dest, c.col(&r))
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return n, fmt.Errorf("scan event to export: %w", err)
 		}
 		batch = append(batch, r)
@@ -85,6 +95,11 @@ func (r *Row) ToEvent() *ingest.Event {
 	}
 	ev.Properties = rawObject(r.Properties)
 	ev.Traits = rawObject(r.Traits)
+	ev.PreviousID, ev.GroupID = r.PreviousID, r.GroupID
+	ev.Context = rawObject(r.Context)
+	// context_ip is context.ip when the context has one, else the address
+	// the collector saw: as the event's IP it loads back the same either way.
+	ev.IP = r.Ctx.IP
 	return ev
 }
 
