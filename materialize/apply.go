@@ -319,7 +319,7 @@ type signalRow struct {
 
 func signalRowOf(s *Signal, view string, active bool) signalRow {
 	r := signalRow{id: s.ID, typ: s.Type, event: s.Event, value: s.Value, view: view, active: active}
-	if len(s.Where) > 0 {
+	if len(s.Where) > 0 || s.Group != "" {
 		r.filters = s.FilterSQL()
 	}
 	return r

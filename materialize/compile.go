@@ -34,6 +34,9 @@ type Signal struct {
 	ID    string
 	Type  string
 	Event string
+	// Group is the groupId a group signal counts the calls of ("" for
+	// every group); group calls have no event name.
+	Group string
 	Where []*PropertyFilter
 	// Value is the property summed ("" for a counting signal).
 	Value string
@@ -42,6 +45,9 @@ type Signal struct {
 // FilterSQL is the signal's condition over an events row.
 func (s *Signal) FilterSQL() string {
 	parts := []string{"type = " + quote(s.Type), "event = " + quote(s.Event)}
+	if s.Group != "" {
+		parts = append(parts, "group_id = "+quote(s.Group))
+	}
 	for _, f := range s.Where {
 		parts = append(parts, predicateSQL(f.Pred, jsonValue("properties", f.Property), jsonPresent("properties", f.Property)))
 	}
@@ -250,7 +256,7 @@ func eagerAttrColumn(name string) string { return "eager_attr_" + name }
 func eagerHasColumn(name string) string  { return "eager_has_" + name }
 
 func (cp *compiler) feature(n *Condition) *Feature {
-	sig := &Signal{Type: n.Type, Event: n.Event, Where: sortedFilters(n.Where), Value: n.Sum}
+	sig := &Signal{Type: n.Type, Event: n.Event, Group: n.Group, Where: sortedFilters(n.Where), Value: n.Sum}
 	sig.ID = signalID(sig)
 	if prev, ok := cp.signals[sig.ID]; ok {
 		sig = prev
@@ -289,6 +295,9 @@ func filterKey(f *PropertyFilter) string {
 func signalID(s *Signal) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", s.Type, s.Event, s.Value)
+	if s.Group != "" {
+		fmt.Fprintf(h, "group\x00%s\x00", s.Group)
+	}
 	for _, f := range s.Where {
 		fmt.Fprintf(h, "%s\x02", filterKey(f))
 	}
@@ -301,6 +310,12 @@ func signalID(s *Signal) string {
 // distinct features never share a column.
 func featureColumn(s *Signal, window time.Duration) string {
 	ev := slug(s.Event)
+	if s.Type == "group" {
+		ev = "group"
+		if s.Group != "" {
+			ev += "_" + slug(s.Group)
+		}
+	}
 	exact := s.Type == "track" && len(s.Where) == 0 && ev == s.Event
 	name := "count_" + ev
 	if s.Value != "" {
@@ -467,7 +482,13 @@ func signalsView(sigs []*Signal) *View {
 	elems := make([]string, len(sorted))
 	var events []string
 	seen := map[string]bool{}
+	// group_id is read only when a group signal needs it, so the views of
+	// other signals keep their text.
+	cols := "customer_id, type, event, properties, event_time, event_time_ms, message_id"
 	for i, s := range sorted {
+		if s.Group != "" {
+			cols = "customer_id, type, event, group_id, properties, event_time, event_time_ms, message_id"
+		}
 		ids[i] = s.ID
 		elems[i] = "    (" + quote(s.ID) + ", " + s.valueSQL() + ", toUInt8(" + strings.ReplaceAll(s.FilterSQL(), "\n  ", " ") + "))"
 		if k := "(" + quote(s.Type) + ", " + quote(s.Event) + ")"; !seen[k] {
@@ -485,7 +506,7 @@ func signalsView(sigs []*Signal) *View {
 		"    groupUniqArrayState((event_time_ms, message_id, s.2)) AS occurrences\n" +
 		"FROM\n(\n" +
 		"    -- only events some signal counts reach the per-signal expressions\n" +
-		"    SELECT customer_id, type, event, properties, event_time, event_time_ms, message_id\n" +
+		"    SELECT " + cols + "\n" +
 		"    FROM events\n" +
 		"    WHERE (type, event) IN (" + strings.Join(events, ", ") + ")\n" +
 		")\n" +
@@ -507,7 +528,14 @@ func (f *Feature) Describe() string {
 	} else {
 		b.WriteString("number of distinct ")
 	}
-	fmt.Fprintf(&b, "%s %q messages", f.Signal.Type, f.Signal.Event)
+	switch {
+	case f.Signal.Type != "group":
+		fmt.Fprintf(&b, "%s %q messages", f.Signal.Type, f.Signal.Event)
+	case f.Signal.Group == "":
+		b.WriteString("group messages of any group")
+	default:
+		fmt.Fprintf(&b, "group messages of group %q", f.Signal.Group)
+	}
 	for i, w := range f.Signal.Where {
 		if i == 0 {
 			b.WriteString(" where ")

@@ -205,7 +205,7 @@ func TestDefinitionErrors(t *testing.T) {
 		{"impossible bounds", "id: a\nwhen:\n  performed: purchase\n  at_least: 5\n  at_most: 2\n",
 			[]string{"f.yaml:5:12: when: at_least 5 is more than at_most 2: no customer can match"}},
 		{"bad type", "id: a\nwhen: {performed: x, type: identify}\n",
-			[]string{`f.yaml:2:28: when.type: "identify": type is track (the default) or page`}},
+			[]string{`f.yaml:2:28: when.type: "identify": type is track (the default), page, screen or group`}},
 		{"where not a list", "id: a\nwhen:\n  performed: purchase\n  where: {property: currency, equals: USD}\n",
 			[]string{"f.yaml:4:11: when.where: expected a non-empty list of property filters, e.g. - {property: currency, equals: USD}, found a mapping"}},
 		{"where without property", "id: a\nwhen:\n  performed: purchase\n  where:\n    - equals: USD\n",

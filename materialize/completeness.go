@@ -137,7 +137,7 @@ func decidedAt(d Direction, member, eager bool, complete, eagerMs uint64) uint64
 	}
 }
 
-// inputKey names an input in input_lanes: a track or page event, or traits.
+// inputKey names an input in input_lanes: a track, page or screen event, group calls, or traits.
 type inputKey struct{ typ, event string }
 
 var (

@@ -82,10 +82,14 @@ type Condition struct {
 	Attribute string
 	Pred      *Predicate
 
-	// For KindPerformed: the event, its type (track or page), property
-	// filters, the window (0: ever), the bounds on the count (or on the sum
-	// of the Sum property), and Negated for not_performed.
+	// For KindPerformed: the event, its type (track, page, screen or
+	// group), property filters, the window (0: ever), the bounds on the
+	// count (or on the sum of the Sum property), and Negated for
+	// not_performed. A group condition names the groupId in Group ("" for
+	// any group; Event is then ''), and its filters read the group's traits
+	// as the customer's group call sent them.
 	Event   string
+	Group   string
 	Type    string
 	Where   []*PropertyFilter
 	Within  time.Duration
@@ -663,6 +667,10 @@ func (p *defParser) name(n ast.Node, field, what string) string {
 	return ""
 }
 
+// anyGroup, as the group of a performed condition of type group, counts
+// the calls of every group.
+const anyGroup = "*"
+
 func (p *defParser) performed(c *Condition, entries []entry, kind, field string) {
 	c.Negated = kind == "not_performed"
 	c.Type = "track"
@@ -674,8 +682,8 @@ func (p *defParser) performed(c *Condition, entries []entry, kind, field string)
 			c.Event = p.name(e.value, f, "the event name")
 		case "type":
 			t, ok := p.text(e.value, f)
-			if ok && t != "track" && t != "page" {
-				p.fail(e.value, f, "%q: type is track (the default) or page", t)
+			if ok && t != "track" && t != "page" && t != "screen" && t != "group" {
+				p.fail(e.value, f, "%q: type is track (the default), page, screen or group", t)
 			}
 			c.Type = t
 		case "within":
@@ -719,6 +727,13 @@ func (p *defParser) performed(c *Condition, entries []entry, kind, field string)
 			p.where(c, e.value, f)
 		default:
 			p.fail(e.keyN, f, "unknown field: %s takes type, where, within, at_least, at_most and sum", kind)
+		}
+	}
+	if c.Type == "group" {
+		// performed names the group: a groupId, or * for any group.
+		c.Group, c.Event = c.Event, ""
+		if c.Group == anyGroup {
+			c.Group = ""
 		}
 	}
 	if c.Sum == "" && countN != nil {

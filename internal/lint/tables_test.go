@@ -63,7 +63,7 @@ func tableRefs(t *testing.T, files []file, tables map[string]bool) map[string]ma
 var owners = map[string]string{
 	// The loader's tables: what was received, and how far it got.
 	"events": "ingest", "events_unique": "ingest", "dead_letters": "ingest", "loader_progress": "ingest",
-	"ingest_delay_minutes": "ingest", "ingest_delay_minutes_mv": "ingest", "input_lanes": "ingest", "mv_input_lanes": "ingest",
+	"ingest_delay_minutes": "ingest", "ingest_delay_minutes_mv": "ingest", "input_lanes": "ingest", "mv_input_lanes": "ingest", "mv_input_lanes_calls": "ingest",
 	"lane_watermarks": "ingest", "event_positions": "ingest", "event_positions_mv": "ingest", "pipeline_lag": "ingest",
 	"late_event_minutes": "ingest", "late_event_minutes_mv": "ingest",
 

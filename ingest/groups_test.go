@@ -1,0 +1,113 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/materialize"
+)
+
+// TestAudiencesOnSeveralGroups: a customer in several groups matches an
+// audience of each of them and of their traits, not only of the latest
+// group (which the group_* attributes hold); screen calls count too. The
+// calls go through the collector as a server SDK's batch.
+func TestAudiencesOnSeveralGroups(t *testing.T) {
+	ctx := context.Background()
+	conn := testenv.ClickHouse(t)
+	defs := map[string]string{
+		"in_acme":           "when:\n  performed: acme\n  type: group\n",
+		"enterprise_member": "when:\n  performed: \"*\"\n  type: group\n  where:\n    - {property: plan, equals: enterprise}\n",
+		"two_groups":        "when:\n  performed: \"*\"\n  type: group\n  at_least: 2\n",
+		"latest_enterprise": "when:\n  attribute: group_plan\n  equals: enterprise\n",
+		"acme_admins":       "when:\n  performed: acme\n  type: group\n  where:\n    - {property: role, equals: admin}\n",
+		"checkout_screens":  "when:\n  performed: Checkout\n  type: screen\n  within: 7d\n",
+	}
+	var auds []*materialize.Audience
+	for id, body := range defs {
+		a, err := materialize.ParseAudience(id+".yaml", []byte("id: "+id+"\nname: "+id+"\n"+body))
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		auds = append(auds, a)
+	}
+	plan, err := materialize.Compile(auds, materialize.AttributeSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := materialize.Apply(ctx, conn, plan, 0, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	p := startPipeline(t, testenv.Embedded(t), conn, fastLoader())
+	now := time.Now().UTC()
+	at := func(min int) string { return now.Add(time.Duration(min-10) * time.Minute).Format(time.RFC3339Nano) }
+	batch := []map[string]any{
+		// u-multi joins acme (enterprise, as admin), then globex (team).
+		{"type": "group", "messageId": "g1", "userId": "u-multi", "groupId": "acme", "traits": map[string]any{"plan": "enterprise", "role": "admin"}, "timestamp": at(1)},
+		{"type": "group", "messageId": "g2", "userId": "u-multi", "groupId": "globex", "traits": map[string]any{"plan": "team"}, "timestamp": at(2)},
+		// u-acme is in acme only.
+		{"type": "group", "messageId": "g3", "userId": "u-acme", "groupId": "acme", "traits": map[string]any{"plan": "enterprise"}, "timestamp": at(3)},
+		// u-initech's one group is on an enterprise plan too.
+		{"type": "group", "messageId": "g4", "userId": "u-initech", "groupId": "initech", "traits": map[string]any{"plan": "enterprise"}, "timestamp": at(4)},
+		// u-none is in no group; it views a screen of the mobile app.
+		{"type": "screen", "messageId": "s1", "userId": "u-none", "name": "Checkout", "timestamp": at(5)},
+		{"type": "screen", "messageId": "s2", "userId": "u-acme", "name": "Home", "timestamp": at(5)},
+	}
+	if code, body := p.post(t, "/v1/batch", "server-demo-key", map[string]any{"batch": batch}); code != 200 {
+		t.Fatalf("batch: %d %v", code, body)
+	}
+	testenv.Eventually(t, 2*time.Minute, "the calls loaded", func() (bool, string) {
+		n := queryUint(t, conn, "SELECT count() FROM events")
+		return n == uint64(len(batch)), fmt.Sprint(n)
+	})
+	wm := chdb.NowMs() + 1000
+	if err := ingest.InsertProgress(ctx, conn, []ingest.Progress{
+		{Lane: "web", Topic: "events.web", WatermarkMs: wm}, {Lane: "server", Topic: "events.server", WatermarkMs: wm},
+	}, chdb.NowMs()); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := materialize.NewEvaluator(conn, materialize.DefaultConfig(), nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.EvaluateOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	rs, err := conn.Query(ctx, `SELECT audience_id, customer_id FROM
+(SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m FROM audience_membership GROUP BY audience_id, customer_id)
+WHERE m = 1 ORDER BY audience_id, customer_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var a, c string
+		if err := rs.Scan(&a, &c); err != nil {
+			t.Fatal(err)
+		}
+		got[a] = append(got[a], c)
+	}
+	for id, want := range map[string][]string{
+		"in_acme":           {"u-acme", "u-multi"},
+		"enterprise_member": {"u-acme", "u-initech", "u-multi"},
+		"two_groups":        {"u-multi"},
+		"latest_enterprise": {"u-acme", "u-initech"},
+		"acme_admins":       {"u-multi"},
+		"checkout_screens":  {"u-none"},
+	} {
+		if !slices.Equal(got[id], want) {
+			t.Errorf("%s holds %v, want %v", id, got[id], want)
+		}
+	}
+	// The groups of each customer, for analysts.
+	if g := queryString(t, conn, "SELECT arrayStringConcat(arraySort(groups), ',') FROM customer_context WHERE customer_id = 'u-multi'"); !strings.EqualFold(g, "acme,globex") {
+		t.Errorf("customer_context.groups of u-multi: %q", g)
+	}
+}
