@@ -269,20 +269,35 @@ func TestSDKPython(t *testing.T) {
 // from another origin (http://localhost:<port>) than the collector
 // (http://127.0.0.1:<port>), sends page, track, alias, identify and group
 // to the short paths /v1/p, /v1/t, ... as text/plain after a CORS
-// preflight; the events land with the page's context and the UTM
-// campaign of its URL, and alias links the browser's anonymous id.
+// preflight, or with its batching delivery strategy to /v1/b; the events
+// land with the page's context and the UTM campaign of its URL, and alias
+// links the browser's anonymous id.
 func TestSDKBrowser(t *testing.T) {
 	needNodeModules(t)
 	needChromium(t)
+	for _, tc := range []struct {
+		strategy string
+		paths    []string
+	}{
+		{"standard", []string{"OPTIONS /v1/p", "POST /v1/p text/plain", "POST /v1/t text/plain", "POST /v1/a text/plain", "POST /v1/i text/plain", "POST /v1/g text/plain"}},
+		{"batching", []string{"OPTIONS /v1/b", "POST /v1/b text/plain"}},
+	} {
+		t.Run(tc.strategy, func(t *testing.T) { browserSends(t, tc.strategy, tc.paths) })
+	}
+}
+
+// browserSends runs the test page with analytics-next's delivery strategy
+// and checks the rows and that the collector saw the requests paths.
+func browserSends(t *testing.T, strategy string, paths []string) {
 	conn := testenv.ClickHouse(t)
 	p := startPipeline(t, testenv.Embedded(t), conn, fastLoader())
 	var (
-		mu    sync.Mutex
-		paths []string
+		mu   sync.Mutex
+		seen []string
 	)
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		paths = append(paths, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
+		seen = append(seen, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
 		mu.Unlock()
 		proxy(w, r, p.http.URL)
 	}))
@@ -295,7 +310,7 @@ func TestSDKBrowser(t *testing.T) {
 	t.Cleanup(site.Close)
 	user := "web-" + runID()
 	pageURL := strings.Replace(site.URL, "127.0.0.1", "localhost", 1) + "/shop?utm_source=newsletter&utm_medium=email&utm_campaign=black_friday&utm_term=shoes&utm_content=hero" +
-		"&collector=" + strings.TrimPrefix(collector.URL, "http://") + "&writeKey=web-demo-key&user=" + user
+		"&collector=" + strings.TrimPrefix(collector.URL, "http://") + "&writeKey=web-demo-key&user=" + user + "&strategy=" + strategy
 	cmd := exec.Command("node", "browser.js", pageURL)
 	cmd.Dir = sdkDir
 	out, err := cmd.Output()
@@ -307,6 +322,11 @@ func TestSDKBrowser(t *testing.T) {
 				Type   string `json:"type"`
 				Failed bool   `json:"failed"`
 			} `json:"sent"`
+			Batches []struct {
+				Events int    `json:"events"`
+				Status int    `json:"status"`
+				Error  string `json:"error"`
+			} `json:"batches"`
 		} `json:"result"`
 		Logs []string `json:"logs"`
 	}
@@ -317,6 +337,14 @@ func TestSDKBrowser(t *testing.T) {
 		if s.Failed {
 			t.Errorf("analytics-next reports the %s as not delivered (logs: %v)", s.Type, res.Logs)
 		}
+	}
+	for _, b := range res.Result.Batches {
+		if b.Status != http.StatusOK {
+			t.Errorf("a batch of %d events was answered %d %s (logs: %v)", b.Events, b.Status, b.Error, res.Logs)
+		}
+	}
+	if strategy == "batching" && len(res.Result.Batches) < 2 {
+		t.Errorf("%d batches; five calls in batches of three make at least two", len(res.Result.Batches))
 	}
 	anon := res.Result.AnonymousID
 	rows := sdkRows(t, conn, user, anon, "page", "track", "alias", "identify", "group")
@@ -339,10 +367,10 @@ func TestSDKBrowser(t *testing.T) {
 	check(t, "alias links the browser's anonymous id", linkedUser(t, conn, anon), user)
 	mu.Lock()
 	defer mu.Unlock()
-	seen := strings.Join(paths, "\n")
-	for _, want := range []string{"OPTIONS /v1/p", "POST /v1/p text/plain", "POST /v1/t text/plain", "POST /v1/a text/plain", "POST /v1/i text/plain", "POST /v1/g text/plain"} {
-		if !strings.Contains(seen, want) {
-			t.Errorf("no %q among the requests the collector received:\n%s", want, seen)
+	got := strings.Join(seen, "\n")
+	for _, want := range paths {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q among the requests the collector received:\n%s", want, got)
 		}
 	}
 }
