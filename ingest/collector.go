@@ -399,6 +399,11 @@ func (c *Collector) preflight(w http.ResponseWriter, r *http.Request, origin str
 
 func allowOrigin(h http.Header, origin string) {
 	h.Set("Access-Control-Allow-Origin", origin)
+	// A page's script reads only the safelisted response headers unless
+	// told otherwise; analytics-next waits as long as Retry-After says
+	// after a 429 or 503 only when it can read it, and else retries on its
+	// own backoff, back into the rate limit.
+	h.Set("Access-Control-Expose-Headers", "Retry-After")
 	h.Add("Vary", "Origin")
 }
 

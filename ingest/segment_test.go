@@ -239,3 +239,47 @@ func TestMissingMessageIDRetried(t *testing.T) {
 		t.Errorf("no row with the derived message id %s", want)
 	}
 }
+
+// TestCollectorBrowserRateLimit: a source's rate limit holds for browsers
+// too, and the 429 is readable by the page's script: the origin is
+// allowed on the answer and Retry-After is exposed, so analytics-next
+// waits as long as it says.
+func TestCollectorBrowserRateLimit(t *testing.T) {
+	cfg := collectorConfig()
+	cfg.Sources[0].AllowedOrigins = []string{"http://localhost:*"}
+	// A burst of 1000 events refilled at one every 1000 s.
+	cfg.Sources[0].RateLimit = 0.001
+	e := newCollectorEnv(t, cfg)
+	items := make([]string, 1000)
+	for i := range items {
+		items[i] = item(fmt.Sprint(i))
+	}
+	post := func(path string, body []byte) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", "http://localhost:3000")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	withKey := func(body string) []byte {
+		return []byte(strings.TrimSuffix(body, "}") + `,"writeKey":"` + webKey + `"}`)
+	}
+	if resp := post("/v1/b", withKey(string(batchBody(items...)))); resp.StatusCode != 200 {
+		t.Fatalf("the burst: %d", resp.StatusCode)
+	}
+	resp := post("/v1/t", withKey(`{"messageId":"over","anonymousId":"a","event":"view"}`))
+	h := resp.Header
+	if resp.StatusCode != 429 || h.Get("Retry-After") != "1000" || h.Get("Access-Control-Allow-Origin") != "http://localhost:3000" ||
+		!strings.Contains(h.Get("Access-Control-Expose-Headers"), "Retry-After") {
+		t.Fatalf("over the limit from a browser: %d %v", resp.StatusCode, h)
+	}
+}
