@@ -35,8 +35,8 @@ func loadTestPlan(t *testing.T) *Plan {
 // the views and the evaluation query.
 func TestExplainGolden(t *testing.T) {
 	plan := loadTestPlan(t)
-	if len(plan.Audiences) != 7 {
-		t.Fatalf("compiled %d audiences, want 7", len(plan.Audiences))
+	if len(plan.Audiences) != 8 {
+		t.Fatalf("compiled %d audiences, want 8", len(plan.Audiences))
 	}
 	for _, c := range plan.Audiences {
 		t.Run(c.Audience.ID, func(t *testing.T) {

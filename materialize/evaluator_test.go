@@ -34,15 +34,20 @@ func TestCompiledSQLRunsOnClickHouse(t *testing.T) {
 			Properties: obj(t, map[string]any{"currency": "EUR", "amount": 900})},
 		&ingest.Event{MessageID: "v2", Type: "track", UserID: "c2", Event: "Order Completed (v2)", Timestamp: now.Add(-10 * time.Minute),
 			Properties: obj(t, map[string]any{"coupon": "none", "total": "120.5"})},
+		// c2 joined an enterprise group (not acme) and opened the app's checkout.
+		&ingest.Event{MessageID: "g1", Type: "group", UserID: "c2", GroupID: "globex", Timestamp: now.Add(-5 * time.Minute),
+			Properties: obj(t, map[string]any{"plan": "enterprise"}), Traits: obj(t, map[string]any{"group_id": "globex", "group_plan": "enterprise"})},
+		&ingest.Event{MessageID: "s1", Type: "screen", UserID: "c2", Name: "Checkout", Timestamp: now.Add(-4 * time.Minute)},
 	)
 	setWatermark(t, conn, ms(now))
 	ev := testEvaluator(t, conn)
 	st := evaluate(t, ev)
-	if !st.FullSweep || st.Audiences != 7 {
-		t.Fatalf("first pass: %+v, want a full sweep of 7 audiences", st)
+	if !st.FullSweep || st.Audiences != 8 {
+		t.Fatalf("first pass: %+v, want a full sweep of 8 audiences", st)
 	}
 	got := members(t, conn)
 	want := map[string][]string{
+		"account_members":   {"c2"},
 		"big_spenders":      {"c1"},
 		"nested_everything": {"c1"},
 		"paid_acquisition":  {"c1"},
@@ -52,7 +57,7 @@ func TestCompiledSQLRunsOnClickHouse(t *testing.T) {
 		t.Errorf("members = %v, want %v", got, want)
 	}
 	var n uint64
-	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil || n != 7 {
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil || n != 9 {
 		t.Fatalf("events after evaluating hostile literals: %d, %v", n, err)
 	}
 	// The nickname matches when it is exactly the hostile text.

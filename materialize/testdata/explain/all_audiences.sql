@@ -9,6 +9,11 @@ SELECT
     toUInt8((has_plan AND attr_plan = 'gold')
         AND (count_purchase_7d >= 2)) AS m_3,
     toUInt8((
+            (count_group_acme_ever_3f4122 >= 1)
+            OR (count_group_30d_aebc46 >= 1)
+        )
+        AND (count_checkout_7d_9393ea >= 1)) AS m_4,
+    toUInt8((
             (has_plan AND attr_plan IN ('gold', 'silver'))
             OR (has_age AND (isNotNull(toFloat64OrNull(attr_age)) AND toFloat64OrZero(attr_age) >= 30))
         )
@@ -18,10 +23,10 @@ SELECT
         AND (has_score AND (isNotNull(toFloat64OrNull(attr_score)) AND toFloat64OrZero(attr_score) < 2.5))
         AND (count_pricing_ever_873dc8 >= 1)
         AND (count_purchase_36h_a8e171 >= 1 AND count_purchase_36h_a8e171 <= 3)
-        AND (count_signup_ever = 0)) AS m_4,
+        AND (count_signup_ever = 0)) AS m_5,
     toUInt8((has_nickname AND attr_nickname = 'O\'Brien \\ \'); DROP TABLE events; --')
-        OR (sum_order_completed_v2_total_90m_59f923 >= 99.5)) AS m_5,
-    toUInt8((has_first_source AND attr_first_source = 'ads')) AS m_6
+        OR (sum_order_completed_v2_total_90m_59f923 >= 99.5)) AS m_6,
+    toUInt8((has_first_source AND attr_first_source = 'ads')) AS m_7
 FROM
 (
     SELECT
@@ -53,6 +58,9 @@ FROM
         v_attr_vip.3 AS attr_vip,
         toUInt8(v_attr_vip.1 > 0 AND v_attr_vip.4 = 0) AS has_vip,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc6bc7ef892))) AS count_add_to_cart_1d,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 604800000, o_s9393ea3936))) AS count_checkout_7d_9393ea,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 2592000000, o_saebc46ec4a))) AS count_group_30d_aebc46,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s3f4122113a))) AS count_group_acme_ever_3f4122,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sdd273d73e9))) AS count_page_view_1d,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s873dc8bdea))) AS count_pricing_ever_873dc8,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc413bdc18e))) AS count_purchase_1d,
@@ -73,9 +81,12 @@ FROM
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'plan', hist)) AS h_plan,
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'score', hist)) AS h_score,
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'vip', hist)) AS h_vip,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's3f4122113a', occ)) AS o_s3f4122113a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's59f9237e25', occ)) AS o_s59f9237e25,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's873dc8bdea', occ)) AS o_s873dc8bdea,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's9393ea3936', occ)) AS o_s9393ea3936,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sa8e171b497', occ)) AS o_sa8e171b497,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'saebc46ec4a', occ)) AS o_saebc46ec4a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc413bdc18e', occ)) AS o_sc413bdc18e,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc6bc7ef892', occ)) AS o_sc6bc7ef892,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc8e9950396', occ)) AS o_sc8e9950396,
@@ -119,9 +130,12 @@ FROM
                     SELECT customer_id AS member_id, signal, groupUniqArrayMerge(occurrences) AS occurrences
                     FROM customer_signals
                     WHERE customer_id IN (SELECT member_id FROM batch)
-                      AND ((signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600))
+                      AND (signal = 's3f4122113a'
+                        OR (signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600))
                         OR signal = 's873dc8bdea'
+                        OR (signal = 's9393ea3936' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'sa8e171b497' AND bucket >= toDateTime(intDiv({T_low} - 129600000, 1000) - 3600))
+                        OR (signal = 'saebc46ec4a' AND bucket >= toDateTime(intDiv({T_low} - 2592000000, 1000) - 3600))
                         OR (signal = 'sc413bdc18e' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'sc6bc7ef892' AND bucket >= toDateTime(intDiv({T_low} - 86400000, 1000) - 3600))
                         OR (signal = 'sc8e9950396' AND bucket >= toDateTime(intDiv({T_low} - 2592000000, 1000) - 3600))
