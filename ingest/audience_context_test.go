@@ -24,6 +24,8 @@ func TestAudiencesOnContextGroupsAndAlias(t *testing.T) {
 		"enterprise":     "when:\n  attribute: group_plan\n  equals: enterprise\n",
 		"cart_adders":    "when:\n  performed: add_to_cart\n  within: 7d\n",
 		"german_locales": "when:\n  attribute: context_locale\n  in: [de-DE, de-AT]\n",
+		// Event conditions read the typed context columns too.
+		"bf_buyers": "when:\n  performed: purchase\n  within: 7d\n  where:\n    - {property: context.campaign.name, equals: black_friday}\n    - {property: context.page.path, in: [/checkout, /cart]}\n",
 	}
 	var auds []*materialize.Audience
 	for id, body := range defs {
@@ -49,6 +51,10 @@ func TestAudiencesOnContextGroupsAndAlias(t *testing.T) {
 		{"group", `{"messageId":"g-2","userId":"u-team","groupId":"globex","traits":{"plan":"team"},"timestamp":"` + at + `"}`},
 		{"track", `{"messageId":"t-1","anonymousId":"anon-cart","event":"add_to_cart","timestamp":"` + at + `"}`},
 		{"alias", `{"messageId":"a-1","userId":"u-cart","previousId":"anon-cart","timestamp":"` + at + `"}`},
+		{"track", `{"messageId":"b-1","userId":"u-bf","event":"purchase","timestamp":"` + at + `","context":{"campaign":{"name":"black_friday"},"page":{"path":"/checkout"}}}`},
+		{"track", `{"messageId":"b-2","userId":"u-spring","event":"purchase","timestamp":"` + at + `","context":{"campaign":{"name":"spring"},"page":{"path":"/checkout"}}}`},
+		{"track", `{"messageId":"b-3","userId":"u-home","event":"purchase","timestamp":"` + at + `","context":{"campaign":{"name":"black_friday"},"page":{"path":"/"}}}`},
+		{"track", `{"messageId":"b-4","userId":"u-none","event":"purchase","timestamp":"` + at + `"}`},
 	}
 	var rows ingest.EventRows
 	for i, m := range msgs {
@@ -90,10 +96,11 @@ WHERE m = 1 ORDER BY audience_id, customer_id`)
 		got[a] = append(got[a], c)
 	}
 	for id, want := range map[string][]string{
-		"black_friday":   {"anon:anon-bf"},
+		"black_friday":   {"anon:anon-bf", "u-bf", "u-home"},
 		"enterprise":     {"u-ent"},
 		"cart_adders":    {"u-cart"},
 		"german_locales": {"anon:anon-bf"},
+		"bf_buyers":      {"u-bf"},
 	} {
 		if !slices.Equal(got[id], want) {
 			t.Errorf("%s holds %v, want %v", id, got[id], want)

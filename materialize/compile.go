@@ -49,6 +49,10 @@ func (s *Signal) FilterSQL() string {
 		parts = append(parts, "group_id = "+quote(s.Group))
 	}
 	for _, f := range s.Where {
+		if f.Column != "" {
+			parts = append(parts, predicateSQL(f.Pred, f.Column, "("+f.Column+" != '')"))
+			continue
+		}
 		parts = append(parts, predicateSQL(f.Pred, jsonValue("properties", f.Property), jsonPresent("properties", f.Property)))
 	}
 	return strings.Join(parts, "\n  AND ")
@@ -482,13 +486,29 @@ func signalsView(sigs []*Signal) *View {
 	elems := make([]string, len(sorted))
 	var events []string
 	seen := map[string]bool{}
-	// group_id is read only when a group signal needs it, so the views of
-	// other signals keep their text.
-	cols := "customer_id, type, event, properties, event_time, event_time_ms, message_id"
-	for i, s := range sorted {
+	// group_id and the context columns are read only when a signal needs
+	// them, so the views of other signals keep their text.
+	extra := map[string]bool{}
+	for _, s := range sorted {
 		if s.Group != "" {
-			cols = "customer_id, type, event, group_id, properties, event_time, event_time_ms, message_id"
+			extra["group_id"] = true
 		}
+		for _, f := range s.Where {
+			if f.Column != "" {
+				extra[f.Column] = true
+			}
+		}
+	}
+	cols := "customer_id, type, event, properties, event_time, event_time_ms, message_id"
+	if len(extra) > 0 {
+		names := make([]string, 0, len(extra))
+		for c := range extra {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		cols = "customer_id, type, event, " + strings.Join(names, ", ") + ", properties, event_time, event_time_ms, message_id"
+	}
+	for i, s := range sorted {
 		ids[i] = s.ID
 		elems[i] = "    (" + quote(s.ID) + ", " + s.valueSQL() + ", toUInt8(" + strings.ReplaceAll(s.FilterSQL(), "\n  ", " ") + "))"
 		if k := "(" + quote(s.Type) + ", " + quote(s.Event) + ")"; !seen[k] {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -105,8 +106,51 @@ type Condition struct {
 // PropertyFilter restricts a performed condition to events whose property
 // satisfies Pred.
 type PropertyFilter struct {
+	// Property is a top-level property name, or a context path
+	// (context.campaign.source) one of the events table's typed context
+	// columns holds.
 	Property string
-	Pred     *Predicate
+	// Column is that typed column for a context path, "" for a property.
+	Column string
+	Pred   *Predicate
+}
+
+// contextColumns are the context paths a property filter can read, and the
+// typed events columns the loader keeps them in.
+var contextColumns = map[string]string{
+	"context.campaign.source":  "context_campaign_source",
+	"context.campaign.medium":  "context_campaign_medium",
+	"context.campaign.name":    "context_campaign_name",
+	"context.campaign.term":    "context_campaign_term",
+	"context.campaign.content": "context_campaign_content",
+	"context.page.url":         "context_page_url",
+	"context.page.path":        "context_page_path",
+	"context.page.referrer":    "context_page_referrer",
+	"context.page.title":       "context_page_title",
+	"context.ip":               "context_ip",
+	"context.userAgent":        "context_user_agent",
+	"context.locale":           "context_locale",
+	"context.timezone":         "context_timezone",
+	"context.library.name":     "context_library_name",
+	"context.library.version":  "context_library_version",
+}
+
+// contextColumn is the typed column of a context path, or an error saying
+// which paths there are.
+func contextColumn(path string) (string, error) {
+	fp, err := definition.ParseFieldPath(path)
+	if err != nil {
+		return "", err
+	}
+	if col, ok := contextColumns[fp.String()]; ok {
+		return col, nil
+	}
+	paths := make([]string, 0, len(contextColumns))
+	for p := range contextColumns {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return "", fmt.Errorf("%q is not a context field audiences filter on: use one of %s", path, strings.Join(paths, ", "))
 }
 
 // Op is a comparison operator.
@@ -774,6 +818,15 @@ func (p *defParser) where(c *Condition, n ast.Node, field string) {
 			switch {
 			case e.key == "property":
 				pf.Property = p.name(e.value, ef, "the property name")
+				if strings.HasPrefix(pf.Property, "context.") || pf.Property == "context" {
+					col, err := contextColumn(pf.Property)
+					if err != nil {
+						p.fail(e.value, ef, "%v", err)
+						pf.Property = ""
+						continue
+					}
+					pf.Column = col
+				}
 			case isOp(e.key):
 				if pf.Pred != nil {
 					p.fail(e.keyN, ef, "a property filter has one operator; %s is already given", pf.Pred.Op)

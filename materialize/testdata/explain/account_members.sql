@@ -1,6 +1,6 @@
 -- audience account_members: Enterprise account members on mobile
 -- file:    testdata/compile/groups.yaml
--- version: 40a9080e929e5591
+-- version: 0dc070fc727e4946
 --
 -- A customer is a member while the condition below holds. It is evaluated
 -- per customer (a user together with the anonymous ids an identify linked to
@@ -20,12 +20,14 @@
 (
     (count_group_acme_ever_3f4122 >= 1)
     OR (count_group_30d_aebc46 >= 1)
+    OR (count_purchase_ever_7b9214 >= 1)
 )
 AND (count_checkout_7d_9393ea >= 1)
 
 -- columns
 --   count_group_acme_ever_3f4122: number of distinct group messages of group "acme", ever (event time <= T); signal s3f4122113a
 --   count_group_30d_aebc46: number of distinct group messages of any group where plan equals "enterprise" with event time in (T - 30d, T]; signal saebc46ec4a
+--   count_purchase_ever_7b9214: number of distinct track "purchase" messages where context.campaign.source equals "newsletter" and context.locale in ["de-DE", "de-AT"], ever (event time <= T); signal s7b92145160
 --   count_checkout_7d_9393ea: number of distinct screen "Checkout" messages with event time in (T - 7d, T]; signal s9393ea3936
 
 -- how the inputs are kept: on every insert into events, one view computes
@@ -56,6 +58,18 @@ GROUP BY customer_id, bucket;
 
 SELECT
     customer_id,
+    's7b92145160' AS signal,
+    toStartOfHour(event_time) AS bucket,
+    groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+FROM events
+WHERE type = 'track'
+  AND event = 'purchase'
+  AND ((context_campaign_source != '') AND context_campaign_source = 'newsletter')
+  AND ((context_locale != '') AND context_locale IN ('de-DE', 'de-AT'))
+GROUP BY customer_id, bucket;
+
+SELECT
+    customer_id,
     's9393ea3936' AS signal,
     toStartOfHour(event_time) AS bucket,
     groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
@@ -75,6 +89,7 @@ SELECT
     toUInt8((
             (count_group_acme_ever_3f4122 >= 1)
             OR (count_group_30d_aebc46 >= 1)
+            OR (count_purchase_ever_7b9214 >= 1)
         )
         AND (count_checkout_7d_9393ea >= 1)) AS m_0
 FROM
@@ -84,6 +99,7 @@ FROM
         t,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s3f4122113a))) AS count_group_acme_ever_3f4122,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 2592000000, o_saebc46ec4a))) AS count_group_30d_aebc46,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s7b92145160))) AS count_purchase_ever_7b9214,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 604800000, o_s9393ea3936))) AS count_checkout_7d_9393ea
     FROM
     (
@@ -91,6 +107,7 @@ FROM
             customer_id,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's3f4122113a', occ)) AS o_s3f4122113a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'saebc46ec4a', occ)) AS o_saebc46ec4a,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's7b92145160', occ)) AS o_s7b92145160,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's9393ea3936', occ)) AS o_s9393ea3936
         FROM
         (
@@ -112,6 +129,7 @@ FROM
                     FROM customer_signals
                     WHERE customer_id IN (SELECT member_id FROM batch)
                       AND (signal = 's3f4122113a'
+                        OR signal = 's7b92145160'
                         OR (signal = 's9393ea3936' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'saebc46ec4a' AND bucket >= toDateTime(intDiv({T_low} - 2592000000, 1000) - 3600)))
                     GROUP BY member_id, signal

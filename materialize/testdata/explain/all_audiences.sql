@@ -11,6 +11,7 @@ SELECT
     toUInt8((
             (count_group_acme_ever_3f4122 >= 1)
             OR (count_group_30d_aebc46 >= 1)
+            OR (count_purchase_ever_7b9214 >= 1)
         )
         AND (count_checkout_7d_9393ea >= 1)) AS m_4,
     toUInt8((
@@ -66,6 +67,7 @@ FROM
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc413bdc18e))) AS count_purchase_1d,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 129600000, o_sa8e171b497))) AS count_purchase_36h_a8e171,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 604800000, o_sc413bdc18e))) AS count_purchase_7d,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s7b92145160))) AS count_purchase_ever_7b9214,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_se2046bb951))) AS count_signup_ever,
         arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.4 <= t AND x.1 > t - 5400000, o_s59f9237e25))) AS sum_order_completed_v2_total_90m_59f923,
         arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.4 <= t AND x.1 > t - 2592000000, o_sc8e9950396))) AS sum_purchase_amount_30d
@@ -83,6 +85,7 @@ FROM
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'vip', hist)) AS h_vip,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's3f4122113a', occ)) AS o_s3f4122113a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's59f9237e25', occ)) AS o_s59f9237e25,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's7b92145160', occ)) AS o_s7b92145160,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's873dc8bdea', occ)) AS o_s873dc8bdea,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's9393ea3936', occ)) AS o_s9393ea3936,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sa8e171b497', occ)) AS o_sa8e171b497,
@@ -132,6 +135,7 @@ FROM
                     WHERE customer_id IN (SELECT member_id FROM batch)
                       AND (signal = 's3f4122113a'
                         OR (signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600))
+                        OR signal = 's7b92145160'
                         OR signal = 's873dc8bdea'
                         OR (signal = 's9393ea3936' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'sa8e171b497' AND bucket >= toDateTime(intDiv({T_low} - 129600000, 1000) - 3600))

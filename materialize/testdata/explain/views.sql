@@ -47,7 +47,7 @@ ARRAY JOIN arrayFilter(x -> x.4 = 1, [
 ]) AS a
 GROUP BY customer_id, attribute;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signals_4d8978b7c7 TO customer_signals AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_signals_f09fe2b7aa TO customer_signals AS
 SELECT
     customer_id,
     s.1 AS signal,
@@ -56,13 +56,14 @@ SELECT
 FROM
 (
     -- only events some signal counts reach the per-signal expressions
-    SELECT customer_id, type, event, group_id, properties, event_time, event_time_ms, message_id
+    SELECT customer_id, type, event, context_campaign_source, context_locale, group_id, properties, event_time, event_time_ms, message_id
     FROM events
     WHERE (type, event) IN (('group', ''), ('page', 'Pricing'), ('screen', 'Checkout'), ('track', 'Order Completed (v2)'), ('track', 'add_to_cart'), ('track', 'page_view'), ('track', 'purchase'), ('track', 'signup'))
 )
 ARRAY JOIN arrayFilter(x -> x.3 = 1, [
     ('s3f4122113a', toFloat64(0), toUInt8(type = 'group' AND event = '' AND group_id = 'acme')),
     ('s59f9237e25', toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'total'), 1, 1) = '"', visitParamExtractString(properties, 'total'), visitParamExtractRaw(properties, 'total'))), toUInt8(type = 'track' AND event = 'Order Completed (v2)' AND NOT (((visitParamHas(properties, 'coupon') AND visitParamExtractRaw(properties, 'coupon') != 'null') AND if(substring(visitParamExtractRaw(properties, 'coupon'), 1, 1) = '"', visitParamExtractString(properties, 'coupon'), visitParamExtractRaw(properties, 'coupon')) = '50% off \'today\'')))),
+    ('s7b92145160', toFloat64(0), toUInt8(type = 'track' AND event = 'purchase' AND ((context_campaign_source != '') AND context_campaign_source = 'newsletter') AND ((context_locale != '') AND context_locale IN ('de-DE', 'de-AT')))),
     ('s873dc8bdea', toFloat64(0), toUInt8(type = 'page' AND event = 'Pricing')),
     ('s9393ea3936', toFloat64(0), toUInt8(type = 'screen' AND event = 'Checkout')),
     ('sa8e171b497', toFloat64(0), toUInt8(type = 'track' AND event = 'purchase' AND ((visitParamHas(properties, 'amount') AND visitParamExtractRaw(properties, 'amount') != 'null') AND (isNotNull(toFloat64OrNull(if(substring(visitParamExtractRaw(properties, 'amount'), 1, 1) = '"', visitParamExtractString(properties, 'amount'), visitParamExtractRaw(properties, 'amount')))) AND toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'amount'), 1, 1) = '"', visitParamExtractString(properties, 'amount'), visitParamExtractRaw(properties, 'amount'))) > 10)) AND ((visitParamHas(properties, 'currency') AND visitParamExtractRaw(properties, 'currency') != 'null') AND if(substring(visitParamExtractRaw(properties, 'currency'), 1, 1) = '"', visitParamExtractString(properties, 'currency'), visitParamExtractRaw(properties, 'currency')) = 'USD'))),
