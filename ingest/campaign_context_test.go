@@ -182,9 +182,12 @@ func TestCampaignFiltersReadContext(t *testing.T) {
 	if end <= last {
 		t.Fatalf("the last event was loaded at %d, not after the others (%d)", end, last)
 	}
+	// The position says the rows before it were decided; the last event's
+	// own entry says it was decided too.
 	testenv.Eventually(t, 2*time.Minute, "the poller at the last event", func() (bool, string) {
 		n := queryUint(t, conn, "SELECT max(position_ms) FROM trigger_cursors FINAL WHERE cursor_id = 'events'")
-		return n >= end, fmt.Sprint(n, " ", end)
+		fires := queryUint(t, conn, "SELECT count() FROM send_ledger WHERE customer_id = ?", user("end"))
+		return n >= end && fires > 0, fmt.Sprint("position ", n, ", last event at ", end, ", its ledger entries ", fires)
 	})
 	fired = append(fired, "local_signups "+user("end"))
 	sort.Strings(fired)
