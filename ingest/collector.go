@@ -504,8 +504,9 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 }
 
 type batchBody struct {
-	Batch  []json.RawMessage `json:"batch"`
-	SentAt *string           `json:"sentAt"`
+	Batch   []json.RawMessage `json:"batch"`
+	SentAt  *string           `json:"sentAt"`
+	Context json.RawMessage   `json:"context"`
 }
 
 // refusedItem is a batch item that failed validation.
@@ -547,6 +548,13 @@ func (c *Collector) parse(body []byte, m Message, src *source) ([]*Event, int, [
 		if m.BatchSentAt, err = parseTime("sentAt", *b.SentAt); err != nil {
 			return nil, 0, nil, err
 		}
+	}
+	ctx, err := object("context", b.Context)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if len(ctx) > 0 {
+		m.BatchContext = ctx
 	}
 	events := make([]*Event, 0, len(b.Batch))
 	var refused []refusedItem

@@ -120,7 +120,12 @@ type Message struct {
 	Type string
 	// BatchSentAt is the batch's sentAt, used when the message has none.
 	BatchSentAt time.Time
-	ReceivedAt  time.Time
+	// BatchContext is the batch's context object, which Segment's API
+	// applies to every call of the batch (analytics-java and analytics-go
+	// send their library there): its fields are added to each message's
+	// context, the message's own fields winning.
+	BatchContext json.RawMessage
+	ReceivedAt   time.Time
 	// Source is the write key's source name.
 	Source string
 	// WriteKey derives the messageId of a message that has none; "" uses Source.
@@ -245,6 +250,11 @@ func Parse(raw []byte, m Message) (*Event, error) {
 	}
 	if ev.Context, err = object("context", in.Context); err != nil {
 		return nil, err
+	}
+	if len(m.BatchContext) > 0 {
+		if ev.Context, err = mergeContext(m.BatchContext, ev.Context); err != nil {
+			return nil, err
+		}
 	}
 	traits, err := object("traits", in.Traits)
 	if err != nil {
@@ -487,6 +497,38 @@ func object(field string, raw json.RawMessage) (json.RawMessage, error) {
 		return nil, fieldErr(field, CodeInvalidField, "%s must be a JSON object", field)
 	}
 	return raw, nil
+}
+
+// mergeContext adds the batch context's top-level fields to a message's
+// context; a field the message has keeps the message's value.
+func mergeContext(batch, own json.RawMessage) (json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	if len(own) > 0 {
+		if err := json.Unmarshal(own, &fields); err != nil {
+			return nil, fieldErr("context", CodeInvalidField, "context must be a JSON object: %s", err)
+		}
+	}
+	var shared map[string]json.RawMessage
+	if err := json.Unmarshal(batch, &shared); err != nil {
+		return nil, fieldErr("context", CodeInvalidField, "the batch's context must be a JSON object: %s", err)
+	}
+	if fields == nil {
+		fields = make(map[string]json.RawMessage, len(shared))
+	}
+	added := false
+	for k, v := range shared {
+		if _, ok := fields[k]; !ok {
+			fields[k], added = v, true
+		}
+	}
+	if !added {
+		return own, nil
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fieldErr("context", CodeInvalidField, "context cannot be encoded: %s", err)
+	}
+	return out, nil
 }
 
 func parseTime(field, s string) (time.Time, error) {

@@ -283,3 +283,34 @@ func TestCollectorBrowserRateLimit(t *testing.T) {
 		t.Fatalf("over the limit from a browser: %d %v", resp.StatusCode, h)
 	}
 }
+
+// TestBatchContext: a batch's top-level context applies to each of its
+// calls, as Segment's API does (analytics-java and analytics-go put their
+// library there); a call's own context fields win.
+func TestBatchContext(t *testing.T) {
+	e := newCollectorEnv(t, collectorConfig())
+	body := `{"context":{"library":{"name":"analytics-java","version":"3.5.4"},"locale":"en-US"},"batch":[` +
+		`{"type":"track","messageId":"c-1","userId":"u","event":"e"},` +
+		`{"type":"track","messageId":"c-2","userId":"u","event":"e","context":{"locale":"de-DE","page":{"path":"/p"}}}]}`
+	if status, raw := rawPost(t, e.srv.URL+"/v1/batch", webKey, "application/json", "", []byte(body)); status != 200 {
+		t.Fatalf("%d %s", status, raw)
+	}
+	got := map[string]ingest.ContextColumns{}
+	for _, r := range records(t, e.br.Seeds, e.br.Config.MustTopic("web")) {
+		ev, err := ingest.DecodeRecord(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[ev.MessageID] = ev.ContextColumns()
+	}
+	c1, c2 := got["c-1"], got["c-2"]
+	if c1.LibraryName != "analytics-java" || c1.LibraryVersion != "3.5.4" || c1.Locale != "en-US" {
+		t.Errorf("a call without context: %+v", c1)
+	}
+	if c2.LibraryName != "analytics-java" || c2.Locale != "de-DE" || c2.PagePath != "/p" {
+		t.Errorf("a call with its own context: %+v", c2)
+	}
+	if status, raw := rawPost(t, e.srv.URL+"/v1/batch", webKey, "application/json", "", []byte(`{"context":"x","batch":[{"type":"track","messageId":"c-3","userId":"u","event":"e"}]}`)); status != 400 || !strings.Contains(string(raw), `"field":"context"`) {
+		t.Errorf("a batch context that is not an object: %d %s", status, raw)
+	}
+}
