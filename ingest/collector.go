@@ -202,16 +202,21 @@ func NewCollector(cfg CollectorConfig, bc broker.Config, client *kgo.Client, reg
 }
 
 // Handler routes the tracking API: the server SDKs' paths and the browser
-// SDKs' short ones (/v1/t, /v1/p, ... and /v1/b for batches).
+// SDKs' short ones (/v1/t, /v1/p, ... and /v1/b for batches), each also
+// with a trailing slash, as analytics-java posts to /v1/import/.
 func (c *Collector) Handler() http.Handler {
 	mux := http.NewServeMux()
+	route := func(p string, h http.Handler) {
+		mux.Handle(p, h)
+		mux.Handle(p+"/{$}", h)
+	}
 	for _, typ := range []string{TypeTrack, TypeIdentify, TypePage, TypeScreen, TypeGroup, TypeAlias} {
 		h := c.endpoint(typ, typ, MaxEventBytes)
-		mux.Handle("/v1/"+typ, h)
-		mux.Handle("/v1/"+typ[:1], h)
+		route("/v1/"+typ, h)
+		route("/v1/"+typ[:1], h)
 	}
 	for _, p := range []string{"/v1/batch", "/v1/import", "/v1/b"} {
-		mux.Handle(p, c.endpoint("batch", "", MaxBatchBytes))
+		route(p, c.endpoint("batch", "", MaxBatchBytes))
 	}
 	return mux
 }

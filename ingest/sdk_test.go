@@ -25,14 +25,34 @@ import (
 // loader and read what landed in ClickHouse. What they need is installed
 // by the fixture, from ingest/testdata/sdk: the npm packages of its
 // package-lock.json (analytics-node, analytics-next, playwright-core), a
-// virtualenv with requirements.txt (segment-analytics-python), and
-// Debian's chromium. An installation that fails fails the test.
+// virtualenv with requirements.txt (segment-analytics-python), the Maven
+// dependencies of java/pom.xml (analytics-java), and Debian's chromium. An
+// installation that fails fails the test.
 const sdkDir = "testdata/sdk"
 
 var (
-	npmOnce, venvOnce, chromiumOnce sync.Once
-	npmErr, venvErr, chromiumErr    error
+	npmOnce, venvOnce, chromiumOnce, mavenOnce sync.Once
+	npmErr, venvErr, chromiumErr, mavenErr     error
+	javaClasspath                              string
 )
+
+// needJavaSDK resolves analytics-java with Maven and returns its classpath.
+func needJavaSDK(t *testing.T) string {
+	t.Helper()
+	mavenOnce.Do(func() {
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("tideline-sdk-java-%d.classpath", os.Getpid()))
+		defer os.Remove(out)
+		if mavenErr = run(filepath.Join(sdkDir, "java"), "mvn", "-q", "-B", "dependency:build-classpath", "-Dmdep.outputFile="+out); mavenErr != nil {
+			return
+		}
+		b, err := os.ReadFile(out)
+		javaClasspath, mavenErr = strings.TrimSpace(string(b)), err
+	})
+	if mavenErr != nil {
+		t.Fatalf("resolve analytics-java with Maven: %v", mavenErr)
+	}
+	return javaClasspath
+}
 
 func run(dir string, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
@@ -263,6 +283,54 @@ func TestSDKPython(t *testing.T) {
 	check(t, "group traits", rows["group"].Traits, `{"group_id":"`+user+`-org","group_name":"Globex","group_plan":"team"}`)
 	check(t, "alias previousId", rows["alias"].Previous, user+"-prev")
 	check(t, "alias links the previous id", linkedUser(t, conn, user+"-prev"), user)
+}
+
+// TestSDKJava: analytics-java posts its batches to /v1/import/ (with the
+// slash) with its library in the batch's own context; every call lands
+// with the message's context and the batch's library.
+func TestSDKJava(t *testing.T) {
+	cp := needJavaSDK(t)
+	conn := testenv.ClickHouse(t)
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	p := startPipeline(t, testenv.Embedded(t), conn, fastLoader())
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		proxy(w, r, p.http.URL)
+	}))
+	t.Cleanup(collector.Close)
+	user := "java-" + runID()
+	cmd := exec.Command("java", "-cp", cp, "Send.java", collector.URL, "server-demo-key", user)
+	cmd.Dir = filepath.Join(sdkDir, "java")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("analytics-java: %v\n%s", err, out)
+	}
+	rows := sdkRows(t, conn, user, user+"-anon", "identify", "track", "page", "screen", "group", "alias")
+	for typ, r := range rows {
+		check(t, typ+" lane", r.Lane, "server")
+		check(t, typ+" customer", r.Customer, user)
+		check(t, typ+" library (the batch's context)", r.LibName+" "+r.LibVer, "analytics-java 3.5.4")
+		check(t, typ+" campaign", r.CampaignSource+"/"+r.CampaignMedium+"/"+r.CampaignName+"/"+r.CampaignTerm+"/"+r.CampaignContent, "newsletter/email/black_friday/shoes/hero")
+		check(t, typ+" locale", r.Locale+" "+r.TZ, "de-DE Europe/Berlin")
+		check(t, typ+" ip", r.IP, "203.0.113.7")
+		check(t, typ+" user agent", r.UA, "tideline-sdk-test")
+	}
+	check(t, "track event", rows["track"].Event, "purchase")
+	check(t, "page name", rows["page"].Event, "Pricing")
+	check(t, "screen name", rows["screen"].Event, "Checkout")
+	check(t, "group id", rows["group"].Group, user+"-org")
+	check(t, "alias previousId", rows["alias"].Previous, user+"-prev")
+	check(t, "identify links its anonymous id", linkedUser(t, conn, user+"-anon"), user)
+	check(t, "alias links the previous id", linkedUser(t, conn, user+"-prev"), user)
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(seen, "\n"); !strings.Contains(got, "POST /v1/import/") {
+		t.Errorf("no POST /v1/import/ among the requests:\n%s", got)
+	}
 }
 
 // TestSDKBrowser: analytics-next in headless Chromium, on a page served
