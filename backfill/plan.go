@@ -224,6 +224,7 @@ type Qualification struct {
 	MessageID    string `json:"message_id,omitempty"`
 	Event        string `json:"event,omitempty"`
 	Properties   string `json:"properties,omitempty"`
+	Context      string `json:"context,omitempty"`
 	EventTimeMs  uint64 `json:"event_time_ms"`
 	IngestTimeMs uint64 `json:"ingest_time_ms"`
 	DerivedAtMs  uint64 `json:"derived_at_ms"`

@@ -432,7 +432,7 @@ func (c *CampaignQualifier) watermark(ctx context.Context) (uint64, error) {
 func fromTrigger(q trigger.Qualification, decision, reason string) Qualification {
 	return Qualification{
 		CampaignID: q.CampaignID, CustomerID: q.CustomerID, AudienceID: q.AudienceID, Episode: q.Episode,
-		MessageID: q.MessageID, Event: q.Event, Properties: q.Properties,
+		MessageID: q.MessageID, Event: q.Event, Properties: q.Properties, Context: q.Context,
 		EventTimeMs: q.EventTimeMs, IngestTimeMs: q.IngestTimeMs, DerivedAtMs: q.DerivedAtMs, Lane: q.Lane,
 		Decision: decision, Reason: reason,
 	}
@@ -441,7 +441,7 @@ func fromTrigger(q trigger.Qualification, decision, reason string) Qualification
 func (q Qualification) toTrigger() trigger.Qualification {
 	return trigger.Qualification{
 		CampaignID: q.CampaignID, CustomerID: q.CustomerID, AudienceID: q.AudienceID, Episode: q.Episode,
-		MessageID: q.MessageID, Lane: q.Lane, Event: q.Event, Properties: q.Properties,
+		MessageID: q.MessageID, Lane: q.Lane, Event: q.Event, Properties: q.Properties, Context: q.Context,
 		EventTimeMs: q.EventTimeMs, IngestTimeMs: q.IngestTimeMs, DerivedAtMs: q.DerivedAtMs,
 	}
 }

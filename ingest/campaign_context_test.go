@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -206,5 +207,31 @@ func TestCampaignFiltersReadContext(t *testing.T) {
 	}
 	if !slices.Equal(got, fired) {
 		t.Errorf("the poller's ledger holds\n%v\nwant\n%v", got, fired)
+	}
+	// The webhook carries the triggering event's context.
+	var body []byte
+	testenv.Eventually(t, 2*time.Minute, "the newsletter_buyers webhook", func() (bool, string) {
+		for _, ds := range hook.Deliveries() {
+			for _, d := range ds {
+				if d.Path == "/newsletter_buyers" {
+					body = d.Body
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprint(len(hook.Deliveries()), " deliveries")
+	})
+	var fire struct {
+		Data struct {
+			Trigger struct {
+				Properties map[string]any `json:"properties"`
+				Context    struct {
+					Campaign map[string]string `json:"campaign"`
+				} `json:"context"`
+			} `json:"trigger"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &fire); err != nil || fire.Data.Trigger.Context.Campaign["name"] != "black_friday" || fire.Data.Trigger.Properties["total"] != 80.0 {
+		t.Errorf("the webhook's trigger: %v %s", err, body)
 	}
 }

@@ -48,10 +48,11 @@ type Qualification struct {
 	// MessageID is the message that caused the qualification.
 	MessageID string
 	Lane      string
-	// Event and Properties are the triggering event's name and properties
-	// (JSON), for event triggers.
+	// Event, Properties and Context are the triggering event's name,
+	// properties and context (JSON), for event triggers.
 	Event      string
 	Properties string
+	Context    string
 	// EventTimeMs is the qualification's event time, IngestTimeMs when
 	// its event was loaded, DerivedAtMs when it became visible as a
 	// qualification (the transition's derivation, or the event's ingest).

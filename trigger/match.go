@@ -35,9 +35,18 @@ func Match(campaigns []*Campaign, o Occurrence) []Qualification {
 		case !o.transition() && c.Trigger.Kind == TriggerEvent && c.Trigger.Event.Matches(o.Event, Fields{Properties: o.Properties, Context: o.Context, ContextIP: o.ContextIP}):
 			out = append(out, Qualification{
 				CampaignID: c.ID, CustomerID: o.CustomerID, Episode: o.MessageID, MessageID: o.MessageID, Lane: o.Lane,
-				Event: o.Event, Properties: o.Properties, EventTimeMs: o.EventTimeMs, IngestTimeMs: o.IngestTimeMs, DerivedAtMs: o.DerivedAtMs,
+				Event: o.Event, Properties: o.Properties, Context: sentContext(o.Context), EventTimeMs: o.EventTimeMs, IngestTimeMs: o.IngestTimeMs, DerivedAtMs: o.DerivedAtMs,
 			})
 		}
 	}
 	return out
+}
+
+// sentContext is a context the SDK sent, "" for none: the events table
+// stores an absent context as '{}' (or ” before it had the column).
+func sentContext(ctx string) string {
+	if ctx == "{}" {
+		return ""
+	}
+	return ctx
 }

@@ -39,6 +39,18 @@ func TestMatch(t *testing.T) {
 				Event: "Signed Up", Properties: `{}`, EventTimeMs: 5, IngestTimeMs: 6, DerivedAtMs: 6}},
 		},
 		{
+			name: "an event's context comes with it",
+			o:    Occurrence{Event: "Signed Up", Properties: `{}`, Context: `{"locale":"de-DE"}`, CustomerID: "c2", MessageID: "m4"},
+			want: []Qualification{{CampaignID: "onboard", CustomerID: "c2", Episode: "m4", MessageID: "m4",
+				Event: "Signed Up", Properties: `{}`, Context: `{"locale":"de-DE"}`}},
+		},
+		{
+			name: "an empty context is none",
+			o:    Occurrence{Event: "Signed Up", Properties: `{}`, Context: `{}`, CustomerID: "c2", MessageID: "m5"},
+			want: []Qualification{{CampaignID: "onboard", CustomerID: "c2", Episode: "m5", MessageID: "m5",
+				Event: "Signed Up", Properties: `{}`}},
+		},
+		{
 			name: "other event qualifies nothing",
 			o:    Occurrence{Event: "Logged In", CustomerID: "c2", MessageID: "m3"},
 		},

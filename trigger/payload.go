@@ -57,6 +57,9 @@ type BodyTrigger struct {
 	MessageID  string          `json:"message_id,omitempty"`
 	Lane       string          `json:"lane,omitempty"`
 	Properties json.RawMessage `json:"properties,omitempty"`
+	// Context is the triggering event's context as its SDK sent it
+	// (campaign, page, locale, ...), when it had one.
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // buildBody builds the body of a fire. It is built once, when the fire is
@@ -88,6 +91,9 @@ func buildBody(c *Campaign, q Qualification, e *Entry, d Decision, attrs map[str
 	if q.Properties != "" && json.Valid([]byte(q.Properties)) {
 		b.Data.Trigger.Properties = json.RawMessage(q.Properties)
 	}
+	if q.Context != "" && json.Valid([]byte(q.Context)) {
+		b.Data.Trigger.Context = json.RawMessage(q.Context)
+	}
 	if c.Template != nil {
 		return renderTemplate(c.Template, b.Data, q)
 	}
@@ -115,11 +121,14 @@ func renderTemplate(bt *BodyTemplate, d BodyData, q Qualification) ([]byte, erro
 		Late: d.Late, LagMs: d.LagMs, DetectedAt: d.DetectedAt,
 		Qualification: TemplateQualification{
 			Kind: string(d.Trigger.Kind), AudienceID: q.AudienceID, Episode: q.Episode, Event: q.Event,
-			MessageID: q.MessageID, Lane: q.Lane, EventTime: d.QualifiedAt, Properties: map[string]any{},
+			MessageID: q.MessageID, Lane: q.Lane, EventTime: d.QualifiedAt, Properties: map[string]any{}, Context: map[string]any{},
 		},
 	}
 	if len(d.Trigger.Properties) > 0 {
 		_ = json.Unmarshal(d.Trigger.Properties, &td.Qualification.Properties)
+	}
+	if len(d.Trigger.Context) > 0 {
+		_ = json.Unmarshal(d.Trigger.Context, &td.Qualification.Context)
 	}
 	out, err := bt.Render(td)
 	if err != nil {

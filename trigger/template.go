@@ -43,6 +43,9 @@ type TemplateQualification struct {
 	Lane       string
 	EventTime  string
 	Properties map[string]any
+	// Context is the triggering event's context, e.g.
+	// {{json .Qualification.Context.campaign.name}}.
+	Context map[string]any
 }
 
 // templateFuncs are the functions a body template may call. json encodes
@@ -79,7 +82,7 @@ func parseBodyTemplate(src string) (*BodyTemplate, int, error) {
 	sample := TemplateData{
 		WebhookID: "msg_0", CustomerID: "u1", Campaign: BodyCampaign{ID: "c", Name: "c", Version: "v"},
 		Attributes:    map[string]any{"name": "Ada", "timezone": "Europe/Paris"},
-		Qualification: TemplateQualification{Kind: "event", Episode: "1", Properties: map[string]any{}},
+		Qualification: TemplateQualification{Kind: "event", Episode: "1", Properties: map[string]any{}, Context: map[string]any{}},
 		DetectedAt:    msTime(1),
 	}
 	out, err := bt.Render(sample)
