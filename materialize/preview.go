@@ -250,16 +250,7 @@ func (e *Evaluator) describe(ctx context.Context, pc *pass, res *resolution, cha
 		}
 	}
 	attrs := pc.plan.queryAttributes()
-	// t is selected, though not needed, because 18.16 drops a subquery's
-	// unselected columns even when the kept ones are computed from them.
-	cols := []string{"customer_id", "t"}
-	for _, a := range attrs {
-		cols = append(cols, "if("+hasColumn(a.Name)+" = 1, "+attrColumn(a.Name)+", '')", hasColumn(a.Name))
-	}
-	for _, f := range pc.plan.Features {
-		cols = append(cols, "toString("+f.Column+")")
-	}
-	q := "SELECT " + strings.Join(cols, ", ") + "\nFROM\n(\n    " + indentLines(pc.plan.inputsAt(runLow(pc.eager)), "    ") + "\n)"
+	q := pc.plan.valuesQuery(runLow(pc.eager))
 	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt, tt)), q)
 	if err != nil {
 		return nil, fmt.Errorf("read the inputs of %d previewed members: %w", len(changes), err)
@@ -312,6 +303,22 @@ func (e *Evaluator) describe(ctx context.Context, pc *pass, res *resolution, cha
 		})
 	}
 	return out, nil
+}
+
+// valuesQuery returns, per (customer_id, t) of the times table, the value
+// and presence of every attribute the audiences read and every feature as
+// text, in plan order.
+func (p *Plan) valuesQuery(low lowBound) string {
+	// t is selected, though not needed, because 18.16 drops a subquery's
+	// unselected columns even when the kept ones are computed from them.
+	cols := []string{"customer_id", "t"}
+	for _, a := range p.queryAttributes() {
+		cols = append(cols, "if("+hasColumn(a.Name)+" = 1, "+attrColumn(a.Name)+", '')", hasColumn(a.Name))
+	}
+	for _, f := range p.Features {
+		cols = append(cols, "toString("+f.Column+")")
+	}
+	return "SELECT " + strings.Join(cols, ", ") + "\nFROM\n(\n    " + indentLines(p.inputsAt(low), "    ") + "\n)"
 }
 
 // causeEvents names the events that caused changes: "track purchase",

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 
@@ -111,4 +112,54 @@ func Sends(impacts []CampaignImpact) int {
 		n += im.Sends
 	}
 	return n
+}
+
+// AudienceReport is an audience preview with the impact of its
+// transitions on every campaign that triggers on it.
+type AudienceReport struct {
+	*materialize.AudiencePreview
+	Campaigns []CampaignImpact `json:"campaigns"`
+	// Sends totals the campaigns' immediate sends.
+	Sends int `json:"sends"`
+}
+
+// PreviewAudience previews audience a (materialize.Preview, sample members
+// described) and the impact of its transitions on the campaigns cs.
+func PreviewAudience(ctx context.Context, conn *chdb.Conn, mc materialize.Config, a *materialize.Audience, sample int, cs []*Campaign, watermarkLanes []string, log *slog.Logger) (*AudienceReport, error) {
+	p, err := materialize.Preview(ctx, conn, mc, a, sample, log)
+	if err != nil {
+		return nil, err
+	}
+	im, err := PreviewImpact(ctx, conn, cs, p, watermarkLanes, log)
+	if err != nil {
+		return nil, err
+	}
+	return &AudienceReport{AudiencePreview: p, Campaigns: im, Sends: Sends(im)}, nil
+}
+
+// AppliedCampaigns parses the definitions of the active campaigns recorded
+// in the campaigns table (ApplyCampaigns): the campaigns the pollers run,
+// for a reader without the definition files.
+func AppliedCampaigns(ctx context.Context, conn *chdb.Conn) ([]*Campaign, error) {
+	rows, err := conn.Query(ctx, qAppliedCampaigns)
+	if err != nil {
+		return nil, fmt.Errorf("read campaigns table: %w", err)
+	}
+	defer rows.Close()
+	var out []*Campaign
+	for rows.Next() {
+		var id, def string
+		if err := rows.Scan(&id, &def); err != nil {
+			return nil, fmt.Errorf("scan campaigns table: %w", err)
+		}
+		c, err := ParseCampaign("campaigns table: "+id, []byte(def))
+		if err != nil {
+			return nil, fmt.Errorf("campaign %s as applied: %w", id, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read campaigns table: %w", err)
+	}
+	return out, nil
 }
