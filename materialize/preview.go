@@ -199,6 +199,32 @@ func Preview(ctx context.Context, conn *chdb.Conn, cfg Config, a *Audience, samp
 	return out, nil
 }
 
+// AppliedConfig is base with the attribute settings apply recorded: the
+// attributes maintained and those that keep their first value. A reader
+// without the settings apply ran with (the Grafana data source) previews
+// with it.
+func AppliedConfig(ctx context.Context, conn *chdb.Conn, base Config) (Config, error) {
+	attrs, err := readAttributeCatalog(ctx, conn)
+	if err != nil {
+		return base, err
+	}
+	base.Attributes, base.SetOnce = nil, nil
+	names := make([]string, 0, len(attrs))
+	for name := range attrs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if a := attrs[name]; a.active {
+			base.Attributes = append(base.Attributes, name)
+			if a.setOnce {
+				base.SetOnce = append(base.SetOnce, name)
+			}
+		}
+	}
+	return base, nil
+}
+
 // unkeptInputs are the attributes and signals of plan that apply would
 // backfill: not in the catalogs, or inactive there.
 func unkeptInputs(ctx context.Context, conn *chdb.Conn, plan *Plan) (*unkept, error) {

@@ -139,27 +139,28 @@ func PreviewAudience(ctx context.Context, conn *chdb.Conn, mc materialize.Config
 
 // AppliedCampaigns parses the definitions of the active campaigns recorded
 // in the campaigns table (ApplyCampaigns): the campaigns the pollers run,
-// for a reader without the definition files.
-func AppliedCampaigns(ctx context.Context, conn *chdb.Conn) ([]*Campaign, error) {
+// for a reader without the definition files. A recorded definition that no
+// longer parses is left out and described in skipped.
+func AppliedCampaigns(ctx context.Context, conn *chdb.Conn) (cs []*Campaign, skipped []string, err error) {
 	rows, err := conn.Query(ctx, qAppliedCampaigns)
 	if err != nil {
-		return nil, fmt.Errorf("read campaigns table: %w", err)
+		return nil, nil, fmt.Errorf("read campaigns table: %w", err)
 	}
 	defer rows.Close()
-	var out []*Campaign
 	for rows.Next() {
 		var id, def string
 		if err := rows.Scan(&id, &def); err != nil {
-			return nil, fmt.Errorf("scan campaigns table: %w", err)
+			return nil, nil, fmt.Errorf("scan campaigns table: %w", err)
 		}
 		c, err := ParseCampaign("campaigns table: "+id, []byte(def))
 		if err != nil {
-			return nil, fmt.Errorf("campaign %s as applied: %w", id, err)
+			skipped = append(skipped, fmt.Sprintf("%s: %v", id, err))
+			continue
 		}
-		out = append(out, c)
+		cs = append(cs, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read campaigns table: %w", err)
+		return nil, nil, fmt.Errorf("read campaigns table: %w", err)
 	}
-	return out, nil
+	return cs, skipped, nil
 }
