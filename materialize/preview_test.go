@@ -51,10 +51,12 @@ func runPreviewMatchesApply(t *testing.T, seed uint64) {
 	previews := map[string]*AudiencePreview{}
 	fromEvents := 0
 	for _, a := range auds {
+		start := time.Now()
 		p, err := Preview(ctx, conn, cfg, a, 5, testenv.Logger(t))
 		if err != nil {
 			t.Fatalf("preview %s: %v", a.ID, err)
 		}
+		t.Logf("preview %s: %d customers evaluated, %d members, %d from events, in %s", a.ID, p.Evaluated, p.Size, len(p.FromEvents), time.Since(start).Round(time.Millisecond))
 		previews[a.ID] = p
 		fromEvents += len(p.FromEvents)
 		if p.Applied || p.Entered != p.Size || p.Exited != 0 {
