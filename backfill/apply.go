@@ -18,6 +18,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/confirm"
 )
 
 // Applier executes plans.
@@ -262,17 +263,8 @@ func (a *Applier) assess(ctx context.Context, plan *Plan, adm *kadm.Client) (*re
 
 // confirm asks before sending many campaigns at once.
 func (a *Applier) confirm(td *remaining) error {
-	if td.fires <= int64(a.Cfg.ConfirmAbove) || a.Yes {
-		return nil
-	}
-	q := fmt.Sprintf("This apply would send about %d campaign messages (more than backfill.confirm_above = %d). Continue?", td.fires, a.Cfg.ConfirmAbove)
-	if a.Confirm == nil {
-		return fmt.Errorf("%w: it would send about %d campaign messages, more than backfill.confirm_above (%d); check the plan and rerun with --yes", ErrNotConfirmed, td.fires, a.Cfg.ConfirmAbove)
-	}
-	if !a.Confirm(q) {
-		return fmt.Errorf("%w: the operator declined", ErrNotConfirmed)
-	}
-	return nil
+	g := confirm.Gate{Above: a.Cfg.ConfirmAbove, Setting: "backfill.confirm_above", Yes: a.Yes, Ask: a.Confirm}
+	return g.Check(td.fires, "this apply")
 }
 
 // checkOverlap refuses to run beside a live apply on an overlapping window

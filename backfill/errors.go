@@ -1,6 +1,10 @@
 package backfill
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/tideline-dev/tideline/internal/confirm"
+)
 
 // Sentinel errors; callers test them with errors.Is.
 var (
@@ -8,7 +12,7 @@ var (
 	ErrOverlap = errors.New("another apply is running on an overlapping window")
 	// ErrNotConfirmed refuses an apply that would send more than
 	// backfill.confirm_above campaigns without confirmation.
-	ErrNotConfirmed = errors.New("apply not confirmed")
+	ErrNotConfirmed = confirm.ErrNotConfirmed
 	// ErrWrongTarget refuses a plan made for another database or topic prefix.
 	ErrWrongTarget = errors.New("plan was made for another deployment")
 	// ErrPlanFormat is a plan file that cannot be read.

@@ -114,6 +114,15 @@ type Plan struct {
 	Attributes []AttributeMode
 	Signals    []*Signal
 	Features   []*Feature
+	// unkept are the attributes and signals whose views apply has not
+	// created and backfilled yet: a preview reads them from events
+	// instead, computed as apply's backfill would.
+	unkept *unkept
+}
+
+type unkept struct {
+	attributes []string
+	signals    []*Signal
 }
 
 // Audience returns the compiled audience with id, or nil.

@@ -53,6 +53,15 @@ func TestExplainGolden(t *testing.T) {
 	t.Run("evaluation_query", func(t *testing.T) {
 		golden.String(t, filepath.Join("explain", "all_audiences.sql"), plan.evalQuery(symbolicLow)+"\n")
 	})
+	// A preview before apply reads every input from events too.
+	t.Run("preview_queries", func(t *testing.T) {
+		p := *plan
+		p.unkept = &unkept{signals: plan.Signals}
+		for _, a := range plan.queryAttributes() {
+			p.unkept.attributes = append(p.unkept.attributes, a.Name)
+		}
+		golden.String(t, filepath.Join("explain", "preview.sql"), p.evalQuery(symbolicLow)+";\n\n"+p.valuesQuery(symbolicLow)+"\n")
+	})
 }
 
 func TestExplainUnknown(t *testing.T) {

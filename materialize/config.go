@@ -55,6 +55,10 @@ type Config struct {
 	// backfilling it from history, so inserts in flight when the view was
 	// created are committed before the backfill reads (default 5s).
 	ApplySettle time.Duration `koanf:"apply_settle"`
+	// ConfirmAbove is the number of campaign messages above which
+	// `tideline audiences apply` asks for confirmation on a terminal, and
+	// refuses elsewhere without --yes (default 100).
+	ConfirmAbove int `koanf:"confirm_above"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -71,6 +75,7 @@ func DefaultConfig() Config {
 		TouchSettle:    3 * time.Second,
 		TouchRetention: 72 * time.Hour,
 		ApplySettle:    5 * time.Second,
+		ConfirmAbove:   100,
 		MetricsAddr:    "127.0.0.1:9103",
 	}
 }
@@ -119,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if c.ApplySettle < 0 {
 		errs = append(errs, fmt.Errorf("materialize.apply_settle must not be negative, got %s", c.ApplySettle))
+	}
+	if c.ConfirmAbove < 0 {
+		errs = append(errs, fmt.Errorf("materialize.confirm_above must not be negative, got %d", c.ConfirmAbove))
 	}
 	return errors.Join(errs...)
 }

@@ -168,71 +168,10 @@ func (e *Evaluator) evalAt(ctx context.Context, pc *pass, res *resolution, rows 
 }
 
 func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []string, res *resolution) (entered, exited int, err error) {
-	times := []uint64{pc.eager}
-	for _, t := range pc.complete {
-		if !slices.Contains(times, t) {
-			times = append(times, t)
-		}
-	}
-	var rows [][3]any
-	for _, c := range customers {
-		for _, t := range times {
-			rows = append(rows, [3]any{c, t, pc.eager})
-		}
-	}
-	results, err := e.evalAt(ctx, pc, res, rows)
+	changes, _, err := e.decideBatch(ctx, pc, customers, res)
 	if err != nil {
 		return 0, 0, err
 	}
-	have, err := e.readMemberships(ctx, customers)
-	if err != nil {
-		return 0, 0, err
-	}
-	var changes []change
-	for _, c := range customers {
-		r := results[c]
-		if r == nil {
-			continue
-		}
-		for i, a := range pc.plan.Audiences {
-			eager, complete := r[pc.eager][i] == 1, r[pc.complete[i]][i] == 1
-			h := have[[2]string{a.Audience.ID, c}]
-			want := decide(a.Direction, h.member, eager, complete)
-			if want == h.member {
-				continue
-			}
-			until := decidedAt(a.Direction, want, eager, pc.complete[i], pc.eager)
-			ch := change{audience: a.Audience.ID, customer: c, entered: want, episode: h.episode, members: res.members[c], index: i, until: until}
-			if want {
-				ch.episode++
-			}
-			changes = append(changes, ch)
-		}
-	}
-	redates := pc.redates(customers, res, results, have)
-	recorded, err := e.recordedDates(ctx, redates)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, ch := range redates {
-		// Only an input, or an event before the recorded date (which can
-		// move when the customer's history begins), can move the date.
-		d, ok := recorded[ch.key()]
-		if ok && (pc.touchedInput(pc.plan.Audiences[ch.index], ch.members) || pc.earliestTouch(ch.members) < d.t) {
-			ch.recorded, ch.floor = d, pc.earliestTouch(ch.members)
-			changes = append(changes, ch)
-		}
-	}
-	if err := e.date(ctx, pc, res, changes); err != nil {
-		return 0, 0, err
-	}
-	kept := changes[:0]
-	for _, ch := range changes {
-		if !ch.redate || recorded[ch.key()] != (dated{ch.cause.eventTime, ch.cause.message}) {
-			kept = append(kept, ch)
-		}
-	}
-	changes = kept
 	if err := e.write(ctx, changes); err != nil {
 		return 0, 0, err
 	}
@@ -247,6 +186,82 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 		}
 	}
 	return entered, exited, nil
+}
+
+// decideBatch evaluates customers and returns the dated changes to write,
+// and per audience (plan order) how many of them are members once the
+// changes are written. It writes nothing: the evaluator writes what it
+// returns, a preview only reports it.
+func (e *Evaluator) decideBatch(ctx context.Context, pc *pass, customers []string, res *resolution) ([]change, []int, error) {
+	members := make([]int, len(pc.plan.Audiences))
+	times := []uint64{pc.eager}
+	for _, t := range pc.complete {
+		if !slices.Contains(times, t) {
+			times = append(times, t)
+		}
+	}
+	var rows [][3]any
+	for _, c := range customers {
+		for _, t := range times {
+			rows = append(rows, [3]any{c, t, pc.eager})
+		}
+	}
+	results, err := e.evalAt(ctx, pc, res, rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	have, err := e.readMemberships(ctx, customers)
+	if err != nil {
+		return nil, nil, err
+	}
+	var changes []change
+	for _, c := range customers {
+		r := results[c]
+		if r == nil {
+			continue
+		}
+		for i, a := range pc.plan.Audiences {
+			eager, complete := r[pc.eager][i] == 1, r[pc.complete[i]][i] == 1
+			h := have[[2]string{a.Audience.ID, c}]
+			want := decide(a.Direction, h.member, eager, complete)
+			if want {
+				members[i]++
+			}
+			if want == h.member {
+				continue
+			}
+			until := decidedAt(a.Direction, want, eager, pc.complete[i], pc.eager)
+			ch := change{audience: a.Audience.ID, customer: c, entered: want, episode: h.episode, members: res.members[c], index: i, until: until}
+			if want {
+				ch.episode++
+			}
+			changes = append(changes, ch)
+		}
+	}
+	redates := pc.redates(customers, res, results, have)
+	recorded, err := e.recordedDates(ctx, redates)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, ch := range redates {
+		// Only an input, or an event before the recorded date (which can
+		// move when the customer's history begins), can move the date.
+		d, ok := recorded[ch.key()]
+		if ok && (pc.touchedInput(pc.plan.Audiences[ch.index], ch.members) || pc.earliestTouch(ch.members) < d.t) {
+			ch.recorded, ch.floor = d, pc.earliestTouch(ch.members)
+			changes = append(changes, ch)
+		}
+	}
+	if err := e.date(ctx, pc, res, changes); err != nil {
+		return nil, nil, err
+	}
+	kept := changes[:0]
+	for _, ch := range changes {
+		if !ch.redate || recorded[ch.key()] != (dated{ch.cause.eventTime, ch.cause.message}) {
+			kept = append(kept, ch)
+		}
+	}
+	return kept, members, nil
 }
 
 // redates are the memberships of customers that stay as they are but were

@@ -105,12 +105,21 @@ func (p *Plan) evalQuery(low lowBound) string {
 	for i, c := range p.Audiences {
 		fmt.Fprintf(&b, ",\n    toUInt8(%s) AS m_%d", indentLines(c.Condition, "        "), i)
 	}
-	b.WriteString("\nFROM\n(\n    SELECT\n        customer_id,\n        t")
+	b.WriteString("\nFROM\n(\n    " + indentLines(p.inputsAt(low), "    ") + "\n)")
+	return b.String()
+}
+
+// inputsAt is the inner part of evalQuery: per (customer_id, t) of the
+// times table, every column the conditions read (attributes as of t, and as
+// of te for eager audiences; the features).
+func (p *Plan) inputsAt(low lowBound) string {
+	var b strings.Builder
+	b.WriteString("SELECT\n    customer_id,\n    t")
 	eager := p.eagerAttributes()
 	for _, a := range p.queryAttributes() {
-		b.WriteString(",\n        " + indentLines(attributeAsOf(a, "t", attrColumn(a.Name), hasColumn(a.Name)), "        "))
+		b.WriteString(",\n    " + indentLines(attributeAsOf(a, "t", attrColumn(a.Name), hasColumn(a.Name)), "    "))
 		if eager[a.Name] {
-			b.WriteString(",\n        " + indentLines(attributeAsOf(a, "te", eagerAttrColumn(a.Name), eagerHasColumn(a.Name)), "        "))
+			b.WriteString(",\n    " + indentLines(attributeAsOf(a, "te", eagerAttrColumn(a.Name), eagerHasColumn(a.Name)), "    "))
 		}
 	}
 	for _, f := range p.Features {
@@ -119,14 +128,14 @@ func (p *Plan) evalQuery(low lowBound) string {
 			in = fmt.Sprintf("x -> x.4 <= t AND x.1 > t - %d", f.Window/time.Millisecond)
 		}
 		if f.Sum {
-			fmt.Fprintf(&b, ",\n        arraySum(arrayMap(x -> x.3, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
+			fmt.Fprintf(&b, ",\n    arraySum(arrayMap(x -> x.3, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
 		} else {
-			fmt.Fprintf(&b, ",\n        arrayUniq(arrayMap(x -> x.2, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
+			fmt.Fprintf(&b, ",\n    arrayUniq(arrayMap(x -> x.2, arrayFilter(%s, o_%s))) AS %s", in, f.Signal.ID, f.Column)
 		}
 	}
-	b.WriteString("\n    FROM\n    (\n        ")
-	b.WriteString(indentLines(p.inputsQuery(low, false), "        "))
-	b.WriteString("\n    ) AS inputs\n    ALL INNER JOIN " + timesTable + " USING customer_id\n)")
+	b.WriteString("\nFROM\n(\n    ")
+	b.WriteString(indentLines(p.inputsQuery(low, false), "    "))
+	b.WriteString("\n) AS inputs\nALL INNER JOIN " + timesTable + " USING customer_id")
 	return b.String()
 }
 
@@ -219,7 +228,7 @@ FROM
     FROM
     (
         SELECT customer_id AS member_id, attribute, groupUniqArrayMerge(changes) AS changes
-        FROM customer_attribute_history
+        FROM ` + p.historySource() + `
         WHERE customer_id IN (SELECT member_id FROM ` + batchTable + `)
           AND attribute IN (` + strings.Join(names, ", ") + `)
         GROUP BY member_id, attribute
@@ -261,7 +270,7 @@ FROM
     FROM
     (
         SELECT customer_id AS member_id, signal, groupUniqArrayMerge(occurrences) AS occurrences
-        FROM customer_signals
+        FROM ` + p.signalSource() + `
         WHERE customer_id IN (SELECT member_id FROM ` + batchTable + `)
           AND (` + strings.Join(ors, "\n            OR ") + `)
         GROUP BY member_id, signal
@@ -270,6 +279,33 @@ FROM
 )
 ARRAY JOIN occurrences AS o
 GROUP BY customer_id`
+}
+
+// historySource is what attributePart reads the attribute history from:
+// customer_attribute_history, plus, for attributes it does not keep yet,
+// the history apply's backfill would compute from events.
+func (p *Plan) historySource() string {
+	if p.unkept == nil || len(p.unkept.attributes) == 0 {
+		return "customer_attribute_history"
+	}
+	parts := []string{"SELECT customer_id, attribute, changes FROM customer_attribute_history"}
+	for _, a := range p.unkept.attributes {
+		parts = append(parts, attributeHistorySelect(a))
+	}
+	return "(\n            " + indentLines(strings.Join(parts, "\nUNION ALL\n"), "            ") + "\n        )"
+}
+
+// signalSource is signalPart's customer_signals, as historySource is for
+// the attribute history.
+func (p *Plan) signalSource() string {
+	if p.unkept == nil || len(p.unkept.signals) == 0 {
+		return "customer_signals"
+	}
+	parts := []string{"SELECT customer_id, signal, bucket, occurrences FROM customer_signals"}
+	for _, s := range p.unkept.signals {
+		parts = append(parts, signalSelect(s))
+	}
+	return "(\n            " + indentLines(strings.Join(parts, "\nUNION ALL\n"), "            ") + "\n        )"
 }
 
 func indentLines(s, indent string) string {

@@ -11,6 +11,10 @@
 #   REQUIRE_PLUGIN_VALIDATOR=1 ...               fail, instead of warning, when the validator's
 #                                                npm wrapper cannot download its binary (it fetches
 #                                                it from GitHub releases, which needs network)
+#   PLUGIN_VALIDATOR_BIN=/path/to/plugincheck2 ...  run this validator binary instead of the npm
+#                                                wrapper (for machines without GitHub: build it from
+#                                                github.com/grafana/plugin-validator's
+#                                                pkg/cmd/plugincheck2)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,7 +91,8 @@ archive="$APP/$plugin_id.zip"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 cp -R dist "$stage/$plugin_id"
-rm -f "$archive" "$stage/$plugin_id"/*.map
+# The source maps stay: the catalog requires them (the validator's "missing module.js.map").
+rm -f "$archive"
 (cd "$stage" && zip -qr "$archive" "$plugin_id")
 echo "==> archive grafana/app/$plugin_id.zip" >&2
 
@@ -96,7 +101,12 @@ echo "==> archive grafana/app/$plugin_id.zip" >&2
 # asked to (CI with network sets REQUIRE_PLUGIN_VALIDATOR=1).
 echo "==> plugin-validator" >&2
 log="$stage/validator.log"
-if npx -y "$VALIDATOR" -sourceCodeUri "file://$APP" "$archive" >"$log" 2>&1; then
+validator=(npx -y "$VALIDATOR")
+if [[ -n "${PLUGIN_VALIDATOR_BIN:-}" ]]; then
+  validator=("$PLUGIN_VALIDATOR_BIN")
+  echo "==> plugin-validator from PLUGIN_VALIDATOR_BIN=$PLUGIN_VALIDATOR_BIN" >&2
+fi
+if "${validator[@]}" -sourceCodeUri "file://$APP" "$archive" >"$log" 2>&1; then
   cat "$log" >&2
   echo "==> plugin-validator ok" >&2
 elif grep -q "Failed to download" "$log"; then

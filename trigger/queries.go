@@ -135,7 +135,8 @@ FROM trigger_destinations GROUP BY destination_id HAVING d_disabled = 1`
 
 	qCampaignVersions = `SELECT campaign_id, argMax(version, applied_at_ms), argMax(active, applied_at_ms) FROM campaigns GROUP BY campaign_id`
 
-	qInsertCampaigns = "INSERT INTO campaigns (campaign_id, name, definition, version, active, applied_at_ms)"
+	qAppliedCampaigns = `SELECT campaign_id, argMax(definition, applied_at_ms) AS def FROM campaigns GROUP BY campaign_id HAVING argMax(active, applied_at_ms) = 1 ORDER BY campaign_id`
+	qInsertCampaigns  = "INSERT INTO campaigns (campaign_id, name, definition, version, active, applied_at_ms)"
 
 	qFeedPartitions = `SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = ? AND active`
 )

@@ -54,9 +54,60 @@ type Result struct {
 // recorded when an error is returned; calling it again with the same
 // qualifications is safe.
 func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qualification, watermarkMs uint64) (*Result, error) {
+	res, detected, err := r.decide(ctx, cs, qs, watermarkMs)
+	if err != nil || len(res.New) == 0 {
+		return res, err
+	}
+	payloads := make([]Payload, 0, len(res.New))
+	var controls []Control
+	for _, n := range res.New {
+		if n.Body != nil {
+			payloads = append(payloads, Payload{Key: n.Entry.Key, CampaignID: n.Q.CampaignID, Body: n.Body})
+		}
+		if ct, ok := controlOf(n.Entry); ok {
+			controls = append(controls, ct)
+		}
+	}
+	// The payloads and the ledger rows are written at once (one round trip
+	// on the path to the webhook). Nothing is sent before both succeeded, so
+	// if only the ledger rows land (an error, a crash), whoever delivers the
+	// entry finds no payload, builds one and stores it before sending: every
+	// send of a webhook id still carries the same body.
+	//
+	// Control rows go first, on their own: a deferred entry must never be
+	// visible without its release time, or a poller would send it at once.
+	if err := r.Ledger.InsertControls(ctx, controls); err != nil {
+		return nil, err
+	}
+	perr := make(chan error, 1)
+	go func() { perr <- r.Ledger.InsertPayloads(ctx, payloads, detected) }()
+	entries := make([]*Entry, len(res.New))
+	for i, n := range res.New {
+		entries[i] = n.Entry
+	}
+	lerr := r.Ledger.Insert(ctx, entries)
+	if err := <-perr; err != nil {
+		return nil, err
+	}
+	if lerr != nil {
+		return nil, lerr
+	}
+	return res, nil
+}
+
+// Preview decides qs as Record does, on the same facts, and records
+// nothing: what recording them now would send, skip or hold.
+func (r *Recorder) Preview(ctx context.Context, cs map[string]*Campaign, qs []Qualification, watermarkMs uint64) (*Result, error) {
+	res, _, err := r.decide(ctx, cs, qs, watermarkMs)
+	return res, err
+}
+
+// decide is Record without the writes: the decisions, with the bodies of
+// new fires, and the detection time they were decided at.
+func (r *Recorder) decide(ctx context.Context, cs map[string]*Campaign, qs []Qualification, watermarkMs uint64) (*Result, uint64, error) {
 	res := &Result{}
 	if len(qs) == 0 {
-		return res, nil
+		return res, 0, nil
 	}
 	now := chdb.NowMs
 	if r.Now != nil {
@@ -66,18 +117,18 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 	camps, custs := map[string]bool{}, map[string]bool{}
 	for _, q := range qs {
 		if cs[q.CampaignID] == nil {
-			return nil, fmt.Errorf("%w %q in a qualification", ErrUnknownCampaign, q.CampaignID)
+			return nil, 0, fmt.Errorf("%w %q in a qualification", ErrUnknownCampaign, q.CampaignID)
 		}
 		camps[q.CampaignID], custs[q.CustomerID] = true, true
 	}
 	facts, err := LoadFacts(ctx, r.Conn, r.Ledger, r.Attributes, cs, keys(camps), keys(custs))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	existing := facts.Existing
 	followUps, err := r.followUps(ctx, cs, qs, existing, watermarkMs)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	// Decide in a fixed order (customer, event time, key) so that the
 	// same batch always gives the same decisions, whatever order the feed
@@ -116,47 +167,10 @@ func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qua
 			res.New = append(res.New, Recorded{Q: q, Campaign: c, Decision: d, Entry: e})
 		}
 	}
-	if len(res.New) == 0 {
-		return res, nil
-	}
 	if err := r.buildBodies(res, fires, facts.Attributes); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	payloads := make([]Payload, 0, len(fires))
-	var controls []Control
-	for _, n := range res.New {
-		if n.Body != nil {
-			payloads = append(payloads, Payload{Key: n.Entry.Key, CampaignID: n.Q.CampaignID, Body: n.Body})
-		}
-		if ct, ok := controlOf(n.Entry); ok {
-			controls = append(controls, ct)
-		}
-	}
-	// The payloads and the ledger rows are written at once (one round trip
-	// on the path to the webhook). Nothing is sent before both succeeded, so
-	// if only the ledger rows land (an error, a crash), whoever delivers the
-	// entry finds no payload, builds one and stores it before sending: every
-	// send of a webhook id still carries the same body.
-	//
-	// Control rows go first, on their own: a deferred entry must never be
-	// visible without its release time, or a poller would send it at once.
-	if err := r.Ledger.InsertControls(ctx, controls); err != nil {
-		return nil, err
-	}
-	perr := make(chan error, 1)
-	go func() { perr <- r.Ledger.InsertPayloads(ctx, payloads, detected) }()
-	entries := make([]*Entry, len(res.New))
-	for i, n := range res.New {
-		entries[i] = n.Entry
-	}
-	lerr := r.Ledger.Insert(ctx, entries)
-	if err := <-perr; err != nil {
-		return nil, err
-	}
-	if lerr != nil {
-		return nil, lerr
-	}
-	return res, nil
+	return res, detected, nil
 }
 
 // buildBodies renders the payload of every new fire. A body template that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -15,9 +16,11 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/confirm"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/pipeline"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 func init() {
@@ -27,12 +30,16 @@ func init() {
 
 func newAudiencesCmd(a *app) *cobra.Command {
 	mc := materialize.DefaultConfig()
-	load := func(cmd *cobra.Command) error {
-		if err := a.load(cmd, config.Sections{"materialize": &mc}, config.Flag{Name: "dir", Key: "materialize.audiences_dir"}); err != nil {
+	trg := trigger.DefaultConfig()
+	load := func(cmd *cobra.Command, flags ...config.Flag) error {
+		if err := a.load(cmd, config.Sections{"materialize": &mc, "trigger": &trg}, append(flags, config.Flag{Name: "dir", Key: "materialize.audiences_dir"})...); err != nil {
 			return err
 		}
 		return mc.Validate()
 	}
+	// impactFlags are the flags of the commands that preview the impact on
+	// campaigns.
+	impactFlags := []config.Flag{campaignsDirFlag}
 	// plan compiles the local definitions, printing every problem.
 	plan := func() (*materialize.Plan, error) {
 		p, err := materialize.LoadPlan(mc)
@@ -133,12 +140,25 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 	explain.Flags().BoolVar(&views, "views", false, "print the two views apply maintains for all definitions (attributes, signals)")
 	cmd.AddCommand(explain)
 
-	cmd.AddCommand(&cobra.Command{
+	var (
+		yes       bool
+		applyJSON bool
+	)
+	applyCmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Install the definitions: create and backfill their views, record them for the evaluator",
-		Args:  cobra.NoArgs,
+		Long: `apply installs the definitions in --dir: it creates the views their
+attributes and signals need (backfilled from the events already loaded) and
+records them, so the evaluator's next pass re-evaluates every customer.
+
+First it previews every new or changed audience (as tideline audiences
+preview does) and prints what the pass after apply would change and send.
+When the campaigns in --campaigns would send more than
+materialize.confirm_above messages at once, it asks for confirmation
+(--yes to skip; off a terminal it refuses instead).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := load(cmd); err != nil {
+			if err := load(cmd, append(impactFlags, config.Flag{Name: "confirm-above", Key: "materialize.confirm_above"})...); err != nil {
 				return err
 			}
 			p, err := plan()
@@ -151,14 +171,111 @@ loaded) and records it for the evaluator, list shows what is applied.`,
 				return err
 			}
 			defer conn.Close()
+			reports, err := applyImpact(ctx, a, conn, mc, trg, p)
+			if err != nil {
+				return err
+			}
+			sends := 0
+			for _, r := range reports {
+				sends += r.Sends
+			}
+			if !applyJSON {
+				for _, r := range reports {
+					printAudienceReport(os.Stdout, r, false)
+					fmt.Println()
+				}
+			}
+			gate := confirm.Gate{Above: mc.ConfirmAbove, Setting: "materialize.confirm_above", Yes: yes, Ask: terminalAsk()}
+			if err := gate.Check(int64(sends), "this apply"); err != nil {
+				return err
+			}
 			rep, err := materialize.Apply(ctx, conn, p, mc.ApplySettle, a.log)
 			if err != nil {
 				return err
 			}
+			if applyJSON {
+				return writeJSON(struct {
+					*materialize.ApplyReport
+					Previews []*trigger.AudienceReport `json:"previews"`
+					Sends    int                       `json:"sends"`
+				}{rep, reports, sends})
+			}
 			printApply(rep)
 			return nil
 		},
-	})
+	}
+	af := applyCmd.Flags()
+	af.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	af.BoolVar(&applyJSON, "json", false, "print what was applied and the previews as JSON")
+	af.Int("confirm-above", mc.ConfirmAbove, "ask before sending more than this many campaign messages (materialize.confirm_above)")
+	af.String("campaigns", trg.CampaignsDir, "folder of campaign definitions, as the poller uses (trigger.campaigns_dir)")
+	cmd.AddCommand(applyCmd)
+
+	var (
+		sample      int
+		previewJSON bool
+	)
+	preview := &cobra.Command{
+		Use:   "preview FILE",
+		Short: "Show what applying one audience definition would do now: size, members, lanes, campaign sends",
+		Long: `preview evaluates the audience in FILE, applied or not, as the evaluator's
+pass right after apply would: as of the current lane watermarks, over every
+known customer, against the current memberships, with the evaluator's own
+code. Attributes and signals apply has not backfilled yet are computed from
+the events loaded, as apply's backfill computes them. Nothing is written.
+
+It prints the size after apply, the entries and exits, a sample of the
+entering customers with the attribute values and counts that qualify them
+and the event that did, the entries by lane, and, for every campaign in
+--campaigns that triggers on the audience, what the poller would decide for
+those transitions now: sends, late sends, quiet-hour deferrals and skips by
+reason (stale, capped, suppressed, ...), on the ledger's current facts.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := load(cmd, impactFlags...); err != nil {
+				return err
+			}
+			src, err := os.ReadFile(args[0])
+			if err != nil {
+				return usage(fmt.Errorf("read the audience definition: %w", err))
+			}
+			aud, err := materialize.ParseAudience(args[0], src)
+			var des materialize.DefinitionErrors
+			if errors.As(err, &des) {
+				for _, e := range des {
+					fmt.Fprintln(os.Stderr, e)
+				}
+				return errSilent
+			}
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			conn, err := chdb.Open(ctx, a.ch, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			campaigns, err := loadCampaigns(a, trg.CampaignsDir, "the impact on campaigns is not previewed")
+			if err != nil {
+				return err
+			}
+			r, err := trigger.PreviewAudience(ctx, conn, mc, aud, sample, campaigns, trg.WatermarkLanes, a.log)
+			if err != nil {
+				return err
+			}
+			if previewJSON {
+				return writeJSON(r)
+			}
+			printAudienceReport(os.Stdout, r, true)
+			return nil
+		},
+	}
+	pf := preview.Flags()
+	pf.IntVar(&sample, "sample", 10, "how many entering customers to show with what qualifies them")
+	pf.BoolVar(&previewJSON, "json", false, "print JSON")
+	pf.String("campaigns", trg.CampaignsDir, "folder of campaign definitions, as the poller uses (trigger.campaigns_dir)")
+	cmd.AddCommand(preview)
 
 	var listJSON bool
 	list := &cobra.Command{
@@ -276,6 +393,125 @@ func printDerivedLanes(ctx context.Context, a *app, id string) {
 	}
 	fmt.Printf("\n-- lanes as the evaluator derived them: %s (%s); complete to %s, %s\n",
 		strings.Join(c.Lanes, ", "), c.Direction, time.UnixMilli(int64(c.CompleteMs)).UTC().Format(time.RFC3339), held)
+}
+
+// applyImpact previews every audience of p that apply would add or
+// change, with its campaigns' impact, in plan order.
+func applyImpact(ctx context.Context, a *app, conn *chdb.Conn, mc materialize.Config, trg trigger.Config, p *materialize.Plan) ([]*trigger.AudienceReport, error) {
+	applied, err := materialize.ListApplied(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]string{}
+	for _, ap := range applied {
+		if ap.Active {
+			have[ap.ID] = ap.Version
+		}
+	}
+	var campaigns []*trigger.Campaign
+	loaded := false
+	out := []*trigger.AudienceReport{}
+	for _, c := range p.Audiences {
+		if v, ok := have[c.Audience.ID]; ok && v == c.Version {
+			continue
+		}
+		if !loaded {
+			if campaigns, err = loadCampaigns(a, trg.CampaignsDir, "the impact on campaigns is not previewed"); err != nil {
+				return nil, err
+			}
+			loaded = true
+		}
+		r, err := trigger.PreviewAudience(ctx, conn, mc, c.Audience, 5, campaigns, trg.WatermarkLanes, a.log)
+		if errors.Is(err, materialize.ErrNoWatermark) {
+			// Nothing is loaded: apply changes no membership yet.
+			a.log.Info("no lane watermark yet: nothing to preview", "audience", c.Audience.ID)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("preview audience %s: %w", c.Audience.ID, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// printAudienceReport prints a preview for people; full adds the sample.
+func printAudienceReport(w io.Writer, r *trigger.AudienceReport, full bool) {
+	state := "new (not applied)"
+	switch {
+	case r.Applied && r.Changed:
+		state = "changed (an older version is applied)"
+	case r.Applied:
+		state = "applied, unchanged"
+	}
+	name := ""
+	if r.Name != "" {
+		name = " (" + r.Name + ")"
+	}
+	at := func(ms uint64) string { return time.UnixMilli(int64(ms)).UTC().Format("2006-01-02 15:04:05Z") }
+	fmt.Fprintf(w, "audience %s%s, version %s: %s\n", r.AudienceID, name, r.Version, state)
+	held := ""
+	if r.HeldBy != "" {
+		held = ", held back by " + r.HeldBy
+	}
+	fmt.Fprintf(w, "  as of      %s (freshest lane watermark); complete to %s (lanes %s, %s%s)\n", at(r.AsOfMs), at(r.CompleteMs), strings.Join(r.Lanes, ", "), r.Direction, held)
+	fmt.Fprintf(w, "  size       %d members after apply: %d enter, %d exit (%d customers evaluated)\n", r.Size, r.Entered, r.Exited, r.Evaluated)
+	if len(r.FromEvents) > 0 {
+		fmt.Fprintf(w, "  backfill   apply computes from events: %s\n", strings.Join(r.FromEvents, ", "))
+	}
+	if len(r.ByLane) > 0 {
+		var parts []string
+		for _, l := range sortedIDs(r.ByLane) {
+			parts = append(parts, fmt.Sprintf("%s %d", l, r.ByLane[l]))
+		}
+		fmt.Fprintf(w, "  by lane    entries by the lane of the event that qualified them: %s\n", strings.Join(parts, ", "))
+	}
+	if full && len(r.Sample) > 0 {
+		fmt.Fprintf(w, "\n  sample: %d of %d entering\n", len(r.Sample), r.Entered)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  CUSTOMER\tQUALIFIED AT\tLANE\tBY EVENT\tATTRIBUTES\tCOUNTS")
+		for _, m := range r.Sample {
+			var attrs, feats []string
+			for _, k := range sortedIDs(m.Attributes) {
+				attrs = append(attrs, k+"="+m.Attributes[k])
+			}
+			for _, k := range sortedIDs(m.Features) {
+				feats = append(feats, k+": "+m.Features[k])
+			}
+			ev := m.Event
+			if ev == "" {
+				ev = "-"
+			}
+			if m.MessageID != "" {
+				ev += " (" + m.MessageID + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", m.CustomerID, at(m.EventTimeMs), orDash(m.Lane), ev, orDash(strings.Join(attrs, " ")), orDash(strings.Join(feats, "; ")))
+		}
+		_ = tw.Flush()
+	}
+	if len(r.Campaigns) == 0 {
+		fmt.Fprintln(w, "  campaigns  none triggers on this audience")
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CAMPAIGN\tTRIGGER\tQUALIFY\tSEND NOW\tOF THEM LATE\tDEFERRED\tSKIPPED\tWAITING\tALREADY DECIDED")
+	for _, c := range r.Campaigns {
+		var skips []string
+		for _, k := range sortedIDs(c.Skipped) {
+			skips = append(skips, fmt.Sprintf("%d %s", c.Skipped[k], k))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", c.CampaignID, c.Trigger, c.Qualifications, c.Sends, c.Late, c.Deferred, orDash(strings.Join(skips, ", ")), c.Waiting, c.AlreadyDecided)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "  apply would send %d campaign messages at once\n", r.Sends)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func printApply(rep *materialize.ApplyReport) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/backfill/drill"
@@ -288,9 +286,7 @@ is planned and applied in one go.`,
 			ap := &backfill.Applier{Cfg: cfg, Conn: env.conn, Kafka: a.kafka, Seeds: env.seeds, Source: src,
 				State: env.state, Qualifier: env.qual, Log: a.log, Yes: yes, DryRun: dryRun, Command: commandLine(), Out: os.Stdout}
 			ap.Progress = a.progress("backfill")
-			if term.IsTerminal(int(os.Stdin.Fd())) {
-				ap.Confirm = func(q string) bool { return askYes(os.Stdin, os.Stderr, q) }
-			}
+			ap.Confirm = terminalAsk()
 			res, err := ap.Apply(ctx, plan)
 			if res != nil && !dryRun {
 				printApplyResult(os.Stdout, plan, res)
@@ -313,16 +309,6 @@ is planned and applied in one go.`,
 	f.Bool("include-backlog", cfg.IncludeBacklog, "also re-ingest missing records the live loader has not reached yet")
 	f.Duration("load-timeout", cfg.LoadTimeout, "give up when the backfill lane makes no progress this long")
 	return cmd
-}
-
-func askYes(in io.Reader, out io.Writer, q string) bool {
-	fmt.Fprintf(out, "%s [y/N] ", q)
-	line, _ := bufio.NewReader(in).ReadString('\n')
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return true
-	}
-	return false
 }
 
 func printApplyResult(w io.Writer, plan *backfill.Plan, res *backfill.Result) {
@@ -506,16 +492,28 @@ func (d *derivedSections) sections(own config.Sections) config.Sections {
 // qualification finder the backfill uses.
 func backfillDerivation(a *app, conn *chdb.Conn, d *derivedSections) (*backfill.Replay, backfill.Qualifier, error) {
 	replay := &backfill.Replay{Conn: conn, CH: a.ch, Materialize: d.mat, Log: a.log, Timeout: d.replayTimeout}
-	campaigns, err := trigger.LoadCampaigns(d.trg.CampaignsDir)
-	if err != nil {
-		if _, statErr := os.Stat(d.trg.CampaignsDir); os.IsNotExist(statErr) && d.trg.CampaignsDir == trigger.DefaultConfig().CampaignsDir {
-			a.log.Warn("no campaign definitions here: qualifications are not checked (set trigger.campaigns_dir)", "dir", d.trg.CampaignsDir)
-			return replay, nil, nil
-		}
-		return nil, nil, err
+	campaigns, err := loadCampaigns(a, d.trg.CampaignsDir, "qualifications are not checked")
+	if err != nil || campaigns == nil {
+		return replay, nil, err
 	}
 	q := &backfill.CampaignQualifier{Conn: conn, Campaigns: campaigns, WatermarkLanes: d.trg.WatermarkLanes, Shards: d.trg.Shards, Log: a.log}
 	return replay, q, nil
+}
+
+// loadCampaigns reads the campaign definitions in dir. When dir is the
+// default and does not exist (a binary run outside the repository), it
+// warns that without campaigns what follows (missing says what) and
+// returns none.
+func loadCampaigns(a *app, dir, missing string) ([]*trigger.Campaign, error) {
+	campaigns, err := trigger.LoadCampaigns(dir)
+	if err != nil {
+		if _, statErr := os.Stat(dir); os.IsNotExist(statErr) && dir == trigger.DefaultConfig().CampaignsDir {
+			a.log.Warn("no campaign definitions here: "+missing+" (set trigger.campaigns_dir)", "dir", dir)
+			return nil, nil
+		}
+		return nil, err
+	}
+	return campaigns, nil
 }
 
 // planExit is errPending (exit status 3) when apply would change

@@ -13,6 +13,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/confirm"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 )
 
@@ -129,4 +130,14 @@ func (a *app) progress(what string) backfill.Progress {
 		return backfill.TerminalProgress{W: os.Stderr}
 	}
 	return backfill.LogProgress{Log: a.log, Interval: 2 * time.Second, Msg: what + " progress"}
+}
+
+// terminalAsk puts yes/no questions to the operator on the terminal; nil
+// when stdin is not a terminal, so a confirmation refuses instead of
+// waiting for an answer that never comes.
+func terminalAsk() func(string) bool {
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return nil
+	}
+	return func(q string) bool { return confirm.Terminal(os.Stdin, os.Stderr, q) }
 }

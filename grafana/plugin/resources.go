@@ -20,10 +20,17 @@ type NamedEntity struct {
 	Name string `json:"name"`
 }
 
-// CallResource serves GET audiences and GET campaigns: the active
-// entities, for the query editor's pickers.
+// CallResource serves GET audiences and GET campaigns (the active
+// entities, for the query editor's pickers) and POST audience-preview
+// (what applying an audience definition would do now).
 func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
 	path := strings.Trim(req.Path, "/")
+	if path == "audience-preview" {
+		if req.Method != http.MethodPost {
+			return sendJSON(sender, http.StatusMethodNotAllowed, map[string]string{"message": "audience-preview takes POST with the definition"})
+		}
+		return d.previewResource(ctx, req.Body, sender)
+	}
 	if req.Method != http.MethodGet {
 		return sendJSON(sender, http.StatusMethodNotAllowed, map[string]string{"message": "only GET is served"})
 	}
@@ -34,7 +41,7 @@ func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResource
 	case "campaigns":
 		stmt = query.EntityList(true)
 	default:
-		err := fmt.Errorf("%w: resource %q (the plugin serves audiences and campaigns)", ErrNotFound, path)
+		err := fmt.Errorf("%w: resource %q (the plugin serves audiences, campaigns and audience-preview)", ErrNotFound, path)
 		return sendJSON(sender, statusFor(err), map[string]string{"message": err.Error()})
 	}
 	out := []NamedEntity{}

@@ -164,7 +164,13 @@ func materializeChecks(t *testing.T) []check {
 		}
 		for i, s := range statements(t, read(t, f)) {
 			s = strings.NewReplacer("{T_prev}", evalTPrev, "{T_low}", evalTPrev, "{T}", evalT).Replace(s)
-			s = finalizeStates(s)
+			// A preview computes states from events and merges them with
+			// the stored ones inside the statement: its output is final
+			// values already, and finalized states would not unite with
+			// the stored ones.
+			if base != "preview" {
+				s = finalizeStates(s)
+			}
 			checks = append(checks, check{fmt.Sprintf("materialize/%s/%d", base, i+1), s})
 		}
 	}

@@ -137,3 +137,12 @@ describe('DataSource.metricFindQuery', () => {
     await expect(newDataSource().metricFindQuery('customers')).rejects.toThrow(/audiences, campaigns, lanes/);
   });
 });
+
+describe('DataSource.previewAudience', () => {
+  it('posts the definition to the audience-preview resource', async () => {
+    const ds = newDataSource();
+    const post = jest.spyOn(ds, 'postResource').mockResolvedValue({ audience_id: 'a' } as never);
+    await expect(ds.previewAudience('id: a\n', 3)).resolves.toEqual({ audience_id: 'a' });
+    expect(post).toHaveBeenCalledWith('audience-preview', { definition: 'id: a\n', sample: 3 });
+  });
+});

@@ -1,7 +1,16 @@
 import { CoreApp, DataSourceInstanceSettings, MetricFindValue, ScopedVars } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
 
-import { DEFAULT_QUERY, LANES, NamedEntity, TidelineDataSourceOptions, TidelineQuery, queryTypeInfo } from './types';
+import {
+  AudiencePreview,
+  AudiencePreviewRequest,
+  DEFAULT_QUERY,
+  LANES,
+  NamedEntity,
+  TidelineDataSourceOptions,
+  TidelineQuery,
+  queryTypeInfo,
+} from './types';
 
 /** The queries a dashboard variable of this data source can use. */
 export const VARIABLE_QUERIES = ['audiences', 'campaigns', 'lanes'] as const;
@@ -45,6 +54,15 @@ export class DataSource extends DataSourceWithBackend<TidelineQuery, TidelineDat
   /** Campaigns known to the backend (resource `GET campaigns`). */
   getCampaigns(): Promise<NamedEntity[]> {
     return this.getResource<NamedEntity[]>('campaigns');
+  }
+
+  /**
+   * What applying an audience definition would do now (resource `POST audience-preview`): size,
+   * members, entries by lane, and each campaign's sends and skips. Nothing is written.
+   */
+  previewAudience(definition: string, sample = 10): Promise<AudiencePreview> {
+    const body: AudiencePreviewRequest = { definition, sample };
+    return this.postResource<AudiencePreview>('audience-preview', body);
   }
 
   /**

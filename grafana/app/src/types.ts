@@ -222,3 +222,67 @@ export const QUERY_TYPES: QueryTypeInfo[] = [
 export function queryTypeInfo(queryType: string | undefined): QueryTypeInfo | undefined {
   return QUERY_TYPES.find((t) => t.value === queryType);
 }
+
+/** Body of the `audience-preview` resource (AudiencePreviewRequest in grafana/plugin/preview.go). */
+export interface AudiencePreviewRequest {
+  /** One audience definition, YAML as in the audiences folder. */
+  definition: string;
+  /** How many entering customers to describe (default 10, at most 100). */
+  sample?: number;
+}
+
+/** A transition the evaluator's pass after apply would write. */
+export interface PreviewChange {
+  customer_id: string;
+  kind: 'entered' | 'exited';
+  episode: number;
+  event_time_ms: number;
+  ingest_time_ms: number;
+  message_id?: string;
+  lane?: string;
+}
+
+/** An entering customer with what qualifies them. */
+export interface PreviewMember extends PreviewChange {
+  attributes: Record<string, string>;
+  features: Record<string, string>;
+  event?: string;
+}
+
+/** What the poller would do with one campaign's qualifications now. */
+export interface CampaignImpact {
+  campaign_id: string;
+  trigger: string;
+  qualifications: number;
+  sends: number;
+  late: number;
+  deferred: number;
+  skipped: Record<string, number>;
+  waiting: number;
+  already_decided: number;
+}
+
+/** Answer of the `audience-preview` resource (`tideline audiences preview --json`). */
+export interface AudiencePreview {
+  audience_id: string;
+  name?: string;
+  version: string;
+  applied: boolean;
+  changed: boolean;
+  direction: string;
+  lanes: string[];
+  held_by?: string;
+  as_of_ms: number;
+  complete_ms: number;
+  evaluated: number;
+  size: number;
+  entered: number;
+  exited: number;
+  by_lane: Record<string, number>;
+  changes: PreviewChange[];
+  sample: PreviewMember[];
+  from_events?: string[];
+  campaigns: CampaignImpact[];
+  sends: number;
+  campaigns_not_previewed?: string[];
+}

@@ -1,8 +1,9 @@
 import React, { useEffect, useMemo, useState } from 'react';
 import { QueryEditorProps } from '@grafana/data';
-import { Combobox, ComboboxOption, InlineField, MultiCombobox, Stack } from '@grafana/ui';
+import { Button, Combobox, ComboboxOption, InlineField, MultiCombobox, Stack } from '@grafana/ui';
 
 import { DataSource } from '../datasource';
+import { AudiencePreview } from './AudiencePreview';
 import {
   DEFAULT_METRIC,
   DEFAULT_QUERY_TYPE,
@@ -184,6 +185,8 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [query.queryType]);
 
+  const [previewOpen, setPreviewOpen] = useState(false);
+
   const update = (patch: Partial<TidelineQuery>) => {
     const next: TidelineQuery = { ...query, queryType, ...patch };
     if (queryTypeInfo(next.queryType)?.metric && next.metric === undefined) {
@@ -248,6 +251,19 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
           onChange={(lanes) => update({ lanes })}
         />
       )}
+
+      <div>
+        <Button
+          variant="secondary"
+          fill="text"
+          size="sm"
+          icon={previewOpen ? 'angle-down' : 'angle-right'}
+          onClick={() => setPreviewOpen(!previewOpen)}
+        >
+          Preview an audience before applying it
+        </Button>
+      </div>
+      {previewOpen && <AudiencePreview datasource={datasource} />}
     </Stack>
   );
 }
