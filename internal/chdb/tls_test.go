@@ -17,8 +17,9 @@ import (
 
 // secureClickHouse starts a second ClickHouse server (scripts/clickhouse.sh
 // with its own state dir and ports, so the shared server is untouched) with
-// a secure native port whose certificate a throw-away CA signed, and returns
-// that port's address.
+// a secure native port whose certificate a throw-away CA signed and which
+// requires a client certificate of that CA (mutual TLS), and returns that
+// port's address.
 func secureClickHouse(t *testing.T, certs testenv.Certs) string {
 	t.Helper()
 	repo, err := filepath.Abs("../..")
@@ -38,7 +39,8 @@ func secureClickHouse(t *testing.T, certs testenv.Certs) string {
         <server>
             <certificateFile>%s</certificateFile>
             <privateKeyFile>%s</privateKeyFile>
-            <verificationMode>none</verificationMode>
+            <caConfig>%s</caConfig>
+            <verificationMode>strict</verificationMode>
             <loadDefaultCAFile>false</loadDefaultCAFile>
             <cacheSessions>true</cacheSessions>
             <disableProtocols>sslv2,sslv3</disableProtocols>
@@ -46,7 +48,7 @@ func secureClickHouse(t *testing.T, certs testenv.Certs) string {
         </server>
     </openSSL>
 </yandex>
-`, ports[3], certs.ServerCert, certs.ServerKey)
+`, ports[3], certs.ServerCert, certs.ServerKey, certs.CA)
 	if err := os.WriteFile(filepath.Join(etc, "secure.xml"), []byte(dropIn), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +79,9 @@ func secureClickHouse(t *testing.T, certs testenv.Certs) string {
 }
 
 // TestTLS connects over ClickHouse's secure native port, trusting the CA
-// that signed its certificate, applies the schema and reads it back; and
-// checks that an untrusted CA and a plaintext client are refused.
+// that signed its certificate and showing a client certificate, applies the
+// schema and reads it back; and checks that an untrusted CA, a client
+// without a certificate and a plaintext client are refused.
 func TestTLS(t *testing.T) {
 	certs := testenv.Certificates(t)
 	addr := secureClickHouse(t, certs)
@@ -88,7 +91,11 @@ func TestTLS(t *testing.T) {
 		return c
 	}
 
-	c := config(tlsconf.Config{Enabled: true, CAFile: certs.CA})
+	mutual := func(tc tlsconf.Config) chdb.Config {
+		tc.CertFile, tc.KeyFile = certs.ClientCert, certs.ClientKey
+		return config(tc)
+	}
+	c := mutual(tlsconf.Config{Enabled: true, CAFile: certs.CA})
 	conn := testenv.ClickHouseWith(t, c)
 	ctx := context.Background()
 	n, err := conn.Strings(ctx, "SELECT toString(count()) FROM system.tables WHERE database = currentDatabase() AND name = 'events'")
@@ -101,8 +108,9 @@ func TestTLS(t *testing.T) {
 		c    chdb.Config
 		want string
 	}{
-		{"untrusted CA", config(tlsconf.Config{Enabled: true, CAFile: certs.OtherCA}), "certificate"},
-		{"wrong server name", config(tlsconf.Config{Enabled: true, CAFile: certs.CA, ServerName: "clickhouse.example"}), "certificate"},
+		{"untrusted CA", mutual(tlsconf.Config{Enabled: true, CAFile: certs.OtherCA}), "certificate"},
+		{"wrong server name", mutual(tlsconf.Config{Enabled: true, CAFile: certs.CA, ServerName: "clickhouse.example"}), "certificate"},
+		{"no client certificate", config(tlsconf.Config{Enabled: true, CAFile: certs.CA}), "certificate required"},
 		{"plaintext", config(tlsconf.Config{}), ""},
 	}
 	for _, r := range refused {
