@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -84,13 +83,7 @@ func (c Config) options(database string) (*clickhouse.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse.tls: %w", err)
 	}
-	if tc != nil && tc.ServerName == "" {
-		// clickhouse-go dials with the config as given: verify the host
-		// dialed, as a browser would.
-		if host, _, err := net.SplitHostPort(c.Addr); err == nil {
-			tc.ServerName = host
-		}
-	}
+	tlsconf.VerifyHost(tc, c.Addr)
 	o := &clickhouse.Options{
 		Protocol: clickhouse.Native,
 		Addr:     []string{c.Addr},
