@@ -39,6 +39,10 @@ type Config struct {
 	// TLS on the native protocol (clickhouse.tls.*), as ClickHouse Cloud
 	// and other managed servers require on their secure port (9440).
 	TLS tlsconf.Config `koanf:"tls"`
+	// Observe, when set, is told of every statement the connections Open
+	// makes from this configuration send (tests that prove the SQL on other
+	// ClickHouse versions record it so); not a setting.
+	Observe Observer `koanf:"-"`
 }
 
 // DefaultConfig returns the settings that match the repo's local server.
@@ -136,7 +140,7 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
 		}
-		err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database)
+		err = c.observe(boot, "default").Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database)
 		boot.Close()
 		if err != nil {
 			return nil, fmt.Errorf("create database %s on %s: %w", c.Database, c.Addr, err)
@@ -156,7 +160,15 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		return nil, fmt.Errorf("connect to clickhouse %s (is it running? scripts/clickhouse.sh start): %w", c.Addr, err)
 	}
 	v := Version{int(sv.Version.Major), int(sv.Version.Minor)}
-	return &Conn{Conn: conn, Database: c.Database, Version: v}, nil
+	return &Conn{Conn: c.observe(conn, c.Database), Database: c.Database, Version: v}, nil
+}
+
+// observe wraps conn so that c.Observe sees what it sends.
+func (c Config) observe(conn driver.Conn, database string) driver.Conn {
+	if c.Observe == nil {
+		return conn
+	}
+	return &observed{Conn: conn, database: database, fn: c.Observe}
 }
 
 // Strings runs a query of one String column and returns its values in
