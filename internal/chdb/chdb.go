@@ -42,7 +42,7 @@ type Config struct {
 	// Observe, when set, is told of every statement the connections Open
 	// makes from this configuration send (tests that prove the SQL on other
 	// ClickHouse versions record it so); not a setting.
-	Observe Observer `koanf:"-"`
+	Observe Observer `koanf:"-" yaml:"-" json:"-"`
 }
 
 // DefaultConfig returns the settings that match the repo's local server.
