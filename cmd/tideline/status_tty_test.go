@@ -109,7 +109,7 @@ func TestDevStatusOnTerminal(t *testing.T) {
 	})
 
 	t.Run("not a terminal", func(t *testing.T) {
-		cmd := exec.Command(bin, append(args, "--log-level", "info", "--log-json=false")...)
+		cmd := exec.Command(bin, append(args, "--log-json=false")...)
 		cmd.Dir, cmd.Env = "../..", env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
