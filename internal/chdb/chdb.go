@@ -39,9 +39,9 @@ type Config struct {
 	// TLS on the native protocol (clickhouse.tls.*), as ClickHouse Cloud
 	// and other managed servers require on their secure port (9440).
 	TLS tlsconf.Config `koanf:"tls"`
-	// Observe, when set, is told of every statement the connections Open
+	// Observe, when set, is given every statement the connections Open
 	// makes from this configuration send (tests that prove the SQL on other
-	// ClickHouse versions record it so); not a setting.
+	// ClickHouse versions replay it so); not a setting.
 	Observe Observer `koanf:"-" yaml:"-" json:"-"`
 }
 

@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/backfill/archive"
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
@@ -46,35 +48,41 @@ func backfillConformance(t *testing.T, old *client, cur *chdbSession, database s
 		mu                      sync.Mutex
 		reads, withRows, writes int
 	)
-	observe := func(_ context.Context, s chdb.Statement) {
+	// A statement runs on 18.16 and then on current ClickHouse before any
+	// other does (the loader runs beside backfill), so a read finds the
+	// same data on both.
+	observe := func(_ context.Context, s chdb.Statement, run func() error) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if err := run(); err != nil {
+			return err
+		}
 		if s.Database != database {
 			t.Errorf("a statement on database %s, not the data set's: %s", s.Database, s.SQL)
-			return
+			return nil
 		}
 		sql, err := render(s)
 		if err != nil {
 			t.Errorf("%v\n%s", err, s.SQL)
-			return
+			return nil
 		}
 		if !s.Read {
 			writes++
 			if _, err := cur.run(sql); err != nil {
 				t.Errorf("current ClickHouse refuses a write of backfill: %v\n%s", err, clip(sql))
 			}
-			return
+			return nil
 		}
 		reads++
 		want, err := old.run(sql)
 		if err != nil {
 			t.Errorf("ClickHouse 18.16 refuses a read of backfill through clickhouse-client: %v\n%s", err, sql)
-			return
+			return nil
 		}
 		got, err := cur.run(sql)
 		if err != nil {
 			t.Errorf("current ClickHouse refuses a read of backfill: %v\n%s", err, sql)
-			return
+			return nil
 		}
 		if a, b := sortedLines(want), sortedLines(got); !slices.Equal(a, b) {
 			t.Errorf("backfill read %d: results differ (%d rows on 18.16, %d on current)\n%s\nonly on 18.16:\n%s\nonly on current:\n%s",
@@ -83,6 +91,7 @@ func backfillConformance(t *testing.T, old *client, cur *chdbSession, database s
 		if strings.TrimSpace(want) != "" {
 			withRows++
 		}
+		return nil
 	}
 	cfg := chdb.DefaultConfig()
 	if a := os.Getenv(testenv.EnvClickHouse); a != "" {
@@ -109,15 +118,14 @@ func backfillConformance(t *testing.T, old *client, cur *chdbSession, database s
 		rows = append(rows, r)
 	}
 	full := writeArchive(t, rows)
-	loaded := writeArchive(t, rows[:len(rows)-3])
 
 	campaigns, err := trigger.LoadCampaigns("../../trigger/campaigns")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bc := backfill.DefaultConfig()
-	// No loader consumes the test's broker: what it has not committed is
-	// re-ingested too, so apply does not ask for its groups.
+	// No loader consumes the live lanes of the test's broker: what they
+	// have not committed is re-ingested too.
 	bc.IncludeBacklog = true
 	now := func() time.Time { return windowTo.Add(5 * time.Minute) }
 	br := testenv.Embedded(t)
@@ -143,15 +151,30 @@ func backfillConformance(t *testing.T, old *client, cur *chdbSession, database s
 	if _, err := applier(full, true).Apply(ctx, plan); err != nil {
 		t.Fatalf("dry run of apply: %v", err)
 	}
-	plan, err = planner(loaded).Plan(ctx, req)
+
+	// The apply re-ingests through the backfill lane, which a loader on the
+	// same observed connection loads: its inserts reach both servers.
+	ld := ingest.DefaultLoaderConfig()
+	ld.Lanes, ld.Group, ld.MetricsAddr = []string{"backfill"}, bc.LoaderGroup, ""
+	loader, err := ingest.NewLoader(ld, br.Config, br.Seeds, conn, prometheus.NewRegistry(), testenv.Logger(t))
 	if err != nil {
-		t.Fatalf("plan with nothing missing: %v", err)
+		t.Fatal(err)
 	}
-	res, err := applier(loaded, false).Apply(ctx, plan)
+	lctx, stopLoader := context.WithCancel(ctx)
+	loaded := make(chan error, 1)
+	go func() { loaded <- loader.Run(lctx) }()
+	res, err := applier(full, false).Apply(ctx, plan)
+	stopLoader()
+	if lerr := <-loaded; lerr != nil {
+		t.Errorf("loader: %v", lerr)
+	}
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	t.Logf("backfill: %d reads compared (%d with rows), %d writes replayed; apply %s", reads, withRows, writes, res.Run.State)
+	if res.Reingested != 3 {
+		t.Errorf("apply re-ingested %d events, want the 3 missing", res.Reingested)
+	}
+	t.Logf("backfill: %d reads compared (%d with rows), %d writes replayed; apply %s, %d re-ingested", reads, withRows, writes, res.Run.State, res.Reingested)
 	if reads < 10 || withRows*2 < reads || writes == 0 {
 		t.Errorf("backfill sent %d reads (%d with rows) and %d writes: the data set does not exercise it", reads, withRows, writes)
 	}
