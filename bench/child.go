@@ -147,7 +147,7 @@ func runLoaderChild(ctx context.Context, spec childSpec, enc *json.Encoder, log 
 	if err := enc.Encode(childReport{Ready: true}); err != nil {
 		return err
 	}
-	return l.Run(ctx)
+	return l.RunDraining(ctx)
 }
 
 // runCollectorChild serves the collector on a free loopback port with the

@@ -165,3 +165,79 @@ func (l *Loader) admin() (*kadm.Client, func(), error) {
 	}
 	return kadm.NewClient(cl), cl.Close, nil
 }
+
+// Drain lets a running loader load everything the lanes hold now, for an
+// orderly stop: it records the lanes' end offsets (once the producers of
+// the accepted records stopped, everything accepted lies below them) and
+// waits, at most grace, until the groups committed up to them. The wait is
+// cut short when gone closes (the loader stopped by itself). It returns
+// what is still not committed then, sorted by lane and partition, and how
+// many records the groups were behind by when it started. The caller stops
+// the loader afterwards. ctx's cancellation is ignored: a drain runs because
+// a stop was asked for, often by cancelling that very context.
+func (l *Loader) Drain(ctx context.Context, grace time.Duration, gone <-chan struct{}) (left []Backlog, behind int64, err error) {
+	ctx = context.WithoutCancel(ctx)
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ends, err := l.Ends(ectx)
+	cancel()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the lanes' end offsets to drain the loader: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	// Ends when the wait does or cuts it short when the loader has
+	// already stopped.
+	go func() {
+		select {
+		case <-gone:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	if bs, berr := l.Behind(wctx, ends); berr == nil {
+		for _, b := range bs {
+			behind += b.Records()
+		}
+	}
+	left, err = l.WaitLoaded(wctx, ends)
+	if err != nil {
+		err = fmt.Errorf("check what the loader committed: %w", err)
+	}
+	for _, b := range left {
+		behind -= b.Records()
+	}
+	return left, behind, err
+}
+
+// RunDraining runs the loader until ctx ends and then stops it in order, as
+// a loader process does on SIGTERM: it drains (see Drain) within
+// loader.shutdown_timeout, saying what is left when the time is up, then
+// stops the lanes, which insert and commit the batch in hand. A loader that
+// fails by itself is not drained.
+func (l *Loader) RunDraining(ctx context.Context) error {
+	// The loader's context outlives ctx by the drain; stopLoad ends it.
+	lctx, stopLoad := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoad()
+	done := make(chan error, 1)
+	gone := make(chan struct{})
+	go func() {
+		done <- l.Run(lctx)
+		close(gone)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	l.log.Info("stopping: loading what the lanes hold before leaving", "timeout", l.cfg.ShutdownTimeout)
+	left, _, err := l.Drain(ctx, l.cfg.ShutdownTimeout, gone)
+	if len(left) > 0 {
+		l.log.Warn("the loader did not load everything the lanes held at the stop within loader.shutdown_timeout",
+			"timeout", l.cfg.ShutdownTimeout, "left", DescribeBacklog(left))
+	}
+	stopLoad()
+	return errors.Join(<-done, err)
+}

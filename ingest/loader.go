@@ -50,7 +50,8 @@ type LoaderConfig struct {
 	MaxRetryBackoff time.Duration `koanf:"max_retry_backoff"`
 	// MetricsAddr serves /metrics and /healthz (default 127.0.0.1:9102; "" turns it off).
 	MetricsAddr string `koanf:"metrics_addr"`
-	// ShutdownTimeout bounds the final flush on SIGTERM (default 30s).
+	// ShutdownTimeout bounds, on SIGTERM, the drain to the lanes' end
+	// offsets (Drain) and then the final flush of each lane (default 30s).
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	// SessionTimeout is how long a member that stopped heartbeating (killed,
 	// host lost) keeps its partitions before the group hands them to the

@@ -46,7 +46,9 @@ func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("collector: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	// A request in flight waits for its produce, up to the produce
+	// timeout: it is answered before the collector returns.
+	sctx, cancel := context.WithTimeout(context.Background(), max(shutdownGrace, c.cfg.ProduceTimeout+5*time.Second))
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("collector shutdown: %w", err)

@@ -310,38 +310,7 @@ func stop(cfg DevConfig, s stopper, log *slog.Logger) ([]ingest.Backlog, int64, 
 	if err != nil {
 		log.Warn("flush the collector's producer", "err", err)
 	}
-	ectx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	ends, err := s.loader.Ends(ectx)
-	cancel()
-	var left []ingest.Backlog
-	var behind int64
-	if err != nil {
-		err = fmt.Errorf("read the lanes' end offsets to drain the loader: %w", err)
-	} else {
-		wctx, cancel := context.WithTimeout(context.Background(), grace)
-		// Ends when the wait does (cancel below) or cuts it short when
-		// the loader has already stopped.
-		go func() {
-			select {
-			case <-s.gone:
-				cancel()
-			case <-wctx.Done():
-			}
-		}()
-		if bs, berr := s.loader.Behind(wctx, ends); berr == nil {
-			for _, b := range bs {
-				behind += b.Records()
-			}
-		}
-		left, err = s.loader.WaitLoaded(wctx, ends)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("check what the loader committed: %w", err)
-		}
-	}
-	for _, b := range left {
-		behind -= b.Records()
-	}
+	left, behind, err := s.loader.Drain(context.Background(), grace, s.gone)
 	s.load()
 	s.down()
 	if len(left) > 0 {

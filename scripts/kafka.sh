@@ -31,6 +31,8 @@
 #   users        one "name password" per line: accepted with PLAIN and, as
 #                SCRAM-SHA-256 and SCRAM-SHA-512 credentials, written into
 #                the metadata when the storage is formatted
+#   ca.pem       optional: the authority of client certificates; when
+#                present the listener requires one it signed (mutual TLS)
 # The TLS and SASL tests start such a broker with their own state dir and
 # ports; the plaintext listener stays what every other test uses.
 set -euo pipefail
@@ -107,6 +109,13 @@ listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.p
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 EOF
+	if [ -f "$secure_dir/ca.pem" ]; then
+		cat <<EOF
+listener.name.sasl_ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location=$secure_dir/ca.pem
+EOF
+	fi
 }
 
 configure() {

@@ -51,3 +51,22 @@ func queryUint(t *testing.T, conn *chdb.Conn, q string) uint64 {
 	}
 	return n
 }
+
+// TestUpAgainAppliesNothing: migrate on a database that has every
+// migration applies none and records none, as compose's migrate step does
+// on every `up`.
+func TestUpAgainAppliesNothing(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	recorded := func() uint64 { return queryUint(t, conn, "SELECT count() FROM schema_migrations") }
+	before := recorded()
+	n, err := tsql.Up(context.Background(), conn, testenv.Logger(t))
+	if err != nil {
+		t.Fatalf("migrate again: %v", err)
+	}
+	if n != 0 {
+		t.Errorf("migrate again applied %d migrations, want none", n)
+	}
+	if after := recorded(); after != before {
+		t.Errorf("schema_migrations has %d rows, %d before", after, before)
+	}
+}

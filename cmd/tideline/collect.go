@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -48,7 +49,16 @@ lane topic; the request is answered 2xx only after Kafka acknowledged it.`,
 			if err := telemetry.ServeTLS(cmd.Context(), cfg.MetricsAddr, cfg.TLSCert, cfg.TLSKey, reg, client.Ping, a.log); err != nil {
 				return err
 			}
-			return serveCollector(cmd.Context(), cfg, col, a)
+			err = serveCollector(cmd.Context(), cfg, col, a)
+			// On SIGTERM the collector stopped accepting and answered its
+			// requests in flight; what its producer still buffers goes out
+			// before the client closes.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), cfg.ProduceTimeout)
+			defer cancel()
+			if ferr := client.Flush(fctx); ferr != nil {
+				err = errors.Join(err, fmt.Errorf("flush the collector's producer: %w", ferr))
+			}
+			return err
 		},
 	}
 	cmd.Flags().String("addr", cfg.Addr, "listen address of the tracking API")

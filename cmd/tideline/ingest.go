@@ -23,7 +23,10 @@ func newIngestCmd(a *app) *cobra.Command {
 		Long: `ingest runs one consumer group per lane (events.web, events.server,
 events.backfill, and events.dlq for the collector's rejects), inserts columnar
 batches into ClickHouse and commits offsets only after ClickHouse acknowledged
-them. SIGTERM drains: the batch in hand is inserted and committed before exit.`,
+them. SIGTERM drains: the loader reads the lanes' end offsets and keeps loading
+until its groups committed up to them (at most loader.shutdown_timeout), then
+inserts and commits the batch in hand and says what is left, per lane and
+partition, before it exits.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.load(cmd, config.Sections{"loader": &cfg},
 				config.Flag{Name: "lanes", Key: "loader.lanes"}, config.Flag{Name: "batch-size", Key: "loader.batch_size"},
@@ -54,7 +57,7 @@ them. SIGTERM drains: the batch in hand is inserted and committed before exit.`,
 			if err := telemetry.Serve(ctx, cfg.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
 				return err
 			}
-			runErr := l.Run(ctx)
+			runErr := l.RunDraining(ctx)
 			reportLeft(l, a)
 			return runErr
 		},

@@ -24,10 +24,7 @@ import (
 func TestCollectAndIngestShareEmbeddedBroker(t *testing.T) {
 	chCfg := testenv.ClickHouseConfig(t)
 	conn := testenv.ClickHouseWith(t, chCfg)
-	bin := filepath.Join(t.TempDir(), "tideline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := tidelineBinary(t)
 	dir := t.TempDir()
 	collectorAddr := freeAddr(t)
 	env := append(os.Environ(),

@@ -387,3 +387,42 @@ func TestWebhooksReachTheReceiver(t *testing.T) {
 		t.Errorf("receiver health check %v does not probe its address %s", recv.HealthCheck, addr)
 	}
 }
+
+// TestStartOrder: the schema is applied once per `up` by a one-shot migrate
+// service that waits for ClickHouse to answer, and everything that reads
+// or writes tideline's tables starts only after it finished successfully;
+// what a service waits for to be healthy has a health check that probes
+// readiness, not only a running process.
+func TestStartOrder(t *testing.T) {
+	p := load(t, "demo")
+	m := service(t, p, "migrate")
+	if !slices.Equal([]string(m.Command), []string{"migrate"}) || m.Restart != "no" {
+		t.Errorf("migrate runs %v with restart %q: want the one-shot `tideline migrate`, not restarted", m.Command, m.Restart)
+	}
+	if d, ok := m.DependsOn["clickhouse"]; !ok || d.Condition != types.ServiceConditionHealthy {
+		t.Error("migrate does not wait for ClickHouse to be healthy")
+	}
+	for _, name := range []string{"loader", "evaluator", "poller", "grafana"} {
+		if d, ok := service(t, p, name).DependsOn["migrate"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s does not wait for migrate to complete successfully", name)
+		}
+	}
+	for _, name := range []string{"loader", "poller", "collector"} {
+		if d, ok := service(t, p, name).DependsOn["kafka"]; !ok || d.Condition != types.ServiceConditionHealthy {
+			t.Errorf("%s does not wait for Kafka to be healthy", name)
+		}
+	}
+	if d, ok := service(t, p, "demo").DependsOn["collector"]; !ok || d.Condition != types.ServiceConditionHealthy {
+		t.Error("the demo does not wait for the collector to be healthy")
+	}
+	// Readiness: ClickHouse answers its ping, Kafka its API versions
+	// request, Grafana its health API; the tideline services' /healthz
+	// answers only while their ClickHouse (Kafka for the collector) does,
+	// which TestAddressesAgree and the telemetry package check.
+	for name, want := range map[string]string{"clickhouse": "/ping", "kafka": "kafka-broker-api-versions", "grafana": "/api/health"} {
+		hc := service(t, p, name).HealthCheck
+		if hc == nil || !strings.Contains(strings.Join(hc.Test, " "), want) {
+			t.Errorf("%s health check %v does not probe %s", name, hc, want)
+		}
+	}
+}

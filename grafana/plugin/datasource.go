@@ -60,7 +60,11 @@ func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (ins
 	if err != nil {
 		return nil, err
 	}
-	conn, err := clickhouse.Open(settings.options())
+	o, err := settings.options()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := clickhouse.Open(o)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", settings.Addr(), err)
 	}

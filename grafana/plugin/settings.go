@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/tlsconf"
 )
 
 // Settings is one data source's configuration: jsonData (what the config
@@ -29,10 +30,21 @@ type Settings struct {
 	// Database holding tideline's tables (default "tideline").
 	Database string `json:"database"`
 	// Secure connects with TLS (default false; provisioning can set it).
+	// A CA or client certificate in the secure JSON implies it.
 	Secure bool `json:"secure"`
 	// TLSSkipVerify connects with TLS without verifying the server's
-	// certificate; it implies Secure.
+	// certificate; it implies Secure. Off unless set: it gives up what TLS
+	// is for.
 	TLSSkipVerify bool `json:"tlsSkipVerify"`
+	// TLSServerName is the name the server's certificate must carry
+	// (default "": the host).
+	TLSServerName string `json:"tlsServerName"`
+	// TLSCACert is the PEM of the authorities to trust (default "": the
+	// system's roots); TLSClientCert and TLSClientKey are a PEM client
+	// certificate and its key, for a server that requires one. All three
+	// come only from the secure JSON (tlsCACert, tlsClientCert,
+	// tlsClientKey, Grafana's names for them).
+	TLSCACert, TLSClientCert, TLSClientKey string `json:"-"`
 	// Password comes only from the decrypted secure JSON, never jsonData.
 	Password string `json:"-"`
 	// DialTimeout bounds connecting (default 5s; jsonData dialTimeoutSeconds).
@@ -62,6 +74,7 @@ type jsonSettings struct {
 	Database            string       `json:"database"`
 	Secure              flexibleBool `json:"secure"`
 	TLSSkipVerify       flexibleBool `json:"tlsSkipVerify"`
+	TLSServerName       string       `json:"tlsServerName"`
 	DialTimeoutSeconds  flexibleInt  `json:"dialTimeoutSeconds"`
 	QueryTimeoutSeconds flexibleInt  `json:"queryTimeoutSeconds"`
 }
@@ -125,6 +138,7 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (Settings, error) {
 		}
 		out.Secure = j.Secure.v
 		out.TLSSkipVerify = j.TLSSkipVerify.v
+		out.TLSServerName = strings.TrimSpace(j.TLSServerName)
 		if j.DialTimeoutSeconds.set {
 			out.DialTimeout = time.Duration(j.DialTimeoutSeconds.v) * time.Second
 		}
@@ -133,6 +147,9 @@ func LoadSettings(s backend.DataSourceInstanceSettings) (Settings, error) {
 		}
 	}
 	out.Password = s.DecryptedSecureJSONData["password"]
+	out.TLSCACert = s.DecryptedSecureJSONData["tlsCACert"]
+	out.TLSClientCert = s.DecryptedSecureJSONData["tlsClientCert"]
+	out.TLSClientKey = s.DecryptedSecureJSONData["tlsClientKey"]
 	if err := out.Validate(); err != nil {
 		return Settings{}, err
 	}
@@ -154,6 +171,9 @@ func (s Settings) Validate() error {
 	if s.DialTimeout <= 0 || s.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("dialTimeoutSeconds and queryTimeoutSeconds must be positive"))
 	}
+	if _, err := s.tls(); err != nil {
+		errs = append(errs, fmt.Errorf("TLS (tlsCACert, tlsClientCert, tlsClientKey): %w", err))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrSettings, errors.Join(errs...))
 	}
@@ -163,9 +183,30 @@ func (s Settings) Validate() error {
 // Addr is host:port.
 func (s Settings) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
+// tls is the client TLS configuration of s, built as tideline's own
+// clickhouse.tls is, nil without TLS.
+func (s Settings) tls() (*tls.Config, error) {
+	if !s.Secure && !s.TLSSkipVerify && s.TLSCACert == "" && s.TLSClientCert == "" && s.TLSClientKey == "" {
+		return nil, nil
+	}
+	tc, err := tlsconf.PEM{
+		CA: []byte(s.TLSCACert), Cert: []byte(s.TLSClientCert), Key: []byte(s.TLSClientKey),
+		ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSSkipVerify,
+	}.Client()
+	if err != nil {
+		return nil, err
+	}
+	tlsconf.VerifyHost(tc, s.Addr())
+	return tc, nil
+}
+
 // options are the clickhouse-go options of s: the native protocol (the one
-// that works against ClickHouse 18.16), LZ4, a small pool.
-func (s Settings) options() *clickhouse.Options {
+// that works against ClickHouse 18.16), LZ4, a small pool, TLS when set.
+func (s Settings) options() (*clickhouse.Options, error) {
+	tc, err := s.tls()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSettings, err)
+	}
 	o := &clickhouse.Options{
 		Protocol: clickhouse.Native,
 		Addr:     []string{s.Addr()},
@@ -180,9 +221,7 @@ func (s Settings) options() *clickhouse.Options {
 		MaxIdleConns:    4,
 		ConnMaxLifetime: 10 * time.Minute,
 		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		TLS:             tc,
 	}
-	if s.Secure || s.TLSSkipVerify {
-		o.TLS = &tls.Config{InsecureSkipVerify: s.TLSSkipVerify} //nolint:gosec // the user asked for it in the settings
-	}
-	return o
+	return o, nil
 }

@@ -48,19 +48,3 @@ func TestLoadSettings(t *testing.T) {
 		})
 	}
 }
-
-func TestSettingsTLS(t *testing.T) {
-	s := DefaultSettings()
-	if s.options().TLS != nil {
-		t.Fatal("TLS on by default")
-	}
-	s.TLSSkipVerify = true
-	if o := s.options(); o.TLS == nil || !o.TLS.InsecureSkipVerify {
-		t.Fatal("tlsSkipVerify should connect with TLS, unverified")
-	}
-	s = DefaultSettings()
-	s.Secure = true
-	if o := s.options(); o.TLS == nil || o.TLS.InsecureSkipVerify {
-		t.Fatal("secure should connect with verified TLS")
-	}
-}

@@ -20,7 +20,8 @@ import (
 
 // secureKafka starts a second Apache Kafka (scripts/kafka.sh with its own
 // state and ports, sharing the jars) with a SASL_SSL listener whose
-// certificate a throw-away CA signed, and returns the listener's address.
+// certificate a throw-away CA signed, requiring a client certificate that
+// CA signed (mutual TLS), and returns the listener's address.
 func secureKafka(t *testing.T, certs testenv.Certs, users map[string]string) string {
 	t.Helper()
 	repo, err := filepath.Abs("../..")
@@ -32,11 +33,15 @@ func secureKafka(t *testing.T, certs testenv.Certs, users map[string]string) str
 	if err != nil {
 		t.Fatal(err)
 	}
+	ca, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var lines []string
 	for u, p := range users {
 		lines = append(lines, u+" "+p)
 	}
-	for name, b := range map[string][]byte{"server.pem": pem, "users": []byte(strings.Join(lines, "\n") + "\n")} {
+	for name, b := range map[string][]byte{"server.pem": pem, "ca.pem": ca, "users": []byte(strings.Join(lines, "\n") + "\n")} {
 		if err := os.WriteFile(filepath.Join(secure, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -75,10 +80,11 @@ func secureKafka(t *testing.T, certs testenv.Certs, users map[string]string) str
 	return fmt.Sprintf("127.0.0.1:%d", ports[2])
 }
 
-// TestSASLSSL connects to Apache Kafka over SASL_SSL with each mechanism,
-// creates tideline's topics and round-trips a record through clients built
-// by broker.ClientOpts, as every component builds them; then checks that a
-// wrong password and an untrusted CA are refused.
+// TestSASLSSL connects to Apache Kafka over SASL_SSL with each mechanism and
+// a client certificate, creates tideline's topics and round-trips a record
+// through clients built by broker.ClientOpts, as every component builds
+// them; then checks that a wrong password, an untrusted CA and a client
+// without a certificate are refused.
 func TestSASLSSL(t *testing.T) {
 	certs := testenv.Certificates(t)
 	addr := secureKafka(t, certs, map[string]string{"tideline": "s3cret-pw", "other": "0ther-pw"})
@@ -91,7 +97,7 @@ func TestSASLSSL(t *testing.T) {
 		c.Mode, c.Brokers = "kafka", []string{addr}
 		c.TopicPrefix = testenv.Name(t) + "."
 		c.Partitions = 1
-		c.TLS = tlsconf.Config{Enabled: true, CAFile: ca}
+		c.TLS = tlsconf.Config{Enabled: true, CAFile: ca, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}
 		c.SASL = broker.SASLConfig{Mechanism: mech, User: "tideline", Password: password, PasswordFile: file}
 		return c
 	}
@@ -112,6 +118,7 @@ func TestSASLSSL(t *testing.T) {
 	}{
 		{"wrong password", config("SCRAM-SHA-512", "not-it", "", certs.CA), "SASL"},
 		{"untrusted CA", config("PLAIN", "s3cret-pw", "", certs.OtherCA), "certificate"},
+		{"no client certificate", noClientCert(config("PLAIN", "s3cret-pw", "", certs.CA)), "bad certificate"},
 	}
 	for _, r := range refused {
 		t.Run(r.name, func(t *testing.T) {
@@ -127,6 +134,11 @@ func TestSASLSSL(t *testing.T) {
 			}
 		})
 	}
+}
+
+func noClientCert(c broker.Config) broker.Config {
+	c.TLS.CertFile, c.TLS.KeyFile = "", ""
+	return c
 }
 
 func roundTrip(t *testing.T, c broker.Config) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +39,10 @@ type Config struct {
 	// TLS on the native protocol (clickhouse.tls.*), as ClickHouse Cloud
 	// and other managed servers require on their secure port (9440).
 	TLS tlsconf.Config `koanf:"tls"`
+	// Observe, when set, is given every statement the connections Open
+	// makes from this configuration send (tests that prove the SQL on other
+	// ClickHouse versions replay it so); not a setting.
+	Observe Observer `koanf:"-" yaml:"-" json:"-"`
 }
 
 // DefaultConfig returns the settings that match the repo's local server.
@@ -84,13 +87,7 @@ func (c Config) options(database string) (*clickhouse.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse.tls: %w", err)
 	}
-	if tc != nil && tc.ServerName == "" {
-		// clickhouse-go dials with the config as given: verify the host
-		// dialed, as a browser would.
-		if host, _, err := net.SplitHostPort(c.Addr); err == nil {
-			tc.ServerName = host
-		}
-	}
+	tlsconf.VerifyHost(tc, c.Addr)
 	o := &clickhouse.Options{
 		Protocol: clickhouse.Native,
 		Addr:     []string{c.Addr},
@@ -143,7 +140,7 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
 		}
-		err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database)
+		err = c.observe(boot, "default").Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database)
 		boot.Close()
 		if err != nil {
 			return nil, fmt.Errorf("create database %s on %s: %w", c.Database, c.Addr, err)
@@ -163,7 +160,15 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		return nil, fmt.Errorf("connect to clickhouse %s (is it running? scripts/clickhouse.sh start): %w", c.Addr, err)
 	}
 	v := Version{int(sv.Version.Major), int(sv.Version.Minor)}
-	return &Conn{Conn: conn, Database: c.Database, Version: v}, nil
+	return &Conn{Conn: c.observe(conn, c.Database), Database: c.Database, Version: v}, nil
+}
+
+// observe wraps conn so that c.Observe sees what it sends.
+func (c Config) observe(conn driver.Conn, database string) driver.Conn {
+	if c.Observe == nil {
+		return conn
+	}
+	return &observed{Conn: conn, database: database, fn: c.Observe}
 }
 
 // Strings runs a query of one String column and returns its values in

@@ -5,4 +5,7 @@
 // Every migration, the audience views, one fixed data set loaded through
 // them, and every golden of generated SQL (audiences, campaigns, the Grafana
 // plugin's queries) run on both, and each statement must return the same rows.
+// Backfill's statements, built at run time, are compared as it sends them:
+// it plans and applies over the data set on 18.16 through a connection that
+// reports each statement, which then runs on current ClickHouse too.
 package conformance

@@ -28,7 +28,8 @@ SELECT
     ['web', 'server'][number % 2 + 1] AS lane,
     concat('events.', lane) AS kafka_topic,
     toInt32(number % 4) AS kafka_partition,
-    toInt64(intDiv(number, 8)) AS kafka_offset
+    -- one message per position, as Kafka has it: (lane, partition) follows number % 4
+    toInt64(intDiv(number, 4)) AS kafka_offset
 FROM numbers(600);
 
 -- a redelivered slice: the same messages again, which nothing may count twice
@@ -92,7 +93,7 @@ SELECT
 FROM numbers(80);
 
 INSERT INTO loader_progress (lane, kafka_topic, kafka_partition, committed_offset, high_watermark, watermark_ms, updated_at_ms)
-SELECT ['web', 'server', 'backfill'][intDiv(number, 4) + 1] AS lane, concat('events.', lane), toInt32(number % 4) AS p, toInt64(75 + p), toInt64(80 + p), toUInt64(1793635200000 - p * 1000), toUInt64(1793635201000)
+SELECT ['web', 'server', 'backfill'][intDiv(number, 4) + 1] AS lane, concat('events.', lane), toInt32(number % 4) AS p, toInt64(150 + p), toInt64(155 + p), toUInt64(1793635200000 - p * 1000), toUInt64(1793635201000)
 FROM numbers(12);
 
 INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, lane, reason, field, raw, received_at_ms, received_at)
