@@ -58,7 +58,11 @@ export interface TidelineDataSourceOptions extends DataSourceJsonData {
   port: number;
   user: string;
   database: string;
+  /** Connect with TLS; a CA or client certificate implies it. */
+  secure?: boolean;
   tlsSkipVerify?: boolean;
+  /** Name the server's certificate must carry (default: the host). */
+  tlsServerName?: string;
 }
 
 export const DEFAULT_SETTINGS: TidelineDataSourceOptions = {
@@ -71,7 +75,15 @@ export const DEFAULT_SETTINGS: TidelineDataSourceOptions = {
 /** Encrypted settings: sent to the backend, never returned to the frontend. */
 export interface TidelineSecureJsonData {
   password?: string;
+  /** PEM of the authorities to trust (default: the system's roots). */
+  tlsCACert?: string;
+  /** PEM client certificate and key, for a server that requires one (mutual TLS). */
+  tlsClientCert?: string;
+  tlsClientKey?: string;
 }
+
+/** The secure fields holding PEM text. */
+export type SecretPEMKey = 'tlsCACert' | 'tlsClientCert' | 'tlsClientKey';
 
 /** Item returned by the `audiences` and `campaigns` resources. */
 export interface NamedEntity {

@@ -91,4 +91,27 @@ describe('ConfigEditor', () => {
       expect.objectContaining({ jsonData: { ...full, tlsSkipVerify: true } })
     );
   });
+
+  it('keeps TLS certificates in secureJsonData and the server name in jsonData', () => {
+    const onOptionsChange = jest.fn();
+    const { unmount } = render(<ConfigEditor options={settings(full)} onOptionsChange={onOptionsChange} />);
+    fireEvent.change(screen.getByLabelText('Client key'), { target: { value: 'KEY PEM' } });
+    expect(onOptionsChange).toHaveBeenLastCalledWith(
+      expect.objectContaining({ jsonData: full, secureJsonData: { tlsClientKey: 'KEY PEM' } })
+    );
+    fireEvent.change(screen.getByLabelText('Server name'), { target: { value: 'ch.example' } });
+    expect(onOptionsChange).toHaveBeenLastCalledWith(
+      expect.objectContaining({ jsonData: { ...full, tlsServerName: 'ch.example' } })
+    );
+    fireEvent.click(screen.getByLabelText('Secure'));
+    expect(onOptionsChange).toHaveBeenLastCalledWith(expect.objectContaining({ jsonData: { ...full, secure: true } }));
+    unmount();
+
+    onOptionsChange.mockClear();
+    render(<ConfigEditor options={settings(full, { tlsCACert: true })} onOptionsChange={onOptionsChange} />);
+    fireEvent.click(screen.getByRole('button', { name: 'Reset' }));
+    expect(onOptionsChange).toHaveBeenLastCalledWith(
+      expect.objectContaining({ secureJsonFields: { tlsCACert: false }, secureJsonData: { tlsCACert: '' } })
+    );
+  });
 });

@@ -1,15 +1,29 @@
 import React, { ChangeEvent, useEffect, useState } from 'react';
 import { DataSourcePluginOptionsEditorProps } from '@grafana/data';
-import { FieldSet, InlineField, InlineSwitch, Input, SecretInput } from '@grafana/ui';
+import { FieldSet, InlineField, InlineSwitch, Input, SecretInput, SecretTextArea } from '@grafana/ui';
 
-import { DEFAULT_SETTINGS, TidelineDataSourceOptions, TidelineSecureJsonData } from '../types';
+import { DEFAULT_SETTINGS, SecretPEMKey, TidelineDataSourceOptions, TidelineSecureJsonData } from '../types';
 
 type Props = DataSourcePluginOptionsEditorProps<TidelineDataSourceOptions, TidelineSecureJsonData>;
 
 const LABEL_WIDTH = 20;
 const INPUT_WIDTH = 40;
 
-type TextKey = 'host' | 'user' | 'database';
+type TextKey = 'host' | 'user' | 'database' | 'tlsServerName';
+
+const PEM_FIELDS: Array<{ key: SecretPEMKey; label: string; tooltip: string }> = [
+  {
+    key: 'tlsCACert',
+    label: 'CA certificate',
+    tooltip: "PEM of the authorities to trust; empty trusts the system's roots",
+  },
+  {
+    key: 'tlsClientCert',
+    label: 'Client certificate',
+    tooltip: 'PEM client certificate, for a server that requires one',
+  },
+  { key: 'tlsClientKey', label: 'Client key', tooltip: 'PEM key of the client certificate; stored encrypted' },
+];
 
 function parsePort(raw: string): number | undefined {
   if (!/^\d+$/.test(raw.trim())) {
@@ -44,7 +58,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
   const setJsonData = (patch: Partial<TidelineDataSourceOptions>) =>
     onOptionsChange({ ...options, jsonData: { ...jsonData, ...patch } });
 
-  const onText = (key: TextKey) => (e: ChangeEvent<HTMLInputElement>) => setJsonData({ [key]: e.target.value });
+  const onText = (key: TextKey) => (e: ChangeEvent<HTMLInputElement>) => setJsonData({ [key]: e.currentTarget.value });
 
   const onPortChange = (e: ChangeEvent<HTMLInputElement>) => {
     setPortText(e.target.value);
@@ -54,14 +68,14 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
     }
   };
 
-  const onPasswordChange = (e: ChangeEvent<HTMLInputElement>) =>
-    onOptionsChange({ ...options, secureJsonData: { ...secureJsonData, password: e.target.value } });
+  const onSecretChange = (key: keyof TidelineSecureJsonData) => (e: { currentTarget: { value: string } }) =>
+    onOptionsChange({ ...options, secureJsonData: { ...secureJsonData, [key]: e.currentTarget.value } });
 
-  const onPasswordReset = () =>
+  const onSecretReset = (key: keyof TidelineSecureJsonData) => () =>
     onOptionsChange({
       ...options,
-      secureJsonFields: { ...secureJsonFields, password: false },
-      secureJsonData: { ...secureJsonData, password: '' },
+      secureJsonFields: { ...secureJsonFields, [key]: false },
+      secureJsonData: { ...secureJsonData, [key]: '' },
     });
 
   return (
@@ -120,13 +134,47 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
             value={secureJsonData.password ?? ''}
             placeholder="Password"
             width={INPUT_WIDTH}
-            onReset={onPasswordReset}
-            onChange={onPasswordChange}
+            onReset={onSecretReset('password')}
+            onChange={onSecretChange('password')}
           />
         </InlineField>
       </FieldSet>
 
       <FieldSet label="TLS">
+        <InlineField
+          label="Secure"
+          labelWidth={LABEL_WIDTH}
+          tooltip="Connect with TLS (ClickHouse's secure native port, 9440 by default). A CA or client certificate implies it."
+        >
+          <InlineSwitch
+            id="tideline-config-secure"
+            value={jsonData.secure ?? false}
+            onChange={(e) => setJsonData({ secure: e.currentTarget.checked })}
+          />
+        </InlineField>
+        <InlineField label="Server name" labelWidth={LABEL_WIDTH} tooltip="Name the server's certificate must carry">
+          <Input
+            id="tideline-config-tls-server-name"
+            value={jsonData.tlsServerName ?? ''}
+            placeholder="the host"
+            width={INPUT_WIDTH}
+            onChange={onText('tlsServerName')}
+          />
+        </InlineField>
+        {PEM_FIELDS.map(({ key, label, tooltip }) => (
+          <InlineField key={key} label={label} labelWidth={LABEL_WIDTH} tooltip={tooltip}>
+            <SecretTextArea
+              id={`tideline-config-${key}`}
+              isConfigured={Boolean(secureJsonFields[key])}
+              value={secureJsonData[key] ?? ''}
+              placeholder="-----BEGIN CERTIFICATE-----"
+              cols={INPUT_WIDTH}
+              rows={4}
+              onReset={onSecretReset(key)}
+              onChange={onSecretChange(key)}
+            />
+          </InlineField>
+        ))}
         <InlineField
           label="Skip TLS verify"
           labelWidth={LABEL_WIDTH}
