@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
 // instant is a moment at which an audience's condition can change for a
@@ -334,7 +334,7 @@ func (e *Evaluator) readInputs(ctx context.Context, pc *pass, res *resolution, c
 		fmt.Fprintf(&b, ", arrayMap(x -> x.1, o_%s), arrayMap(x -> x.4, o_%s), arrayMap(x -> x.2, o_%s)", s.ID, s.ID, s.ID)
 	}
 	b.WriteString("\nFROM\n(\n    " + indentLines(pc.plan.inputsQuery(runLow(0), true), "    ") + "\n)")
-	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt)), b.String())
+	rows, err := e.conn.Query(chdb.WithExternal(ctx, bt), b.String())
 	if err != nil {
 		return nil, fmt.Errorf("read the inputs of %d customers: %w", len(customers), err)
 	}
@@ -401,7 +401,7 @@ func (e *Evaluator) lookupCauses(ctx context.Context, changes []change) error {
 	if err != nil {
 		return err
 	}
-	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(it, mt)), `SELECT message_id, min(ingest_time_ms), argMin(lane, ingest_time_ms)
+	rows, err := e.conn.Query(chdb.WithExternal(ctx, it, mt), `SELECT message_id, min(ingest_time_ms), argMin(lane, ingest_time_ms)
 FROM events WHERE customer_id IN (SELECT id FROM ids) AND message_id IN (SELECT id FROM msgs)
 GROUP BY message_id`)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
@@ -75,7 +74,7 @@ func withIDs(ctx context.Context, ids []string) (context.Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("external table of ids: %w", err)
 	}
-	return clickhouse.Context(ctx, clickhouse.WithExternalTable(t)), nil
+	return chdb.WithExternal(ctx, t), nil
 }
 
 // links returns the winning link of each linked anonymous id among anons.

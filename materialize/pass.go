@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
 // pass is when each audience is evaluated in one pass.
@@ -142,7 +142,7 @@ func (e *Evaluator) evalAt(ctx context.Context, pc *pass, res *resolution, rows 
 		}
 	}
 	q := pc.plan.evalQuery(runLow(low))
-	result, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt, tt)), q)
+	result, err := e.conn.Query(chdb.WithExternal(ctx, bt, tt), q)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate audiences for %d customers: %w", len(seen), err)
 	}

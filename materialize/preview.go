@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
@@ -277,7 +276,7 @@ func (e *Evaluator) describe(ctx context.Context, pc *pass, res *resolution, cha
 	}
 	attrs := pc.plan.queryAttributes()
 	q := pc.plan.valuesQuery(runLow(pc.eager))
-	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(bt, tt)), q)
+	rows, err := e.conn.Query(chdb.WithExternal(ctx, bt, tt), q)
 	if err != nil {
 		return nil, fmt.Errorf("read the inputs of %d previewed members: %w", len(changes), err)
 	}
@@ -369,7 +368,7 @@ func (e *Evaluator) causeEvents(ctx context.Context, changes []change) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	rows, err := e.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(it, mt)), `SELECT message_id, any(type), any(event)
+	rows, err := e.conn.Query(chdb.WithExternal(ctx, it, mt), `SELECT message_id, any(type), any(event)
 FROM events WHERE customer_id IN (SELECT id FROM ids) AND message_id IN (SELECT id FROM msgs)
 GROUP BY message_id`)
 	if err != nil {

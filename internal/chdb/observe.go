@@ -4,6 +4,8 @@ import (
 	"context"
 	"reflect"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -20,6 +22,27 @@ type Statement struct {
 	// Rows are the rows a batch insert (SQL is its INSERT ... (columns))
 	// appended, one value per column, whether given by row or by column.
 	Rows [][]any
+	// External are the external tables sent with the statement
+	// (WithExternal).
+	External []*ext.Table
+}
+
+type externalKey struct{}
+
+// WithExternal returns ctx sending tables as external data with the
+// statements run under it: tables the statement reads by name and that
+// exist only for it, which keeps long lists of ids out of the SQL text.
+// An Observer sees them in Statement.External.
+func WithExternal(ctx context.Context, tables ...*ext.Table) context.Context {
+	// clickhouse.Context adds to the tables ctx already sends.
+	prior := externalOf(ctx)
+	ctx = context.WithValue(ctx, externalKey{}, append(prior[:len(prior):len(prior)], tables...))
+	return clickhouse.Context(ctx, clickhouse.WithExternalTable(tables...))
+}
+
+func externalOf(ctx context.Context) []*ext.Table {
+	t, _ := ctx.Value(externalKey{}).([]*ext.Table)
+	return t
 }
 
 // Observer is given every statement a connection sends, with run, which
@@ -36,17 +59,17 @@ type observed struct {
 	fn       Observer
 }
 
-func (o *observed) statement(query string, args []any, read bool) Statement {
-	return Statement{Database: o.database, SQL: query, Args: args, Read: read}
+func (o *observed) statement(ctx context.Context, query string, args []any, read bool) Statement {
+	return Statement{Database: o.database, SQL: query, Args: args, Read: read, External: externalOf(ctx)}
 }
 
 func (o *observed) Select(ctx context.Context, dest any, query string, args ...any) error {
-	return o.fn(ctx, o.statement(query, args, true), func() error { return o.Conn.Select(ctx, dest, query, args...) })
+	return o.fn(ctx, o.statement(ctx, query, args, true), func() error { return o.Conn.Select(ctx, dest, query, args...) })
 }
 
 func (o *observed) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
 	var rows driver.Rows
-	err := o.fn(ctx, o.statement(query, args, true), func() error {
+	err := o.fn(ctx, o.statement(ctx, query, args, true), func() error {
 		var err error
 		rows, err = o.Conn.Query(ctx, query, args...)
 		return err
@@ -56,7 +79,7 @@ func (o *observed) Query(ctx context.Context, query string, args ...any) (driver
 
 func (o *observed) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
 	var row driver.Row
-	_ = o.fn(ctx, o.statement(query, args, true), func() error {
+	_ = o.fn(ctx, o.statement(ctx, query, args, true), func() error {
 		row = o.Conn.QueryRow(ctx, query, args...)
 		return row.Err()
 	})
@@ -64,7 +87,7 @@ func (o *observed) QueryRow(ctx context.Context, query string, args ...any) driv
 }
 
 func (o *observed) Exec(ctx context.Context, query string, args ...any) error {
-	return o.fn(ctx, o.statement(query, args, false), func() error { return o.Conn.Exec(ctx, query, args...) })
+	return o.fn(ctx, o.statement(ctx, query, args, false), func() error { return o.Conn.Exec(ctx, query, args...) })
 }
 
 func (o *observed) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
@@ -112,7 +135,7 @@ func (b *observedBatch) Send() error {
 			rows = append(rows, row)
 		}
 	}
-	st := b.conn.statement(b.sql, nil, false)
+	st := b.conn.statement(b.ctx, b.sql, nil, false)
 	st.Rows = rows
 	return b.conn.fn(b.ctx, st, b.Batch.Send)
 }

@@ -2,7 +2,10 @@
 the conformance test: one JSON request per line on stdin, one JSON answer
 per line on stdout.
 
-  request:  {"sql": "SELECT ..."}
+  request:  {"sql": "SELECT ...", "database": "db", "setup": [...], "cleanup": [...]}
+            (database, setup and cleanup optional: the statement runs in
+            database, after the setup statements, and the cleanup ones run
+            after it whatever its outcome)
   answer:   {"ok": true, "out": "<TabSeparated result>"}
             {"ok": false, "error": "<the server's message>"}
 
@@ -27,7 +30,14 @@ def main():
             if req.get("version"):
                 out = s.query("SELECT version()", "TabSeparated").data()
             else:
-                out = s.query(req["sql"], "TabSeparated").data()
+                s.query("USE " + req.get("database", database))
+                try:
+                    for stmt in req.get("setup") or []:
+                        s.query(stmt)
+                    out = s.query(req["sql"], "TabSeparated").data()
+                finally:
+                    for stmt in req.get("cleanup") or []:
+                        s.query(stmt)
             ans = {"ok": True, "out": out}
         except Exception as e:  # every refusal is reported, none is fatal
             ans = {"ok": False, "error": str(e)}

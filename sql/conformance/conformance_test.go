@@ -439,9 +439,17 @@ func newClient(t *testing.T, database string) *client {
 
 func (c *client) name() string { return "ClickHouse 18.16" }
 
-func (c *client) run(sql string) (string, error) {
-	cmd := exec.Command("clickhouse-client", "--host", c.host, "--port", c.port, "--database", c.database,
-		"--format", "TabSeparated", "--query", sql)
+func (c *client) run(sql string) (string, error) { return c.runIn(c.database, nil, sql) }
+
+// runIn runs sql in database after the setup statements, in one session
+// (so temporary tables the setup makes are the statement's).
+func (c *client) runIn(database string, setup []string, sql string) (string, error) {
+	args := []string{"--host", c.host, "--port", c.port, "--database", database, "--format", "TabSeparated"}
+	if len(setup) > 0 {
+		args = append(args, "--multiquery")
+		sql = strings.Join(append(slices.Clone(setup), sql), ";\n")
+	}
+	cmd := exec.Command("clickhouse-client", append(args, "--query", sql)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -524,6 +532,12 @@ func (c *chdbSession) call(req map[string]any) (string, error) {
 }
 
 func (c *chdbSession) run(sql string) (string, error) { return c.call(map[string]any{"sql": sql}) }
+
+// runIn runs sql in database after the setup statements and before the
+// cleanup ones.
+func (c *chdbSession) runIn(database string, setup, cleanup []string, sql string) (string, error) {
+	return c.call(map[string]any{"sql": sql, "database": database, "setup": setup, "cleanup": cleanup})
+}
 
 func (c *chdbSession) version(t *testing.T) string {
 	v, err := c.call(map[string]any{"version": true})

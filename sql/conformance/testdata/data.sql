@@ -92,6 +92,10 @@ SELECT
     toDateTime(intDiv(detected_at_ms, 1000)) AS detected_at
 FROM numbers(80);
 
+-- The live evaluator's position: a backfill plan's replay evaluates as of it.
+INSERT INTO evaluator_state (evaluator, touch_cursor, as_of_ms, audiences_signature, updated_at_ms)
+VALUES ('default', toDateTime('2026-11-02 15:59:00', 'UTC'), 1793635140000, '', 1793635200000);
+
 INSERT INTO loader_progress (lane, kafka_topic, kafka_partition, committed_offset, high_watermark, watermark_ms, updated_at_ms)
 SELECT ['web', 'server', 'backfill'][intDiv(number, 4) + 1] AS lane, concat('events.', lane), toInt32(number % 4) AS p, toInt64(150 + p), toInt64(155 + p), toUInt64(1793635200000 - p * 1000), toUInt64(1793635201000)
 FROM numbers(12);
