@@ -200,7 +200,7 @@ func backfillConformance(t *testing.T, old *client, cur *chdbSession, database s
 	}
 	applier := func(path string, dry bool) *backfill.Applier {
 		return &backfill.Applier{Cfg: bc, Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Source: &backfill.ArchiveSource{Path: path},
-			Qualifier: qual, Log: testenv.Logger(t), Yes: true, DryRun: dry, Out: &strings.Builder{}, Command: "conformance", Now: now}
+			State: replay, Qualifier: qual, Log: testenv.Logger(t), Yes: true, DryRun: dry, Out: &strings.Builder{}, Command: "conformance", Now: now}
 	}
 	if _, err := applier(full, true).Apply(ctx, plan); err != nil {
 		t.Fatalf("dry run of apply: %v", err)
@@ -225,14 +225,17 @@ func backfillConformance(t *testing.T, old *client, cur *chdbSession, database s
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
+	if res.Rederived == 0 {
+		t.Errorf("apply re-derived no customer: the re-derive's statements were not compared")
+	}
 	if res.Reingested != 3 {
 		t.Errorf("apply re-ingested %d events, want the 3 missing", res.Reingested)
 	}
 	if d := plan.Stale.Derived; d == nil || d.Checked == 0 || external == 0 {
 		t.Errorf("the plan's replay evaluated no customer (%d statements with external tables): its statements were not compared", external)
 	}
-	t.Logf("backfill: %d reads compared (%d with rows, %d of system tables or server clocks for acceptance only), %d writes replayed, %d statements on the replay's database, %d with external tables; apply %s, %d re-ingested",
-		reads, withRows, system, writes, other, external, res.Run.State, res.Reingested)
+	t.Logf("backfill: %d reads compared (%d with rows, %d of system tables or server clocks for acceptance only), %d writes replayed, %d statements on the replay's database, %d with external tables; apply %s, %d re-ingested, %d re-derived",
+		reads, withRows, system, writes, other, external, res.Run.State, res.Reingested, res.Rederived)
 	if reads < 10 || withRows*2 < reads || writes == 0 {
 		t.Errorf("backfill sent %d reads (%d with rows) and %d writes: the data set does not exercise it", reads, withRows, writes)
 	}
