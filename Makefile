@@ -31,7 +31,7 @@ fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
 ## plugin: the Grafana plugin in grafana/app/dist (frontend, backend for linux/amd64, linux/arm64 and
-## darwin/arm64) and its archive, checked with levitate and the plugin validator
+## darwin/arm64 built by grafana/app/Magefile.go) and its archive, checked with levitate and the plugin validator
 plugin:
 	bash scripts/grafana-frontend.sh
 

@@ -2,7 +2,8 @@
 # Builds and checks the Grafana data-source plugin (grafana/app) as published plugins are checked:
 # install (when needed), typecheck, unit tests, production build into grafana/app/dist (module.js,
 # plugin.json, ...), @grafana/levitate against the minimum Grafana version plugin.json declares,
-# the backend gpx_tideline for linux/amd64, linux/arm64 and darwin/arm64 beside module.js, the
+# the backend gpx_tideline for linux/amd64, linux/arm64 and darwin/arm64 beside module.js (built
+# by grafana/app/Magefile.go through mage and grafana-plugin-sdk-go/build), the
 # archive Grafana's catalog takes (grafana/app/tideline-audience-datasource.zip), and
 # @grafana/plugin-validator on that archive.
 #
@@ -76,14 +77,18 @@ min_grafana="$(node -e 'const d=require("./src/plugin.json").dependencies.grafan
 targets="@grafana/data@$min_grafana,@grafana/ui@$min_grafana,@grafana/runtime@$min_grafana"
 step "levitate against Grafana $min_grafana" npx -y "$LEVITATE" is-compatible --path src/module.ts --target "$targets"
 
-# The backend for the platforms Grafana runs on, named as Grafana looks for them
-# (plugin.json "executable" + _<os>_<arch>).
+# The backend for the platforms Grafana runs on, built the way Grafana's plugin tooling builds
+# backends: grafana/app/Magefile.go (grafana-plugin-sdk-go/build, run by the mage pinned as a tool
+# in grafana/app/go.mod) writes gpx_tideline_<os>_<arch> (plugin.json "executable" + _<os>_<arch>)
+# for linux/amd64, linux/arm64 and darwin/arm64 and go_plugin_build_manifest into dist/.
+# What an earlier build left (webpack keeps it) must not pass for this build's.
 executable="$(node -p 'require("./dist/plugin.json").executable')"
-for platform in linux/amd64 linux/arm64 darwin/arm64; do
-  os="${platform%/*}" arch="${platform#*/}"
-  step "backend $platform" env CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" \
-    go -C "$ROOT" build -trimpath -o "$APP/dist/${executable}_${os}_${arch}" ./cmd/gpx_tideline
+rm -f "dist/${executable}"_* dist/go_plugin_build_manifest
+step "backend (mage)" go tool mage -v
+for platform in linux_amd64 linux_arm64 darwin_arm64; do
+  [[ -x "dist/${executable}_$platform" ]] || { echo "mage did not build grafana/app/dist/${executable}_$platform" >&2; exit 1; }
 done
+[[ -s dist/go_plugin_build_manifest ]] || { echo "mage did not write grafana/app/dist/go_plugin_build_manifest" >&2; exit 1; }
 
 # The archive as the catalog takes it: one folder named by the plugin id.
 plugin_id="$(node -p 'require("./dist/plugin.json").id')"

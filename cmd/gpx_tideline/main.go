@@ -2,9 +2,11 @@
 // (plugin id tideline-audience-datasource). Grafana starts it as a plugin
 // process and talks to it over gRPC; it is not meant to be run by hand.
 //
-// Build it next to the frontend's plugin.json, named for the platform:
+// The plugin's executables are built by grafana/app/Magefile.go with
+// grafana-plugin-sdk-go/build, next to the frontend's plugin.json and named
+// for the platform (gpx_tideline_linux_amd64, ...):
 //
-//	GOOS=linux GOARCH=amd64 go build -o grafana/app/dist/gpx_tideline_linux_amd64 ./cmd/gpx_tideline
+//	cd grafana/app && go tool mage -v
 package main
 
 import (
