@@ -80,6 +80,7 @@ var owners = map[string]string{
 	"identity_claims": "materialize", "identity_links": "materialize",
 	"mv_context_attribute_history": "materialize", "mv_context_attributes": "materialize", "mv_customer_activity": "materialize", "mv_customer_activity_seconds": "materialize",
 	"mv_customer_event_buckets": "materialize", "mv_customer_touches": "materialize", "mv_customer_touches_alias": "materialize",
+	"mv_customer_touches_partition": "materialize", "mv_customer_touches_alias_partition": "materialize",
 	"mv_customer_trait_activity": "materialize", "mv_customer_trait_activity_seconds": "materialize", "mv_identity_claims": "materialize", "mv_identity_claims_alias": "materialize",
 	"mv_identity_links": "materialize", "mv_identity_links_alias": "materialize",
 
