@@ -163,10 +163,13 @@ func (r *Replay) scanStrings(ctx context.Context, out *[]string, q string, args 
 	return nil
 }
 
-// replayMaxVersion bounds the migrations a scratch database gets: the
-// foundation's and materialize's (events, derived state, memberships); the
-// trigger's and the backfill's own tables play no part in a replay.
-const replayMaxVersion = 200
+// replayMigration says which migrations a scratch database gets: the
+// foundation's and materialize's (events, derived state, memberships:
+// below 200, and 400–499); the trigger's (200–299) and the backfill's own
+// tables (300–399) play no part in a replay.
+func replayMigration(version int) bool {
+	return version < 200 || version >= 400 && version < 500
+}
 
 // keptTables survive a reset: the catalogs say which views exist.
 var keptTables = map[string]bool{"schema_migrations": true, "audiences": true, "attribute_catalog": true, "signal_catalog": true}
@@ -194,7 +197,7 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 			return nil, err
 		}
 		for _, m := range ms {
-			if m.Version >= replayMaxVersion {
+			if !replayMigration(m.Version) {
 				continue
 			}
 			if err := conn.Exec(ctx, m.Statement); err != nil {

@@ -213,6 +213,48 @@ func InsertProgress(ctx context.Context, conn *chdb.Conn, ps []Progress, atMs ui
 	return nil
 }
 
+// LanePartition names a partition of a lane's topic.
+type LanePartition struct {
+	Lane      string
+	Partition int32
+}
+
+// InsertsFinished returns, per lane and partition, the time of the newest
+// loader_progress row: every insert of the partition's records that a
+// loader began before that time has been acknowledged, with every view of
+// events filled. A loader records a partition's progress only after
+// ClickHouse acknowledged its insert, and inserts and records progress one
+// after the other on each lane. The partition can only have changed owner
+// meanwhile if the group took it from a loader still inserting, which
+// then cannot commit those records: the new owner consumes and inserts
+// them again.
+func InsertsFinished(ctx context.Context, conn *chdb.Conn) (map[LanePartition]uint64, error) {
+	rows, err := conn.Query(ctx, `SELECT lane, kafka_partition, max(p_updated_at_ms) FROM
+(
+    SELECT kafka_topic, kafka_partition, argMax(lane, updated_at_ms) AS lane, max(updated_at_ms) AS p_updated_at_ms
+    FROM loader_progress
+    GROUP BY kafka_topic, kafka_partition
+)
+GROUP BY lane, kafka_partition`)
+	if err != nil {
+		return nil, fmt.Errorf("read loader progress: %w", err)
+	}
+	defer rows.Close()
+	out := map[LanePartition]uint64{}
+	for rows.Next() {
+		var k LanePartition
+		var at uint64
+		if err := rows.Scan(&k.Lane, &k.Partition, &at); err != nil {
+			return nil, fmt.Errorf("scan loader progress: %w", err)
+		}
+		out[k] = at
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read loader progress: %w", err)
+	}
+	return out, nil
+}
+
 func jsonOrEmpty(b []byte) string {
 	if len(b) == 0 {
 		return "{}"

@@ -62,8 +62,9 @@ UNION ALL SELECT DISTINCT customer_id FROM audience_membership`)
 // evaluation times move without a new event: an input whose event time
 // passes into view, or a signal occurrence that leaves a window, between an
 // audience's previous time and this pass's (for its eager and its complete
-// time). customer_activity keys events by minute, so the ranges are rounded
-// out to whole minutes and the evaluation query decides at the exact times.
+// time). customer_activity_seconds keys events by second, so the ranges are
+// rounded out to whole seconds and the evaluation query decides at the exact
+// times.
 func (e *Evaluator) windowCandidates(ctx context.Context, pc *pass) ([]string, error) {
 	type rng struct{ from, to uint64 } // event time, ms, inclusive
 	ranges := map[inputKey][]rng{}
@@ -73,7 +74,7 @@ func (e *Evaluator) windowCandidates(ctx context.Context, pc *pass) ([]string, e
 		}
 		for _, in := range c.inputs() {
 			if in == contextInput {
-				// customer_activity keeps context and traits as one kind.
+				// customer_activity_seconds keeps context and traits as one kind.
 				in = traitsInput
 			}
 			ranges[in] = append(ranges[in], rng{prev + 1, asOf})
@@ -104,9 +105,7 @@ func (e *Evaluator) windowCandidates(ctx context.Context, pc *pass) ([]string, e
 	seen := map[string]bool{}
 	for _, k := range keys {
 		for _, r := range ranges[k] {
-			from := r.from / 60000 * 60
-			to := r.to / 1000
-			cond := fmt.Sprintf("(type = %s AND event = %s AND minute >= toDateTime(%d) AND minute <= toDateTime(%d))", quote(k.typ), quote(k.event), from, to)
+			cond := fmt.Sprintf("(type = %s AND event = %s AND second >= toDateTime(%d) AND second <= toDateTime(%d))", quote(k.typ), quote(k.event), r.from/1000, r.to/1000)
 			if !seen[cond] {
 				seen[cond] = true
 				ors = append(ors, cond)
@@ -116,7 +115,7 @@ func (e *Evaluator) windowCandidates(ctx context.Context, pc *pass) ([]string, e
 	if len(ors) == 0 {
 		return nil, nil
 	}
-	out, err := e.conn.Strings(ctx, "SELECT DISTINCT customer_id FROM customer_activity WHERE "+strings.Join(ors, "\n   OR "))
+	out, err := e.conn.Strings(ctx, "SELECT DISTINCT customer_id FROM customer_activity_seconds WHERE "+strings.Join(ors, "\n   OR "))
 	if err != nil {
 		return nil, fmt.Errorf("find customers whose windows moved: %w", err)
 	}

@@ -9,7 +9,7 @@
 // aggregates (customer_event_buckets), the occurrences of each signal an
 // audience counts or sums (customer_signals, one view per signal), identity
 // links (identity_links, identity_claims), an index of who was active in
-// which minute (customer_activity) and a log of touched customers
+// which second (customer_activity_seconds) and a log of touched customers
 // (customer_touches). A view sees only the block being inserted, so it
 // cannot know a customer's previous membership: the Evaluator does that
 // part. Each pass it reads the customers touched since its cursor, plus
@@ -52,7 +52,7 @@
 // when first seen, and once its insert has certainly finished filling every
 // view). Time-driven changes — an event sliding out of a window, which can
 // end a positive condition or satisfy a negative one — are found through
-// customer_activity: when T moves from T1 to T2 only customers with a
+// customer_activity_seconds: when T moves from T1 to T2 only customers with a
 // relevant event in (T1 - W, T2 - W] can change. A changed audience
 // definition (and the first pass) re-evaluates every customer.
 //

@@ -170,9 +170,9 @@ FROM (SELECT customer_id, attribute, argMaxMerge(last_value) AS l, argMinMerge(f
 FROM customer_event_buckets GROUP BY customer_id, type, event, bucket`,
 		"customer_signals": `SELECT concat(customer_id, '|', signal, '|', toString(bucket), '|', arrayStringConcat(arrayMap(x -> concat(toString(x.1), ':', x.2, ':', toString(x.3)), arraySort(groupUniqArrayMerge(occurrences))), ','))
 FROM customer_signals GROUP BY customer_id, signal, bucket`,
-		"identity_links":    `SELECT concat(anonymous_customer_id, '|', tupleElement(argMinMerge(link), 1)) FROM identity_links GROUP BY anonymous_customer_id`,
-		"identity_claims":   `SELECT DISTINCT concat(user_id, '|', anonymous_customer_id) FROM identity_claims`,
-		"customer_activity": `SELECT DISTINCT concat(toString(minute), '|', type, '|', event, '|', customer_id) FROM customer_activity`,
+		"identity_links":            `SELECT concat(anonymous_customer_id, '|', tupleElement(argMinMerge(link), 1)) FROM identity_links GROUP BY anonymous_customer_id`,
+		"identity_claims":           `SELECT DISTINCT concat(user_id, '|', anonymous_customer_id) FROM identity_claims`,
+		"customer_activity_seconds": `SELECT DISTINCT concat(toString(second), '|', type, '|', event, '|', customer_id) FROM customer_activity_seconds`,
 		"audience_membership": `SELECT concat(audience_id, '|', customer_id, '|', toString(argMax(member, updated_at_ms)), '|', toString(argMax(episode, updated_at_ms)))
 FROM audience_membership GROUP BY audience_id, customer_id`,
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -17,6 +18,9 @@ type touch struct {
 	message, typ, event    string
 	lane                   string
 	eventTime, ingestTime  uint64
+	// partition is the Kafka partition the row was consumed from (-1 when
+	// unknown).
+	partition int32
 }
 
 // touchReader reads customer_touches past a cursor. Rows are stamped with
@@ -27,9 +31,10 @@ type touch struct {
 // counts rows per second, and only seconds whose count changed are fetched.
 //
 // One insert fills all views of events one after the other, so a touch can
-// be visible before the same insert's attribute and signal rows are. Every
-// touch is therefore handed out twice: when first seen, for low latency,
-// and again once it is TouchSettle old, when its insert has finished.
+// be visible before the same insert's attribute and signal rows are. A
+// touch is therefore handed out when first seen, for low latency, and again
+// once it is TouchSettle old, when its insert has finished, unless its
+// insert is known to have finished when it is first read (finished).
 type touchReader struct {
 	overlap, settle uint32
 	max             int
@@ -63,6 +68,10 @@ func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) 
 	if err != nil {
 		return nil, cursor, err
 	}
+	done, err := ingest.InsertsFinished(ctx, conn)
+	if err != nil {
+		return nil, cursor, err
+	}
 	// Hand out again the touches that have settled since they were first
 	// read; keep the fresh ones for a second look.
 	settled := now - min(now, r.settle)
@@ -77,11 +86,25 @@ func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) 
 	}
 	r.unsettled = kept
 	for _, t := range fresh {
-		if t.at > settled {
+		if t.at > settled && !insertsDone(done).finished(t) {
 			r.unsettled = append(r.unsettled, t)
 		}
 	}
 	return out, next, nil
+}
+
+// insertsDone is, per lane and partition, when the last insert known to
+// be finished began (ingest.InsertsFinished).
+type insertsDone map[ingest.LanePartition]uint64
+
+// finished reports whether t's insert has certainly finished. A touch of
+// the backfill lane carries the partition of its original lane, not the
+// one it was consumed from, so it never counts as finished here.
+func (d insertsDone) finished(t touch) bool {
+	if t.partition < 0 || t.lane == "backfill" || t.ingestTime == 0 {
+		return false
+	}
+	return d[ingest.LanePartition{Lane: t.lane, Partition: t.partition}] > t.ingestTime
 }
 
 // readNew returns the touches not handed out before.
@@ -138,7 +161,7 @@ func (r *touchReader) readNew(ctx context.Context, conn *chdb.Conn, cursor uint3
 	if last < len(secs)-1 {
 		newCursor = secs[last].s
 	}
-	rows, err = conn.Query(ctx, `SELECT toUInt32(touched_at), customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane
+	rows, err = conn.Query(ctx, `SELECT toUInt32(touched_at), customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane, kafka_partition
 FROM customer_touches WHERE touched_at >= toDateTime(?) AND touched_at <= toDateTime(?)`, secs[first].s, secs[last].s)
 	if err != nil {
 		return nil, cursor, fmt.Errorf("read customer touches: %w", err)
@@ -149,7 +172,7 @@ FROM customer_touches WHERE touched_at >= toDateTime(?) AND touched_at <= toDate
 	for rows.Next() {
 		var t touch
 		var alias, traits, link uint8
-		if err := rows.Scan(&t.at, &t.customer, &alias, &t.message, &t.typ, &t.event, &traits, &link, &t.eventTime, &t.ingestTime, &t.lane); err != nil {
+		if err := rows.Scan(&t.at, &t.customer, &alias, &t.message, &t.typ, &t.event, &traits, &link, &t.eventTime, &t.ingestTime, &t.lane, &t.partition); err != nil {
 			return nil, cursor, fmt.Errorf("scan customer touches: %w", err)
 		}
 		t.alias, t.hasTraits, t.link = alias == 1, traits == 1, link == 1

@@ -482,12 +482,12 @@ func derivedOracles(ctx context.Context, conn *chdb.Conn) ([]oracleCheck, error)
 		{"customer_event_buckets", "customer_event_buckets: buckets = distinct (customer, type, event, hour)",
 			"SELECT count() FROM (SELECT 1 FROM customer_event_buckets GROUP BY customer_id, type, event, bucket)",
 			"SELECT uniqExact(customer_id, type, event, toStartOfHour(event_time)) FROM events"},
-		{"customer_activity", "customer_activity: rows after FINAL = distinct (minute, type, event, customer)",
-			"SELECT count() FROM customer_activity FINAL",
+		{"customer_activity_seconds", "customer_activity_seconds: rows after FINAL = distinct (second, type, event, customer)",
+			"SELECT count() FROM customer_activity_seconds FINAL",
 			// Track and page events by name, and (as 'traits') the customers
 			// whose traits or context attributes an event set.
-			"SELECT (SELECT uniqExact(toStartOfMinute(event_time), type, event, customer_id) FROM events WHERE type IN ('track', 'page')) + " +
-				"(SELECT uniqExact(toStartOfMinute(event_time), customer_id) FROM events WHERE traits NOT IN ('', '{}') OR arrayExists(x -> x != '', [" +
+			"SELECT (SELECT uniqExact(event_time, type, event, customer_id) FROM events WHERE type IN ('track', 'page')) + " +
+				"(SELECT uniqExact(event_time, customer_id) FROM events WHERE traits NOT IN ('', '{}') OR arrayExists(x -> x != '', [" +
 				"context_campaign_source, context_campaign_medium, context_campaign_name, context_campaign_term, context_campaign_content, " +
 				"context_page_url, context_page_path, context_page_referrer, context_ip, context_user_agent, context_locale, context_timezone, " +
 				"context_library_name, context_library_version]))"},

@@ -54,7 +54,7 @@ func TestFillsMatchTheirViews(t *testing.T) {
 		}
 		check(t, ledger.Append(fmt.Sprintf("k%d", i), "welcome", customer, "fire", "fresh", at, at+900, at+1000, sent, state, lane, at+3000, time.UnixMilli(int64(at+1000))))
 	}
-	// Traits feed their own rows of customer_activity and input_lanes.
+	// Traits feed their own rows of customer_activity_seconds and input_lanes.
 	identifies := batch("INSERT INTO events (message_id, type, customer_id, traits, event_time, event_time_ms, received_at_ms, ingest_time_ms, lane)")
 	for i := range 5 {
 		at := now - 3*3600_000 - uint64(i)*97_000 // minutes of their own
@@ -69,16 +69,25 @@ func TestFillsMatchTheirViews(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := regexp.MustCompile(`(?m)^INSERT INTO (\w+) `)
+	// Tables a later table replaced: no view writes them any more, and
+	// their fills only have to run again harmlessly (TestUpAfterLostRecords).
+	retired := map[string]bool{"customer_activity": true}
 	fills := 0
 	for _, m := range ms {
 		if !strings.HasSuffix(m.Name, "_fill.sql") {
 			continue
 		}
-		fills++
 		table := target.FindStringSubmatch(m.Statement)
 		if table == nil {
 			t.Fatalf("%s: no INSERT INTO <table>", m.Name)
 		}
+		if retired[table[1]] {
+			if got := contents(t, conn, table[1]); got != "" {
+				t.Errorf("%s: retired table %s holds rows, so something still writes it:\n%s", m.Name, table[1], got)
+			}
+			continue
+		}
+		fills++
 		before := contents(t, conn, table[1])
 		if before == "" {
 			t.Fatalf("%s: the view wrote nothing into %s; the comparison proves nothing", m.Name, table[1])

@@ -74,13 +74,14 @@ var owners = map[string]string{
 	"audience_transition_keys": "materialize", "audience_transition_keys_mv": "materialize", "audience_transition_keys_first_mv": "materialize",
 	"membership_transitions": "materialize", "evaluator_state": "materialize", "evaluator_times": "materialize",
 	"attribute_catalog": "materialize", "signal_catalog": "materialize",
-	"customer_activity": "materialize", "customer_attribute_history": "materialize", "customer_attributes": "materialize",
+	"customer_activity": "materialize", "customer_activity_seconds": "materialize", "customer_attribute_history": "materialize", "customer_attributes": "materialize",
 	"customer_attributes_current": "materialize", "customer_context": "materialize", "customer_event_buckets": "materialize",
 	"customer_identity": "materialize", "customer_profile": "materialize", "customer_signals": "materialize", "customer_touches": "materialize",
 	"identity_claims": "materialize", "identity_links": "materialize",
-	"mv_context_attribute_history": "materialize", "mv_context_attributes": "materialize", "mv_customer_activity": "materialize",
+	"mv_context_attribute_history": "materialize", "mv_context_attributes": "materialize", "mv_customer_activity": "materialize", "mv_customer_activity_seconds": "materialize",
 	"mv_customer_event_buckets": "materialize", "mv_customer_touches": "materialize", "mv_customer_touches_alias": "materialize",
-	"mv_customer_trait_activity": "materialize", "mv_identity_claims": "materialize", "mv_identity_claims_alias": "materialize",
+	"mv_customer_touches_partition": "materialize", "mv_customer_touches_alias_partition": "materialize",
+	"mv_customer_trait_activity": "materialize", "mv_customer_trait_activity_seconds": "materialize", "mv_identity_claims": "materialize", "mv_identity_claims_alias": "materialize",
 	"mv_identity_links": "materialize", "mv_identity_links_alias": "materialize",
 
 	// Campaigns: the send ledger and the poller's positions and feeds.

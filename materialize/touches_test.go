@@ -1,0 +1,90 @@
+package materialize
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+func TestInsertsDoneFinished(t *testing.T) {
+	done := insertsDone{{Lane: "web", Partition: 2}: 1000, {Lane: "backfill", Partition: 2}: 1000}
+	for _, tc := range []struct {
+		name string
+		t    touch
+		want bool
+	}{
+		{"progress written after the insert", touch{lane: "web", partition: 2, ingestTime: 999}, true},
+		{"progress written as the insert began", touch{lane: "web", partition: 2, ingestTime: 1000}, false},
+		{"progress older than the insert", touch{lane: "web", partition: 2, ingestTime: 1001}, false},
+		{"another partition's progress", touch{lane: "web", partition: 3, ingestTime: 1}, false},
+		{"another lane's progress", touch{lane: "server", partition: 2, ingestTime: 1}, false},
+		{"unknown partition", touch{lane: "web", partition: -1, ingestTime: 1}, false},
+		{"backfill carries the original partition", touch{lane: "backfill", partition: 2, ingestTime: 1}, false},
+		{"no ingest time", touch{lane: "web", partition: 2}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := done.finished(tc.t); got != tc.want {
+				t.Errorf("finished = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTouchLookedAtAgainUnlessItsInsertFinished: a touch whose partition's
+// loader progress was written after its insert is handed out once; one
+// whose insert may still be filling the views is handed out again once
+// settled.
+func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	now := time.Now()
+	ev := func(id, user string) *ingest.Event {
+		return &ingest.Event{MessageID: id, Type: "track", UserID: user, Event: "page_view", Timestamp: now, ReceivedAt: now}
+	}
+	var rows ingest.EventRows
+	rows.Add(ev("m1", "done"), "web", "events.web", 1, 0)
+	rows.Add(ev("m2", "open"), "web", "events.web", 2, 0)
+	ingestMs := chdb.NowMs()
+	if err := rows.Insert(ctx, conn, ingestMs); err != nil {
+		t.Fatal(err)
+	}
+	// Partition 1's loader recorded progress after the insert; partition
+	// 2's last did before it.
+	progress := func(p int32, at uint64) {
+		t.Helper()
+		if err := ingest.InsertProgress(ctx, conn, []ingest.Progress{{Lane: "web", Topic: "events.web", Partition: p}}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	progress(1, ingestMs+1)
+	progress(2, ingestMs-1)
+
+	r := newTouchReader(10, 1, 1000)
+	count := func(ts []touch) map[string]int {
+		out := map[string]int{}
+		for _, t := range ts {
+			out[t.customer]++
+		}
+		return out
+	}
+	first, cursor, err := r.read(ctx, conn, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := count(first); got["done"] != 1 || got["open"] != 1 {
+		t.Fatalf("first read handed out %v, want each customer once", got)
+	}
+	// Past the settle time (touch times have second resolution).
+	time.Sleep(2100 * time.Millisecond)
+	again, _, err := r.read(ctx, conn, cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := count(again); got["done"] != 0 || got["open"] != 1 {
+		t.Errorf("after settling handed out %v, want only the customer whose insert was not known finished", got)
+	}
+}

@@ -1,0 +1,2 @@
+-- mv_customer_touches_alias_partition replaces mv_customer_touches_alias.
+DROP TABLE IF EXISTS mv_customer_touches_alias
