@@ -163,14 +163,6 @@ func (r *Replay) scanStrings(ctx context.Context, out *[]string, q string, args 
 	return nil
 }
 
-// replayMigration says which migrations a scratch database gets: the
-// foundation's and materialize's (events, derived state, memberships:
-// below 200, and 400–499); the trigger's (200–299) and the backfill's own
-// tables (300–399) play no part in a replay.
-func replayMigration(version int) bool {
-	return version < 200 || version >= 400 && version < 500
-}
-
 // keptTables survive a reset: the catalogs say which views exist.
 var keptTables = map[string]bool{"schema_migrations": true, "audiences": true, "attribute_catalog": true, "signal_catalog": true}
 
@@ -196,10 +188,10 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Every migration, wherever numbered: the scratch database has the
+		// live schema, so each view over events derives there what it
+		// derives live.
 		for _, m := range ms {
-			if !replayMigration(m.Version) {
-				continue
-			}
 			if err := conn.Exec(ctx, m.Statement); err != nil {
 				return nil, fmt.Errorf("schema of replay database %s, %s: %w", cfg.Database, m.Name, err)
 			}
