@@ -3,7 +3,9 @@ package materialize
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -144,15 +146,6 @@ FROM audience_transitions FINAL ORDER BY audience_id, customer_id, episode, kind
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func ms(t time.Time) uint64 { return uint64(t.UnixMilli()) }
 
 // derivedQueries read every derived table as text rows in a fixed order.
@@ -215,7 +208,7 @@ func snapshot(t testing.TB, conn *chdb.Conn, queries map[string]string) map[stri
 // sameSnapshots reports tables whose rows differ.
 func sameSnapshots(t testing.TB, what string, a, b map[string][]string) {
 	t.Helper()
-	for _, name := range sortedKeys(a) {
+	for _, name := range slices.Sorted(maps.Keys(a)) {
 		x, y := a[name], b[name]
 		if len(x) == 0 {
 			t.Errorf("%s: %s is empty: the comparison would prove nothing", what, name)

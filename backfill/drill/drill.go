@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -295,7 +297,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 		return err
 	}
 	say("while the server lane is stalled, the web-only campaign drill_browse_nudge fired %d times", rep.WebOnlyFires)
-	for _, id := range sortedKeys(rep.Held) {
+	for _, id := range slices.Sorted(maps.Keys(rep.Held)) {
 		say("  %s waits for the server lane: complete to %s", id, rep.Held[id].UTC().Format(time.TimeOnly))
 	}
 	say("the campaign poller stops too")
@@ -452,15 +454,6 @@ func (s *stack) held(ctx context.Context) (map[string]time.Time, error) {
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // campaignsToReceiver records the campaigns with every webhook pointed at
