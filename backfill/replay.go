@@ -310,7 +310,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 			return fmt.Errorf("add unloaded events to the replay: %w", err)
 		}
 	}
-	asOf, err := r.liveAsOf(ctx)
+	asOf, err := materialize.EvaluatedTo(ctx, r.Conn, r.Materialize.EvaluatorID)
 	if err != nil {
 		return err
 	}
@@ -334,22 +334,6 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 		return fmt.Errorf("evaluate the replay: %w", err)
 	}
 	return nil
-}
-
-// liveAsOf is the evaluation time of the live evaluator's last pass.
-func (r *Replay) liveAsOf(ctx context.Context) (uint64, error) {
-	var asOf uint64
-	rows, err := r.Conn.Query(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ? GROUP BY evaluator", r.Materialize.EvaluatorID)
-	if err != nil {
-		return 0, fmt.Errorf("read the live evaluator's position: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := rows.Scan(&asOf); err != nil {
-			return 0, fmt.Errorf("read the live evaluator's position: %w", err)
-		}
-	}
-	return asOf, rows.Err()
 }
 
 // attrSQL reads customers' attribute values: the latest and the first

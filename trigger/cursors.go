@@ -59,3 +59,35 @@ func CursorPositions(cs []Cursor) map[string]map[int32]uint64 {
 	}
 	return out
 }
+
+// ResetCursors forgets every saved position, as a poller that lost its
+// state would: the next poller starts where its start option says.
+func ResetCursors(ctx context.Context, conn *chdb.Conn) error {
+	if err := conn.Exec(ctx, "TRUNCATE TABLE trigger_cursors"); err != nil {
+		return fmt.Errorf("reset positions: %w", err)
+	}
+	return nil
+}
+
+// CaughtUp tells whether the saved positions have reached the newest row
+// of every feed: the pollers have read all that is there to read.
+func CaughtUp(ctx context.Context, conn *chdb.Conn) (bool, error) {
+	cursors, err := ReadCursors(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	read := map[string]uint64{}
+	for _, c := range cursors {
+		read[c.Feed] = max(read[c.Feed], c.PositionMs)
+	}
+	for _, f := range []*feed{transitionFeed, eventFeed} {
+		var newest uint64
+		if err := conn.QueryRow(ctx, "SELECT max("+f.posCol+") FROM "+f.table).Scan(&newest); err != nil {
+			return false, fmt.Errorf("read the newest %s position: %w", f.id, err)
+		}
+		if read[f.id] < newest {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -218,6 +218,24 @@ func (l *Ledger) query(ctx context.Context, what, q string, args ...any) (map[st
 	return out, nil
 }
 
+// Counts are one campaign's ledger entries: Decided every qualification
+// decided (fire or skip), Fired those decided to fire, late or not.
+type Counts struct {
+	Decided, Fired uint64
+}
+
+// Count counts campaignID's ledger entries. A key counts once however
+// many versions of its entry are stored, so merges do not change it.
+func (l *Ledger) Count(ctx context.Context, campaignID string) (Counts, error) {
+	var c Counts
+	err := l.conn.QueryRow(ctx, `SELECT uniqExact(ledger_key), uniqExactIf(ledger_key, decision IN ('fire', 'fire_late'))
+FROM (SELECT ledger_key, argMax(decision, updated_at_ms) AS decision FROM send_ledger WHERE campaign_id = ? GROUP BY ledger_key)`, campaignID).Scan(&c.Decided, &c.Fired)
+	if err != nil {
+		return Counts{}, fmt.Errorf("count the ledger entries of %s: %w", campaignID, err)
+	}
+	return c, nil
+}
+
 // Insert writes entries' rows in one insert.
 func (l *Ledger) Insert(ctx context.Context, entries []*Entry) error {
 	if len(entries) == 0 {

@@ -121,7 +121,7 @@ var exceptions = map[string][]string{
 
 	// Backfill re-evaluates audiences and re-decides campaigns over history.
 	"audiences":                {"backfill", "cmd/tideline", "grafana/dashboards", "grafana/internal/seed", "grafana/plugin", "trigger"},
-	"audience_transitions":     {"backfill", "backfill/drill", "bench", "cmd/tideline", "grafana/internal/seed", "grafana/plugin"},
+	"audience_transitions":     {"backfill", "bench", "cmd/tideline", "grafana/internal/seed", "grafana/plugin"},
 	"audience_completeness":    {"grafana/frames", "grafana/internal/seed", "grafana/plugin"},
 	"audience_membership":      {"grafana/plugin"},
 	"audience_members":         {"cmd/tideline"},
@@ -130,18 +130,13 @@ var exceptions = map[string][]string{
 	"attribute_catalog":        {"backfill"},
 	"signal_catalog":           {"backfill"},
 	"identity_claims":          {"backfill"},
-	"customer_touches":         {"backfill", "backfill/drill"},
-	"evaluator_state":          {"backfill", "backfill/drill"},
+	"customer_touches":         {"backfill"},
 	"customer_profile":         {"trigger"},
 
-	// trigger_cursors is read by backfill's qualification and the drill.
-	"trigger_cursors":         {"backfill/drill"},
-	"trigger_event_feed":      {"backfill/drill"},
-	"trigger_transition_feed": {"backfill/drill"},
-	"send_ledger":             {"backfill/drill", "bench", "grafana/internal/seed", "grafana/plugin"},
-	"campaigns":               {"backfill", "cmd/tideline", "grafana/dashboards", "grafana/internal/seed", "grafana/plugin"},
-	"trigger_dead_letters":    {"grafana/internal/seed", "grafana/plugin"},
-	"ledger_sends":            {"grafana/plugin"},
+	"send_ledger":          {"bench", "grafana/internal/seed", "grafana/plugin"},
+	"campaigns":            {"backfill", "cmd/tideline", "grafana/dashboards", "grafana/internal/seed", "grafana/plugin"},
+	"trigger_dead_letters": {"grafana/internal/seed", "grafana/plugin"},
+	"ledger_sends":         {"grafana/plugin"},
 
 	"backfill_runs": {"grafana/frames", "grafana/internal/seed", "grafana/plugin"},
 }
