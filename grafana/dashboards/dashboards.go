@@ -114,7 +114,7 @@ func PipelineHealth() *dashboard.DashboardBuilder {
 		WithPanel(lane(2, "Consumer lag", "Records in Kafka not yet committed by the loader, per lane (lane_watermarks).", "consumer_lag", "short")).
 		WithPanel(lane(3, "Watermark age", "How far behind now each lane's watermark (data complete up to) is.", "watermark_age_ms", "ms")).
 		WithPanel(lane(4, "Ingest delay p95", "95th percentile of collector receipt to ClickHouse insert, over the time range.", "ingest_delay_p95_ms", "ms")).
-		WithPanel(lane(5, "Dead letters", "Records dead-lettered in the time range, per lane (the collector included).", "dead_letters", "short")).
+		WithPanel(lane(5, "Dead letters", "Records dead-lettered in the time range, per lane (the collector included).", frames.FieldDeadLetters, "short")).
 		WithPanel(table.NewPanelBuilder().
 			Title("Lanes").
 			Id(6).
