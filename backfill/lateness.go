@@ -114,22 +114,13 @@ func lateCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[in
 		fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY customer_id HAVING worst > ?)"
 	args := append(append([]any{examples}, fargs...), lateAfterMs)
 	var (
-		n  uint64
-		qs []int64
-		mx int64
+		n      uint64
+		qs     []int64
+		mx     int64
+		tuples [][]any
 	)
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return 0, LagStats{}, nil, fmt.Errorf("count late customers: %w", err)
-	}
-	defer rows.Close()
-	var tuples [][]any
-	for rows.Next() {
-		if err := rows.Scan(&n, &qs, &mx, &tuples); err != nil {
-			return 0, LagStats{}, nil, fmt.Errorf("scan late customers: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
+	// An aggregate without GROUP BY answers one row, also over no rows.
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n, &qs, &mx, &tuples); err != nil {
 		return 0, LagStats{}, nil, fmt.Errorf("count late customers: %w", err)
 	}
 	stats := LagStats{}
