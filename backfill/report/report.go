@@ -249,8 +249,8 @@ func (d *Data) Decisions() (campaigns []string, byDecision, byReason []Series) {
 	return campaigns, byDecision, byReason
 }
 
-// MissingSpans are the plan's missing ranges per lane and partition.
-func (d *Data) MissingSpans() []Span {
+// missingSpans are the plan's missing ranges per lane and partition.
+func (d *Data) missingSpans() []Span {
 	if d.Plan == nil {
 		return nil
 	}
@@ -271,8 +271,8 @@ func (d *Data) MissingSpans() []Span {
 	return out
 }
 
-// ApplyChart is what each apply did, one stacked bar per apply.
-func (d *Data) ApplyChart() (runs []string, series []Series) {
+// applyChart is what each apply did, one stacked bar per apply.
+func (d *Data) applyChart() (runs []string, series []Series) {
 	names := []string{"re-ingested", "restored", "customers re-derived", "fired", "fired late", "skipped"}
 	vals := make([][]float64, len(names))
 	for i := len(d.Applies) - 1; i >= 0; i-- {

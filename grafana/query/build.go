@@ -225,7 +225,7 @@ FROM backfill_runs
 GROUP BY run_id
 HAVING r_started < ? AND (r_finished = 0 OR r_finished >= ?)
 ORDER BY r_started DESC, run_id
-LIMIT ?`, to, from, BackfillRows)
+LIMIT ?`, to, from, backfillRows)
 		return []Statement{b.stmt(StmtBackfillRuns)}, nil
 
 	case LiveQualifications:
