@@ -66,13 +66,8 @@ func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int
 		args = append(args, b)
 	}
 	args = append(args, fargs...)
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("measure lateness: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]topicLag{}
-	for rows.Next() {
+	err := conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		var (
 			topic     string
 			n, late   uint64
@@ -81,7 +76,7 @@ func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int
 			cumulated []uint64
 		)
 		if err := rows.Scan(&topic, &n, &late, &qs, &mx, &cumulated); err != nil {
-			return nil, fmt.Errorf("scan lateness: %w", err)
+			return err
 		}
 		tl := topicLag{loaded: int64(n), late: int64(late), lag: LagStats{Max: mx}}
 		if len(qs) == 3 {
@@ -89,8 +84,12 @@ func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int
 		}
 		tl.lag.Histogram = histogram(cumulated, int64(n))
 		out[topic] = tl
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("measure lateness: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // histogram turns cumulative counts (lag <= bound) into buckets.

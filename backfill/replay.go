@@ -347,21 +347,20 @@ GROUP BY customer_id, attribute`
 
 func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]string, error) {
-		rows, err := scratch.Query(ctx, fmt.Sprintf(attrSQL, db, scratch.Database))
-		if err != nil {
-			return nil, fmt.Errorf("read attributes of %s: %w", db, err)
-		}
-		defer rows.Close()
 		out := map[[2]string]string{}
-		for rows.Next() {
+		err := scratch.Each(ctx, fmt.Sprintf(attrSQL, db, scratch.Database), nil, func(rows chdb.Rows) error {
 			var cust, attr, last, first string
 			var lastNull, firstNull uint8
 			if err := rows.Scan(&cust, &attr, &last, &lastNull, &first, &firstNull); err != nil {
-				return nil, fmt.Errorf("scan attribute: %w", err)
+				return err
 			}
 			out[[2]string{cust, attr}] = attrValue(last, lastNull) + " (first " + attrValue(first, firstNull) + ")"
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read attributes of %s: %w", db, err)
 		}
-		return out, rows.Err()
+		return out, nil
 	}
 	live, err := read(r.Conn.Database)
 	if err != nil {
@@ -398,23 +397,22 @@ GROUP BY audience_id, customer_id`
 
 func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]bool, error) {
-		rows, err := scratch.Query(ctx, fmt.Sprintf(memberSQL, db, scratch.Database))
-		if err != nil {
-			return nil, fmt.Errorf("read memberships of %s: %w", db, err)
-		}
-		defer rows.Close()
 		out := map[[2]string]bool{}
-		for rows.Next() {
+		err := scratch.Each(ctx, fmt.Sprintf(memberSQL, db, scratch.Database), nil, func(rows chdb.Rows) error {
 			var aud, cust string
 			var member uint8
 			if err := rows.Scan(&aud, &cust, &member); err != nil {
-				return nil, fmt.Errorf("scan membership: %w", err)
+				return err
 			}
 			if member == 1 {
 				out[[2]string{cust, aud}] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read memberships of %s: %w", db, err)
 		}
-		return out, rows.Err()
+		return out, nil
 	}
 	live, err := read(r.Conn.Database)
 	if err != nil {

@@ -173,21 +173,20 @@ func (c *Compiled) inputs() []inputKey {
 
 // inputLanes reads which lanes have carried which inputs.
 func inputLanes(ctx context.Context, conn *chdb.Conn) (map[inputKey][]string, error) {
-	rows, err := conn.Query(ctx, "SELECT input_type, input_event, lane FROM input_lanes GROUP BY input_type, input_event, lane")
-	if err != nil {
-		return nil, fmt.Errorf("read input_lanes (is the schema migrated? tideline migrate): %w", err)
-	}
-	defer rows.Close()
 	out := map[inputKey][]string{}
-	for rows.Next() {
+	err := conn.Each(ctx, "SELECT input_type, input_event, lane FROM input_lanes GROUP BY input_type, input_event, lane", nil, func(rows chdb.Rows) error {
 		var k inputKey
 		var lane string
 		if err := rows.Scan(&k.typ, &k.event, &lane); err != nil {
-			return nil, fmt.Errorf("scan input_lanes: %w", err)
+			return err
 		}
 		out[k] = append(out[k], lane)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read input_lanes (is the schema migrated? tideline migrate): %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // audienceLanes are the lanes whose watermarks c waits for: its lanes:

@@ -119,20 +119,19 @@ func query2(ctx context.Context, conn *chdb.Conn, ids []string, q, what string) 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(qctx, q)
+	var out [][2]string
+	err = conn.Each(qctx, q, nil, func(rows chdb.Rows) error {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			return err
+		}
+		out = append(out, [2]string{a, b})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
-	defer rows.Close()
-	var out [][2]string
-	for rows.Next() {
-		var a, b string
-		if err := rows.Scan(&a, &b); err != nil {
-			return nil, fmt.Errorf("scan %s: %w", what, err)
-		}
-		out = append(out, [2]string{a, b})
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // resolve groups raw into customers. relinked are anonymous ids whose links

@@ -98,21 +98,17 @@ func (e *Evaluator) version() uint64 {
 // laneWatermarks reads every lane's watermark: everything the lane
 // received before it is in ClickHouse.
 func laneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
-	rows, err := conn.Query(ctx, "SELECT lane, watermark_ms FROM lane_watermarks")
-	if err != nil {
-		return nil, fmt.Errorf("read lane_watermarks: %w", err)
-	}
-	defer rows.Close()
 	got := map[string]uint64{}
-	for rows.Next() {
+	err := conn.Each(ctx, "SELECT lane, watermark_ms FROM lane_watermarks", nil, func(rows chdb.Rows) error {
 		var lane string
 		var wm uint64
 		if err := rows.Scan(&lane, &wm); err != nil {
-			return nil, fmt.Errorf("scan lane_watermarks: %w", err)
+			return err
 		}
 		got[lane] = wm
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read lane_watermarks: %w", err)
 	}
 	return got, nil

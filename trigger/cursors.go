@@ -24,24 +24,20 @@ type Cursor struct {
 // backfill tells from it whether a poller is running and how far it read,
 // and drills wait on it.
 func ReadCursors(ctx context.Context, conn *chdb.Conn) ([]Cursor, error) {
-	rows, err := conn.Query(ctx, qCursors)
-	if err != nil {
-		return nil, fmt.Errorf("read positions: %w", err)
-	}
-	defer rows.Close()
 	var out []Cursor
-	for rows.Next() {
+	err := conn.Each(ctx, qCursors, nil, func(rows chdb.Rows) error {
 		var (
 			c     Cursor
 			shard uint32
 		)
 		if err := rows.Scan(&c.Feed, &shard, &c.PositionMs, &c.UpdatedAtMs); err != nil {
-			return nil, fmt.Errorf("scan position: %w", err)
+			return err
 		}
 		c.Shard = int32(shard)
 		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read positions: %w", err)
 	}
 	return out, nil
