@@ -265,20 +265,19 @@ type AudienceCompleteness struct {
 // ReadCompleteness returns what the evaluator last recorded of every
 // audience's completeness, by audience id.
 func ReadCompleteness(ctx context.Context, conn *chdb.Conn) (map[string]AudienceCompleteness, error) {
-	rows, err := conn.Query(ctx, `SELECT audience_id, argMax(lanes, updated_at_ms), argMax(direction, updated_at_ms),
+	out := map[string]AudienceCompleteness{}
+	err := conn.Each(ctx, `SELECT audience_id, argMax(lanes, updated_at_ms), argMax(direction, updated_at_ms),
     argMax(complete_ms, updated_at_ms), argMax(eager_ms, updated_at_ms), argMax(held_by, updated_at_ms), max(updated_at_ms)
-FROM audience_completeness GROUP BY audience_id`)
+FROM audience_completeness GROUP BY audience_id`, nil, func(rows chdb.Rows) error {
+		var c AudienceCompleteness
+		if err := rows.Scan(&c.AudienceID, &c.Lanes, &c.Direction, &c.CompleteMs, &c.EagerMs, &c.HeldBy, &c.UpdatedAtMs); err != nil {
+			return err
+		}
+		out[c.AudienceID] = c
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read audience_completeness: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]AudienceCompleteness{}
-	for rows.Next() {
-		var c AudienceCompleteness
-		if err := rows.Scan(&c.AudienceID, &c.Lanes, &c.Direction, &c.CompleteMs, &c.EagerMs, &c.HeldBy, &c.UpdatedAtMs); err != nil {
-			return nil, fmt.Errorf("scan audience_completeness: %w", err)
-		}
-		out[c.AudienceID] = c
-	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -88,26 +88,25 @@ func links(ctx context.Context, conn *chdb.Conn, anons []string) (map[string]lin
 	if err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(qctx, `SELECT anonymous_customer_id, l.1, l.2, l.3
+	err = conn.Each(qctx, `SELECT anonymous_customer_id, l.1, l.2, l.3
 FROM
 (
     SELECT anonymous_customer_id, argMinMerge(link) AS l
     FROM identity_links WHERE anonymous_customer_id IN (SELECT id FROM ids)
     GROUP BY anonymous_customer_id
-)`)
-	if err != nil {
-		return nil, fmt.Errorf("read identity links: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+)`, nil, func(rows chdb.Rows) error {
 		var anon string
 		var l link
 		if err := rows.Scan(&anon, &l.user, &l.timeMs, &l.message); err != nil {
-			return nil, fmt.Errorf("scan identity links: %w", err)
+			return err
 		}
 		out[anon] = l
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read identity links: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // query2 runs a two-column string query over the ids external table.
