@@ -336,6 +336,20 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	return nil
 }
 
+// bothSides reads one kind of state, keyed by customer and name, from the
+// live database and from the replay's.
+func bothSides[V any](live, replay string, read func(db string) (map[[2]string]V, error)) (map[[2]string]V, map[[2]string]V, error) {
+	l, err := read(live)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := read(replay)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, r, nil
+}
+
 // attrSQL reads customers' attribute values: the latest and the first
 // non-null, each as (value, is_null). customer_id IN (SELECT ...) reads the
 // customer list from the scratch database's replay_customers.
@@ -362,11 +376,7 @@ func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, custome
 		}
 		return out, nil
 	}
-	live, err := read(r.Conn.Database)
-	if err != nil {
-		return nil, err
-	}
-	replayed, err := read(scratch.Database)
+	live, replayed, err := bothSides(r.Conn.Database, scratch.Database, read)
 	if err != nil {
 		return nil, err
 	}
@@ -414,11 +424,7 @@ func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, custom
 		}
 		return out, nil
 	}
-	live, err := read(r.Conn.Database)
-	if err != nil {
-		return nil, err
-	}
-	replayed, err := read(scratch.Database)
+	live, replayed, err := bothSides(r.Conn.Database, scratch.Database, read)
 	if err != nil {
 		return nil, err
 	}
