@@ -12,6 +12,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/materialize"
 	tsql "github.com/tideline-dev/tideline/sql"
 )
@@ -326,7 +327,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	}
 	cfg := r.Materialize
 	cfg.EvaluatorID = "replay"
-	ev, err := materialize.NewEvaluator(scratch, cfg, nil, slog.New(slog.DiscardHandler))
+	ev, err := materialize.NewEvaluator(cfg, component.Env{Conn: scratch})
 	if err != nil {
 		return err
 	}
@@ -474,7 +475,7 @@ func (r *Replay) Rederive(ctx context.Context, customers []string) error {
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("mark customers for re-evaluation: %w", err)
 	}
-	ev, err := materialize.NewEvaluator(r.Conn, r.Materialize, nil, r.log())
+	ev, err := materialize.NewEvaluator(r.Materialize, component.Env{Conn: r.Conn, Log: r.log()})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -83,7 +84,7 @@ func settle() { time.Sleep(testConfig().TouchSettle + time.Second) }
 
 func testEvaluator(t testing.TB, conn *chdb.Conn) *Evaluator {
 	t.Helper()
-	ev, err := NewEvaluator(conn, testConfig(), nil, testenv.Logger(t))
+	ev, err := NewEvaluator(testConfig(), component.Env{Conn: conn, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
