@@ -16,12 +16,12 @@ type Env = component.Env
 
 // NewCollector builds the HTTP collector, producing with producer.
 func NewCollector(cfg ingest.CollectorConfig, env Env, producer *kgo.Client) (*ingest.Collector, error) {
-	return ingest.NewCollector(cfg, env.Kafka, producer, env.Registry, env.Logger())
+	return ingest.NewCollector(cfg, env, producer)
 }
 
 // NewLoader builds the loader of every lane.
 func NewLoader(cfg ingest.LoaderConfig, env Env) (*ingest.Loader, error) {
-	return ingest.NewLoader(cfg, env.Kafka, env.Seeds, env.Conn, env.Registry, env.Logger())
+	return ingest.NewLoader(cfg, env)
 }
 
 // NewEvaluator builds the audience evaluator.

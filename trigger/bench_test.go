@@ -149,13 +149,13 @@ func BenchmarkPipelineLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer prod.Close()
-	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), br.Config, prod, nil, log)
+	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), component.Env{Kafka: br.Config, Log: log}, prod)
 	if err != nil {
 		b.Fatal(err)
 	}
 	colSrv := httptest.NewServer(col.Handler())
 	defer colSrv.Close()
-	loader, err := ingest.NewLoader(ingest.DefaultLoaderConfig(), br.Config, br.Seeds, conn, nil, log)
+	loader, err := ingest.NewLoader(ingest.DefaultLoaderConfig(), component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: log})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -369,7 +369,7 @@ func (r *stallRun) startLoader(lane string) {
 		// server lane carries what can refute carted_not_bought.
 		lc.WatermarkGrace = 10 * time.Second
 	}
-	l, err := ingest.NewLoader(lc, r.br.Config, r.br.Seeds, r.conn, nil, testenv.Logger(r.t))
+	l, err := ingest.NewLoader(lc, component.Env{Conn: r.conn, Kafka: r.br.Config, Seeds: r.br.Seeds, Log: testenv.Logger(r.t)})
 	if err != nil {
 		r.t.Fatal(err)
 	}
