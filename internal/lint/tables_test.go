@@ -107,11 +107,11 @@ var exceptions = map[string][]string{
 	// and the report check the same; the archive writes events back; bench
 	// and the dashboards' seed fill and count them.
 	"events": {"backfill", "backfill/archive", "backfill/drill", "backfill/report", "bench", "cmd/tideline",
-		"grafana/frames", "grafana/internal/seed", "pipeline", "materialize", "trigger"},
+		"grafana/frames", "grafana/internal/seed", "materialize", "trigger"},
 	"event_positions":    {"backfill", "backfill/drill"},
 	"event_positions_mv": {"bench"},
 	"events_unique":      {"pipeline"},
-	"dead_letters":       {"backfill", "grafana/frames", "grafana/internal/seed", "pipeline"},
+	"dead_letters":       {"backfill", "grafana/frames", "grafana/internal/seed"},
 	"loader_progress":    {"grafana/internal/seed"},
 	"lane_watermarks":    {"materialize"},
 	"input_lanes":        {"materialize"},
