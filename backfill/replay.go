@@ -169,8 +169,15 @@ func (r *Replay) scanStrings(ctx context.Context, out *[]string, q string, args 
 // trigger's and the backfill's own tables play no part in a replay.
 const replayMaxVersion = 200
 
-// keptTables survive a reset: the catalogs say which views exist.
-var keptTables = map[string]bool{"schema_migrations": true, "audiences": true, "attribute_catalog": true, "signal_catalog": true}
+// keptTables survive a reset: the migrations' record, and the catalogs,
+// which say which views exist.
+var keptTables = func() map[string]bool {
+	kept := map[string]bool{"schema_migrations": true}
+	for _, t := range materialize.CatalogTables {
+		kept[t] = true
+	}
+	return kept
+}()
 
 // prepare returns an empty scratch database: created on first use (one per
 // Replay, as DDL is slow on a busy server) and emptied on later uses.
@@ -248,28 +255,9 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	}
 	// The applied audiences with every attribute the live database
 	// maintains (its settings declare some that no audience reads).
-	var settings materialize.AttributeSettings
-	rows, err := r.Conn.Query(ctx, "SELECT attribute, argMax(set_once, applied_at_ms), argMax(active, applied_at_ms) FROM attribute_catalog GROUP BY attribute")
+	settings, err := materialize.AppliedAttributes(ctx, r.Conn)
 	if err != nil {
-		return fmt.Errorf("read the live attribute catalog: %w", err)
-	}
-	for rows.Next() {
-		var name string
-		var setOnce, active uint8
-		if err := rows.Scan(&name, &setOnce, &active); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan the live attribute catalog: %w", err)
-		}
-		if active == 1 {
-			settings.Declared = append(settings.Declared, name)
-			if setOnce == 1 {
-				settings.SetOnce = append(settings.SetOnce, name)
-			}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read the live attribute catalog: %w", err)
+		return fmt.Errorf("read the live attributes: %w", err)
 	}
 	auds := make([]*materialize.Audience, 0, len(applied.Audiences))
 	for _, c := range applied.Audiences {

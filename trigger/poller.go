@@ -749,17 +749,13 @@ func (p *Poller) warnMissingAudiences(ctx context.Context) {
 	if len(want) == 0 {
 		return
 	}
-	rows, err := p.conn.Query(ctx, "SELECT DISTINCT audience_id FROM audiences WHERE audience_id IN ?", stringSet(want))
+	applied, err := materialize.ListApplied(ctx, p.conn)
 	if err != nil {
 		return
 	}
-	defer rows.Close()
 	have := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if rows.Scan(&id) == nil {
-			have[id] = true
-		}
+	for _, a := range applied {
+		have[a.ID] = true
 	}
 	for _, id := range want {
 		if !have[id] {

@@ -118,12 +118,10 @@ var exceptions = map[string][]string{
 	"pipeline_lag":       {"grafana/frames"},
 
 	// Backfill re-evaluates audiences and re-decides campaigns over history.
-	"audiences":             {"backfill", "cmd/tideline", "grafana/internal/seed", "trigger"},
+	"audiences":             {"cmd/tideline", "grafana/internal/seed"},
 	"audience_transitions":  {"backfill", "bench", "cmd/tideline", "grafana/internal/seed"},
 	"audience_completeness": {"grafana/frames", "grafana/internal/seed"},
 	"audience_members":      {"cmd/tideline"},
-	"attribute_catalog":     {"backfill"},
-	"signal_catalog":        {"backfill"},
 	"identity_claims":       {"backfill"},
 	"customer_touches":      {"backfill"},
 	"customer_profile":      {"trigger"},
