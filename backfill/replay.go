@@ -122,15 +122,8 @@ func (r *Replay) identities(ctx context.Context, customers []string, unloaded []
 	}
 	// Two hops: an anonymous id's users, then those users' other ids.
 	for hop := 0; hop < 2; hop++ {
-		var found []string
-		if err := r.eachChunk(anons, func(chunk []string) error {
-			return r.scanStrings(ctx, &found, "SELECT DISTINCT user_id FROM identity_claims WHERE anonymous_customer_id IN ?", groupSet(chunk))
-		}); err != nil {
-			return nil, err
-		}
-		if err := r.eachChunk(users, func(chunk []string) error {
-			return r.scanStrings(ctx, &found, "SELECT DISTINCT anonymous_customer_id FROM identity_claims WHERE user_id IN ?", groupSet(chunk))
-		}); err != nil {
+		found, err := materialize.LinkedByClaims(ctx, r.Conn, anons, users)
+		if err != nil {
 			return nil, err
 		}
 		for _, c := range found {
@@ -143,25 +136,6 @@ func (r *Replay) identities(ctx context.Context, customers []string, unloaded []
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func (r *Replay) eachChunk(ss []string, fn func([]string) error) error {
-	const chunk = 5000
-	for i := 0; i < len(ss); i += chunk {
-		if err := fn(ss[i:min(i+chunk, len(ss))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r *Replay) scanStrings(ctx context.Context, out *[]string, q string, args ...any) error {
-	ss, err := r.Conn.Strings(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("read linked identities: %w", err)
-	}
-	*out = append(*out, ss...)
-	return nil
 }
 
 // replayMaxVersion bounds the migrations a scratch database gets: the

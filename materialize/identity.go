@@ -219,3 +219,32 @@ WHERE user_id IN (SELECT id FROM ids) GROUP BY user_id, anonymous_customer_id`, 
 	}
 	return res, nil
 }
+
+// LinkedByClaims is one hop through the identity claims: the users that
+// claimed any of anons, then the anonymous ids any of users claimed
+// (duplicates possible). Ids are read 5000 at a time, so any number fits
+// one call.
+func LinkedByClaims(ctx context.Context, conn *chdb.Conn, anons, users []string) ([]string, error) {
+	const chunk = 5000
+	var out []string
+	for _, q := range []struct {
+		ids []string
+		sql string
+	}{
+		{anons, "SELECT DISTINCT user_id FROM identity_claims WHERE anonymous_customer_id IN ?"},
+		{users, "SELECT DISTINCT anonymous_customer_id FROM identity_claims WHERE user_id IN ?"},
+	} {
+		for i := 0; i < len(q.ids); i += chunk {
+			set := clickhouse.GroupSet{}
+			for _, id := range q.ids[i:min(i+chunk, len(q.ids))] {
+				set.Value = append(set.Value, id)
+			}
+			ss, err := conn.Strings(ctx, q.sql, set)
+			if err != nil {
+				return nil, fmt.Errorf("read linked identities: %w", err)
+			}
+			out = append(out, ss...)
+		}
+	}
+	return out, nil
+}
