@@ -422,20 +422,8 @@ func (r *Replay) Rederive(ctx context.Context, customers []string) error {
 	if len(customers) == 0 {
 		return nil
 	}
-	now := chdb.NowMs()
-	batch, err := r.Conn.PrepareBatch(ctx, "INSERT INTO customer_touches (touched_at, customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane)")
-	if err != nil {
-		return fmt.Errorf("mark customers for re-evaluation: %w", err)
-	}
-	at := time.UnixMilli(int64(now))
-	for _, c := range customers {
-		if err := batch.Append(at, c, uint8(0), "", "", "", uint8(0), uint8(0), uint64(0), now, "backfill"); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("mark customers for re-evaluation: %w", err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	if err := materialize.Retouch(ctx, r.Conn, customers, "backfill"); err != nil {
+		return err
 	}
 	ev, err := materialize.NewEvaluator(r.Materialize, component.Env{Conn: r.Conn, Log: r.log()})
 	if err != nil {

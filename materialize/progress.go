@@ -47,3 +47,24 @@ func Entries(ctx context.Context, conn *chdb.Conn, audienceID string) (uint64, e
 	}
 	return n, nil
 }
+
+// Retouch marks customers touched now on lane, as an insert into events
+// would, so the evaluator's next passes re-evaluate them.
+func Retouch(ctx context.Context, conn *chdb.Conn, customers []string, lane string) error {
+	now := chdb.NowMs()
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO customer_touches (touched_at, customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane)")
+	if err != nil {
+		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	}
+	at := time.UnixMilli(int64(now))
+	for _, c := range customers {
+		if err := batch.Append(at, c, uint8(0), "", "", "", uint8(0), uint8(0), uint64(0), now, lane); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("mark customers for re-evaluation: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	}
+	return nil
+}

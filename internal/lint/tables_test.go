@@ -122,7 +122,6 @@ var exceptions = map[string][]string{
 	"audience_transitions":  {"backfill", "bench", "cmd/tideline", "grafana/internal/seed"},
 	"audience_completeness": {"grafana/frames", "grafana/internal/seed"},
 	"audience_members":      {"cmd/tideline"},
-	"customer_touches":      {"backfill"},
 	"customer_profile":      {"trigger"},
 
 	"send_ledger":          {"bench", "grafana/internal/seed"},
