@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -91,24 +92,8 @@ func (e *Evaluator) version() uint64 {
 	return v
 }
 
-// laneWatermarks reads every lane's watermark: everything the lane
-// received before it is in ClickHouse.
-func laneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
-	got := map[string]uint64{}
-	err := conn.Each(ctx, "SELECT lane, watermark_ms FROM lane_watermarks", nil, func(rows chdb.Rows) error {
-		var lane string
-		var wm uint64
-		if err := rows.Scan(&lane, &wm); err != nil {
-			return err
-		}
-		got[lane] = wm
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read lane_watermarks: %w", err)
-	}
-	return got, nil
-}
+// laneWatermarks reads every lane's watermark; the loader owns them.
+var laneWatermarks = ingest.LaneWatermarks
 
 // Watermark is the lowest watermark among lanes: everything those lanes
 // received before it is in ClickHouse. A lane without a watermark yet counts
