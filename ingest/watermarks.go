@@ -25,3 +25,29 @@ func LaneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, er
 	}
 	return got, nil
 }
+
+// Input is one kind of input an audience can depend on, as input_lanes
+// records it: an input type (a call type, traits or context) and the event
+// name ("" where there is none).
+type Input struct {
+	Type, Event string
+}
+
+// InputLanes reads which lanes have carried which inputs, so that an
+// audience waits only for the watermarks of the lanes that can feed it.
+func InputLanes(ctx context.Context, conn *chdb.Conn) (map[Input][]string, error) {
+	out := map[Input][]string{}
+	err := conn.Each(ctx, "SELECT input_type, input_event, lane FROM input_lanes GROUP BY input_type, input_event, lane", nil, func(rows chdb.Rows) error {
+		var in Input
+		var lane string
+		if err := rows.Scan(&in.Type, &in.Event, &lane); err != nil {
+			return err
+		}
+		out[in] = append(out[in], lane)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read input_lanes (is the schema migrated? tideline migrate): %w", err)
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -171,20 +172,16 @@ func (c *Compiled) inputs() []inputKey {
 	return out
 }
 
-// inputLanes reads which lanes have carried which inputs.
+// inputLanes reads which lanes have carried which inputs; the loader's
+// package owns the record.
 func inputLanes(ctx context.Context, conn *chdb.Conn) (map[inputKey][]string, error) {
-	out := map[inputKey][]string{}
-	err := conn.Each(ctx, "SELECT input_type, input_event, lane FROM input_lanes GROUP BY input_type, input_event, lane", nil, func(rows chdb.Rows) error {
-		var k inputKey
-		var lane string
-		if err := rows.Scan(&k.typ, &k.event, &lane); err != nil {
-			return err
-		}
-		out[k] = append(out[k], lane)
-		return nil
-	})
+	got, err := ingest.InputLanes(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("read input_lanes (is the schema migrated? tideline migrate): %w", err)
+		return nil, err
+	}
+	out := make(map[inputKey][]string, len(got))
+	for in, lanes := range got {
+		out[inputKey{typ: in.Type, event: in.Event}] = lanes
 	}
 	return out, nil
 }

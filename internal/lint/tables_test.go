@@ -113,7 +113,6 @@ var exceptions = map[string][]string{
 	"events_unique":      {"pipeline"},
 	"dead_letters":       {"backfill", "grafana/frames", "grafana/internal/seed"},
 	"loader_progress":    {"grafana/internal/seed"},
-	"input_lanes":        {"materialize"},
 	"pipeline_lag":       {"grafana/frames"},
 
 	// Backfill re-evaluates audiences and re-decides campaigns over history.
