@@ -543,24 +543,20 @@ func (a *Applier) rederiveSet(ctx context.Context, plan *Plan, td *remaining) ([
 	}
 	if len(spans) > 0 {
 		filter, args := windowFilter(spans)
-		rows, err := a.Conn.Query(ctx, "SELECT customer_id, kafka_topic, kafka_partition, kafka_offset FROM event_positions WHERE lane = 'backfill' AND ("+filter+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("list re-ingested customers: %w", err)
-		}
-		defer rows.Close()
 		missing := plan.MissingRanges()
-		for rows.Next() {
+		err := a.Conn.Each(ctx, "SELECT customer_id, kafka_topic, kafka_partition, kafka_offset FROM event_positions WHERE lane = 'backfill' AND ("+filter+")", args, func(rows chdb.Rows) error {
 			var c, t string
 			var p int32
 			var off int64
 			if err := rows.Scan(&c, &t, &p, &off); err != nil {
-				return nil, fmt.Errorf("scan re-ingested customer: %w", err)
+				return err
 			}
 			if missing[t][p].Contains(off) {
 				set[c] = true
 			}
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("list re-ingested customers: %w", err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
 )
@@ -273,7 +274,7 @@ func BenchmarkReingest(b *testing.B) {
 	startLoader := func() (stop func()) {
 		lc := ingest.DefaultLoaderConfig()
 		lc.Lanes, lc.MetricsAddr = []string{"web", "server", "backfill"}, ""
-		l, err := ingest.NewLoader(lc, br.Config, br.Seeds, conn, nil, testenv.Logger(b))
+		l, err := ingest.NewLoader(lc, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(b)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -28,20 +28,19 @@ type checkpoints struct {
 
 func loadCheckpoints(ctx context.Context, conn *chdb.Conn, planID, runID string) (*checkpoints, error) {
 	cp := &checkpoints{planID: planID, runID: runID, m: map[cpKey]*cpVal{}}
-	rows, err := conn.Query(ctx, "SELECT kafka_topic, kafka_partition, argMax(next_offset, updated_at_ms), argMax(reingested, updated_at_ms) FROM backfill_checkpoints WHERE plan_id = ? GROUP BY kafka_topic, kafka_partition", planID)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoints of plan %s: %w", planID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := conn.Each(ctx, "SELECT kafka_topic, kafka_partition, argMax(next_offset, updated_at_ms), argMax(reingested, updated_at_ms) FROM backfill_checkpoints WHERE plan_id = ? GROUP BY kafka_topic, kafka_partition", []any{planID}, func(rows chdb.Rows) error {
 		var k cpKey
 		var v cpVal
 		if err := rows.Scan(&k.topic, &k.partition, &v.next, &v.reingested); err != nil {
-			return nil, fmt.Errorf("scan checkpoint: %w", err)
+			return err
 		}
 		cp.m[k] = &v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints of plan %s: %w", planID, err)
 	}
-	return cp, rows.Err()
+	return cp, nil
 }
 
 // next is where re-ingest of a partition continues (0: from the start).

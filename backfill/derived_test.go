@@ -11,6 +11,7 @@ import (
 	"github.com/tideline-dev/tideline/backfill"
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/pipeline"
@@ -306,7 +307,7 @@ func (e *env) control(asOf uint64) customerState {
 	}
 	cfg := e.derived.mcfg
 	cfg.EvaluatorID = "control"
-	ev, err := materialize.NewEvaluator(conn, cfg, nil, testenv.Logger(t))
+	ev, err := materialize.NewEvaluator(cfg, component.Env{Conn: conn, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

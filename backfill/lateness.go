@@ -66,13 +66,8 @@ func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int
 		args = append(args, b)
 	}
 	args = append(args, fargs...)
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("measure lateness: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]topicLag{}
-	for rows.Next() {
+	err := conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		var (
 			topic     string
 			n, late   uint64
@@ -81,7 +76,7 @@ func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int
 			cumulated []uint64
 		)
 		if err := rows.Scan(&topic, &n, &late, &qs, &mx, &cumulated); err != nil {
-			return nil, fmt.Errorf("scan lateness: %w", err)
+			return err
 		}
 		tl := topicLag{loaded: int64(n), late: int64(late), lag: LagStats{Max: mx}}
 		if len(qs) == 3 {
@@ -89,8 +84,12 @@ func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int
 		}
 		tl.lag.Histogram = histogram(cumulated, int64(n))
 		out[topic] = tl
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("measure lateness: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // histogram turns cumulative counts (lag <= bound) into buckets.
@@ -114,22 +113,13 @@ func lateCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[in
 		fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY customer_id HAVING worst > ?)"
 	args := append(append([]any{examples}, fargs...), lateAfterMs)
 	var (
-		n  uint64
-		qs []int64
-		mx int64
+		n      uint64
+		qs     []int64
+		mx     int64
+		tuples [][]any
 	)
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return 0, LagStats{}, nil, fmt.Errorf("count late customers: %w", err)
-	}
-	defer rows.Close()
-	var tuples [][]any
-	for rows.Next() {
-		if err := rows.Scan(&n, &qs, &mx, &tuples); err != nil {
-			return 0, LagStats{}, nil, fmt.Errorf("scan late customers: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
+	// An aggregate without GROUP BY answers one row, also over no rows.
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n, &qs, &mx, &tuples); err != nil {
 		return 0, LagStats{}, nil, fmt.Errorf("count late customers: %w", err)
 	}
 	stats := LagStats{}

@@ -413,22 +413,17 @@ func loadedMessages(ctx context.Context, conn *chdb.Conn, keys []messageKey) (ma
 			}
 			messages = append(messages, k.message)
 		}
-		rows, err := conn.Query(qctx, "SELECT DISTINCT customer_id, message_id FROM events WHERE customer_id IN ? AND message_id IN ?", groupSet(customers), groupSet(messages))
-		if err != nil {
-			return nil, fmt.Errorf("look up messages in events: %w", err)
-		}
-		for rows.Next() {
+		err := conn.Each(qctx, "SELECT DISTINCT customer_id, message_id FROM events WHERE customer_id IN ? AND message_id IN ?", []any{groupSet(customers), groupSet(messages)}, func(rows chdb.Rows) error {
 			var k messageKey
 			if err := rows.Scan(&k.customer, &k.message); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan loaded message: %w", err)
+				return err
 			}
 			if wanted[k] {
 				out[k] = true
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("look up messages in events: %w", err)
 		}
 	}
@@ -442,21 +437,17 @@ func loadedMessages(ctx context.Context, conn *chdb.Conn, keys []messageKey) (ma
 // delivery, so neither count changes when events merges.
 func windowDeliveries(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range) (map[string][2]int64, error) {
 	filter, args := windowFilter(spans)
-	rows, err := conn.Query(ctx, "SELECT kafka_topic, uniqExact(kafka_partition, kafka_offset), uniqExact(customer_id, message_id), count() FROM event_positions WHERE "+filter+" GROUP BY kafka_topic", args...)
-	if err != nil {
-		return nil, fmt.Errorf("count the window's deliveries: %w", err)
-	}
-	defer rows.Close()
 	out := map[string][2]int64{}
-	for rows.Next() {
+	err := conn.Each(ctx, "SELECT kafka_topic, uniqExact(kafka_partition, kafka_offset), uniqExact(customer_id, message_id), count() FROM event_positions WHERE "+filter+" GROUP BY kafka_topic", args, func(rows chdb.Rows) error {
 		var topic string
 		var positions, messages, deliveries uint64
 		if err := rows.Scan(&topic, &positions, &messages, &deliveries); err != nil {
-			return nil, fmt.Errorf("scan the window's deliveries: %w", err)
+			return err
 		}
 		out[topic] = [2]int64{int64(positions) - int64(messages), int64(deliveries) - int64(positions)}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("count the window's deliveries: %w", err)
 	}
 	return out, nil

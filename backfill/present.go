@@ -153,21 +153,17 @@ func presentOffsets(ctx context.Context, conn *chdb.Conn, topic string, spans ma
 	q := "SELECT DISTINCT kafka_partition, kafka_offset FROM (" + fmt.Sprintf(positionsSQL, filter) + ") ORDER BY kafka_partition, kafka_offset"
 	args := append([]any{topic}, fargs...)
 	args = append(append(args, topic), fargs...)
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s in clickhouse: %w", topic, err)
-	}
-	defer rows.Close()
 	out := map[int32][]int64{}
-	for rows.Next() {
+	err := conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		var p int32
 		var off int64
 		if err := rows.Scan(&p, &off); err != nil {
-			return nil, fmt.Errorf("scan offsets of %s: %w", topic, err)
+			return err
 		}
 		out[p] = append(out[p], off)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list offsets of %s in clickhouse: %w", topic, err)
 	}
 	return out, nil

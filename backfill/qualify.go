@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -113,7 +115,7 @@ type found struct {
 func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map[string]*trigger.Campaign) ([]found, error) {
 	audiences, names := map[string]bool{}, map[string]bool{}
 	campaigns := make([]*trigger.Campaign, 0, len(cs))
-	for _, id := range sortedKeys(cs) {
+	for _, id := range slices.Sorted(maps.Keys(cs)) {
 		campaigns = append(campaigns, cs[id])
 	}
 	for _, cp := range cs {
@@ -126,7 +128,7 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 	from, to := uint64(w.FromMs()), uint64(w.ToMs())
 	var out []found
 	if len(audiences) > 0 {
-		rows, err := c.Conn.Query(ctx, qWindowTransitions, groupSet(sortedKeys(audiences)), groupSet([]string{"entered", "exited"}), from, to, from, to)
+		rows, err := c.Conn.Query(ctx, qWindowTransitions, groupSet(slices.Sorted(maps.Keys(audiences))), groupSet([]string{"entered", "exited"}), from, to, from, to)
 		if err != nil {
 			return nil, fmt.Errorf("read the window's audience transitions: %w", err)
 		}
@@ -154,7 +156,7 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 		}
 	}
 	if len(names) > 0 {
-		rows, err := c.Conn.Query(ctx, qWindowEvents, groupSet(sortedKeys(names)), from, to)
+		rows, err := c.Conn.Query(ctx, qWindowEvents, groupSet(slices.Sorted(maps.Keys(names))), from, to)
 		if err != nil {
 			return nil, fmt.Errorf("read the window's events: %w", err)
 		}
@@ -296,7 +298,7 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 			for _, g := range pending[i:end] {
 				ids[g.q.CustomerID] = true
 			}
-			if facts, err = trigger.LoadFacts(ctx, c.Conn, ledger, attrs, cs, sortedKeys(boolSet(mapKeys(cs))), sortedKeys(ids)); err != nil {
+			if facts, err = trigger.LoadFacts(ctx, c.Conn, ledger, attrs, cs, slices.Sorted(maps.Keys(cs)), slices.Sorted(maps.Keys(ids))); err != nil {
 				return nil, nil, err
 			}
 			loadedUntil = end
@@ -329,7 +331,7 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 		findings[id].Throttle = throttleEstimate(cp, findings[id])
 	}
 	var cf []CampaignFinding
-	for _, id := range sortedKeys(boolSet(mapKeys(cs))) {
+	for _, id := range slices.Sorted(maps.Keys(cs)) {
 		cf = append(cf, *findings[id])
 	}
 	return out, cf, nil
@@ -444,29 +446,4 @@ func (q Qualification) toTrigger() trigger.Qualification {
 		MessageID: q.MessageID, Lane: q.Lane, Event: q.Event, Properties: q.Properties, Context: q.Context,
 		EventTimeMs: q.EventTimeMs, IngestTimeMs: q.IngestTimeMs, DerivedAtMs: q.DerivedAtMs,
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-func boolSet(ss []string) map[string]bool {
-	out := make(map[string]bool, len(ss))
-	for _, s := range ss {
-		out[s] = true
-	}
-	return out
 }

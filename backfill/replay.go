@@ -12,6 +12,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/materialize"
 	tsql "github.com/tideline-dev/tideline/sql"
 )
@@ -121,15 +122,8 @@ func (r *Replay) identities(ctx context.Context, customers []string, unloaded []
 	}
 	// Two hops: an anonymous id's users, then those users' other ids.
 	for hop := 0; hop < 2; hop++ {
-		var found []string
-		if err := r.eachChunk(anons, func(chunk []string) error {
-			return r.scanStrings(ctx, &found, "SELECT DISTINCT user_id FROM identity_claims WHERE anonymous_customer_id IN ?", groupSet(chunk))
-		}); err != nil {
-			return nil, err
-		}
-		if err := r.eachChunk(users, func(chunk []string) error {
-			return r.scanStrings(ctx, &found, "SELECT DISTINCT anonymous_customer_id FROM identity_claims WHERE user_id IN ?", groupSet(chunk))
-		}); err != nil {
+		found, err := materialize.LinkedByClaims(ctx, r.Conn, anons, users)
+		if err != nil {
 			return nil, err
 		}
 		for _, c := range found {
@@ -144,27 +138,15 @@ func (r *Replay) identities(ctx context.Context, customers []string, unloaded []
 	return out, nil
 }
 
-func (r *Replay) eachChunk(ss []string, fn func([]string) error) error {
-	const chunk = 5000
-	for i := 0; i < len(ss); i += chunk {
-		if err := fn(ss[i:min(i+chunk, len(ss))]); err != nil {
-			return err
-		}
+// keptTables survive a reset: the migrations' record, and the catalogs,
+// which say which views exist.
+var keptTables = func() map[string]bool {
+	kept := map[string]bool{"schema_migrations": true}
+	for _, t := range materialize.CatalogTables {
+		kept[t] = true
 	}
-	return nil
-}
-
-func (r *Replay) scanStrings(ctx context.Context, out *[]string, q string, args ...any) error {
-	ss, err := r.Conn.Strings(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("read linked identities: %w", err)
-	}
-	*out = append(*out, ss...)
-	return nil
-}
-
-// keptTables survive a reset: the catalogs say which views exist.
-var keptTables = map[string]bool{"schema_migrations": true, "audiences": true, "attribute_catalog": true, "signal_catalog": true}
+	return kept
+}()
 
 // prepare returns an empty scratch database: created on first use (one per
 // Replay, as DDL is slow on a busy server) and emptied on later uses.
@@ -242,28 +224,9 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	}
 	// The applied audiences with every attribute the live database
 	// maintains (its settings declare some that no audience reads).
-	var settings materialize.AttributeSettings
-	rows, err := r.Conn.Query(ctx, "SELECT attribute, argMax(set_once, applied_at_ms), argMax(active, applied_at_ms) FROM attribute_catalog GROUP BY attribute")
+	settings, err := materialize.AppliedAttributes(ctx, r.Conn)
 	if err != nil {
-		return fmt.Errorf("read the live attribute catalog: %w", err)
-	}
-	for rows.Next() {
-		var name string
-		var setOnce, active uint8
-		if err := rows.Scan(&name, &setOnce, &active); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan the live attribute catalog: %w", err)
-		}
-		if active == 1 {
-			settings.Declared = append(settings.Declared, name)
-			if setOnce == 1 {
-				settings.SetOnce = append(settings.SetOnce, name)
-			}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read the live attribute catalog: %w", err)
+		return fmt.Errorf("read the live attributes: %w", err)
 	}
 	auds := make([]*materialize.Audience, 0, len(applied.Audiences))
 	for _, c := range applied.Audiences {
@@ -305,7 +268,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 			return fmt.Errorf("add unloaded events to the replay: %w", err)
 		}
 	}
-	asOf, err := r.liveAsOf(ctx)
+	asOf, err := materialize.EvaluatedTo(ctx, r.Conn, r.Materialize.EvaluatorID)
 	if err != nil {
 		return err
 	}
@@ -321,7 +284,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	}
 	cfg := r.Materialize
 	cfg.EvaluatorID = "replay"
-	ev, err := materialize.NewEvaluator(scratch, cfg, nil, slog.New(slog.DiscardHandler))
+	ev, err := materialize.NewEvaluator(cfg, component.Env{Conn: scratch})
 	if err != nil {
 		return err
 	}
@@ -331,20 +294,18 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	return nil
 }
 
-// liveAsOf is the evaluation time of the live evaluator's last pass.
-func (r *Replay) liveAsOf(ctx context.Context) (uint64, error) {
-	var asOf uint64
-	rows, err := r.Conn.Query(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ? GROUP BY evaluator", r.Materialize.EvaluatorID)
+// bothSides reads one kind of state, keyed by customer and name, from the
+// live database and from the replay's.
+func bothSides[V any](live, replay string, read func(db string) (map[[2]string]V, error)) (map[[2]string]V, map[[2]string]V, error) {
+	l, err := read(live)
 	if err != nil {
-		return 0, fmt.Errorf("read the live evaluator's position: %w", err)
+		return nil, nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := rows.Scan(&asOf); err != nil {
-			return 0, fmt.Errorf("read the live evaluator's position: %w", err)
-		}
+	r, err := read(replay)
+	if err != nil {
+		return nil, nil, err
 	}
-	return asOf, rows.Err()
+	return l, r, nil
 }
 
 // attrSQL reads customers' attribute values: the latest and the first
@@ -358,27 +319,22 @@ GROUP BY customer_id, attribute`
 
 func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]string, error) {
-		rows, err := scratch.Query(ctx, fmt.Sprintf(attrSQL, db, scratch.Database))
-		if err != nil {
-			return nil, fmt.Errorf("read attributes of %s: %w", db, err)
-		}
-		defer rows.Close()
 		out := map[[2]string]string{}
-		for rows.Next() {
+		err := scratch.Each(ctx, fmt.Sprintf(attrSQL, db, scratch.Database), nil, func(rows chdb.Rows) error {
 			var cust, attr, last, first string
 			var lastNull, firstNull uint8
 			if err := rows.Scan(&cust, &attr, &last, &lastNull, &first, &firstNull); err != nil {
-				return nil, fmt.Errorf("scan attribute: %w", err)
+				return err
 			}
 			out[[2]string{cust, attr}] = attrValue(last, lastNull) + " (first " + attrValue(first, firstNull) + ")"
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read attributes of %s: %w", db, err)
 		}
-		return out, rows.Err()
+		return out, nil
 	}
-	live, err := read(r.Conn.Database)
-	if err != nil {
-		return nil, err
-	}
-	replayed, err := read(scratch.Database)
+	live, replayed, err := bothSides(r.Conn.Database, scratch.Database, read)
 	if err != nil {
 		return nil, err
 	}
@@ -409,29 +365,24 @@ GROUP BY audience_id, customer_id`
 
 func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]bool, error) {
-		rows, err := scratch.Query(ctx, fmt.Sprintf(memberSQL, db, scratch.Database))
-		if err != nil {
-			return nil, fmt.Errorf("read memberships of %s: %w", db, err)
-		}
-		defer rows.Close()
 		out := map[[2]string]bool{}
-		for rows.Next() {
+		err := scratch.Each(ctx, fmt.Sprintf(memberSQL, db, scratch.Database), nil, func(rows chdb.Rows) error {
 			var aud, cust string
 			var member uint8
 			if err := rows.Scan(&aud, &cust, &member); err != nil {
-				return nil, fmt.Errorf("scan membership: %w", err)
+				return err
 			}
 			if member == 1 {
 				out[[2]string{cust, aud}] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read memberships of %s: %w", db, err)
 		}
-		return out, rows.Err()
+		return out, nil
 	}
-	live, err := read(r.Conn.Database)
-	if err != nil {
-		return nil, err
-	}
-	replayed, err := read(scratch.Database)
+	live, replayed, err := bothSides(r.Conn.Database, scratch.Database, read)
 	if err != nil {
 		return nil, err
 	}
@@ -466,22 +417,10 @@ func (r *Replay) Rederive(ctx context.Context, customers []string) error {
 	if len(customers) == 0 {
 		return nil
 	}
-	now := chdb.NowMs()
-	batch, err := r.Conn.PrepareBatch(ctx, "INSERT INTO customer_touches (touched_at, customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane)")
-	if err != nil {
-		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	if err := materialize.Retouch(ctx, r.Conn, customers, "backfill"); err != nil {
+		return err
 	}
-	at := time.UnixMilli(int64(now))
-	for _, c := range customers {
-		if err := batch.Append(at, c, uint8(0), "", "", "", uint8(0), uint8(0), uint64(0), now, "backfill"); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("mark customers for re-evaluation: %w", err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("mark customers for re-evaluation: %w", err)
-	}
-	ev, err := materialize.NewEvaluator(r.Conn, r.Materialize, nil, r.log())
+	ev, err := materialize.NewEvaluator(r.Materialize, component.Env{Conn: r.Conn, Log: r.log()})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
 )
@@ -73,7 +74,7 @@ func TestAudiencesOnContextGroupsAndAlias(t *testing.T) {
 	}, chdb.NowMs()); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := materialize.NewEvaluator(conn, materialize.DefaultConfig(), nil, testenv.Logger(t))
+	ev, err := materialize.NewEvaluator(materialize.DefaultConfig(), component.Env{Conn: conn, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,10 +21,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
-
-	"github.com/tideline-dev/tideline/internal/broker"
 )
 
 // Source is a client of the collector: a write key and the lane its events go to.
@@ -164,16 +163,17 @@ type Collector struct {
 
 // NewCollector builds a collector producing through client, which must be
 // configured with acks=all (the franz-go default) and idempotent writes.
-func NewCollector(cfg CollectorConfig, bc broker.Config, client *kgo.Client, reg prometheus.Registerer, log *slog.Logger) (*Collector, error) {
+func NewCollector(cfg CollectorConfig, env component.Env, client *kgo.Client) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	bc := env.Kafka
 	c := &Collector{
 		cfg:      cfg,
 		client:   client,
-		log:      log,
+		log:      env.Logger(),
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
-		metrics:  newCollectorMetrics(reg),
+		metrics:  newCollectorMetrics(env.Registry),
 		now:      time.Now,
 		dlqTopic: bc.MustTopic("dlq"),
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -97,7 +98,7 @@ func newCollectorEnv(t *testing.T, cfg ingest.CollectorConfig) *collectorEnv {
 	}
 	t.Cleanup(prod.Close)
 	e.prod = prod
-	col, err := ingest.NewCollector(cfg, e.br.Config, prod, e.reg, log)
+	col, err := ingest.NewCollector(cfg, component.Env{Kafka: e.br.Config, Registry: e.reg, Log: log}, prod)
 	if err != nil {
 		t.Fatal(err)
 	}

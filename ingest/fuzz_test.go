@@ -18,6 +18,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -207,7 +208,7 @@ func FuzzCollectorHandler(f *testing.F) {
 	f.Cleanup(prod.Close)
 	cfg := ingest.DefaultCollectorConfig()
 	cfg.ProduceTimeout = 30 * time.Second
-	col, err := ingest.NewCollector(cfg, br.Config, prod, nil, testenv.Logger(f))
+	col, err := ingest.NewCollector(cfg, component.Env{Kafka: br.Config, Log: testenv.Logger(f)}, prod)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -164,7 +165,7 @@ func TestKcatToClickHouse(t *testing.T) {
 			cfg.Group = "kcat-" + testenv.Name(t)
 			cfg.BatchSize = 97
 			cfg.MetricsAddr = ""
-			l, err := ingest.NewLoader(cfg, br.Config, br.Seeds, conn, nil, testenv.Logger(t))
+			l, err := ingest.NewLoader(cfg, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

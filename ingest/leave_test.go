@@ -11,6 +11,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -46,7 +47,7 @@ func TestLoaderStopsDuringRebalance(t *testing.T) {
 	cfg := ingest.DefaultLoaderConfig()
 	cfg.Lanes, cfg.Group, cfg.MetricsAddr = []string{"web"}, "leave-"+testenv.Name(t), ""
 	cfg.ShutdownTimeout, cfg.SessionTimeout = 3*time.Second, 6*time.Second
-	l, err := ingest.NewLoader(cfg, br.Config, br.Seeds, conn, nil, testenv.Logger(t))
+	l, err := ingest.NewLoader(cfg, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

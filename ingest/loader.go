@@ -19,6 +19,7 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 )
 
 // LoaderConfig configures the loader.
@@ -136,11 +137,12 @@ type Loader struct {
 }
 
 // NewLoader prepares a loader; Run starts consuming.
-func NewLoader(cfg LoaderConfig, bc broker.Config, seeds []string, conn *chdb.Conn, reg prometheus.Registerer, log *slog.Logger) (*Loader, error) {
+func NewLoader(cfg LoaderConfig, env component.Env) (*Loader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Loader{cfg: cfg, bc: bc, seeds: seeds, conn: conn, log: log, metrics: newLoaderMetrics(reg), lanes: map[string]*lane{}}
+	reg := env.Registry
+	l := &Loader{cfg: cfg, bc: env.Kafka, seeds: env.Seeds, conn: env.Conn, log: env.Logger(), metrics: newLoaderMetrics(reg), lanes: map[string]*lane{}}
 	if reg != nil {
 		// One kprom for all of the loader's clients, told apart by client id.
 		l.kprom = kprom.NewMetrics("tideline_loader_kafka", kprom.Registerer(reg), kprom.WithClientLabel())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func TestLoaderDrainsHeldBatchOnShutdown(t *testing.T) {
 			// batch is only written by the shutdown drain.
 			cfg.BatchSize = 1 << 20
 			cfg.FlushInterval = time.Hour
-			l, err := ingest.NewLoader(cfg, br.Config, br.Seeds, conn, nil, testenv.Logger(t))
+			l, err := ingest.NewLoader(cfg, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -108,7 +109,7 @@ func TestLoaderRejoinsAfterExpulsion(t *testing.T) {
 	cfg := ingest.DefaultLoaderConfig()
 	cfg.Lanes, cfg.Group = []string{"web"}, "expel-"+testenv.Name(t)
 	cfg.FlushInterval, cfg.SessionTimeout, cfg.MaxRetryBackoff, cfg.MetricsAddr = 50*time.Millisecond, 6*time.Second, 500*time.Millisecond, ""
-	l, err := ingest.NewLoader(cfg, br.Config, br.Seeds, conn, nil, testenv.Logger(t))
+	l, err := ingest.NewLoader(cfg, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -46,7 +47,7 @@ func TestProduceTimeoutBoundsAnswer(t *testing.T) {
 	defer prod.Close()
 	cfg := ingest.DefaultCollectorConfig()
 	cfg.ProduceTimeout = 300 * time.Millisecond
-	col, err := ingest.NewCollector(cfg, br.Config, prod, nil, testenv.Logger(t))
+	col, err := ingest.NewCollector(cfg, component.Env{Kafka: br.Config, Log: testenv.Logger(t)}, prod)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -107,7 +108,7 @@ func TestCollectorTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	col, err := ingest.NewCollector(collectorConfig(), br.Config, prod, nil, testenv.Logger(t))
+	col, err := ingest.NewCollector(collectorConfig(), component.Env{Kafka: br.Config, Log: testenv.Logger(t)}, prod)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,11 @@ package materialize
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,7 +164,7 @@ func seedExamples(t *testing.T, conn *chdb.Conn) *exampleSeed {
 			byLane[e.lane] = append(byLane[e.lane], e.ev)
 			s.events = append(s.events, e)
 		}
-		for _, lane := range sortedKeys(byLane) {
+		for _, lane := range slices.Sorted(maps.Keys(byLane)) {
 			insertDirect(t, conn, lane, byLane[lane]...)
 		}
 		wm := ms(now)

@@ -274,22 +274,21 @@ type attributeRow struct {
 }
 
 func readAttributeCatalog(ctx context.Context, conn *chdb.Conn) (map[string]attributeRow, error) {
-	rows, err := conn.Query(ctx, "SELECT attribute, set_once, view_name, active FROM attribute_catalog FINAL")
-	if err != nil {
-		return nil, fmt.Errorf("read attribute_catalog (is the schema migrated? tideline migrate): %w", err)
-	}
-	defer rows.Close()
 	out := map[string]attributeRow{}
-	for rows.Next() {
+	err := conn.Each(ctx, "SELECT attribute, set_once, view_name, active FROM attribute_catalog FINAL", nil, func(rows chdb.Rows) error {
 		var r attributeRow
 		var so, act uint8
 		if err := rows.Scan(&r.name, &so, &r.view, &act); err != nil {
-			return nil, fmt.Errorf("scan attribute_catalog: %w", err)
+			return err
 		}
 		r.setOnce, r.active = so == 1, act == 1
 		out[r.name] = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read attribute_catalog (is the schema migrated? tideline migrate): %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func writeAttributeCatalog(ctx context.Context, conn *chdb.Conn, rows []attributeRow, now uint64) error {
@@ -326,22 +325,21 @@ func signalRowOf(s *Signal, view string, active bool) signalRow {
 }
 
 func readSignalCatalog(ctx context.Context, conn *chdb.Conn) (map[string]signalRow, error) {
-	rows, err := conn.Query(ctx, "SELECT signal, type, event, value_property, filters, view_name, active FROM signal_catalog FINAL")
-	if err != nil {
-		return nil, fmt.Errorf("read signal_catalog: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]signalRow{}
-	for rows.Next() {
+	err := conn.Each(ctx, "SELECT signal, type, event, value_property, filters, view_name, active FROM signal_catalog FINAL", nil, func(rows chdb.Rows) error {
 		var r signalRow
 		var act uint8
 		if err := rows.Scan(&r.id, &r.typ, &r.event, &r.value, &r.filters, &r.view, &act); err != nil {
-			return nil, fmt.Errorf("scan signal_catalog: %w", err)
+			return err
 		}
 		r.active = act == 1
 		out[r.id] = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read signal_catalog: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func writeSignalCatalog(ctx context.Context, conn *chdb.Conn, rows []signalRow, now uint64) error {
@@ -371,22 +369,21 @@ type audienceRow struct {
 }
 
 func readAudiences(ctx context.Context, conn *chdb.Conn) (map[string]audienceRow, error) {
-	rows, err := conn.Query(ctx, "SELECT audience_id, name, definition, condition_sql, version, active, applied_at_ms FROM audiences FINAL")
-	if err != nil {
-		return nil, fmt.Errorf("read audiences: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]audienceRow{}
-	for rows.Next() {
+	err := conn.Each(ctx, "SELECT audience_id, name, definition, condition_sql, version, active, applied_at_ms FROM audiences FINAL", nil, func(rows chdb.Rows) error {
 		var r audienceRow
 		var act uint8
 		if err := rows.Scan(&r.id, &r.name, &r.definition, &r.condition, &r.version, &act, &r.appliedAtMs); err != nil {
-			return nil, fmt.Errorf("scan audiences: %w", err)
+			return err
 		}
 		r.active = act == 1
 		out[r.id] = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audiences: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func writeAudiences(ctx context.Context, conn *chdb.Conn, rows []audienceRow, now uint64) error {

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
 // candidates are the customers a pass evaluates, resolved to their
@@ -132,24 +134,23 @@ func (e *Evaluator) readMemberships(ctx context.Context, ids []string) (map[[2]s
 	if err != nil {
 		return nil, err
 	}
-	rows, err := e.conn.Query(qctx, `SELECT audience_id, customer_id, argMax(member, updated_at_ms), argMax(episode, updated_at_ms)
-FROM audience_membership WHERE customer_id IN (SELECT id FROM ids)
-GROUP BY audience_id, customer_id`)
-	if err != nil {
-		return nil, fmt.Errorf("read audience_membership: %w", err)
-	}
-	defer rows.Close()
 	out := map[[2]string]membership{}
-	for rows.Next() {
+	err = e.conn.Each(qctx, `SELECT audience_id, customer_id, argMax(member, updated_at_ms), argMax(episode, updated_at_ms)
+FROM audience_membership WHERE customer_id IN (SELECT id FROM ids)
+GROUP BY audience_id, customer_id`, nil, func(rows chdb.Rows) error {
 		var aud, cust string
 		var m uint8
 		var ep uint32
 		if err := rows.Scan(&aud, &cust, &m, &ep); err != nil {
-			return nil, fmt.Errorf("scan audience_membership: %w", err)
+			return err
 		}
 		out[[2]string{aud, cust}] = membership{member: m == 1, episode: ep}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audience_membership: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // touchedInput says whether one of members was touched in this pass by an

@@ -411,15 +411,7 @@ func attributesView(attrs []AttributeMode) *View {
 	if len(attrs) == 0 {
 		return nil
 	}
-	names := make([]string, len(attrs))
-	for i, a := range attrs {
-		names[i] = a.Name
-	}
-	sort.Strings(names)
-	elems := make([]string, len(names))
-	for i, n := range names {
-		elems[i] = "    (" + quote(n) + ", " + jsonValue("traits", n) + ", " + jsonIsNull("traits", n) + ", toUInt8(visitParamHas(traits, " + quote(n) + ")))"
-	}
+	names, elems := traitElements(attrs)
 	name := "mv_attributes_" + setHash(names)
 	tuple := "(a.2, a.3, event_time_ms, ingest_time_ms, message_id)"
 	ddl := "CREATE MATERIALIZED VIEW IF NOT EXISTS " + name + " TO customer_attributes AS\n" +
@@ -434,9 +426,25 @@ func attributesView(attrs []AttributeMode) *View {
 		"    FROM events\n" +
 		"    WHERE traits NOT IN ('', '{}')\n" +
 		")\n" +
-		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS a\n" +
+		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + elems + "\n]) AS a\n" +
 		"GROUP BY customer_id, attribute"
 	return &View{Name: name, DDL: ddl}
+}
+
+// traitElements are attrs' names, sorted, and the ARRAY JOIN elements
+// that read each from a row's traits as (name, value, is_null, present),
+// one a line.
+func traitElements(attrs []AttributeMode) (names []string, elems string) {
+	names = make([]string, len(attrs))
+	for i, a := range attrs {
+		names[i] = a.Name
+	}
+	sort.Strings(names)
+	lines := make([]string, len(names))
+	for i, n := range names {
+		lines[i] = "    (" + quote(n) + ", " + jsonValue("traits", n) + ", " + jsonIsNull("traits", n) + ", toUInt8(visitParamHas(traits, " + quote(n) + ")))"
+	}
+	return names, strings.Join(lines, ",\n")
 }
 
 // attributeHistorySelect is the SELECT that turns events rows into
@@ -458,15 +466,7 @@ func attributeHistoryView(attrs []AttributeMode) *View {
 	if len(attrs) == 0 {
 		return nil
 	}
-	names := make([]string, len(attrs))
-	for i, a := range attrs {
-		names[i] = a.Name
-	}
-	sort.Strings(names)
-	elems := make([]string, len(names))
-	for i, n := range names {
-		elems[i] = "    (" + quote(n) + ", " + jsonValue("traits", n) + ", " + jsonIsNull("traits", n) + ", toUInt8(visitParamHas(traits, " + quote(n) + ")))"
-	}
+	names, elems := traitElements(attrs)
 	name := "mv_attribute_history_" + setHash(names)
 	ddl := "CREATE MATERIALIZED VIEW IF NOT EXISTS " + name + " TO customer_attribute_history AS\n" +
 		"SELECT\n" +
@@ -479,7 +479,7 @@ func attributeHistoryView(attrs []AttributeMode) *View {
 		"    FROM events\n" +
 		"    WHERE traits NOT IN ('', '{}')\n" +
 		")\n" +
-		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS a\n" +
+		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + elems + "\n]) AS a\n" +
 		"GROUP BY customer_id, attribute"
 	return &View{Name: name, DDL: ddl}
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -171,23 +172,18 @@ func (c *Compiled) inputs() []inputKey {
 	return out
 }
 
-// inputLanes reads which lanes have carried which inputs.
+// inputLanes reads which lanes have carried which inputs; the loader's
+// package owns the record.
 func inputLanes(ctx context.Context, conn *chdb.Conn) (map[inputKey][]string, error) {
-	rows, err := conn.Query(ctx, "SELECT input_type, input_event, lane FROM input_lanes GROUP BY input_type, input_event, lane")
+	got, err := ingest.InputLanes(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("read input_lanes (is the schema migrated? tideline migrate): %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[inputKey][]string{}
-	for rows.Next() {
-		var k inputKey
-		var lane string
-		if err := rows.Scan(&k.typ, &k.event, &lane); err != nil {
-			return nil, fmt.Errorf("scan input_lanes: %w", err)
-		}
-		out[k] = append(out[k], lane)
+	out := make(map[inputKey][]string, len(got))
+	for in, lanes := range got {
+		out[inputKey{typ: in.Type, event: in.Event}] = lanes
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // audienceLanes are the lanes whose watermarks c waits for: its lanes:
@@ -266,20 +262,19 @@ type AudienceCompleteness struct {
 // ReadCompleteness returns what the evaluator last recorded of every
 // audience's completeness, by audience id.
 func ReadCompleteness(ctx context.Context, conn *chdb.Conn) (map[string]AudienceCompleteness, error) {
-	rows, err := conn.Query(ctx, `SELECT audience_id, argMax(lanes, updated_at_ms), argMax(direction, updated_at_ms),
+	out := map[string]AudienceCompleteness{}
+	err := conn.Each(ctx, `SELECT audience_id, argMax(lanes, updated_at_ms), argMax(direction, updated_at_ms),
     argMax(complete_ms, updated_at_ms), argMax(eager_ms, updated_at_ms), argMax(held_by, updated_at_ms), max(updated_at_ms)
-FROM audience_completeness GROUP BY audience_id`)
+FROM audience_completeness GROUP BY audience_id`, nil, func(rows chdb.Rows) error {
+		var c AudienceCompleteness
+		if err := rows.Scan(&c.AudienceID, &c.Lanes, &c.Direction, &c.CompleteMs, &c.EagerMs, &c.HeldBy, &c.UpdatedAtMs); err != nil {
+			return err
+		}
+		out[c.AudienceID] = c
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read audience_completeness: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]AudienceCompleteness{}
-	for rows.Next() {
-		var c AudienceCompleteness
-		if err := rows.Scan(&c.AudienceID, &c.Lanes, &c.Direction, &c.CompleteMs, &c.EagerMs, &c.HeldBy, &c.UpdatedAtMs); err != nil {
-			return nil, fmt.Errorf("scan audience_completeness: %w", err)
-		}
-		out[c.AudienceID] = c
-	}
-	return out, rows.Err()
+	return out, nil
 }

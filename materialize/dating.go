@@ -207,22 +207,18 @@ func (e *Evaluator) recordedDates(ctx context.Context, changes []change) (map[tr
 	if err != nil {
 		return nil, err
 	}
-	rows, err := e.conn.Query(qctx, `SELECT audience_id, customer_id, episode, kind, argMax(event_time_ms, derived_at_ms), argMax(message_id, derived_at_ms)
+	err = e.conn.Each(qctx, `SELECT audience_id, customer_id, episode, kind, argMax(event_time_ms, derived_at_ms), argMax(message_id, derived_at_ms)
 FROM audience_transitions WHERE customer_id IN (SELECT id FROM ids)
-GROUP BY audience_id, customer_id, episode, kind`)
-	if err != nil {
-		return nil, fmt.Errorf("read the transitions to re-date: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+GROUP BY audience_id, customer_id, episode, kind`, nil, func(rows chdb.Rows) error {
 		var k transitionKey
 		var d dated
 		if err := rows.Scan(&k.audience, &k.customer, &k.episode, &k.kind, &d.t, &d.msg); err != nil {
-			return nil, fmt.Errorf("scan transitions: %w", err)
+			return err
 		}
 		out[k] = d
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read the transitions to re-date: %w", err)
 	}
 	return out, nil

@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 )
 
 // Stats describes one evaluation pass.
@@ -62,16 +61,16 @@ type Evaluator struct {
 	completenessAt   time.Time
 }
 
-// NewEvaluator prepares an evaluator; reg may be nil.
-func NewEvaluator(conn *chdb.Conn, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Evaluator, error) {
+// NewEvaluator prepares an evaluator; env's registry may be nil.
+func NewEvaluator(cfg Config, env component.Env) (*Evaluator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &Evaluator{
-		conn:    conn,
+		conn:    env.Conn,
 		cfg:     cfg,
-		log:     log,
-		metrics: newEvalMetrics(reg),
+		log:     env.Logger(),
+		metrics: newEvalMetrics(env.Registry),
 		touches: newTouchReader(uint32(cfg.TouchOverlap/time.Second), uint32(cfg.TouchSettle/time.Second), cfg.MaxTouches),
 	}, nil
 }

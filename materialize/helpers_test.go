@@ -3,13 +3,16 @@ package materialize
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -81,7 +84,7 @@ func settle() { time.Sleep(testConfig().TouchSettle + time.Second) }
 
 func testEvaluator(t testing.TB, conn *chdb.Conn) *Evaluator {
 	t.Helper()
-	ev, err := NewEvaluator(conn, testConfig(), nil, testenv.Logger(t))
+	ev, err := NewEvaluator(testConfig(), component.Env{Conn: conn, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,15 +144,6 @@ FROM audience_transitions FINAL ORDER BY audience_id, customer_id, episode, kind
 		}
 		out = append(out, r)
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 
@@ -215,7 +209,7 @@ func snapshot(t testing.TB, conn *chdb.Conn, queries map[string]string) map[stri
 // sameSnapshots reports tables whose rows differ.
 func sameSnapshots(t testing.TB, what string, a, b map[string][]string) {
 	t.Helper()
-	for _, name := range sortedKeys(a) {
+	for _, name := range slices.Sorted(maps.Keys(a)) {
 		x, y := a[name], b[name]
 		if len(x) == 0 {
 			t.Errorf("%s: %s is empty: the comparison would prove nothing", what, name)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
@@ -87,26 +88,25 @@ func links(ctx context.Context, conn *chdb.Conn, anons []string) (map[string]lin
 	if err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(qctx, `SELECT anonymous_customer_id, l.1, l.2, l.3
+	err = conn.Each(qctx, `SELECT anonymous_customer_id, l.1, l.2, l.3
 FROM
 (
     SELECT anonymous_customer_id, argMinMerge(link) AS l
     FROM identity_links WHERE anonymous_customer_id IN (SELECT id FROM ids)
     GROUP BY anonymous_customer_id
-)`)
-	if err != nil {
-		return nil, fmt.Errorf("read identity links: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+)`, nil, func(rows chdb.Rows) error {
 		var anon string
 		var l link
 		if err := rows.Scan(&anon, &l.user, &l.timeMs, &l.message); err != nil {
-			return nil, fmt.Errorf("scan identity links: %w", err)
+			return err
 		}
 		out[anon] = l
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read identity links: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // query2 runs a two-column string query over the ids external table.
@@ -118,20 +118,19 @@ func query2(ctx context.Context, conn *chdb.Conn, ids []string, q, what string) 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(qctx, q)
+	var out [][2]string
+	err = conn.Each(qctx, q, nil, func(rows chdb.Rows) error {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			return err
+		}
+		out = append(out, [2]string{a, b})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
-	defer rows.Close()
-	var out [][2]string
-	for rows.Next() {
-		var a, b string
-		if err := rows.Scan(&a, &b); err != nil {
-			return nil, fmt.Errorf("scan %s: %w", what, err)
-		}
-		out = append(out, [2]string{a, b})
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // resolve groups raw into customers. relinked are anonymous ids whose links
@@ -219,4 +218,33 @@ WHERE user_id IN (SELECT id FROM ids) GROUP BY user_id, anonymous_customer_id`, 
 		sort.Strings(ms[1:])
 	}
 	return res, nil
+}
+
+// LinkedByClaims is one hop through the identity claims: the users that
+// claimed any of anons, then the anonymous ids any of users claimed
+// (duplicates possible). Ids are read 5000 at a time, so any number fits
+// one call.
+func LinkedByClaims(ctx context.Context, conn *chdb.Conn, anons, users []string) ([]string, error) {
+	const chunk = 5000
+	var out []string
+	for _, q := range []struct {
+		ids []string
+		sql string
+	}{
+		{anons, "SELECT DISTINCT user_id FROM identity_claims WHERE anonymous_customer_id IN ?"},
+		{users, "SELECT DISTINCT anonymous_customer_id FROM identity_claims WHERE user_id IN ?"},
+	} {
+		for i := 0; i < len(q.ids); i += chunk {
+			set := clickhouse.GroupSet{}
+			for _, id := range q.ids[i:min(i+chunk, len(q.ids))] {
+				set.Value = append(set.Value, id)
+			}
+			ss, err := conn.Strings(ctx, q.sql, set)
+			if err != nil {
+				return nil, fmt.Errorf("read linked identities: %w", err)
+			}
+			out = append(out, ss...)
+		}
+	}
+	return out, nil
 }

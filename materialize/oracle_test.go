@@ -3,10 +3,12 @@ package materialize
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,7 +130,7 @@ func runOracle(t *testing.T, br testenv.Broker, seed uint64) {
 	checkTransitions(t, conn, got)
 	dated := compareQualifications(t, conn, m.qualifications(plan, st.AsOfMs))
 	var sizes []string
-	for _, id := range sortedKeys(want) {
+	for _, id := range slices.Sorted(maps.Keys(want)) {
 		sizes = append(sizes, fmt.Sprintf("%s=%d", id, len(want[id])))
 	}
 	t.Logf("seed %d on %s: %d customers, %d distinct events (%d records with redeliveries), %d passes, converged in %s; members: %s; %d transition dates checked",

@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 )
 
 // AudiencePreview is what applying one audience definition would do now:
@@ -120,7 +121,7 @@ func Preview(ctx context.Context, conn *chdb.Conn, cfg Config, a *Audience, samp
 		out.Applied, out.Changed = true, have.version != c.Version
 	}
 
-	e, err := NewEvaluator(conn, cfg, nil, log)
+	e, err := NewEvaluator(cfg, component.Env{Conn: conn, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package materialize
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -35,7 +37,7 @@ func runPreviewMatchesApply(t *testing.T, seed uint64) {
 		byLane[r.lane] = append(byLane[r.lane], r.ev)
 		maxEvent = max(maxEvent, evTime(r.ev))
 	}
-	for _, lane := range sortedKeys(byLane) {
+	for _, lane := range slices.Sorted(maps.Keys(byLane)) {
 		insertDirect(t, conn, lane, byLane[lane]...)
 	}
 	setWatermark(t, conn, maxEvent+1)

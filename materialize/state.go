@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -22,22 +23,18 @@ type evalState struct {
 }
 
 func (e *Evaluator) loadState(ctx context.Context) (*evalState, error) {
-	rows, err := e.conn.Query(ctx, `SELECT toUInt32(argMax(touch_cursor, updated_at_ms)), argMax(as_of_ms, updated_at_ms), argMax(audiences_signature, updated_at_ms), max(updated_at_ms)
-FROM evaluator_state WHERE evaluator = ? GROUP BY evaluator`, e.cfg.EvaluatorID)
-	if err != nil {
-		return nil, fmt.Errorf("read evaluator_state (is the schema migrated? tideline migrate): %w", err)
-	}
-	defer rows.Close()
 	st := &evalState{times: map[string]uint64{}}
-	for rows.Next() {
+	err := e.conn.Each(ctx, `SELECT toUInt32(argMax(touch_cursor, updated_at_ms)), argMax(as_of_ms, updated_at_ms), argMax(audiences_signature, updated_at_ms), max(updated_at_ms)
+FROM evaluator_state WHERE evaluator = ? GROUP BY evaluator`, []any{e.cfg.EvaluatorID}, func(rows chdb.Rows) error {
 		var updated uint64
 		if err := rows.Scan(&st.cursor, &st.asOf, &st.signature, &updated); err != nil {
-			return nil, fmt.Errorf("scan evaluator_state: %w", err)
+			return err
 		}
 		e.lastVersion = max(e.lastVersion, updated)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read evaluator_state: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read evaluator_state (is the schema migrated? tideline migrate): %w", err)
 	}
 	trows, err := e.conn.Query(ctx, `SELECT time_key, argMax(as_of_ms, updated_at_ms) FROM evaluator_times WHERE evaluator = ? GROUP BY time_key`, e.cfg.EvaluatorID)
 	if err != nil {
@@ -95,28 +92,8 @@ func (e *Evaluator) version() uint64 {
 	return v
 }
 
-// laneWatermarks reads every lane's watermark: everything the lane
-// received before it is in ClickHouse.
-func laneWatermarks(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
-	rows, err := conn.Query(ctx, "SELECT lane, watermark_ms FROM lane_watermarks")
-	if err != nil {
-		return nil, fmt.Errorf("read lane_watermarks: %w", err)
-	}
-	defer rows.Close()
-	got := map[string]uint64{}
-	for rows.Next() {
-		var lane string
-		var wm uint64
-		if err := rows.Scan(&lane, &wm); err != nil {
-			return nil, fmt.Errorf("scan lane_watermarks: %w", err)
-		}
-		got[lane] = wm
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read lane_watermarks: %w", err)
-	}
-	return got, nil
-}
+// laneWatermarks reads every lane's watermark; the loader owns them.
+var laneWatermarks = ingest.LaneWatermarks
 
 // Watermark is the lowest watermark among lanes: everything those lanes
 // received before it is in ClickHouse. A lane without a watermark yet counts

@@ -13,6 +13,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -201,7 +202,7 @@ func (h *harness) startLoader(name string, lanes []string, tune func(*ingest.Loa
 	if tune != nil {
 		tune(&cfg)
 	}
-	l, err := ingest.NewLoader(cfg, h.br.Config, h.br.Seeds, h.conn, nil, testenv.Logger(h.t))
+	l, err := ingest.NewLoader(cfg, component.Env{Conn: h.conn, Kafka: h.br.Config, Seeds: h.br.Seeds, Log: testenv.Logger(h.t)})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -68,7 +68,8 @@ func (e *Evaluator) write(ctx context.Context, changes []change) error {
 // AudienceSizes returns the number of current members of each active
 // audience.
 func AudienceSizes(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
-	rows, err := conn.Query(ctx, `SELECT audience_id, countIf(m = 1)
+	out := map[string]uint64{}
+	err := conn.Each(ctx, `SELECT audience_id, countIf(m = 1)
 FROM
 (
     SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m
@@ -76,21 +77,16 @@ FROM
     GROUP BY audience_id, customer_id
 )
 WHERE audience_id IN (SELECT audience_id FROM audiences FINAL WHERE active = 1)
-GROUP BY audience_id`)
-	if err != nil {
-		return nil, fmt.Errorf("count audience members: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
+GROUP BY audience_id`, nil, func(rows chdb.Rows) error {
 		var id string
 		var n uint64
 		if err := rows.Scan(&id, &n); err != nil {
-			return nil, fmt.Errorf("scan audience sizes: %w", err)
+			return err
 		}
 		out[id] = n
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("count audience members: %w", err)
 	}
 	applied, err := ListApplied(ctx, conn)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -36,7 +35,7 @@ func TestStopLosesNothingAccepted(t *testing.T) {
 				ClickHouse: chCfg, Kafka: b.Config, Seeds: b.Seeds, Collector: col, Loader: ld,
 				Rate: 1500, Customers: 500, Seed: 7, Duration: 2 * time.Second, Out: &out,
 			}
-			cfg.StatusAddr, cfg.StatusInterval = freeAddr(t), 200*time.Millisecond
+			cfg.StatusAddr, cfg.StatusInterval = testenv.FreeAddr(t), 200*time.Millisecond
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			// /status is read while dev runs.
@@ -107,14 +106,4 @@ func TestStopLosesNothingAccepted(t *testing.T) {
 			}
 		})
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -98,11 +98,8 @@ func (s *Summary) Print(ctx context.Context, out io.Writer, conn *chdb.Conn, com
 		}
 	}
 	if conn != nil {
-		var n, d uint64
-		if err := conn.QueryRow(ctx, "SELECT uniqExact(message_id) FROM events").Scan(&n); err == nil {
-			if err := conn.QueryRow(ctx, "SELECT count() FROM dead_letters FINAL").Scan(&d); err == nil {
-				fmt.Fprintf(out, "ClickHouse %s: %d unique events, %d dead letters\n", s.Database, n, d)
-			}
+		if t, err := ingest.ReadTotals(ctx, conn); err == nil {
+			fmt.Fprintf(out, "ClickHouse %s: %d unique events, %d dead letters\n", s.Database, t.Events, t.DeadLetters)
 		}
 	}
 	for _, c := range comps {

@@ -78,14 +78,7 @@ func TestClickHouseRestarted(t *testing.T) {
 		t.Errorf("group has not committed everything after a clean stop: %s %v\nloader warnings:\n%s\nloader log tail:\n%s",
 			behind, err, loader.grep(`"level":"WARN"`, 40), loader.tail(40))
 	}
-	f, err := countEvents(ctx, conn, seed, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	redeliveredRows, err := redelivered(ctx, conn, idPrefix(seed), f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, redeliveredRows := loadedFigures(ctx, t, conn, seed, n)
 	r := &report{
 		Scenario: "clickhouse restarted", Broker: br.Name,
 		Load:     fmt.Sprintf("%d events over %s", n, produceFor),

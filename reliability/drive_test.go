@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -17,23 +16,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/testenv"
 )
-
-// freeAddr returns a loopback address nobody listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // startCollector runs `tideline collect` and waits until it answers.
 func startCollector(t testing.TB, env []string, args ...string) (*proc, string) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	p := startProc(t, "collector", env, append([]string{"collect", "--addr", addr, "--metrics-addr", "", "--log-level", "warn"}, args...)...)
 	url := "http://" + addr
 	deadline := time.Now().Add(60 * time.Second)

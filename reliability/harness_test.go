@@ -399,6 +399,22 @@ func redelivered(ctx context.Context, conn *chdb.Conn, prefix string, f eventFig
 	return n - f.Unique, nil
 }
 
+// loadedFigures counts the scenario's events once loading is over, and the
+// deliveries beyond one per event; the test fails when ClickHouse cannot
+// say.
+func loadedFigures(ctx context.Context, t testing.TB, conn *chdb.Conn, seed uint64, n int) (eventFigures, uint64) {
+	t.Helper()
+	f, err := countEvents(ctx, conn, seed, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := redelivered(ctx, conn, idPrefix(seed), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, extra
+}
+
 // tableFigures describes a derived table: its rows as stored, its rows
 // after merging (FINAL, for the ReplacingMergeTree family), and the number
 // of distinct sorting keys, which a correct derived table has one row of.

@@ -67,14 +67,7 @@ func TestLoaderKilled(t *testing.T) {
 	if !ok {
 		t.Errorf("after a clean stop the group has not committed everything: %s", behind)
 	}
-	f, err = countEvents(ctx, conn, seed, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	redeliveredRows, err := redelivered(ctx, conn, idPrefix(seed), f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, redeliveredRows := loadedFigures(ctx, t, conn, seed, n)
 	r := &report{
 		Scenario: "loader killed", Broker: br.Name,
 		Load:     fmt.Sprintf("%d events over %s into web and server lanes (4 partitions each)", n, produceFor),

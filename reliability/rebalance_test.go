@@ -90,14 +90,7 @@ func TestRebalanceStorm(t *testing.T) {
 	if ok, behind, err := committedEverything(ctx, br, group); err != nil || !ok {
 		t.Errorf("group has not committed everything after the members stopped cleanly: %s %v", behind, err)
 	}
-	f, err := countEvents(ctx, conn, seed, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	redeliveredRows, err := redelivered(ctx, conn, idPrefix(seed), f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, redeliveredRows := loadedFigures(ctx, t, conn, seed, n)
 	r := &report{
 		Scenario: "rebalance storm", Broker: br.Name,
 		Load:     fmt.Sprintf("%d events over %s; 2–%d loader members of one group", n, produceFor, maxMembers),

@@ -3,7 +3,6 @@ package reliability
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,21 +12,8 @@ import (
 	"time"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/testenv"
 )
-
-// freePort returns a loopback port nobody listens on. The servers a
-// scenario owns take theirs from it, so two runs of the suite on one machine
-// (two engineers, or CI beside a developer) never meet on a port, and the
-// shared development servers (19000, 19092) are never touched.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // script runs one of the repository's service scripts with env, its output
 // going to a file so that a server it leaves running cannot hold a pipe open.
@@ -59,12 +45,12 @@ type ownClickHouse struct {
 func startOwnClickHouse(t testing.TB) *ownClickHouse {
 	t.Helper()
 	state := t.TempDir()
-	s := &ownClickHouse{state: state, port: freePort(t)}
+	s := &ownClickHouse{state: state, port: testenv.FreePorts(t, 1)[0]}
 	s.env = []string{
 		"TIDELINE_STATE_DIR=" + state,
 		"TIDELINE_CH_TCP_PORT=" + strconv.Itoa(s.port),
-		"TIDELINE_CH_HTTP_PORT=" + strconv.Itoa(freePort(t)),
-		"TIDELINE_CH_INTERSERVER_PORT=" + strconv.Itoa(freePort(t)),
+		"TIDELINE_CH_HTTP_PORT=" + strconv.Itoa(testenv.FreePorts(t, 1)[0]),
+		"TIDELINE_CH_INTERSERVER_PORT=" + strconv.Itoa(testenv.FreePorts(t, 1)[0]),
 	}
 	if err := s.start(t); err != nil {
 		t.Fatal(err)
@@ -127,11 +113,11 @@ type ownKafka struct {
 
 func startOwnKafka(t testing.TB) *ownKafka {
 	t.Helper()
-	k := &ownKafka{port: freePort(t)}
+	k := &ownKafka{port: testenv.FreePorts(t, 1)[0]}
 	k.env = []string{
 		"TIDELINE_STATE_DIR=" + t.TempDir(),
 		"TIDELINE_KAFKA_PORT=" + strconv.Itoa(k.port),
-		"TIDELINE_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(freePort(t)),
+		"TIDELINE_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(testenv.FreePorts(t, 1)[0]),
 		"KAFKA_HEAP_OPTS=-Xmx512m -Xms128m",
 	}
 	if err := script(t, k.env, "kafka.sh", "start"); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/trigger/receiver"
 )
@@ -89,7 +90,7 @@ deliver:
 	}
 	cfg := DefaultConfig()
 	cfg.Sharding, cfg.MetricsAddr = "none", ""
-	p, err := NewPoller(cfg, []*Campaign{c}, conn, broker.Config{}, nil, nil, testenv.Logger(b))
+	p, err := NewPoller(cfg, []*Campaign{c}, component.Env{Conn: conn, Log: testenv.Logger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,13 +149,13 @@ func BenchmarkPipelineLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer prod.Close()
-	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), br.Config, prod, nil, log)
+	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), component.Env{Kafka: br.Config, Log: log}, prod)
 	if err != nil {
 		b.Fatal(err)
 	}
 	colSrv := httptest.NewServer(col.Handler())
 	defer colSrv.Close()
-	loader, err := ingest.NewLoader(ingest.DefaultLoaderConfig(), br.Config, br.Seeds, conn, nil, log)
+	loader, err := ingest.NewLoader(ingest.DefaultLoaderConfig(), component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -180,7 +181,7 @@ deliver:
 	}
 	cfg := DefaultConfig()
 	cfg.Sharding, cfg.MetricsAddr = "none", ""
-	p, err := NewPoller(cfg, []*Campaign{c}, conn, br.Config, br.Seeds, nil, log)
+	p, err := NewPoller(cfg, []*Campaign{c}, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: log})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,24 +24,20 @@ type Cursor struct {
 // backfill tells from it whether a poller is running and how far it read,
 // and drills wait on it.
 func ReadCursors(ctx context.Context, conn *chdb.Conn) ([]Cursor, error) {
-	rows, err := conn.Query(ctx, qCursors)
-	if err != nil {
-		return nil, fmt.Errorf("read positions: %w", err)
-	}
-	defer rows.Close()
 	var out []Cursor
-	for rows.Next() {
+	err := conn.Each(ctx, qCursors, nil, func(rows chdb.Rows) error {
 		var (
 			c     Cursor
 			shard uint32
 		)
 		if err := rows.Scan(&c.Feed, &shard, &c.PositionMs, &c.UpdatedAtMs); err != nil {
-			return nil, fmt.Errorf("scan position: %w", err)
+			return err
 		}
 		c.Shard = int32(shard)
 		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read positions: %w", err)
 	}
 	return out, nil
@@ -58,4 +54,36 @@ func CursorPositions(cs []Cursor) map[string]map[int32]uint64 {
 		out[c.Feed][c.Shard] = c.PositionMs
 	}
 	return out
+}
+
+// ResetCursors forgets every saved position, as a poller that lost its
+// state would: the next poller starts where its start option says.
+func ResetCursors(ctx context.Context, conn *chdb.Conn) error {
+	if err := conn.Exec(ctx, "TRUNCATE TABLE trigger_cursors"); err != nil {
+		return fmt.Errorf("reset positions: %w", err)
+	}
+	return nil
+}
+
+// CaughtUp tells whether the saved positions have reached the newest row
+// of every feed: the pollers have read all that is there to read.
+func CaughtUp(ctx context.Context, conn *chdb.Conn) (bool, error) {
+	cursors, err := ReadCursors(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	read := map[string]uint64{}
+	for _, c := range cursors {
+		read[c.Feed] = max(read[c.Feed], c.PositionMs)
+	}
+	for _, f := range []*feed{transitionFeed, eventFeed} {
+		var newest uint64
+		if err := conn.QueryRow(ctx, "SELECT max("+f.posCol+") FROM "+f.table).Scan(&newest); err != nil {
+			return false, fmt.Errorf("read the newest %s position: %w", f.id, err)
+		}
+		if read[f.id] < newest {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -53,42 +53,40 @@ func insertDeadLetters(ctx context.Context, conn *chdb.Conn, dls []DeadLetter) e
 
 // deadLetters returns the deliveries currently dead (not redelivered).
 func deadLetters(ctx context.Context, conn *chdb.Conn) ([]DeadLetter, error) {
-	rows, err := conn.Query(ctx, qDeadLetters)
-	if err != nil {
-		return nil, fmt.Errorf("read dead letters: %w", err)
-	}
-	defer rows.Close()
 	var out []DeadLetter
-	for rows.Next() {
+	err := conn.Each(ctx, qDeadLetters, nil, func(rows chdb.Rows) error {
 		var dl DeadLetter
 		if err := rows.Scan(&dl.Key, &dl.DestinationID, &dl.CampaignID, &dl.CustomerID, &dl.Destination, &dl.Payload,
 			&dl.Attempts, &dl.LastStatus, &dl.LastError, &dl.State, &dl.DeadAtMs, &dl.UpdatedMs); err != nil {
-			return nil, fmt.Errorf("scan dead letter: %w", err)
+			return err
 		}
 		out = append(out, dl)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // disabledDestinations returns the disabled destinations and why, by id.
 func disabledDestinations(ctx context.Context, conn *chdb.Conn) (map[string]string, error) {
-	rows, err := conn.Query(ctx, qDisabledDestinations)
-	if err != nil {
-		return nil, fmt.Errorf("read disabled destinations: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]string{}
-	for rows.Next() {
+	err := conn.Each(ctx, qDisabledDestinations, nil, func(rows chdb.Rows) error {
 		var (
 			id, reason string
 			disabled   uint8
 		)
 		if err := rows.Scan(&id, &disabled, &reason); err != nil {
-			return nil, fmt.Errorf("scan destination: %w", err)
+			return err
 		}
 		out[id] = reason
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read disabled destinations: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // setDestination disables or re-enables a destination.

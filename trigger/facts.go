@@ -182,24 +182,23 @@ func (l *Ledger) Controls(ctx context.Context, entries []*Entry) error {
 		byKey[e.Key] = e
 		ks = append(ks, e.Key)
 	}
-	rows, err := l.conn.Query(ctx, qControls, stringSet(ks))
-	if err != nil {
-		return fmt.Errorf("read ledger controls: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := l.conn.Each(ctx, qControls, []any{stringSet(ks)}, func(rows chdb.Rows) error {
 		var (
 			k, detail string
 			release   uint64
 		)
 		if err := rows.Scan(&k, &detail, &release); err != nil {
-			return fmt.Errorf("scan ledger control: %w", err)
+			return err
 		}
 		if e := byKey[k]; e != nil {
 			e.Detail, e.ReleaseAtMs = detail, release
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read ledger controls: %w", err)
 	}
-	return rows.Err()
+	return nil
 }
 
 // readSuppressions returns the active suppressions of customers.
@@ -223,29 +222,25 @@ func suppressionsSince(ctx context.Context, conn *chdb.Conn, sinceMs uint64) (ma
 }
 
 func scanSuppressions(ctx context.Context, conn *chdb.Conn, q string, args ...any) (map[string]*Suppression, uint64, error) {
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read suppressions: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]*Suppression{}
 	var newest uint64
-	for rows.Next() {
+	err := conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		var (
 			cust, reason, source string
 			active               uint8
 			at, updated          uint64
 		)
 		if err := rows.Scan(&cust, &active, &reason, &source, &at, &updated); err != nil {
-			return nil, 0, fmt.Errorf("scan suppression: %w", err)
+			return err
 		}
 		newest = max(newest, updated)
 		out[cust] = nil
 		if active == 1 {
 			out[cust] = &Suppression{Reason: reason, Source: source, AtMs: at}
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, 0, fmt.Errorf("read suppressions: %w", err)
 	}
 	return out, newest, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/trigger/receiver"
 )
@@ -141,7 +142,7 @@ type running struct {
 
 func startPoller(t *testing.T, cfg Config, cs []*Campaign, conn *chdb.Conn, bc broker.Config, seeds []string) *running {
 	t.Helper()
-	p, err := NewPoller(cfg, cs, conn, bc, seeds, nil, testenv.Logger(t))
+	p, err := NewPoller(cfg, cs, component.Env{Conn: conn, Kafka: bc, Seeds: seeds, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
 )
@@ -92,7 +93,7 @@ deliver:
 	if _, err := materialize.Apply(ctx, conn, plan, 0, log); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := materialize.NewEvaluator(conn, mc, nil, log)
+	ev, err := materialize.NewEvaluator(mc, component.Env{Conn: conn, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

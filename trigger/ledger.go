@@ -198,25 +198,39 @@ func (l *Ledger) Open(ctx context.Context, sinceMs uint64, shardCount int, owned
 }
 
 func (l *Ledger) query(ctx context.Context, what, q string, args ...any) (map[string]*Entry, error) {
-	rows, err := l.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
 	out := map[string]*Entry{}
-	for rows.Next() {
+	err := l.conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		e := &Entry{}
 		if err := rows.Scan(&e.Key, &e.CampaignID, &e.CustomerID, &e.AudienceID, &e.Episode, &e.Decision, &e.Reason,
 			&e.QualifiedEventTimeMs, &e.QualifiedIngestTimeMs, &e.DerivedAtMs, &e.DetectedAtMs, &e.SentAtMs,
 			&e.DeliveryState, &e.Attempts, &e.LastError, &e.Origin, &e.Lane, &e.UpdatedAtMs); err != nil {
-			return nil, fmt.Errorf("%s: scan: %w", what, err)
+			return err
 		}
 		out[e.Key] = e
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
+}
+
+// Counts are one campaign's ledger entries: Decided every qualification
+// decided (fire or skip), Fired those decided to fire, late or not.
+type Counts struct {
+	Decided, Fired uint64
+}
+
+// Count counts campaignID's ledger entries. A key counts once however
+// many versions of its entry are stored, so merges do not change it.
+func (l *Ledger) Count(ctx context.Context, campaignID string) (Counts, error) {
+	var c Counts
+	err := l.conn.QueryRow(ctx, `SELECT uniqExact(ledger_key), uniqExactIf(ledger_key, decision IN ('fire', 'fire_late'))
+FROM (SELECT ledger_key, argMax(decision, updated_at_ms) AS decision FROM send_ledger WHERE campaign_id = ? GROUP BY ledger_key)`, campaignID).Scan(&c.Decided, &c.Fired)
+	if err != nil {
+		return Counts{}, fmt.Errorf("count the ledger entries of %s: %w", campaignID, err)
+	}
+	return c, nil
 }
 
 // Insert writes entries' rows in one insert.
@@ -279,19 +293,18 @@ func (l *Ledger) Payloads(ctx context.Context, keys []string) (map[string][]byte
 	if len(keys) == 0 {
 		return out, nil
 	}
-	rows, err := l.conn.Query(ctx, qPayloads, stringSet(keys))
+	err := l.conn.Each(ctx, qPayloads, []any{stringSet(keys)}, func(rows chdb.Rows) error {
+		var k, body string
+		if err := rows.Scan(&k, &body); err != nil {
+			return err
+		}
+		out[k] = []byte(body)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read payloads: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k, body string
-		if err := rows.Scan(&k, &body); err != nil {
-			return nil, fmt.Errorf("scan payload: %w", err)
-		}
-		out[k] = []byte(body)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // WaitForInserts waits until the ledger and payload inserts that were

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -31,7 +31,7 @@ staleness: {budget: 15m, late: skip}
 reeligible_after: 30d
 deliver:
   webhook: {url: `+h.URL+`/welcome, secret_env: UNSET_IN_THIS_TEST}`)
-	p, err := NewPoller(cfg, []*Campaign{c}, conn, broker.Config{}, nil, nil, testenv.Logger(t))
+	p, err := NewPoller(cfg, []*Campaign{c}, component.Env{Conn: conn, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/materialize"
 )
 
@@ -62,10 +62,11 @@ type waiting struct {
 }
 
 // NewPoller prepares a poller for the campaigns (inactive ones are
-// recorded in the campaigns table but not run). seeds are the Kafka seed
-// brokers, needed for sharding "group" and for campaigns delivering to a
-// topic; reg may be nil.
-func NewPoller(cfg Config, campaigns []*Campaign, conn *chdb.Conn, bc broker.Config, seeds []string, reg prometheus.Registerer, log *slog.Logger) (*Poller, error) {
+// recorded in the campaigns table but not run). env's seed brokers are
+// needed for sharding "group" and for campaigns delivering to a topic; its
+// registry may be nil.
+func NewPoller(cfg Config, campaigns []*Campaign, env component.Env) (*Poller, error) {
+	conn, bc, seeds, log := env.Conn, env.Kafka, env.Seeds, env.Logger()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func NewPoller(cfg Config, campaigns []*Campaign, conn *chdb.Conn, bc broker.Con
 	p := &Poller{
 		cfg: cfg, conn: conn, bc: bc, seeds: seeds, log: log, all: campaigns,
 		byID: map[string]*Campaign{}, names: map[*feed][]string{}, pending: map[string]*waiting{},
-		ledger: NewLedger(conn), own: newOwnership(cfg.Shards), m: newMetrics(reg),
+		ledger: NewLedger(conn), own: newOwnership(cfg.Shards), m: newMetrics(env.Registry),
 	}
 	needKafka := cfg.Sharding == "group"
 	for _, c := range campaigns {
@@ -748,17 +749,13 @@ func (p *Poller) warnMissingAudiences(ctx context.Context) {
 	if len(want) == 0 {
 		return
 	}
-	rows, err := p.conn.Query(ctx, "SELECT DISTINCT audience_id FROM audiences WHERE audience_id IN ?", stringSet(want))
+	applied, err := materialize.ListApplied(ctx, p.conn)
 	if err != nil {
 		return
 	}
-	defer rows.Close()
 	have := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if rows.Scan(&id) == nil {
-			have[id] = true
-		}
+	for _, a := range applied {
+		have[a.ID] = true
 	}
 	for _, id := range want {
 		if !have[id] {

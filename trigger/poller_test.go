@@ -16,6 +16,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func startPipeline(t *testing.T, br testenv.Broker, conn *chdb.Conn) *pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), br.Config, prod, nil, log)
+	col, err := ingest.NewCollector(ingest.DefaultCollectorConfig(), component.Env{Kafka: br.Config, Log: log}, prod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func startPipeline(t *testing.T, br testenv.Broker, conn *chdb.Conn) *pipeline {
 	lc.FlushInterval = 50 * time.Millisecond
 	lc.WatermarkInterval = 200 * time.Millisecond
 	lc.Group = "loader-" + testenv.Name(t)
-	l, err := ingest.NewLoader(lc, br.Config, br.Seeds, conn, nil, log)
+	l, err := ingest.NewLoader(lc, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

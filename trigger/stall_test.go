@@ -18,6 +18,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
 )
@@ -117,7 +118,7 @@ deliver:
 	r.startLoader("server")
 	mc := materialize.DefaultConfig()
 	mc.TouchSettle = time.Second
-	ev, err := materialize.NewEvaluator(conn, mc, nil, testenv.Logger(t))
+	ev, err := materialize.NewEvaluator(mc, component.Env{Conn: conn, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +246,7 @@ deliver:
 	}, chdb.NowMs()); err != nil {
 		t.Fatal(err)
 	}
-	rev, err := materialize.NewEvaluator(replay, mc, nil, testenv.Logger(t))
+	rev, err := materialize.NewEvaluator(mc, component.Env{Conn: replay, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +369,7 @@ func (r *stallRun) startLoader(lane string) {
 		// server lane carries what can refute carted_not_bought.
 		lc.WatermarkGrace = 10 * time.Second
 	}
-	l, err := ingest.NewLoader(lc, r.br.Config, r.br.Seeds, r.conn, nil, testenv.Logger(r.t))
+	l, err := ingest.NewLoader(lc, component.Env{Conn: r.conn, Kafka: r.br.Config, Seeds: r.br.Seeds, Log: testenv.Logger(r.t)})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -295,7 +297,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 		return err
 	}
 	say("while the server lane is stalled, the web-only campaign drill_browse_nudge fired %d times", rep.WebOnlyFires)
-	for _, id := range sortedKeys(rep.Held) {
+	for _, id := range slices.Sorted(maps.Keys(rep.Held)) {
 		say("  %s waits for the server lane: complete to %s", id, rep.Held[id].UTC().Format(time.TimeOnly))
 	}
 	say("the campaign poller stops too")
@@ -319,8 +321,8 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 		return err
 	}
 	say("the poller comes back without its positions and starts at the latest rows")
-	if err := conn.Exec(ctx, "TRUNCATE TABLE trigger_cursors"); err != nil {
-		return fmt.Errorf("reset poller positions: %w", err)
+	if err := trigger.ResetCursors(ctx, conn); err != nil {
+		return err
 	}
 	// A poller looks back twice its overlap (its rewind, then its overlap
 	// check): what became visible before that is missed.
@@ -406,11 +408,8 @@ func (s *stack) waitCommitted(ctx context.Context, name string) error {
 
 // fires counts the ledger entries of campaign that fire.
 func (s *stack) fires(ctx context.Context, campaign string) (int, error) {
-	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM send_ledger FINAL WHERE campaign_id = ? AND decision IN ('fire', 'fire_late')", campaign).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count fires: %w", err)
-	}
-	return int(n), nil
+	c, err := trigger.NewLedger(s.conn).Count(ctx, campaign)
+	return int(c.Fired), err
 }
 
 // waitDecided waits until the campaign has a ledger entry for every entry
@@ -418,13 +417,15 @@ func (s *stack) fires(ctx context.Context, campaign string) (int, error) {
 func (s *stack) waitDecided(ctx context.Context, audience, campaign string) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var entries, decided uint64
-		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(customer_id, episode) FROM audience_transitions WHERE audience_id = ? AND kind = 'entered'", audience).Scan(&entries); err != nil {
-			return fmt.Errorf("count entries: %w", err)
+		entries, err := materialize.Entries(ctx, s.conn, audience)
+		if err != nil {
+			return err
 		}
-		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(ledger_key) FROM send_ledger WHERE campaign_id = ?", campaign).Scan(&decided); err != nil {
-			return fmt.Errorf("count decisions: %w", err)
+		c, err := trigger.NewLedger(s.conn).Count(ctx, campaign)
+		if err != nil {
+			return err
 		}
+		decided := c.Decided
 		if decided >= entries {
 			return nil
 		}
@@ -452,15 +453,6 @@ func (s *stack) held(ctx context.Context) (map[string]time.Time, error) {
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // campaignsToReceiver records the campaigns with every webhook pointed at
@@ -624,24 +616,13 @@ func (s *stack) waitLoaded(ctx context.Context, produced, lost int) error {
 
 // waitEvaluated waits until the evaluator ran a pass that started after the
 // last touch settled, so the backlog's transitions exist before the poller
-// returns. A pass's saved evaluation time is the freshest lane watermark
-// when it started, never later than its start: a pass saved with one past
-// the settled touch started after it (a pass merely saved after it may have
-// started before, on a busy machine).
+// returns.
 func (s *stack) waitEvaluated(ctx context.Context) error {
-	settle := uint64(s.cfg.Materialize.TouchSettle.Milliseconds())
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		var last, asOf uint64
-		if err := s.conn.QueryRow(ctx, "SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches").Scan(&last); err != nil {
-			return fmt.Errorf("read touches: %w", err)
-		}
-		if err := s.conn.QueryRow(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ?", s.cfg.Materialize.EvaluatorID).Scan(&asOf); err != nil {
-			return fmt.Errorf("read evaluator state: %w", err)
-		}
-		// touched_at has whole seconds: the touch may be up to 1 s later.
-		if asOf > last+1000+settle {
-			return nil
+		done, err := materialize.CaughtUp(ctx, s.conn, s.cfg.Materialize.EvaluatorID, s.cfg.Materialize.TouchSettle)
+		if err != nil || done {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -656,37 +637,11 @@ func (s *stack) waitEvaluated(ctx context.Context) error {
 func (s *stack) waitPoller(ctx context.Context) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		var events, transitions, evPos, trPos uint64
-		q := func(sql string, out *uint64) error {
-			if err := s.conn.QueryRow(ctx, sql).Scan(out); err != nil {
-				return fmt.Errorf("read the poller's progress: %w", err)
-			}
-			return nil
-		}
-		for _, x := range []struct {
-			sql string
-			out *uint64
-		}{
-			{"SELECT max(ingest_time_ms) FROM trigger_event_feed", &events},
-			{"SELECT max(derived_at_ms) FROM trigger_transition_feed", &transitions},
-		} {
-			if err := q(x.sql, x.out); err != nil {
-				return err
-			}
-		}
-		cursors, err := trigger.ReadCursors(ctx, s.conn)
+		done, err := trigger.CaughtUp(ctx, s.conn)
 		if err != nil {
 			return fmt.Errorf("read the poller's progress: %w", err)
 		}
-		for _, c := range cursors {
-			switch c.Feed {
-			case "events":
-				evPos = max(evPos, c.PositionMs)
-			case "transitions":
-				trPos = max(trPos, c.PositionMs)
-			}
-		}
-		if evPos >= events && trPos >= transitions {
+		if done {
 			return nil
 		}
 		select {

@@ -23,22 +23,22 @@ func (d *Data) Charts() []Chart {
 	flow := d.laneSeries(func(l LaneSeries) []float64 { return l.Received }, "received")
 	flow = append(flow, d.laneSeries(func(l LaneSeries) []float64 { return l.Loaded }, "loaded")...)
 	campaigns, byDecision, byReason := d.Decisions()
-	applies, applied := d.ApplyChart()
+	applies, applied := d.applyChart()
 	per := "per " + fmtBucket(d.Bucket)
 	return []Chart{
-		{ID: "lag", Title: "Lag and watermark age per lane", SVG: LineChart("lag", "Lag and watermark age per lane", "seconds", d.Times, lagAge),
+		{ID: "lag", Title: "Lag and watermark age per lane", SVG: lineChart("lag", "Lag and watermark age per lane", "seconds", d.Times, lagAge),
 			Caption: "Watermark age: how long the oldest event received but not yet loaded had waited. Mean lag: receipt to insert, by receive time."},
-		{ID: "flow", Title: "Events received vs loaded " + per, SVG: LineChart("flow", "Events received vs loaded "+per, "events", d.Times, flow),
+		{ID: "flow", Title: "Events received vs loaded " + per, SVG: lineChart("flow", "Events received vs loaded "+per, "events", d.Times, flow),
 			Caption: "A gap between a lane's received and loaded lines is its backlog; loaded above received afterwards is the drain."},
-		{ID: "missing", Title: "Missing offset ranges", SVG: RangeChart("missing", "Missing offset ranges", d.MissingSpans()),
+		{ID: "missing", Title: "Missing offset ranges", SVG: rangeChart("missing", "Missing offset ranges", d.missingSpans()),
 			Caption: "Per lane and partition, the window's offsets; red ranges are in Kafka but not in ClickHouse (what apply re-ingests)."},
-		{ID: "stale", Title: "Customers with stale state " + per, SVG: LineChart("stale", "Customers with stale state "+per, "customers", d.Times, []Series{{Name: "stale customers", Values: d.StaleCustomers}}),
+		{ID: "stale", Title: "Customers with stale state " + per, SVG: lineChart("stale", "Customers with stale state "+per, "customers", d.Times, []Series{{Name: "stale customers", Values: d.StaleCustomers}}),
 			Caption: "Customers with an event that waited longer than the late threshold, from its receipt until it was loaded."},
-		{ID: "decisions", Title: "Pending qualifications by decision", SVG: BarChart("decisions", "Pending qualifications by decision", "qualifications", campaigns, byDecision),
+		{ID: "decisions", Title: "Pending qualifications by decision", SVG: barChart("decisions", "Pending qualifications by decision", "qualifications", campaigns, byDecision),
 			Caption: "Qualifications without a send-ledger entry, and what each campaign's staleness policy decides for them."},
-		{ID: "reasons", Title: "Pending qualifications by reason", SVG: BarChart("reasons", "Pending qualifications by reason", "qualifications", campaigns, byReason),
+		{ID: "reasons", Title: "Pending qualifications by reason", SVG: barChart("reasons", "Pending qualifications by reason", "qualifications", campaigns, byReason),
 			Caption: "The same qualifications by decision and reason."},
-		{ID: "apply", Title: "What apply did", SVG: BarChart("apply", "What apply did", "count", applies, applied),
+		{ID: "apply", Title: "What apply did", SVG: barChart("apply", "What apply did", "count", applies, applied),
 			Caption: "Each apply of the plan, oldest first: events re-ingested and restored, customers re-derived, campaigns fired, fired late and skipped."},
 	}
 }
@@ -58,8 +58,8 @@ func fmtBucket(b time.Duration) string {
 // Headline are the few numbers a reader wants first.
 type Headline struct{ Label, Value string }
 
-// Headlines summarise the window.
-func (d *Data) Headlines() []Headline {
+// headlines summarise the window.
+func (d *Data) headlines() []Headline {
 	var out []Headline
 	if p := d.Plan; p != nil {
 		inWindow, loaded, missing, backlog, unavailable, late := p.Totals()
@@ -133,7 +133,7 @@ func (d *Data) WriteHTML(w io.Writer) error {
 		D      *Data
 		Head   []Headline
 		Charts []Chart
-	}{d, d.Headlines(), d.Charts()})
+	}{d, d.headlines(), d.Charts()})
 }
 
 // WriteMarkdown writes the report for a status page: the headline numbers
@@ -146,7 +146,7 @@ func (d *Data) WriteMarkdown(w io.Writer, chartFile func(id string) string) erro
 		fmt.Fprintf(&b, "Plan `%s`. ", d.Plan.ID)
 	}
 	fmt.Fprintf(&b, "Generated %s by `tideline backfill report`.\n\n| | |\n|---|---|\n", d.Generated.Format("2006-01-02 15:04 MST"))
-	for _, h := range d.Headlines() {
+	for _, h := range d.headlines() {
 		fmt.Fprintf(&b, "| %s | %s |\n", h.Label, h.Value)
 	}
 	for _, c := range d.Charts() {

@@ -145,28 +145,23 @@ func (d *Data) series(ctx context.Context, conn *chdb.Conn, src Source) error {
 	}
 	idx := func(ms int64) int { return min(max(int((ms-from)/bucket), 0), n-1) }
 
-	rows, err := conn.Query(ctx, flowSQL, uint64(bucket), uint64(bucket), from, to)
-	if err != nil {
-		return fmt.Errorf("read the window's events: %w", err)
-	}
 	type cell struct {
 		rb, ib         uint64
 		n, minR        uint64
 		lagSum, lagMax int64
 	}
 	byLane := map[string][]cell{}
-	for rows.Next() {
+	err := conn.Each(ctx, flowSQL, []any{uint64(bucket), uint64(bucket), from, to}, func(rows chdb.Rows) error {
 		var lane string
 		var c cell
 		if err := rows.Scan(&lane, &c.rb, &c.ib, &c.n, &c.minR, &c.lagSum, &c.lagMax); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan the window's events: %w", err)
+			return err
 		}
 		byLane[lane] = append(byLane[lane], c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the window's events: %w", err)
 	}
 	lanes := make([]string, 0, len(byLane))
 	for l := range byLane {
@@ -201,21 +196,20 @@ func (d *Data) series(ctx context.Context, conn *chdb.Conn, src Source) error {
 	}
 
 	d.StaleCustomers = make([]float64, n)
-	rows, err = conn.Query(ctx, staleSQL, uint64(bucket), uint64(bucket), from, to, uint64(src.LateAfter.Milliseconds()))
-	if err != nil {
-		return fmt.Errorf("read stale customers: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err = conn.Each(ctx, staleSQL, []any{uint64(bucket), uint64(bucket), from, to, uint64(src.LateAfter.Milliseconds())}, func(rows chdb.Rows) error {
 		var fb, tb, c uint64
 		if err := rows.Scan(&fb, &tb, &c); err != nil {
-			return fmt.Errorf("scan stale customers: %w", err)
+			return err
 		}
 		for k := idx(int64(fb) * bucket); k <= idx(int64(tb)*bucket); k++ {
 			d.StaleCustomers[k] += float64(c)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read stale customers: %w", err)
 	}
-	return rows.Err()
+	return nil
 }
 
 // Decisions are the pending qualifications per campaign by decision and
@@ -255,8 +249,8 @@ func (d *Data) Decisions() (campaigns []string, byDecision, byReason []Series) {
 	return campaigns, byDecision, byReason
 }
 
-// MissingSpans are the plan's missing ranges per lane and partition.
-func (d *Data) MissingSpans() []Span {
+// missingSpans are the plan's missing ranges per lane and partition.
+func (d *Data) missingSpans() []Span {
 	if d.Plan == nil {
 		return nil
 	}
@@ -277,8 +271,8 @@ func (d *Data) MissingSpans() []Span {
 	return out
 }
 
-// ApplyChart is what each apply did, one stacked bar per apply.
-func (d *Data) ApplyChart() (runs []string, series []Series) {
+// applyChart is what each apply did, one stacked bar per apply.
+func (d *Data) applyChart() (runs []string, series []Series) {
 	names := []string{"re-ingested", "restored", "customers re-derived", "fired", "fired late", "skipped"}
 	vals := make([][]float64, len(names))
 	for i := len(d.Applies) - 1; i >= 0; i-- {

@@ -122,8 +122,8 @@ func noData(b *strings.Builder) {
 		marginL+plotW/2, marginT+plotH/2, noDataText)
 }
 
-// LineChart draws series over the times xs (one value per time).
-func LineChart(id, title, unit string, xs []time.Time, series []Series) string {
+// lineChart draws series over the times xs (one value per time).
+func lineChart(id, title, unit string, xs []time.Time, series []Series) string {
 	var b strings.Builder
 	names := make([]string, len(series))
 	for si, s := range series {
@@ -180,8 +180,8 @@ func LineChart(id, title, unit string, xs []time.Time, series []Series) string {
 	return b.String()
 }
 
-// BarChart draws one stacked bar per category; series are the stacks.
-func BarChart(id, title, unit string, categories []string, series []Series) string {
+// barChart draws one stacked bar per category; series are the stacks.
+func barChart(id, title, unit string, categories []string, series []Series) string {
 	var b strings.Builder
 	names := make([]string, len(series))
 	for si, s := range series {
@@ -236,9 +236,9 @@ type Span struct {
 	Missing [][2]int64
 }
 
-// RangeChart draws each row's extent as a light bar and its missing
+// rangeChart draws each row's extent as a light bar and its missing
 // ranges on it in red.
-func RangeChart(id, title string, rows []Span) string {
+func rangeChart(id, title string, rows []Span) string {
 	var b strings.Builder
 	h := marginT + 26*max(len(rows), 1) + 30
 	fmt.Fprintf(&b, `<svg class="chart" data-chart="%s" data-kind="range" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/internal/confirm"
 	"github.com/tideline-dev/tideline/internal/telemetry"
@@ -642,7 +643,7 @@ func startEvaluator(ctx context.Context, a *app, mc materialize.Config, apply bo
 		}
 		a.log.Info("audiences applied", "applied", rep.Applied, "unchanged", len(rep.Unchanged), "deactivated", rep.Deactivated, "views_created", len(rep.ViewsCreated))
 	}
-	return materialize.NewEvaluator(conn, mc, reg, a.log)
+	return materialize.NewEvaluator(mc, component.Env{Conn: conn, Registry: reg, Log: a.log})
 }
 
 // devEvaluator is the evaluator `tideline dev` runs, with the audience

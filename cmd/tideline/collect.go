@@ -14,6 +14,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 )
@@ -83,7 +84,7 @@ func newCollector(cfg ingest.CollectorConfig, a *app, seeds []string, reg *prome
 			return nil, nil, err
 		}
 	}
-	col, err := ingest.NewCollector(cfg, a.kafka, client, reg, a.log)
+	col, err := ingest.NewCollector(cfg, component.Env{Kafka: a.kafka, Registry: reg, Log: a.log}, client)
 	if err != nil {
 		client.Close()
 		return nil, nil, err

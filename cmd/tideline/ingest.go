@@ -9,6 +9,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 )
@@ -50,7 +51,7 @@ partition, before it exits.`,
 			}
 			defer conn.Close()
 			reg := telemetry.NewRegistry()
-			l, err := ingest.NewLoader(cfg, a.kafka, seeds, conn, reg, a.log)
+			l, err := ingest.NewLoader(cfg, component.Env{Conn: conn, Kafka: a.kafka, Seeds: seeds, Registry: reg, Log: a.log})
 			if err != nil {
 				return err
 			}

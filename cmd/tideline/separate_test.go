@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,11 +25,11 @@ func TestCollectAndIngestShareEmbeddedBroker(t *testing.T) {
 	conn := testenv.ClickHouseWith(t, chCfg)
 	bin := tidelineBinary(t)
 	dir := t.TempDir()
-	collectorAddr := freeAddr(t)
+	collectorAddr := testenv.FreeAddr(t)
 	env := append(os.Environ(),
 		"TIDELINE_CLICKHOUSE_ADDR="+chCfg.Addr, "TIDELINE_CLICKHOUSE_DATABASE="+chCfg.Database,
 		// Only the port differs from the defaults, so the test runs beside a `tideline dev`.
-		"TIDELINE_KAFKA_EMBEDDED_PORT="+strings.TrimPrefix(freeAddr(t), "127.0.0.1:"),
+		"TIDELINE_KAFKA_EMBEDDED_PORT="+strings.TrimPrefix(testenv.FreeAddr(t), "127.0.0.1:"),
 		"TIDELINE_KAFKA_EMBEDDED_DATA_DIR="+filepath.Join(dir, "kafka"),
 	)
 	start := func(name string, args ...string) (*exec.Cmd, *bytes.Buffer, chan error) {
@@ -104,16 +103,6 @@ func TestCollectAndIngestShareEmbeddedBroker(t *testing.T) {
 	if !has(ingestOut, "loader stopped with every record in the lanes loaded")() {
 		t.Errorf("ingest did not report that it left nothing behind:\n%s", ingestOut.String())
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // mu guards the subprocesses' output buffers.

@@ -35,10 +35,10 @@ func TestDevStatusOnTerminal(t *testing.T) {
 	dir := t.TempDir()
 	env := append(os.Environ(),
 		"TIDELINE_CLICKHOUSE_ADDR="+chCfg.Addr, "TIDELINE_CLICKHOUSE_DATABASE="+chCfg.Database,
-		"TIDELINE_KAFKA_EMBEDDED_PORT="+strings.TrimPrefix(freeAddr(t), "127.0.0.1:"),
+		"TIDELINE_KAFKA_EMBEDDED_PORT="+strings.TrimPrefix(testenv.FreeAddr(t), "127.0.0.1:"),
 		"TIDELINE_KAFKA_EMBEDDED_DATA_DIR="+filepath.Join(dir, "kafka"),
 	)
-	args := []string{"dev", "--duration", "4s", "--rate", "300", "--customers", "200", "--status-addr=", "--addr", freeAddr(t)}
+	args := []string{"dev", "--duration", "4s", "--rate", "300", "--customers", "200", "--status-addr=", "--addr", testenv.FreeAddr(t)}
 
 	t.Run("terminal", func(t *testing.T) {
 		ptmx, tty, err := pty.Open()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/config"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 	"github.com/tideline-dev/tideline/trigger"
@@ -96,7 +97,7 @@ func runTrigger(ctx context.Context, a *app, cfg trigger.Config) error {
 	}
 	defer conn.Close()
 	reg := telemetry.NewRegistry()
-	p, err := trigger.NewPoller(cfg, campaigns, conn, a.kafka, seeds, reg, a.log)
+	p, err := trigger.NewPoller(cfg, campaigns, component.Env{Conn: conn, Kafka: a.kafka, Seeds: seeds, Registry: reg, Log: a.log})
 	if err != nil {
 		return err
 	}

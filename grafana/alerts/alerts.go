@@ -90,8 +90,8 @@ func (e Evaluator) Fires(v float64) (bool, error) {
 	return false, fmt.Errorf("evaluator type %q is not one tideline's rules use", e.Type)
 }
 
-// ExprUID is the data source uid of Grafana's server-side expressions.
-const ExprUID = "__expr__"
+// exprUID is the data source uid of Grafana's server-side expressions.
+const exprUID = "__expr__"
 
 // DatasourceUID is the uid provisioning gives the tideline data source
 // (grafana/provisioning/datasources).
@@ -189,7 +189,7 @@ func Rules() (File, error) {
 		// The query model carries its refId, as Grafana stores it.
 		a = append([]byte(`{"refId":"A",`), a[1:]...)
 		c, err := json.Marshal(Threshold{RefID: "C", Type: "threshold", Expression: "A",
-			Datasource: map[string]string{"type": ExprUID, "uid": ExprUID},
+			Datasource: map[string]string{"type": exprUID, "uid": exprUID},
 			Conditions: []ThresholdCondition{{Evaluator: s.evaluator}}})
 		if err != nil {
 			return File{}, fmt.Errorf("encode %s threshold: %w", s.uid, err)
@@ -198,7 +198,7 @@ func Rules() (File, error) {
 			UID: s.uid, Title: s.title, Condition: "C",
 			Data: []Query{
 				{RefID: "A", RelativeTimeRange: &RelativeTimeRange{From: s.rangeSeconds}, DatasourceUID: DatasourceUID, Model: a},
-				{RefID: "C", DatasourceUID: ExprUID, Model: c},
+				{RefID: "C", DatasourceUID: exprUID, Model: c},
 			},
 			DashboardUID: s.dashboard, PanelID: s.panel,
 			NoDataState: s.noData, ExecErrState: "Error", For: s.forDuration,

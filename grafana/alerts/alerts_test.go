@@ -50,7 +50,7 @@ func TestRulesWellFormed(t *testing.T) {
 				byRef[q.RefID] = q
 			}
 			cond, ok := byRef[r.Condition]
-			if !ok || cond.DatasourceUID != ExprUID {
+			if !ok || cond.DatasourceUID != exprUID {
 				t.Fatalf("rule %s: condition %q is not an expression of the rule", r.UID, r.Condition)
 			}
 			var th Threshold

@@ -83,16 +83,7 @@ func AudienceQualification() *dashboard.DashboardBuilder {
 			Unit("short").
 			Min(0).
 			Height(9).Span(12)).
-		WithPanel(timeseries.NewPanelBuilder().
-			Title("Entries and exits").
-			Id(3).
-			Description("Customers entering and leaving each audience per interval (event time).").
-			Datasource(Datasource()).
-			WithTarget(target(query.Transitions)).
-			DrawStyle(common.GraphDrawStyleBars).
-			FillOpacity(60).
-			Unit("short").
-			Height(9).Span(12)).
+		WithPanel(transitions(3, "Customers entering and leaving each audience per interval (event time).")).
 		WithPanel(table.NewPanelBuilder().
 			Title("Live qualifications").
 			Id(4).
@@ -102,28 +93,10 @@ func AudienceQualification() *dashboard.DashboardBuilder {
 			SortBy([]cog.Builder[common.TableSortByFieldState]{sortBy(frames.FieldTime, true)}).
 			Height(10).Span(24)).
 		WithRow(dashboard.NewRowBuilder("Latency and campaigns").Id(5)).
-		WithPanel(timeseries.NewPanelBuilder().
-			Title("Qualification and send latency").
-			Id(6).
-			Description("p50/p95/p99 per lane of derived time minus event time (qualification) and send time minus event time (send).").
-			Datasource(Datasource()).
-			WithTarget(target(query.QualificationLatency)).
-			Unit("ms").
-			Height(9).Span(12)).
-		WithPanel(barchart.NewPanelBuilder().
-			Title("Campaign outcomes").
-			Id(7).
-			Description("Ledger entries per campaign in the time range: fired on time, fired late, failed delivery, skipped by reason. The classes do not overlap.").
-			Datasource(Datasource()).
-			WithTarget(target(query.CampaignOutcomes)).
-			WithTransformation(dashboard.DataTransformerConfig{
-				Id:      "organize",
-				Options: map[string]any{"excludeByName": map[string]any{frames.FieldCampaignID: true}},
-			}).
-			XField(frames.FieldCampaign).
-			Stacking(common.StackingModeNormal).
-			Orientation(common.VizOrientationHorizontal).
-			Height(9).Span(12))
+		WithPanel(latency(6, "Qualification and send latency",
+			"p50/p95/p99 per lane of derived time minus event time (qualification) and send time minus event time (send).", 9)).
+		WithPanel(outcomes(7, "Campaign outcomes",
+			"Ledger entries per campaign in the time range: fired on time, fired late, failed delivery, skipped by reason. The classes do not overlap."))
 }
 
 // PipelineHealth is the operators' dashboard: consumer lag, watermark age,
@@ -141,7 +114,7 @@ func PipelineHealth() *dashboard.DashboardBuilder {
 		WithPanel(lane(2, "Consumer lag", "Records in Kafka not yet committed by the loader, per lane (lane_watermarks).", "consumer_lag", "short")).
 		WithPanel(lane(3, "Watermark age", "How far behind now each lane's watermark (data complete up to) is.", "watermark_age_ms", "ms")).
 		WithPanel(lane(4, "Ingest delay p95", "95th percentile of collector receipt to ClickHouse insert, over the time range.", "ingest_delay_p95_ms", "ms")).
-		WithPanel(lane(5, "Dead letters", "Records dead-lettered in the time range, per lane (the collector included).", "dead_letters", "short")).
+		WithPanel(lane(5, "Dead letters", "Records dead-lettered in the time range, per lane (the collector included).", frames.FieldDeadLetters, "short")).
 		WithPanel(table.NewPanelBuilder().
 			Title("Lanes").
 			Id(6).
@@ -149,22 +122,10 @@ func PipelineHealth() *dashboard.DashboardBuilder {
 			Datasource(Datasource()).
 			WithTarget(target(query.PipelineLag)).
 			Height(7).Span(24)).
-		WithPanel(table.NewPanelBuilder().
-			Title("Audience completeness").
-			Id(9).
-			Description("Per audience, the time its result is complete to (decisions late data could change are made up to here) and the lane holding it back; empty: the evaluator has not recorded the audience yet.").
-			Datasource(Datasource()).
-			WithTarget(target(query.AudienceCompleteness)).
-			SortBy([]cog.Builder[common.TableSortByFieldState]{sortBy(frames.FieldCompleteTo, false)}).
+		WithPanel(completeness(9, "Per audience, the time its result is complete to (decisions late data could change are made up to here) and the lane holding it back; empty: the evaluator has not recorded the audience yet.").
 			Height(8).Span(24)).
 		WithRow(dashboard.NewRowBuilder("Backfill").Id(7)).
-		WithPanel(table.NewPanelBuilder().
-			Title("Backfill runs").
-			Id(8).
-			Description("Runs of `tideline backfill` overlapping the time range, newest first, with what they re-ingested, fired and skipped.").
-			Datasource(Datasource()).
-			WithTarget(target(query.BackfillRuns)).
-			Height(10).Span(24))
+		WithPanel(backfillRuns(8, 10))
 }
 
 // lane is a bar per lane of one pipeline_lag field.
@@ -192,6 +153,73 @@ func dashboardLink(title, uid string) *dashboard.DashboardLinkBuilder {
 		Url("/d/" + uid).
 		KeepTime(true).
 		IncludeVars(true)
+}
+
+// latency is qualification and send latency per lane over time.
+func latency(id uint32, title, description string, height uint32) *timeseries.PanelBuilder {
+	return timeseries.NewPanelBuilder().
+		Title(title).
+		Id(id).
+		Description(description).
+		Datasource(Datasource()).
+		WithTarget(target(query.QualificationLatency)).
+		Unit("ms").
+		Height(height).Span(12)
+}
+
+// transitions is entries and exits per audience and interval, as bars.
+func transitions(id uint32, description string) *timeseries.PanelBuilder {
+	return timeseries.NewPanelBuilder().
+		Title("Entries and exits").
+		Id(id).
+		Description(description).
+		Datasource(Datasource()).
+		WithTarget(target(query.Transitions)).
+		DrawStyle(common.GraphDrawStyleBars).
+		FillOpacity(60).
+		Unit("short").
+		Height(9).Span(12)
+}
+
+// outcomes is the ledger's entries per campaign and outcome, stacked.
+func outcomes(id uint32, title, description string) *barchart.PanelBuilder {
+	return barchart.NewPanelBuilder().
+		Title(title).
+		Id(id).
+		Description(description).
+		Datasource(Datasource()).
+		WithTarget(target(query.CampaignOutcomes)).
+		WithTransformation(dashboard.DataTransformerConfig{
+			Id:      "organize",
+			Options: map[string]any{"excludeByName": map[string]any{frames.FieldCampaignID: true}},
+		}).
+		XField(frames.FieldCampaign).
+		Stacking(common.StackingModeNormal).
+		Orientation(common.VizOrientationHorizontal).
+		Height(9).Span(12)
+}
+
+// completeness is each audience's complete-to time, least complete first;
+// the caller sizes it.
+func completeness(id uint32, description string) *table.PanelBuilder {
+	return table.NewPanelBuilder().
+		Title("Audience completeness").
+		Id(id).
+		Description(description).
+		Datasource(Datasource()).
+		WithTarget(target(query.AudienceCompleteness)).
+		SortBy([]cog.Builder[common.TableSortByFieldState]{sortBy(frames.FieldCompleteTo, false)})
+}
+
+// backfillRuns lists the backfill runs overlapping the time range.
+func backfillRuns(id, height uint32) *table.PanelBuilder {
+	return table.NewPanelBuilder().
+		Title("Backfill runs").
+		Id(id).
+		Description("Runs of `tideline backfill` overlapping the time range, newest first, with what they re-ingested, fired and skipped.").
+		Datasource(Datasource()).
+		WithTarget(target(query.BackfillRuns)).
+		Height(height).Span(24)
 }
 
 func sortBy(field string, desc bool) *common.TableSortByFieldStateBuilder {

@@ -2,10 +2,8 @@ package dashboards
 
 import (
 	"github.com/grafana/grafana-foundation-sdk/go/barchart"
-	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
-	"github.com/grafana/grafana-foundation-sdk/go/table"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 
 	"github.com/tideline-dev/tideline/grafana/frames"
@@ -34,14 +32,8 @@ func Incident() *dashboard.DashboardBuilder {
 		WithRow(dashboard.NewRowBuilder("Lanes").Id(1)).
 		WithPanel(lane(2, "Consumer lag", "Records in Kafka not yet committed by the loader, per lane, now.", "consumer_lag", "short")).
 		WithPanel(lane(3, "Watermark age", "How far behind now each lane's watermark (data complete up to) is.", "watermark_age_ms", "ms")).
-		WithPanel(timeseries.NewPanelBuilder().
-			Title("Qualification latency per lane").
-			Id(4).
-			Description("p50/p95/p99 per lane of derived time minus event time (qualification) and send time minus event time (send): a backlog shows as a climb.").
-			Datasource(Datasource()).
-			WithTarget(target(query.QualificationLatency)).
-			Unit("ms").
-			Height(8).Span(12)).
+		WithPanel(latency(4, "Qualification latency per lane",
+			"p50/p95/p99 per lane of derived time minus event time (qualification) and send time minus event time (send): a backlog shows as a climb.", 8)).
 		WithPanel(timeseries.NewPanelBuilder().
 			Title("Ingest delay per lane").
 			Id(13).
@@ -60,45 +52,12 @@ func Incident() *dashboard.DashboardBuilder {
 			XField(frames.FieldLateness).
 			Stacking(common.StackingModeNormal).
 			Height(9).Span(12)).
-		WithPanel(table.NewPanelBuilder().
-			Title("Audience completeness").
-			Id(7).
-			Description("Per audience, the time it is complete to and the lane holding it back: decisions late data could change wait for it.").
-			Datasource(Datasource()).
-			WithTarget(target(query.AudienceCompleteness)).
-			SortBy([]cog.Builder[common.TableSortByFieldState]{sortBy(frames.FieldCompleteTo, false)}).
+		WithPanel(completeness(7, "Per audience, the time it is complete to and the lane holding it back: decisions late data could change wait for it.").
 			Height(9).Span(12)).
 		WithRow(dashboard.NewRowBuilder("Qualifications").Id(8)).
-		WithPanel(barchart.NewPanelBuilder().
-			Title("Qualifications by decision and reason").
-			Id(9).
-			Description("Ledger entries per campaign detected in the time range: fired on time, fired late, failed delivery, skipped by reason (stale: beyond the staleness budget).").
-			Datasource(Datasource()).
-			WithTarget(target(query.CampaignOutcomes)).
-			WithTransformation(dashboard.DataTransformerConfig{
-				Id:      "organize",
-				Options: map[string]any{"excludeByName": map[string]any{frames.FieldCampaignID: true}},
-			}).
-			XField(frames.FieldCampaign).
-			Stacking(common.StackingModeNormal).
-			Orientation(common.VizOrientationHorizontal).
-			Height(9).Span(12)).
-		WithPanel(timeseries.NewPanelBuilder().
-			Title("Entries and exits").
-			Id(10).
-			Description("Customers entering and leaving each audience per interval, by event time: a late backlog fills in past intervals.").
-			Datasource(Datasource()).
-			WithTarget(target(query.Transitions)).
-			DrawStyle(common.GraphDrawStyleBars).
-			FillOpacity(60).
-			Unit("short").
-			Height(9).Span(12)).
+		WithPanel(outcomes(9, "Qualifications by decision and reason",
+			"Ledger entries per campaign detected in the time range: fired on time, fired late, failed delivery, skipped by reason (stale: beyond the staleness budget).")).
+		WithPanel(transitions(10, "Customers entering and leaving each audience per interval, by event time: a late backlog fills in past intervals.")).
 		WithRow(dashboard.NewRowBuilder("Backfill").Id(11)).
-		WithPanel(table.NewPanelBuilder().
-			Title("Backfill runs").
-			Id(12).
-			Description("Runs of `tideline backfill` overlapping the time range, newest first, with what they re-ingested, fired and skipped.").
-			Datasource(Datasource()).
-			WithTarget(target(query.BackfillRuns)).
-			Height(8).Span(24))
+		WithPanel(backfillRuns(12, 8))
 }

@@ -21,8 +21,8 @@ const (
 // grafana/app/src/datasource.ts): the active audiences or campaigns, by
 // name, or the lanes.
 const (
-	VariableQueryAudiences = "audiences"
-	VariableQueryCampaigns = "campaigns"
+	VariableQueryAudiences = query.ResourceAudiences
+	VariableQueryCampaigns = query.ResourceCampaigns
 	VariableQueryLanes     = "lanes"
 )
 

@@ -27,6 +27,8 @@ const (
 	FieldLate       = "late"
 	FieldFailed     = "failed"
 	FieldLane       = "lane"
+	// FieldDeadLetters is pipeline_lag's count of dead letters per lane.
+	FieldDeadLetters = "dead_letters"
 	// SkippedPrefix starts the field of each skip reason: "skipped stale".
 	SkippedPrefix = "skipped "
 )
@@ -41,7 +43,7 @@ var LatencyFields = []string{
 var PipelineLagFields = []string{
 	FieldLane, "consumer_lag", "watermark", "watermark_age_ms",
 	"ingest_delay_p50_ms", "ingest_delay_p95_ms", "ingest_delay_p99_ms", "ingest_delay_max_ms",
-	"events", "dead_letters", "updated_at",
+	"events", FieldDeadLetters, "updated_at",
 }
 
 // BackfillFields are the fields of the backfill_runs frame.

@@ -355,7 +355,7 @@ func TestAudienceCompleteness(t *testing.T) {
 }
 
 func TestLateEvents(t *testing.T) {
-	eq(t, "classes", LatenessClasses(), []string{"under 10s", "10s-1m", "1m-5m", "5m-30m", "30m-2h", "2h-24h", "24h+"})
+	eq(t, "classes", latenessClasses(), []string{"under 10s", "10s-1m", "1m-5m", "5m-30m", "30m-2h", "2h-24h", "24h+"})
 	rows := []LateCount{{"web", 0, 90}, {"web", 3, 4}, {"server", 6, 1}}
 	f := LateEvents(req(query.LateEvents, nil), rows)[0]
 	eq(t, "fields", fieldNames(f), []string{FieldLateness, "backfill", "server", "web"})

@@ -12,9 +12,9 @@ import (
 // FieldLateness names the lateness classes of the late_events frame.
 const FieldLateness = "lateness"
 
-// LatenessClasses are the names of the lateness classes, in class order:
+// latenessClasses are the names of the lateness classes, in class order:
 // "under 10s", "10s-1m", ..., "24h+".
-func LatenessClasses() []string {
+func latenessClasses() []string {
 	bounds := query.LatenessBoundsMs
 	out := make([]string, 0, len(bounds)+1)
 	for i, b := range bounds {
@@ -42,7 +42,7 @@ func short(ms uint64) string {
 // one count field per lane (every lane asked for, or every lane with data
 // or known), zero where a lane has no event of the class.
 func LateEvents(r query.Request, rows []LateCount) data.Frames {
-	classes := LatenessClasses()
+	classes := latenessClasses()
 	byLane := map[string][]int64{}
 	withData := map[string]bool{}
 	for _, c := range rows {

@@ -15,18 +15,6 @@ import (
 	tsql "github.com/tideline-dev/tideline/sql"
 )
 
-// RequiredTables are the tables and views the query types read; a database
-// without one of them cannot answer some panel.
-var RequiredTables = []string{
-	"audience_completeness", "audience_entry_times", "audience_membership", "audience_transition_keys", "audience_transitions",
-	"audiences", "campaigns", "dead_letters", "events", "ingest_delay_minutes", "lane_watermarks", "late_event_minutes",
-	"ledger_sends", "loader_progress", "schema_migrations", "send_ledger", "trigger_dead_letters",
-}
-
-// OptionalTables are read by one query type each and reported when absent,
-// without failing the check: backfill_runs appears with the backfill's migration.
-var OptionalTables = []string{"backfill_runs"}
-
 // Health is the JSON detail of a health check.
 type Health struct {
 	Addr            string   `json:"addr"`
@@ -71,12 +59,12 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	if len(present) == 0 {
 		return fail(fmt.Sprintf("database %s on %s has none of tideline's tables (or does not exist): run `tideline migrate` against this server, or fix the database name.", h.Database, h.Addr))
 	}
-	for _, t := range RequiredTables {
+	for _, t := range query.RequiredTables {
 		if !present[t] {
 			h.MissingTables = append(h.MissingTables, t)
 		}
 	}
-	for _, t := range OptionalTables {
+	for _, t := range query.OptionalTables {
 		if !present[t] {
 			h.MissingOptional = append(h.MissingOptional, t)
 		}

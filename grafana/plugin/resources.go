@@ -36,9 +36,9 @@ func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResource
 	}
 	var stmt query.Statement
 	switch path {
-	case "audiences":
+	case query.ResourceAudiences:
 		stmt = query.EntityList(false)
-	case "campaigns":
+	case query.ResourceCampaigns:
 		stmt = query.EntityList(true)
 	default:
 		err := fmt.Errorf("%w: resource %q (the plugin serves audiences, campaigns and audience-preview)", ErrNotFound, path)

@@ -225,7 +225,7 @@ FROM backfill_runs
 GROUP BY run_id
 HAVING r_started < ? AND (r_finished = 0 OR r_finished >= ?)
 ORDER BY r_started DESC, run_id
-LIMIT ?`, to, from, BackfillRows)
+LIMIT ?`, to, from, backfillRows)
 		return []Statement{b.stmt(StmtBackfillRuns)}, nil
 
 	case LiveQualifications:
@@ -429,6 +429,13 @@ func campaignNames() Statement {
 	return Statement{Name: StmtCampaignNames, SQL: "SELECT campaign_id, name, active FROM campaigns FINAL ORDER BY campaign_id"}
 }
 
+// The entity lists the data source serves, as resources (the query
+// editor's pickers) and as variable queries.
+const (
+	ResourceAudiences = "audiences"
+	ResourceCampaigns = "campaigns"
+)
+
 // EntityList is the statement behind the audiences and campaigns resources:
 // the active entities, for the query editor's pickers.
 func EntityList(campaigns bool) Statement {
@@ -475,6 +482,18 @@ func anys(values []string) []any {
 	}
 	return out
 }
+
+// RequiredTables are the tables and views the query types read; a database
+// without one of them cannot answer some panel.
+var RequiredTables = []string{
+	"audience_completeness", "audience_entry_times", "audience_membership", "audience_transition_keys", "audience_transitions",
+	"audiences", "campaigns", "dead_letters", "events", "ingest_delay_minutes", "lane_watermarks", "late_event_minutes",
+	"ledger_sends", "loader_progress", "schema_migrations", "send_ledger", "trigger_dead_letters",
+}
+
+// OptionalTables are read by one query type each and reported when absent,
+// without failing the check: backfill_runs appears with the backfill's migration.
+var OptionalTables = []string{"backfill_runs"}
 
 // TablesIn lists the tables and views of a database (health check).
 func TablesIn(database string) Statement {

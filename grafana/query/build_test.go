@@ -116,8 +116,8 @@ func TestValidate(t *testing.T) {
 		{"empty id", req(Transitions, func(r *Request) { r.Audiences = []string{""} }), ErrFilter},
 		{"variable left", req(Transitions, func(r *Request) { r.Audiences = []string{"$audience"} }), ErrFilter},
 		{"control char", req(CampaignOutcomes, func(r *Request) { r.Campaigns = []string{"a\x00b"} }), ErrFilter},
-		{"too long", req(PipelineLag, func(r *Request) { r.Lanes = []string{strings.Repeat("w", MaxFilterLen+1)} }), ErrFilter},
-		{"too many", req(PipelineLag, func(r *Request) { r.Lanes = make([]string, MaxFilterValues+1) }), ErrFilter},
+		{"too long", req(PipelineLag, func(r *Request) { r.Lanes = []string{strings.Repeat("w", maxFilterLen+1)} }), ErrFilter},
+		{"too many", req(PipelineLag, func(r *Request) { r.Lanes = make([]string, maxFilterValues+1) }), ErrFilter},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -143,7 +143,7 @@ func TestStep(t *testing.T) {
 		{1500 * time.Millisecond, time.Hour, 0, 2 * time.Second},
 		{0, time.Minute, 0, time.Second},
 		{time.Second, 24 * time.Hour, 100, 864 * time.Second},
-		{time.Second, 24 * time.Hour, 0, 18 * time.Second},                        // MaxBuckets
+		{time.Second, 24 * time.Hour, 0, 18 * time.Second},                        // maxBuckets
 		{time.Second, 1000*time.Second + time.Millisecond, 1000, 2 * time.Second}, // rounded up, never down
 	}
 	for _, c := range cases {
@@ -151,7 +151,7 @@ func TestStep(t *testing.T) {
 		if got := r.Step(); got != c.want {
 			t.Errorf("Step(interval %s, span %s, max %d) = %s, want %s", c.interval, c.span, c.maxPts, got, c.want)
 		}
-		if n := int64(c.span / r.Step()); n > MaxBuckets || (c.maxPts > 0 && n > c.maxPts) {
+		if n := int64(c.span / r.Step()); n > maxBuckets || (c.maxPts > 0 && n > c.maxPts) {
 			t.Errorf("interval %s span %s: %d buckets", c.interval, c.span, n)
 		}
 	}

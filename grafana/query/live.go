@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// LivePrefix starts the path of every live channel the plugin serves:
+// livePrefix starts the path of every live channel the plugin serves:
 // ds/<uid>/live/all or ds/<uid>/live/<audience>[/<audience>...].
-const LivePrefix = "live"
+const livePrefix = "live"
 
 // liveAll is the path segment of a stream of every audience.
 const liveAll = "all"
@@ -22,7 +22,7 @@ var segmentRe = regexp.MustCompile(`^[A-Za-z0-9_=\-.]+$`)
 // watch the same audiences share one stream.
 func LivePath(audiences []string) (string, error) {
 	if len(audiences) == 0 {
-		return LivePrefix + "/" + liveAll, nil
+		return livePrefix + "/" + liveAll, nil
 	}
 	ids := append([]string(nil), audiences...)
 	sort.Strings(ids)
@@ -31,14 +31,14 @@ func LivePath(audiences []string) (string, error) {
 			return "", fmt.Errorf("%w: audience %q cannot be streamed: a live channel takes ids of letters, digits, '_', '-', '=' and '.' (and not %q)", ErrFilter, id, liveAll)
 		}
 	}
-	return LivePrefix + "/" + strings.Join(ids, "/"), nil
+	return livePrefix + "/" + strings.Join(ids, "/"), nil
 }
 
 // ParseLivePath returns the audiences of a channel path made by LivePath
 // (nil for every audience).
 func ParseLivePath(path string) ([]string, error) {
 	parts := strings.Split(path, "/")
-	if len(parts) < 2 || parts[0] != LivePrefix {
+	if len(parts) < 2 || parts[0] != livePrefix {
 		return nil, fmt.Errorf("%w: path %q is not a live path (want live/all or live/<audience>...)", ErrFilter, path)
 	}
 	if len(parts) == 2 && parts[1] == liveAll {

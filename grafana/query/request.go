@@ -201,17 +201,17 @@ type Request struct {
 
 // Limits of a request.
 const (
-	// MaxFilterValues bounds the ids of one filter.
-	MaxFilterValues = 1000
-	// MaxFilterLen bounds one id.
-	MaxFilterLen = 256
-	// MaxBuckets bounds the points of one series: a wider bucket is used
+	// maxFilterValues bounds the ids of one filter.
+	maxFilterValues = 1000
+	// maxFilterLen bounds one id.
+	maxFilterLen = 256
+	// maxBuckets bounds the points of one series: a wider bucket is used
 	// rather than drawing more.
-	MaxBuckets = 5000
+	maxBuckets = 5000
 	// LiveRows is how many recent qualifications the live panel starts with.
 	LiveRows = 200
-	// BackfillRows bounds the backfill runs listed.
-	BackfillRows = 500
+	// backfillRows bounds the backfill runs listed.
+	backfillRows = 500
 )
 
 // Validate says what to change in r.
@@ -248,15 +248,15 @@ func (r Request) Validate() error {
 }
 
 func validFilter(name string, values []string) error {
-	if len(values) > MaxFilterValues {
-		return fmt.Errorf("%w: %d %s selected, at most %d", ErrFilter, len(values), name, MaxFilterValues)
+	if len(values) > maxFilterValues {
+		return fmt.Errorf("%w: %d %s selected, at most %d", ErrFilter, len(values), name, maxFilterValues)
 	}
 	for _, v := range values {
 		switch {
 		case v == "":
 			return fmt.Errorf("%w: an empty value in %s: remove it", ErrFilter, name)
-		case len(v) > MaxFilterLen:
-			return fmt.Errorf("%w: a value in %s is %d bytes long, at most %d", ErrFilter, name, len(v), MaxFilterLen)
+		case len(v) > maxFilterLen:
+			return fmt.Errorf("%w: a value in %s is %d bytes long, at most %d", ErrFilter, name, len(v), maxFilterLen)
 		case strings.HasPrefix(v, "$"):
 			return fmt.Errorf("%w: %s %q is a dashboard variable that was not replaced: define it on the dashboard or pick ids", ErrFilter, name, v)
 		case strings.IndexFunc(v, unicode.IsControl) >= 0:
@@ -267,14 +267,14 @@ func validFilter(name string, values []string) error {
 }
 
 // Step is the bucket width in whole seconds: the panel's interval, widened
-// so that the range has at most MaxDataPoints (and MaxBuckets) buckets.
+// so that the range has at most MaxDataPoints (and maxBuckets) buckets.
 func (r Request) Step() time.Duration {
 	step := r.Interval.Truncate(time.Second)
 	if step < r.Interval || step < time.Second {
 		step += time.Second
 	}
 	span := r.To.Sub(r.From)
-	limit := int64(MaxBuckets)
+	limit := int64(maxBuckets)
 	if r.MaxDataPoints > 0 && r.MaxDataPoints < limit {
 		limit = r.MaxDataPoints
 	}

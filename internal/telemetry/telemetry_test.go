@@ -22,17 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tideline-dev/tideline/internal/testenv"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
@@ -94,7 +85,7 @@ func TestServeMetricsAndHealth(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 	healthy := errors.New("clickhouse unreachable")
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	if err := Serve(ctx, addr, reg, func(context.Context) error { return healthy }, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +105,7 @@ func TestServeTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	certFile, keyFile, pool := selfSigned(t)
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	if err := ServeTLS(ctx, addr, certFile, keyFile, NewRegistry(), nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +124,7 @@ func TestServeTLS(t *testing.T) {
 			t.Fatal("plain HTTP was served metrics")
 		}
 	}
-	if err := ServeTLS(ctx, freeAddr(t), certFile, "/nonexistent.pem", NewRegistry(), nil, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "/nonexistent.pem") {
+	if err := ServeTLS(ctx, testenv.FreeAddr(t), certFile, "/nonexistent.pem", NewRegistry(), nil, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "/nonexistent.pem") {
 		t.Fatalf("bad key file: want an error naming it, got %v", err)
 	}
 }

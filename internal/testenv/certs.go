@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -109,6 +110,13 @@ func Certificates(t testing.TB) Certs {
 		ClientKey:  write("client.key", ckPEM),
 		OtherCA:    write("other-ca.pem", otherPEM),
 	}
+}
+
+// FreeAddr returns a 127.0.0.1 address whose port was free a moment ago,
+// for a server the test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", FreePorts(t, 1)[0])
 }
 
 // FreePorts returns n TCP ports on 127.0.0.1 that were free a moment ago.

@@ -24,6 +24,7 @@ import (
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/trigger"
@@ -210,7 +211,7 @@ func backfillConformance(t *testing.T, old *client, cur *chdbSession, database s
 	// same observed connection loads: its inserts reach both servers.
 	ld := ingest.DefaultLoaderConfig()
 	ld.Lanes, ld.Group, ld.MetricsAddr = []string{"backfill"}, bc.LoaderGroup, ""
-	loader, err := ingest.NewLoader(ld, br.Config, br.Seeds, conn, prometheus.NewRegistry(), testenv.Logger(t))
+	loader, err := ingest.NewLoader(ld, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Registry: prometheus.NewRegistry(), Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

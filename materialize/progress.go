@@ -1,0 +1,70 @@
+package materialize
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+)
+
+// EvaluatedTo is the evaluation time of the last pass the evaluator named
+// evaluatorID saved, 0 before its first: every decision that waits on the
+// lanes' watermarks is made up to it.
+func EvaluatedTo(ctx context.Context, conn *chdb.Conn, evaluatorID string) (uint64, error) {
+	var asOf uint64
+	if err := conn.QueryRow(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ?", evaluatorID).Scan(&asOf); err != nil {
+		return 0, fmt.Errorf("read the position of evaluator %s: %w", evaluatorID, err)
+	}
+	return asOf, nil
+}
+
+// CaughtUp tells whether the evaluator named evaluatorID ran a pass that
+// started after the last touch settled, so every transition the touches
+// cause exists. A pass's saved evaluation time is the freshest lane
+// watermark when it started, never later than its start: a pass saved with
+// one past the settled touch started after it (a pass merely saved after
+// it may have started before, on a busy machine).
+func CaughtUp(ctx context.Context, conn *chdb.Conn, evaluatorID string, settle time.Duration) (bool, error) {
+	var last uint64
+	if err := conn.QueryRow(ctx, "SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches").Scan(&last); err != nil {
+		return false, fmt.Errorf("read the last touch: %w", err)
+	}
+	asOf, err := EvaluatedTo(ctx, conn, evaluatorID)
+	if err != nil {
+		return false, err
+	}
+	// touched_at has whole seconds: the touch may be up to 1 s later.
+	return asOf > last+1000+uint64(settle.Milliseconds()), nil
+}
+
+// Entries counts the entries into audienceID: one per customer and
+// episode, however often a transition was written again.
+func Entries(ctx context.Context, conn *chdb.Conn, audienceID string) (uint64, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT uniqExact(customer_id, episode) FROM audience_transitions WHERE audience_id = ? AND kind = 'entered'", audienceID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count the entries into %s: %w", audienceID, err)
+	}
+	return n, nil
+}
+
+// Retouch marks customers touched now on lane, as an insert into events
+// would, so the evaluator's next passes re-evaluate them.
+func Retouch(ctx context.Context, conn *chdb.Conn, customers []string, lane string) error {
+	now := chdb.NowMs()
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO customer_touches (touched_at, customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane)")
+	if err != nil {
+		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	}
+	at := time.UnixMilli(int64(now))
+	for _, c := range customers {
+		if err := batch.Append(at, c, uint8(0), "", "", "", uint8(0), uint8(0), uint64(0), now, lane); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("mark customers for re-evaluation: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("mark customers for re-evaluation: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+package materialize
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// TestRetouch: customers marked by Retouch are evaluated again by the next
+// passes, though nothing about them changed.
+func TestRetouch(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	gold, err := ParseAudience("t.yaml", []byte("id: gold\nwhen: {attribute: plan, equals: gold}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := Compile([]*Audience{gold}, AttributeSettings{})
+	if _, err := Apply(ctx, conn, p, 0, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Add(-time.Minute)
+	insertDirect(t, conn, "web",
+		&ingest.Event{MessageID: "i1", Type: "identify", UserID: "u1", Timestamp: now, Traits: obj(t, map[string]any{"plan": "gold"})})
+	setWatermark(t, conn, uint64(time.Now().UnixMilli()))
+	ev := testEvaluator(t, conn)
+	settle()
+	evaluate(t, ev)
+	evaluate(t, ev)
+	if st := evaluate(t, ev); st.Touches != 0 {
+		t.Fatalf("a pass with nothing new handled %d touches", st.Touches)
+	}
+	if err := Retouch(ctx, conn, []string{"u1", "u2"}, "backfill"); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	touches := 0
+	for range 2 {
+		touches += evaluate(t, ev).Touches
+	}
+	if touches < 2 {
+		t.Fatalf("the passes after Retouch handled %d touches, want the 2 marked", touches)
+	}
+}
