@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -63,10 +62,22 @@ func TestAudiencesOnSeveralGroups(t *testing.T) {
 	if code, body := p.post(t, "/v1/batch", "server-demo-key", map[string]any{"batch": batch}); code != 200 {
 		t.Fatalf("batch: %d %v", code, body)
 	}
-	testenv.Eventually(t, 2*time.Minute, "the calls loaded", func() (bool, string) {
-		n := queryUint(t, conn, "SELECT count() FROM events")
-		return n == uint64(len(batch)), fmt.Sprint(n)
-	})
+	// Loaded means committed: the loader commits only what ClickHouse
+	// acknowledged, and an insert is acknowledged once every view of
+	// events has its rows. Rows of events alone can be visible before the
+	// signal and attribute rows of the same insert.
+	ends, err := p.loader.Ends(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if behind, err := p.loader.WaitLoaded(wctx, ends); err != nil || len(behind) > 0 {
+		t.Fatalf("the calls were not loaded: %v behind, %v", behind, err)
+	}
+	if n := queryUint(t, conn, "SELECT count() FROM events"); n != uint64(len(batch)) {
+		t.Fatalf("%d events loaded, want %d", n, len(batch))
+	}
 	wm := chdb.NowMs() + 1000
 	if err := ingest.InsertProgress(ctx, conn, []ingest.Progress{
 		{Lane: "web", Topic: "events.web", WatermarkMs: wm}, {Lane: "server", Topic: "events.server", WatermarkMs: wm},
