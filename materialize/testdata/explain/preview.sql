@@ -9,6 +9,12 @@ SELECT
     toUInt8((has_plan AND attr_plan = 'gold')
         AND (count_purchase_7d >= 2)) AS m_3,
     toUInt8((
+            (count_group_acme_ever_3f4122 >= 1)
+            OR (count_group_30d_aebc46 >= 1)
+            OR (count_purchase_ever_7b9214 >= 1)
+        )
+        AND (count_checkout_7d_9393ea >= 1)) AS m_4,
+    toUInt8((
             (has_plan AND attr_plan IN ('gold', 'silver'))
             OR (has_age AND (isNotNull(toFloat64OrNull(attr_age)) AND toFloat64OrZero(attr_age) >= 30))
         )
@@ -18,10 +24,10 @@ SELECT
         AND (has_score AND (isNotNull(toFloat64OrNull(attr_score)) AND toFloat64OrZero(attr_score) < 2.5))
         AND (count_pricing_ever_873dc8 >= 1)
         AND (count_purchase_36h_a8e171 >= 1 AND count_purchase_36h_a8e171 <= 3)
-        AND (count_signup_ever = 0)) AS m_4,
+        AND (count_signup_ever = 0)) AS m_5,
     toUInt8((has_nickname AND attr_nickname = 'O\'Brien \\ \'); DROP TABLE events; --')
-        OR (sum_order_completed_v2_total_90m_59f923 >= 99.5)) AS m_5,
-    toUInt8((has_first_source AND attr_first_source = 'ads')) AS m_6
+        OR (sum_order_completed_v2_total_90m_59f923 >= 99.5)) AS m_6,
+    toUInt8((has_first_source AND attr_first_source = 'ads')) AS m_7
 FROM
 (
     SELECT
@@ -53,11 +59,15 @@ FROM
         v_attr_vip.3 AS attr_vip,
         toUInt8(v_attr_vip.1 > 0 AND v_attr_vip.4 = 0) AS has_vip,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc6bc7ef892))) AS count_add_to_cart_1d,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 604800000, o_s9393ea3936))) AS count_checkout_7d_9393ea,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 2592000000, o_saebc46ec4a))) AS count_group_30d_aebc46,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s3f4122113a))) AS count_group_acme_ever_3f4122,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sdd273d73e9))) AS count_page_view_1d,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s873dc8bdea))) AS count_pricing_ever_873dc8,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc413bdc18e))) AS count_purchase_1d,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 129600000, o_sa8e171b497))) AS count_purchase_36h_a8e171,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 604800000, o_sc413bdc18e))) AS count_purchase_7d,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s7b92145160))) AS count_purchase_ever_7b9214,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_se2046bb951))) AS count_signup_ever,
         arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.4 <= t AND x.1 > t - 5400000, o_s59f9237e25))) AS sum_order_completed_v2_total_90m_59f923,
         arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.4 <= t AND x.1 > t - 2592000000, o_sc8e9950396))) AS sum_purchase_amount_30d
@@ -73,9 +83,13 @@ FROM
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'plan', hist)) AS h_plan,
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'score', hist)) AS h_score,
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'vip', hist)) AS h_vip,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's3f4122113a', occ)) AS o_s3f4122113a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's59f9237e25', occ)) AS o_s59f9237e25,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's7b92145160', occ)) AS o_s7b92145160,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's873dc8bdea', occ)) AS o_s873dc8bdea,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's9393ea3936', occ)) AS o_s9393ea3936,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sa8e171b497', occ)) AS o_sa8e171b497,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'saebc46ec4a', occ)) AS o_saebc46ec4a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc413bdc18e', occ)) AS o_sc413bdc18e,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc6bc7ef892', occ)) AS o_sc6bc7ef892,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc8e9950396', occ)) AS o_sc8e9950396,
@@ -188,6 +202,17 @@ FROM
                         UNION ALL
                         SELECT
                             customer_id,
+                            's3f4122113a' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'group'
+                          AND event = ''
+                          AND group_id = 'acme'
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
                             's59f9237e25' AS signal,
                             toStartOfHour(event_time) AS bucket,
                             groupUniqArrayState((event_time_ms, message_id, toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'total'), 1, 1) = '"', visitParamExtractString(properties, 'total'), visitParamExtractRaw(properties, 'total'))))) AS occurrences
@@ -195,6 +220,18 @@ FROM
                         WHERE type = 'track'
                           AND event = 'Order Completed (v2)'
                           AND NOT (((visitParamHas(properties, 'coupon') AND visitParamExtractRaw(properties, 'coupon') != 'null') AND if(substring(visitParamExtractRaw(properties, 'coupon'), 1, 1) = '"', visitParamExtractString(properties, 'coupon'), visitParamExtractRaw(properties, 'coupon')) = '50% off \'today\''))
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
+                            's7b92145160' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'track'
+                          AND event = 'purchase'
+                          AND ((context_campaign_source != '') AND context_campaign_source = 'newsletter')
+                          AND ((context_locale != '') AND context_locale IN ('de-DE', 'de-AT'))
                         GROUP BY customer_id, bucket
                         UNION ALL
                         SELECT
@@ -209,6 +246,16 @@ FROM
                         UNION ALL
                         SELECT
                             customer_id,
+                            's9393ea3936' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'screen'
+                          AND event = 'Checkout'
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
                             'sa8e171b497' AS signal,
                             toStartOfHour(event_time) AS bucket,
                             groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
@@ -217,6 +264,17 @@ FROM
                           AND event = 'purchase'
                           AND ((visitParamHas(properties, 'amount') AND visitParamExtractRaw(properties, 'amount') != 'null') AND (isNotNull(toFloat64OrNull(if(substring(visitParamExtractRaw(properties, 'amount'), 1, 1) = '"', visitParamExtractString(properties, 'amount'), visitParamExtractRaw(properties, 'amount')))) AND toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'amount'), 1, 1) = '"', visitParamExtractString(properties, 'amount'), visitParamExtractRaw(properties, 'amount'))) > 10))
                           AND ((visitParamHas(properties, 'currency') AND visitParamExtractRaw(properties, 'currency') != 'null') AND if(substring(visitParamExtractRaw(properties, 'currency'), 1, 1) = '"', visitParamExtractString(properties, 'currency'), visitParamExtractRaw(properties, 'currency')) = 'USD')
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
+                            'saebc46ec4a' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'group'
+                          AND event = ''
+                          AND ((visitParamHas(properties, 'plan') AND visitParamExtractRaw(properties, 'plan') != 'null') AND if(substring(visitParamExtractRaw(properties, 'plan'), 1, 1) = '"', visitParamExtractString(properties, 'plan'), visitParamExtractRaw(properties, 'plan')) = 'enterprise')
                         GROUP BY customer_id, bucket
                         UNION ALL
                         SELECT
@@ -270,9 +328,13 @@ FROM
                         GROUP BY customer_id, bucket
                     )
                     WHERE customer_id IN (SELECT member_id FROM batch)
-                      AND ((signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600))
+                      AND (signal = 's3f4122113a'
+                        OR (signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600))
+                        OR signal = 's7b92145160'
                         OR signal = 's873dc8bdea'
+                        OR (signal = 's9393ea3936' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'sa8e171b497' AND bucket >= toDateTime(intDiv({T_low} - 129600000, 1000) - 3600))
+                        OR (signal = 'saebc46ec4a' AND bucket >= toDateTime(intDiv({T_low} - 2592000000, 1000) - 3600))
                         OR (signal = 'sc413bdc18e' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'sc6bc7ef892' AND bucket >= toDateTime(intDiv({T_low} - 86400000, 1000) - 3600))
                         OR (signal = 'sc8e9950396' AND bucket >= toDateTime(intDiv({T_low} - 2592000000, 1000) - 3600))
@@ -289,7 +351,7 @@ FROM
     ALL INNER JOIN times USING customer_id
 );
 
-SELECT customer_id, t, if(has_age = 1, attr_age, ''), has_age, if(has_country = 1, attr_country, ''), has_country, if(has_email = 1, attr_email, ''), has_email, if(has_first_source = 1, attr_first_source, ''), has_first_source, if(has_nickname = 1, attr_nickname, ''), has_nickname, if(has_plan = 1, attr_plan, ''), has_plan, if(has_score = 1, attr_score, ''), has_score, if(has_vip = 1, attr_vip, ''), has_vip, toString(count_add_to_cart_1d), toString(count_page_view_1d), toString(count_pricing_ever_873dc8), toString(count_purchase_1d), toString(count_purchase_36h_a8e171), toString(count_purchase_7d), toString(count_signup_ever), toString(sum_order_completed_v2_total_90m_59f923), toString(sum_purchase_amount_30d)
+SELECT customer_id, t, if(has_age = 1, attr_age, ''), has_age, if(has_country = 1, attr_country, ''), has_country, if(has_email = 1, attr_email, ''), has_email, if(has_first_source = 1, attr_first_source, ''), has_first_source, if(has_nickname = 1, attr_nickname, ''), has_nickname, if(has_plan = 1, attr_plan, ''), has_plan, if(has_score = 1, attr_score, ''), has_score, if(has_vip = 1, attr_vip, ''), has_vip, toString(count_add_to_cart_1d), toString(count_checkout_7d_9393ea), toString(count_group_30d_aebc46), toString(count_group_acme_ever_3f4122), toString(count_page_view_1d), toString(count_pricing_ever_873dc8), toString(count_purchase_1d), toString(count_purchase_36h_a8e171), toString(count_purchase_7d), toString(count_purchase_ever_7b9214), toString(count_signup_ever), toString(sum_order_completed_v2_total_90m_59f923), toString(sum_purchase_amount_30d)
 FROM
 (
     SELECT
@@ -321,11 +383,15 @@ FROM
         v_attr_vip.3 AS attr_vip,
         toUInt8(v_attr_vip.1 > 0 AND v_attr_vip.4 = 0) AS has_vip,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc6bc7ef892))) AS count_add_to_cart_1d,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 604800000, o_s9393ea3936))) AS count_checkout_7d_9393ea,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 2592000000, o_saebc46ec4a))) AS count_group_30d_aebc46,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s3f4122113a))) AS count_group_acme_ever_3f4122,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sdd273d73e9))) AS count_page_view_1d,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s873dc8bdea))) AS count_pricing_ever_873dc8,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 86400000, o_sc413bdc18e))) AS count_purchase_1d,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 129600000, o_sa8e171b497))) AS count_purchase_36h_a8e171,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t AND x.1 > t - 604800000, o_sc413bdc18e))) AS count_purchase_7d,
+        arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_s7b92145160))) AS count_purchase_ever_7b9214,
         arrayUniq(arrayMap(x -> x.2, arrayFilter(x -> x.4 <= t, o_se2046bb951))) AS count_signup_ever,
         arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.4 <= t AND x.1 > t - 5400000, o_s59f9237e25))) AS sum_order_completed_v2_total_90m_59f923,
         arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.4 <= t AND x.1 > t - 2592000000, o_sc8e9950396))) AS sum_purchase_amount_30d
@@ -341,9 +407,13 @@ FROM
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'plan', hist)) AS h_plan,
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'score', hist)) AS h_score,
             arrayMap(x -> (x.1, x.2, x.3, x.4, x.5), arrayFilter(x -> x.6 = 'vip', hist)) AS h_vip,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's3f4122113a', occ)) AS o_s3f4122113a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's59f9237e25', occ)) AS o_s59f9237e25,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's7b92145160', occ)) AS o_s7b92145160,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's873dc8bdea', occ)) AS o_s873dc8bdea,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 's9393ea3936', occ)) AS o_s9393ea3936,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sa8e171b497', occ)) AS o_sa8e171b497,
+            arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'saebc46ec4a', occ)) AS o_saebc46ec4a,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc413bdc18e', occ)) AS o_sc413bdc18e,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc6bc7ef892', occ)) AS o_sc6bc7ef892,
             arrayMap(x -> (x.1, x.2, x.3, x.4), arrayFilter(x -> x.5 = 'sc8e9950396', occ)) AS o_sc8e9950396,
@@ -456,6 +526,17 @@ FROM
                         UNION ALL
                         SELECT
                             customer_id,
+                            's3f4122113a' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'group'
+                          AND event = ''
+                          AND group_id = 'acme'
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
                             's59f9237e25' AS signal,
                             toStartOfHour(event_time) AS bucket,
                             groupUniqArrayState((event_time_ms, message_id, toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'total'), 1, 1) = '"', visitParamExtractString(properties, 'total'), visitParamExtractRaw(properties, 'total'))))) AS occurrences
@@ -463,6 +544,18 @@ FROM
                         WHERE type = 'track'
                           AND event = 'Order Completed (v2)'
                           AND NOT (((visitParamHas(properties, 'coupon') AND visitParamExtractRaw(properties, 'coupon') != 'null') AND if(substring(visitParamExtractRaw(properties, 'coupon'), 1, 1) = '"', visitParamExtractString(properties, 'coupon'), visitParamExtractRaw(properties, 'coupon')) = '50% off \'today\''))
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
+                            's7b92145160' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'track'
+                          AND event = 'purchase'
+                          AND ((context_campaign_source != '') AND context_campaign_source = 'newsletter')
+                          AND ((context_locale != '') AND context_locale IN ('de-DE', 'de-AT'))
                         GROUP BY customer_id, bucket
                         UNION ALL
                         SELECT
@@ -477,6 +570,16 @@ FROM
                         UNION ALL
                         SELECT
                             customer_id,
+                            's9393ea3936' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'screen'
+                          AND event = 'Checkout'
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
                             'sa8e171b497' AS signal,
                             toStartOfHour(event_time) AS bucket,
                             groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
@@ -485,6 +588,17 @@ FROM
                           AND event = 'purchase'
                           AND ((visitParamHas(properties, 'amount') AND visitParamExtractRaw(properties, 'amount') != 'null') AND (isNotNull(toFloat64OrNull(if(substring(visitParamExtractRaw(properties, 'amount'), 1, 1) = '"', visitParamExtractString(properties, 'amount'), visitParamExtractRaw(properties, 'amount')))) AND toFloat64OrZero(if(substring(visitParamExtractRaw(properties, 'amount'), 1, 1) = '"', visitParamExtractString(properties, 'amount'), visitParamExtractRaw(properties, 'amount'))) > 10))
                           AND ((visitParamHas(properties, 'currency') AND visitParamExtractRaw(properties, 'currency') != 'null') AND if(substring(visitParamExtractRaw(properties, 'currency'), 1, 1) = '"', visitParamExtractString(properties, 'currency'), visitParamExtractRaw(properties, 'currency')) = 'USD')
+                        GROUP BY customer_id, bucket
+                        UNION ALL
+                        SELECT
+                            customer_id,
+                            'saebc46ec4a' AS signal,
+                            toStartOfHour(event_time) AS bucket,
+                            groupUniqArrayState((event_time_ms, message_id, toFloat64(0))) AS occurrences
+                        FROM events
+                        WHERE type = 'group'
+                          AND event = ''
+                          AND ((visitParamHas(properties, 'plan') AND visitParamExtractRaw(properties, 'plan') != 'null') AND if(substring(visitParamExtractRaw(properties, 'plan'), 1, 1) = '"', visitParamExtractString(properties, 'plan'), visitParamExtractRaw(properties, 'plan')) = 'enterprise')
                         GROUP BY customer_id, bucket
                         UNION ALL
                         SELECT
@@ -538,9 +652,13 @@ FROM
                         GROUP BY customer_id, bucket
                     )
                     WHERE customer_id IN (SELECT member_id FROM batch)
-                      AND ((signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600))
+                      AND (signal = 's3f4122113a'
+                        OR (signal = 's59f9237e25' AND bucket >= toDateTime(intDiv({T_low} - 5400000, 1000) - 3600))
+                        OR signal = 's7b92145160'
                         OR signal = 's873dc8bdea'
+                        OR (signal = 's9393ea3936' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'sa8e171b497' AND bucket >= toDateTime(intDiv({T_low} - 129600000, 1000) - 3600))
+                        OR (signal = 'saebc46ec4a' AND bucket >= toDateTime(intDiv({T_low} - 2592000000, 1000) - 3600))
                         OR (signal = 'sc413bdc18e' AND bucket >= toDateTime(intDiv({T_low} - 604800000, 1000) - 3600))
                         OR (signal = 'sc6bc7ef892' AND bucket >= toDateTime(intDiv({T_low} - 86400000, 1000) - 3600))
                         OR (signal = 'sc8e9950396' AND bucket >= toDateTime(intDiv({T_low} - 2592000000, 1000) - 3600))
