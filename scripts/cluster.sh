@@ -120,11 +120,28 @@ start_zk() {
 
 node_config() {
 	local n=$1 dir=$state/node$1
-	mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log,etc/config.d}
+	mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log,etc/config.d,etc/users.d}
 	sed -e "s|@STATE@|$dir|g" -e "s|@TCP_PORT@|$(tcp_port "$n")|g" \
 		-e "s|@HTTP_PORT@|$((http_base + n))|g" -e "s|@INTERSERVER_PORT@|$((inter_base + n))|g" \
 		"$repo/scripts/clickhouse/config.xml" >"$dir/etc/config.xml"
 	cp "$repo/scripts/clickhouse/users.xml" "$dir/etc/users.xml"
+	# distributed_product_mode: a JOIN or IN over two Distributed tables
+	# sends its right side to every shard and answers as one server would.
+	# The native protocol of 18.16 carries no string setting per session,
+	# so the profile holds it; tideline's cluster connections set the rest.
+	cat >"$dir/etc/users.d/cluster.xml" <<-EOF
+		<?xml version="1.0"?>
+		<yandex>
+		    <profiles>
+		        <default>
+		            <max_memory_usage>2000000000</max_memory_usage>
+		            <distributed_product_mode>global</distributed_product_mode>
+		            <insert_distributed_sync>1</insert_distributed_sync>
+		            <insert_deduplicate>0</insert_deduplicate>
+		        </default>
+		    </profiles>
+		</yandex>
+	EOF
 	{
 		cat <<-EOF
 			<?xml version="1.0"?>
@@ -192,6 +209,13 @@ start() {
 		return
 	fi
 	start_zk
+	# A server whose replicated tables cannot reach ZooKeeper at start-up
+	# exits, so the servers start only once ZooKeeper takes sessions.
+	local deadline=$((SECONDS + 60))
+	until zk_answers; do
+		[ $SECONDS -lt $deadline ] || { log "ZooKeeper did not answer on 127.0.0.1:$zk_port"; tail -n 20 "$state/zk/stdout.log" >&2; return 1; }
+		sleep 0.3
+	done
 	for n in "${nodes[@]}"; do start_node "$n"; done
 	wait_ready 120
 	log "ready: TIDELINE_TEST_CLUSTER=$(addrs)"

@@ -31,7 +31,42 @@ const (
 	EnvKafka = "TIDELINE_TEST_KAFKA"
 	// EnvKeep keeps test databases for inspection.
 	EnvKeep = "TIDELINE_TEST_KEEP"
+	// EnvCluster lists the native addresses of the local ClickHouse
+	// cluster's servers (scripts/cluster.sh addrs), comma-separated.
+	EnvCluster = "TIDELINE_TEST_CLUSTER"
+	// EnvClusterMode, when set to 1, puts every test database on that
+	// cluster in cluster mode instead of on the single server, so the
+	// suite runs unchanged against Replicated and Distributed tables.
+	EnvClusterMode = "TIDELINE_TEST_CLUSTER_MODE"
 )
+
+// ClusterName is the cluster scripts/cluster.sh writes into remote_servers.
+const ClusterName = "tideline"
+
+// ClusterAddrs returns the local cluster's servers and fails the test when
+// EnvCluster does not name them or the first does not answer.
+func ClusterAddrs(t testing.TB) []string {
+	t.Helper()
+	v := os.Getenv(EnvCluster)
+	if v == "" {
+		t.Fatalf("%s is not set: start the local cluster with scripts/cluster.sh start and set %s=$(scripts/cluster.sh addrs)", EnvCluster, EnvCluster)
+	}
+	return strings.Split(v, ",")
+}
+
+// ClusterConfig is ClickHouseConfig on the local cluster in cluster mode:
+// the client talks to the cluster's servers in order, so it keeps working
+// while the first one is down.
+func ClusterConfig(t testing.TB) chdb.Config {
+	t.Helper()
+	addrs := ClusterAddrs(t)
+	c := chdb.DefaultConfig()
+	c.Addr = strings.Join(addrs, ",")
+	c.Cluster = ClusterName
+	c.Database = "test_" + Name(t)
+	t.Cleanup(func() { dropDatabase(t, c) })
+	return c
+}
 
 // Logger returns a logger for tests: quiet unless -v.
 func Logger(t testing.TB) *slog.Logger {
@@ -56,6 +91,9 @@ func Name(t testing.TB) string {
 // creates it (the test, or a component such as the drill that migrates its
 // own database), it is dropped when the test ends.
 func ClickHouseConfig(t testing.TB) chdb.Config {
+	if os.Getenv(EnvClusterMode) == "1" {
+		return ClusterConfig(t)
+	}
 	c := chdb.DefaultConfig()
 	if a := os.Getenv(EnvClickHouse); a != "" {
 		c.Addr = a
@@ -83,7 +121,7 @@ func dropDatabase(t testing.TB, c chdb.Config) {
 		return
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database); err != nil {
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database+c.OnCluster()); err != nil {
 		t.Logf("drop test database %s: %v", c.Database, err)
 	}
 }
@@ -102,6 +140,9 @@ func ClickHouseWith(t testing.TB, c chdb.Config) *chdb.Conn {
 	defer cancel()
 	conn, err := chdb.Open(ctx, c, true)
 	if err != nil {
+		if c.Cluster != "" {
+			t.Fatalf("the local ClickHouse cluster is required at %s (start it with scripts/cluster.sh start): %v", c.Addr, err)
+		}
 		t.Fatalf("ClickHouse is required at %s (start it with scripts/clickhouse.sh start): %v", c.Addr, err)
 	}
 	if _, err := tsql.Up(ctx, conn, Logger(t)); err != nil {
