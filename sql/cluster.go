@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
 // Cluster mode places every table of the migrations on a ClickHouse
@@ -64,6 +66,7 @@ var (
 	reAlter       = regexp.MustCompile(`(?is)^ALTER TABLE (\w+)\s+(.*)$`)
 	reInsert      = regexp.MustCompile(`(?is)^INSERT INTO \w+`)
 	reSource      = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+(\w+)\b`)
+	reSubquery    = regexp.MustCompile(`(?i)\bFROM\s*\(`)
 	reColComment  = regexp.MustCompile(`\s+COMMENT\s+'(?:[^'\\]|''|\\.)*'`)
 )
 
@@ -147,6 +150,15 @@ func (p Plan) rewrite(stmt, cluster, db string) ([]string, error) {
 			return nil, fmt.Errorf("view %s reads replicated-only %s into sharded %s: its rows would land on the shard of whichever node took the insert", name, src[2], target)
 		}
 		p.views[name] = true
+		if reSubquery.MatchString(sel) {
+			// ClickHouse 18.16 fails a view selecting from a subquery on
+			// the local table a Distributed insert writes ("There is no
+			// query", code 393). Such a view reads the Distributed table:
+			// it fires once, on the server that took the insert, and its
+			// rows reach their shards through the Distributed target.
+			return []string{fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s.%s AS %s",
+				name, on, db, target, p.qualified(sel, db, false))}, nil
+		}
 		return []string{fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s.%s AS %s",
 			name, on, db, p.local(target), p.qualified(sel, db, true))}, nil
 	}
@@ -200,4 +212,22 @@ func replicatedArgs(shard, db, table, args string) string {
 		out += ", " + args
 	}
 	return out
+}
+
+// OnConn is what runs for stmt, a statement written for one server (a
+// migration, or a view `tideline audiences apply` compiles), on conn: stmt
+// itself on one server, its cluster form when conn is in cluster mode.
+func OnConn(conn *chdb.Conn, stmt string) ([]string, error) {
+	if conn.Cluster == "" {
+		return []string{stmt}, nil
+	}
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	p, err := ClusterPlan(ms, conn.Cluster, conn.Database)
+	if err != nil {
+		return nil, err
+	}
+	return p.rewrite(stmt, conn.Cluster, conn.Database)
 }

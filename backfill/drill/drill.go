@@ -319,7 +319,11 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 		return err
 	}
 	say("the poller comes back without its positions and starts at the latest rows")
-	if err := conn.Exec(ctx, "TRUNCATE TABLE trigger_cursors"); err != nil {
+	cursors, err := conn.Storage(ctx, "trigger_cursors")
+	if err != nil {
+		return err
+	}
+	if err := conn.Exec(ctx, "TRUNCATE TABLE "+cursors); err != nil {
 		return fmt.Errorf("reset poller positions: %w", err)
 	}
 	// A poller looks back twice its overlap (its rewind, then its overlap
@@ -742,7 +746,11 @@ func (s *stack) commit(ctx context.Context, lane string, to map[int32]int64) err
 // their positions from event_positions (mutations) and waits until done.
 func (s *stack) deleteRows(ctx context.Context, where string, args ...any) error {
 	for _, table := range []string{"events", "event_positions"} {
-		if err := s.conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where, args...); err != nil {
+		storage, err := s.conn.Storage(ctx, table)
+		if err != nil {
+			return err
+		}
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+storage+" DELETE WHERE "+where, args...); err != nil {
 			return fmt.Errorf("delete rows from %s: %w", table, err)
 		}
 	}

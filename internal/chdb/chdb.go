@@ -184,11 +184,16 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 
 // OnCluster is the ON CLUSTER clause DDL takes in cluster mode, with a
 // leading space, and empty on one server.
-func (c Config) OnCluster() string {
-	if c.Cluster == "" {
+func (c Config) OnCluster() string { return onCluster(c.Cluster) }
+
+// OnCluster is Config.OnCluster for the connection's cluster.
+func (c *Conn) OnCluster() string { return onCluster(c.Cluster) }
+
+func onCluster(cluster string) string {
+	if cluster == "" {
 		return ""
 	}
-	return " ON CLUSTER " + c.Cluster
+	return " ON CLUSTER " + cluster
 }
 
 // ClusterSettings are the session settings of every connection in cluster
@@ -258,3 +263,23 @@ func Settings(ctx context.Context, s clickhouse.Settings) context.Context {
 
 // NowMs is the current time in epoch milliseconds, the unit of every *_ms column.
 func NowMs() uint64 { return uint64(time.Now().UnixMilli()) }
+
+// Storage is what a statement that changes table's stored rows (TRUNCATE,
+// ALTER ... DROP PARTITION, ALTER ... DELETE) names, ON CLUSTER clause
+// included: the table itself on one server; on a cluster, the Replicated
+// table under a sharded Distributed one (NAME_local), or a replicated-only
+// table under its own name, ON CLUSTER either way, since a Distributed
+// table stores nothing and refuses these statements.
+func (c *Conn) Storage(ctx context.Context, table string) (string, error) {
+	if c.Cluster == "" {
+		return table, nil
+	}
+	var n uint64
+	if err := c.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table+"_local").Scan(&n); err != nil {
+		return "", fmt.Errorf("find the storage of %s: %w", table, err)
+	}
+	if n > 0 {
+		table += "_local"
+	}
+	return table + " ON CLUSTER " + c.Cluster, nil
+}

@@ -232,6 +232,10 @@ func Kafka(t testing.TB) Broker {
 // so it is asked again until the merge it wants could run.
 func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 	t.Helper()
+	if conn.Cluster != "" {
+		mergeCluster(t, conn, tables)
+		return
+	}
 	ctx := chdb.Settings(context.Background(), map[string]any{"optimize_throw_if_noop": 1})
 	for _, table := range tables {
 		var err error
@@ -243,6 +247,44 @@ func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 		}
 		if err != nil {
 			t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", table, err)
+		}
+	}
+}
+
+// mergeCluster is Merge on the local cluster: OPTIMIZE ... FINAL of the
+// local table on every node (a replica that is not the leader hands it to
+// the leader), then SYSTEM SYNC REPLICA on every node, so whichever replica
+// a Distributed read picks holds the merged parts. OPTIMIZE ON CLUSTER is
+// not used: 18.16 fails it on a table without parts.
+func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
+	t.Helper()
+	ctx := context.Background()
+	var nodes []*chdb.Conn
+	for _, addr := range ClusterAddrs(t) {
+		c := chdb.DefaultConfig()
+		c.Addr, c.Database, c.Cluster = addr, conn.Database, conn.Cluster
+		n, err := chdb.Open(ctx, c, false)
+		if err != nil {
+			t.Fatalf("merge: node %s: %v", addr, err)
+		}
+		defer n.Close()
+		nodes = append(nodes, n)
+	}
+	for _, table := range tables {
+		storage, err := conn.Storage(ctx, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, _, _ := strings.Cut(storage, " ")
+		for _, n := range nodes {
+			if err := n.Exec(ctx, "OPTIMIZE TABLE "+local+" FINAL"); err != nil {
+				t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", local, err)
+			}
+		}
+		for _, n := range nodes {
+			if err := n.Exec(ctx, "SYSTEM SYNC REPLICA "+local); err != nil {
+				t.Fatalf("SYSTEM SYNC REPLICA %s: %v", local, err)
+			}
 		}
 	}
 }
