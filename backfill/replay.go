@@ -184,6 +184,11 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 		cfg := r.CH
 		cfg.Database = name + "_replay_" + hex.EncodeToString(b)
 		cfg.ReadTimeout = max(cfg.ReadTimeout, r.Timeout)
+		// The scratch database is one server's, in cluster mode too: a
+		// replay is one process's computation over a window, read from the
+		// cluster's Distributed tables, and needs neither shards nor
+		// replicas of its own.
+		cfg.Cluster = ""
 		conn, err := chdb.Open(ctx, cfg, true)
 		if err != nil {
 			return nil, fmt.Errorf("create replay database: %w", err)
