@@ -89,3 +89,41 @@ func TestClusterMigrate(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterViewPlacement: a view selecting straight from a sharded table
+// is attached to its local table and writes the local target; one selecting
+// from a subquery is attached to the Distributed table; names are
+// qualified with the database, and column comments (with quotes escaped
+// inside) are dropped.
+func TestClusterViewPlacement(t *testing.T) {
+	conn := &chdb.Conn{Database: "db", Cluster: "c"}
+	for _, tc := range []struct {
+		stmt string
+		want string
+	}{
+		{
+			stmt: "CREATE MATERIALIZED VIEW IF NOT EXISTS v1 TO customer_signals AS\nSELECT customer_id FROM events\nWHERE type = 'track'",
+			want: "CREATE MATERIALIZED VIEW IF NOT EXISTS v1 ON CLUSTER c TO db.customer_signals_local AS SELECT customer_id FROM db.events_local\nWHERE type = 'track'",
+		},
+		{
+			stmt: "CREATE MATERIALIZED VIEW IF NOT EXISTS v2 TO customer_attributes AS\nSELECT customer_id\nFROM\n(\n    -- only rows with traits\n    SELECT customer_id FROM events\n)",
+			want: "CREATE MATERIALIZED VIEW IF NOT EXISTS v2 ON CLUSTER c TO db.customer_attributes AS SELECT customer_id\nFROM\n(\n\n    SELECT customer_id FROM db.events\n)",
+		},
+		{
+			stmt: "ALTER TABLE audiences ADD COLUMN x String DEFAULT '' COMMENT 'it''s new'",
+			want: "ALTER TABLE audiences ON CLUSTER c ADD COLUMN x String DEFAULT ''",
+		},
+	} {
+		got, err := tsql.OnConn(conn, tc.stmt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%q\n got %q\nwant %q", tc.stmt, got, tc.want)
+		}
+	}
+	one, err := tsql.OnConn(&chdb.Conn{Database: "db"}, "DROP TABLE IF EXISTS x")
+	if err != nil || len(one) != 1 || one[0] != "DROP TABLE IF EXISTS x" {
+		t.Errorf("one server: %q, %v; want the statement as written", one, err)
+	}
+}
