@@ -48,10 +48,11 @@ addrs() {
 }
 
 zk_answers() {
-	# "ruok" is whitelisted below; an answering server says "imok".
+	# "stat" is whitelisted below. "ruok" says imok before the server takes
+	# sessions; stat names the server's mode only once it serves requests.
 	local answer
-	answer=$({ exec 3<>/dev/tcp/127.0.0.1/"$zk_port" && printf ruok >&3 && timeout 2 cat <&3; } 2>/dev/null) || true
-	[ "$answer" = imok ]
+	answer=$({ exec 3<>/dev/tcp/127.0.0.1/"$zk_port" && printf stat >&3 && timeout 2 cat <&3; } 2>/dev/null) || true
+	[[ $answer == *"Mode: "* ]]
 }
 
 node_answers() {
@@ -153,6 +154,14 @@ node_config() {
 			    <mark_cache_size>67108864</mark_cache_size>
 			    <max_concurrent_queries>50</max_concurrent_queries>
 			    <background_pool_size>4</background_pool_size>
+			    <!-- A server killed between writing a part and recording it in
+			         ZooKeeper finds that part unknown at restart; it was never
+			         acknowledged. The default (0.5) refuses to start when such
+			         parts are most of a small table; 1 detaches them and
+			         fetches the table's parts from the other replica. -->
+			    <merge_tree>
+			        <replicated_max_ratio_of_wrong_parts>1</replicated_max_ratio_of_wrong_parts>
+			    </merge_tree>
 			    <macros>
 			        <cluster>tideline</cluster>
 			        <shard>$(shard_of "$n")</shard>
