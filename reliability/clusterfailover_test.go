@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/pipeline"
 )
 
 // TestClusterReplicaKilled loads events into the local ClickHouse cluster
@@ -125,6 +128,8 @@ func TestClusterReplicaKilled(t *testing.T) {
 		lag = append(lag, fmt.Sprintf("%s %d=%d", table, c1, c2))
 	}
 
+	evalFigures := evaluateThroughKill(ctx, t, conn)
+
 	f, err := countEvents(ctx, conn, seed, n)
 	if err != nil {
 		t.Fatal(err)
@@ -135,11 +140,118 @@ func TestClusterReplicaKilled(t *testing.T) {
 		Faults:   fmt.Sprintf("SIGKILL of node 1 (shard 1 replica 1, the loader's first server) at %d events produced, down %s", atKill, down),
 		Produced: acked.Load(), Events: f, Lost: int64(n) - int64(f.Unique),
 		Extra: map[string]any{"queries_answered_while_down": answered, "queries_asked_again": retried, "queries_failed_while_down": failed,
-			"insert_retries_logged": retries, "caught_up": lag},
+			"insert_retries_logged": retries, "caught_up": lag, "evaluation": evalFigures},
 	}
 	r.derive(ctx, t, conn)
 	r.publish(t, start)
 	checkExactlyOnce(t, r)
+}
+
+// evaluateThroughKill applies the repository's audiences, evaluates them
+// in passes, and SIGKILLs node 3 (shard 2, replica 1) while a pass runs.
+// Passes that fail with the server are retried, as the evaluator's Run
+// loop does; node 3 is restarted once a pass succeeded without it. Then a
+// second evaluator with a position of its own sweeps every customer from
+// scratch: it must find every membership already right and write no
+// transition, so the kill evaluated no customer into a different result.
+func evaluateThroughKill(ctx context.Context, t *testing.T, conn *chdb.Conn) map[string]any {
+	t.Helper()
+	mc := materialize.DefaultConfig()
+	mc.AudiencesDir = filepath.Join("..", materialize.DefaultAudiencesDir)
+	plan, err := materialize.LoadPlan(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := materialize.Apply(ctx, conn, plan, 0, testenv.Logger(t)); err != nil {
+		t.Fatalf("apply audiences: %v", err)
+	}
+	ev, err := pipeline.NewEvaluator(mc, pipeline.Env{Conn: conn, Log: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pass struct {
+		st  materialize.Stats
+		err error
+	}
+	passes := make(chan pass)
+	// The evaluation goroutine ends when stop is closed; every pass is
+	// reported, so the test sees the failures the kill caused.
+	stop := make(chan struct{})
+	go func() {
+		defer close(passes)
+		for {
+			st, err := ev.EvaluateOnce(ctx)
+			select {
+			case passes <- pass{st, err}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	first := <-passes
+	if first.err != nil {
+		close(stop)
+		t.Fatalf("first evaluation pass: %v", first.err)
+	}
+	// The second pass is running now: kill a server under it.
+	cluster(t, "kill", "3")
+	t.Cleanup(func() { _ = exec.Command("../scripts/cluster.sh", "start-node", "3").Run() })
+	var failedPasses, okPasses int
+	entered, exited := first.st.Entered, first.st.Exited
+	for okPasses < 2 {
+		p := <-passes
+		if p.err != nil {
+			failedPasses++
+			t.Logf("evaluation pass while node 3 is down: %v", p.err)
+			if failedPasses > 20 {
+				close(stop)
+				t.Fatalf("20 evaluation passes failed with one replica down: %v", p.err)
+			}
+			continue
+		}
+		okPasses++
+		entered += p.st.Entered
+		exited += p.st.Exited
+	}
+	cluster(t, "start-node", "3")
+	// One more pass with node 3 back, then the goroutine stops.
+	for after := 0; ; after++ {
+		p := <-passes
+		if p.err == nil {
+			entered += p.st.Entered
+			exited += p.st.Exited
+			break
+		}
+		if after > 20 {
+			close(stop)
+			t.Fatalf("evaluation passes keep failing after node 3 came back: %v", p.err)
+		}
+	}
+	close(stop)
+	for range passes {
+	}
+	fresh := mc
+	fresh.EvaluatorID = "after_failover"
+	check, err := pipeline.NewEvaluator(fresh, pipeline.Env{Conn: conn, Log: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := check.EvaluateOnce(ctx)
+	if err != nil {
+		t.Fatalf("fresh evaluation: %v", err)
+	}
+	if !st.FullSweep || st.Entered+st.Exited != 0 {
+		t.Errorf("a fresh full sweep after the failover changed %d entries and %d exits (full sweep %v): the evaluation under the kill left wrong memberships", st.Entered, st.Exited, st.FullSweep)
+	}
+	var members uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM audience_membership FINAL WHERE member = 1").Scan(&members); err != nil {
+		t.Fatal(err)
+	}
+	if entered == 0 {
+		t.Errorf("no customer entered any audience: the evaluation under the kill proved nothing")
+	}
+	return map[string]any{"entered": entered, "exited": exited, "members": members, "passes_failed_while_down": failedPasses,
+		"fresh_sweep_customers": st.Customers, "fresh_sweep_changes": st.Entered + st.Exited}
 }
 
 // cluster runs scripts/cluster.sh with args and fails t if it fails.
