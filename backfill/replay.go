@@ -302,7 +302,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	}
 	// The live database name is a validated identifier (chdb.Config).
 	copySQL := "INSERT INTO events (" + eventColumns + ") SELECT " + eventColumns + " FROM " + r.Conn.Database +
-		".events WHERE customer_id IN (SELECT customer_id FROM replay_customers)"
+		".events WHERE customer_id " + r.in() + " (SELECT customer_id FROM replay_customers)"
 	if err := scratch.Exec(ctx, copySQL); err != nil {
 		return fmt.Errorf("copy events into the replay database: %w", err)
 	}
@@ -357,18 +357,29 @@ func (r *Replay) liveAsOf(ctx context.Context) (uint64, error) {
 	return asOf, rows.Err()
 }
 
+// in is the IN that filters the live tables by the scratch database's
+// replay_customers: on a cluster the live tables are Distributed, and a
+// plain IN would send its subquery to every shard, where the scratch
+// table (one server's) does not exist; GLOBAL IN sends the set instead.
+func (r *Replay) in() string {
+	if r.Conn.Cluster != "" {
+		return "GLOBAL IN"
+	}
+	return "IN"
+}
+
 // attrSQL reads customers' attribute values: the latest and the first
 // non-null, each as (value, is_null). customer_id IN (SELECT ...) reads the
 // customer list from the scratch database's replay_customers.
 const attrSQL = `SELECT customer_id, attribute,
     tupleElement(argMaxMerge(last_value), 1), tupleElement(argMaxMerge(last_value), 2),
     tupleElement(argMinMerge(first_value), 1), tupleElement(argMinMerge(first_value), 2)
-FROM %s.customer_attributes WHERE customer_id IN (SELECT customer_id FROM %s.replay_customers)
+FROM %s.customer_attributes WHERE customer_id %s (SELECT customer_id FROM %s.replay_customers)
 GROUP BY customer_id, attribute`
 
 func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]string, error) {
-		rows, err := scratch.Query(ctx, fmt.Sprintf(attrSQL, db, scratch.Database))
+		rows, err := scratch.Query(ctx, fmt.Sprintf(attrSQL, db, r.in(), scratch.Database))
 		if err != nil {
 			return nil, fmt.Errorf("read attributes of %s: %w", db, err)
 		}
@@ -414,12 +425,12 @@ func attrValue(v string, isNull uint8) string {
 }
 
 const memberSQL = `SELECT audience_id, customer_id, argMax(member, updated_at_ms)
-FROM %s.audience_membership WHERE customer_id IN (SELECT customer_id FROM %s.replay_customers)
+FROM %s.audience_membership WHERE customer_id %s (SELECT customer_id FROM %s.replay_customers)
 GROUP BY audience_id, customer_id`
 
 func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]bool, error) {
-		rows, err := scratch.Query(ctx, fmt.Sprintf(memberSQL, db, scratch.Database))
+		rows, err := scratch.Query(ctx, fmt.Sprintf(memberSQL, db, r.in(), scratch.Database))
 		if err != nil {
 			return nil, fmt.Errorf("read memberships of %s: %w", db, err)
 		}

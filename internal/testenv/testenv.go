@@ -136,7 +136,14 @@ func ClickHouse(t testing.TB) *chdb.Conn {
 // ClickHouseWith is ClickHouse for a given config.
 func ClickHouseWith(t testing.TB, c chdb.Config) *chdb.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	within := 30 * time.Second
+	if c.Cluster != "" {
+		// Every migration is DDL ON CLUSTER, which waits for each server
+		// through ZooKeeper: about 15 s for the schema on an idle 2-core
+		// machine, several times that beside other cluster tests.
+		within = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	conn, err := chdb.Open(ctx, c, true)
 	if err != nil {
