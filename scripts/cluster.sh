@@ -130,11 +130,16 @@ node_config() {
 	# sends its right side to every shard and answers as one server would.
 	# The native protocol of 18.16 carries no string setting per session,
 	# so the profile holds it; tideline's cluster connections set the rest.
+	# load_balancing in_order: a Distributed insert writes, and a
+	# Distributed read reads, the first live replica of each shard, so a
+	# read sees what was just written; the other replica fetches
+	# asynchronously and answers only while the first is down.
 	cat >"$dir/etc/users.d/cluster.xml" <<-EOF
 		<?xml version="1.0"?>
 		<yandex>
 		    <profiles>
 		        <default>
+		            <load_balancing>in_order</load_balancing>
 		            <max_memory_usage>2000000000</max_memory_usage>
 		            <distributed_product_mode>global</distributed_product_mode>
 		            <insert_distributed_sync>1</insert_distributed_sync>
