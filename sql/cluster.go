@@ -64,6 +64,7 @@ var (
 	reView        = regexp.MustCompile(`(?is)^CREATE VIEW IF NOT EXISTS (\w+)\s+AS\s+(.*)$`)
 	reDrop        = regexp.MustCompile(`(?is)^DROP TABLE IF EXISTS (\w+)\s*$`)
 	reAlter       = regexp.MustCompile(`(?is)^ALTER TABLE (\w+)\s+(.*)$`)
+	reTruncate    = regexp.MustCompile(`(?is)^TRUNCATE TABLE IF EXISTS (\w+)\s*$`)
 	reInsert      = regexp.MustCompile(`(?is)^INSERT INTO \w+`)
 	reSource      = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+(\w+)\b`)
 	reSubquery    = regexp.MustCompile(`(?i)\bFROM\s*\(`)
@@ -187,6 +188,14 @@ func (p Plan) rewrite(stmt, cluster, db string) ([]string, error) {
 				p.distributed(name, cluster, db)), nil
 		}
 		return []string{"ALTER TABLE " + name + on + " " + rest}, nil
+	}
+	if m := reTruncate.FindStringSubmatch(body); m != nil {
+		// The rows are in the local tables; every replica empties its own.
+		name := m[1]
+		if p.Tables[name] == Sharded {
+			name += LocalSuffix
+		}
+		return []string{"TRUNCATE TABLE IF EXISTS " + name + on}, nil
 	}
 	if reInsert.MatchString(body) {
 		return []string{body}, nil
