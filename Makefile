@@ -1,7 +1,7 @@
 # The commands a newcomer needs. Every target works from a fresh clone.
 GO ?= go
 
-.PHONY: dev test build services stop-services plugin dashboards fuzz bench
+.PHONY: dev test build services cluster stop-services plugin dashboards fuzz bench
 
 ## dev: run everything locally with a demo workload (Ctrl-C stops)
 dev:
@@ -21,8 +21,13 @@ services:
 	scripts/clickhouse.sh start
 	scripts/kafka.sh start
 
+## cluster: start the local ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas on loopback)
+cluster:
+	scripts/cluster.sh start
+
 ## stop-services: stop them
 stop-services:
+	-scripts/cluster.sh stop
 	-scripts/kafka.sh stop
 	-scripts/clickhouse.sh stop
 

@@ -265,7 +265,7 @@ func (e *env) control(asOf uint64) customerState {
 		conn = testenv.ClickHouse(t)
 		e.derived.controlDB = conn
 	} else {
-		rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView')", conn.Database)
+		rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView', 'Distributed')", conn.Database)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +283,7 @@ func (e *env) control(asOf uint64) customerState {
 			case "schema_migrations", "audiences", "attribute_catalog", "signal_catalog", "campaigns":
 				continue
 			}
-			if err := conn.Exec(ctx, "TRUNCATE TABLE "+name); err != nil {
+			if err := conn.Exec(ctx, "TRUNCATE TABLE "+name+conn.OnCluster()); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -210,14 +210,29 @@ func (e *env) deleteRows(where string, args ...any) {
 	e.t.Helper()
 	ctx := context.Background()
 	for _, table := range []string{"events", "event_positions"} {
-		if err := e.conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where, args...); err != nil {
+		if err := e.conn.Exec(ctx, "ALTER TABLE "+e.storage(table)+" DELETE WHERE "+where, args...); err != nil {
 			e.t.Fatal(err)
 		}
 	}
+	mutations := "system.mutations"
+	if e.conn.Cluster != "" {
+		mutations = "cluster('" + e.conn.Cluster + "', system.mutations)"
+	}
 	e.eventually("delete mutations done", func() (bool, string) {
-		n := e.queryUint("SELECT count() FROM system.mutations WHERE database = ? AND table IN ('events', 'event_positions') AND is_done = 0", e.conn.Database)
+		n := e.queryUint("SELECT count() FROM "+mutations+" WHERE database = ? AND table IN ('events', 'event_positions', 'events_local', 'event_positions_local') AND is_done = 0", e.conn.Database)
 		return n == 0, fmt.Sprintf("%d pending", n)
 	})
+}
+
+// storage is what a statement changing table's stored rows names
+// (chdb.Conn.Storage).
+func (e *env) storage(table string) string {
+	e.t.Helper()
+	s, err := e.conn.Storage(context.Background(), table)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
 }
 
 // row is an events row without the columns that record how it was loaded.

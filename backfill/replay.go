@@ -161,6 +161,11 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 		cfg := r.CH
 		cfg.Database = name + "_replay_" + hex.EncodeToString(b)
 		cfg.ReadTimeout = max(cfg.ReadTimeout, r.Timeout)
+		// The scratch database is one server's, in cluster mode too: a
+		// replay is one process's computation over a window, read from the
+		// cluster's Distributed tables, and needs neither shards nor
+		// replicas of its own.
+		cfg.Cluster = ""
 		conn, err := chdb.Open(ctx, cfg, true)
 		if err != nil {
 			return nil, fmt.Errorf("create replay database: %w", err)
@@ -255,7 +260,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	}
 	// The live database name is a validated identifier (chdb.Config).
 	copySQL := "INSERT INTO events (" + eventColumns + ") SELECT " + eventColumns + " FROM " + r.Conn.Database +
-		".events WHERE customer_id IN (SELECT customer_id FROM replay_customers)"
+		".events WHERE customer_id " + r.in() + " (SELECT customer_id FROM replay_customers)"
 	if err := scratch.Exec(ctx, copySQL); err != nil {
 		return fmt.Errorf("copy events into the replay database: %w", err)
 	}
@@ -308,19 +313,30 @@ func bothSides[V any](live, replay string, read func(db string) (map[[2]string]V
 	return l, r, nil
 }
 
+// in is the IN that filters the live tables by the scratch database's
+// replay_customers: on a cluster the live tables are Distributed, and a
+// plain IN would send its subquery to every shard, where the scratch
+// table (one server's) does not exist; GLOBAL IN sends the set instead.
+func (r *Replay) in() string {
+	if r.Conn.Cluster != "" {
+		return "GLOBAL IN"
+	}
+	return "IN"
+}
+
 // attrSQL reads customers' attribute values: the latest and the first
 // non-null, each as (value, is_null). customer_id IN (SELECT ...) reads the
 // customer list from the scratch database's replay_customers.
 const attrSQL = `SELECT customer_id, attribute,
     tupleElement(argMaxMerge(last_value), 1), tupleElement(argMaxMerge(last_value), 2),
     tupleElement(argMinMerge(first_value), 1), tupleElement(argMinMerge(first_value), 2)
-FROM %s.customer_attributes WHERE customer_id IN (SELECT customer_id FROM %s.replay_customers)
+FROM %s.customer_attributes WHERE customer_id %s (SELECT customer_id FROM %s.replay_customers)
 GROUP BY customer_id, attribute`
 
 func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]string, error) {
 		out := map[[2]string]string{}
-		err := scratch.Each(ctx, fmt.Sprintf(attrSQL, db, scratch.Database), nil, func(rows chdb.Rows) error {
+		err := scratch.Each(ctx, fmt.Sprintf(attrSQL, db, r.in(), scratch.Database), nil, func(rows chdb.Rows) error {
 			var cust, attr, last, first string
 			var lastNull, firstNull uint8
 			if err := rows.Scan(&cust, &attr, &last, &lastNull, &first, &firstNull); err != nil {
@@ -360,13 +376,13 @@ func attrValue(v string, isNull uint8) string {
 }
 
 const memberSQL = `SELECT audience_id, customer_id, argMax(member, updated_at_ms)
-FROM %s.audience_membership WHERE customer_id IN (SELECT customer_id FROM %s.replay_customers)
+FROM %s.audience_membership WHERE customer_id %s (SELECT customer_id FROM %s.replay_customers)
 GROUP BY audience_id, customer_id`
 
 func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
 	read := func(db string) (map[[2]string]bool, error) {
 		out := map[[2]string]bool{}
-		err := scratch.Each(ctx, fmt.Sprintf(memberSQL, db, scratch.Database), nil, func(rows chdb.Rows) error {
+		err := scratch.Each(ctx, fmt.Sprintf(memberSQL, db, r.in(), scratch.Database), nil, func(rows chdb.Rows) error {
 			var aud, cust string
 			var member uint8
 			if err := rows.Scan(&aud, &cust, &member); err != nil {

@@ -313,6 +313,9 @@ func (r *run) ceilings(ctx context.Context, views []bool) float64 {
 		r.step("ceiling (views %s): %.0f events/s", viewsName(v), t.EventsPerSec)
 		r.res.Throughput = append(r.res.Throughput, t)
 	}
+	if r.cfg.Cluster != "" && ctx.Err() == nil {
+		r.clusterCeilings(ctx, batches)
+	}
 	return detached
 }
 

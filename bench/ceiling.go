@@ -50,6 +50,11 @@ func ceilingBatches(ctx context.Context, c Config, start time.Time, batchSize in
 // CeilingInserters goroutines for c.Duration: no Kafka, no decoding, only
 // clickhouse-go's columnar insert, the fastest any loader built on it can go.
 func runCeiling(ctx context.Context, c Config, conn *chdb.Conn, batches []*ingest.EventRows) (Throughput, error) {
+	return runCeilingInto(ctx, c, conn, batches, "events")
+}
+
+// runCeilingInto is runCeiling into table.
+func runCeilingInto(ctx context.Context, c Config, conn *chdb.Conn, batches []*ingest.EventRows, table string) (Throughput, error) {
 	t := Throughput{Name: "ceiling: pre-built columnar inserts"}
 	var rows atomic.Int64
 	var firstAt, lastAt atomic.Int64
@@ -71,7 +76,7 @@ func runCeiling(ctx context.Context, c Config, conn *chdb.Conn, batches []*inges
 			defer wg.Done()
 			for i := w; time.Now().Before(deadline); i += c.CeilingInserters {
 				b := batches[i%len(batches)]
-				if err := b.Insert(ctx, conn, chdb.NowMs()); err != nil {
+				if err := b.InsertInto(ctx, conn, table, chdb.NowMs()); err != nil {
 					errc <- err
 					return
 				}

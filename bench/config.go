@@ -73,6 +73,14 @@ type Config struct {
 	// MemProfile, when set, makes every child process write an allocation
 	// profile to <MemProfile>.<child>.pprof at exit (default "": off).
 	MemProfile string `koanf:"memprofile"`
+	// Cluster lists the native addresses of a ClickHouse cluster's servers,
+	// comma-separated (default "": none). When set, the ceiling is measured
+	// on it too, in cluster mode with every view attached, next to the
+	// single server (scripts/cluster.sh addrs prints the local cluster's).
+	Cluster string `koanf:"cluster"`
+	// ClusterName is that cluster's name in its servers' remote_servers
+	// (default tideline, the name scripts/cluster.sh writes).
+	ClusterName string `koanf:"cluster_name"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -90,6 +98,7 @@ func DefaultConfig() Config {
 		Compression:      "snappy",
 		PollInterval:     50 * time.Millisecond,
 		ResultsDir:       "bench/results",
+		ClusterName:      "tideline",
 	}
 }
 

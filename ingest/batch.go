@@ -101,10 +101,16 @@ const insertBlockRows = 8192
 
 // Insert sends the batch to the events table, stamping every row with ingestMs.
 func (b *EventRows) Insert(ctx context.Context, conn *chdb.Conn, ingestMs uint64) error {
+	return b.InsertInto(ctx, conn, "events", ingestMs)
+}
+
+// InsertInto is Insert into table, a table of the events table's columns
+// (the bench inserts into a cluster node's events_local with it).
+func (b *EventRows) InsertInto(ctx context.Context, conn *chdb.Conn, table string, ingestMs uint64) error {
 	for i := range b.IngestTimeMs {
 		b.IngestTimeMs[i] = ingestMs
 	}
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO events ("+EventColumns+")")
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+EventColumns+")")
 	if err != nil {
 		return fmt.Errorf("prepare events insert: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	tsql "github.com/tideline-dev/tideline/sql"
 )
 
 //go:embed audiences/*.yaml
@@ -116,8 +117,14 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 		if v == nil || existing[v.Name] {
 			continue
 		}
-		if err := conn.Exec(ctx, v.DDL); err != nil {
+		stmts, err := tsql.OnConn(conn, v.DDL)
+		if err != nil {
 			return nil, fmt.Errorf("create view %s: %w", v.Name, err)
+		}
+		for _, stmt := range stmts {
+			if err := conn.Exec(ctx, stmt); err != nil {
+				return nil, fmt.Errorf("create view %s: %w", v.Name, err)
+			}
 		}
 		rep.ViewsCreated = append(rep.ViewsCreated, v.Name)
 		created = true
@@ -216,7 +223,7 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 	// audience reads them.
 	for name := range existing {
 		if (av == nil || name != av.Name) && (hv == nil || name != hv.Name) && (sv == nil || name != sv.Name) {
-			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+name); err != nil {
+			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+name+conn.OnCluster()); err != nil {
 				return nil, fmt.Errorf("drop view %s: %w", name, err)
 			}
 			rep.ViewsDropped = append(rep.ViewsDropped, name)

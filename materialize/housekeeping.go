@@ -44,8 +44,16 @@ func (e *Evaluator) housekeeping(ctx context.Context) {
 		}
 	}
 	rows.Close()
+	if len(old) == 0 {
+		return
+	}
+	touches, err := e.conn.Storage(ctx, "customer_touches")
+	if err != nil {
+		e.log.Warn("drop old customer_touches partitions", "err", err)
+		return
+	}
 	for _, p := range old {
-		if err := e.conn.Exec(ctx, "ALTER TABLE customer_touches DROP PARTITION "+strconv.FormatUint(p, 10)); err != nil {
+		if err := e.conn.Exec(ctx, "ALTER TABLE "+touches+" DROP PARTITION "+strconv.FormatUint(p, 10)); err != nil {
 			e.log.Warn("drop old customer_touches partition", "partition", p, "err", err)
 			continue
 		}

@@ -445,6 +445,10 @@ func derivedTables(ctx context.Context, conn *chdb.Conn) ([]tableFigures, error)
 		if err := rows.Scan(&x.name, &x.engine, &x.key); err != nil {
 			return nil, err
 		}
+		// In cluster mode a sharded table is counted through its
+		// Distributed table (every shard), with its local table's engine.
+		x.name = strings.TrimSuffix(x.name, "_local")
+		x.engine = strings.TrimPrefix(x.engine, "Replicated")
 		if !skip[x.name] {
 			tbls = append(tbls, x)
 		}

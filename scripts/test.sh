@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test suite, as CI runs it: starts the local ClickHouse and Apache Kafka
+# The test suite, as CI runs it: starts the local ClickHouse, the local
+# ClickHouse cluster (scripts/cluster.sh) and Apache Kafka
 # (installing what is missing) and a current ClickHouse in-process (chdb-core,
 # for sql/conformance), checks the plugin frontend, then runs every Go
 # test against the real servers. A service that fails to start fails the run.
@@ -14,8 +15,12 @@ step "starting ClickHouse"
 scripts/clickhouse.sh start
 step "starting Apache Kafka (KRaft)"
 scripts/kafka.sh start
+step "starting the local ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas)"
+scripts/cluster.sh start
 export TIDELINE_TEST_KAFKA=127.0.0.1:${TIDELINE_KAFKA_PORT:-19092}
 export TIDELINE_TEST_CLICKHOUSE=127.0.0.1:${TIDELINE_CH_TCP_PORT:-19000}
+TIDELINE_TEST_CLUSTER=$(scripts/cluster.sh addrs)
+export TIDELINE_TEST_CLUSTER
 
 # The incident report's and the browser SDK's tests render pages in
 # headless Chromium.
@@ -43,3 +48,12 @@ if [ $# -eq 0 ]; then
 	set -- ./...
 fi
 go test -count=1 -timeout 30m "$@"
+
+if [ "$*" = ./... ]; then
+	# The oracle and replay tests again, unchanged, with every test database
+	# on the local cluster in cluster mode (about 3 minutes on 2 cores; the
+	# rest of the suite is not repeated there).
+	step "go test: oracle and replay on the local cluster (cluster mode)"
+	TIDELINE_TEST_CLUSTER_MODE=1 go test -count=1 -timeout 20m \
+		-run 'TestOracle|TestReplayChangesNothing|TestIncidentReplay' ./materialize/ ./backfill/
+fi

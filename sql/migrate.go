@@ -72,8 +72,18 @@ const versionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 
 // Applied returns the versions recorded in schema_migrations.
 func Applied(ctx context.Context, conn *chdb.Conn) (map[int]bool, error) {
-	if err := conn.Exec(ctx, versionTable); err != nil {
-		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	create := []string{versionTable}
+	if conn.Cluster != "" {
+		p, err := ClusterPlan([]Migration{{Name: "schema_migrations", Statement: versionTable}}, conn.Cluster, conn.Database)
+		if err != nil {
+			return nil, err
+		}
+		create = p.Statements[0]
+	}
+	for _, stmt := range create {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("create schema_migrations: %w", err)
+		}
 	}
 	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
 	if err != nil {
@@ -146,13 +156,27 @@ func UpWith(ctx context.Context, conn *chdb.Conn, log *slog.Logger, progress Ste
 	if err != nil {
 		return 0, err
 	}
+	var plan Plan
+	if conn.Cluster != "" {
+		if plan, err = ClusterPlan(ms, conn.Cluster, conn.Database); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for _, m := range ms {
 		if applied[m.Version] {
 			continue
 		}
-		if err := exec(ctx, conn, m, progress); err != nil && !alreadyAdded(m.Statement, err) {
-			return n, fmt.Errorf("apply migration %s: %w", m.Name, err)
+		stmts := []string{m.Statement}
+		if conn.Cluster != "" {
+			stmts = plan.Statements[m.Version]
+		}
+		for _, stmt := range stmts {
+			step := m
+			step.Statement = stmt
+			if err := exec(ctx, conn, step, progress); err != nil && !alreadyAdded(stmt, err) {
+				return n, fmt.Errorf("apply migration %s: %w", m.Name, err)
+			}
 		}
 		batch, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at_ms)")
 		if err != nil {

@@ -59,7 +59,11 @@ func CursorPositions(cs []Cursor) map[string]map[int32]uint64 {
 // ResetCursors forgets every saved position, as a poller that lost its
 // state would: the next poller starts where its start option says.
 func ResetCursors(ctx context.Context, conn *chdb.Conn) error {
-	if err := conn.Exec(ctx, "TRUNCATE TABLE trigger_cursors"); err != nil {
+	cursors, err := conn.Storage(ctx, "trigger_cursors")
+	if err != nil {
+		return err
+	}
+	if err := conn.Exec(ctx, "TRUNCATE TABLE "+cursors); err != nil {
 		return fmt.Errorf("reset positions: %w", err)
 	}
 	return nil

@@ -697,7 +697,11 @@ func (s *stack) commit(ctx context.Context, lane string, to map[int32]int64) err
 // their positions from event_positions (mutations) and waits until done.
 func (s *stack) deleteRows(ctx context.Context, where string, args ...any) error {
 	for _, table := range []string{"events", "event_positions"} {
-		if err := s.conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where, args...); err != nil {
+		storage, err := s.conn.Storage(ctx, table)
+		if err != nil {
+			return err
+		}
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+storage+" DELETE WHERE "+where, args...); err != nil {
 			return fmt.Errorf("delete rows from %s: %w", table, err)
 		}
 	}

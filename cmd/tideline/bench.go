@@ -50,6 +50,7 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 				config.Flag{Name: "compression", Key: "bench.compression"}, config.Flag{Name: "results-dir", Key: "bench.results_dir"},
 				config.Flag{Name: "keep", Key: "bench.keep"}, config.Flag{Name: "cpuprofile", Key: "bench.cpuprofile"},
 				config.Flag{Name: "memprofile", Key: "bench.memprofile"},
+				config.Flag{Name: "cluster", Key: "bench.cluster"}, config.Flag{Name: "cluster-name", Key: "bench.cluster_name"},
 				config.Flag{Name: "batch-size", Key: "loader.batch_size"}, config.Flag{Name: "flush-interval", Key: "loader.flush_interval"}); err != nil {
 				return err
 			}
@@ -95,6 +96,8 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 	f.Bool("keep", cfg.Keep, "keep the run's databases")
 	f.String("cpuprofile", cfg.CPUProfile, "write each child's CPU profile to <prefix>.<child>.pprof")
 	f.String("memprofile", cfg.MemProfile, "write each child's allocation profile to <prefix>.<child>.pprof")
+	f.String("cluster", cfg.Cluster, "also measure the ceiling on this ClickHouse cluster (comma-separated native addresses, e.g. $(scripts/cluster.sh addrs)), views attached")
+	f.String("cluster-name", cfg.ClusterName, "the cluster's name in remote_servers")
 	f.Int("batch-size", ld.BatchSize, "loader batch size")
 	f.Duration("flush-interval", ld.FlushInterval, "loader flush interval")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON instead of a table")

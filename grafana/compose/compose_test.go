@@ -28,11 +28,22 @@ var root = filepath.Join("..", "..")
 
 func load(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
+	return loadFiles(t, []string{"docker-compose.yml"}, profiles...)
+}
+
+// loadFiles loads the compose files, later ones overriding earlier ones
+// as `docker compose -f ... -f ...` does.
+func loadFiles(t *testing.T, files []string, profiles ...string) *types.Project {
+	t.Helper()
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	details, err := loader.LoadConfigFiles(context.Background(), []string{filepath.Join(abs, "docker-compose.yml")}, abs)
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(abs, f))
+	}
+	details, err := loader.LoadConfigFiles(context.Background(), paths, abs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +55,7 @@ func load(t *testing.T, profiles ...string) *types.Project {
 		o.Profiles = profiles
 	})
 	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
+		t.Fatalf("%s does not load: %v", strings.Join(files, " + "), err)
 	}
 	return p
 }

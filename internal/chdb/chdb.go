@@ -18,8 +18,16 @@ import (
 // Config says where ClickHouse is and who to be there.
 type Config struct {
 	// Addr is host:port of the native protocol (default 127.0.0.1:19000, the
-	// port scripts/clickhouse.sh listens on).
+	// port scripts/clickhouse.sh listens on). A comma-separated list names
+	// several servers of one cluster, tried in order, so a client keeps
+	// working while one of them is down.
 	Addr string `koanf:"addr"`
+	// Cluster names the ClickHouse cluster (its remote_servers entry) that
+	// holds tideline's tables (default empty: one server). When set,
+	// migrations run ON CLUSTER and create Replicated and Distributed
+	// tables (see sql/cluster.go), and every connection inserts through
+	// Distributed tables synchronously.
+	Cluster string `koanf:"cluster"`
 	// Database holds tideline's tables (default "tideline").
 	Database string `koanf:"database"`
 	// User (default "default").
@@ -72,6 +80,9 @@ func (c Config) Validate() error {
 	} else if _, port, ok := strings.Cut(c.Addr, ":"); !ok || port == "" {
 		errs = append(errs, fmt.Errorf("clickhouse.addr %q has no port: use host:port", c.Addr))
 	}
+	if c.Cluster != "" && !ValidIdentifier(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse.cluster %q is not a valid identifier: name a cluster of the server's remote_servers", c.Cluster))
+	}
 	if !ValidIdentifier(c.Database) {
 		errs = append(errs, fmt.Errorf("clickhouse.database %q is not a valid identifier (letters, digits, underscore)", c.Database))
 	}
@@ -90,7 +101,7 @@ func (c Config) options(database string) (*clickhouse.Options, error) {
 	tlsconf.VerifyHost(tc, c.Addr)
 	o := &clickhouse.Options{
 		Protocol: clickhouse.Native,
-		Addr:     []string{c.Addr},
+		Addr:     strings.Split(c.Addr, ","),
 		Auth: clickhouse.Auth{
 			Database: database,
 			Username: c.User,
@@ -102,6 +113,9 @@ func (c Config) options(database string) (*clickhouse.Options, error) {
 		MaxIdleConns: c.MaxOpenConns,
 		TLS:          tc,
 	}
+	if c.Cluster != "" {
+		o.Settings = ClusterSettings()
+	}
 	if c.Compression {
 		o.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
 	}
@@ -112,7 +126,9 @@ func (c Config) options(database string) (*clickhouse.Options, error) {
 type Conn struct {
 	driver.Conn
 	Database string
-	Version  Version
+	// Cluster is the cluster the tables live on ("" on one server).
+	Cluster string
+	Version Version
 }
 
 // Version is the server's major.minor.
@@ -140,7 +156,7 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
 		}
-		err = c.observe(boot, "default").Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database)
+		err = c.observe(boot, "default").Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database+c.OnCluster())
 		boot.Close()
 		if err != nil {
 			return nil, fmt.Errorf("create database %s on %s: %w", c.Database, c.Addr, err)
@@ -160,7 +176,7 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		return nil, fmt.Errorf("connect to clickhouse %s (is it running? scripts/clickhouse.sh start): %w", c.Addr, err)
 	}
 	v := Version{int(sv.Version.Major), int(sv.Version.Minor)}
-	return &Conn{Conn: c.observe(conn, c.Database), Database: c.Database, Version: v}, nil
+	return &Conn{Conn: c.observe(conn, c.Database), Database: c.Database, Cluster: c.Cluster, Version: v}, nil
 }
 
 // observe wraps conn so that c.Observe sees what it sends.
@@ -169,6 +185,47 @@ func (c Config) observe(conn driver.Conn, database string) driver.Conn {
 		return conn
 	}
 	return &observed{Conn: conn, database: database, fn: c.Observe}
+}
+
+// OnCluster is the ON CLUSTER clause DDL takes in cluster mode, with a
+// leading space, and empty on one server.
+func (c Config) OnCluster() string { return onCluster(c.Cluster) }
+
+// OnCluster is Config.OnCluster for the connection's cluster.
+func (c *Conn) OnCluster() string { return onCluster(c.Cluster) }
+
+func onCluster(cluster string) string {
+	if cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + cluster
+}
+
+// ClusterSettings are the session settings of every connection in cluster
+// mode:
+//   - insert_distributed_sync: an INSERT into a Distributed table returns
+//     once every shard's local table took its rows, so an acknowledged
+//     batch is in the tables whose materialized views it must fire (an
+//     asynchronous Distributed insert acknowledges a spool file on the
+//     initiator, which a crash of that server loses, and the loader
+//     commits Kafka offsets on the acknowledgement);
+//   - insert_deduplicate 0: a replicated table's block
+//     deduplication would drop a second, identical aggregate block from a
+//     different insert (two batches each counting one event in the same
+//     minute); tideline's tables are idempotent under redelivery by their
+//     own keys, as on one server;
+//
+// The servers' profile must also set distributed_product_mode to global
+// (scripts/cluster.sh and docker-compose.cluster.yml do): a JOIN or IN over
+// two Distributed tables then sends the right side to every shard, so it
+// answers as one server would even where the two sides are sharded by
+// different keys. It is a string setting, which the native protocol of
+// ClickHouse 18.16 cannot carry per session.
+func ClusterSettings() clickhouse.Settings {
+	return clickhouse.Settings{
+		"insert_distributed_sync": 1,
+		"insert_deduplicate":      0,
+	}
 }
 
 // Strings runs a query of one String column and returns its values in
@@ -211,3 +268,23 @@ func Settings(ctx context.Context, s clickhouse.Settings) context.Context {
 
 // NowMs is the current time in epoch milliseconds, the unit of every *_ms column.
 func NowMs() uint64 { return uint64(time.Now().UnixMilli()) }
+
+// Storage is what a statement that changes table's stored rows (TRUNCATE,
+// ALTER ... DROP PARTITION, ALTER ... DELETE) names, ON CLUSTER clause
+// included: the table itself on one server; on a cluster, the Replicated
+// table under a sharded Distributed one (NAME_local), or a replicated-only
+// table under its own name, ON CLUSTER either way, since a Distributed
+// table stores nothing and refuses these statements.
+func (c *Conn) Storage(ctx context.Context, table string) (string, error) {
+	if c.Cluster == "" {
+		return table, nil
+	}
+	var n uint64
+	if err := c.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table+"_local").Scan(&n); err != nil {
+		return "", fmt.Errorf("find the storage of %s: %w", table, err)
+	}
+	if n > 0 {
+		table += "_local"
+	}
+	return table + " ON CLUSTER " + c.Cluster, nil
+}

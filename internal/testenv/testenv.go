@@ -31,7 +31,42 @@ const (
 	EnvKafka = "TIDELINE_TEST_KAFKA"
 	// EnvKeep keeps test databases for inspection.
 	EnvKeep = "TIDELINE_TEST_KEEP"
+	// EnvCluster lists the native addresses of the local ClickHouse
+	// cluster's servers (scripts/cluster.sh addrs), comma-separated.
+	EnvCluster = "TIDELINE_TEST_CLUSTER"
+	// EnvClusterMode, when set to 1, puts every test database on that
+	// cluster in cluster mode instead of on the single server, so the
+	// suite runs unchanged against Replicated and Distributed tables.
+	EnvClusterMode = "TIDELINE_TEST_CLUSTER_MODE"
 )
+
+// ClusterName is the cluster scripts/cluster.sh writes into remote_servers.
+const ClusterName = "tideline"
+
+// ClusterAddrs returns the local cluster's servers and fails the test when
+// EnvCluster does not name them or the first does not answer.
+func ClusterAddrs(t testing.TB) []string {
+	t.Helper()
+	v := os.Getenv(EnvCluster)
+	if v == "" {
+		t.Fatalf("%s is not set: start the local cluster with scripts/cluster.sh start and set %s=$(scripts/cluster.sh addrs)", EnvCluster, EnvCluster)
+	}
+	return strings.Split(v, ",")
+}
+
+// ClusterConfig is ClickHouseConfig on the local cluster in cluster mode:
+// the client talks to the cluster's servers in order, so it keeps working
+// while the first one is down.
+func ClusterConfig(t testing.TB) chdb.Config {
+	t.Helper()
+	addrs := ClusterAddrs(t)
+	c := chdb.DefaultConfig()
+	c.Addr = strings.Join(addrs, ",")
+	c.Cluster = ClusterName
+	c.Database = "test_" + Name(t)
+	t.Cleanup(func() { dropDatabase(t, c) })
+	return c
+}
 
 // Logger returns a logger for tests: quiet unless -v.
 func Logger(t testing.TB) *slog.Logger {
@@ -56,6 +91,9 @@ func Name(t testing.TB) string {
 // creates it (the test, or a component such as the drill that migrates its
 // own database), it is dropped when the test ends.
 func ClickHouseConfig(t testing.TB) chdb.Config {
+	if os.Getenv(EnvClusterMode) == "1" {
+		return ClusterConfig(t)
+	}
 	c := chdb.DefaultConfig()
 	if a := os.Getenv(EnvClickHouse); a != "" {
 		c.Addr = a
@@ -83,7 +121,7 @@ func dropDatabase(t testing.TB, c chdb.Config) {
 		return
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database); err != nil {
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database+c.OnCluster()); err != nil {
 		t.Logf("drop test database %s: %v", c.Database, err)
 	}
 }
@@ -98,10 +136,20 @@ func ClickHouse(t testing.TB) *chdb.Conn {
 // ClickHouseWith is ClickHouse for a given config.
 func ClickHouseWith(t testing.TB, c chdb.Config) *chdb.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	within := 30 * time.Second
+	if c.Cluster != "" {
+		// Every migration is DDL ON CLUSTER, which waits for each server
+		// through ZooKeeper: about 15 s for the schema on an idle 2-core
+		// machine, several times that beside other cluster tests.
+		within = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	conn, err := chdb.Open(ctx, c, true)
 	if err != nil {
+		if c.Cluster != "" {
+			t.Fatalf("the local ClickHouse cluster is required at %s (start it with scripts/cluster.sh start): %v", c.Addr, err)
+		}
 		t.Fatalf("ClickHouse is required at %s (start it with scripts/clickhouse.sh start): %v", c.Addr, err)
 	}
 	if _, err := tsql.Up(ctx, conn, Logger(t)); err != nil {
@@ -191,6 +239,10 @@ func Kafka(t testing.TB) Broker {
 // so it is asked again until the merge it wants could run.
 func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 	t.Helper()
+	if conn.Cluster != "" {
+		mergeCluster(t, conn, tables)
+		return
+	}
 	ctx := chdb.Settings(context.Background(), map[string]any{"optimize_throw_if_noop": 1})
 	for _, table := range tables {
 		var err error
@@ -202,6 +254,44 @@ func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 		}
 		if err != nil {
 			t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", table, err)
+		}
+	}
+}
+
+// mergeCluster is Merge on the local cluster: OPTIMIZE ... FINAL of the
+// local table on every node (a replica that is not the leader hands it to
+// the leader), then SYSTEM SYNC REPLICA on every node, so whichever replica
+// a Distributed read picks holds the merged parts. OPTIMIZE ON CLUSTER is
+// not used: 18.16 fails it on a table without parts.
+func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
+	t.Helper()
+	ctx := context.Background()
+	var nodes []*chdb.Conn
+	for _, addr := range ClusterAddrs(t) {
+		c := chdb.DefaultConfig()
+		c.Addr, c.Database, c.Cluster = addr, conn.Database, conn.Cluster
+		n, err := chdb.Open(ctx, c, false)
+		if err != nil {
+			t.Fatalf("merge: node %s: %v", addr, err)
+		}
+		defer n.Close()
+		nodes = append(nodes, n)
+	}
+	for _, table := range tables {
+		storage, err := conn.Storage(ctx, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, _, _ := strings.Cut(storage, " ")
+		for _, n := range nodes {
+			if err := n.Exec(ctx, "OPTIMIZE TABLE "+local+" FINAL"); err != nil {
+				t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", local, err)
+			}
+		}
+		for _, n := range nodes {
+			if err := n.Exec(ctx, "SYSTEM SYNC REPLICA "+local); err != nil {
+				t.Fatalf("SYSTEM SYNC REPLICA %s: %v", local, err)
+			}
 		}
 	}
 }
