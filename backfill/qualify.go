@@ -24,10 +24,13 @@ import (
 // Whether a message was received in the window, and when it was first and
 // last loaded, are read from event_positions, which keeps every delivery:
 // in events a merge keeps one delivery of a retried message, whose receive
-// and ingest times may lie elsewhere.
+// and ingest times may lie elsewhere. A transition that late data dated
+// again has several rows; the newest (by derived_at_ms) holds its true
+// date and cause.
 const (
 	qWindowTransitions = `SELECT audience_id, customer_id, episode, kind,
-    any(event_time_ms), any(ingest_time_ms), min(derived_at_ms), max(derived_at_ms), any(message_id), any(lane)
+    argMax(event_time_ms, derived_at_ms), argMax(ingest_time_ms, derived_at_ms), min(derived_at_ms), max(derived_at_ms),
+    argMax(message_id, derived_at_ms), argMax(lane, derived_at_ms)
 FROM audience_transitions
 WHERE audience_id IN ? AND kind IN ?
   AND (message_id IN (SELECT message_id FROM event_positions WHERE received_at_ms >= ? AND received_at_ms < ?)
