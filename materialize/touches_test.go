@@ -63,7 +63,9 @@ func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 	progress(1, ingestMs+1)
 	progress(2, ingestMs-1)
 
-	r := newTouchReader(10, 1, 1000)
+	// A settle time no pass reaches: every fresh touch is unsettled at the
+	// first read, whatever the load, unless its insert is known finished.
+	r := newTouchReader(10, 3600, 1000)
 	count := func(ts []touch) map[string]int {
 		out := map[string]int{}
 		for _, t := range ts {
@@ -78,8 +80,8 @@ func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 	if got := count(first); got["done"] != 1 || got["open"] != 1 {
 		t.Fatalf("first read handed out %v, want each customer once", got)
 	}
-	// Past the settle time (touch times have second resolution).
-	time.Sleep(2100 * time.Millisecond)
+	// Then every touch kept for a second look has settled.
+	r.settle = 0
 	again, _, err := r.read(ctx, conn, cursor)
 	if err != nil {
 		t.Fatal(err)
