@@ -75,7 +75,7 @@ func (p *profileAttributes) Attributes(ctx context.Context, ids []string) (map[s
 	return p.fromTraits(ctx, ids)
 }
 
-// fromProfile reads customer_profile. When the view carries the
+// fromProfile reads customer_profile's rows for ids. When the view carries the
 // attributes as parallel arrays (attribute_names, attribute_values), the
 // snapshot is those attributes, each value decoded as JSON when it is JSON;
 // otherwise it is every column of the view, read generically. A slow view
@@ -83,7 +83,7 @@ func (p *profileAttributes) Attributes(ctx context.Context, ids []string) (map[s
 // back to traits when it fails.
 func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[string]map[string]any, error) {
 	ctx = chdb.Settings(ctx, clickhouse.Settings{"max_execution_time": 2})
-	rows, err := p.conn.Query(ctx, qProfiles, stringSet(ids))
+	rows, err := p.conn.Query(ctx, qProfiles, clickhouse.Named("ids", stringSet(ids)))
 	if err != nil {
 		return nil, fmt.Errorf("read customer_profile: %w", err)
 	}
