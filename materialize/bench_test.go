@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
@@ -178,4 +180,73 @@ func BenchmarkSteadyPass(b *testing.B) {
 		customers += evaluate(b, ev).Customers
 	}
 	b.ReportMetric(float64(customers)/float64(b.N), "customers/pass")
+}
+
+// BenchmarkProfileRead measures the trigger poller's per-poll read of
+// payload profiles: 500 customers' rows, through the customer_profile view
+// filtered by customer and through ProfilesOf, in databases of 5 000 and
+// 50 000 workload customers with the default audiences' attributes. Run it
+// with
+//
+//	go test ./materialize -run '^$' -bench ProfileRead -benchtime 20x
+func BenchmarkProfileRead(b *testing.B) {
+	for _, customers := range []int{5000, 50000} {
+		conn := testenv.ClickHouse(b)
+		applyDirs(b, conn, DefaultConfig().attributeSettings(), "audiences")
+		g := workload.New(workload.Config{Customers: customers, Seed: 1})
+		ctx := context.Background()
+		now := time.Now()
+		// About eight events a customer, in inserts of 50 000.
+		for total := 0; total < 8*customers; {
+			rows := &ingest.EventRows{}
+			for rows.Len() < 50000 && total+rows.Len() < 8*customers {
+				m := g.Next()
+				raw, err := json.Marshal(m.Body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev, err := ingest.ParseMessage(raw, "", time.Time{}, now, m.Lane)
+				if err != nil {
+					continue
+				}
+				rows.Add(ev, m.Lane, "events."+m.Lane, 0, int64(total+rows.Len()))
+			}
+			if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
+				b.Fatal(err)
+			}
+			total += rows.Len()
+		}
+		ids, err := conn.Strings(ctx, `SELECT customer_id FROM customer_profile ORDER BY cityHash64(customer_id) LIMIT 500`)
+		if err != nil || len(ids) != 500 {
+			b.Fatalf("500 customer ids: %d, %v", len(ids), err)
+		}
+		var total uint64
+		if err := conn.QueryRow(ctx, `SELECT count() FROM customer_profile`).Scan(&total); err != nil {
+			b.Fatal(err)
+		}
+		set := make([]any, len(ids))
+		for i, id := range ids {
+			set[i] = id
+		}
+		for _, read := range []struct {
+			name, query string
+			arg         any
+		}{
+			{"view", `SELECT * FROM customer_profile WHERE customer_id IN ?`, clickhouse.GroupSet{Value: set}},
+			{"filtered", ProfilesOf, clickhouse.Named("ids", clickhouse.GroupSet{Value: set})},
+		} {
+			b.Run(fmt.Sprintf("customers=%d/read=%s", customers, read.name), func(b *testing.B) {
+				for range b.N {
+					n := 0
+					if err := conn.Each(ctx, read.query, []any{read.arg}, func(chdb.Rows) error { n++; return nil }); err != nil {
+						b.Fatal(err)
+					}
+					if n != len(ids) {
+						b.Fatalf("%d profiles of %d", n, len(ids))
+					}
+				}
+				b.ReportMetric(float64(total), "profiles")
+			})
+		}
+	}
 }
