@@ -95,7 +95,11 @@ func TestProfilesOfMatchesTheView(t *testing.T) {
 			set[i] = id
 		}
 		want := profileRows(t, conn, `SELECT * FROM customer_profile WHERE customer_id IN ?`, clickhouse.GroupSet{Value: set})
-		got := profileRows(t, conn, ProfilesOf, clickhouse.Named("ids", clickhouse.GroupSet{Value: set}))
+		args, err := ProfileArgs(ctx, conn, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := profileRows(t, conn, ProfilesOf, args...)
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d, ids %v:\nview:\n%v\nProfilesOf:\n%v", round, ids, want, got)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
 )
 
 // AttributeSource returns customers' current attributes for the payload
@@ -82,7 +83,11 @@ func (p *profileAttributes) Attributes(ctx context.Context, ids []string) (map[s
 // it fails.
 func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[string]map[string]any, error) {
 	ctx = chdb.Settings(ctx, clickhouse.Settings{"max_execution_time": 2})
-	rows, err := p.conn.Query(ctx, qProfiles, clickhouse.Named("ids", stringSet(ids)))
+	args, err := materialize.ProfileArgs(ctx, p.conn, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read customer_profile: %w", err)
+	}
+	rows, err := p.conn.Query(ctx, qProfiles, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read customer_profile: %w", err)
 	}

@@ -116,7 +116,8 @@ ORDER BY customer_id, event_time_ms DESC, message_id DESC
 LIMIT 50 BY customer_id`
 
 	// qProfiles reads customer_profile's rows for a set of customers
-	// (bound as @ids) without aggregating every other customer's.
+	// (bound with materialize.ProfileArgs) without aggregating every other
+	// customer's.
 	qProfiles = materialize.ProfilesOf
 
 	qInsertDeadLetters = "INSERT INTO trigger_dead_letters (ledger_key, campaign_id, customer_id, destination_id, destination, " +

@@ -21,14 +21,14 @@ FROM
         SELECT customer_id AS raw_id, uniqExactMerge(messages) AS n,
                minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms
         FROM customer_event_buckets
-        WHERE customer_id IN @ids OR customer_id IN (SELECT anonymous_customer_id FROM identity_claims WHERE user_id IN @ids)
+        WHERE customer_id IN @raw
         GROUP BY customer_id
     ) AS buckets
     ANY LEFT JOIN
     (
         SELECT anonymous_customer_id AS raw_id, tupleElement(argMinMerge(link), 1) AS user_id
         FROM identity_links
-        WHERE anonymous_customer_id IN @ids OR anonymous_customer_id IN (SELECT anonymous_customer_id FROM identity_claims WHERE user_id IN @ids)
+        WHERE anonymous_customer_id IN @raw
         GROUP BY anonymous_customer_id
     ) AS links USING raw_id
     GROUP BY customer_id
@@ -54,13 +54,13 @@ ANY LEFT JOIN
                 (
                     SELECT customer_id AS raw_id, attribute, last_value, first_value
                     FROM customer_attributes
-                    WHERE customer_id IN @ids OR customer_id IN (SELECT anonymous_customer_id FROM identity_claims WHERE user_id IN @ids)
+                    WHERE customer_id IN @raw
                 ) AS attrs
                 ANY LEFT JOIN
                 (
                     SELECT anonymous_customer_id AS raw_id, tupleElement(argMinMerge(link), 1) AS user_id
                     FROM identity_links
-                    WHERE anonymous_customer_id IN @ids OR anonymous_customer_id IN (SELECT anonymous_customer_id FROM identity_claims WHERE user_id IN @ids)
+                    WHERE anonymous_customer_id IN @raw
                     GROUP BY anonymous_customer_id
                 ) AS links USING raw_id
                 GROUP BY customer_id, attribute
