@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/testenv"
@@ -178,4 +180,93 @@ func BenchmarkSteadyPass(b *testing.B) {
 		customers += evaluate(b, ev).Customers
 	}
 	b.ReportMetric(float64(customers)/float64(b.N), "customers/pass")
+}
+
+// BenchmarkProfileRead measures the trigger poller's per-poll read of
+// payload profiles: 50 and 500 customers' rows, through the customer_profile view
+// filtered by customer and through ProfilesOf (ns/op is both together), in databases of 5 000 and
+// 50 000 workload customers with the default audiences' attributes. Run it
+// with
+//
+//	go test ./materialize -run '^$' -bench ProfileRead -benchtime 20x
+func BenchmarkProfileRead(b *testing.B) {
+	for _, customers := range []int{5000, 50000} {
+		conn := testenv.ClickHouse(b)
+		applyDirs(b, conn, DefaultConfig().attributeSettings(), "audiences")
+		g := workload.New(workload.Config{Customers: customers, Seed: 1})
+		ctx := context.Background()
+		now := time.Now()
+		// About eight events a customer, in inserts of 50 000.
+		for total := 0; total < 8*customers; {
+			rows := &ingest.EventRows{}
+			for rows.Len() < 50000 && total+rows.Len() < 8*customers {
+				m := g.Next()
+				raw, err := json.Marshal(m.Body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev, err := ingest.ParseMessage(raw, "", time.Time{}, now, m.Lane)
+				if err != nil {
+					continue
+				}
+				rows.Add(ev, m.Lane, "events."+m.Lane, 0, int64(total+rows.Len()))
+			}
+			if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
+				b.Fatal(err)
+			}
+			total += rows.Len()
+		}
+		all, err := conn.Strings(ctx, `SELECT customer_id FROM customer_profile ORDER BY cityHash64(customer_id) LIMIT 500`)
+		if err != nil || len(all) != 500 {
+			b.Fatalf("500 customer ids: %d, %v", len(all), err)
+		}
+		var total uint64
+		if err := conn.QueryRow(ctx, `SELECT count() FROM customer_profile`).Scan(&total); err != nil {
+			b.Fatal(err)
+		}
+		for _, ids := range [][]string{all[:50], all} {
+			set := make([]any, len(ids))
+			for i, id := range ids {
+				set[i] = id
+			}
+			reads := []struct {
+				query string
+				arg   any
+			}{
+				{`SELECT * FROM customer_profile WHERE customer_id IN ?`, clickhouse.GroupSet{Value: set}},
+				{ProfilesOf, nil},
+			}
+			// Each iteration runs both reads, alternating which goes first, so
+			// a busy machine slows both alike and the ratio holds.
+			b.Run(fmt.Sprintf("customers=%d/ids=%d", customers, len(ids)), func(b *testing.B) {
+				var took [2]time.Duration
+				for i := range b.N {
+					for k := range 2 {
+						r := (i + k) % 2
+						start := time.Now()
+						n := 0
+						args := []any{reads[r].arg}
+						if r == 1 {
+							// The filtered read's first round trip counts too.
+							var err error
+							if args, err = ProfileArgs(ctx, conn, ids); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if err := conn.Each(ctx, reads[r].query, args, func(chdb.Rows) error { n++; return nil }); err != nil {
+							b.Fatal(err)
+						}
+						took[r] += time.Since(start)
+						if n != len(ids) {
+							b.Fatalf("%d profiles of %d", n, len(ids))
+						}
+					}
+				}
+				b.ReportMetric(float64(took[0].Milliseconds())/float64(b.N), "view_ms/op")
+				b.ReportMetric(float64(took[1].Milliseconds())/float64(b.N), "filtered_ms/op")
+				b.ReportMetric(took[0].Seconds()/took[1].Seconds(), "view/filtered")
+				b.ReportMetric(float64(total), "profiles")
+			})
+		}
+	}
 }

@@ -108,43 +108,52 @@ type evalRow struct {
 	member   []uint8
 }
 
-// evalAt evaluates every audience for the given (customer, t, te) rows.
-func (e *Evaluator) evalAt(ctx context.Context, pc *pass, res *resolution, rows [][3]any) (map[string]map[uint64][]uint8, error) {
-	out := map[string]map[uint64][]uint8{}
-	if len(rows) == 0 {
-		return out, nil
+// evalTables builds the external tables the evaluation and values queries
+// read from (customer, t, te) rows: batch, each customer's raw ids with
+// when they started to count, and times, the moments to evaluate it at.
+// low is the earliest t.
+func evalTables(res *resolution, rows [][3]any) (bt, tt *ext.Table, customers int, low uint64, err error) {
+	if bt, err = ext.NewTable(batchTable, ext.Column("member_id", "String"), ext.Column("customer_id", "String"), ext.Column("linked_ms", "UInt64")); err != nil {
+		return nil, nil, 0, 0, fmt.Errorf("external batch table: %w", err)
 	}
-	bt, err := ext.NewTable(batchTable, ext.Column("member_id", "String"), ext.Column("customer_id", "String"), ext.Column("linked_ms", "UInt64"))
-	if err != nil {
-		return nil, fmt.Errorf("external batch table: %w", err)
-	}
-	tt, err := ext.NewTable(timesTable, ext.Column("customer_id", "String"), ext.Column("t", "UInt64"), ext.Column("te", "UInt64"))
-	if err != nil {
-		return nil, fmt.Errorf("external times table: %w", err)
+	if tt, err = ext.NewTable(timesTable, ext.Column("customer_id", "String"), ext.Column("t", "UInt64"), ext.Column("te", "UInt64")); err != nil {
+		return nil, nil, 0, 0, fmt.Errorf("external times table: %w", err)
 	}
 	seen := map[string]bool{}
-	low := uint64(0)
 	for i, r := range rows {
 		c := r[0].(string)
 		if !seen[c] {
 			seen[c] = true
 			for _, m := range res.members[c] {
 				if err := bt.Append(m, c, res.linkedMs(m)); err != nil {
-					return nil, fmt.Errorf("external batch table: %w", err)
+					return nil, nil, 0, 0, fmt.Errorf("external batch table: %w", err)
 				}
 			}
 		}
 		if err := tt.Append(r[0], r[1], r[2]); err != nil {
-			return nil, fmt.Errorf("external times table: %w", err)
+			return nil, nil, 0, 0, fmt.Errorf("external times table: %w", err)
 		}
 		if t := r[1].(uint64); i == 0 || t < low {
 			low = t
 		}
 	}
+	return bt, tt, len(seen), low, nil
+}
+
+// evalAt evaluates every audience for the given (customer, t, te) rows.
+func (e *Evaluator) evalAt(ctx context.Context, pc *pass, res *resolution, rows [][3]any) (map[string]map[uint64][]uint8, error) {
+	out := map[string]map[uint64][]uint8{}
+	if len(rows) == 0 {
+		return out, nil
+	}
+	bt, tt, customers, low, err := evalTables(res, rows)
+	if err != nil {
+		return nil, err
+	}
 	q := pc.plan.evalQuery(runLow(low))
 	result, err := e.conn.Query(chdb.WithExternal(ctx, bt, tt), q)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate audiences for %d customers: %w", len(seen), err)
+		return nil, fmt.Errorf("evaluate audiences for %d customers: %w", customers, err)
 	}
 	defer result.Close()
 	for result.Next() {

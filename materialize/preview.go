@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ClickHouse/clickhouse-go/v2/ext"
-
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/component"
 )
@@ -257,23 +255,13 @@ func (e *Evaluator) describe(ctx context.Context, pc *pass, res *resolution, cha
 	if len(changes) == 0 {
 		return out, nil
 	}
-	bt, err := ext.NewTable(batchTable, ext.Column("member_id", "String"), ext.Column("customer_id", "String"), ext.Column("linked_ms", "UInt64"))
-	if err != nil {
-		return nil, fmt.Errorf("external batch table: %w", err)
+	at := make([][3]any, len(changes))
+	for i, ch := range changes {
+		at[i] = [3]any{ch.customer, pc.eager, pc.eager}
 	}
-	tt, err := ext.NewTable(timesTable, ext.Column("customer_id", "String"), ext.Column("t", "UInt64"), ext.Column("te", "UInt64"))
+	bt, tt, _, _, err := evalTables(res, at)
 	if err != nil {
-		return nil, fmt.Errorf("external times table: %w", err)
-	}
-	for _, ch := range changes {
-		for _, m := range res.members[ch.customer] {
-			if err := bt.Append(m, ch.customer, res.linkedMs(m)); err != nil {
-				return nil, fmt.Errorf("external batch table: %w", err)
-			}
-		}
-		if err := tt.Append(ch.customer, pc.eager, pc.eager); err != nil {
-			return nil, fmt.Errorf("external times table: %w", err)
-		}
+		return nil, err
 	}
 	attrs := pc.plan.queryAttributes()
 	q := pc.plan.valuesQuery(runLow(pc.eager))

@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
 )
 
 // AttributeSource returns customers' current attributes for the payload
@@ -75,15 +76,18 @@ func (p *profileAttributes) Attributes(ctx context.Context, ids []string) (map[s
 	return p.fromTraits(ctx, ids)
 }
 
-// fromProfile reads customer_profile. When the view carries the
-// attributes as parallel arrays (attribute_names, attribute_values), the
-// snapshot is those attributes, each value decoded as JSON when it is JSON;
-// otherwise it is every column of the view, read generically. A slow view
-// must not hold up campaigns: the query is bounded, and the caller falls
-// back to traits when it fails.
+// fromProfile reads customer_profile's rows for ids: the snapshot is a
+// profile's attributes (parallel arrays attribute_names, attribute_values),
+// each value decoded as JSON when it is JSON. A slow read must not hold up
+// campaigns: the query is bounded, and the caller falls back to traits when
+// it fails.
 func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[string]map[string]any, error) {
 	ctx = chdb.Settings(ctx, clickhouse.Settings{"max_execution_time": 2})
-	rows, err := p.conn.Query(ctx, qProfiles, stringSet(ids))
+	args, err := materialize.ProfileArgs(ctx, p.conn, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read customer_profile: %w", err)
+	}
+	rows, err := p.conn.Query(ctx, qProfiles, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read customer_profile: %w", err)
 	}
@@ -101,8 +105,8 @@ func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[
 			valuesCol = i
 		}
 	}
-	if idCol < 0 {
-		return nil, fmt.Errorf("customer_profile has no customer_id column")
+	if idCol < 0 || namesCol < 0 || valuesCol < 0 {
+		return nil, fmt.Errorf("customer_profile read has no customer_id, attribute_names or attribute_values column")
 	}
 	out := map[string]map[string]any{}
 	for rows.Next() {
@@ -117,19 +121,14 @@ func (p *profileAttributes) fromProfile(ctx context.Context, ids []string) (map[
 		for i := range cols {
 			vals[i] = reflect.ValueOf(dest[i]).Elem().Interface()
 		}
-		attrs := map[string]any{}
-		names, okN := vals[max(namesCol, 0)].([]string)
-		values, okV := vals[max(valuesCol, 0)].([]string)
-		if namesCol >= 0 && valuesCol >= 0 && okN && okV && len(names) == len(values) {
-			for i, n := range names {
-				attrs[n] = decoded(values[i])
-			}
-		} else {
-			for i, c := range cols {
-				if i != idCol {
-					attrs[c] = jsonValue(vals[i])
-				}
-			}
+		names, okN := vals[namesCol].([]string)
+		values, okV := vals[valuesCol].([]string)
+		if !okN || !okV || len(names) != len(values) {
+			return nil, fmt.Errorf("customer_profile attributes are %T and %T, not parallel string arrays", vals[namesCol], vals[valuesCol])
+		}
+		attrs := make(map[string]any, len(names))
+		for i, n := range names {
+			attrs[n] = decoded(values[i])
 		}
 		out[fmt.Sprint(vals[idCol])] = attrs
 	}
@@ -142,27 +141,6 @@ func decoded(v string) any {
 	var x any
 	if err := json.Unmarshal([]byte(v), &x); err == nil {
 		return x
-	}
-	return v
-}
-
-// jsonValue makes a scanned value JSON-friendly: strings holding JSON
-// objects or arrays (attribute values are often stored as JSON text) are
-// embedded as JSON, times are written in RFC 3339.
-func jsonValue(v any) any {
-	switch t := v.(type) {
-	case string:
-		if len(t) > 1 && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
-			return json.RawMessage(t)
-		}
-		return t
-	case time.Time:
-		return t.UTC().Format(time.RFC3339)
-	case *string:
-		if t == nil {
-			return nil
-		}
-		return jsonValue(*t)
 	}
 	return v
 }

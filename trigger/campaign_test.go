@@ -166,3 +166,9 @@ func TestSafetyCampaigns(t *testing.T) {
 		t.Errorf("rendered body:\n%s\nwant:\n%s", b, want)
 	}
 }
+
+// TestProfileReadGolden keeps the payload's profile read in a golden file,
+// which sql/conformance runs on both ClickHouse versions.
+func TestProfileReadGolden(t *testing.T) {
+	golden.Check(t, "profiles.sql", []byte(qProfiles+";\n"))
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/trigger/receiver"
 )
 
@@ -216,4 +219,34 @@ func body(t testing.TB, b []byte) Body {
 		t.Fatalf("payload %s: %v", b, err)
 	}
 	return out
+}
+
+// setAttributes gives customers attributes the way production does: the
+// attributes maintained in the catalog, their values set by identify
+// traits, read back through customer_profile (no evaluator runs).
+func setAttributes(t testing.TB, conn *chdb.Conn, attrs map[string]map[string]any) {
+	t.Helper()
+	var names []string
+	var evs []*ingest.Event
+	at := time.Now().Add(-time.Hour)
+	for _, id := range slices.Sorted(maps.Keys(attrs)) {
+		b, err := json.Marshal(attrs[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, &ingest.Event{MessageID: "attrs-" + id, Type: ingest.TypeIdentify, UserID: id, Traits: b, Timestamp: at})
+		for n := range attrs[id] {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	plan, err := materialize.Compile(nil, materialize.AttributeSettings{Declared: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := materialize.Apply(context.Background(), conn, plan, 0, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	insertEvents(t, conn, evs)
 }

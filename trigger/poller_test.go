@@ -18,6 +18,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
+	"github.com/tideline-dev/tideline/materialize"
 )
 
 // pipeline is the real collector and loader on a broker and a database.
@@ -373,9 +374,9 @@ deliver:
 }
 
 // TestAttributeSnapshot checks both sources of the payload's attributes:
-// the customer_profile view (attributes as parallel arrays, values decoded
-// as JSON when they are JSON) and, when the view is missing or unusable, the
-// latest identify traits.
+// customer_profile's rows (attributes as parallel arrays, values decoded as
+// JSON when they are JSON, a linked anonymous id's attributes included) and,
+// when the view is missing or its read fails, the latest identify traits.
 func TestAttributeSnapshot(t *testing.T) {
 	conn := testenv.ClickHouse(t)
 	ctx := context.Background()
@@ -394,14 +395,19 @@ func TestAttributeSnapshot(t *testing.T) {
 		t.Errorf("attributes from traits = %v", got)
 	}
 
-	for _, q := range []string{
-		"DROP TABLE IF EXISTS customer_profile",
-		`CREATE VIEW customer_profile AS SELECT 'ada' AS customer_id, ['plan', 'age', 'tags'] AS attribute_names, ['gold', '42', '["a"]'] AS attribute_values, 3 AS events`,
-	} {
-		if err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
+	// The profile: ada's attributes the catalog maintains, with those her
+	// anonymous id set before she identified.
+	plan, err := materialize.Compile(nil, materialize.AttributeSettings{Declared: []string{"plan", "age", "tags"}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := materialize.Apply(ctx, conn, plan, 0, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	insertEvents(t, conn, []*ingest.Event{
+		{MessageID: "i4", Type: ingest.TypeIdentify, AnonymousID: "v1", Traits: []byte(`{"age":42,"tags":["a"]}`), Timestamp: now.Add(-3 * time.Hour)},
+		{MessageID: "i5", Type: ingest.TypeIdentify, UserID: "ada", AnonymousID: "v1", Timestamp: now.Add(-3 * time.Hour)},
+	})
 	src := NewAttributeSource(conn, testenv.Logger(t))
 	got, err = src.Attributes(ctx, []string{"ada"})
 	if err != nil {
@@ -411,13 +417,9 @@ func TestAttributeSnapshot(t *testing.T) {
 		t.Errorf("attributes from customer_profile = %v", got)
 	}
 
-	for _, q := range []string{
-		"DROP TABLE customer_profile",
-		`CREATE VIEW customer_profile AS SELECT 'ada' AS id, 1 AS x`,
-	} {
-		if err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
+	// A profile read that fails falls back to traits.
+	if err := conn.Exec(ctx, "DROP TABLE identity_claims"); err != nil {
+		t.Fatal(err)
 	}
 	got, err = NewAttributeSource(conn, testenv.Logger(t)).Attributes(ctx, []string{"ada"})
 	if err != nil || got["ada"]["plan"] != "gold" || got["ada"]["city"] != "Paris" {

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/tideline-dev/tideline/materialize"
 )
 
 // The SQL the trigger package runs, in one place. Values are always bound
@@ -113,7 +115,10 @@ WHERE customer_id IN ? AND traits != '{}' AND traits != ''
 ORDER BY customer_id, event_time_ms DESC, message_id DESC
 LIMIT 50 BY customer_id`
 
-	qProfiles = `SELECT * FROM customer_profile WHERE customer_id IN ?`
+	// qProfiles reads customer_profile's rows for a set of customers
+	// (bound with materialize.ProfileArgs) without aggregating every other
+	// customer's.
+	qProfiles = materialize.ProfilesOf
 
 	qInsertDeadLetters = "INSERT INTO trigger_dead_letters (ledger_key, campaign_id, customer_id, destination_id, destination, " +
 		"payload, attempts, last_status, last_error, state, dead_at_ms, updated_at_ms, dead_at)"

@@ -49,16 +49,7 @@ deliver:
 	if err := os.WriteFile(filepath.Join(dir, PolicyFile), []byte("timezone: {attribute: timezone, default: UTC}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The customers' attributes, as the materialize component's profile
-	// view would give them (no evaluator runs here).
-	for _, q := range []string{
-		"DROP TABLE IF EXISTS customer_profile",
-		`CREATE VIEW customer_profile AS SELECT 'tokyo' AS customer_id, ['timezone'] AS attribute_names, ['"Asia/Tokyo"'] AS attribute_values`,
-	} {
-		if err := conn.Exec(context.Background(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setAttributes(t, conn, map[string]map[string]any{"tokyo": {"timezone": "Asia/Tokyo"}})
 	chc := testenv.ClickHouseConfig(t)
 	env := append(os.Environ(),
 		"TIDELINE_CLICKHOUSE_ADDR="+chc.Addr,
@@ -281,15 +272,7 @@ func unsubscribe(id, customer string, at time.Time) *ingest.Event {
 func TestRecorderGlobalCapAndConsent(t *testing.T) {
 	conn := testenv.ClickHouse(t)
 	ctx := context.Background()
-	for _, q := range []string{
-		"DROP TABLE IF EXISTS customer_profile",
-		`CREATE VIEW customer_profile AS SELECT arrayJoin(['ada', 'bob', 'eve']) AS customer_id, ['email_opt_in'] AS attribute_names,
-			[if(customer_id = 'eve', 'false', 'true')] AS attribute_values`,
-	} {
-		if err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setAttributes(t, conn, map[string]map[string]any{"ada": {"email_opt_in": true}, "bob": {"email_opt_in": true}, "eve": {"email_opt_in": false}})
 	policy := &Policy{Caps: []GlobalCap{{Max: 1, Per: 24 * time.Hour}}, File: "_policy.yaml"}
 	mk := func(id string) *Campaign {
 		c := campaign(t, fmt.Sprintf(`

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -337,9 +338,36 @@ func render(s chdb.Statement) (string, error) {
 	return b.String(), nil
 }
 
+// bindNamed replaces each @name with the literal of the argument of that
+// name, longer names first so that no name's replacement cuts another's.
+func bindNamed(s string, args []any) (string, error) {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		n, ok := a.(driver.NamedValue)
+		if !ok {
+			return "", fmt.Errorf("named and positional arguments mixed: %T", a)
+		}
+		named[i] = n
+	}
+	slices.SortFunc(named, func(a, b driver.NamedValue) int { return len(b.Name) - len(a.Name) })
+	for _, n := range named {
+		l, err := sqlLiteral(n.Value)
+		if err != nil {
+			return "", err
+		}
+		s = strings.ReplaceAll(s, "@"+n.Name, l)
+	}
+	return s, nil
+}
+
 // bindValues replaces each ? outside string literals with the literal of
 // the next argument.
 func bindValues(s string, args []any) (string, error) {
+	if len(args) > 0 {
+		if _, named := args[0].(driver.NamedValue); named {
+			return bindNamed(s, args)
+		}
+	}
 	lits := make([]any, len(args))
 	for i, a := range args {
 		l, err := sqlLiteral(a)

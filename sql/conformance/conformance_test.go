@@ -220,6 +220,14 @@ func triggerChecks(t *testing.T) []check {
 			checks = append(checks, check{fmt.Sprintf("trigger/%s/%d", base, n), bind(t, s, a)})
 		}
 	}
+	// The payload's profile read, for users with linked anonymous ids, an
+	// anonymous id a user claimed, one nobody claimed and an unknown id.
+	ids := "('u1', 'u3', 'u5', 'u8', 'u13', 'anon:a3', 'anon:a7', 'anon:a4', 'nobody')"
+	raw := "(SELECT arrayJoin(" + strings.ReplaceAll(strings.ReplaceAll(ids, "(", "["), ")", "]") + ") UNION ALL SELECT anonymous_customer_id FROM identity_claims WHERE user_id IN " + ids + ")"
+	for _, s := range statements(t, read(t, "../../trigger/testdata/profiles.sql")) {
+		s = strings.ReplaceAll(s, "@ids", ids)
+		checks = append(checks, check{"trigger/profiles", strings.ReplaceAll(s, "@raw", raw)})
+	}
 	return checks
 }
 
