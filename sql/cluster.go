@@ -190,12 +190,16 @@ func (p Plan) rewrite(stmt, cluster, db string) ([]string, error) {
 		return []string{"ALTER TABLE " + name + on + " " + rest}, nil
 	}
 	if m := reTruncate.FindStringSubmatch(body); m != nil {
-		// The rows are in the local tables; every replica empties its own.
+		// The rows are in the replicated local tables. TRUNCATE ON
+		// CLUSTER has every replica of a shard ask its leader at once,
+		// which 18.16 fails ("Leader was suddenly changed"); an ALTER ON
+		// CLUSTER of a replicated table runs on one replica per shard and
+		// replicates, as a DELETE of every row.
 		name := m[1]
 		if p.Tables[name] == Sharded {
 			name += LocalSuffix
 		}
-		return []string{"TRUNCATE TABLE IF EXISTS " + name + on}, nil
+		return []string{"ALTER TABLE " + name + on + " DELETE WHERE 1"}, nil
 	}
 	if reInsert.MatchString(body) {
 		return []string{body}, nil
