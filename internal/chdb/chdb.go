@@ -173,6 +173,9 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 	sv, err := conn.ServerVersion()
 	if err != nil {
 		conn.Close()
+		if why := tlsconf.Refusal(ctx, o.TLS, o.Addr[0], err, c.DialTimeout); why != nil {
+			return nil, fmt.Errorf("connect to clickhouse %s over TLS (check clickhouse.tls): %w", c.Addr, why)
+		}
 		return nil, fmt.Errorf("connect to clickhouse %s (is it running? scripts/clickhouse.sh start): %w", c.Addr, err)
 	}
 	v := Version{int(sv.Version.Major), int(sv.Version.Minor)}

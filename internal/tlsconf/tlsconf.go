@@ -5,12 +5,15 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
+	"time"
 )
 
 // Config is one connection's TLS settings.
@@ -127,4 +130,47 @@ func VerifyHost(tc *tls.Config, addr string) {
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		tc.ServerName = host
 	}
+}
+
+// Refusal returns the TLS reason a connection to addr failed with err
+// (an alert such as "tls: certificate required", or a server certificate
+// this side cannot verify), or nil when TLS was not the cause. Under TLS
+// 1.3 a server checks the client's certificate after the client's handshake
+// has already returned, so a client that goes on to write its first request
+// often reads a reset connection instead of the alert; Refusal then dials
+// once more and writes nothing, and so reads the alert itself.
+func Refusal(ctx context.Context, tc *tls.Config, addr string, err error, wait time.Duration) error {
+	if tc == nil || err == nil {
+		return nil
+	}
+	if why := tlsError(err); why != nil {
+		return why
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	d := tls.Dialer{Config: tc}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return tlsError(err)
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return nil
+	}
+	_, err = conn.Read(make([]byte, 1))
+	return tlsError(err)
+}
+
+// tlsError is err when TLS itself refused (an alert from the server or a
+// certificate this side could not verify), nil otherwise.
+func tlsError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var alert tls.AlertError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &alert) || errors.As(err, &verify) || strings.Contains(err.Error(), "tls: ") {
+		return err
+	}
+	return nil
 }
