@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +35,9 @@ type Datasource struct {
 	settings Settings
 	uid      string
 	conn     driver.Conn
+	// tls is the pool's TLS configuration (nil without TLS), which
+	// CheckHealth uses to say why a server refused the connection.
+	tls *tls.Config
 	// log is Grafana's plugin logger: the host reads the plugin's stderr in
 	// hclog's format, which log/slog does not write.
 	log log.Logger
@@ -72,6 +76,7 @@ func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (ins
 		settings: settings,
 		uid:      s.UID,
 		conn:     conn,
+		tls:      o.TLS,
 		log:      log.DefaultLogger.With("datasource", s.UID),
 		now:      time.Now,
 		poll:     250 * time.Millisecond,

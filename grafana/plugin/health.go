@@ -12,6 +12,7 @@ import (
 
 	"github.com/tideline-dev/tideline/grafana/query"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/tlsconf"
 	tsql "github.com/tideline-dev/tideline/sql"
 )
 
@@ -38,6 +39,9 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	sv, err := d.conn.ServerVersion()
 	if chdb.Code(err) == chdb.CodeUnknownDatabase {
 		return fail(fmt.Sprintf("ClickHouse at %s answers, but database %s does not exist: run `tideline migrate` against this server, or fix the database name.", h.Addr, h.Database))
+	}
+	if why := tlsconf.Refusal(ctx, d.tls, h.Addr, err, d.settings.DialTimeout); why != nil {
+		return fail(fmt.Sprintf("cannot connect to ClickHouse at %s over TLS: %v. Check the TLS settings: the CA certificate, the client certificate and key, and the server name.", h.Addr, why))
 	}
 	if err != nil {
 		return fail(fmt.Sprintf("cannot connect to ClickHouse at %s as %q: %v. Check host, port (the native protocol, usually 9000), user and password, and that the server is running.", h.Addr, d.settings.User, err))

@@ -216,6 +216,9 @@ func EnsureTopics(ctx context.Context, seeds []string, c Config) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	resp, err := adm.CreateTopics(ctx, c.Partitions, c.ReplicationFactor, nil, topics...)
+	if why := c.tlsRefusal(ctx, seeds, err); why != nil {
+		return fmt.Errorf("connect to kafka %v over TLS (check kafka.tls): %w", seeds, why)
+	}
 	if err != nil {
 		return fmt.Errorf("create topics %v on %v (is the broker up? scripts/kafka.sh start): %w", topics, seeds, err)
 	}

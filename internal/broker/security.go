@@ -1,15 +1,19 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/tideline-dev/tideline/internal/tlsconf"
 )
 
 // SASLConfig is how tideline authenticates to brokers (kafka.sasl).
@@ -129,4 +133,18 @@ func securityFor(seeds []string) []kgo.Opt {
 		}
 	}
 	return nil
+}
+
+// tlsRefusal is the TLS reason a client of c's brokers failed with err, nil
+// when TLS was not the cause (see tlsconf.Refusal).
+func (c Config) tlsRefusal(ctx context.Context, seeds []string, err error) error {
+	if err == nil || c.Mode != "kafka" || len(seeds) == 0 {
+		return nil
+	}
+	tc, terr := c.TLS.Client()
+	if terr != nil || tc == nil {
+		return nil
+	}
+	tlsconf.VerifyHost(tc, seeds[0])
+	return tlsconf.Refusal(context.WithoutCancel(ctx), tc, seeds[0], err, 5*time.Second)
 }

@@ -10,9 +10,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -146,6 +148,9 @@ func Refusal(ctx context.Context, tc *tls.Config, addr string, err error, wait t
 	if why := tlsError(err); why != nil {
 		return why
 	}
+	if !cutOff(err) {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	d := tls.Dialer{Config: tc}
@@ -173,4 +178,14 @@ func tlsError(err error) error {
 		return err
 	}
 	return nil
+}
+
+// cutOff reports whether err is a connection the server ended (a reset, a
+// broken pipe, an early end of stream) rather than an answer it gave.
+func cutOff(err error) bool {
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") || strings.HasSuffix(msg, "EOF")
 }
