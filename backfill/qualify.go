@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/tideline-dev/tideline/internal/shares"
+
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
@@ -323,7 +325,7 @@ func (c *CampaignQualifier) Unledgered(ctx context.Context, w Window, campaigns 
 		pq := fromTrigger(q, string(d.Action), d.Reason)
 		pq.Owner = OwnerBackfill
 		if positions != nil {
-			if p, ok := positions[f.feed][trigger.Shard(q.CustomerID, shards)]; ok && f.pos >= p {
+			if p, ok := positions[f.feed][shares.Of(q.CustomerID, shards)]; ok && f.pos >= p {
 				pq.Owner = OwnerPoller
 				fd.LeftToPoller++
 			}

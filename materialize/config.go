@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tideline-dev/tideline/internal/shares"
 )
 
 // DefaultAudiencesDir is where audience definitions live in the repository.
@@ -26,6 +28,30 @@ type Config struct {
 	// EvaluatorID names the evaluator's durable position, so two
 	// deployments can share a database (default "default").
 	EvaluatorID string `koanf:"evaluator_id"`
+	// Sharding is "none" (this evaluator evaluates every customer: run
+	// exactly one per evaluator_id, the default) or "group" (customers are
+	// split into Shards shards owned through a Kafka consumer group on the
+	// coordination topic, as the trigger pollers split theirs: run any
+	// number of evaluators, each evaluating and writing only the customers
+	// of its shards; a shard's position moves with it).
+	Sharding string `koanf:"sharding"`
+	// Shards is the number of customer shards with sharding "group", the
+	// partition count of the coordination topic (default 16). Changing it
+	// makes every evaluator sweep all customers once; stop them all first.
+	Shards int `koanf:"shards"`
+	// Group is the consumer group of the evaluators (default
+	// "tideline-evaluate").
+	Group string `koanf:"group"`
+	// CoordinationTopic is the topic whose partitions are the shards, with
+	// the kafka topic prefix (default "evaluate.shards").
+	CoordinationTopic string `koanf:"coordination_topic"`
+	// InstanceID makes this evaluator a static group member (KIP-345): a
+	// restarted evaluator with the same id takes its shards back at once
+	// instead of after the session timeout (default "": dynamic).
+	InstanceID string `koanf:"instance_id"`
+	// SessionTimeout is how long a silent evaluator keeps its shards
+	// (default 10s).
+	SessionTimeout time.Duration `koanf:"session_timeout"`
 	// Interval is the pause between evaluation passes (default 250ms).
 	Interval time.Duration `koanf:"interval"`
 	// Lanes are the lanes whose watermarks bound evaluation: conditions are
@@ -66,19 +92,24 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		AudiencesDir:   DefaultAudiencesDir,
-		Attributes:     []string{"plan", "country", "email", "age"},
-		EvaluatorID:    "default",
-		Interval:       250 * time.Millisecond,
-		Lanes:          []string{"web", "server"},
-		BatchCustomers: 5000,
-		MaxTouches:     200000,
-		TouchOverlap:   10 * time.Second,
-		TouchSettle:    3 * time.Second,
-		TouchRetention: 72 * time.Hour,
-		ApplySettle:    5 * time.Second,
-		ConfirmAbove:   100,
-		MetricsAddr:    "127.0.0.1:9103",
+		AudiencesDir:      DefaultAudiencesDir,
+		Attributes:        []string{"plan", "country", "email", "age"},
+		EvaluatorID:       "default",
+		Sharding:          "none",
+		Shards:            16,
+		Group:             "tideline-evaluate",
+		CoordinationTopic: "evaluate.shards",
+		SessionTimeout:    10 * time.Second,
+		Interval:          250 * time.Millisecond,
+		Lanes:             []string{"web", "server"},
+		BatchCustomers:    5000,
+		MaxTouches:        200000,
+		TouchOverlap:      10 * time.Second,
+		TouchSettle:       3 * time.Second,
+		TouchRetention:    72 * time.Hour,
+		ApplySettle:       5 * time.Second,
+		ConfirmAbove:      100,
+		MetricsAddr:       "127.0.0.1:9103",
 	}
 }
 
@@ -96,6 +127,7 @@ func (c Config) Validate() error {
 	if !idRe.MatchString(c.EvaluatorID) {
 		errs = append(errs, fmt.Errorf("materialize.evaluator_id %q: use lower-case letters, digits and underscores", c.EvaluatorID))
 	}
+	errs = append(errs, c.shares().Validate("materialize"))
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("materialize.interval must be positive, got %s", c.Interval))
 	}
@@ -131,6 +163,11 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("materialize.confirm_above must not be negative, got %d", c.ConfirmAbove))
 	}
 	return errors.Join(errs...)
+}
+
+// shares is how the evaluators divide customers.
+func (c Config) shares() shares.Config {
+	return shares.Config{Sharding: c.Sharding, Count: c.Shards, Group: c.Group, Topic: c.CoordinationTopic, InstanceID: c.InstanceID, SessionTimeout: c.SessionTimeout}
 }
 
 // attributeSettings are the attribute settings of c.

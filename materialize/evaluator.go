@@ -10,6 +10,7 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/component"
+	"github.com/tideline-dev/tideline/internal/shares"
 )
 
 // Stats describes one evaluation pass.
@@ -23,6 +24,9 @@ type Stats struct {
 	// FullSweep is set when every known customer was evaluated: on the
 	// first pass and whenever the applied audiences changed.
 	FullSweep bool
+	// Shards are the customer shards this evaluator owned during the pass
+	// (sharding "group"; nil with sharding "none": every customer).
+	Shards []int32
 	// Audiences evaluated.
 	Audiences int
 	// Touches are the customer_touches rows handled: each touch is handled
@@ -43,16 +47,27 @@ type Stats struct {
 // reads the customers touched since its cursor and those whose windows an
 // advancing watermark can change, evaluates the applied audiences for them
 // as of the watermark, and writes a transition for every membership change.
-// Run one evaluator per database (or per evaluator_id): two with the same
-// id repeat each other's work, which is harmless but wasted.
+// With sharding "none", run one evaluator per database (or per
+// evaluator_id): two with the same id repeat each other's work, which is
+// harmless but wasted. With sharding "group", run any number: each
+// evaluates the customers of the shards the group gives it (see Join).
 type Evaluator struct {
 	conn    *chdb.Conn
 	cfg     Config
+	env     component.Env
 	log     *slog.Logger
 	metrics *evalMetrics
 	touches *touchReader
 
-	state       *evalState
+	// own is the shards this evaluator owns once it joined its group (nil:
+	// every customer).
+	own *shares.Ownership
+
+	state *evalState
+	// stateKeys are the evaluator_state keys state was loaded from and is
+	// saved under: the evaluator id, or one per owned shard (stateShards).
+	stateKeys   []string
+	stateShards []int32
 	savedAt     time.Time
 	lastVersion uint64
 	lastSkipped string
@@ -69,6 +84,7 @@ func NewEvaluator(cfg Config, env component.Env) (*Evaluator, error) {
 	return &Evaluator{
 		conn:    env.Conn,
 		cfg:     cfg,
+		env:     env,
 		log:     env.Logger(),
 		metrics: newEvalMetrics(env.Registry),
 		touches: newTouchReader(uint32(cfg.TouchOverlap/time.Second), uint32(cfg.TouchSettle/time.Second), cfg.MaxTouches),
@@ -79,7 +95,11 @@ func NewEvaluator(cfg Config, env component.Env) (*Evaluator, error) {
 // errors (a ClickHouse outage is waited out, not fatal). An error no retry
 // cures (chdb.Retryable: a missing table or column) ends Run with what to fix.
 func (e *Evaluator) Run(ctx context.Context) error {
-	e.log.Info("audience evaluator started", "evaluator", e.cfg.EvaluatorID, "interval", e.cfg.Interval, "lanes", e.cfg.Lanes)
+	if err := e.Join(ctx); err != nil {
+		return err
+	}
+	defer e.Leave()
+	e.log.Info("audience evaluator started", "evaluator", e.cfg.EvaluatorID, "interval", e.cfg.Interval, "lanes", e.cfg.Lanes, "sharding", e.cfg.Sharding)
 	// Housekeeping keeps its own schedule, so dropping partitions never
 	// delays a pass; it stops with ctx, and Run returns after it.
 	var wg sync.WaitGroup
@@ -153,10 +173,25 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		stats.NoWatermark = true
 		return stats, nil
 	}
-	if e.state == nil {
-		if e.state, err = e.loadState(ctx); err != nil {
+	if e.own != nil {
+		e.own.Lock()
+		defer e.own.Unlock()
+		owned := e.own.List()
+		stats.Shards = owned
+		e.metrics.shards.Set(float64(len(owned)))
+		if len(owned) == 0 {
+			return stats, nil
+		}
+		if err := e.takeShards(ctx, owned); err != nil {
 			return stats, err
 		}
+	}
+	if e.state == nil {
+		keys := e.keysOf(stats.Shards)
+		if e.state, err = e.loadState(ctx, keys); err != nil {
+			return stats, err
+		}
+		e.stateKeys, e.stateShards = keys, stats.Shards
 		e.touches.reset()
 	}
 	carried, err := inputLanes(ctx, e.conn)
@@ -191,6 +226,9 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		e.touches.reset()
 		return stats, err
 	}
+	if e.own != nil {
+		res.keep(e.own.OwnsCustomer)
+	}
 	customers := res.customers()
 	for i := 0; i < len(customers); i += e.cfg.BatchCustomers {
 		batch := customers[i:min(i+e.cfg.BatchCustomers, len(customers))]
@@ -216,9 +254,11 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		stats.Exited += ex
 	}
 	stats.Customers = len(customers) + len(retired)
-	if err := e.recordCompleteness(ctx, pc); err != nil {
-		e.touches.reset()
-		return stats, err
+	if e.doesChores() {
+		if err := e.recordCompleteness(ctx, pc); err != nil {
+			e.touches.reset()
+			return stats, err
+		}
 	}
 	return stats, e.commit(ctx, next, full || stats.Entered+stats.Exited > 0)
 }

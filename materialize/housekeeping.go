@@ -26,6 +26,9 @@ func (e *Evaluator) keepHouse(ctx context.Context) {
 // housekeeping drops customer_touches partitions older than the retention.
 // Failures are logged: they cost disk, not correctness.
 func (e *Evaluator) housekeeping(ctx context.Context) {
+	if !e.doesChores() {
+		return
+	}
 	cutoff := time.Now().Add(-e.cfg.TouchRetention).UTC().Format("20060102")
 	rows, err := e.conn.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = 'customer_touches' AND active")
 	if err != nil {

@@ -17,6 +17,7 @@ type evalMetrics struct {
 	// freshest watermark: the part of its decisions held back by a lane.
 	completeness *prometheus.GaugeVec
 	redated      *prometheus.CounterVec
+	shards       prometheus.Gauge
 }
 
 func newEvalMetrics(reg prometheus.Registerer) *evalMetrics {
@@ -31,9 +32,11 @@ func newEvalMetrics(reg prometheus.Registerer) *evalMetrics {
 			Help: "How far an audience's complete time (the smallest watermark of its lanes) is behind the freshest lane watermark."}, []string{"audience"}),
 		redated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tideline_materialize_transitions_redated_total",
 			Help: "Transitions written again with an earlier or later date because late data moved when the condition became true."}, []string{"audience"}),
+		shards: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tideline_materialize_shards_owned",
+			Help: "Customer shards this evaluator owns (materialize.sharding group)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.passes, m.duration, m.customers, m.touches, m.transitions, m.asOfAge, m.completeness, m.redated)
+		reg.MustRegister(m.shards, m.passes, m.duration, m.customers, m.touches, m.transitions, m.asOfAge, m.completeness, m.redated)
 	}
 	return m
 }

@@ -80,21 +80,7 @@ func runOracle(t *testing.T, br testenv.Broker, seed uint64) {
 	ev := testEvaluator(t, conn)
 
 	const customers, events = 150, 3000
-	g := newGenerator(seed, customers, time.Now())
-	rng := rand.New(rand.NewPCG(seed, 99))
-	var recs []record
-	for range events {
-		recs = append(recs, g.next())
-	}
-	rng.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
-	// About one record in ten is delivered again later, as after a
-	// producer retry or a consumer replay.
-	var dups []record
-	for _, r := range recs {
-		if rng.IntN(10) == 0 {
-			dups = append(dups, r)
-		}
-	}
+	recs, dups := oracleStream(seed, customers, events)
 	m := newModel()
 	var maxEvent uint64
 	passes := 0
@@ -135,6 +121,24 @@ func runOracle(t *testing.T, br testenv.Broker, seed uint64) {
 	}
 	t.Logf("seed %d on %s: %d customers, %d distinct events (%d records with redeliveries), %d passes, converged in %s; members: %s; %d transition dates checked",
 		seed, br.Name, customers, len(m.msgs), len(recs)+len(dups), passes, converged.Round(time.Millisecond), strings.Join(sizes, " "), dated)
+}
+
+// oracleStream is a randomized stream of events by customers, shuffled,
+// and the records of it delivered again later (about one in ten), as after
+// a producer retry or a consumer replay.
+func oracleStream(seed uint64, customers, events int) (recs, dups []record) {
+	g := newGenerator(seed, customers, time.Now())
+	rng := rand.New(rand.NewPCG(seed, 99))
+	for range events {
+		recs = append(recs, g.next())
+	}
+	rng.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+	for _, r := range recs {
+		if rng.IntN(10) == 0 {
+			dups = append(dups, r)
+		}
+	}
+	return recs, dups
 }
 
 // compareQualifications checks that the latest transition of every

@@ -38,6 +38,9 @@ func newPass(p *Plan, st *evalState, wms map[string]uint64, freshest uint64, car
 		pc.prevEager = st.asOf
 	}
 	pc.eager = max(freshest, pc.prevEager)
+	if f, ok := st.floor(eagerKey); ok {
+		pc.eager = max(pc.eager, f)
+	}
 	pc.times[eagerKey] = pc.eager
 	// A set of lanes seen for the first time (an input appeared on a new
 	// lane) continues from the earliest saved time, so no window that moved
@@ -53,11 +56,12 @@ func newPass(p *Plan, st *evalState, wms map[string]uint64, freshest uint64, car
 		k := timeKey(ls)
 		t, held := laneTime(ls, wms)
 		prev, ok := st.times[k]
-		if ok {
+		if f, floored := st.floor(k); floored {
 			// A set's time never goes back (a lane's watermark row can
 			// lag a pass behind another's).
-			t = max(t, prev)
-		} else {
+			t = max(t, f)
+		}
+		if !ok {
 			// Only for finding the customers whose windows moved: the
 			// time itself is the lanes' own.
 			prev = min(fallback, pc.prevEager)

@@ -134,7 +134,7 @@ func Preview(ctx context.Context, conn *chdb.Conn, cfg Config, a *Audience, samp
 	if freshest == 0 {
 		return nil, ErrNoWatermark
 	}
-	st, err := e.loadState(ctx)
+	st, err := e.loadState(ctx, e.everyKey())
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tideline-dev/tideline/internal/shares"
 )
 
 // Config configures the poller, its delivery and `tideline trigger redeliver`.
@@ -148,24 +150,7 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("trigger.start_from %q: want earliest or latest", c.StartFrom))
 	}
-	switch c.Sharding {
-	case "none":
-	case "group":
-		if c.Group == "" {
-			errs = append(errs, errors.New("trigger.group is empty: name the pollers' consumer group"))
-		}
-		if c.CoordinationTopic == "" {
-			errs = append(errs, errors.New("trigger.coordination_topic is empty"))
-		}
-		if c.SessionTimeout < 6*time.Second {
-			errs = append(errs, fmt.Errorf("trigger.session_timeout %s is below the brokers' usual minimum of 6s", c.SessionTimeout))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("trigger.sharding %q: want group (any number of pollers) or none (exactly one)", c.Sharding))
-	}
-	if c.Shards < 1 || c.Shards > 1024 {
-		errs = append(errs, fmt.Errorf("trigger.shards must be between 1 and 1024, got %d", c.Shards))
-	}
+	errs = append(errs, c.shares().Validate("trigger"))
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("trigger.max_attempts must be at least 1, got %d", c.MaxAttempts))
 	}
@@ -187,4 +172,9 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// shares is how the pollers divide customers.
+func (c Config) shares() shares.Config {
+	return shares.Config{Sharding: c.Sharding, Count: c.Shards, Group: c.Group, Topic: c.CoordinationTopic, InstanceID: c.InstanceID, SessionTimeout: c.SessionTimeout}
 }

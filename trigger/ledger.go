@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-faster/city"
-
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -76,12 +74,6 @@ func ledgerKey(campaignID, customerID, episode string) string {
 	h.Write([]byte{0})
 	h.Write([]byte(episode))
 	return "msg_" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// Shard is the customer shard of id among count shards; the SQL filter
-// cityHash64(customer_id) % count computes the same value.
-func Shard(customerID string, count int) int32 {
-	return int32(city.CH64([]byte(customerID)) % uint64(count))
 }
 
 // Entry is one ledger entry: the decision about one qualification and

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tideline-dev/tideline/internal/shares"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -36,7 +38,7 @@ type Poller struct {
 	routes  map[string]*route
 	rec     *Recorder
 	ledger  *Ledger
-	own     *ownership
+	own     *shares.Ownership
 	m       *metrics
 	c       counters
 	readers []*feedReader
@@ -76,7 +78,7 @@ func NewPoller(cfg Config, campaigns []*Campaign, env component.Env) (*Poller, e
 	p := &Poller{
 		cfg: cfg, conn: conn, bc: bc, seeds: seeds, log: log, all: campaigns,
 		byID: map[string]*Campaign{}, names: map[*feed][]string{}, pending: map[string]*waiting{},
-		ledger: NewLedger(conn), own: newOwnership(cfg.Shards), m: newMetrics(env.Registry),
+		ledger: NewLedger(conn), own: shares.New(cfg.Shards, "trigger shards"), m: newMetrics(env.Registry),
 	}
 	needKafka := cfg.Sharding == "group"
 	for _, c := range campaigns {
@@ -151,7 +153,7 @@ func (p *Poller) run(ctx context.Context) error {
 			p.kafka.Close()
 		}
 	}()
-	p.own.onRevoke = func(ctx context.Context, shards []int32) {
+	p.own.OnRevoke = func(ctx context.Context, shards []int32) {
 		if err := p.saveCursors(ctx, shards); err != nil {
 			p.log.Warn("save positions of revoked shards", "err", err)
 		}
@@ -159,15 +161,15 @@ func (p *Poller) run(ctx context.Context) error {
 	}
 	switch p.cfg.Sharding {
 	case "none":
-		p.own.ownAll()
+		p.own.OwnAll()
 	default:
-		if err := p.own.joinGroup(ctx, p.cfg, p.seeds, p.bc, p.log); err != nil {
+		if err := p.own.Join(ctx, p.cfg.shares(), p.seeds, p.bc, p.log); err != nil {
 			return err
 		}
 	}
-	defer p.own.close()
+	defer p.own.Close()
 	p.disp = newDispatcher(p.cfg, p.conn, p.routes, p.kafka, p.bc.TopicPrefix, p.m, &p.c, p.log)
-	p.disp.owns = p.own.ownsCustomer
+	p.disp.owns = p.own.OwnsCustomer
 	p.supp = &recentSuppressions{sinceMs: sub(chdb.NowMs(), ms(suppressionSlack)), m: map[string]*Suppression{}}
 	p.disp.suppressed = p.supp.get
 	if err := p.disp.loadDisabled(ctx); err != nil {
@@ -227,11 +229,11 @@ func (p *Poller) run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
 	defer cancel()
-	p.own.mu.Lock()
-	if err := p.saveCursors(sctx, p.own.list()); err != nil {
+	p.own.Lock()
+	if err := p.saveCursors(sctx, p.own.List()); err != nil {
 		p.log.Warn("save positions at shutdown", "err", err)
 	}
-	p.own.mu.Unlock()
+	p.own.Unlock()
 	p.disp.drain(sctx)
 	stopWorkers()
 	p.disp.wait()
@@ -282,18 +284,16 @@ func (p *Poller) startKafka(ctx context.Context) error {
 // hand the fires to the dispatcher. It holds the ownership lock throughout.
 // It reports whether a feed had more rows than one batch.
 func (p *Poller) cycle(ctx context.Context) (bool, error) {
-	p.own.mu.Lock()
-	defer p.own.mu.Unlock()
-	owned := p.own.list()
+	p.own.Lock()
+	defer p.own.Unlock()
+	owned := p.own.List()
 	p.m.shards.Set(float64(len(owned)))
 	if len(owned) == 0 {
 		return false, nil
 	}
-	if gained := p.own.takeGained(); len(gained) > 0 {
+	if gained := p.own.TakeGained(); len(gained) > 0 {
 		if err := p.takeOver(ctx, gained); err != nil {
-			for _, s := range gained {
-				p.own.gained[s] = true
-			}
+			p.own.Regain(gained)
 			return false, err
 		}
 	}
@@ -534,7 +534,7 @@ func (p *Poller) dropPending(shards []int32) {
 		gone[s] = true
 	}
 	for k, w := range p.pending {
-		if gone[Shard(w.q.CustomerID, p.cfg.Shards)] {
+		if gone[shares.Of(w.q.CustomerID, p.cfg.Shards)] {
 			delete(p.pending, k)
 		}
 	}

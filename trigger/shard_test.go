@@ -33,7 +33,7 @@ deliver:
 			p1 := startPoller(t, cfg, []*Campaign{c}, conn, br.Config, br.Seeds)
 			p2 := startPoller(t, cfg, []*Campaign{c}, conn, br.Config, br.Seeds)
 			owned := func(r *running) int {
-				s := *r.p.own.snapshot.Load()
+				s := r.p.own.Snapshot()
 				n := 0
 				for _, mine := range s {
 					if mine {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/config"
@@ -592,8 +593,13 @@ every materialize.interval, reads the customers touched since its last
 position and those whose windows the lane watermark moved, evaluates the
 applied audiences for them as of the watermark, and writes an entered or
 exited transition for every membership change. Its position is durable;
-after a crash it repeats work, which writes nothing new. Run one per
-database (or per materialize.evaluator_id).`,
+after a crash it repeats work, which writes nothing new. With
+materialize.sharding none (the default) run one per database (or per
+materialize.evaluator_id); with materialize.sharding group run any number
+against an external Kafka (kafka.mode kafka): they split the customers
+into materialize.shards shards through a consumer group, each evaluating
+and writing only its own, and a leaving or failed evaluator's shards are
+taken over from where it stopped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.load(cmd, config.Sections{"materialize": &mc},
@@ -609,7 +615,19 @@ database (or per materialize.evaluator_id).`,
 			}
 			defer conn.Close()
 			reg := telemetry.NewRegistry()
-			ev, err := startEvaluator(ctx, a, mc, apply, conn, reg)
+			env := component.Env{Conn: conn, Registry: reg, Log: a.log}
+			if mc.Sharding == "group" {
+				if a.kafka.Mode != "kafka" {
+					return fmt.Errorf("materialize.sharding group: the evaluators share customers through a Kafka consumer group, which needs kafka.mode kafka (an embedded broker is one process's own); got kafka.mode %q", a.kafka.Mode)
+				}
+				seeds, stop, err := broker.Connect(ctx, a.kafka, a.log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				env.Kafka, env.Seeds = a.kafka, seeds
+			}
+			ev, err := startEvaluator(ctx, a, mc, apply, env)
 			if err != nil {
 				return err
 			}
@@ -628,7 +646,8 @@ database (or per materialize.evaluator_id).`,
 }
 
 // startEvaluator applies the definitions when asked and builds the evaluator.
-func startEvaluator(ctx context.Context, a *app, mc materialize.Config, apply bool, conn *chdb.Conn, reg prometheus.Registerer) (*materialize.Evaluator, error) {
+func startEvaluator(ctx context.Context, a *app, mc materialize.Config, apply bool, env component.Env) (*materialize.Evaluator, error) {
+	conn := env.Conn
 	if err := mc.Validate(); err != nil {
 		return nil, err
 	}
@@ -643,7 +662,7 @@ func startEvaluator(ctx context.Context, a *app, mc materialize.Config, apply bo
 		}
 		a.log.Info("audiences applied", "applied", rep.Applied, "unchanged", len(rep.Unchanged), "deactivated", rep.Deactivated, "views_created", len(rep.ViewsCreated))
 	}
-	return materialize.NewEvaluator(mc, component.Env{Conn: conn, Registry: reg, Log: a.log})
+	return materialize.NewEvaluator(mc, env)
 }
 
 // devEvaluator is the evaluator `tideline dev` runs, with the audience
@@ -651,7 +670,9 @@ func startEvaluator(ctx context.Context, a *app, mc materialize.Config, apply bo
 func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb.Conn, reg prometheus.Registerer) (pipeline.Component, error) {
 	// dev starts from an empty or demo database: nothing to wait for.
 	mc.ApplySettle = 0
-	ev, err := startEvaluator(ctx, a, mc, true, conn, reg)
+	// dev runs one evaluator on its own broker: it owns every customer.
+	mc.Sharding = "none"
+	ev, err := startEvaluator(ctx, a, mc, true, component.Env{Conn: conn, Registry: reg, Log: a.log})
 	if err != nil {
 		return pipeline.Component{}, err
 	}

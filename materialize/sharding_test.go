@@ -1,0 +1,214 @@
+package materialize
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/internal/component"
+	"github.com/tideline-dev/tideline/internal/shares"
+	"github.com/tideline-dev/tideline/internal/testenv"
+)
+
+// TestShardedEvaluators runs the oracle's randomized stream (identity
+// claims, duplicates, reordering, late events) through several evaluators
+// that share customers through a consumer group on each broker. After
+// every pass it checks that what the pass wrote belongs to the shards the
+// evaluator owned; midway one evaluator leaves (its shards handed over with
+// its position), one stops without saving its position (as in a crash
+// between a write and the next save) and a new one joins; at the end the
+// memberships, transitions and their dates equal the model's, exactly as
+// with one evaluator, and a fresh unsharded evaluator's full sweep finds
+// nothing to change.
+func TestShardedEvaluators(t *testing.T) {
+	for _, br := range testenv.Brokers(t) {
+		t.Run(br.Name, func(t *testing.T) { runSharded(t, br, 4) })
+	}
+}
+
+func runSharded(t *testing.T, br testenv.Broker, seed uint64) {
+	conn := testenv.ClickHouse(t)
+	plan := applyDirs(t, conn, oracleSettings, "audiences", "testdata/oracle")
+	h := newHarness(t, br, conn, "sharded")
+	h.startLoader("live", []string{"web", "server"}, nil)
+
+	cfg := testConfig()
+	cfg.Sharding, cfg.Shards, cfg.SessionTimeout = "group", 8, 6*time.Second
+	cfg.Group = "evaluate-" + testenv.Name(t)
+	ctx := context.Background()
+	join := func(name string) *Evaluator {
+		t.Helper()
+		ev, err := NewEvaluator(cfg, component.Env{Conn: conn, Kafka: br.Config, Seeds: br.Seeds, Log: testenv.Logger(t).With("evaluator", name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.Join(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ev.Leave)
+		return ev
+	}
+	live := map[string]*Evaluator{"a": join("a"), "b": join("b"), "c": join("c")}
+	// divided waits until the live evaluators own every shard between them,
+	// each at least one and no shard twice.
+	divided := func(what string) {
+		t.Helper()
+		testenv.Eventually(t, 90*time.Second, what, func() (bool, string) {
+			count := make([]int, cfg.Shards)
+			var desc []string
+			ok := true
+			for _, name := range slices.Sorted(maps.Keys(live)) {
+				n := 0
+				for s, mine := range live[name].own.Snapshot() {
+					if mine {
+						count[s]++
+						n++
+					}
+				}
+				ok = ok && n > 0
+				desc = append(desc, fmt.Sprintf("%s owns %d", name, n))
+			}
+			for _, c := range count {
+				ok = ok && c == 1
+			}
+			return ok, strings.Join(desc, ", ")
+		})
+	}
+	divided("three evaluators split the shards")
+
+	// pass runs one pass of ev and checks that every transition it wrote
+	// or rewrote is of a customer of its shards (a linked anonymous id's
+	// exit goes with its user's shard).
+	checked := 0
+	pass := func(name string, ev *Evaluator) Stats {
+		t.Helper()
+		before := map[transitionRow]bool{}
+		for _, r := range transitions(t, conn) {
+			before[r] = true
+		}
+		st := evaluate(t, ev)
+		var written []string
+		for _, r := range transitions(t, conn) {
+			if !before[r] {
+				written = append(written, r.Customer)
+			}
+		}
+		owner := ownersOf(t, conn, written)
+		for _, c := range written {
+			if s := shares.Of(owner[c], cfg.Shards); !slices.Contains(st.Shards, s) {
+				t.Errorf("evaluator %s wrote a transition of %s (shard %d) while owning %v", name, c, s, st.Shards)
+			}
+		}
+		checked += len(written)
+		return st
+	}
+
+	recs, dups := oracleStream(seed, 150, 3000)
+	m := newModel()
+	var maxEvent uint64
+	for i, chunk := range split(append(recs, dups...), 6) {
+		switch i {
+		case 2:
+			// A graceful stop: its shards go to the others with its
+			// position.
+			live["c"].Leave()
+			delete(live, "c")
+			divided("a and b take over c's shards")
+		case 4:
+			// A stop that saves no position: the next owners start from
+			// the last position b saved and repeat its work.
+			live["b"].own.OnRevoke = nil
+			live["b"].Leave()
+			delete(live, "b")
+			live["d"] = join("d")
+			divided("d joins and b's shards are owned again")
+		}
+		producedAt := ms(time.Now())
+		h.produce(chunk)
+		h.rows += int64(len(chunk))
+		for _, r := range chunk {
+			m.add(r.ev)
+			maxEvent = max(maxEvent, evTime(r.ev))
+		}
+		h.waitRows(h.rows)
+		h.waitWatermark(producedAt)
+		for _, name := range slices.Sorted(maps.Keys(live)) {
+			pass(name, live[name])
+		}
+	}
+	h.waitWatermark(max(maxEvent, ms(time.Now())) + 1)
+	// Each evaluator's customers are compared with the model as of its own
+	// last pass (the watermark moves on between two evaluators' passes).
+	wantMembers := map[string][]string{}
+	wantQual := map[[2]string]qualification{}
+	for _, name := range slices.Sorted(maps.Keys(live)) {
+		st := pass(name, live[name])
+		mine := func(customer string) bool { return slices.Contains(st.Shards, shares.Of(customer, cfg.Shards)) }
+		for a, cs := range m.members(plan, st.AsOfMs) {
+			for _, c := range cs {
+				if mine(c) {
+					wantMembers[a] = append(wantMembers[a], c)
+				}
+			}
+		}
+		q := m.qualifications(plan, st.AsOfMs)
+		var ids []string
+		for k := range q {
+			ids = append(ids, k[1])
+		}
+		owner := ownersOf(t, conn, ids)
+		for k, v := range q {
+			if mine(owner[k[1]]) {
+				wantQual[k] = v
+			}
+		}
+	}
+	for a := range wantMembers {
+		slices.Sort(wantMembers[a])
+	}
+
+	got := members(t, conn)
+	compareMembers(t, got, wantMembers, plan)
+	checkTransitions(t, conn, got)
+	dated := compareQualifications(t, conn, wantQual)
+
+	alone := testConfig()
+	alone.EvaluatorID = "alone"
+	ev, err := NewEvaluator(alone, component.Env{Conn: conn, Log: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := evaluate(t, ev); !st.FullSweep || st.Entered+st.Exited != 0 {
+		t.Errorf("a fresh unsharded evaluator's full sweep changed memberships after the sharded ones: %+v", st)
+	}
+	t.Logf("on %s: %d transitions written, each by its shard's owner; %d transition dates equal the model's", br.Name, checked, dated)
+}
+
+// ownersOf maps each customer id to the customer it counts for: a linked
+// anonymous id to its user, any other id to itself.
+func ownersOf(t *testing.T, conn *chdb.Conn, ids []string) map[string]string {
+	t.Helper()
+	var anons []string
+	out := map[string]string{}
+	for _, id := range ids {
+		out[id] = id
+		if strings.HasPrefix(id, anonPrefix) {
+			anons = append(anons, id)
+		}
+	}
+	ls, err := links(context.Background(), conn, anons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, l := range ls {
+		if l.user != "" {
+			out[id] = l.user
+		}
+	}
+	return out
+}
