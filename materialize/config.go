@@ -28,30 +28,23 @@ type Config struct {
 	// EvaluatorID names the evaluator's durable position, so two
 	// deployments can share a database (default "default").
 	EvaluatorID string `koanf:"evaluator_id"`
-	// Sharding is "none" (this evaluator evaluates every customer: run
-	// exactly one per evaluator_id, the default) or "group" (customers are
-	// split into Shards shards owned through a Kafka consumer group on the
-	// coordination topic, as the trigger pollers split theirs: run any
-	// number of evaluators, each evaluating and writing only the customers
-	// of its shards; a shard's position moves with it).
+	// Sharding is "none" (the default: one evaluator per evaluator_id
+	// evaluates every customer) or "group" (any number share the customers
+	// through a Kafka consumer group, each evaluating and writing only the
+	// customers of its shards; a shard's position moves with it).
 	Sharding string `koanf:"sharding"`
-	// Shards is the number of customer shards with sharding "group", the
-	// partition count of the coordination topic (default 16). Changing it
-	// makes every evaluator sweep all customers once; stop them all first.
-	Shards int `koanf:"shards"`
-	// Group is the consumer group of the evaluators (default
-	// "tideline-evaluate").
-	Group string `koanf:"group"`
-	// CoordinationTopic is the topic whose partitions are the shards, with
-	// the kafka topic prefix (default "evaluate.shards").
-	CoordinationTopic string `koanf:"coordination_topic"`
-	// InstanceID makes this evaluator a static group member (KIP-345): a
-	// restarted evaluator with the same id takes its shards back at once
-	// instead of after the session timeout (default "": dynamic).
-	InstanceID string `koanf:"instance_id"`
-	// SessionTimeout is how long a silent evaluator keeps its shards
-	// (default 10s).
-	SessionTimeout time.Duration `koanf:"session_timeout"`
+	// Shards, Group, CoordinationTopic, InstanceID and SessionTimeout set
+	// up the group as trigger's settings of the same names do the pollers':
+	// the shard count (default 16; a new count makes every evaluator sweep
+	// all customers once), the consumer group (default "tideline-evaluate"),
+	// the coordination topic under the kafka topic prefix (default
+	// "evaluate.shards"), a static member id (default "": dynamic) and how
+	// long a silent evaluator keeps its shards (default 10s).
+	Shards            int           `koanf:"shards"`
+	Group             string        `koanf:"group"`
+	CoordinationTopic string        `koanf:"coordination_topic"`
+	InstanceID        string        `koanf:"instance_id"`
+	SessionTimeout    time.Duration `koanf:"session_timeout"`
 	// Interval is the pause between evaluation passes (default 250ms).
 	Interval time.Duration `koanf:"interval"`
 	// Lanes are the lanes whose watermarks bound evaluation: conditions are

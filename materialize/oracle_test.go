@@ -85,15 +85,7 @@ func runOracle(t *testing.T, br testenv.Broker, seed uint64) {
 	var maxEvent uint64
 	passes := 0
 	for i, chunk := range split(append(recs, dups...), 5) {
-		producedAt := ms(time.Now())
-		h.produce(chunk)
-		h.rows += int64(len(chunk))
-		for _, r := range chunk {
-			m.add(r.ev)
-			maxEvent = max(maxEvent, evTime(r.ev))
-		}
-		h.waitRows(h.rows)
-		h.waitWatermark(producedAt)
+		maxEvent = max(maxEvent, h.feed(chunk, m))
 		st := evaluate(t, ev)
 		passes++
 		if i == 0 && !st.FullSweep {
@@ -121,6 +113,24 @@ func runOracle(t *testing.T, br testenv.Broker, seed uint64) {
 	}
 	t.Logf("seed %d on %s: %d customers, %d distinct events (%d records with redeliveries), %d passes, converged in %s; members: %s; %d transition dates checked",
 		seed, br.Name, customers, len(m.msgs), len(recs)+len(dups), passes, converged.Round(time.Millisecond), strings.Join(sizes, " "), dated)
+}
+
+// feed produces chunk, adds it to the model, and waits until the loader
+// has loaded it and the watermark has passed the moment it was produced;
+// it returns the latest event time in it.
+func (h *harness) feed(chunk []record, m *model) uint64 {
+	h.t.Helper()
+	producedAt := ms(time.Now())
+	h.produce(chunk)
+	h.rows += int64(len(chunk))
+	var latest uint64
+	for _, r := range chunk {
+		m.add(r.ev)
+		latest = max(latest, evTime(r.ev))
+	}
+	h.waitRows(h.rows)
+	h.waitWatermark(producedAt)
+	return latest
 }
 
 // oracleStream is a randomized stream of events by customers, shuffled,

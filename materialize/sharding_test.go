@@ -128,15 +128,7 @@ func runSharded(t *testing.T, br testenv.Broker, seed uint64) {
 			live["d"] = join("d")
 			divided("d joins and b's shards are owned again")
 		}
-		producedAt := ms(time.Now())
-		h.produce(chunk)
-		h.rows += int64(len(chunk))
-		for _, r := range chunk {
-			m.add(r.ev)
-			maxEvent = max(maxEvent, evTime(r.ev))
-		}
-		h.waitRows(h.rows)
-		h.waitWatermark(producedAt)
+		maxEvent = max(maxEvent, h.feed(chunk, m))
 		for _, name := range slices.Sorted(maps.Keys(live)) {
 			pass(name, live[name])
 		}
