@@ -152,6 +152,9 @@ func (e *Evaluator) EvaluateOnce(ctx context.Context) (Stats, error) {
 
 func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 	var stats Stats
+	if e.own != nil {
+		e.metrics.shards.Set(float64(e.own.Owned()))
+	}
 	plan, skipped, err := LoadApplied(ctx, e.conn)
 	if err != nil {
 		return stats, err
@@ -178,7 +181,6 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		defer e.own.Unlock()
 		owned := e.own.List()
 		stats.Shards = owned
-		e.metrics.shards.Set(float64(len(owned)))
 		if len(owned) == 0 {
 			return stats, nil
 		}

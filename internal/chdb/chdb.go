@@ -173,6 +173,9 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 	sv, err := conn.ServerVersion()
 	if err != nil {
 		conn.Close()
+		if Code(err) == CodeUnknownDatabase {
+			return nil, fmt.Errorf("clickhouse %s has no database %s: run `tideline migrate` against it, or fix clickhouse.database: %w", c.Addr, c.Database, err)
+		}
 		if why := tlsconf.Refusal(ctx, o.TLS, o.Addr[0], err, c.DialTimeout); why != nil {
 			return nil, fmt.Errorf("connect to clickhouse %s over TLS (check clickhouse.tls): %w", c.Addr, why)
 		}

@@ -137,6 +137,17 @@ func (o *Ownership) publish() {
 // Snapshot is which shares are owned now, by share; it needs no lock.
 func (o *Ownership) Snapshot() []bool { return *o.snapshot.Load() }
 
+// Owned is how many shares are owned now; it needs no lock.
+func (o *Ownership) Owned() int {
+	n := 0
+	for _, mine := range o.Snapshot() {
+		if mine {
+			n++
+		}
+	}
+	return n
+}
+
 // OwnsCustomer reports whether this process owns the customer's share now.
 func (o *Ownership) OwnsCustomer(id string) bool {
 	return o.Snapshot()[Of(id, o.count)]
@@ -186,6 +197,9 @@ func (o *Ownership) Join(ctx context.Context, c Config, seeds []string, bc broke
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.DisableAutoCommit(),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[topic]) == 0 {
+				return
+			}
 			o.mu.Lock()
 			defer o.mu.Unlock()
 			for _, p := range m[topic] {
