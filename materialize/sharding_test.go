@@ -204,3 +204,36 @@ func ownersOf(t *testing.T, conn *chdb.Conn, ids []string) map[string]string {
 	}
 	return out
 }
+
+// TestMergePositions checks the position a pass over several shards starts
+// from: the earliest cursor and times (no shard's work is skipped), floors
+// at the latest times (no shard goes back), a signature only when all
+// agree, and a fresh start when one shard has none.
+func TestMergePositions(t *testing.T) {
+	a := &evalState{cursor: 100, asOf: 5000, signature: "s1", times: map[string]uint64{eagerKey: 5000, "web": 4000, "web,server": 3000}}
+	b := &evalState{cursor: 90, asOf: 6000, signature: "s1", times: map[string]uint64{eagerKey: 6000, "web": 3500}}
+	m := merge([]*evalState{a, b})
+	if m.cursor != 90 || m.asOf != 5000 || m.signature != "s1" {
+		t.Errorf("merged cursor, as-of and signature: %d %d %q, want 90 5000 s1", m.cursor, m.asOf, m.signature)
+	}
+	if want := map[string]uint64{eagerKey: 5000, "web": 3500}; !maps.Equal(m.times, want) {
+		t.Errorf("merged times %v, want %v (a key one shard lacks is dropped, so its windows are looked at from the earliest time)", m.times, want)
+	}
+	if want := map[string]uint64{eagerKey: 6000, "web": 4000, "web,server": 3000}; !maps.Equal(m.floors, want) {
+		t.Errorf("merged floors %v, want %v", m.floors, want)
+	}
+	if f, ok := m.floor("web"); !ok || f != 4000 {
+		t.Errorf("floor(web) = %d %v, want 4000", f, ok)
+	}
+	b.signature = "s2"
+	if m := merge([]*evalState{a, b}); m.signature != "" {
+		t.Errorf("shards applied under different audiences merged to signature %q, want none (a full sweep)", m.signature)
+	}
+	if m := merge([]*evalState{a, nil}); m.cursor != 0 || m.asOf != 0 || len(m.times) != 0 || m.floors != nil {
+		t.Errorf("a shard without a position must start over: %+v", m)
+	}
+	pc := newPass(&Plan{}, merge([]*evalState{a, b}), map[string]uint64{"web": 5500, "server": 5500}, 5500, nil, []string{"web", "server"})
+	if pc.prevEager != 5000 || pc.eager != 6000 {
+		t.Errorf("a pass from the merge: previous %d, now %d; want 5000 (the earliest shard) and 6000 (no shard evaluated earlier than it was)", pc.prevEager, pc.eager)
+	}
+}
