@@ -1,7 +1,7 @@
 # The commands a newcomer needs. Every target works from a fresh clone.
 GO ?= go
 
-.PHONY: dev test build services cluster stop-services plugin dashboards fuzz bench
+.PHONY: dev test test-cluster build services cluster stop-services plugin dashboards fuzz bench
 
 ## dev: run everything locally with a demo workload (Ctrl-C stops)
 dev:
@@ -11,6 +11,11 @@ dev:
 ## test: the whole test suite against real ClickHouse and Kafka (what CI runs)
 test:
 	scripts/test.sh
+
+## test-cluster: the whole test suite again with every test database on the local ClickHouse cluster
+## in cluster mode (much slower than make test: every migration is DDL ON CLUSTER)
+test-cluster:
+	TIDELINE_TEST_CLUSTER_MODE=1 scripts/test.sh
 
 ## build: the tideline binary in bin/
 build:
