@@ -189,7 +189,10 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		}
 	}
 	if e.state == nil {
-		keys := e.keysOf(stats.Shards)
+		keys := e.everyKey()
+		if e.own != nil {
+			keys = e.keysOf(stats.Shards)
+		}
 		if e.state, err = e.loadState(ctx, keys); err != nil {
 			return stats, err
 		}

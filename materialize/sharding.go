@@ -80,7 +80,9 @@ func (e *Evaluator) keysOf(owned []int32) []string {
 }
 
 // everyKey are the evaluator_state keys of every customer's position:
-// every shard's with sharding "group", else the evaluator id.
+// every shard's with sharding "group", else the evaluator id. An evaluator
+// that evaluates every customer while the others share them (backfill's
+// re-derive, a preview) starts from the merge of every shard's position.
 func (e *Evaluator) everyKey() []string {
 	if e.cfg.Sharding != "group" {
 		return e.keysOf(nil)
