@@ -28,23 +28,13 @@ type Config struct {
 	// EvaluatorID names the evaluator's durable position, so two
 	// deployments can share a database (default "default").
 	EvaluatorID string `koanf:"evaluator_id"`
-	// Sharding is "none" (the default: one evaluator per evaluator_id
-	// evaluates every customer) or "group" (any number share the customers
-	// through a Kafka consumer group, each evaluating and writing only the
-	// customers of its shards; a shard's position moves with it).
-	Sharding string `koanf:"sharding"`
-	// Shards, Group, CoordinationTopic, InstanceID and SessionTimeout set
-	// up the group as trigger's settings of the same names do the pollers':
-	// the shard count (default 16; a new count makes every evaluator sweep
-	// all customers once), the consumer group (default "tideline-evaluate"),
-	// the coordination topic under the kafka topic prefix (default
-	// "evaluate.shards"), a static member id (default "": dynamic) and how
-	// long a silent evaluator keeps its shards (default 10s).
-	Shards            int           `koanf:"shards"`
-	Group             string        `koanf:"group"`
-	CoordinationTopic string        `koanf:"coordination_topic"`
-	InstanceID        string        `koanf:"instance_id"`
-	SessionTimeout    time.Duration `koanf:"session_timeout"`
+	// Sharding, Shards, Group, CoordinationTopic, InstanceID and
+	// SessionTimeout divide customers among evaluators (default: sharding
+	// "none", one evaluator per evaluator_id evaluates every customer; with
+	// "group" any number share them, each evaluating and writing only its
+	// shards' customers, over 16 shards, group "tideline-evaluate", topic
+	// "evaluate.shards").
+	shares.Config `koanf:",flatten,squash"`
 	// Interval is the pause between evaluation passes (default 250ms).
 	Interval time.Duration `koanf:"interval"`
 	// Lanes are the lanes whose watermarks bound evaluation: conditions are
@@ -85,24 +75,20 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		AudiencesDir:      DefaultAudiencesDir,
-		Attributes:        []string{"plan", "country", "email", "age"},
-		EvaluatorID:       "default",
-		Sharding:          "none",
-		Shards:            16,
-		Group:             "tideline-evaluate",
-		CoordinationTopic: "evaluate.shards",
-		SessionTimeout:    10 * time.Second,
-		Interval:          250 * time.Millisecond,
-		Lanes:             []string{"web", "server"},
-		BatchCustomers:    5000,
-		MaxTouches:        200000,
-		TouchOverlap:      10 * time.Second,
-		TouchSettle:       3 * time.Second,
-		TouchRetention:    72 * time.Hour,
-		ApplySettle:       5 * time.Second,
-		ConfirmAbove:      100,
-		MetricsAddr:       "127.0.0.1:9103",
+		AudiencesDir:   DefaultAudiencesDir,
+		Attributes:     []string{"plan", "country", "email", "age"},
+		EvaluatorID:    "default",
+		Config:         noSharding(shares.Defaults("tideline-evaluate", "evaluate.shards")),
+		Interval:       250 * time.Millisecond,
+		Lanes:          []string{"web", "server"},
+		BatchCustomers: 5000,
+		MaxTouches:     200000,
+		TouchOverlap:   10 * time.Second,
+		TouchSettle:    3 * time.Second,
+		TouchRetention: 72 * time.Hour,
+		ApplySettle:    5 * time.Second,
+		ConfirmAbove:   100,
+		MetricsAddr:    "127.0.0.1:9103",
 	}
 }
 
@@ -120,7 +106,7 @@ func (c Config) Validate() error {
 	if !idRe.MatchString(c.EvaluatorID) {
 		errs = append(errs, fmt.Errorf("materialize.evaluator_id %q: use lower-case letters, digits and underscores", c.EvaluatorID))
 	}
-	errs = append(errs, c.shares().Validate("materialize"))
+	errs = append(errs, c.Config.Validate("materialize"))
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("materialize.interval must be positive, got %s", c.Interval))
 	}
@@ -158,9 +144,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// shares is how the evaluators divide customers.
-func (c Config) shares() shares.Config {
-	return shares.Config{Sharding: c.Sharding, Count: c.Shards, Group: c.Group, Topic: c.CoordinationTopic, InstanceID: c.InstanceID, SessionTimeout: c.SessionTimeout}
+// noSharding is c with one process owning every customer.
+func noSharding(c shares.Config) shares.Config {
+	c.Sharding = "none"
+	return c
 }
 
 // attributeSettings are the attribute settings of c.

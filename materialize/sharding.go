@@ -45,7 +45,7 @@ func (e *Evaluator) Join(ctx context.Context) error {
 			e.log.Warn("save the positions of revoked evaluator shards", "shards", revoked, "err", err)
 		}
 	}
-	if err := own.Join(ctx, e.cfg.shares(), e.env.Seeds, e.env.Kafka, e.log); err != nil {
+	if err := own.Join(ctx, e.cfg.Config, e.env.Seeds, e.env.Kafka, e.log); err != nil {
 		return err
 	}
 	e.own = own

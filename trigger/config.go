@@ -30,27 +30,11 @@ type Config struct {
 	// "earliest" (every row in the feeds: each qualification gets a
 	// decision, old ones mostly "stale") or "latest" (now). Default earliest.
 	StartFrom string `koanf:"start_from"`
-	// Sharding is "group" (customers are split into Shards shards, owned
-	// through a Kafka consumer group on the coordination topic: run any
-	// number of pollers) or "none" (this poller owns every customer: run
-	// exactly one). Default group.
-	Sharding string `koanf:"sharding"`
-	// Shards is the number of customer shards, the partition count of the
-	// coordination topic (default 16). Changing it re-shards customers; stop
-	// every poller first.
-	Shards int `koanf:"shards"`
-	// Group is the consumer group of the pollers (default "tideline-trigger").
-	Group string `koanf:"group"`
-	// CoordinationTopic is the topic whose partitions are the shards, with
-	// the kafka topic prefix (default "trigger.shards").
-	CoordinationTopic string `koanf:"coordination_topic"`
-	// InstanceID makes this poller a static group member (KIP-345): a
-	// restarted poller with the same id takes its shards back at once
-	// instead of after the session timeout. Give each poller its own
-	// (default "": dynamic membership).
-	InstanceID string `koanf:"instance_id"`
-	// SessionTimeout is how long a silent poller keeps its shards (default 10s).
-	SessionTimeout time.Duration `koanf:"session_timeout"`
+	// Sharding, Shards, Group, CoordinationTopic, InstanceID and
+	// SessionTimeout divide customers among pollers (default: group
+	// sharding over 16 shards, group "tideline-trigger", topic
+	// "trigger.shards").
+	shares.Config `koanf:",flatten,squash"`
 	// WatermarkLanes are the lanes whose watermarks bound negative
 	// decisions (default web, server). A lane without a watermark holds them.
 	WatermarkLanes []string `koanf:"watermark_lanes"`
@@ -98,30 +82,26 @@ type Config struct {
 // DefaultConfig returns the defaults documented on each field.
 func DefaultConfig() Config {
 	return Config{
-		CampaignsDir:      "trigger/campaigns",
-		PollInterval:      100 * time.Millisecond,
-		Overlap:           15 * time.Second,
-		BatchSize:         5000,
-		CursorInterval:    time.Second,
-		StartFrom:         "earliest",
-		Sharding:          "group",
-		Shards:            16,
-		Group:             "tideline-trigger",
-		CoordinationTopic: "trigger.shards",
-		SessionTimeout:    10 * time.Second,
-		WatermarkLanes:    []string{"web", "server"},
-		WebhookTimeout:    10 * time.Second,
-		MaxAttempts:       10,
-		BackoffBase:       time.Second,
-		BackoffMax:        5 * time.Minute,
-		MaxRetryAfter:     10 * time.Minute,
-		MaxInFlight:       16,
-		QueueSize:         10000,
-		OpenScanInterval:  30 * time.Second,
-		OpenScanWindow:    7 * 24 * time.Hour,
-		FeedRetention:     7 * 24 * time.Hour,
-		MetricsAddr:       "127.0.0.1:9104",
-		ShutdownTimeout:   15 * time.Second,
+		CampaignsDir:     "trigger/campaigns",
+		PollInterval:     100 * time.Millisecond,
+		Overlap:          15 * time.Second,
+		BatchSize:        5000,
+		CursorInterval:   time.Second,
+		StartFrom:        "earliest",
+		Config:           shares.Defaults("tideline-trigger", "trigger.shards"),
+		WatermarkLanes:   []string{"web", "server"},
+		WebhookTimeout:   10 * time.Second,
+		MaxAttempts:      10,
+		BackoffBase:      time.Second,
+		BackoffMax:       5 * time.Minute,
+		MaxRetryAfter:    10 * time.Minute,
+		MaxInFlight:      16,
+		QueueSize:        10000,
+		OpenScanInterval: 30 * time.Second,
+		OpenScanWindow:   7 * 24 * time.Hour,
+		FeedRetention:    7 * 24 * time.Hour,
+		MetricsAddr:      "127.0.0.1:9104",
+		ShutdownTimeout:  15 * time.Second,
 	}
 }
 
@@ -150,7 +130,7 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("trigger.start_from %q: want earliest or latest", c.StartFrom))
 	}
-	errs = append(errs, c.shares().Validate("trigger"))
+	errs = append(errs, c.Config.Validate("trigger"))
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("trigger.max_attempts must be at least 1, got %d", c.MaxAttempts))
 	}
@@ -172,9 +152,4 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// shares is how the pollers divide customers.
-func (c Config) shares() shares.Config {
-	return shares.Config{Sharding: c.Sharding, Count: c.Shards, Group: c.Group, Topic: c.CoordinationTopic, InstanceID: c.InstanceID, SessionTimeout: c.SessionTimeout}
 }

@@ -163,7 +163,7 @@ func (p *Poller) run(ctx context.Context) error {
 	case "none":
 		p.own.OwnAll()
 	default:
-		if err := p.own.Join(ctx, p.cfg.shares(), p.seeds, p.bc, p.log); err != nil {
+		if err := p.own.Join(ctx, p.cfg.Config, p.seeds, p.bc, p.log); err != nil {
 			return err
 		}
 	}

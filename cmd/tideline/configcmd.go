@@ -50,7 +50,11 @@ func newConfigCmd(a *app) *cobra.Command {
 			for _, v := range sections {
 				redact(reflect.ValueOf(v).Elem())
 			}
-			out, err := yaml.MarshalWithOptions(sections, yaml.UseLiteralStyleIfMultiline(true))
+			keyed, err := config.Keyed(sections)
+			if err != nil {
+				return err
+			}
+			out, err := yaml.MarshalWithOptions(keyed, yaml.UseLiteralStyleIfMultiline(true))
 			if err != nil {
 				return err
 			}
@@ -121,8 +125,14 @@ func collect(prefix string, v reflect.Value, rows *[]setting) {
 		if tag == "" || tag == "-" {
 			continue
 		}
-		key := prefix + "." + tag
 		fv := v.Field(i)
+		if name, _, _ := strings.Cut(tag, ","); name == "" {
+			// An embedded group of settings (",flatten,squash") whose keys
+			// are the section's own.
+			collect(prefix, fv, rows)
+			continue
+		}
+		key := prefix + "." + tag
 		if fv.Kind() == reflect.Struct && fv.Type().String() != "time.Time" {
 			collect(key, fv, rows)
 			continue

@@ -14,6 +14,7 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/config"
+	"github.com/tideline-dev/tideline/internal/shares"
 	"github.com/tideline-dev/tideline/internal/telemetry"
 	"github.com/tideline-dev/tideline/trigger"
 )
@@ -167,7 +168,7 @@ the endpoint is back.`,
 			}
 			defer conn.Close()
 			var kafka *kgo.Client
-			if needsKafka(trigger.Config{Sharding: "none"}, campaigns) && !opts.DryRun {
+			if needsKafka(trigger.Config{Config: shares.Config{Sharding: "none"}}, campaigns) && !opts.DryRun {
 				if a.kafka.Mode == "embedded" {
 					// An operator tool talks to the broker of the running
 					// `tideline dev`, never to an empty one of its own.

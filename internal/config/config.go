@@ -203,3 +203,17 @@ func isStringList(v any) bool {
 	_, ok := v.([]string)
 	return ok
 }
+
+// Keyed returns sections as nested maps under the keys the file, the
+// environment and the README use (clickhouse.dial_timeout), for printing.
+func Keyed(sections Sections) (map[string]any, error) {
+	out := map[string]any{}
+	for name, v := range sections {
+		sub := koanf.New(".")
+		if err := sub.Load(structs.Provider(v, "koanf"), nil); err != nil {
+			return nil, fmt.Errorf("settings of %s: %w", name, err)
+		}
+		out[name] = sub.Raw()
+	}
+	return out, nil
+}

@@ -31,20 +31,37 @@ func Of(customerID string, count int) int32 {
 	return int32(city.CH64([]byte(customerID)) % uint64(count))
 }
 
-// Config says how one kind of process divides customers.
+// Config says how one kind of process (the trigger pollers, the audience
+// evaluators) divides customers; each embeds it in its own section.
 type Config struct {
-	// Sharding is "group" (shares owned through the consumer group) or
-	// "none" (this process owns every share).
-	Sharding string
-	// Count is the number of shares, the coordination topic's partitions.
-	Count int
-	// Group is the consumer group; Topic the coordination topic, without
+	// Sharding is "group" (customers are split into Shards shards, owned
+	// through a Kafka consumer group on the coordination topic: run any
+	// number of processes) or "none" (this process owns every customer:
+	// run exactly one).
+	Sharding string `koanf:"sharding"`
+	// Shards is the number of customer shards, the partition count of the
+	// coordination topic (default 16). Changing it re-shards customers; stop
+	// every process of the group first.
+	Shards int `koanf:"shards"`
+	// Group is the processes' consumer group.
+	Group string `koanf:"group"`
+	// CoordinationTopic is the topic whose partitions are the shards, under
 	// the kafka topic prefix.
-	Group, Topic string
-	// InstanceID makes the member static (KIP-345); "" is dynamic.
-	InstanceID string
-	// SessionTimeout is how long a silent member keeps its shares.
-	SessionTimeout time.Duration
+	CoordinationTopic string `koanf:"coordination_topic"`
+	// InstanceID makes this process a static group member (KIP-345): one
+	// restarted with the same id takes its shards back at once instead of
+	// after the session timeout. Give each its own (default "": dynamic
+	// membership).
+	InstanceID string `koanf:"instance_id"`
+	// SessionTimeout is how long a silent process keeps its shards
+	// (default 10s).
+	SessionTimeout time.Duration `koanf:"session_timeout"`
+}
+
+// Defaults are the settings of a group of processes: group sharding over
+// 16 shards, a 10 s session, dynamic membership.
+func Defaults(group, topic string) Config {
+	return Config{Sharding: "group", Shards: 16, Group: group, CoordinationTopic: topic, SessionTimeout: 10 * time.Second}
 }
 
 // Validate says what to fix in c; section names its settings in messages
@@ -58,7 +75,7 @@ func (c Config) Validate(section string) error {
 		if c.Group == "" {
 			errs = append(errs, fmt.Errorf("%s.group is empty: name the consumer group the processes share customers through", section))
 		}
-		if c.Topic == "" {
+		if c.CoordinationTopic == "" {
 			errs = append(errs, fmt.Errorf("%s.coordination_topic is empty", section))
 		}
 		if c.SessionTimeout < 6*time.Second {
@@ -67,8 +84,8 @@ func (c Config) Validate(section string) error {
 	default:
 		errs = append(errs, fmt.Errorf("%s.sharding %q: want group (any number of processes) or none (exactly one)", section, c.Sharding))
 	}
-	if c.Count < 1 || c.Count > 1024 {
-		errs = append(errs, fmt.Errorf("%s.shards must be between 1 and 1024, got %d", section, c.Count))
+	if c.Shards < 1 || c.Shards > 1024 {
+		errs = append(errs, fmt.Errorf("%s.shards must be between 1 and 1024, got %d", section, c.Shards))
 	}
 	return errors.Join(errs...)
 }
@@ -187,8 +204,8 @@ func (o *Ownership) Regain(shares []int32) {
 
 // Join makes this process a member of c's consumer group; Close leaves it.
 func (o *Ownership) Join(ctx context.Context, c Config, seeds []string, bc broker.Config, log *slog.Logger) error {
-	topic := bc.TopicPrefix + c.Topic
-	if err := ensureTopic(ctx, seeds, topic, c.Count, bc.ReplicationFactor); err != nil {
+	topic := bc.TopicPrefix + c.CoordinationTopic
+	if err := ensureTopic(ctx, seeds, topic, c.Shards, bc.ReplicationFactor); err != nil {
 		return err
 	}
 	opts := append(broker.ClientOpts(seeds, log),
