@@ -273,7 +273,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 			return fmt.Errorf("add unloaded events to the replay: %w", err)
 		}
 	}
-	asOf, err := materialize.EvaluatedTo(ctx, r.Conn, r.Materialize.EvaluatorID)
+	asOf, err := materialize.EvaluatedTo(ctx, r.Conn, r.Materialize)
 	if err != nil {
 		return err
 	}

@@ -189,9 +189,9 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		}
 	}
 	if e.state == nil {
-		keys := e.everyKey()
+		keys := e.cfg.positionKeys()
 		if e.own != nil {
-			keys = e.keysOf(stats.Shards)
+			keys = e.cfg.keysOf(stats.Shards)
 		}
 		if e.state, err = e.loadState(ctx, keys); err != nil {
 			return stats, err

@@ -134,7 +134,7 @@ func Preview(ctx context.Context, conn *chdb.Conn, cfg Config, a *Audience, samp
 	if freshest == 0 {
 		return nil, ErrNoWatermark
 	}
-	st, err := e.loadState(ctx, e.everyKey())
+	st, err := e.loadState(ctx, e.cfg.positionKeys())
 	if err != nil {
 		return nil, err
 	}

@@ -3,39 +3,54 @@ package materialize
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
-// EvaluatedTo is the evaluation time of the last pass the evaluator named
-// evaluatorID saved, 0 before its first: every decision that waits on the
-// lanes' watermarks is made up to it.
-func EvaluatedTo(ctx context.Context, conn *chdb.Conn, evaluatorID string) (uint64, error) {
-	var asOf uint64
-	if err := conn.QueryRow(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE evaluator = ?", evaluatorID).Scan(&asOf); err != nil {
-		return 0, fmt.Errorf("read the position of evaluator %s: %w", evaluatorID, err)
+// EvaluatedTo is the evaluation time of the last pass the evaluator of cfg
+// (its evaluator_id; with sharding group, every one of its shards) saved,
+// the earliest over the shards, and 0 while one has none: every decision
+// that waits on the lanes' watermarks is made up to it.
+func EvaluatedTo(ctx context.Context, conn *chdb.Conn, cfg Config) (uint64, error) {
+	keys := cfg.positionKeys()
+	var asOf []uint64
+	err := conn.Each(ctx, "SELECT argMax(as_of_ms, updated_at_ms) FROM evaluator_state WHERE has(?, evaluator) GROUP BY evaluator", []any{keys}, func(rows chdb.Rows) error {
+		var t uint64
+		if err := rows.Scan(&t); err != nil {
+			return err
+		}
+		asOf = append(asOf, t)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read the position of evaluator %s: %w", cfg.EvaluatorID, err)
 	}
-	return asOf, nil
+	if len(asOf) < len(keys) {
+		// A shard no evaluator has saved a position for yet.
+		return 0, nil
+	}
+	return slices.Min(asOf), nil
 }
 
-// CaughtUp tells whether the evaluator named evaluatorID ran a pass that
+// CaughtUp tells whether the evaluator of cfg ran a pass that
 // started after the last touch settled, so every transition the touches
 // cause exists. A pass's saved evaluation time is the freshest lane
 // watermark when it started, never later than its start: a pass saved with
 // one past the settled touch started after it (a pass merely saved after
 // it may have started before, on a busy machine).
-func CaughtUp(ctx context.Context, conn *chdb.Conn, evaluatorID string, settle time.Duration) (bool, error) {
+func CaughtUp(ctx context.Context, conn *chdb.Conn, cfg Config) (bool, error) {
 	var last uint64
 	if err := conn.QueryRow(ctx, "SELECT toUInt64(max(touched_at)) * 1000 FROM customer_touches").Scan(&last); err != nil {
 		return false, fmt.Errorf("read the last touch: %w", err)
 	}
-	asOf, err := EvaluatedTo(ctx, conn, evaluatorID)
+	asOf, err := EvaluatedTo(ctx, conn, cfg)
 	if err != nil {
 		return false, err
 	}
 	// touched_at has whole seconds: the touch may be up to 1 s later.
-	return asOf > last+1000+uint64(settle.Milliseconds()), nil
+	return asOf > last+1000+uint64(cfg.TouchSettle.Milliseconds()), nil
 }
 
 // Entries counts the entries into audienceID: one per customer and

@@ -35,7 +35,7 @@ func (e *Evaluator) Join(ctx context.Context) error {
 		var keys []string
 		for _, s := range revoked {
 			if slices.Contains(e.stateShards, s) {
-				keys = append(keys, e.shardKey(s))
+				keys = append(keys, e.cfg.shardKey(s))
 			}
 		}
 		if len(keys) == 0 {
@@ -62,36 +62,36 @@ func (e *Evaluator) Leave() {
 }
 
 // shardKey is the evaluator_state key of one shard's position.
-func (e *Evaluator) shardKey(s int32) string {
-	return fmt.Sprintf("%s_shard%d_of%d", e.cfg.EvaluatorID, s, e.cfg.Shards)
+func (c Config) shardKey(s int32) string {
+	return fmt.Sprintf("%s_shard%d_of%d", c.EvaluatorID, s, c.Shards)
 }
 
 // keysOf are the evaluator_state keys of a pass over shards: one per
 // shard, or the evaluator id itself when not sharded (shards nil).
-func (e *Evaluator) keysOf(owned []int32) []string {
+func (c Config) keysOf(owned []int32) []string {
 	if owned == nil {
-		return []string{e.cfg.EvaluatorID}
+		return []string{c.EvaluatorID}
 	}
 	keys := make([]string, len(owned))
 	for i, s := range owned {
-		keys[i] = e.shardKey(s)
+		keys[i] = c.shardKey(s)
 	}
 	return keys
 }
 
-// everyKey are the evaluator_state keys of every customer's position:
+// positionKeys are the evaluator_state keys of every customer's position:
 // every shard's with sharding "group", else the evaluator id. An evaluator
 // that evaluates every customer while the others share them (backfill's
 // re-derive, a preview) starts from the merge of every shard's position.
-func (e *Evaluator) everyKey() []string {
-	if e.cfg.Sharding != "group" {
-		return e.keysOf(nil)
+func (c Config) positionKeys() []string {
+	if c.Sharding != "group" {
+		return c.keysOf(nil)
 	}
-	all := make([]int32, e.cfg.Shards)
+	all := make([]int32, c.Shards)
 	for i := range all {
 		all[i] = int32(i)
 	}
-	return e.keysOf(all)
+	return c.keysOf(all)
 }
 
 // takeShards makes the next pass start from the positions of owned when
@@ -111,7 +111,7 @@ func (e *Evaluator) takeShards(ctx context.Context, owned []int32) error {
 			}
 		}
 		if len(kept) > 0 {
-			if err := e.saveState(ctx, e.state, e.keysOf(kept)); err != nil {
+			if err := e.saveState(ctx, e.state, e.cfg.keysOf(kept)); err != nil {
 				e.own.Regain(gained)
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -138,8 +139,10 @@ func runSharded(t *testing.T, br testenv.Broker, seed uint64) {
 	// last pass (the watermark moves on between two evaluators' passes).
 	wantMembers := map[string][]string{}
 	wantQual := map[[2]string]qualification{}
+	lastAsOf := map[string]uint64{}
 	for _, name := range slices.Sorted(maps.Keys(live)) {
 		st := pass(name, live[name])
+		lastAsOf[name] = st.AsOfMs
 		mine := func(customer string) bool { return slices.Contains(st.Shards, shares.Of(customer, cfg.Shards)) }
 		for a, cs := range m.members(plan, st.AsOfMs) {
 			for _, c := range cs {
@@ -168,6 +171,22 @@ func runSharded(t *testing.T, br testenv.Broker, seed uint64) {
 	compareMembers(t, got, wantMembers, plan)
 	checkTransitions(t, conn, got)
 	dated := compareQualifications(t, conn, wantQual)
+
+	// Leaving saves every shard's position; the evaluators' progress, as
+	// backfill reads it, is the earliest of their last passes.
+	earliest := uint64(math.MaxUint64)
+	for _, name := range slices.Sorted(maps.Keys(live)) {
+		earliest = min(earliest, lastAsOf[name])
+		live[name].Leave()
+	}
+	if got, err := EvaluatedTo(ctx, conn, cfg); err != nil || got != earliest {
+		t.Errorf("EvaluatedTo over the shards = %d %v, want the earliest last pass %d", got, err, earliest)
+	}
+	more := cfg
+	more.Shards++
+	if got, err := EvaluatedTo(ctx, conn, more); err != nil || got != 0 {
+		t.Errorf("EvaluatedTo with a shard nobody evaluated = %d %v, want 0", got, err)
+	}
 
 	alone := testConfig()
 	alone.EvaluatorID = "alone"

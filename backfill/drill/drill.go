@@ -620,7 +620,7 @@ func (s *stack) waitLoaded(ctx context.Context, produced, lost int) error {
 func (s *stack) waitEvaluated(ctx context.Context) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		done, err := materialize.CaughtUp(ctx, s.conn, s.cfg.Materialize.EvaluatorID, s.cfg.Materialize.TouchSettle)
+		done, err := materialize.CaughtUp(ctx, s.conn, s.cfg.Materialize)
 		if err != nil || done {
 			return err
 		}
