@@ -191,16 +191,11 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list replay tables: %w", err)
 	}
-	tables = append(tables, "replay_customers")
 	for _, t := range tables {
-		stmt := "TRUNCATE TABLE " + t
-		if t == "replay_customers" {
-			stmt = "DROP TABLE IF EXISTS replay_customers"
-		}
 		if keptTables[t] || !chdb.ValidIdentifier(t) {
 			continue
 		}
-		if err := conn.Exec(ctx, stmt); err != nil {
+		if err := conn.Exec(ctx, "TRUNCATE TABLE "+t); err != nil {
 			return nil, fmt.Errorf("reset replay table %s: %w", t, err)
 		}
 	}
@@ -244,24 +239,14 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 	if _, err := materialize.Apply(ctx, scratch, plan, 0, slog.New(slog.DiscardHandler)); err != nil {
 		return fmt.Errorf("install audiences in the replay database: %w", err)
 	}
-	if err := scratch.Exec(ctx, "CREATE TABLE replay_customers (customer_id String) ENGINE = Memory"); err != nil {
-		return fmt.Errorf("replay customers table: %w", err)
-	}
-	batch, err := scratch.PrepareBatch(ctx, "INSERT INTO replay_customers (customer_id)")
-	if err != nil {
-		return fmt.Errorf("replay customers: %w", err)
-	}
-	if err := batch.Column(0).Append(customers); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("replay customers: %w", err)
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("replay customers: %w", err)
-	}
 	// The live database name is a validated identifier (chdb.Config).
+	idsCtx, err := withCustomers(ctx, customers)
+	if err != nil {
+		return err
+	}
 	copySQL := "INSERT INTO events (" + eventColumns + ") SELECT " + eventColumns + " FROM " + r.Conn.Database +
-		".events WHERE customer_id " + r.in() + " (SELECT customer_id FROM replay_customers)"
-	if err := scratch.Exec(ctx, copySQL); err != nil {
+		".events WHERE customer_id IN (SELECT id FROM replay_ids)"
+	if err := scratch.Exec(idsCtx, copySQL); err != nil {
 		return fmt.Errorf("copy events into the replay database: %w", err)
 	}
 	if len(unloaded) > 0 {
@@ -313,30 +298,36 @@ func bothSides[V any](live, replay string, read func(db string) (map[[2]string]V
 	return l, r, nil
 }
 
-// in is the IN that filters the live tables by the scratch database's
-// replay_customers: on a cluster the live tables are Distributed, and a
-// plain IN would send its subquery to every shard, where the scratch
-// table (one server's) does not exist; GLOBAL IN sends the set instead.
-func (r *Replay) in() string {
-	if r.Conn.Cluster != "" {
-		return "GLOBAL IN"
+// withCustomers sends the replay's customers with ctx's statements as the
+// external table replay_ids(id), which filters the live tables and the
+// scratch ones alike: on a cluster the live tables are Distributed, and
+// an external table reaches every shard with the query, where a table of
+// the scratch database (one server's) does not exist, and where 18.16
+// does not resolve GLOBAL IN inside an INSERT's SELECT or a subquery.
+func withCustomers(ctx context.Context, customers []string) (context.Context, error) {
+	ids, err := chdb.IDTable("replay_ids", customers)
+	if err != nil {
+		return nil, err
 	}
-	return "IN"
+	return chdb.WithExternal(ctx, ids), nil
 }
 
 // attrSQL reads customers' attribute values: the latest and the first
-// non-null, each as (value, is_null). customer_id IN (SELECT ...) reads the
-// customer list from the scratch database's replay_customers.
+// non-null, each as (value, is_null), of the customers of replay_ids.
 const attrSQL = `SELECT customer_id, attribute,
     tupleElement(argMaxMerge(last_value), 1), tupleElement(argMaxMerge(last_value), 2),
     tupleElement(argMinMerge(first_value), 1), tupleElement(argMinMerge(first_value), 2)
-FROM %s.customer_attributes WHERE customer_id %s (SELECT customer_id FROM %s.replay_customers)
+FROM %s.customer_attributes WHERE customer_id IN (SELECT id FROM replay_ids)
 GROUP BY customer_id, attribute`
 
 func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
+	idsCtx, err := withCustomers(ctx, customers)
+	if err != nil {
+		return nil, err
+	}
 	read := func(db string) (map[[2]string]string, error) {
 		out := map[[2]string]string{}
-		err := scratch.Each(ctx, fmt.Sprintf(attrSQL, db, r.in(), scratch.Database), nil, func(rows chdb.Rows) error {
+		err := scratch.Each(idsCtx, fmt.Sprintf(attrSQL, db), nil, func(rows chdb.Rows) error {
 			var cust, attr, last, first string
 			var lastNull, firstNull uint8
 			if err := rows.Scan(&cust, &attr, &last, &lastNull, &first, &firstNull); err != nil {
@@ -376,13 +367,17 @@ func attrValue(v string, isNull uint8) string {
 }
 
 const memberSQL = `SELECT audience_id, customer_id, argMax(member, updated_at_ms)
-FROM %s.audience_membership WHERE customer_id %s (SELECT customer_id FROM %s.replay_customers)
+FROM %s.audience_membership WHERE customer_id IN (SELECT id FROM replay_ids)
 GROUP BY audience_id, customer_id`
 
 func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
+	idsCtx, err := withCustomers(ctx, customers)
+	if err != nil {
+		return nil, err
+	}
 	read := func(db string) (map[[2]string]bool, error) {
 		out := map[[2]string]bool{}
-		err := scratch.Each(ctx, fmt.Sprintf(memberSQL, db, r.in(), scratch.Database), nil, func(rows chdb.Rows) error {
+		err := scratch.Each(idsCtx, fmt.Sprintf(memberSQL, db), nil, func(rows chdb.Rows) error {
 			var aud, cust string
 			var member uint8
 			if err := rows.Scan(&aud, &cust, &member); err != nil {

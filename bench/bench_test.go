@@ -33,7 +33,9 @@ func testHarness(t *testing.T, bc broker.Config) Harness {
 	trg := trigger.DefaultConfig()
 	trg.CampaignsDir = "../" + trg.CampaignsDir
 	return Harness{
-		ClickHouse:  testenv.ClickHouseConfig(t),
+		// The scenarios measure one server next to its peer; on the local
+		// cluster (cluster mode) TestRun adds the cluster ceiling.
+		ClickHouse:  testenv.ServerConfig(t),
 		Kafka:       bc,
 		Loader:      ingest.DefaultLoaderConfig(),
 		Collector:   ingest.DefaultCollectorConfig(),
@@ -69,8 +71,17 @@ func TestRun(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := smallConfig(t)
 			cfg.Keep = true
+			if testenv.ClusterMode() {
+				cfg.Cluster = strings.Join(testenv.ClusterAddrs(t), ",")
+				cfg.ClusterName = testenv.ClusterName
+			}
 			h := testHarness(t, bc)
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			within := 3 * time.Minute
+			if cfg.Cluster != "" {
+				// Migrating on the cluster is DDL ON CLUSTER.
+				within = 8 * time.Minute
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), within)
 			defer cancel()
 			res, err := Run(ctx, cfg, h)
 			if err != nil {
@@ -97,15 +108,20 @@ func TestRun(t *testing.T) {
 					t.Errorf("%s (views %s): %s", tp.Name, tp.Views, tp.Error)
 					continue
 				}
-				kinds[tp.Name]++
+				onCluster := strings.HasPrefix(tp.Name, "cluster (")
+				if onCluster {
+					kinds["cluster"]++
+				} else {
+					kinds[tp.Name]++
+				}
 				if tp.EventsPerSec <= 0 || tp.Rows <= 0 {
 					t.Errorf("%s (views %s) measured nothing: %+v", tp.Name, tp.Views, tp)
 				}
-				if tp.Name != "ceiling: pre-built columnar inserts" && (!tp.Drained || tp.Rows != cfg.Events) {
+				if tp.Name != "ceiling: pre-built columnar inserts" && !onCluster && (!tp.Drained || tp.Rows != cfg.Events) {
 					t.Errorf("%s (views %s): %d of %d rows, drained %v", tp.Name, tp.Views, tp.Rows, cfg.Events, tp.Drained)
 				}
 			}
-			if kinds["tideline loader"] == 0 || kinds["peer: ClickHouse Kafka engine"] != 1 || kinds["ceiling: pre-built columnar inserts"] == 0 {
+			if kinds["tideline loader"] == 0 || kinds["peer: ClickHouse Kafka engine"] != 1 || kinds["ceiling: pre-built columnar inserts"] == 0 || (cfg.Cluster != "") != (kinds["cluster"] > 0) {
 				t.Errorf("throughput measurements: %v", kinds)
 			}
 			if res.Produced == nil || res.Produced.PerLane["web"]+res.Produced.PerLane["server"] != cfg.Events {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,12 +126,7 @@ func start(t *testing.T) *host {
 // pluginContext is what Grafana sends with every call for a data source.
 func pluginContext(t *testing.T, id int64, c chdb.Config) *pluginv2.PluginContext {
 	t.Helper()
-	host, port, err := net.SplitHostPort(c.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	j, _ := json.Marshal(map[string]any{"host": host, "port": p, "user": c.User, "database": c.Database})
+	j := testenv.DataSourceJSON(t, c)
 	return &pluginv2.PluginContext{
 		OrgId:    1,
 		PluginId: plugin.PluginID,

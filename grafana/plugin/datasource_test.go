@@ -2,10 +2,8 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +22,7 @@ var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 // instanceSettings points a data source at a test database.
 func instanceSettings(t testing.TB, c chdb.Config) backend.DataSourceInstanceSettings {
 	t.Helper()
-	host, port, err := net.SplitHostPort(c.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	j, _ := json.Marshal(map[string]any{"host": host, "port": p, "user": c.User, "database": c.Database})
+	j := testenv.DataSourceJSON(t, c)
 	return backend.DataSourceInstanceSettings{UID: "tideline", JSONData: j, DecryptedSecureJSONData: map[string]string{"password": c.Password}}
 }
 

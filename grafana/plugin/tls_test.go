@@ -26,7 +26,7 @@ import (
 func TestTLS(t *testing.T) {
 	certs := testenv.Certificates(t)
 	addr := testenv.SecureClickHouse(t, certs)
-	cfg := testenv.ClickHouseConfig(t)
+	cfg := testenv.ServerConfig(t)
 	cfg.Addr = addr
 	cfg.TLS = tlsconf.Config{Enabled: true, CAFile: certs.CA, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}
 	testenv.ClickHouseWith(t, cfg)

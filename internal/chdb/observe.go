@@ -2,6 +2,7 @@ package chdb
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -175,4 +176,20 @@ func (c *observedColumn) add(v any) {
 		c.batch.cols = append(c.batch.cols, nil)
 	}
 	c.batch.cols[c.i] = append(c.batch.cols[c.i], v)
+}
+
+// IDTable builds the external table name with one String column, id,
+// holding ids: a set a query filters by with IN (SELECT id FROM name),
+// which reaches every shard of a Distributed table with the query.
+func IDTable(name string, ids []string) (*ext.Table, error) {
+	t, err := ext.NewTable(name, ext.Column("id", "String"))
+	if err != nil {
+		return nil, fmt.Errorf("external table %s: %w", name, err)
+	}
+	for _, id := range ids {
+		if err := t.Append(id); err != nil {
+			return nil, fmt.Errorf("external table %s: %w", name, err)
+		}
+	}
+	return t, nil
 }

@@ -19,7 +19,7 @@ func TestTLS(t *testing.T) {
 	certs := testenv.Certificates(t)
 	addr := testenv.SecureClickHouse(t, certs)
 	config := func(tc tlsconf.Config) chdb.Config {
-		c := testenv.ClickHouseConfig(t)
+		c := testenv.ServerConfig(t)
 		c.Addr, c.TLS, c.DialTimeout = addr, tc, 3*time.Second
 		return c
 	}

@@ -7,12 +7,15 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,9 +94,20 @@ func Name(t testing.TB) string {
 // creates it (the test, or a component such as the drill that migrates its
 // own database), it is dropped when the test ends.
 func ClickHouseConfig(t testing.TB) chdb.Config {
-	if os.Getenv(EnvClusterMode) == "1" {
+	if ClusterMode() {
 		return ClusterConfig(t)
 	}
+	return ServerConfig(t)
+}
+
+// ClusterMode reports whether EnvClusterMode puts test databases on the
+// local cluster.
+func ClusterMode() bool { return os.Getenv(EnvClusterMode) == "1" }
+
+// ServerConfig is ClickHouseConfig on the single server whatever the mode,
+// for what measures or needs one server (the bench's single-server
+// scenarios, a server of the test's own).
+func ServerConfig(t testing.TB) chdb.Config {
 	c := chdb.DefaultConfig()
 	if a := os.Getenv(EnvClickHouse); a != "" {
 		c.Addr = a
@@ -259,14 +273,33 @@ func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 }
 
 // mergeCluster is Merge on the local cluster: OPTIMIZE ... FINAL of the
-// local table on every node (a replica that is not the leader hands it to
-// the leader), then SYSTEM SYNC REPLICA on every node, so whichever replica
-// a Distributed read picks holds the merged parts. OPTIMIZE ON CLUSTER is
-// not used: 18.16 fails it on a table without parts.
+// local table on one replica of each replica set (the first of each shard
+// for a sharded table, the first server for a table replicated to all),
+// then SYSTEM SYNC REPLICA on every node, so whichever replica a
+// Distributed read picks holds the merged parts. OPTIMIZE ON CLUSTER is not
+// used: 18.16 fails it on a table without parts.
 func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 	t.Helper()
 	ctx := context.Background()
-	var nodes []*chdb.Conn
+	type node struct {
+		conn  *chdb.Conn
+		first bool // the first replica of its shard
+	}
+	var nodes []node
+	shardOf := map[string]uint32{}
+	err := conn.Each(ctx, "SELECT concat(host_address, ':', toString(port)), shard_num FROM system.clusters WHERE cluster = ?", []any{conn.Cluster}, func(r chdb.Rows) error {
+		var addr string
+		var shard uint32
+		if err := r.Scan(&addr, &shard); err != nil {
+			return err
+		}
+		shardOf[addr] = shard
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("merge: the cluster's servers: %v", err)
+	}
+	seen := map[uint32]bool{}
 	for _, addr := range ClusterAddrs(t) {
 		c := chdb.DefaultConfig()
 		c.Addr, c.Database, c.Cluster = addr, conn.Database, conn.Cluster
@@ -275,7 +308,12 @@ func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 			t.Fatalf("merge: node %s: %v", addr, err)
 		}
 		defer n.Close()
-		nodes = append(nodes, n)
+		shard, ok := shardOf[addr]
+		if !ok {
+			t.Fatalf("merge: node %s is not in cluster %s", addr, conn.Cluster)
+		}
+		nodes = append(nodes, node{conn: n, first: !seen[shard]})
+		seen[shard] = true
 	}
 	for _, table := range tables {
 		storage, err := conn.Storage(ctx, table)
@@ -283,13 +321,20 @@ func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 			t.Fatal(err)
 		}
 		local, _, _ := strings.Cut(storage, " ")
-		for _, n := range nodes {
-			if err := n.Exec(ctx, "OPTIMIZE TABLE "+local+" FINAL"); err != nil {
+		sharded := local != table
+		for i, n := range nodes {
+			if (sharded && !n.first) || (!sharded && i > 0) {
+				continue
+			}
+			// Not waiting for the other replicas: 18.16 fails that wait
+			// on some merges ("Unknown log entry type"); SYNC REPLICA
+			// below waits instead.
+			if err := n.conn.Exec(chdb.Settings(ctx, map[string]any{"replication_alter_partitions_sync": 0}), "OPTIMIZE TABLE "+local+" FINAL"); err != nil {
 				t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", local, err)
 			}
 		}
 		for _, n := range nodes {
-			if err := n.Exec(ctx, "SYSTEM SYNC REPLICA "+local); err != nil {
+			if err := n.conn.Exec(ctx, "SYSTEM SYNC REPLICA "+local); err != nil {
 				t.Fatalf("SYSTEM SYNC REPLICA %s: %v", local, err)
 			}
 		}
@@ -313,4 +358,26 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() (bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// DataSourceJSON is the jsonData of a Grafana data source of the plugin
+// pointed at c's database on its first server: a data source names one
+// server, and on a cluster any of them answers through the Distributed
+// tables.
+func DataSourceJSON(t testing.TB, c chdb.Config) []byte {
+	t.Helper()
+	first, _, _ := strings.Cut(c.Addr, ",")
+	host, port, err := net.SplitHostPort(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(map[string]any{"host": host, "port": p, "user": c.User, "database": c.Database})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
