@@ -389,11 +389,11 @@ func (e *Evaluator) lookupCauses(ctx context.Context, changes []change) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	it, err := idTable("ids", ids)
+	it, err := chdb.IDTable("ids", ids)
 	if err != nil {
 		return err
 	}
-	mt, err := idTable("msgs", msgs)
+	mt, err := chdb.IDTable("msgs", msgs)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
@@ -55,23 +54,9 @@ func (r *resolution) customers() []string {
 	return out
 }
 
-// idTable builds the external table "name" with one String column id.
-func idTable(name string, ids []string) (*ext.Table, error) {
-	t, err := ext.NewTable(name, ext.Column("id", "String"))
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		if err := t.Append(id); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
-}
-
 // withIDs runs fn with ctx carrying the external table ids(id).
 func withIDs(ctx context.Context, ids []string) (context.Context, error) {
-	t, err := idTable("ids", ids)
+	t, err := chdb.IDTable("ids", ids)
 	if err != nil {
 		return nil, fmt.Errorf("external table of ids: %w", err)
 	}

@@ -349,11 +349,11 @@ func (e *Evaluator) causeEvents(ctx context.Context, changes []change) (map[stri
 	if len(msgs) == 0 {
 		return out, nil
 	}
-	it, err := idTable("ids", ids)
+	it, err := chdb.IDTable("ids", ids)
 	if err != nil {
 		return nil, err
 	}
-	mt, err := idTable("msgs", msgs)
+	mt, err := chdb.IDTable("msgs", msgs)
 	if err != nil {
 		return nil, err
 	}
