@@ -395,7 +395,7 @@ func (r *run) tideline(ctx context.Context, views bool) {
 	name := "loader (throughput, views " + viewsName(views) + ")"
 	spec := r.loaderSpec(name, "bench-"+r.id+"-"+viewsName(views), chc, r.kafkaForChildren(r.bc.TopicPrefix), nil)
 	r.step("tideline (views %s): loader draining %d events", viewsName(views), r.res.Produced.Events)
-	before, err := serverEvents(ctx, conn)
+	before, err := serverEvents(ctx, conn, localEvents)
 	if err != nil {
 		t.Error = err.Error()
 		return
@@ -407,7 +407,7 @@ func (r *run) tideline(ctx context.Context, views bool) {
 		return
 	}
 	werr := watchDrain(ctx, conn, &t, r.res.Produced.Events, start, r.drainDeadline(start), c.alive)
-	t.Server = serverSince(ctx, conn, before)
+	t.Server = serverSince(ctx, conn, localEvents, before)
 	final, serr := c.stop()
 	t.PeakRSSMB = float64(final.PeakRSSKB) / 1024
 	t.ClientCPUSeconds = final.CPUSeconds
@@ -443,7 +443,7 @@ func (r *run) peer(ctx context.Context, views bool) {
 		return
 	}
 	r.step("peer (views %s): Kafka engine consuming %d flat rows", viewsName(views), r.res.Produced.Events)
-	before, err := serverEvents(ctx, conn)
+	before, err := serverEvents(ctx, conn, localEvents)
 	if err != nil {
 		t.Error = err.Error()
 		return
@@ -462,7 +462,7 @@ func (r *run) peer(ctx context.Context, views bool) {
 	}
 	// Only the merge time: 18.16 runs the engine's inserts on a background
 	// thread whose CPU system.events does not account.
-	t.Server = ServerCPU{MergeSeconds: serverSince(ctx, conn, before).MergeSeconds}
+	t.Server = ServerCPU{MergeSeconds: serverSince(ctx, conn, localEvents, before).MergeSeconds}
 	// Stop consuming now: the engine would otherwise compete with the
 	// scenarios that follow.
 	_ = conn.Exec(ctx, "DROP TABLE IF EXISTS "+peerView)
