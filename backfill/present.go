@@ -79,26 +79,21 @@ func missingIn(ctx context.Context, conn *chdb.Conn, topic string, want map[int3
 		fmt.Sprintf(positionsSQL, filter) + ") GROUP BY kafka_partition, bucket"
 	args := append([]any{bucketSize, topic}, fargs...)
 	args = append(append(args, topic), fargs...)
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count offsets of %s in clickhouse: %w", topic, err)
-	}
 	counts := map[int32]map[int64]uint64{}
-	for rows.Next() {
+	err := conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		var p int32
 		var b int64
 		var n uint64
 		if err := rows.Scan(&p, &b, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("scan offset counts of %s: %w", topic, err)
+			return err
 		}
 		if counts[p] == nil {
 			counts[p] = map[int64]uint64{}
 		}
 		counts[p][b] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("count offsets of %s in clickhouse: %w", topic, err)
 	}
 
