@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	tsql "github.com/tideline-dev/tideline/sql"
@@ -232,11 +233,6 @@ func materializedViews(ctx context.Context, conn *chdb.Conn) ([]string, error) {
 	return names, nil
 }
 
-// positionsView records every loaded position (event_positions). It is
-// part of ingest itself, what backfill plans from, not a downstream view,
-// so it stays when the views are detached.
-const positionsView = "event_positions_mv"
-
 // dropViews removes every materialized view the migrations created but the
 // position record, so "views detached" measures inserts into events and
 // their positions alone.
@@ -246,7 +242,8 @@ func dropViews(ctx context.Context, conn *chdb.Conn) error {
 		return err
 	}
 	for _, n := range names {
-		if n == positionsView {
+		// Positions are part of loading, so they stay when the views are detached.
+		if n == ingest.PositionsView {
 			continue
 		}
 		if !chdb.ValidIdentifier(n) {

@@ -48,6 +48,30 @@ func Entries(ctx context.Context, conn *chdb.Conn, audienceID string) (uint64, e
 	return n, nil
 }
 
+// Transitions counts the transitions recorded, each once however often it
+// was written.
+func Transitions(ctx context.Context, conn *chdb.Conn) (uint64, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM audience_transitions FINAL").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count transitions: %w", err)
+	}
+	return n, nil
+}
+
+// LookMembers names what a person reads to see who is in which audience
+// and why.
+const LookMembers = "SELECT * FROM audience_members, membership_transitions"
+
+// HasProfile tells whether conn's database has the customer_profile view
+// (a migration creates it; an older schema lacks it).
+func HasProfile(ctx context.Context, conn *chdb.Conn) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'customer_profile'").Scan(&n); err != nil {
+		return false, fmt.Errorf("look for the customer_profile view: %w", err)
+	}
+	return n > 0, nil
+}
+
 // Retouch marks customers touched now on lane, as an insert into events
 // would, so the evaluator's next passes re-evaluate them.
 func Retouch(ctx context.Context, conn *chdb.Conn, customers []string, lane string) error {

@@ -45,3 +45,19 @@ func TestRetouch(t *testing.T) {
 		t.Fatalf("the passes after Retouch handled %d touches, want the 2 marked", touches)
 	}
 }
+
+// TestHasProfile: a migrated database has the profile view; one where it
+// was dropped does not.
+func TestHasProfile(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	if has, err := HasProfile(ctx, conn); err != nil || !has {
+		t.Fatalf("migrated database: has profile %v, %v; want true", has, err)
+	}
+	if err := conn.Exec(ctx, "DROP TABLE customer_profile"); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := HasProfile(ctx, conn); err != nil || has {
+		t.Fatalf("profile dropped: has profile %v, %v; want false", has, err)
+	}
+}

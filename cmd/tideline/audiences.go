@@ -692,13 +692,12 @@ func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb
 		Run:    ev.Run,
 		Status: sizes,
 		Summary: func(ctx context.Context) string {
-			var n uint64
-			_ = conn.QueryRow(ctx, "SELECT count() FROM audience_transitions FINAL").Scan(&n)
+			n, _ := materialize.Transitions(ctx, conn)
 			parts := []string{}
 			for _, r := range sizes(ctx) {
 				parts = append(parts, fmt.Sprintf("%s=%d", r.Name, r.Value))
 			}
-			return fmt.Sprintf("audiences %s; %d transitions (look: SELECT * FROM audience_members, membership_transitions)", strings.Join(parts, " "), n)
+			return fmt.Sprintf("audiences %s; %d transitions (look: %s)", strings.Join(parts, " "), n, materialize.LookMembers)
 		},
 	}, nil
 }
