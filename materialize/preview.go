@@ -226,11 +226,7 @@ func AppliedConfig(ctx context.Context, conn *chdb.Conn, base Config) (Config, e
 // unkeptInputs are the attributes and signals of plan that apply would
 // backfill: not in the catalogs, or inactive there.
 func unkeptInputs(ctx context.Context, conn *chdb.Conn, plan *Plan) (*unkept, error) {
-	attrs, err := readAttributeCatalog(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	sigs, err := readSignalCatalog(ctx, conn)
+	attrs, sigs, err := readCatalogs(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
