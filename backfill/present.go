@@ -6,19 +6,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
-// positionsSQL selects the Kafka positions ClickHouse holds for a topic: the
-// positions of every event ever inserted (event_positions, which merges do
-// not collapse, unlike events, where only one delivery of each message
-// survives a merge) and the records the loader dead-lettered (those were
-// consumed too, so they are not missing; dead_letters is keyed by position,
-// so a merge keeps each one). The %s is the partition filter built by
-// partitionFilter, made only of placeholders.
-const positionsSQL = `SELECT kafka_partition, kafka_offset FROM event_positions WHERE kafka_topic = ? AND (%[1]s)
-UNION ALL
-SELECT kafka_partition, kafka_offset FROM dead_letters WHERE kafka_topic = ? AND (%[1]s)`
+// positionsSQL selects the Kafka positions ClickHouse holds for a topic
+// (ingest.HeldPositions); the %s is the partition filter built by
+// partitionFilter.
+const positionsSQL = ingest.HeldPositions
 
 // partitionFilter returns "(kafka_partition = ? AND kafka_offset >= ? AND
 // kafka_offset < ?) OR ..." for the spans, with its arguments.

@@ -110,7 +110,7 @@ var exceptions = map[string][]string{
 	"events": {"backfill", "backfill/archive", "backfill/drill", "backfill/report", "bench", "cmd/tideline",
 		"grafana/frames", "grafana/internal/seed", "materialize", "trigger"},
 	"event_positions": {"backfill", "backfill/drill"},
-	"dead_letters":    {"backfill", "grafana/frames", "grafana/internal/seed"},
+	"dead_letters":    {"grafana/frames", "grafana/internal/seed"},
 	"loader_progress": {"grafana/internal/seed"},
 
 	// Backfill re-evaluates audiences and re-decides campaigns over history.
