@@ -58,6 +58,26 @@ func Transitions(ctx context.Context, conn *chdb.Conn) (uint64, error) {
 	return n, nil
 }
 
+// CauseDelays are derived_at − event time, in milliseconds, of the
+// transitions an event caused whose event time is in [fromMs, toMs).
+func CauseDelays(ctx context.Context, conn *chdb.Conn, fromMs, toMs uint64) ([]float64, error) {
+	var ds []float64
+	err := conn.Each(ctx, `SELECT event_time_ms, derived_at_ms FROM audience_transitions FINAL
+WHERE message_id != '' AND event_time_ms >= ? AND event_time_ms < ?`, []any{fromMs, toMs},
+		func(rows chdb.Rows) error {
+			var ev, derived uint64
+			if err := rows.Scan(&ev, &derived); err != nil {
+				return err
+			}
+			ds = append(ds, float64(int64(derived)-int64(ev)))
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read transitions: %w", err)
+	}
+	return ds, nil
+}
+
 // LookMembers names what a person reads to see who is in which audience
 // and why.
 const LookMembers = "SELECT * FROM audience_members, membership_transitions"

@@ -61,3 +61,40 @@ func TestHasProfile(t *testing.T) {
 		t.Fatalf("profile dropped: has profile %v, %v; want false", has, err)
 	}
 }
+
+// TestCauseDelays: the entry an event caused is read with its delay, and
+// only when its event time is in the window.
+func TestCauseDelays(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	gold, err := ParseAudience("t.yaml", []byte("id: gold\nwhen: {attribute: plan, equals: gold}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := Compile([]*Audience{gold}, AttributeSettings{})
+	if _, err := Apply(ctx, conn, p, 0, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	insertDirect(t, conn, "web",
+		&ingest.Event{MessageID: "i1", Type: "identify", UserID: "u1", Timestamp: at, Traits: obj(t, map[string]any{"plan": "gold"})})
+	setWatermark(t, conn, uint64(time.Now().UnixMilli()))
+	ev := testEvaluator(t, conn)
+	settle()
+	evaluate(t, ev)
+	evaluate(t, ev)
+	if n, err := Entries(ctx, conn, "gold"); err != nil || n != 1 {
+		t.Fatalf("entries into gold: %d, %v; want 1", n, err)
+	}
+	ms := uint64(at.UnixMilli())
+	ds, err := CauseDelays(ctx, conn, ms, ms+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0] <= 0 {
+		t.Errorf("delays of the entry caused at %d: %v, want one, positive", ms, ds)
+	}
+	if ds, err := CauseDelays(ctx, conn, ms+1, ms+60000); err != nil || len(ds) != 0 {
+		t.Errorf("delays after the event: %v, %v; want none", ds, err)
+	}
+}

@@ -115,10 +115,10 @@ var exceptions = map[string][]string{
 
 	// Backfill re-evaluates audiences and re-decides campaigns over history.
 	"audiences":             {"cmd/tideline", "grafana/internal/seed"},
-	"audience_transitions":  {"backfill", "bench", "grafana/internal/seed"},
+	"audience_transitions":  {"backfill", "grafana/internal/seed"},
 	"audience_completeness": {"grafana/internal/seed"},
 
-	"send_ledger":          {"bench", "grafana/internal/seed"},
+	"send_ledger":          {"grafana/internal/seed"},
 	"campaigns":            {"backfill", "cmd/tideline", "grafana/internal/seed"},
 	"trigger_dead_letters": {"grafana/internal/seed"},
 
