@@ -198,36 +198,35 @@ func readState(t *testing.T, conn *chdb.Conn) customerState {
 	t.Helper()
 	ctx := context.Background()
 	st := customerState{attrs: map[string]string{}, members: map[string]bool{}}
-	rows, err := conn.Query(ctx, `SELECT customer_id, attribute, toString(argMaxMerge(last_value)), toString(argMinMerge(first_value))
-		FROM customer_attributes GROUP BY customer_id, attribute`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
+	err := conn.Each(ctx, `SELECT customer_id, attribute, toString(argMaxMerge(last_value)), toString(argMinMerge(first_value))
+		FROM customer_attributes GROUP BY customer_id, attribute`, nil, func(rows chdb.Rows) error {
 		var c, a, last, first string
 		if err := rows.Scan(&c, &a, &last, &first); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		// The tuples carry ingest times, which differ between databases:
 		// compare value and null flag only.
 		st.attrs[c+"\x00"+a] = valueOf(last) + "|" + valueOf(first)
-	}
-	rows.Close()
-	rows, err = conn.Query(ctx, `SELECT audience_id, customer_id, argMax(member, updated_at_ms) FROM audience_membership GROUP BY audience_id, customer_id`)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var a, c string
-		var m uint8
-		if err := rows.Scan(&a, &c, &m); err != nil {
-			t.Fatal(err)
-		}
-		if m == 1 {
-			st.members[c+"\x00"+a] = true
-		}
+	err = conn.Each(ctx, `SELECT audience_id, customer_id, argMax(member, updated_at_ms) FROM audience_membership GROUP BY audience_id, customer_id`, nil,
+		func(rows chdb.Rows) error {
+			var a, c string
+			var m uint8
+			if err := rows.Scan(&a, &c, &m); err != nil {
+				return err
+			}
+			if m == 1 {
+				st.members[c+"\x00"+a] = true
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
 	}
-	rows.Close()
 	return st
 }
 
@@ -265,19 +264,10 @@ func (e *env) control(asOf uint64) customerState {
 		conn = testenv.ClickHouse(t)
 		e.derived.controlDB = conn
 	} else {
-		rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView', 'Distributed')", conn.Database)
+		tables, err := conn.Strings(ctx, "SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView', 'Distributed')", conn.Database)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var tables []string
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				t.Fatal(err)
-			}
-			tables = append(tables, name)
-		}
-		rows.Close()
 		for _, name := range tables {
 			switch name {
 			case "schema_migrations", "audiences", "attribute_catalog", "signal_catalog", "campaigns":

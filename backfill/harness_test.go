@@ -138,6 +138,15 @@ func (e *env) produce(n int) []produced {
 		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(ev.CustomerID()), Value: v, Timestamp: ev.ReceivedAt})
 		out = append(out, produced{ev: ev, lane: m.Lane, topic: topic})
 	}
+	e.produceAll(recs, out)
+	e.events = append(e.events, out...)
+	return out
+}
+
+// produceAll produces recs and sets out[i]'s partition and offset to
+// those recs[i] got.
+func (e *env) produceAll(recs []*kgo.Record, out []produced) {
+	e.t.Helper()
 	res := e.prod.ProduceSync(context.Background(), recs...)
 	if err := res.FirstErr(); err != nil {
 		e.t.Fatal(err)
@@ -151,8 +160,6 @@ func (e *env) produce(n int) []produced {
 		i := idx[r.Record]
 		out[i].partition, out[i].offset = r.Record.Partition, r.Record.Offset
 	}
-	e.events = append(e.events, out...)
-	return out
 }
 
 func (e *env) queryUint(q string, args ...any) uint64 {

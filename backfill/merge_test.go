@@ -32,18 +32,7 @@ func (e *env) resend(ps []produced) []produced {
 		}
 		recs[i] = &kgo.Record{Topic: p.topic, Key: []byte(ev.CustomerID()), Value: v, Timestamp: ev.ReceivedAt}
 	}
-	res := e.prod.ProduceSync(context.Background(), recs...)
-	if err := res.FirstErr(); err != nil {
-		e.t.Fatal(err)
-	}
-	idx := map[*kgo.Record]int{}
-	for i, r := range recs {
-		idx[r] = i
-	}
-	for _, r := range res {
-		i := idx[r.Record]
-		out[i].partition, out[i].offset = r.Record.Partition, r.Record.Offset
-	}
+	e.produceAll(recs, out)
 	return out
 }
 

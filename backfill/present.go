@@ -6,19 +6,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
-// positionsSQL selects the Kafka positions ClickHouse holds for a topic: the
-// positions of every event ever inserted (event_positions, which merges do
-// not collapse, unlike events, where only one delivery of each message
-// survives a merge) and the records the loader dead-lettered (those were
-// consumed too, so they are not missing; dead_letters is keyed by position,
-// so a merge keeps each one). The %s is the partition filter built by
-// partitionFilter, made only of placeholders.
-const positionsSQL = `SELECT kafka_partition, kafka_offset FROM event_positions WHERE kafka_topic = ? AND (%[1]s)
-UNION ALL
-SELECT kafka_partition, kafka_offset FROM dead_letters WHERE kafka_topic = ? AND (%[1]s)`
+// positionsSQL selects the Kafka positions ClickHouse holds for a topic
+// (ingest.HeldPositions); the %s is the partition filter built by
+// partitionFilter.
+const positionsSQL = ingest.HeldPositions
 
 // partitionFilter returns "(kafka_partition = ? AND kafka_offset >= ? AND
 // kafka_offset < ?) OR ..." for the spans, with its arguments.
@@ -79,26 +74,21 @@ func missingIn(ctx context.Context, conn *chdb.Conn, topic string, want map[int3
 		fmt.Sprintf(positionsSQL, filter) + ") GROUP BY kafka_partition, bucket"
 	args := append([]any{bucketSize, topic}, fargs...)
 	args = append(append(args, topic), fargs...)
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count offsets of %s in clickhouse: %w", topic, err)
-	}
 	counts := map[int32]map[int64]uint64{}
-	for rows.Next() {
+	err := conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		var p int32
 		var b int64
 		var n uint64
 		if err := rows.Scan(&p, &b, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("scan offset counts of %s: %w", topic, err)
+			return err
 		}
 		if counts[p] == nil {
 			counts[p] = map[int64]uint64{}
 		}
 		counts[p][b] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("count offsets of %s in clickhouse: %w", topic, err)
 	}
 

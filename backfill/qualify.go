@@ -133,19 +133,15 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 	from, to := uint64(w.FromMs()), uint64(w.ToMs())
 	var out []found
 	if len(audiences) > 0 {
-		rows, err := c.Conn.Query(ctx, qWindowTransitions, groupSet(slices.Sorted(maps.Keys(audiences))), groupSet([]string{"entered", "exited"}), from, to, from, to)
-		if err != nil {
-			return nil, fmt.Errorf("read the window's audience transitions: %w", err)
-		}
-		for rows.Next() {
+		args := []any{groupSet(slices.Sorted(maps.Keys(audiences))), groupSet([]string{"entered", "exited"}), from, to, from, to}
+		err := c.Conn.Each(ctx, qWindowTransitions, args, func(rows chdb.Rows) error {
 			var (
 				aud, cust, kind, msg, lane string
 				episode                    uint32
 				evMs, ingMs, derMs, pos    uint64
 			)
 			if err := rows.Scan(&aud, &cust, &episode, &kind, &evMs, &ingMs, &derMs, &pos, &msg, &lane); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan transition: %w", err)
+				return err
 			}
 			o := trigger.Occurrence{
 				AudienceID: aud, Kind: kind, Episode: episode, CustomerID: cust, MessageID: msg, Lane: lane,
@@ -154,25 +150,20 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 			for _, q := range trigger.Match(campaigns, o) {
 				out = append(out, found{feed: "transitions", pos: pos, q: q})
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("read the window's audience transitions: %w", err)
 		}
 	}
 	if len(names) > 0 {
-		rows, err := c.Conn.Query(ctx, qWindowEvents, groupSet(slices.Sorted(maps.Keys(names))), from, to)
-		if err != nil {
-			return nil, fmt.Errorf("read the window's events: %w", err)
-		}
-		for rows.Next() {
+		err := c.Conn.Each(ctx, qWindowEvents, []any{groupSet(slices.Sorted(maps.Keys(names))), from, to}, func(rows chdb.Rows) error {
 			var (
 				cust, msg, name, props, ctx, ip, lane string
 				evMs, ingMs, pos                      uint64
 			)
 			if err := rows.Scan(&cust, &msg, &name, &props, &ctx, &ip, &evMs, &ingMs, &pos, &lane); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan event: %w", err)
+				return err
 			}
 			o := trigger.Occurrence{
 				Event: name, Properties: props, Context: ctx, ContextIP: ip, CustomerID: cust, MessageID: msg, Lane: lane,
@@ -181,9 +172,9 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 			for _, q := range trigger.Match(campaigns, o) {
 				out = append(out, found{feed: "events", pos: pos, q: q})
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("read the window's events: %w", err)
 		}
 	}

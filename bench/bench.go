@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/broker"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	tsql "github.com/tideline-dev/tideline/sql"
@@ -232,11 +233,6 @@ func materializedViews(ctx context.Context, conn *chdb.Conn) ([]string, error) {
 	return names, nil
 }
 
-// positionsView records every loaded position (event_positions). It is
-// part of ingest itself, what backfill plans from, not a downstream view,
-// so it stays when the views are detached.
-const positionsView = "event_positions_mv"
-
 // dropViews removes every materialized view the migrations created but the
 // position record, so "views detached" measures inserts into events and
 // their positions alone.
@@ -246,7 +242,8 @@ func dropViews(ctx context.Context, conn *chdb.Conn) error {
 		return err
 	}
 	for _, n := range names {
-		if n == positionsView {
+		// Positions are part of loading, so they stay when the views are detached.
+		if n == ingest.PositionsView {
 			continue
 		}
 		if !chdb.ValidIdentifier(n) {
@@ -395,7 +392,7 @@ func (r *run) tideline(ctx context.Context, views bool) {
 	name := "loader (throughput, views " + viewsName(views) + ")"
 	spec := r.loaderSpec(name, "bench-"+r.id+"-"+viewsName(views), chc, r.kafkaForChildren(r.bc.TopicPrefix), nil)
 	r.step("tideline (views %s): loader draining %d events", viewsName(views), r.res.Produced.Events)
-	before, err := serverEvents(ctx, conn)
+	before, err := serverEvents(ctx, conn, localEvents)
 	if err != nil {
 		t.Error = err.Error()
 		return
@@ -407,7 +404,7 @@ func (r *run) tideline(ctx context.Context, views bool) {
 		return
 	}
 	werr := watchDrain(ctx, conn, &t, r.res.Produced.Events, start, r.drainDeadline(start), c.alive)
-	t.Server = serverSince(ctx, conn, before)
+	t.Server = serverSince(ctx, conn, localEvents, before)
 	final, serr := c.stop()
 	t.PeakRSSMB = float64(final.PeakRSSKB) / 1024
 	t.ClientCPUSeconds = final.CPUSeconds
@@ -443,7 +440,7 @@ func (r *run) peer(ctx context.Context, views bool) {
 		return
 	}
 	r.step("peer (views %s): Kafka engine consuming %d flat rows", viewsName(views), r.res.Produced.Events)
-	before, err := serverEvents(ctx, conn)
+	before, err := serverEvents(ctx, conn, localEvents)
 	if err != nil {
 		t.Error = err.Error()
 		return
@@ -462,7 +459,7 @@ func (r *run) peer(ctx context.Context, views bool) {
 	}
 	// Only the merge time: 18.16 runs the engine's inserts on a background
 	// thread whose CPU system.events does not account.
-	t.Server = ServerCPU{MergeSeconds: serverSince(ctx, conn, before).MergeSeconds}
+	t.Server = ServerCPU{MergeSeconds: serverSince(ctx, conn, localEvents, before).MergeSeconds}
 	// Stop consuming now: the engine would otherwise compete with the
 	// scenarios that follow.
 	_ = conn.Exec(ctx, "DROP TABLE IF EXISTS "+peerView)

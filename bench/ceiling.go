@@ -58,7 +58,7 @@ func runCeilingInto(ctx context.Context, c Config, conn *chdb.Conn, batches []*i
 	t := Throughput{Name: "ceiling: pre-built columnar inserts"}
 	var rows atomic.Int64
 	var firstAt, lastAt atomic.Int64
-	before, err := serverEvents(ctx, conn)
+	before, err := serverEvents(ctx, conn, localEvents)
 	if err != nil {
 		return t, err
 	}
@@ -93,7 +93,7 @@ func runCeilingInto(ctx context.Context, c Config, conn *chdb.Conn, batches []*i
 		return t, fmt.Errorf("ceiling insert: %w", err)
 	}
 	t.ClientCPUSeconds = cpuSeconds() - cpu
-	t.Server = serverSince(ctx, conn, before)
+	t.Server = serverSince(ctx, conn, localEvents, before)
 	t.Rows = rows.Load()
 	if l := lastAt.Load(); l > 0 {
 		t.Seconds = time.Unix(0, l).Sub(start).Seconds()

@@ -68,14 +68,14 @@ func (r *run) clusterCeilings(ctx context.Context, batches []*ingest.EventRows) 
 	}{{"Distributed sync", 1}, {"Distributed async", 0}} {
 		vctx := chdb.Settings(ctx, clickhouse.Settings{"insert_distributed_sync": v.sync})
 		r.step("cluster ceiling (%s, views attached): %d inserters for %s", v.how, r.cfg.CeilingInserters, r.cfg.Duration)
-		before, _ := clusterEvents(ctx, conn, nodes)
+		before, _ := serverEvents(ctx, conn, nodes)
 		t, err := runCeiling(vctx, r.cfg, conn, batches)
 		if err != nil {
 			fail(v.how, err)
 			continue
 		}
 		t.Name, t.Views = name+", "+v.how, "attached"
-		t.Server = clusterSince(ctx, conn, nodes, before)
+		t.Server = serverSince(ctx, conn, nodes, before)
 		r.step("cluster ceiling (%s): %.0f events/s", v.how, t.EventsPerSec)
 		r.res.Throughput = append(r.res.Throughput, t)
 	}
@@ -89,47 +89,14 @@ func (r *run) clusterCeilings(ctx context.Context, batches []*ingest.EventRows) 
 	}
 	defer local.Close()
 	r.step("cluster ceiling (one node's events_local): %d inserters for %s", r.cfg.CeilingInserters, r.cfg.Duration)
-	before, _ := clusterEvents(ctx, conn, nodes)
+	before, _ := serverEvents(ctx, conn, nodes)
 	t, err := runCeilingInto(ctx, r.cfg, local, batches, "events"+tsql.LocalSuffix)
 	if err != nil {
 		fail("one node's events_local", err)
 		return
 	}
 	t.Name, t.Views = name+", one node's events_local", "attached"
-	t.Server = clusterSince(ctx, conn, nodes, before)
+	t.Server = serverSince(ctx, conn, nodes, before)
 	r.step("cluster ceiling (one node's events_local): %.0f events/s", t.EventsPerSec)
 	r.res.Throughput = append(r.res.Throughput, t)
-}
-
-// clusterEvents is serverEvents summed over every node.
-func clusterEvents(ctx context.Context, conn *chdb.Conn, nodes string) (map[string]uint64, error) {
-	rows, err := conn.Query(ctx, "SELECT event, sum(value) FROM "+nodes+" WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds', 'OSCPUWaitMicroseconds', 'MergesTimeMilliseconds') GROUP BY event")
-	if err != nil {
-		return nil, fmt.Errorf("read cluster counters: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var name string
-		var v uint64
-		if err := rows.Scan(&name, &v); err != nil {
-			return nil, fmt.Errorf("read cluster counters: %w", err)
-		}
-		out[name] = v
-	}
-	return out, rows.Err()
-}
-
-// clusterSince is serverSince summed over every node.
-func clusterSince(ctx context.Context, conn *chdb.Conn, nodes string, before map[string]uint64) ServerCPU {
-	after, err := clusterEvents(ctx, conn, nodes)
-	if err != nil || before == nil {
-		return ServerCPU{}
-	}
-	d := func(k string) float64 { return float64(after[k] - before[k]) }
-	return ServerCPU{
-		CPUSeconds:     (d("UserTimeMicroseconds") + d("SystemTimeMicroseconds")) / 1e6,
-		CPUWaitSeconds: d("OSCPUWaitMicroseconds") / 1e6,
-		MergeSeconds:   d("MergesTimeMilliseconds") / 1e3,
-	}
 }

@@ -152,42 +152,25 @@ func (h *hooks) close() {
 // transitionLatencies is derived_at − event time of the entries and exits
 // caused by events whose event time is in [from, to).
 func transitionLatencies(ctx context.Context, conn *chdb.Conn, from, to time.Time) (Percentiles, error) {
-	rows, err := conn.Query(ctx, `SELECT event_time_ms, derived_at_ms FROM audience_transitions FINAL
-WHERE message_id != '' AND event_time_ms >= ? AND event_time_ms < ?`, uint64(from.UnixMilli()), uint64(to.UnixMilli()))
+	ds, err := materialize.CauseDelays(ctx, conn, uint64(from.UnixMilli()), uint64(to.UnixMilli()))
 	if err != nil {
-		return Percentiles{}, fmt.Errorf("read transitions: %w", err)
+		return Percentiles{}, err
 	}
-	defer rows.Close()
-	var ds []float64
-	for rows.Next() {
-		var ev, derived uint64
-		if err := rows.Scan(&ev, &derived); err != nil {
-			return Percentiles{}, fmt.Errorf("read transitions: %w", err)
-		}
-		ds = append(ds, float64(int64(derived)-int64(ev)))
-	}
-	return percentiles(ds), rows.Err()
+	return percentiles(ds), nil
 }
 
 // webhookLatencies is arrival − qualifying event time of the fired ledger
 // entries whose event time is in [from, to).
 func webhookLatencies(ctx context.Context, conn *chdb.Conn, arrivals map[string]uint64, from, to time.Time) (Percentiles, error) {
-	rows, err := conn.Query(ctx, `SELECT ledger_key, qualified_event_time_ms FROM send_ledger FINAL
-WHERE decision IN ('fire', 'fire_late') AND qualified_event_time_ms >= ? AND qualified_event_time_ms < ?`, uint64(from.UnixMilli()), uint64(to.UnixMilli()))
+	fired, err := trigger.NewLedger(conn).FiredQualifiedAt(ctx, uint64(from.UnixMilli()), uint64(to.UnixMilli()))
 	if err != nil {
-		return Percentiles{}, fmt.Errorf("read send ledger: %w", err)
+		return Percentiles{}, err
 	}
-	defer rows.Close()
 	var ds []float64
-	for rows.Next() {
-		var key string
-		var ev uint64
-		if err := rows.Scan(&key, &ev); err != nil {
-			return Percentiles{}, fmt.Errorf("read send ledger: %w", err)
-		}
+	for key, ev := range fired {
 		if at, ok := arrivals[key]; ok {
 			ds = append(ds, float64(int64(at)-int64(ev)))
 		}
 	}
-	return percentiles(ds), rows.Err()
+	return percentiles(ds), nil
 }

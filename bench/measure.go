@@ -49,29 +49,35 @@ type ServerCPU struct {
 	MergeSeconds   float64 `json:"merge_seconds"`
 }
 
-// serverEvents reads the counters ServerCPU is the difference of.
-func serverEvents(ctx context.Context, conn *chdb.Conn) (map[string]uint64, error) {
-	rows, err := conn.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds', 'OSCPUWaitMicroseconds', 'MergesTimeMilliseconds')")
+// localEvents is the counters of the server conn is connected to.
+const localEvents = "system.events"
+
+// serverEvents reads the counters ServerCPU is the difference of from
+// source: localEvents, or a remote() over every node's system.events,
+// summed over the nodes.
+func serverEvents(ctx context.Context, conn *chdb.Conn, source string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := conn.Each(ctx, "SELECT event, sum(value) FROM "+source+" WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds', 'OSCPUWaitMicroseconds', 'MergesTimeMilliseconds') GROUP BY event", nil,
+		func(rows chdb.Rows) error {
+			var name string
+			var v uint64
+			if err := rows.Scan(&name, &v); err != nil {
+				return err
+			}
+			out[name] = v
+			return nil
+		})
 	if err != nil {
 		return nil, fmt.Errorf("read server counters: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]uint64{}
-	for rows.Next() {
-		var name string
-		var v uint64
-		if err := rows.Scan(&name, &v); err != nil {
-			return nil, fmt.Errorf("read server counters: %w", err)
-		}
-		out[name] = v
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
-// serverSince is the server's CPU accounting since before was read. The
-// counters are server-wide: other work on the same server counts too.
-func serverSince(ctx context.Context, conn *chdb.Conn, before map[string]uint64) ServerCPU {
-	after, err := serverEvents(ctx, conn)
+// serverSince is the CPU accounting of source (see serverEvents) since
+// before was read. The counters are server-wide: other work on the same
+// servers counts too.
+func serverSince(ctx context.Context, conn *chdb.Conn, source string, before map[string]uint64) ServerCPU {
+	after, err := serverEvents(ctx, conn, source)
 	if err != nil || before == nil {
 		return ServerCPU{}
 	}

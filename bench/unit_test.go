@@ -227,6 +227,30 @@ func TestVisibility(t *testing.T) {
 	}
 }
 
+// TestServerEvents reads the CPU counters from this server and, through
+// remote(), from the same server as a one-node cluster: both read every
+// counter, and the later read is not behind the earlier one.
+func TestServerEvents(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	local, err := serverEvents(ctx, conn, localEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := serverEvents(ctx, conn, "remote('"+testenv.ClickHouseConfig(t).Addr+"', system.events)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"UserTimeMicroseconds", "SystemTimeMicroseconds"} {
+		if local[k] == 0 || remote[k] < local[k] {
+			t.Errorf("%s: local %d, remote %d; want a count, not behind", k, local[k], remote[k])
+		}
+	}
+	if cpu := serverSince(ctx, conn, localEvents, local); cpu.CPUSeconds < 0 || cpu.CPUSeconds > 1e6 {
+		t.Errorf("CPU since the first read: %+v", cpu)
+	}
+}
+
 // TestSourceDeterministic checks that a seed yields the same mix, with the
 // requested generated properties, and that every event parses.
 func TestSourceDeterministic(t *testing.T) {

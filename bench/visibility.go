@@ -69,23 +69,19 @@ func (v *visibility) run(ctx context.Context) error {
 
 func (v *visibility) poll(ctx context.Context) error {
 	at := chdb.NowMs()
-	rows, err := v.conn.Query(ctx, "SELECT lane, ingest_time_ms FROM events WHERE ingest_time_ms >= ? GROUP BY lane, ingest_time_ms", v.cursor)
-	if err != nil {
-		return fmt.Errorf("poll visible batches: %w", err)
-	}
 	var fresh []batchKey
-	for rows.Next() {
-		var k batchKey
-		if err := rows.Scan(&k.lane, &k.ingestMs); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan visible batch: %w", err)
-		}
-		if !v.seen[k] {
-			fresh = append(fresh, k)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	err := v.conn.Each(ctx, "SELECT lane, ingest_time_ms FROM events WHERE ingest_time_ms >= ? GROUP BY lane, ingest_time_ms", []any{v.cursor},
+		func(rows chdb.Rows) error {
+			var k batchKey
+			if err := rows.Scan(&k.lane, &k.ingestMs); err != nil {
+				return err
+			}
+			if !v.seen[k] {
+				fresh = append(fresh, k)
+			}
+			return nil
+		})
+	if err != nil {
 		return fmt.Errorf("poll visible batches: %w", err)
 	}
 	for _, k := range fresh {
@@ -98,20 +94,17 @@ func (v *visibility) poll(ctx context.Context) error {
 
 // read records the rows of one newly visible batch.
 func (v *visibility) read(ctx context.Context, k batchKey, at uint64) error {
-	rows, err := v.conn.Query(ctx, "SELECT event_time_ms FROM events WHERE lane = ? AND ingest_time_ms = ?", k.lane, k.ingestMs)
-	if err != nil {
-		return fmt.Errorf("read visible batch: %w", err)
-	}
-	defer rows.Close()
 	var got []sample
-	for rows.Next() {
-		var ms uint64
-		if err := rows.Scan(&ms); err != nil {
-			return fmt.Errorf("scan event time: %w", err)
-		}
-		got = append(got, sample{lane: k.lane, eventMs: ms, visibleMs: at})
-	}
-	if err := rows.Err(); err != nil {
+	err := v.conn.Each(ctx, "SELECT event_time_ms FROM events WHERE lane = ? AND ingest_time_ms = ?", []any{k.lane, k.ingestMs},
+		func(rows chdb.Rows) error {
+			var ms uint64
+			if err := rows.Scan(&ms); err != nil {
+				return err
+			}
+			got = append(got, sample{lane: k.lane, eventMs: ms, visibleMs: at})
+			return nil
+		})
+	if err != nil {
 		return fmt.Errorf("read visible batch: %w", err)
 	}
 	v.mu.Lock()

@@ -8,9 +8,7 @@ import (
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
-	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/materialize"
 )
 
 // TestAudiencesOnContextGroupsAndAlias: audiences select on what the new
@@ -28,21 +26,7 @@ func TestAudiencesOnContextGroupsAndAlias(t *testing.T) {
 		// Event conditions read the typed context columns too.
 		"bf_buyers": "when:\n  performed: purchase\n  within: 7d\n  where:\n    - {property: context.campaign.name, equals: black_friday}\n    - {property: context.page.path, in: [/checkout, /cart]}\n",
 	}
-	var auds []*materialize.Audience
-	for id, body := range defs {
-		a, err := materialize.ParseAudience(id+".yaml", []byte("id: "+id+"\nname: "+id+"\n"+body))
-		if err != nil {
-			t.Fatalf("%s: %v", id, err)
-		}
-		auds = append(auds, a)
-	}
-	plan, err := materialize.Compile(auds, materialize.AttributeSettings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := materialize.Apply(ctx, conn, plan, 0, testenv.Logger(t)); err != nil {
-		t.Fatal(err)
-	}
+	applyAudiences(t, conn, defs)
 	now := time.Now().UTC()
 	at := now.Add(-time.Minute).Format(time.RFC3339Nano)
 	msgs := []struct{ typ, body string }{
@@ -68,34 +52,7 @@ func TestAudiencesOnContextGroupsAndAlias(t *testing.T) {
 	if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
 		t.Fatal(err)
 	}
-	wm := chdb.NowMs() + 1000
-	if err := ingest.InsertProgress(ctx, conn, []ingest.Progress{
-		{Lane: "web", Topic: "events.web", WatermarkMs: wm}, {Lane: "server", Topic: "events.server", WatermarkMs: wm},
-	}, chdb.NowMs()); err != nil {
-		t.Fatal(err)
-	}
-	ev, err := materialize.NewEvaluator(materialize.DefaultConfig(), component.Env{Conn: conn, Log: testenv.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ev.EvaluateOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string][]string{}
-	rs, err := conn.Query(ctx, `SELECT audience_id, customer_id FROM
-(SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m FROM audience_membership GROUP BY audience_id, customer_id)
-WHERE m = 1 ORDER BY audience_id, customer_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var a, c string
-		if err := rs.Scan(&a, &c); err != nil {
-			t.Fatal(err)
-		}
-		got[a] = append(got[a], c)
-	}
+	got := evaluateMembers(t, conn)
 	for id, want := range map[string][]string{
 		"black_friday":   {"anon:anon-bf", "u-bf", "u-home"},
 		"enterprise":     {"u-ent"},

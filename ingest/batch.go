@@ -235,27 +235,23 @@ type LanePartition struct {
 // then cannot commit those records: the new owner consumes and inserts
 // them again.
 func InsertsFinished(ctx context.Context, conn *chdb.Conn) (map[LanePartition]uint64, error) {
-	rows, err := conn.Query(ctx, `SELECT lane, kafka_partition, max(p_updated_at_ms) FROM
+	out := map[LanePartition]uint64{}
+	err := conn.Each(ctx, `SELECT lane, kafka_partition, max(p_updated_at_ms) FROM
 (
     SELECT kafka_topic, kafka_partition, argMax(lane, updated_at_ms) AS lane, max(updated_at_ms) AS p_updated_at_ms
     FROM loader_progress
     GROUP BY kafka_topic, kafka_partition
 )
-GROUP BY lane, kafka_partition`)
-	if err != nil {
-		return nil, fmt.Errorf("read loader progress: %w", err)
-	}
-	defer rows.Close()
-	out := map[LanePartition]uint64{}
-	for rows.Next() {
+GROUP BY lane, kafka_partition`, nil, func(rows chdb.Rows) error {
 		var k LanePartition
 		var at uint64
 		if err := rows.Scan(&k.Lane, &k.Partition, &at); err != nil {
-			return nil, fmt.Errorf("scan loader progress: %w", err)
+			return err
 		}
 		out[k] = at
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read loader progress: %w", err)
 	}
 	return out, nil

@@ -6,6 +6,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// HeldPositions selects the Kafka positions ClickHouse holds for a topic:
+// the positions of every event ever inserted (event_positions, which
+// merges do not collapse, unlike events, where only one delivery of each
+// message survives a merge) and the records the loader dead-lettered
+// (those were consumed too, so they are not missing; dead_letters is keyed
+// by position, so a merge keeps each one). Its %[1]s is a condition on
+// kafka_partition and kafka_offset made only of placeholders, used twice:
+// bind the topic and the condition's arguments, then both again.
+const HeldPositions = `SELECT kafka_partition, kafka_offset FROM event_positions WHERE kafka_topic = ? AND (%[1]s)
+UNION ALL
+SELECT kafka_partition, kafka_offset FROM dead_letters WHERE kafka_topic = ? AND (%[1]s)`
+
 // Dead-letter record headers.
 const (
 	HeaderOrigin = "tideline-origin"

@@ -7,11 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tideline-dev/tideline/ingest"
-	"github.com/tideline-dev/tideline/internal/chdb"
-	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
-	"github.com/tideline-dev/tideline/materialize"
 )
 
 // TestAudiencesOnSeveralGroups: a customer in several groups matches an
@@ -29,21 +25,7 @@ func TestAudiencesOnSeveralGroups(t *testing.T) {
 		"acme_admins":       "when:\n  performed: acme\n  type: group\n  where:\n    - {property: role, equals: admin}\n",
 		"checkout_screens":  "when:\n  performed: Checkout\n  type: screen\n  within: 7d\n",
 	}
-	var auds []*materialize.Audience
-	for id, body := range defs {
-		a, err := materialize.ParseAudience(id+".yaml", []byte("id: "+id+"\nname: "+id+"\n"+body))
-		if err != nil {
-			t.Fatalf("%s: %v", id, err)
-		}
-		auds = append(auds, a)
-	}
-	plan, err := materialize.Compile(auds, materialize.AttributeSettings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := materialize.Apply(ctx, conn, plan, 0, testenv.Logger(t)); err != nil {
-		t.Fatal(err)
-	}
+	applyAudiences(t, conn, defs)
 	p := startPipeline(t, testenv.Embedded(t), conn, fastLoader())
 	now := time.Now().UTC()
 	at := func(min int) string { return now.Add(time.Duration(min-10) * time.Minute).Format(time.RFC3339Nano) }
@@ -78,34 +60,7 @@ func TestAudiencesOnSeveralGroups(t *testing.T) {
 	if n := queryUint(t, conn, "SELECT uniqExact(message_id) FROM events"); n != uint64(len(batch)) {
 		t.Fatalf("%d events loaded, want %d", n, len(batch))
 	}
-	wm := chdb.NowMs() + 1000
-	if err := ingest.InsertProgress(ctx, conn, []ingest.Progress{
-		{Lane: "web", Topic: "events.web", WatermarkMs: wm}, {Lane: "server", Topic: "events.server", WatermarkMs: wm},
-	}, chdb.NowMs()); err != nil {
-		t.Fatal(err)
-	}
-	ev, err := materialize.NewEvaluator(materialize.DefaultConfig(), component.Env{Conn: conn, Log: testenv.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ev.EvaluateOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string][]string{}
-	rs, err := conn.Query(ctx, `SELECT audience_id, customer_id FROM
-(SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m FROM audience_membership GROUP BY audience_id, customer_id)
-WHERE m = 1 ORDER BY audience_id, customer_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var a, c string
-		if err := rs.Scan(&a, &c); err != nil {
-			t.Fatal(err)
-		}
-		got[a] = append(got[a], c)
-	}
+	got := evaluateMembers(t, conn)
 	for id, want := range map[string][]string{
 		"in_acme":           {"u-acme", "u-multi"},
 		"enterprise_member": {"u-acme", "u-initech", "u-multi"},

@@ -14,6 +14,14 @@ type Totals struct {
 	Events, DeadLetters uint64
 }
 
+// LookByLane is the statement a person runs to see the events loaded per
+// lane, duplicates collapsed.
+const LookByLane = "SELECT lane, count() FROM events_unique GROUP BY lane"
+
+// PositionsView records every loaded position in event_positions: part of
+// loading itself, what backfill plans from, not a downstream view.
+const PositionsView = "event_positions_mv"
+
 // ReadTotals counts the events and dead letters in conn's database.
 func ReadTotals(ctx context.Context, conn *chdb.Conn) (Totals, error) {
 	var t Totals

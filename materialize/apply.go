@@ -90,11 +90,7 @@ type ApplyReport struct {
 // the wait between creating a view and backfilling (Config.ApplySettle).
 func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duration, log *slog.Logger) (*ApplyReport, error) {
 	rep := &ApplyReport{}
-	attrs, err := readAttributeCatalog(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	sigs, err := readSignalCatalog(ctx, conn)
+	attrs, sigs, err := readCatalogs(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +274,19 @@ func managedViews(ctx context.Context, conn *chdb.Conn) (map[string]bool, error)
 type attributeRow struct {
 	name, view      string
 	setOnce, active bool
+}
+
+// readCatalogs reads the attributes and signals apply has installed.
+func readCatalogs(ctx context.Context, conn *chdb.Conn) (map[string]attributeRow, map[string]signalRow, error) {
+	attrs, err := readAttributeCatalog(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	sigs, err := readSignalCatalog(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	return attrs, sigs, nil
 }
 
 func readAttributeCatalog(ctx context.Context, conn *chdb.Conn) (map[string]attributeRow, error) {

@@ -420,15 +420,23 @@ func attributesView(attrs []AttributeMode) *View {
 		"    a.1 AS attribute,\n" +
 		"    argMaxState(" + tuple + ", (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,\n" +
 		"    argMinState(" + tuple + ", (a.3, event_time_ms, message_id, ingest_time_ms)) AS first_value\n" +
-		"FROM\n(\n" +
+		traitRows("event_time_ms, ingest_time_ms, message_id", elems)
+	return &View{Name: name, DDL: ddl}
+}
+
+// traitRows is the FROM of the trait views, from FROM to GROUP BY: the
+// events with traits, their customer, traits and cols, one row a per
+// attribute set (elems, from traitElements), grouped by customer and
+// attribute.
+func traitRows(cols, elems string) string {
+	return "FROM\n(\n" +
 		"    -- only rows with traits reach the per-attribute expressions\n" +
-		"    SELECT customer_id, traits, event_time_ms, ingest_time_ms, message_id\n" +
+		"    SELECT customer_id, traits, " + cols + "\n" +
 		"    FROM events\n" +
 		"    WHERE traits NOT IN ('', '{}')\n" +
 		")\n" +
 		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + elems + "\n]) AS a\n" +
 		"GROUP BY customer_id, attribute"
-	return &View{Name: name, DDL: ddl}
 }
 
 // traitElements are attrs' names, sorted, and the ARRAY JOIN elements
@@ -473,14 +481,7 @@ func attributeHistoryView(attrs []AttributeMode) *View {
 		"    customer_id,\n" +
 		"    a.1 AS attribute,\n" +
 		"    groupUniqArrayState((event_time_ms, message_id, a.2, a.3)) AS changes\n" +
-		"FROM\n(\n" +
-		"    -- only rows with traits reach the per-attribute expressions\n" +
-		"    SELECT customer_id, traits, event_time_ms, message_id\n" +
-		"    FROM events\n" +
-		"    WHERE traits NOT IN ('', '{}')\n" +
-		")\n" +
-		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + elems + "\n]) AS a\n" +
-		"GROUP BY customer_id, attribute"
+		traitRows("event_time_ms, message_id", elems)
 	return &View{Name: name, DDL: ddl}
 }
 

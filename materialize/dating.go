@@ -330,12 +330,7 @@ func (e *Evaluator) readInputs(ctx context.Context, pc *pass, res *resolution, c
 		fmt.Fprintf(&b, ", arrayMap(x -> x.1, o_%s), arrayMap(x -> x.4, o_%s), arrayMap(x -> x.2, o_%s)", s.ID, s.ID, s.ID)
 	}
 	b.WriteString("\nFROM\n(\n    " + indentLines(pc.plan.inputsQuery(runLow(0), true), "    ") + "\n)")
-	rows, err := e.conn.Query(chdb.WithExternal(ctx, bt), b.String())
-	if err != nil {
-		return nil, fmt.Errorf("read the inputs of %d customers: %w", len(customers), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err = e.conn.Each(chdb.WithExternal(ctx, bt), b.String(), nil, func(rows chdb.Rows) error {
 		var id string
 		var first uint64
 		at := make([][]uint64, len(attrs))
@@ -352,11 +347,11 @@ func (e *Evaluator) readInputs(ctx context.Context, pc *pass, res *resolution, c
 			dest = append(dest, &ot[i], &ov[i], &om[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("scan inputs: %w", err)
+			return err
 		}
 		in := out[id]
 		if in == nil {
-			continue
+			return nil
 		}
 		in.firstMs = first
 		for i, a := range attrs {
@@ -369,9 +364,10 @@ func (e *Evaluator) readInputs(ctx context.Context, pc *pass, res *resolution, c
 				in.occs[s.ID] = append(in.occs[s.ID], occurrenceTimes{eventMs: ot[i][k], visibleMs: ov[i][k], message: om[i][k]})
 			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read inputs: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the inputs of %d customers: %w", len(customers), err)
 	}
 	return out, nil
 }
@@ -397,27 +393,23 @@ func (e *Evaluator) lookupCauses(ctx context.Context, changes []change) error {
 	if err != nil {
 		return err
 	}
-	rows, err := e.conn.Query(chdb.WithExternal(ctx, it, mt), `SELECT message_id, min(ingest_time_ms), argMin(lane, ingest_time_ms)
-FROM events WHERE customer_id IN (SELECT id FROM ids) AND message_id IN (SELECT id FROM msgs)
-GROUP BY message_id`)
-	if err != nil {
-		return fmt.Errorf("read the events that caused transitions: %w", err)
-	}
-	defer rows.Close()
 	type found struct {
 		ingest uint64
 		lane   string
 	}
 	got := map[string]found{}
-	for rows.Next() {
+	err = e.conn.Each(chdb.WithExternal(ctx, it, mt), `SELECT message_id, min(ingest_time_ms), argMin(lane, ingest_time_ms)
+FROM events WHERE customer_id IN (SELECT id FROM ids) AND message_id IN (SELECT id FROM msgs)
+GROUP BY message_id`, nil, func(rows chdb.Rows) error {
 		var m string
 		var f found
 		if err := rows.Scan(&m, &f.ingest, &f.lane); err != nil {
-			return fmt.Errorf("scan causing events: %w", err)
+			return err
 		}
 		got[m] = f
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("read the events that caused transitions: %w", err)
 	}
 	for i := range changes {

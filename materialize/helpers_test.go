@@ -103,46 +103,42 @@ func evaluate(t testing.TB, ev *Evaluator) Stats {
 // members returns the current members of each audience.
 func members(t testing.TB, conn *chdb.Conn) map[string][]string {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), `SELECT audience_id, customer_id FROM
-(SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m FROM audience_membership GROUP BY audience_id, customer_id)
-WHERE m = 1 ORDER BY audience_id, customer_id`)
-	if err != nil {
-		t.Fatalf("read members: %v", err)
-	}
-	defer rows.Close()
 	out := map[string][]string{}
-	for rows.Next() {
+	err := conn.Each(context.Background(), `SELECT audience_id, customer_id FROM
+(SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m FROM audience_membership GROUP BY audience_id, customer_id)
+WHERE m = 1 ORDER BY audience_id, customer_id`, nil, func(rows chdb.Rows) error {
 		var a, c string
 		if err := rows.Scan(&a, &c); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		out[a] = append(out[a], c)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read members: %v", err)
 	}
 	return out
 }
 
 // transitionRow is one row of audience_transitions.
 type transitionRow struct {
-	Audience, Customer, Kind, Message, Lane string
-	Episode                                 uint32
-	EventTime, IngestTime, DerivedAt        uint64
+	Audience   string `ch:"audience_id"`
+	Customer   string `ch:"customer_id"`
+	Kind       string `ch:"kind"`
+	Message    string `ch:"message_id"`
+	Lane       string `ch:"lane"`
+	Episode    uint32 `ch:"episode"`
+	EventTime  uint64 `ch:"event_time_ms"`
+	IngestTime uint64 `ch:"ingest_time_ms"`
+	DerivedAt  uint64 `ch:"derived_at_ms"`
 }
 
 func transitions(t testing.TB, conn *chdb.Conn) []transitionRow {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), `SELECT audience_id, customer_id, kind, message_id, lane, episode, event_time_ms, ingest_time_ms, derived_at_ms
-FROM audience_transitions FINAL ORDER BY audience_id, customer_id, episode, kind`)
-	if err != nil {
-		t.Fatalf("read transitions: %v", err)
-	}
-	defer rows.Close()
 	var out []transitionRow
-	for rows.Next() {
-		var r transitionRow
-		if err := rows.Scan(&r.Audience, &r.Customer, &r.Kind, &r.Message, &r.Lane, &r.Episode, &r.EventTime, &r.IngestTime, &r.DerivedAt); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
+	if err := conn.Select(context.Background(), &out, `SELECT audience_id, customer_id, kind, message_id, lane, episode, event_time_ms, ingest_time_ms, derived_at_ms
+FROM audience_transitions FINAL ORDER BY audience_id, customer_id, episode, kind`); err != nil {
+		t.Fatalf("read transitions: %v", err)
 	}
 	return out
 }

@@ -30,23 +30,18 @@ func (e *Evaluator) housekeeping(ctx context.Context) {
 		return
 	}
 	cutoff := time.Now().Add(-e.cfg.TouchRetention).UTC().Format("20060102")
-	rows, err := e.conn.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = 'customer_touches' AND active")
+	parts, err := e.conn.Strings(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = 'customer_touches' AND active")
 	if err != nil {
 		e.log.Warn("list customer_touches partitions", "err", err)
 		return
 	}
 	var old []uint64
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			break
-		}
+	for _, p := range parts {
 		n, err := strconv.ParseUint(p, 10, 32)
 		if err == nil && p < cutoff {
 			old = append(old, n)
 		}
 	}
-	rows.Close()
 	if len(old) == 0 {
 		return
 	}

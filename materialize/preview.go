@@ -226,11 +226,7 @@ func AppliedConfig(ctx context.Context, conn *chdb.Conn, base Config) (Config, e
 // unkeptInputs are the attributes and signals of plan that apply would
 // backfill: not in the catalogs, or inactive there.
 func unkeptInputs(ctx context.Context, conn *chdb.Conn, plan *Plan) (*unkept, error) {
-	attrs, err := readAttributeCatalog(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	sigs, err := readSignalCatalog(ctx, conn)
+	attrs, sigs, err := readCatalogs(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -265,16 +261,11 @@ func (e *Evaluator) describe(ctx context.Context, pc *pass, res *resolution, cha
 	}
 	attrs := pc.plan.queryAttributes()
 	q := pc.plan.valuesQuery(runLow(pc.eager))
-	rows, err := e.conn.Query(chdb.WithExternal(ctx, bt, tt), q)
-	if err != nil {
-		return nil, fmt.Errorf("read the inputs of %d previewed members: %w", len(changes), err)
-	}
-	defer rows.Close()
 	type values struct {
 		attrs, feats map[string]string
 	}
 	got := map[string]values{}
-	for rows.Next() {
+	err = e.conn.Each(chdb.WithExternal(ctx, bt, tt), q, nil, func(rows chdb.Rows) error {
 		var id string
 		var at uint64
 		vals := make([]string, len(attrs))
@@ -288,7 +279,7 @@ func (e *Evaluator) describe(ctx context.Context, pc *pass, res *resolution, cha
 			dest = append(dest, &feats[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("scan previewed member: %w", err)
+			return err
 		}
 		v := values{attrs: map[string]string{}, feats: map[string]string{}}
 		for i, a := range attrs {
@@ -300,9 +291,10 @@ func (e *Evaluator) describe(ctx context.Context, pc *pass, res *resolution, cha
 			v.feats[f.Describe()] = feats[i]
 		}
 		got[id] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read previewed members: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the inputs of %d previewed members: %w", len(changes), err)
 	}
 	events, err := e.causeEvents(ctx, changes)
 	if err != nil {
@@ -357,21 +349,17 @@ func (e *Evaluator) causeEvents(ctx context.Context, changes []change) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	rows, err := e.conn.Query(chdb.WithExternal(ctx, it, mt), `SELECT message_id, any(type), any(event)
+	err = e.conn.Each(chdb.WithExternal(ctx, it, mt), `SELECT message_id, any(type), any(event)
 FROM events WHERE customer_id IN (SELECT id FROM ids) AND message_id IN (SELECT id FROM msgs)
-GROUP BY message_id`)
-	if err != nil {
-		return nil, fmt.Errorf("read the events that qualify previewed members: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+GROUP BY message_id`, nil, func(rows chdb.Rows) error {
 		var m, typ, ev string
 		if err := rows.Scan(&m, &typ, &ev); err != nil {
-			return nil, fmt.Errorf("scan qualifying event: %w", err)
+			return err
 		}
 		out[m] = strings.TrimSpace(typ + " " + ev)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read the events that qualify previewed members: %w", err)
 	}
 	return out, nil

@@ -63,6 +63,50 @@ func Entries(ctx context.Context, conn *chdb.Conn, audienceID string) (uint64, e
 	return n, nil
 }
 
+// Transitions counts the transitions recorded, each once however often it
+// was written.
+func Transitions(ctx context.Context, conn *chdb.Conn) (uint64, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM audience_transitions FINAL").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count transitions: %w", err)
+	}
+	return n, nil
+}
+
+// CauseDelays are derived_at − event time, in milliseconds, of the
+// transitions an event caused whose event time is in [fromMs, toMs).
+func CauseDelays(ctx context.Context, conn *chdb.Conn, fromMs, toMs uint64) ([]float64, error) {
+	var ds []float64
+	err := conn.Each(ctx, `SELECT event_time_ms, derived_at_ms FROM audience_transitions FINAL
+WHERE message_id != '' AND event_time_ms >= ? AND event_time_ms < ?`, []any{fromMs, toMs},
+		func(rows chdb.Rows) error {
+			var ev, derived uint64
+			if err := rows.Scan(&ev, &derived); err != nil {
+				return err
+			}
+			ds = append(ds, float64(int64(derived)-int64(ev)))
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read transitions: %w", err)
+	}
+	return ds, nil
+}
+
+// LookMembers names what a person reads to see who is in which audience
+// and why.
+const LookMembers = "SELECT * FROM audience_members, membership_transitions"
+
+// HasProfile tells whether conn's database has the customer_profile view
+// (a migration creates it; an older schema lacks it).
+func HasProfile(ctx context.Context, conn *chdb.Conn) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'customer_profile'").Scan(&n); err != nil {
+		return false, fmt.Errorf("look for the customer_profile view: %w", err)
+	}
+	return n > 0, nil
+}
+
 // Retouch marks customers touched now on lane, as an insert into events
 // would, so the evaluator's next passes re-evaluate them.
 func Retouch(ctx context.Context, conn *chdb.Conn, customers []string, lane string) error {

@@ -113,25 +113,21 @@ func (r *touchReader) readNew(ctx context.Context, conn *chdb.Conn, cursor uint3
 	if cursor > r.overlap {
 		from = cursor - r.overlap
 	}
-	rows, err := conn.Query(ctx, "SELECT toUInt32(touched_at) AS s, count() FROM customer_touches WHERE touched_at >= toDateTime(?) GROUP BY s ORDER BY s", from)
-	if err != nil {
-		return nil, cursor, fmt.Errorf("count customer touches: %w", err)
-	}
 	type second struct {
 		s uint32
 		n uint64
 	}
 	var secs []second
-	for rows.Next() {
-		var sc second
-		if err := rows.Scan(&sc.s, &sc.n); err != nil {
-			rows.Close()
-			return nil, cursor, fmt.Errorf("scan touch counts: %w", err)
-		}
-		secs = append(secs, sc)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	err := conn.Each(ctx, "SELECT toUInt32(touched_at) AS s, count() FROM customer_touches WHERE touched_at >= toDateTime(?) GROUP BY s ORDER BY s", []any{from},
+		func(rows chdb.Rows) error {
+			var sc second
+			if err := rows.Scan(&sc.s, &sc.n); err != nil {
+				return err
+			}
+			secs = append(secs, sc)
+			return nil
+		})
+	if err != nil {
 		return nil, cursor, fmt.Errorf("count customer touches: %w", err)
 	}
 	first := -1
@@ -161,19 +157,14 @@ func (r *touchReader) readNew(ctx context.Context, conn *chdb.Conn, cursor uint3
 	if last < len(secs)-1 {
 		newCursor = secs[last].s
 	}
-	rows, err = conn.Query(ctx, `SELECT toUInt32(touched_at), customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane, kafka_partition
-FROM customer_touches WHERE touched_at >= toDateTime(?) AND touched_at <= toDateTime(?)`, secs[first].s, secs[last].s)
-	if err != nil {
-		return nil, cursor, fmt.Errorf("read customer touches: %w", err)
-	}
-	defer rows.Close()
 	fetched := map[uint32]uint64{}
 	var out []touch
-	for rows.Next() {
+	err = conn.Each(ctx, `SELECT toUInt32(touched_at), customer_id, alias, message_id, type, event, has_traits, link, event_time_ms, ingest_time_ms, lane, kafka_partition
+FROM customer_touches WHERE touched_at >= toDateTime(?) AND touched_at <= toDateTime(?)`, []any{secs[first].s, secs[last].s}, func(rows chdb.Rows) error {
 		var t touch
 		var alias, traits, link uint8
 		if err := rows.Scan(&t.at, &t.customer, &alias, &t.message, &t.typ, &t.event, &traits, &link, &t.eventTime, &t.ingestTime, &t.lane, &t.partition); err != nil {
-			return nil, cursor, fmt.Errorf("scan customer touches: %w", err)
+			return err
 		}
 		t.alias, t.hasTraits, t.link = alias == 1, traits == 1, link == 1
 		fetched[t.at]++
@@ -184,12 +175,13 @@ FROM customer_touches WHERE touched_at >= toDateTime(?) AND touched_at <= toDate
 		}
 		k := t.key()
 		if seen[k] {
-			continue
+			return nil
 		}
 		seen[k] = true
 		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, cursor, fmt.Errorf("read customer touches: %w", err)
 	}
 	for s, n := range fetched {

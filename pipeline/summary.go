@@ -107,7 +107,7 @@ func (s *Summary) Print(ctx context.Context, out io.Writer, conn *chdb.Conn, com
 			fmt.Fprintln(out, c.Summary(ctx))
 		}
 	}
-	fmt.Fprintf(out, "look:  scripts/clickhouse.sh client -d %s -q 'SELECT lane, count() FROM events_unique GROUP BY lane'\n", s.Database)
+	fmt.Fprintf(out, "look:  scripts/clickhouse.sh client -d %s -q '%s'\n", s.Database, ingest.LookByLane)
 }
 
 // accounting is the lane's balance in one line: equal, or the difference named.

@@ -85,20 +85,19 @@ func Applied(ctx context.Context, conn *chdb.Conn) (map[int]bool, error) {
 			return nil, fmt.Errorf("create schema_migrations: %w", err)
 		}
 	}
-	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	applied := map[int]bool{}
+	err := conn.Each(ctx, "SELECT DISTINCT version FROM schema_migrations", nil, func(rows chdb.Rows) error {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		applied[int(v)] = true
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}
-	defer rows.Close()
-	applied := map[int]bool{}
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("scan schema_migrations: %w", err)
-		}
-		applied[int(v)] = true
-	}
-	return applied, rows.Err()
+	return applied, nil
 }
 
 // Version is the highest applied version (0 for an empty database).

@@ -49,11 +49,11 @@ func (p *profileAttributes) useView(ctx context.Context) bool {
 	if time.Since(p.checked) < profileRecheck {
 		return p.hasView && !p.viewError
 	}
-	var n uint64
-	if err := p.conn.QueryRow(ctx, qTableExists, "customer_profile").Scan(&n); err != nil {
+	has, err := materialize.HasProfile(ctx, p.conn)
+	if err != nil {
 		return false
 	}
-	p.checked, p.hasView, p.viewError = time.Now(), n > 0, false
+	p.checked, p.hasView, p.viewError = time.Now(), has, false
 	return p.hasView
 }
 
@@ -148,16 +148,11 @@ func decoded(v string) any {
 // fromTraits merges the traits of each customer's latest events carrying
 // traits, newest value winning per trait (by event time).
 func (p *profileAttributes) fromTraits(ctx context.Context, ids []string) (map[string]map[string]any, error) {
-	rows, err := p.conn.Query(ctx, qLatestTraits, stringSet(ids))
-	if err != nil {
-		return nil, fmt.Errorf("read latest traits: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]map[string]any{}
-	for rows.Next() {
+	err := p.conn.Each(ctx, qLatestTraits, []any{stringSet(ids)}, func(rows chdb.Rows) error {
 		var id, traits string
 		if err := rows.Scan(&id, &traits); err != nil {
-			return nil, fmt.Errorf("scan traits: %w", err)
+			return err
 		}
 		attrs := out[id]
 		if attrs == nil {
@@ -166,7 +161,7 @@ func (p *profileAttributes) fromTraits(ctx context.Context, ids []string) (map[s
 		}
 		var m map[string]any
 		if json.Unmarshal([]byte(traits), &m) != nil {
-			continue
+			return nil
 		}
 		// Rows come newest first: a trait already set by a newer event is kept.
 		for k, v := range m {
@@ -174,6 +169,10 @@ func (p *profileAttributes) fromTraits(ctx context.Context, ids []string) (map[s
 				attrs[k] = v
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read latest traits: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -72,18 +72,7 @@ deliver:
 			run := 0
 			start := func() *exec.Cmd {
 				run++
-				f, err := os.Create(fmt.Sprintf("%s-%02d.log", logs, run))
-				if err != nil {
-					t.Fatal(err)
-				}
-				cmd := exec.Command(bin, "trigger", "--log-json")
-				cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				// The log file is closed by the process's exit.
-				go func() { _ = cmd.Wait(); f.Close() }()
-				return cmd
+				return startPollerProcess(t, bin, env, logs, run)
 			}
 
 			// The oracle: customer i has 1 + i%4 entries; one in ten

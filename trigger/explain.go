@@ -17,28 +17,23 @@ import (
 // each new or changed campaign, and an inactive row for each active
 // campaign that is no longer defined. Running it again changes nothing.
 func ApplyCampaigns(ctx context.Context, conn *chdb.Conn, cs []*Campaign) error {
-	rows, err := conn.Query(ctx, qCampaignVersions)
-	if err != nil {
-		return fmt.Errorf("read campaigns table: %w", err)
-	}
 	type applied struct {
 		version string
 		active  bool
 	}
 	have := map[string]applied{}
-	for rows.Next() {
+	err := conn.Each(ctx, qCampaignVersions, nil, func(rows chdb.Rows) error {
 		var (
 			id, version string
 			active      uint8
 		)
 		if err := rows.Scan(&id, &version, &active); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan campaigns table: %w", err)
+			return err
 		}
 		have[id] = applied{version, active == 1}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("read campaigns table: %w", err)
 	}
 	batch, err := conn.PrepareBatch(ctx, qInsertCampaigns)

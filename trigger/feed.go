@@ -238,20 +238,16 @@ func (r *feedReader) window(ctx context.Context, conn *chdb.Conn, set any, shard
 }
 
 func (r *feedReader) query(ctx context.Context, conn *chdb.Conn, q string, args []any) ([]feedRow, error) {
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read %s feed: %w", r.f.id, err)
-	}
-	defer rows.Close()
 	var out []feedRow
-	for rows.Next() {
+	err := conn.Each(ctx, q, args, func(rows chdb.Rows) error {
 		row, err := r.f.scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("scan %s feed: %w", r.f.id, err)
+			return err
 		}
 		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read %s feed: %w", r.f.id, err)
 	}
 	return out, nil

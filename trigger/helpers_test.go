@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -249,4 +250,22 @@ func setAttributes(t testing.TB, conn *chdb.Conn, attrs map[string]map[string]an
 		t.Fatal(err)
 	}
 	insertEvents(t, conn, evs)
+}
+
+// startPollerProcess starts bin's poller (tideline trigger) with env,
+// logging to logs-NN.log where NN is run; the process's exit closes the
+// log file.
+func startPollerProcess(t *testing.T, bin string, env []string, logs string, run int) *exec.Cmd {
+	t.Helper()
+	f, err := os.Create(fmt.Sprintf("%s-%02d.log", logs, run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "trigger", "--log-json")
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); f.Close() }()
+	return cmd
 }

@@ -142,24 +142,20 @@ func PreviewAudience(ctx context.Context, conn *chdb.Conn, mc materialize.Config
 // for a reader without the definition files. A recorded definition that no
 // longer parses is left out and described in skipped.
 func AppliedCampaigns(ctx context.Context, conn *chdb.Conn) (cs []*Campaign, skipped []string, err error) {
-	rows, err := conn.Query(ctx, qAppliedCampaigns)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read campaigns table: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err = conn.Each(ctx, qAppliedCampaigns, nil, func(rows chdb.Rows) error {
 		var id, def string
 		if err := rows.Scan(&id, &def); err != nil {
-			return nil, nil, fmt.Errorf("scan campaigns table: %w", err)
+			return err
 		}
 		c, err := ParseCampaign("campaigns table: "+id, []byte(def))
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s: %v", id, err))
-			continue
+			return nil
 		}
 		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("read campaigns table: %w", err)
 	}
 	return cs, skipped, nil

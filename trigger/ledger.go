@@ -225,6 +225,27 @@ FROM (SELECT ledger_key, argMax(decision, updated_at_ms) AS decision FROM send_l
 	return c, nil
 }
 
+// FiredQualifiedAt maps the key of every entry decided to fire, late or
+// not, whose qualifying event time is in [fromMs, toMs) to that time.
+func (l *Ledger) FiredQualifiedAt(ctx context.Context, fromMs, toMs uint64) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := l.conn.Each(ctx, `SELECT ledger_key, qualified_event_time_ms FROM send_ledger FINAL
+WHERE decision IN ('fire', 'fire_late') AND qualified_event_time_ms >= ? AND qualified_event_time_ms < ?`, []any{fromMs, toMs},
+		func(rows chdb.Rows) error {
+			var key string
+			var ev uint64
+			if err := rows.Scan(&key, &ev); err != nil {
+				return err
+			}
+			out[key] = ev
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read the fired entries: %w", err)
+	}
+	return out, nil
+}
+
 // Insert writes entries' rows in one insert.
 func (l *Ledger) Insert(ctx context.Context, entries []*Entry) error {
 	if len(entries) == 0 {

@@ -224,7 +224,11 @@ deliver:
 			if u6.Data.Trigger.Event != "purchase" || !strings.Contains(string(u6.Data.Trigger.Properties), `"500"`) {
 				t.Errorf("event trigger payload: %+v", u6.Data.Trigger)
 			}
-			if count(t, conn, qTableExists, "customer_profile") == 0 {
+			hasProfile, err := materialize.HasProfile(context.Background(), conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !hasProfile {
 				for k, e := range fires {
 					if e.CustomerID == "u5" {
 						if a := body(t, deliveries[k][0].Body).Data.Attributes; a["plan"] != "gold" || a["name"] != "Ada" {

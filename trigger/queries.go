@@ -105,8 +105,6 @@ GROUP BY customer_id`
 	qRunningInserts = `SELECT query_id FROM system.processes
 WHERE query LIKE 'INSERT INTO send_ledger%' OR query LIKE 'INSERT INTO trigger_payloads%'`
 
-	qTableExists = `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?`
-
 	qFollowUps = `SELECT customer_id, message_id, event, properties, context, context_ip, event_time_ms FROM events
 WHERE customer_id IN ? AND event IN ? AND event_time_ms >= ? AND event_time_ms <= ?`
 

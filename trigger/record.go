@@ -253,21 +253,17 @@ func FollowUps(ctx context.Context, conn *chdb.Conn, cs map[string]*Campaign, qs
 	byCustomer := map[string][]ev{}
 	ids := keys(custs)
 	for i := 0; i < len(ids); i += followUpChunk {
-		rows, err := conn.Query(ctx, qFollowUps, stringSet(ids[i:min(i+followUpChunk, len(ids))]), stringSet(keys(names)), lo, hi)
-		if err != nil {
-			return nil, fmt.Errorf("read follow-up events: %w", err)
-		}
-		for rows.Next() {
+		args := []any{stringSet(ids[i:min(i+followUpChunk, len(ids))]), stringSet(keys(names)), lo, hi}
+		err := conn.Each(ctx, qFollowUps, args, func(rows chdb.Rows) error {
 			var cust string
 			var e ev
 			if err := rows.Scan(&cust, &e.msg, &e.name, &e.fields.Properties, &e.fields.Context, &e.fields.ContextIP, &e.at); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan follow-up event: %w", err)
+				return err
 			}
 			byCustomer[cust] = append(byCustomer[cust], e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, fmt.Errorf("read follow-up events: %w", err)
 		}
 	}

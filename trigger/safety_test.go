@@ -73,17 +73,7 @@ deliver:
 	})
 	start := func() *exec.Cmd {
 		run++
-		f, err := os.Create(fmt.Sprintf("%s-%02d.log", logs, run))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "trigger", "--log-json")
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = cmd.Wait(); f.Close() }()
-		return cmd
+		return startPollerProcess(t, bin, env, logs, run)
 	}
 	kill := func(cmd *exec.Cmd) {
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {

@@ -167,43 +167,39 @@ materialize.confirm_above messages at once, it asks for confirmation
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			conn, err := chdb.Open(ctx, a.ch, false)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			reports, err := applyImpact(ctx, a, conn, mc, trg, p)
-			if err != nil {
-				return err
-			}
-			sends := 0
-			for _, r := range reports {
-				sends += r.Sends
-			}
-			if !applyJSON {
-				for _, r := range reports {
-					printAudienceReport(os.Stdout, r, false)
-					fmt.Println()
+			return a.withConn(cmd, func(ctx context.Context, conn *chdb.Conn) error {
+				reports, err := applyImpact(ctx, a, conn, mc, trg, p)
+				if err != nil {
+					return err
 				}
-			}
-			gate := confirm.Gate{Above: mc.ConfirmAbove, Setting: "materialize.confirm_above", Yes: yes, Ask: terminalAsk()}
-			if err := gate.Check(int64(sends), "this apply"); err != nil {
-				return err
-			}
-			rep, err := materialize.Apply(ctx, conn, p, mc.ApplySettle, a.log)
-			if err != nil {
-				return err
-			}
-			if applyJSON {
-				return writeJSON(struct {
-					*materialize.ApplyReport
-					Previews []*trigger.AudienceReport `json:"previews"`
-					Sends    int                       `json:"sends"`
-				}{rep, reports, sends})
-			}
-			printApply(rep)
-			return nil
+				sends := 0
+				for _, r := range reports {
+					sends += r.Sends
+				}
+				if !applyJSON {
+					for _, r := range reports {
+						printAudienceReport(os.Stdout, r, false)
+						fmt.Println()
+					}
+				}
+				gate := confirm.Gate{Above: mc.ConfirmAbove, Setting: "materialize.confirm_above", Yes: yes, Ask: terminalAsk()}
+				if err := gate.Check(int64(sends), "this apply"); err != nil {
+					return err
+				}
+				rep, err := materialize.Apply(ctx, conn, p, mc.ApplySettle, a.log)
+				if err != nil {
+					return err
+				}
+				if applyJSON {
+					return writeJSON(struct {
+						*materialize.ApplyReport
+						Previews []*trigger.AudienceReport `json:"previews"`
+						Sends    int                       `json:"sends"`
+					}{rep, reports, sends})
+				}
+				printApply(rep)
+				return nil
+			})
 		},
 	}
 	af := applyCmd.Flags()
@@ -252,25 +248,21 @@ reason (stale, capped, suppressed, ...), on the ledger's current facts.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			conn, err := chdb.Open(ctx, a.ch, false)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			campaigns, err := loadCampaigns(a, trg.CampaignsDir, "the impact on campaigns is not previewed")
-			if err != nil {
-				return err
-			}
-			r, err := trigger.PreviewAudience(ctx, conn, mc, aud, sample, campaigns, trg.WatermarkLanes, a.log)
-			if err != nil {
-				return err
-			}
-			if previewJSON {
-				return writeJSON(r)
-			}
-			printAudienceReport(os.Stdout, r, true)
-			return nil
+			return a.withConn(cmd, func(ctx context.Context, conn *chdb.Conn) error {
+				campaigns, err := loadCampaigns(a, trg.CampaignsDir, "the impact on campaigns is not previewed")
+				if err != nil {
+					return err
+				}
+				r, err := trigger.PreviewAudience(ctx, conn, mc, aud, sample, campaigns, trg.WatermarkLanes, a.log)
+				if err != nil {
+					return err
+				}
+				if previewJSON {
+					return writeJSON(r)
+				}
+				printAudienceReport(os.Stdout, r, true)
+				return nil
+			})
 		},
 	}
 	pf := preview.Flags()
@@ -288,38 +280,34 @@ reason (stale, capped, suppressed, ...), on the ledger's current facts.`,
 			if err := load(cmd); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			conn, err := chdb.Open(ctx, a.ch, false)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			applied, err := materialize.ListApplied(ctx, conn)
-			if err != nil {
-				return err
-			}
-			sizes, err := materialize.AudienceSizes(ctx, conn)
-			if err != nil {
-				return err
-			}
-			local := map[string]string{}
-			localErr := ""
-			if p, err := materialize.LoadPlan(mc); err == nil {
-				for _, c := range p.Audiences {
-					local[c.Audience.ID] = c.Version
+			return a.withConn(cmd, func(ctx context.Context, conn *chdb.Conn) error {
+				applied, err := materialize.ListApplied(ctx, conn)
+				if err != nil {
+					return err
 				}
-			} else {
-				localErr = err.Error()
-			}
-			complete, err := materialize.ReadCompleteness(ctx, conn)
-			if err != nil {
-				return err
-			}
-			if listJSON {
-				return printListJSON(applied, sizes, complete, local, localErr)
-			}
-			printList(applied, sizes, complete, local, localErr)
-			return nil
+				sizes, err := materialize.AudienceSizes(ctx, conn)
+				if err != nil {
+					return err
+				}
+				local := map[string]string{}
+				localErr := ""
+				if p, err := materialize.LoadPlan(mc); err == nil {
+					for _, c := range p.Audiences {
+						local[c.Audience.ID] = c.Version
+					}
+				} else {
+					localErr = err.Error()
+				}
+				complete, err := materialize.ReadCompleteness(ctx, conn)
+				if err != nil {
+					return err
+				}
+				if listJSON {
+					return printListJSON(applied, sizes, complete, local, localErr)
+				}
+				printList(applied, sizes, complete, local, localErr)
+				return nil
+			})
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
@@ -608,33 +596,29 @@ taken over from where it stopped.`,
 				config.Flag{Name: "metrics-addr", Key: "materialize.metrics_addr"}); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			conn, err := chdb.Open(ctx, a.ch, false)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			reg := telemetry.NewRegistry()
-			env := component.Env{Conn: conn, Registry: reg, Log: a.log}
-			if mc.Sharding == "group" {
-				if a.kafka.Mode != "kafka" {
-					return fmt.Errorf("materialize.sharding group: the evaluators share customers through a Kafka consumer group, which needs kafka.mode kafka (an embedded broker is one process's own); got kafka.mode %q", a.kafka.Mode)
+			return a.withConn(cmd, func(ctx context.Context, conn *chdb.Conn) error {
+				reg := telemetry.NewRegistry()
+				env := component.Env{Conn: conn, Registry: reg, Log: a.log}
+				if mc.Sharding == "group" {
+					if a.kafka.Mode != "kafka" {
+						return fmt.Errorf("materialize.sharding group: the evaluators share customers through a Kafka consumer group, which needs kafka.mode kafka (an embedded broker is one process's own); got kafka.mode %q", a.kafka.Mode)
+					}
+					seeds, stop, err := broker.Connect(ctx, a.kafka, a.log)
+					if err != nil {
+						return err
+					}
+					defer stop()
+					env.Kafka, env.Seeds = a.kafka, seeds
 				}
-				seeds, stop, err := broker.Connect(ctx, a.kafka, a.log)
+				ev, err := startEvaluator(ctx, a, mc, apply, env)
 				if err != nil {
 					return err
 				}
-				defer stop()
-				env.Kafka, env.Seeds = a.kafka, seeds
-			}
-			ev, err := startEvaluator(ctx, a, mc, apply, env)
-			if err != nil {
-				return err
-			}
-			if err := telemetry.Serve(ctx, mc.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
-				return err
-			}
-			return ev.Run(ctx)
+				if err := telemetry.Serve(ctx, mc.MetricsAddr, reg, func(ctx context.Context) error { return conn.Ping(ctx) }, a.log); err != nil {
+					return err
+				}
+				return ev.Run(ctx)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -692,13 +676,12 @@ func devEvaluator(ctx context.Context, a *app, mc materialize.Config, conn *chdb
 		Run:    ev.Run,
 		Status: sizes,
 		Summary: func(ctx context.Context) string {
-			var n uint64
-			_ = conn.QueryRow(ctx, "SELECT count() FROM audience_transitions FINAL").Scan(&n)
+			n, _ := materialize.Transitions(ctx, conn)
 			parts := []string{}
 			for _, r := range sizes(ctx) {
 				parts = append(parts, fmt.Sprintf("%s=%d", r.Name, r.Value))
 			}
-			return fmt.Sprintf("audiences %s; %d transitions (look: SELECT * FROM audience_members, membership_transitions)", strings.Join(parts, " "), n)
+			return fmt.Sprintf("audiences %s; %d transitions (look: %s)", strings.Join(parts, " "), n, materialize.LookMembers)
 		},
 	}, nil
 }

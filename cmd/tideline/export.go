@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -58,34 +59,30 @@ restores them exactly.`,
 				}
 				topics = append(topics, t)
 			}
-			ctx := cmd.Context()
-			conn, err := chdb.Open(ctx, a.ch, false)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			aw, err := archive.Create(out, w.From, w.To)
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			bar := a.progress("export").Phase("export", "events", 0)
-			n, err := archive.Export(ctx, conn, aw, w.From, w.To, topics, bar.Set)
-			bar.Done()
-			if err != nil {
-				aw.Abort()
-				return err
-			}
-			if err := aw.Close(); err != nil {
-				return err
-			}
-			st, _ := os.Stat(out)
-			var size int64
-			if st != nil {
-				size = st.Size()
-			}
-			fmt.Printf("wrote %d events of %s to %s (%d bytes) in %s\n", n, w, out, size, time.Since(start).Round(time.Millisecond))
-			return nil
+			return a.withConn(cmd, func(ctx context.Context, conn *chdb.Conn) error {
+				aw, err := archive.Create(out, w.From, w.To)
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				bar := a.progress("export").Phase("export", "events", 0)
+				n, err := archive.Export(ctx, conn, aw, w.From, w.To, topics, bar.Set)
+				bar.Done()
+				if err != nil {
+					aw.Abort()
+					return err
+				}
+				if err := aw.Close(); err != nil {
+					return err
+				}
+				st, _ := os.Stat(out)
+				var size int64
+				if st != nil {
+					size = st.Size()
+				}
+				fmt.Printf("wrote %d events of %s to %s (%d bytes) in %s\n", n, w, out, size, time.Since(start).Round(time.Millisecond))
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -140,4 +141,16 @@ func terminalAsk() func(string) bool {
 		return nil
 	}
 	return func(q string) bool { return confirm.Terminal(os.Stdin, os.Stderr, q) }
+}
+
+// withConn runs fn with the command's context and a connection to the
+// configured ClickHouse, closed when fn returns.
+func (a *app) withConn(cmd *cobra.Command, fn func(context.Context, *chdb.Conn) error) error {
+	ctx := cmd.Context()
+	conn, err := chdb.Open(ctx, a.ch, false)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(ctx, conn)
 }

@@ -161,45 +161,41 @@ the endpoint is back.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			conn, err := chdb.Open(ctx, a.ch, false)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			var kafka *kgo.Client
-			if needsKafka(trigger.Config{Config: shares.Config{Sharding: "none"}}, campaigns) && !opts.DryRun {
-				if a.kafka.Mode == "embedded" {
-					// An operator tool talks to the broker of the running
-					// `tideline dev`, never to an empty one of its own.
-					a.kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", a.kafka.EmbeddedPort)}
+			return a.withConn(cmd, func(ctx context.Context, conn *chdb.Conn) error {
+				var kafka *kgo.Client
+				if needsKafka(trigger.Config{Config: shares.Config{Sharding: "none"}}, campaigns) && !opts.DryRun {
+					if a.kafka.Mode == "embedded" {
+						// An operator tool talks to the broker of the running
+						// `tideline dev`, never to an empty one of its own.
+						a.kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", a.kafka.EmbeddedPort)}
+					}
+					kafka, err = kgo.NewClient(append(broker.ClientOpts(a.kafka.Brokers, a.log), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+					if err != nil {
+						return fmt.Errorf("kafka producer: %w", err)
+					}
+					defer kafka.Close()
 				}
-				kafka, err = kgo.NewClient(append(broker.ClientOpts(a.kafka.Brokers, a.log), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+				res, err := trigger.Redeliver(ctx, conn, campaigns, cfg, kafka, a.kafka.TopicPrefix, opts, a.log)
+				for _, d := range res.Reenabled {
+					fmt.Printf("re-enabled %s\n", d)
+				}
+				for _, d := range res.Disabled {
+					fmt.Printf("still disabled (pass --reenable once the endpoint is back): %s\n", d)
+				}
 				if err != nil {
-					return fmt.Errorf("kafka producer: %w", err)
+					return err
 				}
-				defer kafka.Close()
-			}
-			res, err := trigger.Redeliver(ctx, conn, campaigns, cfg, kafka, a.kafka.TopicPrefix, opts, a.log)
-			for _, d := range res.Reenabled {
-				fmt.Printf("re-enabled %s\n", d)
-			}
-			for _, d := range res.Disabled {
-				fmt.Printf("still disabled (pass --reenable once the endpoint is back): %s\n", d)
-			}
-			if err != nil {
-				return err
-			}
-			verb := "redelivered"
-			if opts.DryRun {
-				verb = "would redeliver"
-			}
-			fmt.Printf("%s: %d selected, %d delivered, %d failed (still dead), %d suppressed (not sent), %d of campaigns no longer defined\n",
-				verb, res.Selected, res.Delivered, res.Failed, res.Suppressed, res.Unknown)
-			if res.Failed > 0 {
-				return errSilent
-			}
-			return nil
+				verb := "redelivered"
+				if opts.DryRun {
+					verb = "would redeliver"
+				}
+				fmt.Printf("%s: %d selected, %d delivered, %d failed (still dead), %d suppressed (not sent), %d of campaigns no longer defined\n",
+					verb, res.Selected, res.Delivered, res.Failed, res.Suppressed, res.Unknown)
+				if res.Failed > 0 {
+					return errSilent
+				}
+				return nil
+			})
 		},
 	}
 	addCampaignsFlag(cmd, &cfg)

@@ -404,7 +404,7 @@ func PipelineLag(r query.Request, wms []LaneWatermark, delays []IngestDelay, dls
 		withData[d.Lane] = true
 	}
 	lanes := subjects(r.Lanes, withData, Lanes)
-	f := data.NewFrame("pipeline_lag",
+	f := data.NewFrame(string(query.PipelineLag),
 		data.NewField(PipelineLagFields[0], nil, []string{}),
 		data.NewField(PipelineLagFields[1], nil, []*int64{}),
 		data.NewField(PipelineLagFields[2], nil, []*time.Time{}),
@@ -455,7 +455,7 @@ func ptr[T any](v T) *T { return &v }
 // BackfillRuns is one row per run, newest first. A running run has a null
 // finish and duration.
 func BackfillRuns(runs []BackfillRun) data.Frames {
-	f := data.NewFrame("backfill_runs",
+	f := data.NewFrame(string(query.BackfillRuns),
 		data.NewField(BackfillFields[0], nil, []time.Time{}),
 		data.NewField(BackfillFields[1], nil, []string{}),
 		data.NewField(BackfillFields[2], nil, []string{}),
@@ -546,7 +546,7 @@ func AudienceCompleteness(r query.Request, rows []Completeness, audiences []Enti
 		byAudience[c.AudienceID] = c
 		withData[c.AudienceID] = true
 	}
-	f := data.NewFrame("audience_completeness",
+	f := data.NewFrame(string(query.AudienceCompleteness),
 		data.NewField(CompletenessFields[0], nil, []string{}),
 		data.NewField(CompletenessFields[1], nil, []string{}),
 		data.NewField(CompletenessFields[2], nil, []*time.Time{}),

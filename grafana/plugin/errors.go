@@ -6,6 +6,7 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
+	"github.com/tideline-dev/tideline/grafana/query"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -15,7 +16,7 @@ var (
 	ErrSettings = errors.New("invalid tideline data source settings")
 	// ErrBackfillTableMissing is a backfill_runs query on a database
 	// without the backfill's table.
-	ErrBackfillTableMissing = errors.New("table backfill_runs does not exist")
+	ErrBackfillTableMissing = errors.New("table " + query.BackfillRunsTable + " does not exist")
 	// ErrNotFound is an unknown resource or stream path.
 	ErrNotFound = errors.New("not found")
 )

@@ -491,9 +491,13 @@ var RequiredTables = []string{
 	"ledger_sends", "loader_progress", "schema_migrations", "send_ledger", "trigger_dead_letters",
 }
 
+// BackfillRunsTable is the table the BackfillRuns type reads; it appears
+// with the backfill's migration.
+const BackfillRunsTable = "backfill_runs"
+
 // OptionalTables are read by one query type each and reported when absent,
-// without failing the check: backfill_runs appears with the backfill's migration.
-var OptionalTables = []string{"backfill_runs"}
+// without failing the check.
+var OptionalTables = []string{BackfillRunsTable}
 
 // TablesIn lists the tables and views of a database (health check).
 func TablesIn(database string) Statement {

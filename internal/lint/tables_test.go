@@ -109,25 +109,20 @@ var exceptions = map[string][]string{
 	// and the dashboards' seed fill and count them.
 	"events": {"backfill", "backfill/archive", "backfill/drill", "backfill/report", "bench", "cmd/tideline",
 		"grafana/frames", "grafana/internal/seed", "materialize", "trigger"},
-	"event_positions":    {"backfill", "backfill/drill"},
-	"event_positions_mv": {"bench"},
-	"events_unique":      {"pipeline"},
-	"dead_letters":       {"backfill", "grafana/frames", "grafana/internal/seed"},
-	"loader_progress":    {"grafana/internal/seed"},
-	"pipeline_lag":       {"grafana/frames"},
+	"event_positions": {"backfill", "backfill/drill"},
+	"dead_letters":    {"grafana/frames", "grafana/internal/seed"},
+	"loader_progress": {"grafana/internal/seed"},
 
 	// Backfill re-evaluates audiences and re-decides campaigns over history.
 	"audiences":             {"cmd/tideline", "grafana/internal/seed"},
-	"audience_transitions":  {"backfill", "bench", "cmd/tideline", "grafana/internal/seed"},
-	"audience_completeness": {"grafana/frames", "grafana/internal/seed"},
-	"audience_members":      {"cmd/tideline"},
-	"customer_profile":      {"trigger"},
+	"audience_transitions":  {"backfill", "grafana/internal/seed"},
+	"audience_completeness": {"grafana/internal/seed"},
 
-	"send_ledger":          {"bench", "grafana/internal/seed"},
+	"send_ledger":          {"grafana/internal/seed"},
 	"campaigns":            {"backfill", "cmd/tideline", "grafana/internal/seed"},
 	"trigger_dead_letters": {"grafana/internal/seed"},
 
-	"backfill_runs": {"grafana/frames", "grafana/internal/seed", "grafana/plugin"},
+	"backfill_runs": {"grafana/internal/seed"},
 }
 
 // TestTableOwners: a table is named only by its owner package and sql/
