@@ -589,6 +589,8 @@ func (r *laneRun) flush(ctx context.Context) error {
 		r.ins, r.insDone, r.streamed = nil, nil, 0
 		r.backoff = 0
 		r.rows.Reset()
+		r.l.log.Info("loader lane's insert under backlog acknowledged", "lane", r.ln.name,
+			"records", r.pending, "seconds", time.Since(r.first).Seconds())
 	}
 	ingest := chdb.NowMs()
 	if err := r.retry(ctx, "insert events", func(ctx context.Context) error {
