@@ -461,10 +461,10 @@ func (r *laneRun) streamFailed(ctx context.Context, err error) error {
 		r.part(p).next = off
 	}
 	r.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{r.topic: at})
+	r.backoff = min(max(2*r.backoff, 100*time.Millisecond), r.l.cfg.MaxRetryBackoff)
 	r.l.log.Warn("loader insert under backlog failed; consuming its records again", "lane", r.ln.name,
 		"records", r.pending, "backoff", r.backoff, "err", err)
 	r.dropBatch()
-	r.backoff = min(max(2*r.backoff, 100*time.Millisecond), r.l.cfg.MaxRetryBackoff)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
