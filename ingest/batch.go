@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
@@ -107,12 +108,38 @@ func (b *EventRows) Insert(ctx context.Context, conn *chdb.Conn, ingestMs uint64
 // InsertInto is Insert into table, a table of the events table's columns
 // (the bench inserts into a cluster node's events_local with it).
 func (b *EventRows) InsertInto(ctx context.Context, conn *chdb.Conn, table string, ingestMs uint64) error {
-	for i := range b.IngestTimeMs {
-		b.IngestTimeMs[i] = ingestMs
+	batch, err := openEvents(ctx, conn, table)
+	if err != nil {
+		return err
 	}
+	n := b.Len()
+	if err := b.appendTo(batch, ingestMs, false); err != nil {
+		return err
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d events: %w", n, err)
+	}
+	return nil
+}
+
+// openEvents starts an insert into table, a table of the events table's
+// columns; the rows go in with appendTo.
+func openEvents(ctx context.Context, conn *chdb.Conn, table string) (driver.Batch, error) {
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+EventColumns+")")
 	if err != nil {
-		return fmt.Errorf("prepare events insert: %w", err)
+		return nil, fmt.Errorf("prepare events insert: %w", err)
+	}
+	return batch, nil
+}
+
+// appendTo appends the rows to an open insert, stamped with ingestMs, and
+// sends them in blocks of insertBlockRows. The last block stays in the
+// client for Send unless sendLast is set, which sends it too so the
+// insert can take more rows later (a lane's open insert under backlog).
+// The insert is aborted on error.
+func (b *EventRows) appendTo(batch driver.Batch, ingestMs uint64, sendLast bool) error {
+	for i := range b.IngestTimeMs {
+		b.IngestTimeMs[i] = ingestMs
 	}
 	n := b.Len()
 	for lo := 0; lo < n; lo += insertBlockRows {
@@ -130,16 +157,13 @@ func (b *EventRows) InsertInto(ctx context.Context, conn *chdb.Conn, table strin
 				return fmt.Errorf("append events column %d: %w", i, err)
 			}
 		}
-		if hi == n {
+		if hi == n && !sendLast {
 			break
 		}
 		if err := batch.Flush(); err != nil {
 			_ = batch.Abort()
-			return fmt.Errorf("send events block of insert of %d: %w", n, err)
+			return fmt.Errorf("send events block of %d rows: %w", hi-lo, err)
 		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert %d events: %w", n, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,59 @@ const crashEvents = 200_000
 // times) and restarts it. After catch-up every event is present, and
 // events_unique, the view analysts read, has each message exactly once.
 func TestLoaderSIGKILL(t *testing.T) {
+	loaderSIGKILL(t, nil)
+}
+
+// TestLoaderSIGKILLMidStream is TestLoaderSIGKILL with batches small
+// enough that the loader is mostly behind and streams its batches into
+// one open insert, killed while such an insert is open: the records of the
+// killed insert, some of them already written by the server, were not
+// committed, and are loaded again without loss or visible duplicates.
+func TestLoaderSIGKILLMidStream(t *testing.T) {
+	loaderSIGKILL(t, []string{
+		"TIDELINE_LOADER_BATCH_SIZE=2000",
+		"TIDELINE_LOADER_STREAM_ROWS=60000",
+		"TIDELINE_LOADER_STREAM_MAX_DURATION=60s",
+	})
+}
+
+// openInserts reads a loader log and returns the lanes whose last insert
+// under backlog was opened and neither acknowledged nor failed.
+func openInserts(t *testing.T, logPath string) []string {
+	t.Helper()
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var l struct{ Msg, Lane string }
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l.Msg, "loader lane behind: streaming"):
+			open[l.Lane] = true
+		case strings.HasPrefix(l.Msg, "loader lane's insert under backlog acknowledged"),
+			strings.HasPrefix(l.Msg, "loader insert under backlog failed"),
+			l.Msg == "loader lane started":
+			open[l.Lane] = false
+		}
+	}
+	var lanes []string
+	for lane, o := range open {
+		if o {
+			lanes = append(lanes, lane)
+		}
+	}
+	return lanes
+}
+
+// loaderSIGKILL is TestLoaderSIGKILL with extra loader settings; with any,
+// each kill waits until an insert under backlog is open, and at least one
+// kill must have hit one.
+func loaderSIGKILL(t *testing.T, settings []string) {
+	midStream := len(settings) > 0
 	bin := buildTideline(t)
 	for _, br := range testenv.Brokers(t) {
 		t.Run(br.Name, func(t *testing.T) {
@@ -46,6 +100,7 @@ func TestLoaderSIGKILL(t *testing.T) {
 				"TIDELINE_LOADER_INSTANCE_ID=crash-loader",
 				"TIDELINE_LOADER_SESSION_TIMEOUT=6s",
 			}
+			env = append(env, settings...)
 			failed := true
 			defer func() {
 				if failed || t.Failed() {
@@ -117,12 +172,18 @@ func TestLoaderSIGKILL(t *testing.T) {
 			}
 			ctx := context.Background()
 			var last uint64
+			killedOpen := 0
 			for k, at := range kills {
 				testenv.Eventually(t, 3*time.Minute, fmt.Sprintf("kill %d: %d rows written", k+1, at), func() (bool, string) {
 					n := queryUint(t, conn, "SELECT count() FROM event_positions")
-					return n >= at && n > last, fmt.Sprintf("rows=%d produced=%d", n, produced.Load())
+					open := midStream && len(openInserts(t, logPath)) > 0
+					return n >= at && n > last && (open || !midStream), fmt.Sprintf("rows=%d produced=%d open inserts=%v", n, produced.Load(), open)
 				})
 				loader.kill(t)
+				if open := openInserts(t, logPath); len(open) > 0 {
+					killedOpen++
+					t.Logf("kill %d: inserts under backlog open on %v", k+1, open)
+				}
 				rows := queryUint(t, conn, "SELECT count() FROM event_positions")
 				uniq := queryUint(t, conn, "SELECT uniqExact(message_id) FROM events")
 				last = rows
@@ -132,6 +193,9 @@ func TestLoaderSIGKILL(t *testing.T) {
 				}
 				time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
 				loader = startProc(t, bin, args, env, logPath)
+			}
+			if midStream && killedOpen == 0 {
+				t.Fatal("no kill came while an insert under backlog was open; it tests nothing")
 			}
 			<-prodDone
 			if n := produceErrs.Load(); n != 0 {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,6 +36,20 @@ type LoaderConfig struct {
 	// FlushInterval flushes a non-empty batch this long after its first
 	// record, bounding latency at low rates (default 200ms).
 	FlushInterval time.Duration `koanf:"flush_interval"`
+	// StreamRows sizes inserts by backlog: while a lane is more than
+	// batch_size records behind, its insert stays open and takes batch
+	// after batch until it holds this many records or stream_max_duration
+	// passed, so the views' tables receive a few large parts instead of
+	// many small ones to merge. Memory stays one batch: each batch is sent
+	// on the open insert as it fills. Offsets are committed once ClickHouse
+	// acknowledged the whole insert; a failed one is consumed again from
+	// the committed offsets. A lane that caught up inserts batch by batch
+	// again. At most batch_size turns it off (default 1000000).
+	StreamRows int `koanf:"stream_rows"`
+	// StreamMaxDuration bounds how long a lane's insert stays open under
+	// backlog, and so how long its records wait for their commit and the
+	// lane's watermark (default 10s).
+	StreamMaxDuration time.Duration `koanf:"stream_max_duration"`
 	// WatermarkInterval is how often idle partitions' watermarks advance and
 	// lag is measured (default 1s).
 	WatermarkInterval time.Duration `koanf:"watermark_interval"`
@@ -73,6 +88,8 @@ func DefaultLoaderConfig() LoaderConfig {
 		Group:              "tideline-loader",
 		BatchSize:          50000,
 		FlushInterval:      200 * time.Millisecond,
+		StreamRows:         1_000_000,
+		StreamMaxDuration:  10 * time.Second,
 		WatermarkInterval:  time.Second,
 		WatermarkGrace:     2 * time.Second,
 		BackfillMaxLiveLag: 20000,
@@ -103,6 +120,9 @@ func (c LoaderConfig) Validate() error {
 	}
 	if c.FlushInterval <= 0 || c.WatermarkInterval <= 0 {
 		errs = append(errs, errors.New("loader.flush_interval and loader.watermark_interval must be positive"))
+	}
+	if c.StreamRows > c.BatchSize && c.StreamMaxDuration <= 0 {
+		errs = append(errs, fmt.Errorf("loader.stream_max_duration must be positive when loader.stream_rows (%d) is above loader.batch_size, got %s", c.StreamRows, c.StreamMaxDuration))
 	}
 	if c.SessionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("loader.session_timeout must be at least 1s (brokers require 6s by default), got %s", c.SessionTimeout))
@@ -224,18 +244,30 @@ type partState struct {
 
 // laneRun is one lane's consume loop state; it is owned by one goroutine.
 type laneRun struct {
-	l        *Loader
-	ln       *lane
-	topic    string
-	group    string
-	client   *kgo.Client
-	adm      *kadm.Client
-	rows     EventRows
-	dead     []DeadLetter
-	dlqOut   []*kgo.Record
-	pending  int
-	first    time.Time
-	parts    map[int32]*partState
+	l       *Loader
+	ln      *lane
+	topic   string
+	group   string
+	client  *kgo.Client
+	adm     *kadm.Client
+	rows    EventRows
+	dead    []DeadLetter
+	dlqOut  []*kgo.Record
+	pending int // records taken since the last commit
+	first   time.Time
+	parts   map[int32]*partState
+	// from is each partition's first offset taken since the last commit,
+	// where a failed open insert consumes again from.
+	from map[int32]int64
+	// behind: the lane's partitions held more than a batch beyond what
+	// was taken, at the last poll.
+	behind bool
+	// ins is the lane's open insert while it is behind (nil otherwise),
+	// holding the streamed records taken first.
+	ins      driver.Batch
+	insDone  context.CancelFunc
+	streamed int
+	backoff  time.Duration
 	assigned sync.Map // partition -> bool, written from rebalance callbacks
 	paused   bool
 }
@@ -246,7 +278,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 		return err
 	}
 	group := l.cfg.GroupOf(l.bc, ln.name)
-	r := &laneRun{l: l, ln: ln, topic: topic, group: group, parts: map[int32]*partState{}}
+	r := &laneRun{l: l, ln: ln, topic: topic, group: group, parts: map[int32]*partState{}, from: map[int32]int64{}}
 	opts := append(broker.ClientOpts(l.seeds, l.log),
 		kgo.ClientID("tideline-loader-"+ln.name),
 		kgo.ConsumerGroup(r.group),
@@ -295,6 +327,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 	// failed flush) has not released it, and Close would wait forever.
 	// Deferred after Close, so it runs first.
 	defer cl.AllowRebalance()
+	defer r.abortStream()
 	l.log.Info("loader lane started", "lane", ln.name, "topic", topic, "group", r.group)
 
 	tick := time.NewTicker(l.cfg.WatermarkInterval)
@@ -309,12 +342,12 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 		default:
 		}
 		wait := l.cfg.FlushInterval
-		if r.pending > 0 {
+		if r.pending > 0 && !r.streaming() {
 			wait = time.Until(r.first.Add(l.cfg.FlushInterval))
 		}
 		if wait > 0 {
 			pctx, cancel := context.WithTimeout(ctx, wait)
-			fetches := cl.PollRecords(pctx, l.cfg.BatchSize-r.pending)
+			fetches := cl.PollRecords(pctx, l.cfg.BatchSize-r.block())
 			cancel()
 			if fetches.IsClientClosed() {
 				return nil
@@ -325,25 +358,139 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 				}
 			})
 			r.take(fetches)
+			// A poll that found nothing means the lane is not behind,
+			// whatever the last high watermark said.
+			r.behind = fetches.NumRecords() > 0 && r.lag() > int64(l.cfg.BatchSize)
 		}
-		if r.pending > 0 && (r.pending >= l.cfg.BatchSize || !time.Now().Before(r.first.Add(l.cfg.FlushInterval))) {
-			fctx, cancel := drainContext(ctx, l.cfg.ShutdownTimeout)
-			err := r.flush(fctx)
-			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					// Stopped, and the batch could not be inserted and
-					// committed within the shutdown timeout: the group
-					// redelivers what was not committed.
-					return nil
-				}
-				return err
+		var err error
+		switch {
+		case r.pending == 0:
+		case r.streaming():
+			if r.block() >= l.cfg.BatchSize {
+				err = r.stream(ctx)
 			}
+		case r.ins != nil || r.block() >= l.cfg.BatchSize || !time.Now().Before(r.first.Add(l.cfg.FlushInterval)):
+			fctx, cancel := drainContext(ctx, l.cfg.ShutdownTimeout)
+			err = r.flush(fctx)
+			cancel()
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				// Stopped, and the batch could not be inserted and
+				// committed within the shutdown timeout: the group
+				// redelivers what was not committed.
+				return nil
+			}
+			return err
 		}
 		if r.pending == 0 {
 			cl.AllowRebalance()
 		}
 	}
+}
+
+// block is the number of records taken and not yet sent to ClickHouse.
+func (r *laneRun) block() int { return r.pending - r.streamed }
+
+// lag is how many records of the partitions this member owns were not
+// taken yet, as of the last fetch.
+func (r *laneRun) lag() int64 {
+	var n int64
+	for p, st := range r.parts {
+		if _, mine := r.assigned.Load(p); mine && st.hwm > st.next {
+			n += st.hwm - st.next
+		}
+	}
+	return n
+}
+
+// streaming reports whether the lane keeps its insert open for more
+// batches: it is behind, and it holds fewer than StreamRows records taken
+// less than StreamMaxDuration ago. The dead-letter lane inserts no events.
+func (r *laneRun) streaming() bool {
+	c := r.l.cfg
+	if !r.behind || c.StreamRows <= c.BatchSize || r.ln.name == "dlq" || r.pending >= c.StreamRows {
+		return false
+	}
+	return r.pending == 0 || time.Since(r.first) < c.StreamMaxDuration
+}
+
+// stream sends the batch in hand on the lane's open insert, opening it
+// first if needed, and keeps the records' offsets uncommitted until flush
+// finishes the insert. A retryable failure drops the insert and consumes
+// again from the committed offsets, after a backoff.
+func (r *laneRun) stream(ctx context.Context) error {
+	if r.ins == nil {
+		sctx, done := drainContext(ctx, r.l.cfg.ShutdownTimeout)
+		ins, err := openEvents(sctx, r.l.conn, "events")
+		if err != nil {
+			done()
+			return r.streamFailed(ctx, err)
+		}
+		r.ins, r.insDone = ins, done
+		r.l.log.Info("loader lane behind: streaming batches into one insert", "lane", r.ln.name, "lag", r.lag())
+	}
+	if err := r.rows.appendTo(r.ins, chdb.NowMs(), true); err != nil {
+		return r.streamFailed(ctx, err)
+	}
+	r.rows.Reset()
+	// Dead letters stay in hand until flush: they go in after the events.
+	r.streamed = r.pending
+	r.backoff = 0
+	return nil
+}
+
+// streamFailed drops the lane's open insert and everything taken since
+// the last commit, and rewinds the partitions to their first offset taken,
+// the committed one, so the records are consumed and inserted again after
+// a backoff. Rows of the dropped insert that ClickHouse already wrote are
+// inserted twice, as after a crash, and collapse the same way. A permanent
+// error stops the lane instead.
+func (r *laneRun) streamFailed(ctx context.Context, err error) error {
+	r.abortStream()
+	r.l.metrics.insertErrors.WithLabelValues(r.ln.name, "stream events").Inc()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !chdb.Retryable(err) {
+		return fmt.Errorf("loader lane %s: stream events: %w", r.ln.name, chdb.Permanent(err))
+	}
+	at := map[int32]kgo.EpochOffset{}
+	for p, off := range r.from {
+		at[p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		r.part(p).next = off
+	}
+	r.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{r.topic: at})
+	r.backoff = min(max(2*r.backoff, 100*time.Millisecond), r.l.cfg.MaxRetryBackoff)
+	r.l.log.Warn("loader insert under backlog failed; consuming its records again", "lane", r.ln.name,
+		"records", r.pending, "backoff", r.backoff, "err", err)
+	r.dropBatch()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(r.backoff):
+	}
+	return nil
+}
+
+// abortStream drops the lane's open insert, if any; the server discards
+// what it did not write yet.
+func (r *laneRun) abortStream() {
+	if r.ins == nil {
+		return
+	}
+	_ = r.ins.Abort()
+	r.insDone()
+	r.ins, r.insDone, r.streamed = nil, nil, 0
+}
+
+// dropBatch forgets everything taken since the last commit.
+func (r *laneRun) dropBatch() {
+	r.rows.Reset()
+	r.dead = r.dead[:0]
+	r.dlqOut = r.dlqOut[:0]
+	r.pending = 0
+	clear(r.from)
 }
 
 // take decodes polled records into the batch.
@@ -359,6 +506,9 @@ func (r *laneRun) take(fetches kgo.Fetches) {
 				r.first = time.Now()
 			}
 			r.pending++
+			if _, ok := r.from[p.Partition]; !ok {
+				r.from[p.Partition] = rec.Offset
+			}
 			ps.next = rec.Offset + 1
 			ps.touched = true
 			r.ln.stats.consumed.Add(1)
@@ -425,6 +575,23 @@ func (r *laneRun) part(p int32) *partState {
 // ClickHouse did not acknowledge.
 func (r *laneRun) flush(ctx context.Context) error {
 	start := time.Now()
+	if r.ins != nil {
+		// The lane's open insert: its records are no longer in hand, so
+		// it cannot be retried, only consumed again.
+		err := r.rows.appendTo(r.ins, chdb.NowMs(), false)
+		if err == nil {
+			err = r.ins.Send()
+		}
+		if err != nil {
+			return r.streamFailed(ctx, err)
+		}
+		r.insDone()
+		r.ins, r.insDone, r.streamed = nil, nil, 0
+		r.backoff = 0
+		r.rows.Reset()
+		r.l.log.Info("loader lane's insert under backlog acknowledged", "lane", r.ln.name,
+			"records", r.pending, "seconds", time.Since(r.first).Seconds())
+	}
 	ingest := chdb.NowMs()
 	if err := r.retry(ctx, "insert events", func(ctx context.Context) error {
 		if r.rows.Len() == 0 {
@@ -469,13 +636,11 @@ func (r *laneRun) flush(ctx context.Context) error {
 		r.l.log.Warn("loader lost its group membership before committing; the batch will be redelivered",
 			"lane", r.ln.name, "records", r.pending, "err", lost)
 		r.l.metrics.insertErrors.WithLabelValues(r.ln.name, "commit offsets: membership lost").Inc()
-		r.rows.Reset()
-		r.dead = r.dead[:0]
-		r.dlqOut = r.dlqOut[:0]
-		r.pending = 0
+		r.dropBatch()
 		return nil
 	}
-	inserted, dead := r.rows.Len(), len(r.dead)
+	// Every record taken is an event row or a dead letter.
+	inserted, dead := r.pending-len(r.dead), len(r.dead)
 	if r.ln.name == "dlq" {
 		inserted, dead = 0, len(r.dead)
 	}
@@ -486,10 +651,7 @@ func (r *laneRun) flush(ctx context.Context) error {
 	r.l.metrics.batchSeconds.WithLabelValues(r.ln.name).Observe(time.Since(start).Seconds())
 	r.l.metrics.batchRows.WithLabelValues(r.ln.name).Observe(float64(r.pending))
 	r.writeProgress(ctx, false)
-	r.rows.Reset()
-	r.dead = r.dead[:0]
-	r.dlqOut = r.dlqOut[:0]
-	r.pending = 0
+	r.dropBatch()
 	return nil
 }
 
@@ -518,6 +680,12 @@ func (r *laneRun) writeProgress(ctx context.Context, all bool) {
 			continue
 		}
 		if _, ok := r.assigned.Load(p); !ok && all {
+			continue
+		}
+		if _, inHand := r.from[p]; inHand && all {
+			// Recorded by the flush that commits them: progress says
+			// the partition's inserts so far were acknowledged
+			// (InsertsFinished), which an open insert's are not.
 			continue
 		}
 		st.touched = false
