@@ -170,12 +170,8 @@ func UpWith(ctx context.Context, conn *chdb.Conn, log *slog.Logger, progress Ste
 		if conn.Cluster != "" {
 			stmts = plan.Statements[m.Version]
 		}
-		for _, stmt := range stmts {
-			step := m
-			step.Statement = stmt
-			if err := exec(ctx, conn, step, progress); err != nil && !alreadyAdded(stmt, err) {
-				return n, fmt.Errorf("apply migration %s: %w", m.Name, err)
-			}
+		if err := apply(ctx, conn, m, stmts, progress); err != nil {
+			return n, fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
 		batch, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at_ms)")
 		if err != nil {
@@ -193,12 +189,15 @@ func UpWith(ctx context.Context, conn *chdb.Conn, log *slog.Logger, progress Ste
 	return n, nil
 }
 
-func exec(ctx context.Context, conn *chdb.Conn, m Migration, progress StepProgress) error {
-	if progress == nil {
-		return conn.Exec(ctx, m.Statement)
+// apply runs the statements of migration m (one, or the cluster plan's
+// several), announced to progress as one step.
+func apply(ctx context.Context, conn *chdb.Conn, m Migration, stmts []string, progress StepProgress) error {
+	read := func(uint64, uint64) {}
+	if progress != nil {
+		var done func()
+		read, done = progress(m)
+		defer done()
 	}
-	read, done := progress(m)
-	defer done()
 	// Progress packets carry increments.
 	var rows, total uint64
 	ctx = clickhouse.Context(ctx, clickhouse.WithProgress(func(p *clickhouse.Progress) {
@@ -206,5 +205,10 @@ func exec(ctx context.Context, conn *chdb.Conn, m Migration, progress StepProgre
 		total += p.TotalRows
 		read(rows, total)
 	}))
-	return conn.Exec(ctx, m.Statement)
+	for _, stmt := range stmts {
+		if err := conn.Exec(ctx, stmt); err != nil && !alreadyAdded(stmt, err) {
+			return err
+		}
+	}
+	return nil
 }
