@@ -81,6 +81,8 @@ type pipeline struct {
 	driver  *workload.Driver
 	stopVis context.CancelFunc
 	stopDrv context.CancelFunc
+	// flowing is when warmUp saw the workload flow.
+	flowing time.Time
 	wg      sync.WaitGroup
 	errs    []error
 	mu      sync.Mutex
@@ -188,6 +190,31 @@ func (p *pipeline) drive(ctx context.Context) {
 
 func (p *pipeline) accepted(lane string) int64 { return p.driver.Lanes()[lane].Accepted.Load() }
 
+// warmUp waits until the workload flows (every lane has an accepted event
+// and each of the visible lanes a loaded one: a fresh broker can take
+// seconds before it accepts the first), records when it did in flowing,
+// then lets it run for warmup. Measurement windows start after it.
+func (p *pipeline) warmUp(ctx context.Context, visible ...string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok := p.accepted("web") > 0 && p.accepted("server") > 0
+		for _, l := range visible {
+			ok = ok && p.vis.rows(l) > 0
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the workload did not flow within a minute: accepted web %d, server %d; visible %v", p.accepted("web"), p.accepted("server"), visible)
+		}
+		if err := sleepAlive(ctx, 50*time.Millisecond, p.alive); err != nil {
+			return err
+		}
+	}
+	p.flowing = time.Now()
+	return sleepAlive(ctx, warmup, p.alive)
+}
+
 // alive reports the first child that died.
 func (p *pipeline) alive() error {
 	for _, c := range append(append([]*child{p.col}, p.loaders...), p.others...) {
@@ -268,7 +295,7 @@ func (r *run) latency(ctx context.Context, views bool) {
 	if err == nil {
 		r.step("latency: %.0f events/s through the collector for %s (+%s warm-up)", r.cfg.Rate, r.cfg.Duration, warmup)
 		p.drive(ctx)
-		err = sleepAlive(ctx, warmup, p.alive)
+		err = p.warmUp(ctx, "web", "server")
 	}
 	var from, to time.Time
 	var before int64
@@ -352,10 +379,9 @@ func (r *run) backlog(ctx context.Context, views bool) {
 	var began, from, resume, drained time.Time
 	if err == nil {
 		r.step("backlog: %.0f events/s for %s with the web lane's loader stopped", r.cfg.Rate, r.cfg.Backlog)
-		began = time.Now()
 		p.drive(ctx)
-		err = sleepAlive(ctx, warmup, p.alive)
-		from = time.Now()
+		err = p.warmUp(ctx, "server")
+		began, from = p.flowing, time.Now()
 	}
 	if err == nil {
 		err = sleepAlive(ctx, r.cfg.Backlog-warmup, p.alive)
