@@ -215,20 +215,11 @@ func (e *env) skipCommitted(lane string, to map[int32]int64) {
 // their positions from event_positions (mutations on 18.16) and waits.
 func (e *env) deleteRows(where string, args ...any) {
 	e.t.Helper()
-	ctx := context.Background()
 	for _, table := range []string{"events", "event_positions"} {
-		if err := e.conn.Exec(ctx, "ALTER TABLE "+e.storage(table)+" DELETE WHERE "+where, args...); err != nil {
+		if err := e.conn.Delete(context.Background(), table, where, time.Minute, args...); err != nil {
 			e.t.Fatal(err)
 		}
 	}
-	mutations := "system.mutations"
-	if e.conn.Cluster != "" {
-		mutations = "cluster('" + e.conn.Cluster + "', system.mutations)"
-	}
-	e.eventually("delete mutations done", func() (bool, string) {
-		n := e.queryUint("SELECT count() FROM "+mutations+" WHERE database = ? AND table IN ('events', 'event_positions', 'events_local', 'event_positions_local') AND is_done = 0", e.conn.Database)
-		return n == 0, fmt.Sprintf("%d pending", n)
-	})
 }
 
 // storage is what a statement changing table's stored rows names

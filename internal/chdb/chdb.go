@@ -294,3 +294,41 @@ func (c *Conn) Storage(ctx context.Context, table string) (string, error) {
 	}
 	return table + " ON CLUSTER " + c.Cluster, nil
 }
+
+// Delete removes table's rows matching where (ALTER ... DELETE, a mutation
+// on every ClickHouse this supports) and waits until the mutation is done,
+// on every shard in cluster mode, so a read that follows no longer sees
+// them. A mutation that is not done within timeout is an error that says
+// so, naming the table.
+func (c *Conn) Delete(ctx context.Context, table, where string, timeout time.Duration, args ...any) error {
+	storage, err := c.Storage(ctx, table)
+	if err != nil {
+		return err
+	}
+	if err := c.Exec(ctx, "ALTER TABLE "+storage+" DELETE WHERE "+where, args...); err != nil {
+		return fmt.Errorf("delete rows from %s: %w", table, err)
+	}
+	mutations := "system.mutations"
+	if c.Cluster != "" {
+		mutations = "cluster('" + c.Cluster + "', system.mutations)"
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		var n uint64
+		if err := c.QueryRow(ctx, "SELECT count() FROM "+mutations+" WHERE database = ? AND table IN (?, ?) AND is_done = 0",
+			c.Database, table, table+"_local").Scan(&n); err != nil {
+			return fmt.Errorf("wait for the delete from %s: %w", table, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("delete from %s: %d mutations not done after %s (see system.mutations)", table, n, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
