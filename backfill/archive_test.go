@@ -92,7 +92,7 @@ func TestArchiveRestore(t *testing.T) {
 
 			e.deleteKafkaRecords()
 			for _, table := range []string{"events", "event_positions", "customer_attributes"} {
-				if err := e.conn.Exec(ctx, "TRUNCATE TABLE "+e.storage(table)); err != nil {
+				if err := e.conn.Delete(ctx, table, "1", time.Minute); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -222,17 +222,6 @@ func (e *env) deleteRows(where string, args ...any) {
 	}
 }
 
-// storage is what a statement changing table's stored rows names
-// (chdb.Conn.Storage).
-func (e *env) storage(table string) string {
-	e.t.Helper()
-	s, err := e.conn.Storage(context.Background(), table)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return s
-}
-
 // row is an events row without the columns that record how it was loaded.
 type row struct {
 	MessageID, Type, CustomerID, UserID, AnonymousID, Event, Properties, Traits string

@@ -91,7 +91,7 @@ func replayIncident(t *testing.T, e *env) *incident {
 		// derived, without its positions, starting at the latest rows:
 		// every qualification of the outage is missed.
 		e.evaluatorCaughtUp()
-		if err := e.conn.Exec(context.Background(), "TRUNCATE TABLE "+e.storage("trigger_cursors")); err != nil {
+		if err := trigger.ResetCursors(context.Background(), e.conn); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(e.pollerConfig("").Overlap + 100*time.Millisecond)

@@ -113,14 +113,8 @@ func Apply(ctx context.Context, conn *chdb.Conn, plan *Plan, settle time.Duratio
 		if v == nil || existing[v.Name] {
 			continue
 		}
-		stmts, err := tsql.OnConn(conn, v.DDL)
-		if err != nil {
+		if err := tsql.Exec(ctx, conn, v.DDL); err != nil {
 			return nil, fmt.Errorf("create view %s: %w", v.Name, err)
-		}
-		for _, stmt := range stmts {
-			if err := conn.Exec(ctx, stmt); err != nil {
-				return nil, fmt.Errorf("create view %s: %w", v.Name, err)
-			}
 		}
 		rep.ViewsCreated = append(rep.ViewsCreated, v.Name)
 		created = true

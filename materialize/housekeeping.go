@@ -45,13 +45,8 @@ func (e *Evaluator) housekeeping(ctx context.Context) {
 	if len(old) == 0 {
 		return
 	}
-	touches, err := e.conn.Storage(ctx, "customer_touches")
-	if err != nil {
-		e.log.Warn("drop old customer_touches partitions", "err", err)
-		return
-	}
 	for _, p := range old {
-		if err := e.conn.Exec(ctx, "ALTER TABLE "+touches+" DROP PARTITION "+strconv.FormatUint(p, 10)); err != nil {
+		if err := e.conn.AlterStorage(ctx, "customer_touches", "DROP PARTITION "+strconv.FormatUint(p, 10)); err != nil {
 			e.log.Warn("drop old customer_touches partition", "partition", p, "err", err)
 			continue
 		}

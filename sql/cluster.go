@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -183,23 +184,17 @@ func (p Plan) rewrite(stmt, cluster, db string) ([]string, error) {
 			// A Distributed table over replicated shards refuses ALTER ON
 			// CLUSTER; it holds no rows, so it is made again over the
 			// altered local table.
-			local := name + LocalSuffix
-			return append([]string{"ALTER TABLE " + local + on + " " + rest, "DROP TABLE IF EXISTS " + name + on},
+			return append([]string{"ALTER TABLE " + name + " " + rest, "DROP TABLE IF EXISTS " + name + on},
 				p.distributed(name, cluster, db)), nil
 		}
-		return []string{"ALTER TABLE " + name + on + " " + rest}, nil
+		return []string{"ALTER TABLE " + name + " " + rest}, nil
 	}
 	if m := reTruncate.FindStringSubmatch(body); m != nil {
-		// The rows are in the replicated local tables. TRUNCATE ON
-		// CLUSTER has every replica of a shard ask its leader at once,
-		// which 18.16 fails ("Leader was suddenly changed"); an ALTER ON
-		// CLUSTER of a replicated table runs on one replica per shard and
-		// replicates, as a DELETE of every row.
-		name := m[1]
-		if p.Tables[name] == Sharded {
-			name += LocalSuffix
-		}
-		return []string{"ALTER TABLE " + name + on + " DELETE WHERE 1"}, nil
+		// The rows are in the replicated tables. TRUNCATE ON CLUSTER has
+		// every replica of a shard ask its leader at once, which 18.16
+		// fails ("Leader was suddenly changed"); a DELETE of every row
+		// runs on one replica of each set and replicates.
+		return []string{"ALTER TABLE " + m[1] + " DELETE WHERE 1"}, nil
 	}
 	if reInsert.MatchString(body) {
 		return []string{body}, nil
@@ -225,6 +220,37 @@ func replicatedArgs(shard, db, table, args string) string {
 		out += ", " + args
 	}
 	return out
+}
+
+// reAlterStorage is the ALTER a cluster plan sends through
+// chdb.Conn.AlterStorage: the plan never writes ALTER ... ON CLUSTER.
+var reAlterStorage = regexp.MustCompile(`(?is)^ALTER TABLE (\w+) (.*)$`)
+
+// run sends one statement of a plan: in cluster mode an ALTER goes to the
+// replicated table holding the rows, on one replica of each replica set
+// (chdb.Conn.AlterStorage says why not ON CLUSTER); anything else as is.
+func run(ctx context.Context, conn *chdb.Conn, stmt string) error {
+	if conn.Cluster != "" {
+		if m := reAlterStorage.FindStringSubmatch(stmt); m != nil {
+			return conn.AlterStorage(ctx, m[1], m[2])
+		}
+	}
+	return conn.Exec(ctx, stmt)
+}
+
+// Exec runs stmt, a statement written for one server, on conn: as is on
+// one server, in its cluster form in cluster mode (OnConn).
+func Exec(ctx context.Context, conn *chdb.Conn, stmt string) error {
+	stmts, err := OnConn(conn, stmt)
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if err := run(ctx, conn, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OnConn is what runs for stmt, a statement written for one server (a

@@ -206,7 +206,7 @@ func apply(ctx context.Context, conn *chdb.Conn, m Migration, stmts []string, pr
 		read(rows, total)
 	}))
 	for _, stmt := range stmts {
-		if err := conn.Exec(ctx, stmt); err != nil && !alreadyAdded(stmt, err) {
+		if err := run(ctx, conn, stmt); err != nil && !alreadyAdded(stmt, err) {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
@@ -59,11 +60,7 @@ func CursorPositions(cs []Cursor) map[string]map[int32]uint64 {
 // ResetCursors forgets every saved position, as a poller that lost its
 // state would: the next poller starts where its start option says.
 func ResetCursors(ctx context.Context, conn *chdb.Conn) error {
-	cursors, err := conn.Storage(ctx, "trigger_cursors")
-	if err != nil {
-		return err
-	}
-	if err := conn.Exec(ctx, "TRUNCATE TABLE "+cursors); err != nil {
+	if err := conn.Delete(ctx, "trigger_cursors", "1", time.Minute); err != nil {
 		return fmt.Errorf("reset positions: %w", err)
 	}
 	return nil

@@ -730,11 +730,7 @@ func (p *Poller) pruneFeeds(ctx context.Context) error {
 			if !partitionRe.MatchString(part) || part >= cut {
 				continue
 			}
-			storage, err := p.conn.Storage(ctx, table)
-			if err != nil {
-				return err
-			}
-			if err := p.conn.Exec(ctx, "ALTER TABLE "+storage+" DROP PARTITION "+part); err != nil {
+			if err := p.conn.AlterStorage(ctx, table, "DROP PARTITION "+part); err != nil {
 				return fmt.Errorf("drop partition %s of %s: %w", part, table, err)
 			}
 			p.log.Info("dropped old feed partition", "table", table, "partition", part)

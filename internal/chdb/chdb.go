@@ -129,6 +129,11 @@ type Conn struct {
 	// Cluster is the cluster the tables live on ("" on one server).
 	Cluster string
 	Version Version
+
+	// cfg is what the connection was opened with; nodes the connections
+	// to single servers of the cluster it opened with it.
+	cfg   Config
+	nodes nodes
 }
 
 // Version is the server's major.minor.
@@ -182,7 +187,7 @@ func Open(ctx context.Context, c Config, create bool) (*Conn, error) {
 		return nil, fmt.Errorf("connect to clickhouse %s (is it running? scripts/clickhouse.sh start): %w", c.Addr, err)
 	}
 	v := Version{int(sv.Version.Major), int(sv.Version.Minor)}
-	return &Conn{Conn: c.observe(conn, c.Database), Database: c.Database, Cluster: c.Cluster, Version: v}, nil
+	return &Conn{Conn: c.observe(conn, c.Database), Database: c.Database, Cluster: c.Cluster, Version: v, cfg: c}, nil
 }
 
 // observe wraps conn so that c.Observe sees what it sends.
@@ -275,37 +280,13 @@ func Settings(ctx context.Context, s clickhouse.Settings) context.Context {
 // NowMs is the current time in epoch milliseconds, the unit of every *_ms column.
 func NowMs() uint64 { return uint64(time.Now().UnixMilli()) }
 
-// Storage is what a statement that changes table's stored rows (TRUNCATE,
-// ALTER ... DROP PARTITION, ALTER ... DELETE) names, ON CLUSTER clause
-// included: the table itself on one server; on a cluster, the Replicated
-// table under a sharded Distributed one (NAME_local), or a replicated-only
-// table under its own name, ON CLUSTER either way, since a Distributed
-// table stores nothing and refuses these statements.
-func (c *Conn) Storage(ctx context.Context, table string) (string, error) {
-	if c.Cluster == "" {
-		return table, nil
-	}
-	var n uint64
-	if err := c.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table+"_local").Scan(&n); err != nil {
-		return "", fmt.Errorf("find the storage of %s: %w", table, err)
-	}
-	if n > 0 {
-		table += "_local"
-	}
-	return table + " ON CLUSTER " + c.Cluster, nil
-}
-
 // Delete removes table's rows matching where (ALTER ... DELETE, a mutation
 // on every ClickHouse this supports) and waits until the mutation is done,
 // on every shard in cluster mode, so a read that follows no longer sees
 // them. A mutation that is not done within timeout is an error that says
 // so, naming the table.
 func (c *Conn) Delete(ctx context.Context, table, where string, timeout time.Duration, args ...any) error {
-	storage, err := c.Storage(ctx, table)
-	if err != nil {
-		return err
-	}
-	if err := c.Exec(ctx, "ALTER TABLE "+storage+" DELETE WHERE "+where, args...); err != nil {
+	if err := c.AlterStorage(ctx, table, "DELETE WHERE "+where, args...); err != nil {
 		return fmt.Errorf("delete rows from %s: %w", table, err)
 	}
 	mutations := "system.mutations"

@@ -316,12 +316,10 @@ func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 		seen[shard] = true
 	}
 	for _, table := range tables {
-		storage, err := conn.Storage(ctx, table)
+		local, sharded, err := conn.StorageTable(ctx, table)
 		if err != nil {
 			t.Fatal(err)
 		}
-		local, _, _ := strings.Cut(storage, " ")
-		sharded := local != table
 		for i, n := range nodes {
 			if (sharded && !n.first) || (!sharded && i > 0) {
 				continue
