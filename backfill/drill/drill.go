@@ -177,8 +177,8 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 	if _, err := tsql.Up(ctx, conn, cfg.Log); err != nil {
 		return err
 	}
-	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+	n, err := ingest.CountRows(ctx, conn)
+	if err != nil {
 		return fmt.Errorf("count events: %w", err)
 	}
 	if n > 0 {
@@ -339,13 +339,13 @@ func Run(ctx context.Context, cfg Config, ready func(*Report)) error {
 	}
 	rep.Produced = cfg.Events
 	if cfg.DeleteEvery > 0 {
-		var deleted uint64
-		if err := conn.QueryRow(ctx, "SELECT uniqExact(kafka_partition, kafka_offset) FROM event_positions WHERE kafka_topic = ? AND kafka_offset % ? = 0 AND received_at_ms >= ? AND received_at_ms < ?",
-			serverTopic, uint64(cfg.DeleteEvery), uint64(rep.From.UnixMilli()), uint64(rep.To.UnixMilli())).Scan(&deleted); err != nil {
+		where := "kafka_topic = ? AND kafka_offset % ? = 0 AND received_at_ms >= ? AND received_at_ms < ?"
+		args := []any{serverTopic, uint64(cfg.DeleteEvery), uint64(rep.From.UnixMilli()), uint64(rep.To.UnixMilli())}
+		deleted, err := ingest.LoadedPositions(ctx, conn, where, args...)
+		if err != nil {
 			return fmt.Errorf("count rows to delete: %w", err)
 		}
-		if err := s.deleteRows(ctx, "kafka_topic = ? AND kafka_offset % ? = 0 AND received_at_ms >= ? AND received_at_ms < ?",
-			serverTopic, uint64(cfg.DeleteEvery), uint64(rep.From.UnixMilli()), uint64(rep.To.UnixMilli())); err != nil {
+		if err := ingest.DeleteLoaded(ctx, conn, where, args...); err != nil {
 			return err
 		}
 		rep.Deleted = int(deleted)
@@ -596,8 +596,8 @@ func (s *stack) waitLoaded(ctx context.Context, produced, lost int) error {
 	want := uint64(produced - lost)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		var n uint64
-		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions").Scan(&n); err != nil {
+		n, err := ingest.LoadedPositions(ctx, s.conn, "1")
+		if err != nil {
 			return fmt.Errorf("count loaded events: %w", err)
 		}
 		if n >= want {
@@ -691,29 +691,4 @@ func (s *stack) commit(ctx context.Context, lane string, to map[int32]int64) err
 		return fmt.Errorf("move group %s: %w", group, err)
 	}
 	return nil
-}
-
-// deleteRows loses rows from ClickHouse: it deletes them from events and
-// their positions from event_positions (mutations) and waits until done.
-func (s *stack) deleteRows(ctx context.Context, where string, args ...any) error {
-	for _, table := range []string{"events", "event_positions"} {
-		storage, err := s.conn.Storage(ctx, table)
-		if err != nil {
-			return err
-		}
-		if err := s.conn.Exec(ctx, "ALTER TABLE "+storage+" DELETE WHERE "+where, args...); err != nil {
-			return fmt.Errorf("delete rows from %s: %w", table, err)
-		}
-	}
-	for i := 0; i < 600; i++ {
-		var n uint64
-		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table IN ('events', 'event_positions') AND is_done = 0", s.conn.Database).Scan(&n); err != nil {
-			return fmt.Errorf("wait for the delete: %w", err)
-		}
-		if n == 0 {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("the delete mutation did not finish within a minute")
 }
