@@ -140,15 +140,8 @@ func watchDrain(ctx context.Context, conn *chdb.Conn, t *Throughput, want int64,
 			lastAt = now
 			break
 		}
-		if alive != nil {
-			if err := alive(); err != nil {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+		if err := pause(ctx, alive, tick.C); err != nil {
+			return err
 		}
 	}
 	t.Rows = last
