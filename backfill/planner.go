@@ -113,7 +113,7 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 	}
 	start := p.now()
 	plan := &Plan{
-		Format: PlanFormat, CreatedAt: start.UTC(), CreatedBy: operatorName(),
+		Format: planFormat, CreatedAt: start.UTC(), CreatedBy: operatorName(),
 		Database: p.Conn.Database, TopicPrefix: p.Kafka.TopicPrefix,
 		Window: Window{From: req.Window.From.UTC(), To: req.Window.To.UTC()}, Lanes: lanes, Campaigns: req.Campaigns,
 		Source: p.Source.Name(), LateAfterMs: p.Cfg.LateAfter.Milliseconds(),
