@@ -101,17 +101,19 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 	}
 	from, to := uint64(w.FromMs()), uint64(w.ToMs())
 	var out []found
+	// add records the qualifications o gives, read from feed at pos.
+	add := func(feed string, pos uint64, o trigger.Occurrence) error {
+		for _, q := range trigger.Match(campaigns, o) {
+			out = append(out, found{feed: feed, pos: pos, q: q})
+		}
+		return nil
+	}
 	if len(audiences) > 0 {
 		err := materialize.EachWindowTransition(ctx, c.Conn, slices.Sorted(maps.Keys(audiences)), from, to, func(t materialize.WindowTransition) error {
-			o := trigger.Occurrence{
+			return add("transitions", t.LastDerivedAtMs, trigger.Occurrence{
 				AudienceID: t.AudienceID, Kind: t.Kind, Episode: t.Episode, CustomerID: t.CustomerID, MessageID: t.MessageID, Lane: t.Lane,
 				EventTimeMs: t.EventTimeMs, IngestTimeMs: t.IngestTimeMs, DerivedAtMs: t.DerivedAtMs,
-			}
-			pos := t.LastDerivedAtMs
-			for _, q := range trigger.Match(campaigns, o) {
-				out = append(out, found{feed: "transitions", pos: pos, q: q})
-			}
-			return nil
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read the window's audience transitions: %w", err)
@@ -119,15 +121,10 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 	}
 	if len(names) > 0 {
 		err := ingest.EachReceived(ctx, c.Conn, slices.Sorted(maps.Keys(names)), from, to, func(r ingest.Received) error {
-			o := trigger.Occurrence{
+			return add("events", r.LastLoadMs, trigger.Occurrence{
 				Event: r.Event, Properties: r.Properties, Context: r.Context, ContextIP: r.ContextIP, CustomerID: r.CustomerID, MessageID: r.MessageID, Lane: r.Lane,
 				EventTimeMs: r.EventTimeMs, IngestTimeMs: r.FirstLoadMs, DerivedAtMs: r.FirstLoadMs,
-			}
-			pos := r.LastLoadMs
-			for _, q := range trigger.Match(campaigns, o) {
-				out = append(out, found{feed: "events", pos: pos, q: q})
-			}
-			return nil
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read the window's events: %w", err)
