@@ -112,7 +112,7 @@ func (a *Applier) log() *slog.Logger {
 
 func (a *Applier) progress() Progress {
 	if a.Progress == nil {
-		return NoProgress{}
+		return noProgress{}
 	}
 	return a.Progress
 }
@@ -544,13 +544,7 @@ func (a *Applier) rederiveSet(ctx context.Context, plan *Plan, td *remaining) ([
 	if len(spans) > 0 {
 		filter, args := windowFilter(spans)
 		missing := plan.MissingRanges()
-		err := a.Conn.Each(ctx, "SELECT customer_id, kafka_topic, kafka_partition, kafka_offset FROM event_positions WHERE lane = 'backfill' AND ("+filter+")", args, func(rows chdb.Rows) error {
-			var c, t string
-			var p int32
-			var off int64
-			if err := rows.Scan(&c, &t, &p, &off); err != nil {
-				return err
-			}
+		err := ingest.EachPosition(ctx, a.Conn, "lane = 'backfill' AND ("+filter+")", args, func(c, t string, p int32, off int64) error {
 			if missing[t][p].Contains(off) {
 				set[c] = true
 			}

@@ -215,10 +215,8 @@ func (e *env) skipCommitted(lane string, to map[int32]int64) {
 // their positions from event_positions (mutations on 18.16) and waits.
 func (e *env) deleteRows(where string, args ...any) {
 	e.t.Helper()
-	for _, table := range []string{"events", "event_positions"} {
-		if err := e.conn.Delete(context.Background(), table, where, time.Minute, args...); err != nil {
-			e.t.Fatal(err)
-		}
+	if err := ingest.DeleteLoaded(context.Background(), e.conn, where, args...); err != nil {
+		e.t.Fatal(err)
 	}
 }
 

@@ -6,21 +6,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
 // lagBoundsMs are the upper bounds of the lag histogram's buckets.
 var lagBoundsMs = []int64{1_000, 10_000, 60_000, 10 * 60_000, 3_600_000, 6 * 3_600_000, 24 * 3_600_000}
-
-// rowLagSQL is one row per Kafka position in the window with the delay
-// between the collector receiving the event and ClickHouse first holding
-// it (redeliveries and re-ingests keep the first load). It reads
-// event_positions, which keeps every delivery whatever merges did to
-// events. %s is windowFilter.
-const rowLagSQL = `SELECT kafka_topic, any(customer_id) AS customer_id,
-    greatest(toInt64(min(ingest_time_ms)) - toInt64(any(received_at_ms)), 0) AS lag
-FROM event_positions WHERE %s
-GROUP BY kafka_topic, kafka_partition, kafka_offset`
 
 // windowFilter selects rows whose position is in the spans.
 func windowFilter(spans map[string]map[int32]Range) (string, []any) {
@@ -60,7 +51,7 @@ func laneLateness(ctx context.Context, conn *chdb.Conn, spans map[string]map[int
 		hist = append(hist, "countIf(lag <= ?)")
 	}
 	q := "SELECT kafka_topic, count(), countIf(lag > ?), quantilesExact(0.5, 0.9, 0.99)(lag), max(lag), [" +
-		strings.Join(hist, ", ") + "] FROM (" + fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY kafka_topic"
+		strings.Join(hist, ", ") + "] FROM (" + ingest.LoadLag(filter) + ") GROUP BY kafka_topic"
 	args := []any{lateAfterMs}
 	for _, b := range lagBoundsMs {
 		args = append(args, b)
@@ -110,7 +101,7 @@ func lateCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[in
 	q := "SELECT count(), quantilesExact(0.5, 0.9, 0.99)(worst), max(worst), " +
 		"arraySlice(arrayReverseSort(groupArray((worst, customer_id, topic))), 1, ?) FROM (" +
 		"SELECT customer_id, max(lag) AS worst, argMax(kafka_topic, lag) AS topic FROM (" +
-		fmt.Sprintf(rowLagSQL, filter) + ") GROUP BY customer_id HAVING worst > ?)"
+		ingest.LoadLag(filter) + ") GROUP BY customer_id HAVING worst > ?)"
 	args := append(append([]any{examples}, fargs...), lateAfterMs)
 	var (
 		n      uint64

@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// PlanFormat is the version of the plan file layout.
-const PlanFormat = 1
+// planFormat is the version of the plan file layout.
+const planFormat = 1
 
 // Plan is what `tideline backfill plan` found: a window's missing records,
 // late events, stale customers and unledgered qualifications. It is written
@@ -351,8 +351,8 @@ func LoadPlan(path string) (*Plan, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrPlanFormat, path, err)
 	}
-	if p.Format != PlanFormat {
-		return nil, fmt.Errorf("%w: %s has format %d, this tideline reads %d; make a new plan", ErrPlanFormat, path, p.Format, PlanFormat)
+	if p.Format != planFormat {
+		return nil, fmt.Errorf("%w: %s has format %d, this tideline reads %d; make a new plan", ErrPlanFormat, path, p.Format, planFormat)
 	}
 	if id := p.computeID(); id != p.ID {
 		return nil, fmt.Errorf("%w: %s was edited after it was made (id %s, contents hash to %s); make a new plan", ErrPlanFormat, path, p.ID, id)

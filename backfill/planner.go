@@ -113,7 +113,7 @@ func (p *Planner) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 	}
 	start := p.now()
 	plan := &Plan{
-		Format: PlanFormat, CreatedAt: start.UTC(), CreatedBy: operatorName(),
+		Format: planFormat, CreatedAt: start.UTC(), CreatedBy: operatorName(),
 		Database: p.Conn.Database, TopicPrefix: p.Kafka.TopicPrefix,
 		Window: Window{From: req.Window.From.UTC(), To: req.Window.To.UTC()}, Lanes: lanes, Campaigns: req.Campaigns,
 		Source: p.Source.Name(), LateAfterMs: p.Cfg.LateAfter.Milliseconds(),
@@ -413,12 +413,8 @@ func loadedMessages(ctx context.Context, conn *chdb.Conn, keys []messageKey) (ma
 			}
 			messages = append(messages, k.message)
 		}
-		err := conn.Each(qctx, "SELECT DISTINCT customer_id, message_id FROM events WHERE customer_id IN ? AND message_id IN ?", []any{groupSet(customers), groupSet(messages)}, func(rows chdb.Rows) error {
-			var k messageKey
-			if err := rows.Scan(&k.customer, &k.message); err != nil {
-				return err
-			}
-			if wanted[k] {
+		err := ingest.LoadedMessages(qctx, conn, customers, messages, func(customer, message string) error {
+			if k := (messageKey{customer: customer, message: message}); wanted[k] {
 				out[k] = true
 			}
 			return nil
@@ -437,18 +433,13 @@ func loadedMessages(ctx context.Context, conn *chdb.Conn, keys []messageKey) (ma
 // delivery, so neither count changes when events merges.
 func windowDeliveries(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range) (map[string][2]int64, error) {
 	filter, args := windowFilter(spans)
-	out := map[string][2]int64{}
-	err := conn.Each(ctx, "SELECT kafka_topic, uniqExact(kafka_partition, kafka_offset), uniqExact(customer_id, message_id), count() FROM event_positions WHERE "+filter+" GROUP BY kafka_topic", args, func(rows chdb.Rows) error {
-		var topic string
-		var positions, messages, deliveries uint64
-		if err := rows.Scan(&topic, &positions, &messages, &deliveries); err != nil {
-			return err
-		}
-		out[topic] = [2]int64{int64(positions) - int64(messages), int64(deliveries) - int64(positions)}
-		return nil
-	})
+	byTopic, err := ingest.DeliveriesByTopic(ctx, conn, filter, args)
 	if err != nil {
 		return nil, fmt.Errorf("count the window's deliveries: %w", err)
+	}
+	out := make(map[string][2]int64, len(byTopic))
+	for topic, d := range byTopic {
+		out[topic] = [2]int64{int64(d.Positions) - int64(d.Messages), int64(d.Rows) - int64(d.Positions)}
 	}
 	return out, nil
 }
@@ -456,7 +447,7 @@ func windowDeliveries(ctx context.Context, conn *chdb.Conn, spans map[string]map
 // windowCustomers lists the customers with loaded events in the window.
 func windowCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range) ([]string, error) {
 	filter, args := windowFilter(spans)
-	out, err := conn.Strings(ctx, "SELECT DISTINCT customer_id FROM event_positions WHERE "+filter, args...)
+	out, err := ingest.PositionCustomers(ctx, conn, filter, args)
 	if err != nil {
 		return nil, fmt.Errorf("list the window's customers: %w", err)
 	}
@@ -466,7 +457,7 @@ func windowCustomers(ctx context.Context, conn *chdb.Conn, spans map[string]map[
 // lateCustomerIDs lists the customers with a late event in the window.
 func lateCustomerIDs(ctx context.Context, conn *chdb.Conn, spans map[string]map[int32]Range, lateAfterMs int64) ([]string, error) {
 	filter, args := windowFilter(spans)
-	out, err := conn.Strings(ctx, "SELECT customer_id FROM ("+fmt.Sprintf(rowLagSQL, filter)+") GROUP BY customer_id HAVING max(lag) > ?", append(args, lateAfterMs)...)
+	out, err := conn.Strings(ctx, "SELECT customer_id FROM ("+ingest.LoadLag(filter)+") GROUP BY customer_id HAVING max(lag) > ?", append(args, lateAfterMs)...)
 	if err != nil {
 		return nil, fmt.Errorf("list customers with late events: %w", err)
 	}

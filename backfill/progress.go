@@ -136,11 +136,11 @@ func (b *logBar) emit(state string) {
 	b.log.Info(b.msg, attrs...)
 }
 
-// NoProgress shows nothing.
-type NoProgress struct{}
+// noProgress shows nothing.
+type noProgress struct{}
 
 // Phase implements Progress.
-func (NoProgress) Phase(string, string, int64) Bar { return nopBar{} }
+func (noProgress) Phase(string, string, int64) Bar { return nopBar{} }
 
 type nopBar struct{}
 

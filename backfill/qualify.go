@@ -11,8 +11,7 @@ import (
 
 	"github.com/tideline-dev/tideline/internal/shares"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/materialize"
 	"github.com/tideline-dev/tideline/trigger"
@@ -29,28 +28,6 @@ import (
 // and ingest times may lie elsewhere. A transition that late data dated
 // again has several rows; the newest (by derived_at_ms) holds its true
 // date and cause.
-const (
-	qWindowTransitions = `SELECT audience_id, customer_id, episode, kind,
-    argMax(event_time_ms, derived_at_ms), argMax(ingest_time_ms, derived_at_ms), min(derived_at_ms), max(derived_at_ms),
-    argMax(message_id, derived_at_ms), argMax(lane, derived_at_ms)
-FROM audience_transitions
-WHERE audience_id IN ? AND kind IN ?
-  AND (message_id IN (SELECT message_id FROM event_positions WHERE received_at_ms >= ? AND received_at_ms < ?)
-       OR (message_id = '' AND event_time_ms >= ? AND event_time_ms < ?))
-GROUP BY audience_id, customer_id, episode, kind`
-
-	qWindowEvents = `SELECT customer_id, message_id, any(event), any(properties), any(context), any(context_ip),
-    any(event_time_ms), any(first_ms), any(last_ms), any(lane)
-FROM (
-    SELECT customer_id, message_id, event, properties, context, context_ip, event_time_ms, lane FROM events WHERE event IN ?
-) AS e
-ANY INNER JOIN (
-    SELECT customer_id, message_id, min(ingest_time_ms) AS first_ms, max(ingest_time_ms) AS last_ms
-    FROM event_positions WHERE received_at_ms >= ? AND received_at_ms < ?
-    GROUP BY customer_id, message_id
-) AS w USING (customer_id, message_id)
-GROUP BY customer_id, message_id`
-)
 
 // CampaignQualifier finds and decides qualifications with the trigger
 // package: its campaign definitions, its ledger and the Recorder the
@@ -99,14 +76,6 @@ func (c *CampaignQualifier) active(ids []string) (map[string]*trigger.Campaign, 
 	return sel, nil
 }
 
-func groupSet(ss []string) clickhouse.GroupSet {
-	v := make([]any, len(ss))
-	for i, s := range ss {
-		v[i] = s
-	}
-	return clickhouse.GroupSet{Value: v}
-}
-
 // found is a qualification with where the poller reads it: its feed and
 // the newest position among the feed rows that carry it.
 type found struct {
@@ -132,47 +101,30 @@ func (c *CampaignQualifier) qualifications(ctx context.Context, w Window, cs map
 	}
 	from, to := uint64(w.FromMs()), uint64(w.ToMs())
 	var out []found
+	// add records the qualifications o gives, read from feed at pos.
+	add := func(feed string, pos uint64, o trigger.Occurrence) error {
+		for _, q := range trigger.Match(campaigns, o) {
+			out = append(out, found{feed: feed, pos: pos, q: q})
+		}
+		return nil
+	}
 	if len(audiences) > 0 {
-		args := []any{groupSet(slices.Sorted(maps.Keys(audiences))), groupSet([]string{"entered", "exited"}), from, to, from, to}
-		err := c.Conn.Each(ctx, qWindowTransitions, args, func(rows chdb.Rows) error {
-			var (
-				aud, cust, kind, msg, lane string
-				episode                    uint32
-				evMs, ingMs, derMs, pos    uint64
-			)
-			if err := rows.Scan(&aud, &cust, &episode, &kind, &evMs, &ingMs, &derMs, &pos, &msg, &lane); err != nil {
-				return err
-			}
-			o := trigger.Occurrence{
-				AudienceID: aud, Kind: kind, Episode: episode, CustomerID: cust, MessageID: msg, Lane: lane,
-				EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: derMs,
-			}
-			for _, q := range trigger.Match(campaigns, o) {
-				out = append(out, found{feed: "transitions", pos: pos, q: q})
-			}
-			return nil
+		err := materialize.EachWindowTransition(ctx, c.Conn, slices.Sorted(maps.Keys(audiences)), from, to, func(t materialize.WindowTransition) error {
+			return add("transitions", t.LastDerivedAtMs, trigger.Occurrence{
+				AudienceID: t.AudienceID, Kind: t.Kind, Episode: t.Episode, CustomerID: t.CustomerID, MessageID: t.MessageID, Lane: t.Lane,
+				EventTimeMs: t.EventTimeMs, IngestTimeMs: t.IngestTimeMs, DerivedAtMs: t.DerivedAtMs,
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read the window's audience transitions: %w", err)
 		}
 	}
 	if len(names) > 0 {
-		err := c.Conn.Each(ctx, qWindowEvents, []any{groupSet(slices.Sorted(maps.Keys(names))), from, to}, func(rows chdb.Rows) error {
-			var (
-				cust, msg, name, props, ctx, ip, lane string
-				evMs, ingMs, pos                      uint64
-			)
-			if err := rows.Scan(&cust, &msg, &name, &props, &ctx, &ip, &evMs, &ingMs, &pos, &lane); err != nil {
-				return err
-			}
-			o := trigger.Occurrence{
-				Event: name, Properties: props, Context: ctx, ContextIP: ip, CustomerID: cust, MessageID: msg, Lane: lane,
-				EventTimeMs: evMs, IngestTimeMs: ingMs, DerivedAtMs: ingMs,
-			}
-			for _, q := range trigger.Match(campaigns, o) {
-				out = append(out, found{feed: "events", pos: pos, q: q})
-			}
-			return nil
+		err := ingest.EachReceived(ctx, c.Conn, slices.Sorted(maps.Keys(names)), from, to, func(r ingest.Received) error {
+			return add("events", r.LastLoadMs, trigger.Occurrence{
+				Event: r.Event, Properties: r.Properties, Context: r.Context, ContextIP: r.ContextIP, CustomerID: r.CustomerID, MessageID: r.MessageID, Lane: r.Lane,
+				EventTimeMs: r.EventTimeMs, IngestTimeMs: r.FirstLoadMs, DerivedAtMs: r.FirstLoadMs,
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read the window's events: %w", err)

@@ -49,9 +49,6 @@ func (r *Replay) log() *slog.Logger {
 	return r.Log
 }
 
-// eventColumns are the events columns copied into the replay.
-const eventColumns = ingest.EventColumns
-
 // Diff implements StateReplayer.
 func (r *Replay) Diff(ctx context.Context, customers []string, unloaded []*ingest.Event) ([]StateDiff, error) {
 	if len(customers) == 0 && len(unloaded) == 0 {
@@ -240,13 +237,7 @@ func (r *Replay) fill(ctx context.Context, scratch *chdb.Conn, customers []strin
 		return fmt.Errorf("install audiences in the replay database: %w", err)
 	}
 	// The live database name is a validated identifier (chdb.Config).
-	idsCtx, err := withCustomers(ctx, customers)
-	if err != nil {
-		return err
-	}
-	copySQL := "INSERT INTO events (" + eventColumns + ") SELECT " + eventColumns + " FROM " + r.Conn.Database +
-		".events WHERE customer_id IN (SELECT id FROM replay_ids)"
-	if err := scratch.Exec(idsCtx, copySQL); err != nil {
+	if err := ingest.CopyEvents(ctx, scratch, r.Conn.Database, customers); err != nil {
 		return fmt.Errorf("copy events into the replay database: %w", err)
 	}
 	if len(unloaded) > 0 {
@@ -298,42 +289,11 @@ func bothSides[V any](live, replay string, read func(db string) (map[[2]string]V
 	return l, r, nil
 }
 
-// withCustomers sends the replay's customers with ctx's statements as the
-// external table replay_ids(id), which filters the live tables and the
-// scratch ones alike: on a cluster the live tables are Distributed, and
-// an external table reaches every shard with the query, where a table of
-// the scratch database (one server's) does not exist, and where 18.16
-// does not resolve GLOBAL IN inside an INSERT's SELECT or a subquery.
-func withCustomers(ctx context.Context, customers []string) (context.Context, error) {
-	ids, err := chdb.IDTable("replay_ids", customers)
-	if err != nil {
-		return nil, err
-	}
-	return chdb.WithExternal(ctx, ids), nil
-}
-
-// attrSQL reads customers' attribute values: the latest and the first
-// non-null, each as (value, is_null), of the customers of replay_ids.
-const attrSQL = `SELECT customer_id, attribute,
-    tupleElement(argMaxMerge(last_value), 1), tupleElement(argMaxMerge(last_value), 2),
-    tupleElement(argMinMerge(first_value), 1), tupleElement(argMinMerge(first_value), 2)
-FROM %s.customer_attributes WHERE customer_id IN (SELECT id FROM replay_ids)
-GROUP BY customer_id, attribute`
-
 func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
-	idsCtx, err := withCustomers(ctx, customers)
-	if err != nil {
-		return nil, err
-	}
 	read := func(db string) (map[[2]string]string, error) {
 		out := map[[2]string]string{}
-		err := scratch.Each(idsCtx, fmt.Sprintf(attrSQL, db), nil, func(rows chdb.Rows) error {
-			var cust, attr, last, first string
-			var lastNull, firstNull uint8
-			if err := rows.Scan(&cust, &attr, &last, &lastNull, &first, &firstNull); err != nil {
-				return err
-			}
-			out[[2]string{cust, attr}] = attrValue(last, lastNull) + " (first " + attrValue(first, firstNull) + ")"
+		err := materialize.EachAttributeState(ctx, scratch, db, customers, func(a materialize.AttributeState) error {
+			out[[2]string{a.CustomerID, a.Attribute}] = attrValue(a.Last, a.LastNull) + " (first " + attrValue(a.First, a.FirstNull) + ")"
 			return nil
 		})
 		if err != nil {
@@ -359,31 +319,18 @@ func (r *Replay) attributeDiffs(ctx context.Context, scratch *chdb.Conn, custome
 	return out, nil
 }
 
-func attrValue(v string, isNull uint8) string {
-	if isNull != 0 {
+func attrValue(v string, isNull bool) string {
+	if isNull {
 		return "null"
 	}
 	return fmt.Sprintf("%q", v)
 }
 
-const memberSQL = `SELECT audience_id, customer_id, argMax(member, updated_at_ms)
-FROM %s.audience_membership WHERE customer_id IN (SELECT id FROM replay_ids)
-GROUP BY audience_id, customer_id`
-
 func (r *Replay) membershipDiffs(ctx context.Context, scratch *chdb.Conn, customers []string) ([]StateDiff, error) {
-	idsCtx, err := withCustomers(ctx, customers)
-	if err != nil {
-		return nil, err
-	}
 	read := func(db string) (map[[2]string]bool, error) {
 		out := map[[2]string]bool{}
-		err := scratch.Each(idsCtx, fmt.Sprintf(memberSQL, db), nil, func(rows chdb.Rows) error {
-			var aud, cust string
-			var member uint8
-			if err := rows.Scan(&aud, &cust, &member); err != nil {
-				return err
-			}
-			if member == 1 {
+		err := materialize.EachMembership(ctx, scratch, db, customers, func(aud, cust string, member bool) error {
+			if member {
 				out[[2]string{cust, aud}] = true
 			}
 			return nil

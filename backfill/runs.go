@@ -94,16 +94,28 @@ func (r *Run) Window() Window {
 // saves in one millisecond still order.
 func (r *Run) save(ctx context.Context, conn *chdb.Conn) error {
 	r.UpdatedAtMs = max(chdb.NowMs(), r.UpdatedAtMs+1)
+	if err := InsertRuns(ctx, conn, []Run{*r}); err != nil {
+		return fmt.Errorf("record backfill run %s: %w", r.RunID, err)
+	}
+	return nil
+}
+
+// InsertRuns writes runs as they are, each row the version its UpdatedAtMs
+// says: a run records itself through it, and a demonstration dataset
+// writes its past runs with it.
+func InsertRuns(ctx context.Context, conn *chdb.Conn, runs []Run) error {
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO backfill_runs ("+runColumns+")")
 	if err != nil {
-		return fmt.Errorf("record backfill run: %w", err)
+		return fmt.Errorf("prepare backfill_runs insert: %w", err)
 	}
-	if err := batch.Append(r.fields()...); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("record backfill run: %w", err)
+	for i := range runs {
+		if err := batch.Append(runs[i].fields()...); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append backfill run: %w", err)
+		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("record backfill run %s: %w", r.RunID, err)
+		return fmt.Errorf("insert %d backfill runs: %w", len(runs), err)
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 func incidentPlan() *Plan {
 	at := func(h, m int) time.Time { return time.Date(2025, 12, 14, h, m, 0, 0, time.UTC) }
 	p := &Plan{
-		Format: PlanFormat, CreatedAt: at(22, 30), CreatedBy: "ops@tideline-1",
+		Format: planFormat, CreatedAt: at(22, 30), CreatedBy: "ops@tideline-1",
 		Database: "tideline", Window: Window{From: at(18, 0), To: at(22, 15)}, Lanes: []string{"web", "server"},
 		Source: "kafka", LateAfterMs: 60_000,
 		LaneFindings: []LaneFinding{
@@ -64,7 +64,7 @@ func TestSummaryGolden(t *testing.T) {
 }
 
 func TestSummaryNothingToDo(t *testing.T) {
-	p := &Plan{Format: PlanFormat, CreatedAt: time.Date(2025, 12, 15, 9, 0, 0, 0, time.UTC), CreatedBy: "ops@tideline-1", Database: "tideline",
+	p := &Plan{Format: planFormat, CreatedAt: time.Date(2025, 12, 15, 9, 0, 0, 0, time.UTC), CreatedBy: "ops@tideline-1", Database: "tideline",
 		Window: Window{From: time.Date(2025, 12, 14, 18, 0, 0, 0, time.UTC), To: time.Date(2025, 12, 14, 22, 15, 0, 0, time.UTC)}, Lanes: []string{"server"}, Source: "kafka", LateAfterMs: 60_000,
 		LaneFindings: []LaneFinding{{Lane: "server", Topic: "events.server", InWindow: 10, Loaded: 10}}}
 	var b bytes.Buffer

@@ -50,11 +50,12 @@ func ceilingBatches(ctx context.Context, c Config, start time.Time, batchSize in
 // CeilingInserters goroutines for c.Duration: no Kafka, no decoding, only
 // clickhouse-go's columnar insert, the fastest any loader built on it can go.
 func runCeiling(ctx context.Context, c Config, conn *chdb.Conn, batches []*ingest.EventRows) (Throughput, error) {
-	return runCeilingInto(ctx, c, conn, batches, "events")
+	return runCeilingInto(ctx, c, conn, batches, false)
 }
 
-// runCeilingInto is runCeiling into table.
-func runCeilingInto(ctx context.Context, c Config, conn *chdb.Conn, batches []*ingest.EventRows, table string) (Throughput, error) {
+// runCeilingInto is runCeiling, into one cluster node's local part of the
+// events table when local is set.
+func runCeilingInto(ctx context.Context, c Config, conn *chdb.Conn, batches []*ingest.EventRows, local bool) (Throughput, error) {
 	t := Throughput{Name: "ceiling: pre-built columnar inserts"}
 	var rows atomic.Int64
 	var firstAt, lastAt atomic.Int64
@@ -76,7 +77,11 @@ func runCeilingInto(ctx context.Context, c Config, conn *chdb.Conn, batches []*i
 			defer wg.Done()
 			for i := w; time.Now().Before(deadline); i += c.CeilingInserters {
 				b := batches[i%len(batches)]
-				if err := b.InsertInto(ctx, conn, table, chdb.NowMs()); err != nil {
+				insert := b.Insert
+				if local {
+					insert = b.InsertLocal
+				}
+				if err := insert(ctx, conn, chdb.NowMs()); err != nil {
 					errc <- err
 					return
 				}

@@ -90,7 +90,7 @@ func (r *run) clusterCeilings(ctx context.Context, batches []*ingest.EventRows) 
 	defer local.Close()
 	r.step("cluster ceiling (one node's events_local): %d inserters for %s", r.cfg.CeilingInserters, r.cfg.Duration)
 	before, _ := serverEvents(ctx, conn, nodes)
-	t, err := runCeilingInto(ctx, r.cfg, local, batches, "events"+tsql.LocalSuffix)
+	t, err := runCeilingInto(ctx, r.cfg, local, batches, true)
 	if err != nil {
 		fail("one node's events_local", err)
 		return

@@ -26,8 +26,8 @@ const (
 	ScenarioBacklog    = "backlog"
 )
 
-// AllScenarios is every scenario, in run order.
-var AllScenarios = []string{ScenarioCeiling, ScenarioThroughput, ScenarioPeer, ScenarioLatency, ScenarioBacklog}
+// allScenarios is every scenario, in run order.
+var allScenarios = []string{ScenarioCeiling, ScenarioThroughput, ScenarioPeer, ScenarioLatency, ScenarioBacklog}
 
 // Config shapes a run. Every scenario is bounded: a run stops by itself.
 type Config struct {
@@ -92,7 +92,7 @@ func DefaultConfig() Config {
 		Seed:             1,
 		Rate:             2000,
 		Backlog:          2 * time.Minute,
-		Scenarios:        slices.Clone(AllScenarios),
+		Scenarios:        slices.Clone(allScenarios),
 		CeilingInserters: 2,
 		PeerConsumers:    1,
 		Compression:      "snappy",
@@ -124,11 +124,11 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("bench.backlog must be at least 1s, got %s", c.Backlog))
 	}
 	if len(c.Scenarios) == 0 {
-		errs = append(errs, fmt.Errorf("bench.scenarios is empty: pick from %s", strings.Join(AllScenarios, ", ")))
+		errs = append(errs, fmt.Errorf("bench.scenarios is empty: pick from %s", strings.Join(allScenarios, ", ")))
 	}
 	for _, s := range c.Scenarios {
-		if !slices.Contains(AllScenarios, s) {
-			errs = append(errs, fmt.Errorf("bench.scenarios: unknown scenario %q: pick from %s", s, strings.Join(AllScenarios, ", ")))
+		if !slices.Contains(allScenarios, s) {
+			errs = append(errs, fmt.Errorf("bench.scenarios: unknown scenario %q: pick from %s", s, strings.Join(allScenarios, ", ")))
 		}
 	}
 	if c.CeilingInserters < 1 || c.CeilingInserters > 64 {

@@ -446,15 +446,24 @@ func sleepAlive(ctx context.Context, d time.Duration, alive func() error) error 
 		if left <= 0 {
 			return nil
 		}
-		if alive != nil {
-			if err := alive(); err != nil {
-				return err
-			}
+		if err := pause(ctx, alive, time.After(min(left, 250*time.Millisecond))); err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(min(left, 250*time.Millisecond)):
+	}
+}
+
+// pause returns alive's error (when alive is set), else waits for wake,
+// failing early when ctx ends.
+func pause(ctx context.Context, alive func() error, wake <-chan time.Time) error {
+	if alive != nil {
+		if err := alive(); err != nil {
+			return err
 		}
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wake:
+		return nil
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -100,11 +101,11 @@ func cpuSeconds() float64 {
 
 // countRows is how many rows the events table of conn's database holds.
 func countRows(ctx context.Context, conn *chdb.Conn) (int64, error) {
-	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+	n, err := ingest.CountRows(ctx, conn)
+	if err != nil {
 		return 0, fmt.Errorf("count events: %w", err)
 	}
-	return int64(n), nil
+	return n, nil
 }
 
 // drainPoll is how often a throughput window samples the row count; the
@@ -139,15 +140,8 @@ func watchDrain(ctx context.Context, conn *chdb.Conn, t *Throughput, want int64,
 			lastAt = now
 			break
 		}
-		if alive != nil {
-			if err := alive(); err != nil {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+		if err := pause(ctx, alive, tick.C); err != nil {
+			return err
 		}
 	}
 	t.Rows = last

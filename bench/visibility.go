@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -70,17 +71,12 @@ func (v *visibility) run(ctx context.Context) error {
 func (v *visibility) poll(ctx context.Context) error {
 	at := chdb.NowMs()
 	var fresh []batchKey
-	err := v.conn.Each(ctx, "SELECT lane, ingest_time_ms FROM events WHERE ingest_time_ms >= ? GROUP BY lane, ingest_time_ms", []any{v.cursor},
-		func(rows chdb.Rows) error {
-			var k batchKey
-			if err := rows.Scan(&k.lane, &k.ingestMs); err != nil {
-				return err
-			}
-			if !v.seen[k] {
-				fresh = append(fresh, k)
-			}
-			return nil
-		})
+	err := ingest.EachLoad(ctx, v.conn, v.cursor, func(lane string, ingestMs uint64) error {
+		if k := (batchKey{lane: lane, ingestMs: ingestMs}); !v.seen[k] {
+			fresh = append(fresh, k)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("poll visible batches: %w", err)
 	}
@@ -95,15 +91,10 @@ func (v *visibility) poll(ctx context.Context) error {
 // read records the rows of one newly visible batch.
 func (v *visibility) read(ctx context.Context, k batchKey, at uint64) error {
 	var got []sample
-	err := v.conn.Each(ctx, "SELECT event_time_ms FROM events WHERE lane = ? AND ingest_time_ms = ?", []any{k.lane, k.ingestMs},
-		func(rows chdb.Rows) error {
-			var ms uint64
-			if err := rows.Scan(&ms); err != nil {
-				return err
-			}
-			got = append(got, sample{lane: k.lane, eventMs: ms, visibleMs: at})
-			return nil
-		})
+	err := ingest.EachLoadedEventTime(ctx, v.conn, k.lane, k.ingestMs, func(ms uint64) error {
+		got = append(got, sample{lane: k.lane, eventMs: ms, visibleMs: at})
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("read visible batch: %w", err)
 	}

@@ -11,7 +11,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tideline-dev/tideline/internal/chdb"
+	tsql "github.com/tideline-dev/tideline/sql"
 )
+
+// EventsTable is the table every load inserts into. The materialized views
+// that derive state from each insert name it as their source; everything
+// else reads it through this package's functions.
+const EventsTable = "events"
 
 // EventColumns is the column list of every insert into events. Naming the
 // columns is required by ClickHouse 18.16 and keeps inserts working when a
@@ -102,18 +108,33 @@ const insertBlockRows = 8192
 
 // Insert sends the batch to the events table, stamping every row with ingestMs.
 func (b *EventRows) Insert(ctx context.Context, conn *chdb.Conn, ingestMs uint64) error {
-	return b.InsertInto(ctx, conn, "events", ingestMs)
+	b.stamp(ingestMs)
+	return b.insertRows(ctx, conn, "events")
 }
 
-// InsertInto is Insert into table, a table of the events table's columns
-// (the bench inserts into a cluster node's events_local with it).
-func (b *EventRows) InsertInto(ctx context.Context, conn *chdb.Conn, table string, ingestMs uint64) error {
+// InsertLocal is Insert into one cluster node's part of the events table
+// (events_local under the Distributed events), which the bench measures
+// without the distribution step.
+func (b *EventRows) InsertLocal(ctx context.Context, conn *chdb.Conn, ingestMs uint64) error {
+	b.stamp(ingestMs)
+	return b.insertRows(ctx, conn, "events"+tsql.LocalSuffix)
+}
+
+// InsertLoaded sends the batch to the events table with the ingest time
+// each row holds, as if loads at those times had inserted them: rows dated
+// in the past for demonstrations and tests, which a live insert (stamped
+// now) cannot give.
+func (b *EventRows) InsertLoaded(ctx context.Context, conn *chdb.Conn) error {
+	return b.insertRows(ctx, conn, "events")
+}
+
+func (b *EventRows) insertRows(ctx context.Context, conn *chdb.Conn, table string) error {
 	batch, err := openEvents(ctx, conn, table)
 	if err != nil {
 		return err
 	}
 	n := b.Len()
-	if err := b.appendTo(batch, ingestMs, false); err != nil {
+	if err := b.appendRows(batch, false); err != nil {
 		return err
 	}
 	if err := batch.Send(); err != nil {
@@ -138,9 +159,19 @@ func openEvents(ctx context.Context, conn *chdb.Conn, table string) (driver.Batc
 // insert can take more rows later (a lane's open insert under backlog).
 // The insert is aborted on error.
 func (b *EventRows) appendTo(batch driver.Batch, ingestMs uint64, sendLast bool) error {
+	b.stamp(ingestMs)
+	return b.appendRows(batch, sendLast)
+}
+
+// stamp sets every row's ingest time.
+func (b *EventRows) stamp(ingestMs uint64) {
 	for i := range b.IngestTimeMs {
 		b.IngestTimeMs[i] = ingestMs
 	}
+}
+
+// appendRows is appendTo with the ingest times the rows hold.
+func (b *EventRows) appendRows(batch driver.Batch, sendLast bool) error {
 	n := b.Len()
 	for lo := 0; lo < n; lo += insertBlockRows {
 		hi := min(lo+insertBlockRows, n)

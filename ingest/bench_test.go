@@ -53,10 +53,9 @@ func BenchmarkDecodeRecord(b *testing.B) {
 	}
 }
 
-// BenchmarkEventRowsAdd is the loader's per-record columnar append, with
-// the batch reset at the default batch size as a flush would.
-func BenchmarkEventRowsAdd(b *testing.B) {
-	_, evs := benchRecords(b, 4096)
+// benchAdd appends evs round robin, b.N rows, resetting the batch at the
+// loader's default batch size as a flush would.
+func benchAdd(b *testing.B, evs []*ingest.Event) {
 	batch := ingest.DefaultLoaderConfig().BatchSize
 	var rows ingest.EventRows
 	b.ReportAllocs()
@@ -67,6 +66,13 @@ func BenchmarkEventRowsAdd(b *testing.B) {
 		}
 		rows.Add(evs[i%len(evs)], "web", "events.web", 0, int64(i))
 	}
+}
+
+// BenchmarkEventRowsAdd is the loader's per-record columnar append, with
+// the batch reset at the default batch size as a flush would.
+func BenchmarkEventRowsAdd(b *testing.B) {
+	_, evs := benchRecords(b, 4096)
+	benchAdd(b, evs)
 }
 
 // BenchmarkEventRowsAddWithContext is BenchmarkEventRowsAdd for events
@@ -81,14 +87,5 @@ func BenchmarkEventRowsAddWithContext(b *testing.B) {
 	for _, ev := range evs {
 		ev.Context = ctx
 	}
-	batch := ingest.DefaultLoaderConfig().BatchSize
-	var rows ingest.EventRows
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if rows.Len() == batch {
-			rows.Reset()
-		}
-		rows.Add(evs[i%len(evs)], "web", "events.web", 0, int64(i))
-	}
+	benchAdd(b, evs)
 }

@@ -537,8 +537,8 @@ func (c *Collector) parse(body []byte, m Message, src *source) ([]*Event, int, [
 		return []*Event{ev}, 0, nil, nil
 	}
 	// The envelope {"batch":[...]} adds two levels; each item is held to
-	// MaxDepth by Parse, as on the single-event endpoints.
-	if err := checkDepthOf(body, MaxDepth+2); err != nil {
+	// maxDepth by Parse, as on the single-event endpoints.
+	if err := checkDepthOf(body, maxDepth+2); err != nil {
 		return nil, 0, nil, err
 	}
 	var b batchBody
@@ -635,7 +635,7 @@ func (c *Collector) produce(ctx context.Context, src *source, events []*Event) e
 // nothing a client sent is lost even when the client ignores the 4xx.
 func (c *Collector) reject(ctx context.Context, src *source, body []byte, fe *FieldError) {
 	c.metrics.events.WithLabelValues(src.Lane, "rejected").Inc()
-	rec := DeadLetterRecord(c.dlqTopic, body, "collector:"+src.Name, fe)
+	rec := deadLetterRecord(c.dlqTopic, body, "collector:"+src.Name, fe)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ProduceTimeout)
 	defer cancel()
 	if err := c.client.ProduceSync(ctx, rec).FirstErr(); err != nil {
@@ -649,7 +649,7 @@ func (c *Collector) rejectItems(ctx context.Context, src *source, items []refuse
 	c.metrics.events.WithLabelValues(src.Lane, "rejected").Add(float64(len(items)))
 	recs := make([]*kgo.Record, len(items))
 	for i, it := range items {
-		recs[i] = DeadLetterRecord(c.dlqTopic, it.raw, "collector:"+src.Name, it.err)
+		recs[i] = deadLetterRecord(c.dlqTopic, it.raw, "collector:"+src.Name, it.err)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ProduceTimeout)
 	defer cancel()

@@ -29,9 +29,9 @@ const (
 	maxDeadLetterBytes = 64 << 10
 )
 
-// DeadLetterRecord is the events.dlq record for a rejected payload. origin is
+// deadLetterRecord is the events.dlq record for a rejected payload. origin is
 // "collector:<source>" or "loader:<lane>".
-func DeadLetterRecord(topic string, raw []byte, origin string, fe *FieldError) *kgo.Record {
+func deadLetterRecord(topic string, raw []byte, origin string, fe *FieldError) *kgo.Record {
 	if len(raw) > maxDeadLetterBytes {
 		raw = raw[:maxDeadLetterBytes]
 	}

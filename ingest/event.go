@@ -18,10 +18,10 @@ import (
 const (
 	MaxEventBytes = 32 << 10
 	MaxBatchBytes = 500 << 10
-	// MaxDepth bounds nesting of properties and traits: deep documents cost
+	// maxDepth bounds nesting of properties and traits: deep documents cost
 	// the decoder stack and ClickHouse's JSON functions time, and no
 	// analytics property needs more.
-	MaxDepth = 32
+	maxDepth = 32
 	// maxIDLen bounds messageId, userId and anonymousId.
 	maxIDLen = 256
 	// maxRecordBytes bounds a record DecodeRecord accepts: an event of
@@ -391,15 +391,15 @@ func (e *Event) validate() error {
 	return nil
 }
 
-// GroupTraitPrefix starts the attribute name a group trait is stored under
+// groupTraitPrefix starts the attribute name a group trait is stored under
 // for the customer who joined the group: {"plan": "enterprise"} sent with
 // group becomes the customer's attribute group_plan, beside group_id.
-const GroupTraitPrefix = "group_"
+const groupTraitPrefix = "group_"
 
 // eventTraits returns the traits and properties stored for ev: identify
 // traits, else the context's traits. A group's traits describe the group,
 // not the customer, so they are stored as sent in properties and, renamed
-// with GroupTraitPrefix beside group_id, as the customer's traits: the
+// with groupTraitPrefix beside group_id, as the customer's traits: the
 // attribute views then keep the customer's latest group and its traits
 // without overwriting the customer's own attributes of the same name.
 func eventTraits(ev *Event, traits json.RawMessage) (json.RawMessage, json.RawMessage, error) {
@@ -420,13 +420,13 @@ func eventTraits(ev *Event, traits json.RawMessage) (json.RawMessage, json.RawMe
 	}
 	renamed := make(map[string]json.RawMessage, len(fields)+1)
 	for k, v := range fields {
-		renamed[GroupTraitPrefix+k] = v
+		renamed[groupTraitPrefix+k] = v
 	}
 	id, err := json.Marshal(ev.GroupID)
 	if err != nil {
 		return nil, nil, fieldErr("groupId", CodeInvalidField, "groupId cannot be encoded: %s", err)
 	}
-	renamed[GroupTraitPrefix+"id"] = id
+	renamed[groupTraitPrefix+"id"] = id
 	out, err := json.Marshal(renamed)
 	if err != nil {
 		return nil, nil, fieldErr("traits", CodeInvalidField, "traits cannot be encoded: %s", err)
@@ -578,8 +578,8 @@ func jsonKind(t reflect.Type) string {
 	}
 }
 
-// checkDepth rejects documents nested deeper than MaxDepth without decoding them.
-func checkDepth(b []byte) error { return checkDepthOf(b, MaxDepth) }
+// checkDepth rejects documents nested deeper than maxDepth without decoding them.
+func checkDepth(b []byte) error { return checkDepthOf(b, maxDepth) }
 
 // checkDepthOf rejects documents nested deeper than limit.
 func checkDepthOf(b []byte, limit int) error {
@@ -602,7 +602,7 @@ func checkDepthOf(b []byte, limit int) error {
 		case '{', '[':
 			depth++
 			if depth > limit {
-				return fieldErr("", CodeTooDeep, "JSON is nested deeper than %d levels", MaxDepth)
+				return fieldErr("", CodeTooDeep, "JSON is nested deeper than %d levels", maxDepth)
 			}
 		case '}', ']':
 			depth--

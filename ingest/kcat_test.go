@@ -169,15 +169,7 @@ func TestKcatToClickHouse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- l.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("loader: %v", err)
-				}
-			}()
+			defer runLoader(t, l)()
 
 			var wantRows []eventRow
 			var wantDead []kcatMessage

@@ -527,7 +527,7 @@ func (r *laneRun) take(fetches kgo.Fetches) {
 				dl := deadLetterOf(rec, r.ln.name, fe, now)
 				dl.Topic, dl.Partition, dl.Offset = pos.Topic, pos.Partition, pos.Offset
 				r.dead = append(r.dead, dl)
-				r.dlqOut = append(r.dlqOut, DeadLetterRecord(r.l.bc.MustTopic("dlq"), rec.Value, "loader:"+r.ln.name, fe))
+				r.dlqOut = append(r.dlqOut, deadLetterRecord(r.l.bc.MustTopic("dlq"), rec.Value, "loader:"+r.ln.name, fe))
 				continue
 			}
 			r.rows.Add(ev, r.ln.name, pos.Topic, pos.Partition, pos.Offset)
@@ -542,7 +542,7 @@ func (r *laneRun) take(fetches kgo.Fetches) {
 // on the backfill lane the original position a backfill put in its headers.
 func (r *laneRun) position(rec *kgo.Record) Origin {
 	if r.ln.name == "backfill" {
-		if o, ok := OriginOf(rec); ok {
+		if o, ok := originOf(rec); ok {
 			return o
 		}
 	}

@@ -113,15 +113,7 @@ func TestLoaderRejoinsAfterExpulsion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("loader: %v", err)
-		}
-	}()
+	defer runLoader(t, l)()
 
 	produce(0, 500)
 	waitFor("first 500 loaded", func() bool { return unique() == 500 })

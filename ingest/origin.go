@@ -36,9 +36,9 @@ func (o Origin) Headers() []kgo.RecordHeader {
 	}
 }
 
-// OriginOf reads the origin headers of r; ok is false when r has none or
+// originOf reads the origin headers of r; ok is false when r has none or
 // they are malformed, and the record's own position then stands.
-func OriginOf(r *kgo.Record) (o Origin, ok bool) {
+func originOf(r *kgo.Record) (o Origin, ok bool) {
 	var seen int
 	for _, h := range r.Headers {
 		switch h.Key {

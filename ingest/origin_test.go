@@ -8,7 +8,7 @@ import (
 
 func TestOriginHeaders(t *testing.T) {
 	o := Origin{Topic: "events.server", Partition: 3, Offset: 123456789012}
-	got, ok := OriginOf(&kgo.Record{Headers: o.Headers()})
+	got, ok := originOf(&kgo.Record{Headers: o.Headers()})
 	if !ok || got != o {
 		t.Fatalf("round trip: got %+v %v, want %+v", got, ok, o)
 	}
@@ -19,7 +19,7 @@ func TestOriginHeaders(t *testing.T) {
 		"partition not int": {o.Headers()[0], {Key: HeaderOriginPartition, Value: []byte("x")}, o.Headers()[2]},
 		"empty topic":       {{Key: HeaderOriginTopic}, o.Headers()[1], o.Headers()[2]},
 	} {
-		if got, ok := OriginOf(&kgo.Record{Headers: hs}); ok {
+		if got, ok := originOf(&kgo.Record{Headers: hs}); ok {
 			t.Errorf("%s: accepted as %+v", name, got)
 		}
 	}

@@ -54,15 +54,8 @@ func TestProduceTimeoutBoundsAnswer(t *testing.T) {
 	srv := httptest.NewServer(col.Handler())
 	defer srv.Close()
 
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/track", bytes.NewReader([]byte(
-		`{"messageId":"held-1","userId":"u-1","event":"purchase","timestamp":"2026-01-02T03:04:05Z"}`)))
-	req.SetBasicAuth("web-demo-key", "")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := testenv.Post(t, srv.URL+"/v1/track", "web-demo-key",
+		[]byte(`{"messageId":"held-1","userId":"u-1","event":"purchase","timestamp":"2026-01-02T03:04:05Z"}`))
 	released := false
 	select {
 	case <-release:

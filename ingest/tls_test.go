@@ -3,19 +3,12 @@ package ingest_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,44 +24,6 @@ import (
 	"github.com/tideline-dev/tideline/internal/component"
 	"github.com/tideline-dev/tideline/internal/testenv"
 )
-
-// selfSigned makes a certificate for 127.0.0.1 and localhost that is its
-// own authority, and the pool that trusts it.
-func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "tideline collector test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), pool
-}
 
 func tlsClient(pool *x509.CertPool) *http.Client {
 	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
@@ -97,8 +52,9 @@ func postTrack(t *testing.T, c *http.Client, url, key, id string) (int, string, 
 // certificate: a client trusting it is answered, one that does not cannot
 // connect, and plain HTTP is refused.
 func TestCollectorTLS(t *testing.T) {
-	certPEM, keyPEM, pool := selfSigned(t)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	certs := testenv.Certificates(t)
+	pool := certs.Pool(t)
+	cert, err := tls.LoadX509KeyPair(certs.ServerCert, certs.ServerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +101,9 @@ func TestCollectorTLS(t *testing.T) {
 // over HTTPS.
 func TestCollectCommandTLS(t *testing.T) {
 	bin := buildTideline(t)
-	certPEM, keyPEM, pool := selfSigned(t)
+	certs := testenv.Certificates(t)
+	certFile, keyFile, pool := certs.ServerCert, certs.ServerKey, certs.Pool(t)
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	logPath := filepath.Join(dir, "collect.log")
 	p := startProc(t, bin, []string{"collect", "--broker", "embedded", "--addr", "127.0.0.1:0", "--metrics-addr=", "--log-json"}, []string{
 		"TIDELINE_COLLECTOR_TLS_CERT=" + certFile,

@@ -446,6 +446,19 @@ func ListApplied(ctx context.Context, conn *chdb.Conn) ([]AppliedAudience, error
 	return out, nil
 }
 
+// InsertAudiences records audiences as apply does, each with its own
+// AppliedAtMs, without compiling or checking them: the rows of a
+// demonstration dataset. Apply is how definitions are recorded.
+func InsertAudiences(ctx context.Context, conn *chdb.Conn, as []AppliedAudience) error {
+	for _, a := range as {
+		r := audienceRow{id: a.ID, name: a.Name, definition: a.Definition, condition: a.Condition, version: a.Version, active: a.Active}
+		if err := writeAudiences(ctx, conn, []audienceRow{r}, a.AppliedAtMs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // LoadApplied compiles the active audiences recorded in ClickHouse, with the
 // attribute modes recorded by apply: exactly what the evaluator evaluates.
 // Definitions that no longer compile are skipped and returned in skipped

@@ -18,9 +18,14 @@ import (
 // demoBatch is n events of the demo workload, parsed as the collector does.
 func demoBatch(b *testing.B, n int) *ingest.EventRows {
 	b.Helper()
-	g := workload.New(workload.Config{Customers: 5000, Seed: 1})
+	return demoRows(b, workload.New(workload.Config{Customers: 5000, Seed: 1}), n, 0, time.Now())
+}
+
+// demoRows is the next n events of g, parsed as the collector does at now,
+// at offsets from first on.
+func demoRows(b *testing.B, g *workload.Generator, n, first int, now time.Time) *ingest.EventRows {
+	b.Helper()
 	rows := &ingest.EventRows{}
-	now := time.Now()
 	for rows.Len() < n {
 		m := g.Next()
 		raw, err := json.Marshal(m.Body)
@@ -31,7 +36,7 @@ func demoBatch(b *testing.B, n int) *ingest.EventRows {
 		if err != nil {
 			continue
 		}
-		rows.Add(ev, m.Lane, "events."+m.Lane, 0, int64(rows.Len()))
+		rows.Add(ev, m.Lane, "events."+m.Lane, 0, int64(first+rows.Len()))
 	}
 	return rows
 }
@@ -198,19 +203,7 @@ func BenchmarkProfileRead(b *testing.B) {
 		now := time.Now()
 		// About eight events a customer, in inserts of 50 000.
 		for total := 0; total < 8*customers; {
-			rows := &ingest.EventRows{}
-			for rows.Len() < 50000 && total+rows.Len() < 8*customers {
-				m := g.Next()
-				raw, err := json.Marshal(m.Body)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ev, err := ingest.ParseMessage(raw, "", time.Time{}, now, m.Lane)
-				if err != nil {
-					continue
-				}
-				rows.Add(ev, m.Lane, "events."+m.Lane, 0, int64(total+rows.Len()))
-			}
+			rows := demoRows(b, g, min(50000, 8*customers-total), total, now)
 			if err := rows.Insert(ctx, conn, chdb.NowMs()); err != nil {
 				b.Fatal(err)
 			}

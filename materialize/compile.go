@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tideline-dev/tideline/ingest"
 )
 
 // AttributeSettings says which attributes are maintained beyond those the
@@ -377,7 +379,7 @@ func attributeSelect(name string) string {
 		"    " + quote(name) + " AS attribute,\n" +
 		"    argMaxState(" + tuple + ", (event_time_ms, message_id, bitNot(ingest_time_ms))) AS last_value,\n" +
 		"    argMinState(" + tuple + ", (" + isNull + ", event_time_ms, message_id, ingest_time_ms)) AS first_value\n" +
-		"FROM events\n" +
+		"FROM " + ingest.EventsTable + "\n" +
 		"WHERE visitParamHas(traits, " + quote(name) + ")\n" +
 		"GROUP BY customer_id"
 }
@@ -390,7 +392,7 @@ func signalSelect(s *Signal) string {
 		"    " + quote(s.ID) + " AS signal,\n" +
 		"    toStartOfHour(event_time) AS bucket,\n" +
 		"    groupUniqArrayState((event_time_ms, message_id, " + s.valueSQL() + ")) AS occurrences\n" +
-		"FROM events\n" +
+		"FROM " + ingest.EventsTable + "\n" +
 		"WHERE " + s.FilterSQL() + "\n" +
 		"GROUP BY customer_id, bucket"
 }
@@ -432,7 +434,7 @@ func traitRows(cols, elems string) string {
 	return "FROM\n(\n" +
 		"    -- only rows with traits reach the per-attribute expressions\n" +
 		"    SELECT customer_id, traits, " + cols + "\n" +
-		"    FROM events\n" +
+		"    FROM " + ingest.EventsTable + "\n" +
 		"    WHERE traits NOT IN ('', '{}')\n" +
 		")\n" +
 		"ARRAY JOIN arrayFilter(x -> x.4 = 1, [\n" + elems + "\n]) AS a\n" +
@@ -463,7 +465,7 @@ func attributeHistorySelect(name string) string {
 		"    customer_id,\n" +
 		"    " + quote(name) + " AS attribute,\n" +
 		"    groupUniqArrayState((event_time_ms, message_id, " + jsonValue("traits", name) + ", " + jsonIsNull("traits", name) + ")) AS changes\n" +
-		"FROM events\n" +
+		"FROM " + ingest.EventsTable + "\n" +
 		"WHERE visitParamHas(traits, " + quote(name) + ")\n" +
 		"GROUP BY customer_id"
 }
@@ -537,7 +539,7 @@ func signalsView(sigs []*Signal) *View {
 		"FROM\n(\n" +
 		"    -- only events some signal counts reach the per-signal expressions\n" +
 		"    SELECT " + cols + "\n" +
-		"    FROM events\n" +
+		"    FROM " + ingest.EventsTable + "\n" +
 		"    WHERE (type, event) IN (" + strings.Join(events, ", ") + ")\n" +
 		")\n" +
 		"ARRAY JOIN arrayFilter(x -> x.3 = 1, [\n" + strings.Join(elems, ",\n") + "\n]) AS s\n" +

@@ -259,6 +259,25 @@ type AudienceCompleteness struct {
 	UpdatedAtMs uint64
 }
 
+// InsertCompleteness writes completeness rows in one insert, as the
+// evaluator records them.
+func InsertCompleteness(ctx context.Context, conn *chdb.Conn, rows []AudienceCompleteness) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO audience_completeness (audience_id, lanes, direction, complete_ms, eager_ms, held_by, updated_at_ms)")
+	if err != nil {
+		return fmt.Errorf("prepare audience_completeness insert: %w", err)
+	}
+	for _, r := range rows {
+		if err := b.Append(r.AudienceID, r.Lanes, r.Direction, r.CompleteMs, r.EagerMs, r.HeldBy, r.UpdatedAtMs); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("append audience_completeness: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("write audience_completeness: %w", err)
+	}
+	return nil
+}
+
 // ReadCompleteness returns what the evaluator last recorded of every
 // audience's completeness, by audience id.
 func ReadCompleteness(ctx context.Context, conn *chdb.Conn) (map[string]AudienceCompleteness, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -382,40 +383,14 @@ func (e *Evaluator) lookupCauses(ctx context.Context, changes []change) error {
 			msgs = append(msgs, ch.cause.message)
 		}
 	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	it, err := chdb.IDTable("ids", ids)
-	if err != nil {
-		return err
-	}
-	mt, err := chdb.IDTable("msgs", msgs)
-	if err != nil {
-		return err
-	}
-	type found struct {
-		ingest uint64
-		lane   string
-	}
-	got := map[string]found{}
-	err = e.conn.Each(chdb.WithExternal(ctx, it, mt), `SELECT message_id, min(ingest_time_ms), argMin(lane, ingest_time_ms)
-FROM events WHERE customer_id IN (SELECT id FROM ids) AND message_id IN (SELECT id FROM msgs)
-GROUP BY message_id`, nil, func(rows chdb.Rows) error {
-		var m string
-		var f found
-		if err := rows.Scan(&m, &f.ingest, &f.lane); err != nil {
-			return err
-		}
-		got[m] = f
-		return nil
-	})
+	got, err := ingest.FirstLoads(ctx, e.conn, ids, msgs)
 	if err != nil {
 		return fmt.Errorf("read the events that caused transitions: %w", err)
 	}
 	for i := range changes {
 		if c := &changes[i].cause; c.lookup {
 			f := got[c.message]
-			c.ingestTime, c.lane = f.ingest, f.lane
+			c.ingestTime, c.lane = f.IngestTimeMs, f.Lane
 		}
 	}
 	return nil

@@ -346,19 +346,14 @@ func (e *Evaluator) recordCompleteness(ctx context.Context, pc *pass) error {
 	if sig == e.lastCompleteness && time.Since(e.completenessAt) < stateEvery {
 		return nil
 	}
-	b, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_completeness (audience_id, lanes, direction, complete_ms, eager_ms, held_by, updated_at_ms)")
-	if err != nil {
-		return fmt.Errorf("prepare audience_completeness insert: %w", err)
-	}
 	now := e.version()
+	rows := make([]AudienceCompleteness, len(pc.plan.Audiences))
 	for i, c := range pc.plan.Audiences {
-		if err := b.Append(c.Audience.ID, pc.lanes[i], c.Direction.String(), pc.complete[i], pc.eager, pc.heldBy[i], now); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("append audience_completeness: %w", err)
-		}
+		rows[i] = AudienceCompleteness{AudienceID: c.Audience.ID, Lanes: pc.lanes[i], Direction: c.Direction.String(),
+			CompleteMs: pc.complete[i], EagerMs: pc.eager, HeldBy: pc.heldBy[i], UpdatedAtMs: now}
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("write audience_completeness: %w", err)
+	if err := InsertCompleteness(ctx, e.conn, rows); err != nil {
+		return err
 	}
 	e.lastCompleteness, e.completenessAt = sig, time.Now()
 	for i, c := range pc.plan.Audiences {

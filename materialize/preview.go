@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/internal/component"
 )
@@ -337,30 +338,13 @@ func (e *Evaluator) causeEvents(ctx context.Context, changes []change) (map[stri
 			msgs = append(msgs, ch.cause.message)
 		}
 	}
-	out := map[string]string{}
-	if len(msgs) == 0 {
-		return out, nil
-	}
-	it, err := chdb.IDTable("ids", ids)
-	if err != nil {
-		return nil, err
-	}
-	mt, err := chdb.IDTable("msgs", msgs)
-	if err != nil {
-		return nil, err
-	}
-	err = e.conn.Each(chdb.WithExternal(ctx, it, mt), `SELECT message_id, any(type), any(event)
-FROM events WHERE customer_id IN (SELECT id FROM ids) AND message_id IN (SELECT id FROM msgs)
-GROUP BY message_id`, nil, func(rows chdb.Rows) error {
-		var m, typ, ev string
-		if err := rows.Scan(&m, &typ, &ev); err != nil {
-			return err
-		}
-		out[m] = strings.TrimSpace(typ + " " + ev)
-		return nil
-	})
+	loads, err := ingest.FirstLoads(ctx, e.conn, ids, msgs)
 	if err != nil {
 		return nil, fmt.Errorf("read the events that qualify previewed members: %w", err)
+	}
+	out := make(map[string]string, len(loads))
+	for m, f := range loads {
+		out[m] = strings.TrimSpace(f.Type + " " + f.Event)
 	}
 	return out, nil
 }

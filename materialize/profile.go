@@ -117,13 +117,5 @@ func ProfileArgs(ctx context.Context, conn *chdb.Conn, ids []string) ([]any, err
 		return nil, err
 	}
 	raw := slices.Compact(slices.Sorted(slices.Values(append(claimed, ids...))))
-	return []any{clickhouse.Named("ids", groupSet(ids)), clickhouse.Named("raw", groupSet(raw))}, nil
-}
-
-func groupSet(ss []string) clickhouse.GroupSet {
-	v := make([]any, len(ss))
-	for i, s := range ss {
-		v[i] = s
-	}
-	return clickhouse.GroupSet{Value: v}
+	return []any{clickhouse.Named("ids", chdb.Set(ids)), clickhouse.Named("raw", chdb.Set(raw))}, nil
 }

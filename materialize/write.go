@@ -18,24 +18,18 @@ func (e *Evaluator) write(ctx context.Context, changes []change) error {
 		return err
 	}
 	derived := chdb.NowMs()
-	tb, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_transitions (audience_id, customer_id, episode, kind, event_time_ms, ingest_time_ms, derived_at_ms, message_id, lane, derived_at, redated)")
-	if err != nil {
-		return fmt.Errorf("prepare audience_transitions insert: %w", err)
-	}
-	derivedAt := time.UnixMilli(int64(derived))
-	for _, ch := range changes {
+	ts := make([]Transition, len(changes))
+	for i, ch := range changes {
 		kind := "exited"
 		if ch.entered {
 			kind = "entered"
 		}
 		c := ch.cause
-		if err := tb.Append(ch.audience, ch.customer, ch.episode, kind, c.eventTime, c.ingestTime, derived, c.message, c.lane, derivedAt, boolByte(ch.redate)); err != nil {
-			_ = tb.Abort()
-			return fmt.Errorf("append transition: %w", err)
-		}
+		ts[i] = Transition{AudienceID: ch.audience, CustomerID: ch.customer, Episode: ch.episode, Kind: kind,
+			EventTimeMs: c.eventTime, IngestTimeMs: c.ingestTime, DerivedAtMs: derived, MessageID: c.message, Lane: c.lane, Redated: ch.redate}
 	}
-	if err := tb.Send(); err != nil {
-		return fmt.Errorf("insert %d audience transitions: %w", len(changes), err)
+	if err := InsertTransitions(ctx, e.conn, ts); err != nil {
+		return err
 	}
 	mb, err := e.conn.PrepareBatch(ctx, "INSERT INTO audience_membership (audience_id, customer_id, member, episode, changed_event_time_ms, changed_ingest_time_ms, derived_at_ms, updated_at_ms)")
 	if err != nil {
@@ -61,6 +55,43 @@ func (e *Evaluator) write(ctx context.Context, changes []change) error {
 			kind = "entered"
 		}
 		e.metrics.transitions.WithLabelValues(ch.audience, kind).Inc()
+	}
+	return nil
+}
+
+// Transition is one row of audience_transitions: a customer entered or
+// exited an audience, at the event time of the cause, ingested at
+// IngestTimeMs and derived at DerivedAtMs.
+type Transition struct {
+	AudienceID, CustomerID string
+	Episode                uint32
+	// Kind is "entered" or "exited".
+	Kind                                   string
+	EventTimeMs, IngestTimeMs, DerivedAtMs uint64
+	// MessageID and Lane are the causing event's ("" for a time-driven
+	// change).
+	MessageID, Lane string
+	// Redated marks a row that dates an earlier transition again.
+	Redated bool
+}
+
+// InsertTransitions writes transitions in one insert. The evaluator
+// writes every transition through it; rows from elsewhere (a demonstration
+// dataset) go in as they are.
+func InsertTransitions(ctx context.Context, conn *chdb.Conn, ts []Transition) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO audience_transitions (audience_id, customer_id, episode, kind, event_time_ms, ingest_time_ms, derived_at_ms, message_id, lane, derived_at, redated)")
+	if err != nil {
+		return fmt.Errorf("prepare audience_transitions insert: %w", err)
+	}
+	for _, t := range ts {
+		if err := b.Append(t.AudienceID, t.CustomerID, t.Episode, t.Kind, t.EventTimeMs, t.IngestTimeMs, t.DerivedAtMs,
+			t.MessageID, t.Lane, time.UnixMilli(int64(t.DerivedAtMs)), boolByte(t.Redated)); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("append transition: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d audience transitions: %w", len(ts), err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 	"github.com/tideline-dev/tideline/materialize"
 )
@@ -149,11 +150,7 @@ func decoded(v string) any {
 // traits, newest value winning per trait (by event time).
 func (p *profileAttributes) fromTraits(ctx context.Context, ids []string) (map[string]map[string]any, error) {
 	out := map[string]map[string]any{}
-	err := p.conn.Each(ctx, qLatestTraits, []any{stringSet(ids)}, func(rows chdb.Rows) error {
-		var id, traits string
-		if err := rows.Scan(&id, &traits); err != nil {
-			return err
-		}
+	err := ingest.EachLatestTraits(ctx, p.conn, ids, func(id, traits string) error {
 		attrs := out[id]
 		if attrs == nil {
 			attrs = map[string]any{}

@@ -29,7 +29,11 @@ type DeadLetter struct {
 	UpdatedMs uint64
 }
 
-func insertDeadLetters(ctx context.Context, conn *chdb.Conn, dls []DeadLetter) error {
+// InsertDeadLetters records given-up deliveries. A row without a time of
+// death (DeadAtMs) died now, and a row without a version (UpdatedMs) is
+// versioned now, as every row the deliverer writes; rows that carry their
+// times (a demonstration dataset's) keep them.
+func InsertDeadLetters(ctx context.Context, conn *chdb.Conn, dls []DeadLetter) error {
 	now := chdb.NowMs()
 	batch, err := conn.PrepareBatch(ctx, qInsertDeadLetters)
 	if err != nil {
@@ -39,8 +43,11 @@ func insertDeadLetters(ctx context.Context, conn *chdb.Conn, dls []DeadLetter) e
 		if dl.DeadAtMs == 0 {
 			dl.DeadAtMs = now
 		}
+		if dl.UpdatedMs == 0 {
+			dl.UpdatedMs = now
+		}
 		if err := batch.Append(dl.Key, dl.CampaignID, dl.CustomerID, dl.DestinationID, dl.Destination, dl.Payload,
-			dl.Attempts, dl.LastStatus, dl.LastError, dl.State, dl.DeadAtMs, now, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
+			dl.Attempts, dl.LastStatus, dl.LastError, dl.State, dl.DeadAtMs, dl.UpdatedMs, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
 			_ = batch.Abort()
 			return fmt.Errorf("append dead letter: %w", err)
 		}

@@ -736,7 +736,7 @@ func (w *progressWriter) flush(ctx context.Context) error {
 		w.mu.Unlock()
 	}
 	if len(dead) > 0 {
-		if err := insertDeadLetters(ctx, w.conn, dead); err != nil {
+		if err := InsertDeadLetters(ctx, w.conn, dead); err != nil {
 			requeue(rows, dead)
 			return err
 		}

@@ -36,26 +36,14 @@ func ApplyCampaigns(ctx context.Context, conn *chdb.Conn, cs []*Campaign) error 
 	if err != nil {
 		return fmt.Errorf("read campaigns table: %w", err)
 	}
-	batch, err := conn.PrepareBatch(ctx, qInsertCampaigns)
-	if err != nil {
-		return fmt.Errorf("prepare campaigns insert: %w", err)
-	}
-	now, n := chdb.NowMs(), 0
+	var rows []*Campaign
 	defined := map[string]bool{}
 	for _, c := range cs {
 		defined[c.ID] = true
 		if h, ok := have[c.ID]; ok && h.version == c.Version && h.active == c.Active {
 			continue
 		}
-		var active uint8
-		if c.Active {
-			active = 1
-		}
-		if err := batch.Append(c.ID, c.Name, c.Definition, c.Version, active, now); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("append campaign %s: %w", c.ID, err)
-		}
-		n++
+		rows = append(rows, c)
 	}
 	ids := make([]string, 0, len(have))
 	for id := range have {
@@ -64,19 +52,36 @@ func ApplyCampaigns(ctx context.Context, conn *chdb.Conn, cs []*Campaign) error 
 	sort.Strings(ids)
 	for _, id := range ids {
 		if h := have[id]; !defined[id] && h.active {
-			if err := batch.Append(id, id, "", h.version, uint8(0), now); err != nil {
-				_ = batch.Abort()
-				return fmt.Errorf("append removed campaign %s: %w", id, err)
-			}
-			n++
+			rows = append(rows, &Campaign{ID: id, Name: id, Version: h.version})
 		}
 	}
-	if n == 0 {
-		_ = batch.Abort()
+	return InsertCampaigns(ctx, conn, rows, chdb.NowMs())
+}
+
+// InsertCampaigns records campaign definitions (id, name, definition,
+// version and whether active) as applied at appliedAtMs. ApplyCampaigns
+// records what changed through it; a demonstration dataset records its
+// rows with it.
+func InsertCampaigns(ctx context.Context, conn *chdb.Conn, cs []*Campaign, appliedAtMs uint64) error {
+	if len(cs) == 0 {
 		return nil
 	}
+	batch, err := conn.PrepareBatch(ctx, qInsertCampaigns)
+	if err != nil {
+		return fmt.Errorf("prepare campaigns insert: %w", err)
+	}
+	for _, c := range cs {
+		var active uint8
+		if c.Active {
+			active = 1
+		}
+		if err := batch.Append(c.ID, c.Name, c.Definition, c.Version, active, appliedAtMs); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append campaign %s: %w", c.ID, err)
+		}
+	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("record %d campaign definitions: %w", n, err)
+		return fmt.Errorf("record %d campaign definitions: %w", len(cs), err)
 	}
 	return nil
 }

@@ -182,7 +182,7 @@ func (l *Ledger) Controls(ctx context.Context, entries []*Entry) error {
 		byKey[e.Key] = e
 		ks = append(ks, e.Key)
 	}
-	err := l.conn.Each(ctx, qControls, []any{stringSet(ks)}, func(rows chdb.Rows) error {
+	err := l.conn.Each(ctx, qControls, []any{chdb.Set(ks)}, func(rows chdb.Rows) error {
 		var (
 			k, detail string
 			release   uint64
@@ -206,7 +206,7 @@ func readSuppressions(ctx context.Context, conn *chdb.Conn, customers []string) 
 	if len(customers) == 0 {
 		return map[string]*Suppression{}, nil
 	}
-	m, _, err := scanSuppressions(ctx, conn, qSuppressions, stringSet(customers))
+	m, _, err := scanSuppressions(ctx, conn, qSuppressions, chdb.Set(customers))
 	for k, s := range m {
 		if s == nil {
 			delete(m, k)

@@ -139,7 +139,7 @@ func (r *feedReader) poll(ctx context.Context, conn *chdb.Conn, names []string, 
 	if len(names) == 0 {
 		return b, nil
 	}
-	set := stringSet(names)
+	set := chdb.Set(names)
 	args := append([]any{r.pos(), nowMs}, r.next...)
 	args = append(args, set)
 	args = append(args, shardArgs...)

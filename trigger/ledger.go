@@ -145,7 +145,7 @@ func (l *Ledger) ByCustomers(ctx context.Context, campaignIDs, customerIDs []str
 	if len(campaignIDs) == 0 || len(customerIDs) == 0 {
 		return map[string]*Entry{}, nil
 	}
-	return l.query(ctx, "read ledger by customer", qLedgerByCustomers, stringSet(campaignIDs), stringSet(customerIDs))
+	return l.query(ctx, "read ledger by customer", qLedgerByCustomers, chdb.Set(campaignIDs), chdb.Set(customerIDs))
 }
 
 // ByCustomersAll returns the newest state of every entry of the given
@@ -154,7 +154,7 @@ func (l *Ledger) ByCustomersAll(ctx context.Context, customerIDs []string) (map[
 	if len(customerIDs) == 0 {
 		return map[string]*Entry{}, nil
 	}
-	return l.query(ctx, "read ledger of customers", qLedgerByCustomersAll, stringSet(customerIDs))
+	return l.query(ctx, "read ledger of customers", qLedgerByCustomersAll, chdb.Set(customerIDs))
 }
 
 // ByKeys returns the newest state of the given entries.
@@ -162,7 +162,7 @@ func (l *Ledger) ByKeys(ctx context.Context, keys []string) (map[string]*Entry, 
 	if len(keys) == 0 {
 		return map[string]*Entry{}, nil
 	}
-	return l.query(ctx, "read ledger by key", qLedgerByKeys, stringSet(keys))
+	return l.query(ctx, "read ledger by key", qLedgerByKeys, chdb.Set(keys))
 }
 
 // Open returns up to limit fires detected since sinceMs whose delivery has
@@ -306,7 +306,7 @@ func (l *Ledger) Payloads(ctx context.Context, keys []string) (map[string][]byte
 	if len(keys) == 0 {
 		return out, nil
 	}
-	err := l.conn.Each(ctx, qPayloads, []any{stringSet(keys)}, func(rows chdb.Rows) error {
+	err := l.conn.Each(ctx, qPayloads, []any{chdb.Set(keys)}, func(rows chdb.Rows) error {
 		var k, body string
 		if err := rows.Scan(&k, &body); err != nil {
 			return err

@@ -709,20 +709,10 @@ func (p *Poller) pruneFeeds(ctx context.Context) error {
 	}
 	cut := time.UnixMilli(int64(sub(low, ms(p.cfg.FeedRetention)))).UTC().Format("20060102")
 	for _, table := range []string{transitionFeed.table, eventFeed.table} {
-		rows, err := p.conn.Query(ctx, qFeedPartitions, table)
+		parts, err := p.conn.Strings(ctx, qFeedPartitions, table)
 		if err != nil {
 			return fmt.Errorf("list partitions of %s: %w", table, err)
 		}
-		var parts []string
-		for rows.Next() {
-			var part string
-			if err := rows.Scan(&part); err != nil {
-				rows.Close()
-				return fmt.Errorf("scan partition: %w", err)
-			}
-			parts = append(parts, part)
-		}
-		rows.Close()
 		sort.Strings(parts)
 		for _, part := range parts {
 			// A partition id is a day written by ClickHouse itself; it

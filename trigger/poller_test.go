@@ -1,7 +1,6 @@
 package trigger
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,16 +62,8 @@ func startPipeline(t *testing.T, br testenv.Broker, conn *chdb.Conn) *pipeline {
 func (p *pipeline) post(t *testing.T, path string, body any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, p.url+path, bytes.NewReader(b))
-	req.SetBasicAuth("web-demo-key", "")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: %d", path, resp.StatusCode)
+	if code := testenv.Post(t, p.url+path, "web-demo-key", b).StatusCode; code != http.StatusOK {
+		t.Fatalf("POST %s: %d", path, code)
 	}
 }
 

@@ -105,14 +105,6 @@ GROUP BY customer_id`
 	qRunningInserts = `SELECT query_id FROM system.processes
 WHERE query LIKE 'INSERT INTO send_ledger%' OR query LIKE 'INSERT INTO trigger_payloads%'`
 
-	qFollowUps = `SELECT customer_id, message_id, event, properties, context, context_ip, event_time_ms FROM events
-WHERE customer_id IN ? AND event IN ? AND event_time_ms >= ? AND event_time_ms <= ?`
-
-	qLatestTraits = `SELECT customer_id, traits FROM events
-WHERE customer_id IN ? AND traits != '{}' AND traits != ''
-ORDER BY customer_id, event_time_ms DESC, message_id DESC
-LIMIT 50 BY customer_id`
-
 	// qProfiles reads customer_profile's rows for a set of customers
 	// (bound with materialize.ProfileArgs) without aggregating every other
 	// customer's.
@@ -157,15 +149,6 @@ func shardFilter(count int, owned []int32) (string, []any) {
 		set[i] = uint64(s)
 	}
 	return "AND cityHash64(customer_id) % ? IN ?", []any{uint64(count), clickhouse.GroupSet{Value: set}}
-}
-
-// stringSet binds a list of strings for IN; callers never pass an empty list.
-func stringSet(ss []string) clickhouse.GroupSet {
-	v := make([]any, len(ss))
-	for i, s := range ss {
-		v[i] = s
-	}
-	return clickhouse.GroupSet{Value: v}
 }
 
 // feedQuery builds the read of one feed past a keyset position: rows whose

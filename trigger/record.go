@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -253,14 +254,9 @@ func FollowUps(ctx context.Context, conn *chdb.Conn, cs map[string]*Campaign, qs
 	byCustomer := map[string][]ev{}
 	ids := keys(custs)
 	for i := 0; i < len(ids); i += followUpChunk {
-		args := []any{stringSet(ids[i:min(i+followUpChunk, len(ids))]), stringSet(keys(names)), lo, hi}
-		err := conn.Each(ctx, qFollowUps, args, func(rows chdb.Rows) error {
-			var cust string
-			var e ev
-			if err := rows.Scan(&cust, &e.msg, &e.name, &e.fields.Properties, &e.fields.Context, &e.fields.ContextIP, &e.at); err != nil {
-				return err
-			}
-			byCustomer[cust] = append(byCustomer[cust], e)
+		err := ingest.EachNamed(ctx, conn, ids[i:min(i+followUpChunk, len(ids))], keys(names), lo, hi, func(s ingest.Stored) error {
+			e := ev{msg: s.MessageID, name: s.Event, fields: Fields{Properties: s.Properties, Context: s.Context, ContextIP: s.ContextIP}, at: s.EventTimeMs}
+			byCustomer[s.CustomerID] = append(byCustomer[s.CustomerID], e)
 			return nil
 		})
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -118,17 +117,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil || !gf.Equal(from) || !gt.Equal(to) {
 				t.Fatalf("window %v %v %v", gf, gt, err)
 			}
-			var got []Row
-			for {
-				batch, err := r.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, batch...)
-			}
+			got := readAll(t, r)
 			if len(got) != len(rows) {
 				t.Fatalf("read %d rows, wrote %d", len(got), len(rows))
 			}

@@ -11,14 +11,10 @@ import (
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
-// exportSQL reads one row per message (FINAL collapses redeliveries) of the
-// events received in the window, in Kafka order, which is the order a
-// restore re-ingests them in.
-const exportSQL = `SELECT message_id, type, customer_id, user_id, anonymous_id, event, properties, traits,
-    event_time_ms, sent_at_ms, received_at_ms, ingest_time_ms, source, lane, kafka_topic, kafka_partition, kafka_offset, %s
-FROM events FINAL
-WHERE received_at_ms >= ? AND received_at_ms < ? %s
-ORDER BY kafka_topic, kafka_partition, kafka_offset`
+// exportColumns are the columns of events a Row holds, before its
+// context columns.
+const exportColumns = `message_id, type, customer_id, user_id, anonymous_id, event, properties, traits,
+    event_time_ms, sent_at_ms, received_at_ms, ingest_time_ms, source, lane, kafka_topic, kafka_partition, kafka_offset`
 
 // Export writes the events received in [from, to) (restricted to topics
 // when not empty) to w, calling progress with the rows written so far.
@@ -27,12 +23,8 @@ func Export(ctx context.Context, conn *chdb.Conn, w *Writer, from, to time.Time,
 	for i, c := range contextFields {
 		names[i] = c.name
 	}
-	cols := strings.Join(names, ", ")
-	q, args := fmt.Sprintf(exportSQL, cols, ""), []any{uint64(from.UnixMilli()), uint64(to.UnixMilli())}
-	if len(topics) > 0 {
-		q, args = fmt.Sprintf(exportSQL, cols, "AND has(?, kafka_topic)"), append(args, topics)
-	}
-	rows, err := conn.Query(ctx, q, args...)
+	cols := exportColumns + ", " + strings.Join(names, ", ")
+	rows, err := ingest.WindowRows(ctx, conn, cols, uint64(from.UnixMilli()), uint64(to.UnixMilli()), topics)
 	if err != nil {
 		return 0, fmt.Errorf("read events to export: %w", err)
 	}

@@ -74,26 +74,17 @@ func TestExportKeepsContext(t *testing.T) {
 			defer r.Close()
 			got := map[string]Row{}
 			var reload ingest.EventRows
-			for {
-				batch, err := r.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
+			for _, row := range readAll(t, r) {
+				got[row.MessageID] = row
+				value, err := row.Value()
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, row := range batch {
-					got[row.MessageID] = row
-					value, err := row.Value()
-					if err != nil {
-						t.Fatal(err)
-					}
-					ev, err := ingest.DecodeRecord(value)
-					if err != nil {
-						t.Fatalf("%s: the loader refuses the archived event: %v", row.MessageID, err)
-					}
-					reload.Add(ev, "backfill", row.Topic, row.Partition, row.Offset)
+				ev, err := ingest.DecodeRecord(value)
+				if err != nil {
+					t.Fatalf("%s: the loader refuses the archived event: %v", row.MessageID, err)
 				}
+				reload.Add(ev, "backfill", row.Topic, row.Partition, row.Offset)
 			}
 			page, group, alias := got["x-page"], got["x-group"], got["x-alias"]
 			if page.Ctx.CampaignName != "black_friday" || page.Ctx.PagePath != "/pricing" || page.Ctx.Locale != "de-DE" ||
@@ -143,4 +134,20 @@ func contextColumns(t *testing.T, conn *chdb.Conn) map[string]string {
 		t.Fatal(fmt.Errorf("read context columns: %w", err))
 	}
 	return out
+}
+
+// readAll reads every row of an archive, in order.
+func readAll(t *testing.T, r *Reader) []Row {
+	t.Helper()
+	var out []Row
+	for {
+		batch, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, batch...)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tideline-dev/tideline/backfill"
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
 )
 
@@ -132,8 +133,8 @@ func (d *Data) series(ctx context.Context, conn *chdb.Conn, src Source) error {
 	from, to := d.Window.FromMs(), d.Window.ToMs()
 	// The axis runs past the window until its last event was loaded, so
 	// the drain after an outage shows; at most one window length more.
-	var lastLoad uint64
-	if err := conn.QueryRow(ctx, lastLoadSQL, from, to).Scan(&lastLoad); err != nil {
+	lastLoad, err := ingest.LastLoad(ctx, conn, from, to)
+	if err != nil {
 		return fmt.Errorf("read the window's last load: %w", err)
 	}
 	end := max(to, min(int64(lastLoad), to+(to-from)))
@@ -145,23 +146,13 @@ func (d *Data) series(ctx context.Context, conn *chdb.Conn, src Source) error {
 	}
 	idx := func(ms int64) int { return min(max(int((ms-from)/bucket), 0), n-1) }
 
-	type cell struct {
-		rb, ib         uint64
-		n, minR        uint64
-		lagSum, lagMax int64
-	}
-	byLane := map[string][]cell{}
-	err := conn.Each(ctx, flowSQL, []any{uint64(bucket), uint64(bucket), from, to}, func(rows chdb.Rows) error {
-		var lane string
-		var c cell
-		if err := rows.Scan(&lane, &c.rb, &c.ib, &c.n, &c.minR, &c.lagSum, &c.lagMax); err != nil {
-			return err
-		}
-		byLane[lane] = append(byLane[lane], c)
-		return nil
-	})
+	cells, err := ingest.Flow(ctx, conn, uint64(bucket), from, to)
 	if err != nil {
 		return fmt.Errorf("read the window's events: %w", err)
+	}
+	byLane := map[string][]ingest.FlowCell{}
+	for _, c := range cells {
+		byLane[c.Lane] = append(byLane[c.Lane], c)
 	}
 	lanes := make([]string, 0, len(byLane))
 	for l := range byLane {
@@ -173,16 +164,16 @@ func (d *Data) series(ctx context.Context, conn *chdb.Conn, src Source) error {
 			MaxLagSeconds: make([]float64, n), WatermarkAgeSeconds: make([]float64, n)}
 		lagSum := make([]float64, n)
 		for _, c := range byLane[lane] {
-			ri, ii := idx(int64(c.rb)*bucket), idx(int64(c.ib)*bucket)
-			ls.Received[ri] += float64(c.n)
-			ls.Loaded[ii] += float64(c.n)
-			lagSum[ri] += float64(c.lagSum) / 1000
-			ls.MaxLagSeconds[ri] = max(ls.MaxLagSeconds[ri], float64(c.lagMax)/1000)
+			ri, ii := idx(int64(c.ReceivedBucket)*bucket), idx(int64(c.LoadedBucket)*bucket)
+			ls.Received[ri] += float64(c.Events)
+			ls.Loaded[ii] += float64(c.Events)
+			lagSum[ri] += float64(c.LagSumMs) / 1000
+			ls.MaxLagSeconds[ri] = max(ls.MaxLagSeconds[ri], float64(c.LagMaxMs)/1000)
 			// Received by the end of interval k but loaded after it: the
 			// oldest such receive time is the watermark at k's end.
 			for k := ri; k < ii; k++ {
 				endK := from + int64(k+1)*bucket
-				if age := float64(endK-int64(c.minR)) / 1000; age > ls.WatermarkAgeSeconds[k] {
+				if age := float64(endK-int64(c.MinReceivedMs)) / 1000; age > ls.WatermarkAgeSeconds[k] {
 					ls.WatermarkAgeSeconds[k] = age
 				}
 			}
@@ -196,18 +187,14 @@ func (d *Data) series(ctx context.Context, conn *chdb.Conn, src Source) error {
 	}
 
 	d.StaleCustomers = make([]float64, n)
-	err = conn.Each(ctx, staleSQL, []any{uint64(bucket), uint64(bucket), from, to, uint64(src.LateAfter.Milliseconds())}, func(rows chdb.Rows) error {
-		var fb, tb, c uint64
-		if err := rows.Scan(&fb, &tb, &c); err != nil {
-			return err
-		}
-		for k := idx(int64(fb) * bucket); k <= idx(int64(tb)*bucket); k++ {
-			d.StaleCustomers[k] += float64(c)
-		}
-		return nil
-	})
+	late, err := ingest.LateCustomers(ctx, conn, uint64(bucket), from, to, uint64(src.LateAfter.Milliseconds()))
 	if err != nil {
 		return fmt.Errorf("read stale customers: %w", err)
+	}
+	for _, c := range late {
+		for k := idx(int64(c.FirstBucket) * bucket); k <= idx(int64(c.LastBucket)*bucket); k++ {
+			d.StaleCustomers[k] += float64(c.Customers)
+		}
 	}
 	return nil
 }

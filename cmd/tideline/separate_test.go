@@ -63,16 +63,8 @@ func TestCollectAndIngestShareEmbeddedBroker(t *testing.T) {
 	waitFor("ingest using the broker collect serves", has(ingestOut, "using the embedded broker another tideline process serves"))
 
 	body := `{"messageId": "two-terminals-1", "userId": "u1", "event": "signup", "timestamp": "` + time.Now().UTC().Format(time.RFC3339) + `"}`
-	req, _ := http.NewRequest(http.MethodPost, "http://"+collectorAddr+"/v1/track", strings.NewReader(body))
-	req.SetBasicAuth("web-demo-key", "")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("track answered %d", resp.StatusCode)
+	if code := testenv.Post(t, "http://"+collectorAddr+"/v1/track", "web-demo-key", []byte(body)).StatusCode; code != http.StatusOK {
+		t.Fatalf("track answered %d", code)
 	}
 	waitFor("the event in ClickHouse", func() bool {
 		var n uint64

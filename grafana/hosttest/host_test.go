@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,13 +205,8 @@ func TestCheckHealth(t *testing.T) {
 	}
 
 	// ClickHouse unreachable: a port nothing listens on.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	down := cfg
-	down.Addr = l.Addr().String()
-	l.Close()
+	down.Addr = testenv.FreeAddr(t)
 	res, err = h.diagnostics.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: pluginContext(t, 2, down)})
 	if err != nil {
 		t.Fatal(err)
@@ -271,13 +265,8 @@ func TestQueryDataErrorsAreMarked(t *testing.T) {
 	h := start(t)
 	cfg := testenv.ClickHouseConfig(t)
 	testenv.ClickHouseWith(t, cfg)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	down := cfg
-	down.Addr = l.Addr().String()
-	l.Close()
+	down.Addr = testenv.FreeAddr(t)
 	_, r := h.queryData(t, pluginContext(t, 9, down), dataQuery("A", query.Model{QueryType: query.Transitions}, t0, t0.Add(time.Hour), time.Minute))
 	if r.Error == "" || r.ErrorSource != "downstream" {
 		t.Fatalf("unreachable ClickHouse: error %q source %q, want a downstream error", r.Error, r.ErrorSource)

@@ -258,8 +258,8 @@ func (c *Conn) Strings(ctx context.Context, query string, args ...any) ([]string
 	return out, rows.Err()
 }
 
-// ParseVersion reads "major.minor[.patch...]".
-func ParseVersion(s string) (Version, error) {
+// parseVersion reads "major.minor[.patch...]".
+func parseVersion(s string) (Version, error) {
 	parts := strings.Split(s, ".")
 	if len(parts) < 2 {
 		return Version{}, fmt.Errorf("version %q: want major.minor", s)

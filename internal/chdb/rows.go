@@ -3,6 +3,7 @@ package chdb
 import (
 	"context"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -25,4 +26,15 @@ func (c *Conn) Each(ctx context.Context, query string, args []any, scan func(Row
 		}
 	}
 	return rows.Err()
+}
+
+// Set binds a list of strings for IN: clickhouse-go renders it as
+// (a, b, c), which ClickHouse 18.16 accepts after IN. The list must not be
+// empty ("IN ()" is not SQL).
+func Set(ss []string) clickhouse.GroupSet {
+	v := make([]any, len(ss))
+	for i, s := range ss {
+		v[i] = s
+	}
+	return clickhouse.GroupSet{Value: v}
 }

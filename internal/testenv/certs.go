@@ -112,6 +112,20 @@ func Certificates(t testing.TB) Certs {
 	}
 }
 
+// Pool trusts c's authority, as a client of its server does.
+func (c Certs) Pool(t testing.TB) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(c.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("no certificate in %s", c.CA)
+	}
+	return pool
+}
+
 // FreeAddr returns a 127.0.0.1 address whose port was free a moment ago,
 // for a server the test starts.
 func FreeAddr(t testing.TB) string {

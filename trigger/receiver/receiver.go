@@ -18,9 +18,9 @@ import (
 	"time"
 )
 
-// Tolerance is how far a webhook-timestamp may be from the receiver's clock,
+// tolerance is how far a webhook-timestamp may be from the receiver's clock,
 // the window the Standard Webhooks reference libraries use.
-const Tolerance = 5 * time.Minute
+const tolerance = 5 * time.Minute
 
 // Delivery is one request that carried a valid signature.
 type Delivery struct {
@@ -228,7 +228,7 @@ func (r *Receiver) verify(h http.Header, body []byte) (string, int64, error) {
 	if err != nil {
 		return "", 0, fmt.Errorf("webhook-timestamp %q is not unix seconds", tsText)
 	}
-	if d := r.now().Sub(time.Unix(ts, 0)); d > Tolerance || d < -Tolerance {
+	if d := r.now().Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
 		return "", 0, fmt.Errorf("webhook-timestamp %d is %s away from now", ts, d)
 	}
 	signed := append([]byte(id+"."+tsText+"."), body...)

@@ -6,7 +6,11 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/tideline-dev/tideline/backfill"
+	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
+	"github.com/tideline-dev/tideline/materialize"
+	"github.com/tideline-dev/tideline/trigger"
 )
 
 // Config shapes a dataset. The same Config always gives the same rows.
@@ -35,15 +39,7 @@ type Entity struct {
 }
 
 // Transition is an audience_transitions row.
-type Transition struct {
-	AudienceID, CustomerID string
-	Episode                uint32
-	Kind                   string
-	EventTimeMs            uint64
-	IngestTimeMs           uint64
-	DerivedAtMs            uint64
-	MessageID, Lane        string
-}
+type Transition = materialize.Transition
 
 // Ledger is a send_ledger row.
 type Ledger struct {
@@ -78,22 +74,10 @@ type DeadLetter struct {
 }
 
 // Run is a backfill_runs row.
-type Run struct {
-	RunID, PlanID, State             string
-	StartedAtMs, FinishedAtMs        uint64
-	WindowFromMs, WindowToMs         uint64
-	EventsReingested, Fired, Skipped uint64
-	UpdatedAtMs                      uint64
-}
+type Run = backfill.Run
 
 // Completeness is an audience_completeness row.
-type Completeness struct {
-	AudienceID          string
-	Lanes               []string
-	Direction, HeldBy   string
-	CompleteMs, EagerMs uint64
-	UpdatedAtMs         uint64
-}
+type Completeness = materialize.AudienceCompleteness
 
 // DeliveryDeadLetter is a trigger_dead_letters row.
 type DeliveryDeadLetter struct {
@@ -128,8 +112,8 @@ var Lanes = []string{"web", "server", "backfill"}
 
 func ms(t time.Time) uint64 { return uint64(t.UnixMilli()) }
 
-// Generate builds the dataset's rows except the events (see Seed).
-func Generate(c Config) *Data {
+// generate builds the dataset's rows except the events (see Seed).
+func generate(c Config) *Data {
 	rng := rand.New(rand.NewPCG(c.Seed, 0x7469646c))
 	d := &Data{Config: c}
 	for i := 0; i < c.Audiences; i++ {
@@ -250,7 +234,7 @@ func ledger(rng *rand.Rand, cp Entity, q Transition) Ledger {
 
 // Seed generates c's dataset, inserts it and returns it.
 func Seed(ctx context.Context, conn *chdb.Conn, c Config) (*Data, error) {
-	d := Generate(c)
+	d := generate(c)
 	if err := EnsureBackfillRuns(ctx, conn); err != nil {
 		return nil, err
 	}
@@ -300,117 +284,79 @@ func (d *Data) InsertState(ctx context.Context, conn *chdb.Conn) error {
 	if err := d.insertRest(ctx, conn); err != nil {
 		return err
 	}
-	b, err := conn.PrepareBatch(ctx, `INSERT INTO trigger_dead_letters (ledger_key, campaign_id, customer_id, destination_id, destination,
-		payload, attempts, last_status, last_error, state, dead_at_ms, updated_at_ms, dead_at)`)
-	if err != nil {
-		return fmt.Errorf("prepare delivery dead letters: %w", err)
+	dead := make([]trigger.DeadLetter, len(d.DeliveryDeadLetters))
+	for i, dl := range d.DeliveryDeadLetters {
+		dead[i] = trigger.DeadLetter{Key: dl.LedgerKey, CampaignID: dl.CampaignID, CustomerID: dl.CustomerID, DestinationID: dl.DestinationID,
+			Destination: "webhook:https://example.invalid/hook", Payload: "{}", Attempts: 8, LastStatus: 503, LastError: "503 Service Unavailable",
+			State: dl.State, DeadAtMs: dl.DeadAtMs, UpdatedMs: dl.UpdatedAtMs}
 	}
-	for _, dl := range d.DeliveryDeadLetters {
-		if err := b.Append(dl.LedgerKey, dl.CampaignID, dl.CustomerID, dl.DestinationID, "webhook:https://example.invalid/hook",
-			"{}", uint32(8), uint16(503), "503 Service Unavailable", dl.State, dl.DeadAtMs, dl.UpdatedAtMs, time.UnixMilli(int64(dl.DeadAtMs))); err != nil {
-			return fmt.Errorf("append delivery dead letter: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert delivery dead letters: %w", err)
+	if err := trigger.InsertDeadLetters(ctx, conn, dead); err != nil {
+		return fmt.Errorf("seed delivery dead letters: %w", err)
 	}
 	return nil
 }
 
 func (d *Data) insertEntities(ctx context.Context, conn *chdb.Conn) error {
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO audiences (audience_id, name, definition, condition_sql, version, active, applied_at_ms)")
-	if err != nil {
-		return fmt.Errorf("prepare audiences: %w", err)
+	auds := make([]materialize.AppliedAudience, len(d.Audiences))
+	for i, a := range d.Audiences {
+		auds[i] = materialize.AppliedAudience{ID: a.ID, Name: a.Name, Condition: "1", Version: "v1", Active: a.Active, AppliedAtMs: ms(d.Config.From)}
 	}
-	for _, a := range d.Audiences {
-		if err := b.Append(a.ID, a.Name, "", "1", "v1", boolByte(a.Active), ms(d.Config.From)); err != nil {
-			return fmt.Errorf("append audience: %w", err)
-		}
+	if err := materialize.InsertAudiences(ctx, conn, auds); err != nil {
+		return fmt.Errorf("seed audiences: %w", err)
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert audiences: %w", err)
+	camps := make([]*trigger.Campaign, len(d.Campaigns))
+	for i, c := range d.Campaigns {
+		camps[i] = &trigger.Campaign{ID: c.ID, Name: c.Name, Version: "v1", Active: c.Active}
 	}
-	b, err = conn.PrepareBatch(ctx, "INSERT INTO campaigns (campaign_id, name, definition, version, active, applied_at_ms)")
-	if err != nil {
-		return fmt.Errorf("prepare campaigns: %w", err)
-	}
-	for _, c := range d.Campaigns {
-		if err := b.Append(c.ID, c.Name, "", "v1", boolByte(c.Active), ms(d.Config.From)); err != nil {
-			return fmt.Errorf("append campaign: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert campaigns: %w", err)
+	if err := trigger.InsertCampaigns(ctx, conn, camps, ms(d.Config.From)); err != nil {
+		return fmt.Errorf("seed campaigns: %w", err)
 	}
 	return nil
-}
-
-func boolByte(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // batchRows bounds one insert.
 const batchRows = 200_000
 
-// InsertTransitions writes transitions to audience_transitions.
+// InsertTransitions writes transitions to audience_transitions, as the
+// evaluator does.
 func InsertTransitions(ctx context.Context, conn *chdb.Conn, ts []Transition) error {
 	for start := 0; start < len(ts); start += batchRows {
-		chunk := ts[start:min(start+batchRows, len(ts))]
-		b, err := conn.PrepareBatch(ctx, "INSERT INTO audience_transitions (audience_id, customer_id, episode, kind, event_time_ms, ingest_time_ms, derived_at_ms, message_id, lane, derived_at)")
-		if err != nil {
-			return fmt.Errorf("prepare transitions: %w", err)
-		}
-		for _, t := range chunk {
-			if err := b.Append(t.AudienceID, t.CustomerID, t.Episode, t.Kind, t.EventTimeMs, t.IngestTimeMs, t.DerivedAtMs, t.MessageID, t.Lane, time.UnixMilli(int64(t.DerivedAtMs))); err != nil {
-				return fmt.Errorf("append transition: %w", err)
-			}
-		}
-		if err := b.Send(); err != nil {
-			return fmt.Errorf("insert transitions: %w", err)
+		if err := materialize.InsertTransitions(ctx, conn, ts[start:min(start+batchRows, len(ts))]); err != nil {
+			return fmt.Errorf("seed transitions: %w", err)
 		}
 	}
 	return nil
 }
 
 func (d *Data) insertLedger(ctx context.Context, conn *chdb.Conn) error {
+	ledger := trigger.NewLedger(conn)
 	for start := 0; start < len(d.Ledger); start += batchRows {
-		b, err := conn.PrepareBatch(ctx, `INSERT INTO send_ledger (ledger_key, campaign_id, customer_id, audience_id, episode, decision, reason,
-			qualified_event_time_ms, qualified_ingest_time_ms, derived_at_ms, detected_at_ms, sent_at_ms, delivery_state, attempts,
-			last_error, origin, lane, updated_at_ms, detected_at)`)
-		if err != nil {
-			return fmt.Errorf("prepare ledger: %w", err)
-		}
+		var entries []*trigger.Entry
 		for _, l := range d.Ledger[start:min(start+batchRows, len(d.Ledger))] {
-			if err := b.Append(l.Key, l.CampaignID, l.CustomerID, l.AudienceID, l.Episode, l.Decision, l.Reason,
-				l.QualifiedEventTimeMs, l.QualifiedIngestTimeMs, l.DerivedAtMs, l.DetectedAtMs, l.SentAtMs, l.DeliveryState, uint32(1),
-				"", "poller", l.Lane, l.DetectedAtMs+l.SentAtMs, time.UnixMilli(int64(l.DetectedAtMs))); err != nil {
-				return fmt.Errorf("append ledger: %w", err)
-			}
+			entries = append(entries, &trigger.Entry{Key: l.Key, CampaignID: l.CampaignID, CustomerID: l.CustomerID, AudienceID: l.AudienceID,
+				Episode: l.Episode, Decision: l.Decision, Reason: l.Reason,
+				QualifiedEventTimeMs: l.QualifiedEventTimeMs, QualifiedIngestTimeMs: l.QualifiedIngestTimeMs, DerivedAtMs: l.DerivedAtMs,
+				DetectedAtMs: l.DetectedAtMs, SentAtMs: l.SentAtMs, DeliveryState: l.DeliveryState, Attempts: 1,
+				Origin: "poller", Lane: l.Lane, UpdatedAtMs: l.DetectedAtMs + l.SentAtMs})
 		}
-		if err := b.Send(); err != nil {
-			return fmt.Errorf("insert ledger: %w", err)
+		if err := ledger.Insert(ctx, entries); err != nil {
+			return fmt.Errorf("seed ledger: %w", err)
 		}
 	}
 	return nil
 }
 
 // insertEvents writes Config.Events events in columnar batches; they are
-// generated here rather than in Generate so that a benchmark's millions
+// generated here rather than in generate so that a benchmark's millions
 // never sit in memory at once.
 func (d *Data) insertEvents(ctx context.Context, conn *chdb.Conn) error {
 	c := d.Config
 	rng := rand.New(rand.NewPCG(c.Seed, 0x6576656e))
 	from, span := ms(c.From), uint64(c.Span.Milliseconds())
+	var rows ingest.EventRows
 	for start := 0; start < c.Events; start += batchRows {
 		n := min(batchRows, c.Events-start)
-		var (
-			id, typ, cust, name, lane = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-			evt                       = make([]time.Time, n)
-			evtMs, recvMs, ingMs      = make([]uint64, n), make([]uint64, n), make([]uint64, n)
-		)
+		rows.Reset()
 		for i := 0; i < n; i++ {
 			e := Event{
 				MessageID:  fmt.Sprintf("msg_%d", start+i),
@@ -424,25 +370,15 @@ func (d *Data) insertEvents(ctx context.Context, conn *chdb.Conn) error {
 				e.ReceivedAtMs += 60_000 + rng.Uint64N(span/10+1)
 			}
 			e.IngestMs = e.ReceivedAtMs + 5 + rng.Uint64N(1500)
-			id[i], typ[i], cust[i], name[i], lane[i] = e.MessageID, "track", e.CustomerID, "page_view", e.Lane
-			evt[i] = time.UnixMilli(int64(e.EventTimeMs))
-			evtMs[i], recvMs[i], ingMs[i] = e.EventTimeMs, e.ReceivedAtMs, e.IngestMs
+			rows.Add(&ingest.Event{MessageID: e.MessageID, Type: ingest.TypeTrack, UserID: e.CustomerID, Event: "page_view",
+				Timestamp: time.UnixMilli(int64(e.EventTimeMs)), ReceivedAt: time.UnixMilli(int64(e.ReceivedAtMs))}, e.Lane, "", 0, 0)
+			rows.IngestTimeMs[i] = e.IngestMs
 			if c.Keep {
 				d.Events = append(d.Events, e)
 			}
 		}
-		b, err := conn.PrepareBatch(ctx, "INSERT INTO events (message_id, type, customer_id, event, event_time, event_time_ms, received_at_ms, ingest_time_ms, lane)")
-		if err != nil {
-			return fmt.Errorf("prepare events: %w", err)
-		}
-		for i, col := range []any{id, typ, cust, name, evt, evtMs, recvMs, ingMs, lane} {
-			if err := b.Column(i).Append(col); err != nil {
-				_ = b.Abort()
-				return fmt.Errorf("append events column %d: %w", i, err)
-			}
-		}
-		if err := b.Send(); err != nil {
-			return fmt.Errorf("insert events: %w", err)
+		if err := rows.InsertLoaded(ctx, conn); err != nil {
+			return fmt.Errorf("seed events: %w", err)
 		}
 		d.EventCount += n
 	}
@@ -450,67 +386,38 @@ func (d *Data) insertEvents(ctx context.Context, conn *chdb.Conn) error {
 }
 
 func (d *Data) insertRest(ctx context.Context, conn *chdb.Conn) error {
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO loader_progress (lane, kafka_topic, kafka_partition, committed_offset, high_watermark, watermark_ms, updated_at_ms)")
-	if err != nil {
-		return fmt.Errorf("prepare progress: %w", err)
-	}
 	for _, p := range d.Progress {
-		if err := b.Append(p.Lane, p.Topic, p.Partition, p.Committed, p.High, p.WatermarkMs, p.UpdatedAtMs); err != nil {
-			return fmt.Errorf("append progress: %w", err)
+		row := ingest.Progress{Lane: p.Lane, Topic: p.Topic, Partition: p.Partition, CommittedOffset: p.Committed, HighWatermark: p.High, WatermarkMs: p.WatermarkMs}
+		if err := ingest.InsertProgress(ctx, conn, []ingest.Progress{row}, p.UpdatedAtMs); err != nil {
+			return fmt.Errorf("seed progress: %w", err)
 		}
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert progress: %w", err)
+	dls := make([]ingest.DeadLetter, len(d.DeadLetters))
+	for i, dl := range d.DeadLetters {
+		dls[i] = ingest.DeadLetter{Topic: dl.Topic, Partition: dl.Partition, Offset: dl.Offset, Lane: dl.Lane, Reason: dl.Reason, Raw: "{}", AtMs: dl.AtMs}
 	}
-	b, err = conn.PrepareBatch(ctx, "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, lane, reason, field, raw, received_at_ms, received_at)")
-	if err != nil {
-		return fmt.Errorf("prepare dead letters: %w", err)
+	if err := ingest.InsertDeadLetters(ctx, conn, dls); err != nil {
+		return fmt.Errorf("seed dead letters: %w", err)
 	}
-	for _, dl := range d.DeadLetters {
-		if err := b.Append(dl.Topic, dl.Partition, dl.Offset, dl.Lane, dl.Reason, "", "{}", dl.AtMs, time.UnixMilli(int64(dl.AtMs))); err != nil {
-			return fmt.Errorf("append dead letter: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert dead letters: %w", err)
-	}
-	if err := InsertCompleteness(ctx, conn, d.Completeness); err != nil {
+	if err := insertCompleteness(ctx, conn, d.Completeness); err != nil {
 		return err
 	}
-	return InsertRuns(ctx, conn, d.Runs)
+	return insertRuns(ctx, conn, d.Runs)
 }
 
-// InsertCompleteness writes audience_completeness rows.
-func InsertCompleteness(ctx context.Context, conn *chdb.Conn, rows []Completeness) error {
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO audience_completeness (audience_id, lanes, direction, complete_ms, eager_ms, held_by, updated_at_ms)")
-	if err != nil {
-		return fmt.Errorf("prepare audience completeness: %w", err)
-	}
-	for _, c := range rows {
-		if err := b.Append(c.AudienceID, c.Lanes, c.Direction, c.CompleteMs, c.EagerMs, c.HeldBy, c.UpdatedAtMs); err != nil {
-			return fmt.Errorf("append audience completeness: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert audience completeness: %w", err)
+// insertCompleteness writes audience_completeness rows, as the evaluator
+// does.
+func insertCompleteness(ctx context.Context, conn *chdb.Conn, rows []Completeness) error {
+	if err := materialize.InsertCompleteness(ctx, conn, rows); err != nil {
+		return fmt.Errorf("seed audience completeness: %w", err)
 	}
 	return nil
 }
 
-// InsertRuns writes backfill runs.
-func InsertRuns(ctx context.Context, conn *chdb.Conn, runs []Run) error {
-	b, err := conn.PrepareBatch(ctx, `INSERT INTO backfill_runs (run_id, plan_id, state, started_at_ms, finished_at_ms, window_from_ms,
-		window_to_ms, events_reingested, fired, skipped, updated_at_ms)`)
-	if err != nil {
-		return fmt.Errorf("prepare backfill runs: %w", err)
-	}
-	for _, r := range runs {
-		if err := b.Append(r.RunID, r.PlanID, r.State, r.StartedAtMs, r.FinishedAtMs, r.WindowFromMs, r.WindowToMs, r.EventsReingested, r.Fired, r.Skipped, r.UpdatedAtMs); err != nil {
-			return fmt.Errorf("append backfill run: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert backfill runs: %w", err)
+// insertRuns writes backfill runs, as the backfill records them.
+func insertRuns(ctx context.Context, conn *chdb.Conn, runs []Run) error {
+	if err := backfill.InsertRuns(ctx, conn, runs); err != nil {
+		return fmt.Errorf("seed backfill runs: %w", err)
 	}
 	return nil
 }
