@@ -27,6 +27,12 @@ func analystConn(t *testing.T, conn *chdb.Conn) *chdb.Conn {
 	if a := os.Getenv(testenv.EnvClickHouse); a != "" {
 		c.Addr = a
 	}
+	if conn.Cluster != "" {
+		// The cluster's servers define the same users. No cluster
+		// settings: a read-only user may not send any, and reads of the
+		// Distributed tables need none.
+		c.Addr = strings.Join(testenv.ClusterAddrs(t), ",")
+	}
 	c.User, c.Password, c.Database = "analyst", "analyst", conn.Database
 	ac, err := chdb.Open(context.Background(), c, false)
 	if err != nil {
