@@ -21,6 +21,7 @@ func TestLinkedByClaims(t *testing.T) {
 		&ingest.Event{MessageID: "i-2", Type: "identify", UserID: "u1", AnonymousID: "a2", Timestamp: now},
 		&ingest.Event{MessageID: "i-3", Type: "identify", UserID: "u2", AnonymousID: "a3", Timestamp: now},
 	)
+	testenv.Replicated(t, conn, "identity_claims")
 	got, err := LinkedByClaims(context.Background(), conn, []string{"anon:a1"}, []string{"u2"})
 	if err != nil {
 		t.Fatal(err)

@@ -272,19 +272,31 @@ func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 	}
 }
 
-// mergeCluster is Merge on the local cluster: OPTIMIZE ... FINAL of the
-// local table on one replica of each replica set (the first of each shard
-// for a sharded table, the first server for a table replicated to all),
-// then SYSTEM SYNC REPLICA on every node, so whichever replica a
-// Distributed read picks holds the merged parts. OPTIMIZE ON CLUSTER is not
-// used: 18.16 fails it on a table without parts.
-func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
+// Replicated waits until every server of the local cluster holds every
+// row written so far into tables (SYSTEM SYNC REPLICA of the table holding
+// each one's rows): a view on one shard writes a table replicated to all
+// servers on that shard's server, and the others fetch the part a moment
+// later. A test reading such a table right after an insert waits here. On
+// one server it does nothing.
+func Replicated(t testing.TB, conn *chdb.Conn, tables ...string) {
+	t.Helper()
+	if conn.Cluster == "" {
+		return
+	}
+	syncReplicas(t, conn, clusterNodes(t, conn), tables)
+}
+
+// node is one server of the local cluster.
+type node struct {
+	conn  *chdb.Conn
+	first bool // the first replica of its shard
+}
+
+// clusterNodes connects to each server of the local cluster, in conn's
+// database; the connections close with the test.
+func clusterNodes(t testing.TB, conn *chdb.Conn) []node {
 	t.Helper()
 	ctx := context.Background()
-	type node struct {
-		conn  *chdb.Conn
-		first bool // the first replica of its shard
-	}
 	var nodes []node
 	shardOf := map[string]uint32{}
 	err := conn.Each(ctx, "SELECT concat(host_address, ':', toString(port)), shard_num FROM system.clusters WHERE cluster = ?", []any{conn.Cluster}, func(r chdb.Rows) error {
@@ -297,7 +309,7 @@ func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("merge: the cluster's servers: %v", err)
+		t.Fatalf("the cluster's servers: %v", err)
 	}
 	seen := map[uint32]bool{}
 	for _, addr := range ClusterAddrs(t) {
@@ -305,16 +317,46 @@ func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 		c.Addr, c.Database, c.Cluster = addr, conn.Database, conn.Cluster
 		n, err := chdb.Open(ctx, c, false)
 		if err != nil {
-			t.Fatalf("merge: node %s: %v", addr, err)
+			t.Fatalf("node %s: %v", addr, err)
 		}
-		defer n.Close()
+		t.Cleanup(func() { n.Close() })
 		shard, ok := shardOf[addr]
 		if !ok {
-			t.Fatalf("merge: node %s is not in cluster %s", addr, conn.Cluster)
+			t.Fatalf("node %s is not in cluster %s", addr, conn.Cluster)
 		}
 		nodes = append(nodes, node{conn: n, first: !seen[shard]})
 		seen[shard] = true
 	}
+	return nodes
+}
+
+// syncReplicas runs SYSTEM SYNC REPLICA of each table's storage on every node.
+func syncReplicas(t testing.TB, conn *chdb.Conn, nodes []node, tables []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, table := range tables {
+		local, _, err := conn.StorageTable(ctx, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			if err := n.conn.Exec(ctx, "SYSTEM SYNC REPLICA "+local); err != nil {
+				t.Fatalf("SYSTEM SYNC REPLICA %s: %v", local, err)
+			}
+		}
+	}
+}
+
+// mergeCluster is Merge on the local cluster: OPTIMIZE ... FINAL of the
+// local table on one replica of each replica set (the first of each shard
+// for a sharded table, the first server for a table replicated to all),
+// then SYSTEM SYNC REPLICA on every node, so whichever replica a
+// Distributed read picks holds the merged parts. OPTIMIZE ON CLUSTER is not
+// used: 18.16 fails it on a table without parts.
+func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
+	t.Helper()
+	ctx := context.Background()
+	nodes := clusterNodes(t, conn)
 	for _, table := range tables {
 		local, sharded, err := conn.StorageTable(ctx, table)
 		if err != nil {
@@ -331,12 +373,8 @@ func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 				t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", local, err)
 			}
 		}
-		for _, n := range nodes {
-			if err := n.conn.Exec(ctx, "SYSTEM SYNC REPLICA "+local); err != nil {
-				t.Fatalf("SYSTEM SYNC REPLICA %s: %v", local, err)
-			}
-		}
 	}
+	syncReplicas(t, conn, nodes, tables)
 }
 
 // Eventually polls cond every 50ms until it holds, and fails the test with
