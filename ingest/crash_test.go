@@ -89,8 +89,8 @@ func loaderSIGKILL(t *testing.T, settings []string) {
 			// count() only grows and says what was delivered.
 			logPath := filepath.Join(t.TempDir(), "ingest.log")
 			args := []string{"ingest", "--broker", "kafka", "--brokers", strings.Join(br.Seeds, ","),
-				"--clickhouse-addr", chAddr(), "--clickhouse-database", conn.Database, "--metrics-addr=", "--log-json"}
-			env := []string{
+				"--metrics-addr=", "--log-json"}
+			env := append(testenv.ClickHouseEnv(t, conn),
 				"TIDELINE_KAFKA_TOPIC_PREFIX=" + br.Config.TopicPrefix,
 				"TIDELINE_LOADER_GROUP=crash-" + testenv.Name(t),
 				"TIDELINE_LOADER_BATCH_SIZE=10000",
@@ -99,7 +99,7 @@ func loaderSIGKILL(t *testing.T, settings []string) {
 				// one's session.
 				"TIDELINE_LOADER_INSTANCE_ID=crash-loader",
 				"TIDELINE_LOADER_SESSION_TIMEOUT=6s",
-			}
+			)
 			env = append(env, settings...)
 			failed := true
 			defer func() {

@@ -7,9 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tideline-dev/tideline/internal/chdb"
-	"github.com/tideline-dev/tideline/internal/testenv"
 )
 
 // buildTideline builds the real binary for the test.
@@ -90,12 +87,4 @@ func dumpLog(t *testing.T, path string) {
 		b = b[len(b)-20000:]
 	}
 	t.Logf("%s (last 20 KB):\n%s", path, b)
-}
-
-// chAddr is the ClickHouse address the tests use.
-func chAddr() string {
-	if a := os.Getenv(testenv.EnvClickHouse); a != "" {
-		return a
-	}
-	return chdb.DefaultConfig().Addr
 }

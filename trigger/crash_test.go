@@ -47,10 +47,7 @@ reeligible_after: 0
 frequency_cap: {max: 2, per: 1d}
 deliver:
   webhook: {url: %s/crash, secret_env: CRASH_SECRET}`, h.URL))
-			chc := testenv.ClickHouseConfig(t)
-			env := append(os.Environ(),
-				"TIDELINE_CLICKHOUSE_ADDR="+chc.Addr,
-				"TIDELINE_CLICKHOUSE_DATABASE="+conn.Database,
+			env := append(append(os.Environ(), testenv.ClickHouseEnv(t, conn)...),
 				"TIDELINE_KAFKA_MODE=kafka",
 				"TIDELINE_KAFKA_BROKERS="+strings.Join(br.Seeds, ","),
 				"TIDELINE_KAFKA_TOPIC_PREFIX="+br.Config.TopicPrefix,

@@ -50,10 +50,7 @@ deliver:
 		t.Fatal(err)
 	}
 	setAttributes(t, conn, map[string]map[string]any{"tokyo": {"timezone": "Asia/Tokyo"}})
-	chc := testenv.ClickHouseConfig(t)
-	env := append(os.Environ(),
-		"TIDELINE_CLICKHOUSE_ADDR="+chc.Addr,
-		"TIDELINE_CLICKHOUSE_DATABASE="+conn.Database,
+	env := append(append(os.Environ(), testenv.ClickHouseEnv(t, conn)...),
 		"TIDELINE_TRIGGER_CAMPAIGNS_DIR="+dir,
 		"TIDELINE_TRIGGER_SHARDING=none",
 		"TIDELINE_TRIGGER_POLL_INTERVAL=20ms",

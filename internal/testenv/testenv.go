@@ -71,6 +71,23 @@ func ClusterConfig(t testing.TB) chdb.Config {
 	return c
 }
 
+// ClickHouseEnv is the environment a tideline subprocess of a test needs to
+// use conn's database: its servers, the database and, in cluster mode, the
+// cluster.
+func ClickHouseEnv(t testing.TB, conn *chdb.Conn) []string {
+	t.Helper()
+	addr := chdb.DefaultConfig().Addr
+	if a := os.Getenv(EnvClickHouse); a != "" {
+		addr = a
+	}
+	env := []string{"TIDELINE_CLICKHOUSE_DATABASE=" + conn.Database}
+	if conn.Cluster != "" {
+		addr = strings.Join(ClusterAddrs(t), ",")
+		env = append(env, "TIDELINE_CLICKHOUSE_CLUSTER="+conn.Cluster)
+	}
+	return append(env, "TIDELINE_CLICKHOUSE_ADDR="+addr)
+}
+
 // Logger returns a logger for tests: quiet unless -v.
 func Logger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
