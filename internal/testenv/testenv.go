@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -274,19 +275,27 @@ func Merge(t testing.TB, conn *chdb.Conn, tables ...string) {
 		mergeCluster(t, conn, tables)
 		return
 	}
-	ctx := chdb.Settings(context.Background(), map[string]any{"optimize_throw_if_noop": 1})
 	for _, table := range tables {
-		var err error
-		for attempt := 0; attempt < 50; attempt++ {
-			if err = conn.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"); err == nil {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", table, err)
-		}
+		optimize(t, conn, table, nil)
 	}
+}
+
+// optimize runs OPTIMIZE TABLE table FINAL on conn, asking again while the
+// table is busy with a merge of its own: optimize_throw_if_noop makes that
+// an error rather than a silent no-op that leaves the rows unmerged.
+func optimize(t testing.TB, conn *chdb.Conn, table string, settings map[string]any) {
+	t.Helper()
+	s := map[string]any{"optimize_throw_if_noop": 1}
+	maps.Copy(s, settings)
+	ctx := chdb.Settings(context.Background(), s)
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = conn.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", table, err)
 }
 
 // Replicated waits until every server of the local cluster holds every
@@ -386,9 +395,7 @@ func mergeCluster(t testing.TB, conn *chdb.Conn, tables []string) {
 			// Not waiting for the other replicas: 18.16 fails that wait
 			// on some merges ("Unknown log entry type"); SYNC REPLICA
 			// below waits instead.
-			if err := n.conn.Exec(chdb.Settings(ctx, map[string]any{"replication_alter_partitions_sync": 0}), "OPTIMIZE TABLE "+local+" FINAL"); err != nil {
-				t.Fatalf("OPTIMIZE TABLE %s FINAL: %v", local, err)
-			}
+			optimize(t, n.conn, local, map[string]any{"replication_alter_partitions_sync": 0})
 		}
 	}
 	syncReplicas(t, conn, nodes, tables)
