@@ -40,8 +40,8 @@ type LoaderConfig struct {
 	// batch_size records behind, its insert stays open and takes batch
 	// after batch until it holds this many records or stream_max_duration
 	// passed, so the views' tables receive a few large parts instead of
-	// many small ones to merge. Memory stays one batch: each batch is sent
-	// on the open insert as it fills. Offsets are committed once ClickHouse
+	// many small ones to merge. Memory stays one block: records are sent
+	// on the open insert 8 192 at a time as they are decoded. Offsets are committed once ClickHouse
 	// acknowledged the whole insert; a failed one is consumed again from
 	// the committed offsets. A lane that caught up inserts batch by batch
 	// again. At most batch_size turns it off (default 1000000).
@@ -347,7 +347,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 		}
 		if wait > 0 {
 			pctx, cancel := context.WithTimeout(ctx, wait)
-			fetches := cl.PollRecords(pctx, l.cfg.BatchSize-r.block())
+			fetches := cl.PollRecords(pctx, r.pollMax())
 			cancel()
 			if fetches.IsClientClosed() {
 				return nil
@@ -366,7 +366,7 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 		switch {
 		case r.pending == 0:
 		case r.streaming():
-			if r.block() >= l.cfg.BatchSize {
+			if r.block() >= r.streamBlock() {
 				err = r.stream(ctx)
 			}
 		case r.ins != nil || r.block() >= l.cfg.BatchSize || !time.Now().Before(r.first.Add(l.cfg.FlushInterval)):
@@ -391,6 +391,18 @@ func (l *Loader) runLane(ctx context.Context, ln *lane) error {
 
 // block is the number of records taken and not yet sent to ClickHouse.
 func (r *laneRun) block() int { return r.pending - r.streamed }
+
+// streamBlock is how many records a lane whose insert stays open sends at
+// a time: one block of the insert, so it holds a block of decoded rows,
+// not a batch (two lanes holding 50 000 rows each and their garbage were
+// most of a loader's memory).
+func (r *laneRun) streamBlock() int { return min(insertBlockRows, r.l.cfg.BatchSize) }
+
+// pollMax is how many records the next poll may take: no more than the
+// batch has room for, and no more than a block, so a lane that turns out
+// to be behind streams from its first poll on. A lane that inserts batch
+// by batch fills its batch over several polls.
+func (r *laneRun) pollMax() int { return min(r.l.cfg.BatchSize-r.block(), r.streamBlock()) }
 
 // lag is how many records of the partitions this member owns were not
 // taken yet, as of the last fetch.
