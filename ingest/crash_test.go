@@ -91,8 +91,8 @@ func loaderSIGKILL(t *testing.T, settings []string) {
 			args := []string{"ingest", "--broker", "kafka", "--brokers", strings.Join(br.Seeds, ","),
 				"--metrics-addr=", "--log-json"}
 			env := append(testenv.ClickHouseEnv(t, conn),
-				"TIDELINE_KAFKA_TOPIC_PREFIX=" + br.Config.TopicPrefix,
-				"TIDELINE_LOADER_GROUP=crash-" + testenv.Name(t),
+				"TIDELINE_KAFKA_TOPIC_PREFIX="+br.Config.TopicPrefix,
+				"TIDELINE_LOADER_GROUP=crash-"+testenv.Name(t),
 				"TIDELINE_LOADER_BATCH_SIZE=10000",
 				// A restarted loader takes its partitions back at once
 				// (static membership) instead of waiting out the killed
