@@ -373,6 +373,9 @@ func (r *run) profiles(spec *childSpec) {
 	if r.cfg.MemProfile != "" {
 		spec.MemProfile = r.cfg.MemProfile + "." + file + ".pprof"
 	}
+	if r.cfg.ChildLog != "" {
+		spec.LogFile = r.cfg.ChildLog + "." + file + ".log"
+	}
 }
 
 func (r *run) memory(process, scenario string, kb int64) {

@@ -56,6 +56,8 @@ type childSpec struct {
 	WebhookSecret string             `json:"webhook_secret,omitempty"`
 	CPUProfile    string             `json:"cpuprofile,omitempty"`
 	MemProfile    string             `json:"memprofile,omitempty"`
+	// LogFile receives the child's debug-level log as JSON lines.
+	LogFile string `json:"log_file,omitempty"`
 }
 
 // childReport is one JSON line a child writes to stdout: once when it is
@@ -82,7 +84,16 @@ func RunChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) er
 	if err := json.NewDecoder(stdin).Decode(&spec); err != nil {
 		return fmt.Errorf("read child spec from stdin: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("child", spec.Name)
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})
+	if spec.LogFile != "" {
+		f, err := os.Create(spec.LogFile)
+		if err != nil {
+			return fmt.Errorf("child log: %w", err)
+		}
+		defer f.Close()
+		handler = slog.NewMultiHandler(handler, slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	log := slog.New(handler).With("child", spec.Name)
 	enc := json.NewEncoder(stdout)
 	if spec.CPUProfile != "" {
 		f, err := os.Create(spec.CPUProfile)

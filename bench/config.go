@@ -73,6 +73,11 @@ type Config struct {
 	// MemProfile, when set, makes every child process write an allocation
 	// profile to <MemProfile>.<child>.pprof at exit (default "": off).
 	MemProfile string `koanf:"memprofile"`
+	// ChildLog, when set, makes every child process write its debug-level
+	// log (each evaluation pass, each poll) to <ChildLog>.<child>.log, to
+	// split a latency into its parts (default "": children log warnings to
+	// the bench's stderr only).
+	ChildLog string `koanf:"child_log"`
 	// Cluster lists the native addresses of a ClickHouse cluster's servers,
 	// comma-separated (default "": none). When set, the ceiling is measured
 	// on it too, in cluster mode with every view attached, next to the

@@ -41,6 +41,25 @@ type Stats struct {
 	// are made as of it; the others as of AsOfMs, the freshest watermark.
 	Complete map[string]uint64
 	Duration time.Duration
+	// Phases is how long the pass spent reading its inputs (plan,
+	// watermarks, lanes and touches), finding candidates, evaluating them,
+	// retiring merged ids and recording completeness and its position.
+	Phases Phases
+}
+
+// Phases splits a pass's Duration.
+// Evaluate is split further into Query (the audience query and the
+// memberships read), Date (dating the changes) and Write.
+type Phases struct {
+	Read, Candidates, Evaluate, Retire, Record time.Duration
+	Query, Date, Write                         time.Duration
+}
+
+// LogValue lists the phases in milliseconds.
+func (p Phases) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("read_ms", p.Read.Milliseconds()), slog.Int64("candidates_ms", p.Candidates.Milliseconds()),
+		slog.Int64("evaluate_ms", p.Evaluate.Milliseconds()), slog.Int64("retire_ms", p.Retire.Milliseconds()), slog.Int64("record_ms", p.Record.Milliseconds()),
+		slog.Int64("query_ms", p.Query.Milliseconds()), slog.Int64("date_ms", p.Date.Milliseconds()), slog.Int64("write_ms", p.Write.Milliseconds()))
 }
 
 // Evaluator keeps audience membership and transitions current. Each pass
@@ -132,7 +151,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		default:
 			backoff = e.cfg.Interval
 			if st.Entered+st.Exited > 0 || st.FullSweep {
-				e.log.Debug("evaluation pass", "as_of", time.UnixMilli(int64(st.AsOfMs)).UTC(), "customers", st.Customers, "entered", st.Entered, "exited", st.Exited, "full_sweep", st.FullSweep, "took", st.Duration)
+				e.log.Debug("evaluation pass", "as_of", time.UnixMilli(int64(st.AsOfMs)).UTC(), "customers", st.Customers, "entered", st.Entered, "exited", st.Exited, "full_sweep", st.FullSweep, "touches", st.Touches, "took", st.Duration, "phases", st.Phases)
 			}
 		}
 		timer.Reset(wait)
@@ -152,6 +171,12 @@ func (e *Evaluator) EvaluateOnce(ctx context.Context) (Stats, error) {
 
 func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 	var stats Stats
+	mark := time.Now()
+	lap := func(d *time.Duration) {
+		now := time.Now()
+		*d += now.Sub(mark)
+		mark = now
+	}
 	if e.own != nil {
 		e.metrics.shards.Set(float64(e.own.Owned()))
 	}
@@ -205,6 +230,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 	}
 	pc := newPass(plan, e.state, wms, freshest, carried, e.cfg.Lanes)
 	pc.touchesOf = map[string][]touch{}
+	pc.phases = &stats.Phases
 	stats.AsOfMs, stats.PrevAsOfMs = pc.eager, pc.prevEager
 	stats.Complete = map[string]uint64{}
 	for i, c := range plan.Audiences {
@@ -221,6 +247,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		return stats, err
 	}
 	stats.Touches = len(touches)
+	lap(&stats.Phases.Read)
 	next := &evalState{cursor: cursor, asOf: pc.eager, signature: sig, times: pc.times}
 	if len(plan.Audiences) == 0 {
 		return stats, e.commit(ctx, next, false)
@@ -235,6 +262,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		res.keep(e.own.OwnsCustomer)
 	}
 	customers := res.customers()
+	lap(&stats.Phases.Candidates)
 	for i := 0; i < len(customers); i += e.cfg.BatchCustomers {
 		batch := customers[i:min(i+e.cfg.BatchCustomers, len(customers))]
 		en, ex, err := e.evaluateBatch(ctx, pc, batch, res)
@@ -245,6 +273,7 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		stats.Entered += en
 		stats.Exited += ex
 	}
+	lap(&stats.Phases.Evaluate)
 	var retired []string
 	for id := range res.retired {
 		retired = append(retired, id)
@@ -259,6 +288,8 @@ func (e *Evaluator) evaluate(ctx context.Context) (Stats, error) {
 		stats.Exited += ex
 	}
 	stats.Customers = len(customers) + len(retired)
+	lap(&stats.Phases.Retire)
+	defer lap(&stats.Phases.Record)
 	if e.doesChores() {
 		if err := e.recordCompleteness(ctx, pc); err != nil {
 			e.touches.reset()

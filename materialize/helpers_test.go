@@ -97,6 +97,18 @@ func evaluate(t testing.TB, ev *Evaluator) Stats {
 	if err != nil {
 		t.Fatalf("evaluate: %v", err)
 	}
+	// The phases split the pass: they add up to no more than it took, and
+	// a pass that wrote a transition spent time querying for it.
+	ph := st.Phases
+	if sum := ph.Read + ph.Candidates + ph.Evaluate + ph.Retire + ph.Record; sum > st.Duration {
+		t.Errorf("pass phases %+v add up to %s, more than the pass took (%s)", ph, sum, st.Duration)
+	}
+	if ph.Query+ph.Date+ph.Write > ph.Evaluate {
+		t.Errorf("pass phases %+v: query, date and write exceed evaluate", ph)
+	}
+	if st.Entered+st.Exited > 0 && ph.Query == 0 {
+		t.Errorf("a pass that wrote %d transitions spent no time querying (%+v)", st.Entered+st.Exited, ph)
+	}
 	return st
 }
 

@@ -29,6 +29,17 @@ type pass struct {
 	times map[string]uint64
 	// touchesOf are this pass's touches by raw customer id.
 	touchesOf map[string][]touch
+	// phases, when set, receives the time spent in each part of the
+	// evaluation.
+	phases *Phases
+}
+
+// timed adds the time since start to the phase pick selects, if the pass
+// keeps phases.
+func (pc *pass) timed(start time.Time, pick func(*Phases) *time.Duration) {
+	if pc.phases != nil {
+		*pick(pc.phases) += time.Since(start)
+	}
 }
 
 func newPass(p *Plan, st *evalState, wms map[string]uint64, freshest uint64, carried map[inputKey][]string, evaluated []string) *pass {
@@ -185,9 +196,11 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 	if err != nil {
 		return 0, 0, err
 	}
+	start := time.Now()
 	if err := e.write(ctx, changes); err != nil {
 		return 0, 0, err
 	}
+	pc.timed(start, func(p *Phases) *time.Duration { return &p.Write })
 	for _, ch := range changes {
 		if ch.redate {
 			continue
@@ -219,6 +232,7 @@ func (e *Evaluator) decideBatch(ctx context.Context, pc *pass, customers []strin
 			rows = append(rows, [3]any{c, t, pc.eager})
 		}
 	}
+	start := time.Now()
 	results, err := e.evalAt(ctx, pc, res, rows)
 	if err != nil {
 		return nil, nil, err
@@ -227,6 +241,9 @@ func (e *Evaluator) decideBatch(ctx context.Context, pc *pass, customers []strin
 	if err != nil {
 		return nil, nil, err
 	}
+	pc.timed(start, func(p *Phases) *time.Duration { return &p.Query })
+	start = time.Now()
+	defer pc.timed(start, func(p *Phases) *time.Duration { return &p.Date })
 	var changes []change
 	for _, c := range customers {
 		r := results[c]

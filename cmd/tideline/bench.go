@@ -48,7 +48,7 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 				config.Flag{Name: "backlog", Key: "bench.backlog"}, config.Flag{Name: "scenarios", Key: "bench.scenarios"},
 				config.Flag{Name: "ceiling-inserters", Key: "bench.ceiling_inserters"}, config.Flag{Name: "peer-consumers", Key: "bench.peer_consumers"},
 				config.Flag{Name: "compression", Key: "bench.compression"}, config.Flag{Name: "results-dir", Key: "bench.results_dir"},
-				config.Flag{Name: "keep", Key: "bench.keep"}, config.Flag{Name: "cpuprofile", Key: "bench.cpuprofile"},
+				config.Flag{Name: "keep", Key: "bench.keep"}, config.Flag{Name: "cpuprofile", Key: "bench.cpuprofile"}, config.Flag{Name: "child-log", Key: "bench.child_log"},
 				config.Flag{Name: "memprofile", Key: "bench.memprofile"},
 				config.Flag{Name: "cluster", Key: "bench.cluster"}, config.Flag{Name: "cluster-name", Key: "bench.cluster_name"},
 				config.Flag{Name: "batch-size", Key: "loader.batch_size"}, config.Flag{Name: "flush-interval", Key: "loader.flush_interval"}); err != nil {
@@ -95,6 +95,7 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 	f.String("results-dir", cfg.ResultsDir, `directory of the results JSON ("" writes none)`)
 	f.Bool("keep", cfg.Keep, "keep the run's databases")
 	f.String("cpuprofile", cfg.CPUProfile, "write each child's CPU profile to <prefix>.<child>.pprof")
+	f.String("child-log", cfg.ChildLog, "write each child's debug log (evaluation passes, polls) to <prefix>.<child>.log")
 	f.String("memprofile", cfg.MemProfile, "write each child's allocation profile to <prefix>.<child>.pprof")
 	f.String("cluster", cfg.Cluster, "also measure the ceiling on this ClickHouse cluster (comma-separated native addresses, e.g. $(scripts/cluster.sh addrs)), views attached")
 	f.String("cluster-name", cfg.ClusterName, "the cluster's name in remote_servers")
