@@ -300,6 +300,7 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 	if err := p.supp.refresh(ctx, p.conn); err != nil {
 		return false, err
 	}
+	start := time.Now()
 	now := chdb.NowMs()
 	shard, shardArgs := shardFilter(p.cfg.Shards, owned)
 	type readerBatch struct {
@@ -341,9 +342,16 @@ func (p *Poller) cycle(ctx context.Context) (bool, error) {
 			}
 		}
 	}
+	read := time.Since(start)
 	res, err := p.rec.Record(ctx, p.byID, qs, wm)
 	if err != nil {
 		return false, err
+	}
+	if len(qs) > 0 {
+		defer func() {
+			p.log.Debug("poll", "qualifications", len(qs), "new", len(res.New), "took_ms", time.Since(start).Milliseconds(),
+				"read_ms", read.Milliseconds(), "decide_ms", res.Decide.Milliseconds(), "write_ms", res.Write.Milliseconds())
+		}()
 	}
 	for _, rb := range batches {
 		rb.r.commit(rb.b, p.cfg.Overlap)

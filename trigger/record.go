@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/tideline-dev/tideline/ingest"
 	"github.com/tideline-dev/tideline/internal/chdb"
@@ -48,6 +49,9 @@ type Result struct {
 	// Waiting are the qualifications not decided yet (their unless window
 	// has not passed the watermark); record them again later.
 	Waiting []Qualification
+	// Decide is the time spent reading the facts and deciding, Write the
+	// time spent writing the ledger, its controls and payloads.
+	Decide, Write time.Duration
 }
 
 // Record decides qs (all of campaigns in cs, by id) and records the new
@@ -55,10 +59,17 @@ type Result struct {
 // recorded when an error is returned; calling it again with the same
 // qualifications is safe.
 func (r *Recorder) Record(ctx context.Context, cs map[string]*Campaign, qs []Qualification, watermarkMs uint64) (*Result, error) {
+	start := time.Now()
 	res, detected, err := r.decide(ctx, cs, qs, watermarkMs)
-	if err != nil || len(res.New) == 0 {
-		return res, err
+	if err != nil {
+		return nil, err
 	}
+	res.Decide = time.Since(start)
+	if len(res.New) == 0 {
+		return res, nil
+	}
+	start = time.Now()
+	defer func() { res.Write = time.Since(start) }()
 	payloads := make([]Payload, 0, len(res.New))
 	var controls []Control
 	for _, n := range res.New {

@@ -287,6 +287,9 @@ deliver: {kafka_topic: fires}`, id, id))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if res.Decide <= 0 || res.Write <= 0 {
+		t.Errorf("a recording that read facts and wrote %d entries took %s deciding and %s writing", len(res.New), res.Decide, res.Write)
+	}
 	got := map[string]string{}
 	for _, n := range res.New {
 		got[n.Q.CampaignID+"/"+n.Q.CustomerID] = string(n.Decision.Action) + ":" + n.Decision.Reason + ":" + n.Decision.Detail
