@@ -29,21 +29,13 @@ type pass struct {
 	times map[string]uint64
 	// touchesOf are this pass's touches by raw customer id.
 	touchesOf map[string][]touch
-	// phases, when set, receives the time spent in each part of the
-	// evaluation.
+	// phases receives the time spent in each part of the evaluation (the
+	// evaluator points it at its pass's Stats).
 	phases *Phases
 }
 
-// timed adds the time since start to the phase pick selects, if the pass
-// keeps phases.
-func (pc *pass) timed(start time.Time, pick func(*Phases) *time.Duration) {
-	if pc.phases != nil {
-		*pick(pc.phases) += time.Since(start)
-	}
-}
-
 func newPass(p *Plan, st *evalState, wms map[string]uint64, freshest uint64, carried map[inputKey][]string, evaluated []string) *pass {
-	pc := &pass{plan: p, times: map[string]uint64{}}
+	pc := &pass{plan: p, times: map[string]uint64{}, phases: &Phases{}}
 	pc.prevEager = st.times[eagerKey]
 	if pc.prevEager == 0 {
 		pc.prevEager = st.asOf
@@ -200,7 +192,7 @@ func (e *Evaluator) evaluateBatch(ctx context.Context, pc *pass, customers []str
 	if err := e.write(ctx, changes); err != nil {
 		return 0, 0, err
 	}
-	pc.timed(start, func(p *Phases) *time.Duration { return &p.Write })
+	pc.phases.Write += time.Since(start)
 	for _, ch := range changes {
 		if ch.redate {
 			continue
@@ -241,9 +233,9 @@ func (e *Evaluator) decideBatch(ctx context.Context, pc *pass, customers []strin
 	if err != nil {
 		return nil, nil, err
 	}
-	pc.timed(start, func(p *Phases) *time.Duration { return &p.Query })
+	pc.phases.Query += time.Since(start)
 	start = time.Now()
-	defer pc.timed(start, func(p *Phases) *time.Duration { return &p.Date })
+	defer func() { pc.phases.Date += time.Since(start) }()
 	var changes []change
 	for _, c := range customers {
 		r := results[c]
