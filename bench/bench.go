@@ -382,9 +382,14 @@ func (r *run) memory(process, scenario string, kb int64) {
 	r.res.Memory = append(r.res.Memory, ProcessMemory{Process: process, Scenario: scenario, PeakRSSMB: float64(kb) / 1024})
 }
 
-// tideline measures the loader draining the pre-produced data.
+// tideline measures the loader draining the pre-produced data, with
+// cfg.LoaderProcesses loaders of one consumer group sharing the partitions.
 func (r *run) tideline(ctx context.Context, views bool) {
 	t := Throughput{Name: "tideline loader", Views: viewsName(views)}
+	n := r.cfg.LoaderProcesses
+	if n > 1 {
+		t.Name = fmt.Sprintf("tideline loader ×%d", n)
+	}
 	defer func() { r.res.Throughput = append(r.res.Throughput, t) }()
 	conn, chc, err := r.database(ctx, "tideline_"+viewsName(views), views)
 	if err != nil {
@@ -393,26 +398,48 @@ func (r *run) tideline(ctx context.Context, views bool) {
 	}
 	defer conn.Close()
 	name := "loader (throughput, views " + viewsName(views) + ")"
-	spec := r.loaderSpec(name, "bench-"+r.id+"-"+viewsName(views), chc, r.kafkaForChildren(r.bc.TopicPrefix), nil)
-	r.step("tideline (views %s): loader draining %d events", viewsName(views), r.res.Produced.Events)
+	group := "bench-" + r.id + "-" + viewsName(views)
+	r.step("tideline (views %s): %d loader process(es) draining %d events", viewsName(views), n, r.res.Produced.Events)
 	before, err := serverEvents(ctx, conn, localEvents)
 	if err != nil {
 		t.Error = err.Error()
 		return
 	}
 	start := time.Now()
-	c, err := startChild(ctx, r.h, spec)
-	if err != nil {
-		t.Error = err.Error()
-		return
+	var children []*child
+	var errs []error
+	for i := range n {
+		childName := name
+		if n > 1 {
+			childName = fmt.Sprintf("%s %d", name, i+1)
+		}
+		c, err := startChild(ctx, r.h, r.loaderSpec(childName, group, chc, r.kafkaForChildren(r.bc.TopicPrefix), nil))
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		children = append(children, c)
 	}
-	werr := watchDrain(ctx, conn, &t, r.res.Produced.Events, start, r.drainDeadline(start), c.alive)
-	t.Server = serverSince(ctx, conn, localEvents, before)
-	final, serr := c.stop()
-	t.PeakRSSMB = float64(final.PeakRSSKB) / 1024
-	t.ClientCPUSeconds = final.CPUSeconds
-	r.memory("loader", "throughput, views "+viewsName(views), final.PeakRSSKB)
-	if err := errors.Join(werr, serr); err != nil {
+	if len(errs) == 0 {
+		alive := func() error {
+			for _, c := range children {
+				if err := c.alive(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		errs = append(errs, watchDrain(ctx, conn, &t, r.res.Produced.Events, start, r.drainDeadline(start), alive))
+		t.Server = serverSince(ctx, conn, localEvents, before)
+	}
+	for _, c := range children {
+		final, serr := c.stop()
+		errs = append(errs, serr)
+		t.PeakRSSMB = max(t.PeakRSSMB, float64(final.PeakRSSKB)/1024)
+		t.ClientCPUSeconds += final.CPUSeconds
+		r.memory("loader", "throughput, views "+viewsName(views), final.PeakRSSKB)
+	}
+	if err := errors.Join(errs...); err != nil {
 		t.Error = err.Error()
 	}
 	r.step("tideline (views %s): %.0f events/s over %.1fs (drained: %v, peak RSS %.0f MB)", viewsName(views), t.EventsPerSec, t.Seconds, t.Drained, t.PeakRSSMB)

@@ -221,3 +221,65 @@ func eventRows(t *testing.T, conn *chdb.Conn, db string) map[string]string {
 	}
 	return out
 }
+
+// TestLoaderProcesses: two loader processes of one consumer group share the
+// throughput scenario's partitions and load every event exactly once.
+func TestLoaderProcesses(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Scenarios = []string{"throughput"}
+	cfg.LoaderProcesses = 2
+	cfg.Keep = true
+	h := testHarness(t, broker.DefaultConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := h.ClickHouse
+	boot.Database = "default"
+	conn, err := chdb.Open(ctx, boot, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, db := range []string{"probe", "tideline_detached", "tideline_attached"} {
+			if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db); err != nil {
+				t.Errorf("drop the run's databases: %v", err)
+			}
+		}
+		conn.Close()
+	})
+	if len(res.Throughput) != 2 {
+		t.Fatalf("throughput measurements: %+v; want views detached and attached", res.Throughput)
+	}
+	for _, tp := range res.Throughput {
+		if tp.Error != "" || tp.Name != "tideline loader ×2" || !tp.Drained || tp.Rows != cfg.Events {
+			t.Errorf("%s (views %s): %d of %d rows, drained %v, error %q", tp.Name, tp.Views, tp.Rows, cfg.Events, tp.Drained, tp.Error)
+		}
+	}
+	for _, views := range []string{"detached", "attached"} {
+		db := "bench_" + res.RunID + "_tideline_" + views
+		if rows := eventRows(t, conn, db); len(rows) != int(cfg.Events) {
+			t.Errorf("views %s: %d distinct events loaded, want %d", views, len(rows), cfg.Events)
+		}
+		// Every position once: the group split the partitions.
+		var positions, distinct uint64
+		q := "SELECT count(), uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM " + db + ".event_positions"
+		if err := conn.QueryRow(ctx, q).Scan(&positions, &distinct); err != nil {
+			t.Fatal(err)
+		}
+		if positions != uint64(cfg.Events) || distinct != positions {
+			t.Errorf("views %s: %d positions, %d distinct; want %d once each", views, positions, distinct, cfg.Events)
+		}
+	}
+	loaders := 0
+	for _, m := range res.Memory {
+		if m.Process == "loader" && m.PeakRSSMB > 0 {
+			loaders++
+		}
+	}
+	if loaders != 4 {
+		t.Errorf("peak RSS of %d loader processes; want 2 per views scenario", loaders)
+	}
+}

@@ -57,6 +57,10 @@ type Config struct {
 	CeilingInserters int `koanf:"ceiling_inserters"`
 	// PeerConsumers is the Kafka engine's kafka_num_consumers (default 1, the engine's default).
 	PeerConsumers int `koanf:"peer_consumers"`
+	// LoaderProcesses is how many loader processes of one consumer group
+	// drain the pre-produced events in the throughput scenario, sharing its
+	// partitions (default 1).
+	LoaderProcesses int `koanf:"loader_processes"`
 	// Compression is the codec of the pre-produced records: snappy (the
 	// franz-go default the collector uses), lz4, zstd, gzip or none (default snappy).
 	Compression string `koanf:"compression"`
@@ -100,6 +104,7 @@ func DefaultConfig() Config {
 		Scenarios:        slices.Clone(allScenarios),
 		CeilingInserters: 2,
 		PeerConsumers:    1,
+		LoaderProcesses:  1,
 		Compression:      "snappy",
 		PollInterval:     50 * time.Millisecond,
 		ResultsDir:       "bench/results",
@@ -141,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.PeerConsumers < 1 || c.PeerConsumers > 16 {
 		errs = append(errs, fmt.Errorf("bench.peer_consumers must be between 1 and 16, got %d", c.PeerConsumers))
+	}
+	if c.LoaderProcesses < 1 || c.LoaderProcesses > 8 {
+		errs = append(errs, fmt.Errorf("bench.loader_processes must be between 1 and 8, got %d", c.LoaderProcesses))
 	}
 	if _, err := codec(c.Compression); err != nil {
 		errs = append(errs, err)

@@ -30,10 +30,12 @@ type Throughput struct {
 	// Drained is true when every produced row became visible before the
 	// deadline; false means the window ended at the deadline.
 	Drained bool `json:"drained"`
-	// PeakRSSMB is the consuming process's peak RSS (tideline loader only).
+	// PeakRSSMB is the consuming process's peak RSS, the largest of them
+	// with more than one loader process (tideline loader only).
 	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
 	// ClientCPUSeconds is the CPU time of the inserting process: the
-	// loader child, or the bench itself for the ceiling (none for the peer).
+	// loader children (summed), or the bench itself for the ceiling (none
+	// for the peer).
 	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
 	// Server is what ClickHouse's query threads spent meanwhile.
 	Server ServerCPU `json:"server"`

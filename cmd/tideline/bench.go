@@ -47,6 +47,7 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 				config.Flag{Name: "seed", Key: "bench.seed"}, config.Flag{Name: "rate", Key: "bench.rate"},
 				config.Flag{Name: "backlog", Key: "bench.backlog"}, config.Flag{Name: "scenarios", Key: "bench.scenarios"},
 				config.Flag{Name: "ceiling-inserters", Key: "bench.ceiling_inserters"}, config.Flag{Name: "peer-consumers", Key: "bench.peer_consumers"},
+				config.Flag{Name: "loader-processes", Key: "bench.loader_processes"},
 				config.Flag{Name: "compression", Key: "bench.compression"}, config.Flag{Name: "results-dir", Key: "bench.results_dir"},
 				config.Flag{Name: "keep", Key: "bench.keep"}, config.Flag{Name: "cpuprofile", Key: "bench.cpuprofile"}, config.Flag{Name: "child-log", Key: "bench.child_log"},
 				config.Flag{Name: "memprofile", Key: "bench.memprofile"},
@@ -91,6 +92,7 @@ bench/results/<date>-<host>.json. BENCHMARKS.md explains each figure.`,
 	f.StringSlice("scenarios", cfg.Scenarios, "scenarios to run: ceiling, throughput, peer, latency, backlog")
 	f.Int("ceiling-inserters", cfg.CeilingInserters, "concurrent inserts of the ceiling")
 	f.Int("peer-consumers", cfg.PeerConsumers, "kafka_num_consumers of the Kafka-engine peer")
+	f.Int("loader-processes", cfg.LoaderProcesses, "loader processes of one consumer group in the throughput scenario")
 	f.String("compression", cfg.Compression, "codec of the pre-produced records: snappy, lz4, zstd, gzip, none")
 	f.String("results-dir", cfg.ResultsDir, `directory of the results JSON ("" writes none)`)
 	f.Bool("keep", cfg.Keep, "keep the run's databases")
