@@ -30,11 +30,14 @@ type touch struct {
 // rows each recent second had and which it handed out: a first cheap query
 // counts rows per second, and only seconds whose count changed are fetched.
 //
-// One insert fills all views of events one after the other, so a touch can
-// be visible before the same insert's attribute and signal rows are. A
-// touch is therefore handed out when first seen, for low latency, and again
-// once it is TouchSettle old, when its insert has finished, unless its
-// insert is known to have finished when it is first read (finished).
+// One insert fills all views of events one after the other (on 18.16 in
+// the order of their names, so customer_touches before identity_links), so
+// a touch can be visible before the same insert's attribute, signal and
+// identity rows are. A touch is therefore handed out when first seen, for
+// low latency, and again once it has settled: a whole TouchSettle old and,
+// where the loader's progress can tell (insertsDone), with its insert
+// finished, however long a loaded server took over it. A touch whose insert
+// is known finished when first read is handed out once.
 type touchReader struct {
 	overlap, settle uint32
 	max             int
@@ -68,17 +71,17 @@ func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) 
 	if err != nil {
 		return nil, cursor, err
 	}
-	done, err := ingest.InsertsFinished(ctx, conn)
+	finished, err := ingest.InsertsFinished(ctx, conn)
+	done := insertsDone(finished)
 	if err != nil {
 		return nil, cursor, err
 	}
 	// Hand out again the touches that have settled since they were first
 	// read; keep the fresh ones for a second look.
-	settled := now - min(now, r.settle)
 	out := fresh
 	kept := r.unsettled[:0]
 	for _, t := range r.unsettled {
-		if t.at <= settled {
+		if r.settled(t, done, now) {
 			out = append(out, t)
 		} else {
 			kept = append(kept, t)
@@ -86,25 +89,42 @@ func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) 
 	}
 	r.unsettled = kept
 	for _, t := range fresh {
-		if t.at > settled && !insertsDone(done).finished(t) {
+		if !done.finished(t) && !r.settled(t, done, now) {
 			r.unsettled = append(r.unsettled, t)
 		}
 	}
 	return out, next, nil
 }
 
+// settled reports whether t is ready for its second look as of the
+// server's second now: a whole settle time old (touched_at is truncated to
+// its second, so a touch of second s is settle old from s+1+settle on, not
+// at s+settle) and, where the loader's progress can tell, with its insert
+// finished. A live touch whose insert's progress never comes (the insert
+// failed and the partition fell idle) is taken as settled after the
+// overlap, the longest an insert is assumed to take to become visible.
+func (r *touchReader) settled(t touch, done insertsDone, now uint32) bool {
+	older := func(wait uint32) bool { return uint64(t.at)+uint64(wait) < uint64(now) }
+	if done.knows(t) && !done.finished(t) {
+		return older(r.overlap)
+	}
+	return older(r.settle)
+}
+
 // insertsDone is, per lane and partition, when the last insert known to
 // be finished began (ingest.InsertsFinished).
 type insertsDone map[ingest.LanePartition]uint64
 
-// finished reports whether t's insert has certainly finished. A touch of
-// the backfill lane carries the partition of its original lane, not the
-// one it was consumed from, so it never counts as finished here.
+// knows reports whether the loader's progress can tell when t's insert
+// finished. A touch of the backfill lane carries the partition of its
+// original lane, not the one it was consumed from, so it cannot.
+func (d insertsDone) knows(t touch) bool {
+	return t.partition >= 0 && t.lane != "backfill" && t.ingestTime != 0
+}
+
+// finished reports whether t's insert has certainly finished.
 func (d insertsDone) finished(t touch) bool {
-	if t.partition < 0 || t.lane == "backfill" || t.ingestTime == 0 {
-		return false
-	}
-	return d[ingest.LanePartition{Lane: t.lane, Partition: t.partition}] > t.ingestTime
+	return d.knows(t) && d[ingest.LanePartition{Lane: t.lane, Partition: t.partition}] > t.ingestTime
 }
 
 // readNew returns the touches not handed out before.

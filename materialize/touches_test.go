@@ -34,10 +34,39 @@ func TestInsertsDoneFinished(t *testing.T) {
 	}
 }
 
+func TestTouchSettled(t *testing.T) {
+	done := insertsDone{{Lane: "web", Partition: 2}: 1000}
+	r := newTouchReader(10, 3, 1000)
+	finished := touch{at: 100, lane: "web", partition: 2, ingestTime: 999}
+	open := touch{at: 100, lane: "web", partition: 2, ingestTime: 1000}
+	replayed := touch{at: 100, lane: "backfill", partition: 2, ingestTime: 999}
+	for _, tc := range []struct {
+		name string
+		t    touch
+		now  uint32
+		want bool
+	}{
+		// touched_at 100 is any instant of second 100: 3 s old from 104.
+		{"finished insert, 3 s after the touch's second began", finished, 103, false},
+		{"finished insert, a whole settle time old", finished, 104, true},
+		{"insert not known finished, settle time old", open, 104, false},
+		{"insert not known finished, within the overlap", open, 110, false},
+		{"insert not known finished, past the overlap", open, 111, true},
+		{"backfill touch (finish unknowable), 3 s after the touch's second began", replayed, 103, false},
+		{"backfill touch (finish unknowable), a whole settle time old", replayed, 104, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.settled(tc.t, done, tc.now); got != tc.want {
+				t.Errorf("settled = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestTouchLookedAtAgainUnlessItsInsertFinished: a touch whose partition's
 // loader progress was written after its insert is handed out once; one
 // whose insert may still be filling the views is handed out again once
-// settled.
+// the loader's progress shows its insert finished, and not before.
 func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 	conn := testenv.ClickHouse(t)
 	ctx := context.Background()
@@ -65,7 +94,7 @@ func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 
 	// A settle time no pass reaches: every fresh touch is unsettled at the
 	// first read, whatever the load, unless its insert is known finished.
-	r := newTouchReader(10, 3600, 1000)
+	r := newTouchReader(3600, 3600, 1000)
 	count := func(ts []touch) map[string]int {
 		out := map[string]int{}
 		for _, t := range ts {
@@ -80,13 +109,36 @@ func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 	if got := count(first); got["done"] != 1 || got["open"] != 1 {
 		t.Fatalf("first read handed out %v, want each customer once", got)
 	}
-	// Then every touch kept for a second look has settled.
+	// No settle time: once the touches' second has passed, only the
+	// insert's progress holds the second look back.
 	r.settle = 0
+	var touchedAt uint32
+	if err := conn.QueryRow(ctx, "SELECT toUInt32(max(touched_at)) FROM customer_touches").Scan(&touchedAt); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var serverNow uint32
+		if err := conn.QueryRow(ctx, "SELECT toUInt32(now())").Scan(&serverNow); err != nil {
+			t.Fatal(err)
+		}
+		if serverNow > touchedAt {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	held, cursor, err := r.read(ctx, conn, cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := count(held); len(got) != 0 {
+		t.Errorf("settled but with the insert not known finished, handed out %v; want nothing", got)
+	}
+	progress(2, chdb.NowMs())
 	again, _, err := r.read(ctx, conn, cursor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := count(again); got["done"] != 0 || got["open"] != 1 {
-		t.Errorf("after settling handed out %v, want only the customer whose insert was not known finished", got)
+		t.Errorf("after the insert finished handed out %v, want only the customer whose insert was not known finished at first", got)
 	}
 }
