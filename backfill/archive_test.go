@@ -80,6 +80,9 @@ func TestArchiveRestore(t *testing.T) {
 			to := time.Now().Add(time.Millisecond)
 			e.evaluatorCaughtUp()
 			e.stopEvaluator()
+			if linked := linkedMembers(t, e.conn); len(linked) != 0 {
+				t.Fatalf("after the evaluator caught up, %d memberships are held by linked anonymous ids: %v", len(linked), linked)
+			}
 			rowsBefore, stateBefore := e.tableRows(), readState(t, e.conn)
 			if len(stateBefore.attrs) == 0 || len(stateBefore.members) == 0 {
 				t.Fatalf("no derived state to restore (%d attribute values, %d memberships, evaluated as of %d, %d touches); the test proves nothing",
@@ -125,7 +128,7 @@ func TestArchiveRestore(t *testing.T) {
 			}
 			stateAfter := readState(t, e.conn)
 			if diff := staleCustomers(stateAfter, stateBefore); len(diff) != 0 {
-				t.Fatalf("derived state after restore differs for %d customers: %v", len(diff), diff)
+				t.Fatalf("derived state after restore differs for %d customers: %v\n%s", len(diff), diff, stateDiff(stateAfter, stateBefore, 20))
 			}
 			// Restored events kept their original Kafka positions.
 			e.assertAllEvents()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,6 +306,62 @@ func (e *env) control(asOf uint64) customerState {
 		t.Fatal(err)
 	}
 	return readState(t, conn)
+}
+
+// linkedMembers lists the memberships held by anonymous ids an identify
+// linked to a user: none once the evaluator has caught up, since a linked
+// id's history counts for its user and the id leaves every audience.
+func linkedMembers(t *testing.T, conn *chdb.Conn) []string {
+	t.Helper()
+	out, err := conn.Strings(context.Background(), `SELECT concat(customer_id, ' in ', audience_id)
+FROM
+(
+    SELECT audience_id, customer_id, argMax(member, updated_at_ms) AS m
+    FROM audience_membership
+    GROUP BY audience_id, customer_id
+)
+WHERE m = 1 AND customer_id IN (SELECT anonymous_customer_id FROM identity_links)
+ORDER BY customer_id, audience_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// stateDiff describes, for up to n keys, how got differs from want: what a
+// failure prints so the cause can be read from one run.
+func stateDiff(got, want customerState, n int) string {
+	var lines []string
+	add := func(format string, args ...any) {
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}
+	for k, v := range want.attrs {
+		if g, ok := got.attrs[k]; !ok {
+			add("attribute %q: %q, missing now", k, v)
+		} else if g != v {
+			add("attribute %q: %q, now %q", k, v, g)
+		}
+	}
+	for k, v := range got.attrs {
+		if _, ok := want.attrs[k]; !ok {
+			add("attribute %q: absent, now %q", k, v)
+		}
+	}
+	for k := range want.members {
+		if !got.members[k] {
+			add("membership %q: member, not now", k)
+		}
+	}
+	for k := range got.members {
+		if !want.members[k] {
+			add("membership %q: not a member, now one", k)
+		}
+	}
+	sort.Strings(lines)
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("… and %d more", len(lines)-n))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // staleCustomers lists the customers whose state in got differs from want.

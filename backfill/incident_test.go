@@ -261,8 +261,9 @@ func TestIncidentReplay(t *testing.T) {
 			if n := e.queryUint("SELECT uniqExact(kafka_topic, kafka_partition, kafka_offset) FROM event_positions WHERE lane = 'backfill'"); n != uint64(missing) {
 				t.Fatalf("%d positions loaded through the backfill lane, want %d", n, missing)
 			}
-			if left := staleCustomers(readState(t, e.conn), e.control(e.asOf())); len(left) != 0 {
-				t.Fatalf("after apply, %d customers still differ from the oracle: %v", len(left), left)
+			after, oracleState := readState(t, e.conn), e.control(e.asOf())
+			if left := staleCustomers(after, oracleState); len(left) != 0 {
+				t.Fatalf("after apply, %d customers still differ from the oracle: %v\n%s", len(left), left, stateDiff(after, oracleState, 20))
 			}
 			entries := e.assertLedger(e.windowQualifications(inc.from, inc.to))
 			var backfilled int
