@@ -151,12 +151,9 @@ func (r *Replay) prepare(ctx context.Context) (*chdb.Conn, error) {
 	if r.scratchDB == nil {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
-		name := r.Conn.Database
-		if len(name) > 40 {
-			name = name[:40]
-		}
+		prefix, _ := chdb.ScratchPrefix(r.Conn.Database)
 		cfg := r.CH
-		cfg.Database = name + "_replay_" + hex.EncodeToString(b)
+		cfg.Database = prefix + hex.EncodeToString(b)
 		cfg.ReadTimeout = max(cfg.ReadTimeout, r.Timeout)
 		// The scratch database is one server's, in cluster mode too: a
 		// replay is one process's computation over a window, read from the

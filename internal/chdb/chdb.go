@@ -72,6 +72,18 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 // database or table name.
 func ValidIdentifier(s string) bool { return identRe.MatchString(s) }
 
+// scratchNameMax bounds the part of a database's name its scratch
+// databases carry.
+const scratchNameMax = 40
+
+// ScratchPrefix is how the names of the scratch databases a process
+// creates beside database begin (a backfill replay's); a random suffix
+// follows. ok is false when database's name is too long to be carried
+// whole, so the prefix could also be another database's.
+func ScratchPrefix(database string) (prefix string, ok bool) {
+	return database[:min(len(database), scratchNameMax)] + "_replay_", len(database) <= scratchNameMax
+}
+
 // Validate says what to fix in c.
 func (c Config) Validate() error {
 	var errs []error

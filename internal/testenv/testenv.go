@@ -156,6 +156,22 @@ func dropDatabase(t testing.TB, c chdb.Config) {
 	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database+c.OnCluster()); err != nil {
 		t.Logf("drop test database %s: %v", c.Database, err)
 	}
+	// A process killed by the test (a backfill apply) leaves its scratch
+	// databases behind; they live on one server, never on the cluster.
+	prefix, ok := chdb.ScratchPrefix(c.Database)
+	if !ok {
+		return
+	}
+	scratch, err := conn.Strings(ctx, "SELECT name FROM system.databases WHERE startsWith(name, ?)", prefix)
+	if err != nil {
+		t.Logf("list scratch databases of %s: %v", c.Database, err)
+		return
+	}
+	for _, db := range scratch {
+		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+			t.Logf("drop scratch database %s: %v", db, err)
+		}
+	}
 }
 
 // ClickHouse opens a fresh database with every migration applied and drops
