@@ -51,10 +51,11 @@ type Config struct {
 	TouchOverlap time.Duration `koanf:"touch_overlap"`
 	// TouchSettle is how long after a touch the evaluator looks at its
 	// customer a second time: an insert fills the views of events one by
-	// one, and the touch may be seen before the attribute or signal rows of
-	// the same insert. A touch whose insert the loader's progress already
-	// shows finished is not looked at again (default 3s; less than
-	// touch_overlap).
+	// one, and the touch may be seen before the attribute, signal or
+	// identity rows of the same insert. The second look also waits for the
+	// loader's progress to show the insert finished (up to touch_overlap),
+	// and a touch whose insert it already shows finished is not looked at
+	// again (default 3s; less than touch_overlap).
 	TouchSettle time.Duration `koanf:"touch_settle"`
 	// TouchRetention is how long customer_touches keeps its daily
 	// partitions before the evaluator drops them (default 72h).
