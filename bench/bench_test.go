@@ -62,6 +62,35 @@ func smallConfig(t *testing.T) Config {
 	return c
 }
 
+// runKept runs cfg within the given time with the run's databases kept for
+// the test to read, and drops them when the test ends; conn is on the
+// server's default database.
+func runKept(t *testing.T, cfg Config, h Harness, within time.Duration) (*Result, *chdb.Conn) {
+	t.Helper()
+	cfg.Keep = true
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	res, err := Run(ctx, cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := h.ClickHouse
+	boot.Database = "default"
+	conn, err := chdb.Open(ctx, boot, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, db := range []string{"probe", "ceiling_detached", "ceiling_attached", "tideline_detached", "tideline_attached", "peer_attached", "peer_detached", "latency", "backlog"} {
+			if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db); err != nil {
+				t.Errorf("drop the run's databases: %v", err)
+			}
+		}
+		conn.Close()
+	})
+	return res, conn
+}
+
 // TestRun runs every scenario on a small scale and checks that each one
 // measured what it claims: every produced event was loaded by the loader
 // and by the peer, with the same column values; latencies were observed;
@@ -70,7 +99,6 @@ func TestRun(t *testing.T) {
 	for name, bc := range testBrokers(t) {
 		t.Run(name, func(t *testing.T) {
 			cfg := smallConfig(t)
-			cfg.Keep = true
 			if testenv.ClusterMode() {
 				cfg.Cluster = strings.Join(testenv.ClusterAddrs(t), ",")
 				cfg.ClusterName = testenv.ClusterName
@@ -81,26 +109,8 @@ func TestRun(t *testing.T) {
 				// Migrating on the cluster is DDL ON CLUSTER.
 				within = 8 * time.Minute
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), within)
-			defer cancel()
-			res, err := Run(ctx, cfg, h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			boot := h.ClickHouse
-			boot.Database = "default"
-			conn, err := chdb.Open(ctx, boot, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				for _, db := range []string{"probe", "ceiling_detached", "ceiling_attached", "tideline_detached", "tideline_attached", "peer_attached", "peer_detached", "latency", "backlog"} {
-					if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db); err != nil {
-						t.Errorf("drop the run's databases: %v", err)
-					}
-				}
-				conn.Close()
-			})
+			res, conn := runKept(t, cfg, h, within)
+			ctx := context.Background()
 
 			kinds := map[string]int{}
 			for _, tp := range res.Throughput {
@@ -228,28 +238,8 @@ func TestLoaderProcesses(t *testing.T) {
 	cfg := smallConfig(t)
 	cfg.Scenarios = []string{"throughput"}
 	cfg.LoaderProcesses = 2
-	cfg.Keep = true
-	h := testHarness(t, broker.DefaultConfig())
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, cfg, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot := h.ClickHouse
-	boot.Database = "default"
-	conn, err := chdb.Open(ctx, boot, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, db := range []string{"probe", "tideline_detached", "tideline_attached"} {
-			if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db); err != nil {
-				t.Errorf("drop the run's databases: %v", err)
-			}
-		}
-		conn.Close()
-	})
+	res, conn := runKept(t, cfg, testHarness(t, broker.DefaultConfig()), 3*time.Minute)
+	ctx := context.Background()
 	if len(res.Throughput) != 2 {
 		t.Fatalf("throughput measurements: %+v; want views detached and attached", res.Throughput)
 	}
