@@ -72,10 +72,10 @@ func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) 
 		return nil, cursor, err
 	}
 	finished, err := ingest.InsertsFinished(ctx, conn)
-	done := insertsDone(finished)
 	if err != nil {
 		return nil, cursor, err
 	}
+	done := insertsDone(finished)
 	// Hand out again the touches that have settled since they were first
 	// read; keep the fresh ones for a second look.
 	out := fresh
