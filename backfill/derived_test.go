@@ -328,35 +328,39 @@ ORDER BY customer_id, audience_id`)
 	return out
 }
 
-// stateDiff describes, for up to n keys, how got differs from want: what a
-// failure prints so the cause can be read from one run.
-func stateDiff(got, want customerState, n int) string {
-	var lines []string
-	add := func(format string, args ...any) {
-		lines = append(lines, fmt.Sprintf(format, args...))
-	}
+// eachDifference calls fn for every attribute value or membership in which
+// got differs from want, with its key (customer \x00 attribute or
+// audience) and what differs.
+func eachDifference(got, want customerState, fn func(key, what string)) {
 	for k, v := range want.attrs {
 		if g, ok := got.attrs[k]; !ok {
-			add("attribute %q: %q, missing now", k, v)
+			fn(k, fmt.Sprintf("attribute %q: %q, missing now", k, v))
 		} else if g != v {
-			add("attribute %q: %q, now %q", k, v, g)
+			fn(k, fmt.Sprintf("attribute %q: %q, now %q", k, v, g))
 		}
 	}
 	for k, v := range got.attrs {
 		if _, ok := want.attrs[k]; !ok {
-			add("attribute %q: absent, now %q", k, v)
+			fn(k, fmt.Sprintf("attribute %q: absent, now %q", k, v))
 		}
 	}
 	for k := range want.members {
 		if !got.members[k] {
-			add("membership %q: member, not now", k)
+			fn(k, fmt.Sprintf("membership %q: member, not now", k))
 		}
 	}
 	for k := range got.members {
 		if !want.members[k] {
-			add("membership %q: not a member, now one", k)
+			fn(k, fmt.Sprintf("membership %q: not a member, now one", k))
 		}
 	}
+}
+
+// stateDiff describes, for up to n keys, how got differs from want: what a
+// failure prints so the cause can be read from one run.
+func stateDiff(got, want customerState, n int) string {
+	var lines []string
+	eachDifference(got, want, func(_, what string) { lines = append(lines, what) })
 	sort.Strings(lines)
 	if len(lines) > n {
 		lines = append(lines[:n], fmt.Sprintf("… and %d more", len(lines)-n))
@@ -367,34 +371,10 @@ func stateDiff(got, want customerState, n int) string {
 // staleCustomers lists the customers whose state in got differs from want.
 func staleCustomers(got, want customerState) []string {
 	set := map[string]bool{}
-	cust := func(k string) string {
-		for i := range k {
-			if k[i] == 0 {
-				return k[:i]
-			}
-		}
-		return k
-	}
-	for k, v := range want.attrs {
-		if got.attrs[k] != v {
-			set[cust(k)] = true
-		}
-	}
-	for k := range got.attrs {
-		if _, ok := want.attrs[k]; !ok {
-			set[cust(k)] = true
-		}
-	}
-	for k := range want.members {
-		if !got.members[k] {
-			set[cust(k)] = true
-		}
-	}
-	for k := range got.members {
-		if !want.members[k] {
-			set[cust(k)] = true
-		}
-	}
+	eachDifference(got, want, func(key, _ string) {
+		customer, _, _ := strings.Cut(key, "\x00")
+		set[customer] = true
+	})
 	out := make([]string, 0, len(set))
 	for c := range set {
 		out = append(out, c)

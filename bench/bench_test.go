@@ -76,7 +76,7 @@ func runKept(t *testing.T, cfg Config, h Harness, within time.Duration) (*Result
 	}
 	boot := h.ClickHouse
 	boot.Database = "default"
-	conn, err := chdb.Open(ctx, boot, false)
+	conn, err := chdb.Open(context.Background(), boot, false)
 	if err != nil {
 		t.Fatal(err)
 	}
