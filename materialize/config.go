@@ -50,12 +50,15 @@ type Config struct {
 	// can become visible this long after its rows were stamped (default 10s).
 	TouchOverlap time.Duration `koanf:"touch_overlap"`
 	// TouchSettle is how long after a touch the evaluator looks at its
-	// customer a second time: an insert fills the views of events one by
-	// one, and the touch may be seen before the attribute, signal or
-	// identity rows of the same insert. The second look also waits for the
-	// loader's progress to show the insert finished (up to touch_overlap),
-	// and a touch whose insert it already shows finished is not looked at
-	// again (default 3s; less than touch_overlap).
+	// customer a second time when the loader's progress cannot tell that
+	// the touch's insert finished (backfill, rows inserted by other tools),
+	// and on a cluster, where replicated rows reach the evaluator's server
+	// after the insert: an insert fills the views of events one by one, and
+	// the touch may be seen before the attribute, signal or identity rows
+	// of the same insert. On one server a touch is looked at again as soon
+	// as the loader's progress shows its insert finished, and not again if
+	// it did by the first look; a second look waits for that progress up
+	// to touch_overlap (default 3s; less than touch_overlap).
 	TouchSettle time.Duration `koanf:"touch_settle"`
 	// TouchRetention is how long customer_touches keeps its daily
 	// partitions before the evaluator drops them (default 72h).

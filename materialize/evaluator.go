@@ -30,7 +30,8 @@ type Stats struct {
 	// Audiences evaluated.
 	Audiences int
 	// Touches are the customer_touches rows handled: each touch is handled
-	// when first seen and once more when settled (Config.TouchSettle).
+	// when first seen and, unless its insert had finished by then, once
+	// more when settled (touchReader).
 	Touches int
 	// Customers evaluated (resolved customers, plus retired anonymous ids).
 	Customers int
@@ -106,7 +107,7 @@ func NewEvaluator(cfg Config, env component.Env) (*Evaluator, error) {
 		env:     env,
 		log:     env.Logger(),
 		metrics: newEvalMetrics(env.Registry),
-		touches: newTouchReader(uint32(cfg.TouchOverlap/time.Second), uint32(cfg.TouchSettle/time.Second), cfg.MaxTouches),
+		touches: newTouchReader(uint32(cfg.TouchOverlap/time.Second), uint32(cfg.TouchSettle/time.Second), cfg.MaxTouches, env.Conn != nil && env.Conn.Cluster != ""),
 	}, nil
 }
 

@@ -31,23 +31,33 @@ type touch struct {
 // counts rows per second, and only seconds whose count changed are fetched.
 //
 // One insert fills all views of events one after the other (on 18.16 in
-// the order of their names, so customer_touches before identity_links), so
-// a touch can be visible before the same insert's attribute, signal and
-// identity rows are. A touch is therefore handed out when first seen, for
-// low latency, and again once it has settled: a whole TouchSettle old and,
-// where the loader's progress can tell (insertsDone), with its insert
-// finished, however long a loaded server took over it. A touch whose insert
-// is known finished when first read is handed out once.
+// the order of their names, so customer_touches before identity_links and
+// the signals), so a touch can be visible before the same insert's
+// attribute, signal and identity rows are. A touch is therefore handed out
+// when first seen, for low latency, and again once it has settled. On one
+// server a touch has settled as soon as the loader's progress shows its
+// insert finished (insertsDone): every view's rows are visible then, so a
+// touch whose insert is known finished when first read is handed out once,
+// and one whose insert finishes later is looked at again by the next pass,
+// not TouchSettle later. On a cluster (replicated) the tables every server
+// holds a copy of (identity claims and links, input lanes) reach the
+// evaluator's server by replication after the insert, so there a touch
+// settles a whole TouchSettle after it, and after its insert finished
+// where that can be told. A touch whose finish cannot be told settles
+// TouchSettle after it.
 type touchReader struct {
 	overlap, settle uint32
-	max             int
-	counts          map[uint32]uint64
-	seen            map[uint32]map[string]bool
-	unsettled       []touch
+	// replicated: the evaluator reads a cluster, where a finished insert
+	// does not make its replicated rows visible everywhere.
+	replicated bool
+	max        int
+	counts     map[uint32]uint64
+	seen       map[uint32]map[string]bool
+	unsettled  []touch
 }
 
-func newTouchReader(overlapSec, settleSec uint32, max int) *touchReader {
-	r := &touchReader{overlap: overlapSec, settle: settleSec, max: max}
+func newTouchReader(overlapSec, settleSec uint32, max int, replicated bool) *touchReader {
+	r := &touchReader{overlap: overlapSec, settle: settleSec, max: max, replicated: replicated}
 	r.reset()
 	return r
 }
@@ -89,23 +99,28 @@ func (r *touchReader) read(ctx context.Context, conn *chdb.Conn, cursor uint32) 
 	}
 	r.unsettled = kept
 	for _, t := range fresh {
-		if !done.finished(t) && !r.settled(t, done, now) {
+		if !r.settled(t, done, now) {
 			r.unsettled = append(r.unsettled, t)
 		}
 	}
 	return out, next, nil
 }
 
-// settled reports whether t is ready for its second look as of the
-// server's second now: a whole settle time old (touched_at is truncated to
-// its second, so a touch of second s is settle old from s+1+settle on, not
-// at s+settle) and, where the loader's progress can tell, with its insert
-// finished. A live touch whose insert's progress never comes (the insert
-// failed and the partition fell idle) is taken as settled after the
-// overlap, the longest an insert is assumed to take to become visible.
+// settled reports whether a look at t as of the server's second now sees
+// every row of its insert: on one server once its insert is known
+// finished; otherwise once it is a whole settle time old (touched_at is
+// truncated to its second, so a touch of second s is settle old from
+// s+1+settle on, not at s+settle) and, where the loader's progress can
+// tell, its insert finished. A live touch whose insert's progress never
+// comes (the insert failed and the partition fell idle) is taken as
+// settled after the overlap, the longest an insert is assumed to take to
+// become visible.
 func (r *touchReader) settled(t touch, done insertsDone, now uint32) bool {
 	older := func(wait uint32) bool { return uint64(t.at)+uint64(wait) < uint64(now) }
-	if done.knows(t) && !done.finished(t) {
+	switch {
+	case done.finished(t) && !r.replicated:
+		return true
+	case done.knows(t) && !done.finished(t):
 		return older(r.overlap)
 	}
 	return older(r.settle)

@@ -36,26 +36,32 @@ func TestInsertsDoneFinished(t *testing.T) {
 
 func TestTouchSettled(t *testing.T) {
 	done := insertsDone{{Lane: "web", Partition: 2}: 1000}
-	r := newTouchReader(10, 3, 1000)
 	finished := touch{at: 100, lane: "web", partition: 2, ingestTime: 999}
 	open := touch{at: 100, lane: "web", partition: 2, ingestTime: 1000}
 	replayed := touch{at: 100, lane: "backfill", partition: 2, ingestTime: 999}
 	for _, tc := range []struct {
-		name string
-		t    touch
-		now  uint32
-		want bool
+		name       string
+		replicated bool
+		t          touch
+		now        uint32
+		want       bool
 	}{
 		// touched_at 100 is any instant of second 100: 3 s old from 104.
-		{"finished insert, 3 s after the touch's second began", finished, 103, false},
-		{"finished insert, a whole settle time old", finished, 104, true},
-		{"insert not known finished, settle time old", open, 104, false},
-		{"insert not known finished, within the overlap", open, 110, false},
-		{"insert not known finished, past the overlap", open, 111, true},
-		{"backfill touch (finish unknowable), 3 s after the touch's second began", replayed, 103, false},
-		{"backfill touch (finish unknowable), a whole settle time old", replayed, 104, true},
+		{"finished insert, in the touch's own second", false, finished, 100, true},
+		{"insert not known finished, settle time old", false, open, 104, false},
+		{"insert not known finished, within the overlap", false, open, 110, false},
+		{"insert not known finished, past the overlap", false, open, 111, true},
+		{"backfill touch (finish unknowable), 3 s after the touch's second began", false, replayed, 103, false},
+		{"backfill touch (finish unknowable), a whole settle time old", false, replayed, 104, true},
+		// On a cluster replicated rows arrive after the insert finished.
+		{"cluster, finished insert, 3 s after the touch's second began", true, finished, 103, false},
+		{"cluster, finished insert, a whole settle time old", true, finished, 104, true},
+		{"cluster, insert not known finished, settle time old", true, open, 104, false},
+		{"cluster, insert not known finished, past the overlap", true, open, 111, true},
+		{"cluster, backfill touch, a whole settle time old", true, replayed, 104, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			r := newTouchReader(10, 3, 1000, tc.replicated)
 			if got := r.settled(tc.t, done, tc.now); got != tc.want {
 				t.Errorf("settled = %v, want %v", got, tc.want)
 			}
@@ -65,8 +71,10 @@ func TestTouchSettled(t *testing.T) {
 
 // TestTouchLookedAtAgainUnlessItsInsertFinished: a touch whose partition's
 // loader progress was written after its insert is handed out once; one
-// whose insert may still be filling the views is handed out again once
-// the loader's progress shows its insert finished, and not before.
+// whose insert may still be filling the views is handed out again as soon
+// as the loader's progress shows its insert finished, however far off the
+// settle time is, and not before. A reader of a cluster looks at every
+// touch again after the settle time, whatever the progress says.
 func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 	conn := testenv.ClickHouse(t)
 	ctx := context.Background()
@@ -92,9 +100,6 @@ func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 	progress(1, ingestMs+1)
 	progress(2, ingestMs-1)
 
-	// A settle time no pass reaches: every fresh touch is unsettled at the
-	// first read, whatever the load, unless its insert is known finished.
-	r := newTouchReader(3600, 3600, 1000)
 	count := func(ts []touch) map[string]int {
 		out := map[string]int{}
 		for _, t := range ts {
@@ -102,13 +107,27 @@ func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 		}
 		return out
 	}
-	first, cursor, err := r.read(ctx, conn, 0)
-	if err != nil {
-		t.Fatal(err)
+	read := func(r *touchReader, cursor uint32) ([]touch, uint32) {
+		t.Helper()
+		ts, next, err := r.read(ctx, conn, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts, next
 	}
+	// A settle time no pass reaches: every fresh touch is unsettled at the
+	// first read, whatever the load, unless its insert is known finished.
+	r := newTouchReader(3600, 3600, 1000, false)
+	cluster := newTouchReader(3600, 3600, 1000, true)
+	first, cursor := read(r, 0)
 	if got := count(first); got["done"] != 1 || got["open"] != 1 {
 		t.Fatalf("first read handed out %v, want each customer once", got)
 	}
+	cfirst, ccursor := read(cluster, 0)
+	if got := count(cfirst); got["done"] != 1 || got["open"] != 1 {
+		t.Fatalf("cluster: first read handed out %v, want each customer once", got)
+	}
+
 	// No settle time: once the touches' second has passed, only the
 	// insert's progress holds the second look back.
 	r.settle = 0
@@ -126,19 +145,26 @@ func TestTouchLookedAtAgainUnlessItsInsertFinished(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	held, cursor, err := r.read(ctx, conn, cursor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	held, cursor := read(r, cursor)
 	if got := count(held); len(got) != 0 {
 		t.Errorf("settled but with the insert not known finished, handed out %v; want nothing", got)
 	}
+	// The settle time out of reach again: the insert's finish alone
+	// settles its touch on one server.
+	r.settle = 3600
 	progress(2, chdb.NowMs())
-	again, _, err := r.read(ctx, conn, cursor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again, _ := read(r, cursor)
 	if got := count(again); got["done"] != 0 || got["open"] != 1 {
 		t.Errorf("after the insert finished handed out %v, want only the customer whose insert was not known finished at first", got)
+	}
+
+	// On a cluster both inserts are finished now, and neither touch is
+	// looked at again before the settle time; then both are.
+	if held, _ := read(cluster, ccursor); len(held) != 0 {
+		t.Errorf("cluster: with the settle time out of reach handed out %v; want nothing", count(held))
+	}
+	cluster.settle = 0
+	if again, _ := read(cluster, ccursor); count(again)["done"] != 1 || count(again)["open"] != 1 {
+		t.Errorf("cluster: once settled handed out %v, want each customer again", count(again))
 	}
 }
