@@ -88,11 +88,12 @@ func loaderSIGKILL(t *testing.T, settings []string) {
 			// time; event_positions keeps a row for every delivery, so its
 			// count() only grows and says what was delivered.
 			logPath := filepath.Join(t.TempDir(), "ingest.log")
+			group := "crash-" + testenv.Name(t)
 			args := []string{"ingest", "--broker", "kafka", "--brokers", strings.Join(br.Seeds, ","),
 				"--metrics-addr=", "--log-json"}
 			env := append(testenv.ClickHouseEnv(t, conn),
 				"TIDELINE_KAFKA_TOPIC_PREFIX="+br.Config.TopicPrefix,
-				"TIDELINE_LOADER_GROUP=crash-"+testenv.Name(t),
+				"TIDELINE_LOADER_GROUP="+group,
 				"TIDELINE_LOADER_BATCH_SIZE=10000",
 				// A restarted loader takes its partitions back at once
 				// (static membership) instead of waiting out the killed
@@ -205,6 +206,18 @@ func loaderSIGKILL(t *testing.T, settings []string) {
 			testenv.Eventually(t, 3*time.Minute, "every event loaded after the restarts", func() (bool, string) {
 				n := queryUint(t, conn, "SELECT uniqExact(message_id) FROM events")
 				return n == crashEvents, fmt.Sprintf("unique=%d of %d", n, crashEvents)
+			})
+			// Every message is in once a killed loader's open insert, which
+			// the server finishes without it, brought the last ones; the
+			// restarted loader may still be loading its uncommitted records
+			// again. Only once it committed everything has it no insert to
+			// come that would add rows after the merge below.
+			testenv.Eventually(t, 3*time.Minute, "the loader committed every record", func() (bool, string) {
+				ok, behind, err := testenv.CommittedEverything(ctx, br, group)
+				if err != nil {
+					return false, err.Error()
+				}
+				return ok, behind
 			})
 			delivered := queryUint(t, conn, "SELECT count() FROM event_positions")
 			testenv.Merge(t, conn, "events", "event_positions", "dead_letters")

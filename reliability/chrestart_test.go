@@ -74,7 +74,7 @@ func TestClickHouseRestarted(t *testing.T) {
 	if err := loader.term(time.Minute); err != nil {
 		t.Errorf("loader: %v\n%s", err, loader.tail(30))
 	}
-	if ok, behind, err := committedEverything(ctx, br, group); err != nil || !ok {
+	if ok, behind, err := testenv.CommittedEverything(ctx, br, group); err != nil || !ok {
 		t.Errorf("group has not committed everything after a clean stop: %s %v\nloader warnings:\n%s\nloader log tail:\n%s",
 			behind, err, loader.grep(`"level":"WARN"`, 40), loader.tail(40))
 	}

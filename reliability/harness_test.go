@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 
@@ -646,34 +645,4 @@ func waitLoaded(ctx context.Context, t testing.TB, conn *chdb.Conn, seed uint64,
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-// committedEverything reports whether the group has committed every lane
-// partition's end offset, so nothing would be redelivered.
-func committedEverything(ctx context.Context, br testenv.Broker, group string) (bool, string, error) {
-	cl, err := kgo.NewClient(broker.ClientOpts(br.Seeds, nil)...)
-	if err != nil {
-		return false, "", err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	var behind []string
-	for _, lane := range []string{"web", "server"} {
-		topic := br.Config.MustTopic(lane)
-		ends, err := adm.ListEndOffsets(ctx, topic)
-		if err != nil {
-			return false, "", err
-		}
-		committed, err := adm.FetchOffsets(ctx, br.Config.TopicPrefix+group+"."+lane)
-		if err != nil {
-			return false, "", err
-		}
-		ends.Each(func(o kadm.ListedOffset) {
-			c, ok := committed.Lookup(o.Topic, o.Partition)
-			if o.Offset > 0 && (!ok || c.At < o.Offset) {
-				behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", o.Topic, o.Partition, c.At, o.Offset))
-			}
-		})
-	}
-	return len(behind) == 0, strings.Join(behind, ", "), nil
 }

@@ -60,7 +60,7 @@ func TestLoaderKilled(t *testing.T) {
 	if err := loader.term(time.Minute); err != nil {
 		t.Errorf("final loader: %v\n%s", err, loader.tail(30))
 	}
-	ok, behind, err := committedEverything(ctx, br, group)
+	ok, behind, err := testenv.CommittedEverything(ctx, br, group)
 	if err != nil {
 		t.Fatalf("read committed offsets: %v", err)
 	}

@@ -87,7 +87,7 @@ func TestRebalanceStorm(t *testing.T) {
 			t.Errorf("%s: %v\n%s", m.name, err, m.tail(30))
 		}
 	}
-	if ok, behind, err := committedEverything(ctx, br, group); err != nil || !ok {
+	if ok, behind, err := testenv.CommittedEverything(ctx, br, group); err != nil || !ok {
 		t.Errorf("group has not committed everything after the members stopped cleanly: %s %v", behind, err)
 	}
 	f, redeliveredRows := loadedFigures(ctx, t, conn, seed, n)

@@ -58,7 +58,7 @@ func TestIngestDrainsOnSIGTERM(t *testing.T) {
 			if after.Unique != uint64(n) || after.Foreign != 0 {
 				t.Errorf("after SIGTERM %d of %d acknowledged events are in ClickHouse (%d foreign rows)\n%s", after.Unique, n, after.Foreign, loader.tail(30))
 			}
-			if ok, behind, err := committedEverything(ctx, br, group); err != nil || !ok {
+			if ok, behind, err := testenv.CommittedEverything(ctx, br, group); err != nil || !ok {
 				t.Errorf("the group has not committed everything the lanes held: %s %v", behind, err)
 			}
 			if log := loader.logText(); !strings.Contains(log, "every record in the lanes loaded") {
