@@ -58,7 +58,7 @@ type Config struct {
 	// of the same insert. On one server a touch is looked at again as soon
 	// as the loader's progress shows its insert finished, and not again if
 	// it did by the first look; a second look waits for that progress up
-	// to touch_overlap (default 3s; less than touch_overlap).
+	// to touch_overlap. Default 3s; less than touch_overlap.
 	TouchSettle time.Duration `koanf:"touch_settle"`
 	// TouchRetention is how long customer_touches keeps its daily
 	// partitions before the evaluator drops them (default 72h).
