@@ -81,12 +81,17 @@ func runKept(t *testing.T, cfg Config, h Harness, within time.Duration) (*Result
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, db := range []string{"probe", "ceiling_detached", "ceiling_attached", "tideline_detached", "tideline_attached", "peer_attached", "peer_detached", "latency", "backlog"} {
-			if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_"+res.RunID+"_"+db); err != nil {
-				t.Errorf("drop the run's databases: %v", err)
+		defer conn.Close()
+		ctx := context.Background()
+		dbs, err := conn.Strings(ctx, "SELECT name FROM system.databases WHERE startsWith(name, ?)", "bench_"+res.RunID+"_")
+		if err != nil {
+			t.Errorf("list the run's databases: %v", err)
+		}
+		for _, db := range dbs {
+			if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+				t.Errorf("drop the run's database %s: %v", db, err)
 			}
 		}
-		conn.Close()
 	})
 	return res, conn
 }
